@@ -1,0 +1,184 @@
+"""Benchmark: one tick over 100,000 due enrollments on SQLite, beside its baselines.
+
+Measured in the same run:
+
+* ``touches_per_s``: the real ``run_cadences`` tick (Prefect flow, one task
+  per batch of 1,000) with a sender that accepts instantly;
+* ``naive_touches_per_s``: the naive design, one Prefect task per touch, on a
+  sample of ``--naive-sample`` enrollments, extrapolated;
+* ``floor_touches_per_s``: the raw floor, rendering the same templates and
+  bulk-inserting the same ledger rows with no engine at all;
+* ``peak_rss_mb``: peak resident memory of this process after the tick;
+* ``idle_tick_s``: a tick through the flow over 1,000,000 enrollments of which
+  none is due.
+
+The last line of output is one JSON object with these keys.
+Run: ``.venv/bin/python bench/tick.py [--enrollments N] [--idle N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from prefect import flow  # noqa: E402
+from sqlalchemy import insert  # noqa: E402
+
+from connectors.fakes import FakeEmailSender  # noqa: E402
+from flows.demo_data import generate_rows  # noqa: E402
+from flows.local import local_prefect  # noqa: E402
+from flows.run_cadences import run_batch, tick  # noqa: E402
+from touchflow.cadence import load_cadence  # noqa: E402
+from touchflow.engine import SenderInfo  # noqa: E402
+from touchflow.prospects import parse_prospect  # noqa: E402
+from touchflow.render import Renderer, build_context  # noqa: E402
+from touchflow.store.db import make_engine, upgrade  # noqa: E402
+from touchflow.store.repo import RuntimeCache, save_cadence_version  # noqa: E402
+from touchflow.store.schema import enrollments, prospects, touches  # noqa: E402
+from touchflow.tick import Ticker  # noqa: E402
+
+# Tuesday 10:00 in New York: inside the sample cadence's window.
+NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+SENDER = SenderInfo(email="sam@touchflow.example", name="Sam Rivera", title="AE",
+                    company="touchflow", timezone="America/New_York")
+CADENCE = load_cadence(ROOT / "cadences" / "enterprise-outbound.yaml", ROOT / "templates")
+
+
+def make_db(path: Path, n: int, *, due: bool) -> Any:
+    """A migrated SQLite database with ``n`` prospects enrolled at step 0."""
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    rows = generate_rows(min(n, 100_000), seed=11, missing_title_every=0)
+    with engine.begin() as conn:
+        save_cadence_version(conn, CADENCE, NOW)
+        for start in range(0, n, 50_000):
+            chunk = []
+            for i in range(start, min(n, start + 50_000)):
+                r = dict(rows[i % len(rows)])
+                r["email"] = f"p{i}.{r['email']}"
+                r["country"], r["timezone"] = "US", "America/New_York"
+                r["phone"] = "+12125550100"
+                p = parse_prospect(r)
+                chunk.append({
+                    "id": i + 1, "email": p.email, "first_name": p.first_name,
+                    "last_name": p.last_name, "title": p.title, "company": p.company,
+                    "domain": p.domain, "phone": p.phone, "country": p.country,
+                    "timezone": p.timezone, "fields": p.fields, "created_at": NOW,
+                    "updated_at": NOW,
+                })
+            conn.execute(insert(prospects), chunk)
+            conn.execute(insert(enrollments), [{
+                "id": c["id"], "prospect_id": c["id"], "cadence_id": CADENCE.id,
+                "cadence_version": CADENCE.version, "state": "pending", "step_index": 0,
+                "attempt": 1,
+                # Idle set: most in the future, some parked (NULL), none due now.
+                "next_due_at": NOW if due else (
+                    None if c["id"] % 3 == 0 else NOW + timedelta(days=1 + c["id"] % 20)),
+                "owner_email": "sdr@touchflow.example", "sender_email": SENDER.email,
+                "sender_name": SENDER.name, "enrolled_at": NOW, "updated_at": NOW,
+            } for c in chunk])
+    return engine
+
+
+def ticker(engine: Any) -> Ticker:
+    return Ticker(engine, email=FakeEmailSender(), sms=None, sender_defaults=SENDER,
+                  runtimes=RuntimeCache("http://localhost:8000"))
+
+
+@flow(name="bench_tick", persist_result=False)
+def batched_tick(tk: Ticker, batch_size: int) -> dict[str, int]:
+    """The production tick body (recover + one task per batch)."""
+    return tick(tk, NOW, batch_size).as_dict()
+
+
+@flow(name="bench_naive_tick", persist_result=False)
+def naive_tick(tk: Ticker, n: int) -> int:
+    """The naive design: one Prefect task per touch."""
+    sent = 0
+    for _ in range(n):
+        sent += run_batch(tk, NOW, 1)["sent"]
+    return sent
+
+
+def floor(engine: Any, n: int) -> float:
+    """Render the same templates and bulk-insert the same ledger rows, no engine."""
+    renderer = Renderer(CADENCE.templates)
+    step = CADENCE.steps[0]
+    rows = generate_rows(min(n, 100_000), seed=11, missing_title_every=0)
+    t0 = time.perf_counter()
+    out = []
+    for i in range(n):
+        p = parse_prospect(rows[i % len(rows)])
+        ctx = build_context(p, SENDER.context(), {"unsubscribe_url": f"u/{i}",
+                                                  "step": {"id": step.id}, "cadence": {}})
+        subject = renderer.render_string(step.variants[0].subject or step.subject or "", ctx) \
+            if step.variants else renderer.render_string(step.subject or "", ctx)
+        body = renderer.render_template(step.template or "", ctx)
+        out.append({"key": f"{i + 1}-{step.id}-1", "enrollment_id": i + 1, "step_id": step.id,
+                    "channel": "email", "variant": "a", "status": "sent", "subject": subject,
+                    "message_id": f"<tf.{i}@x>", "due_at": NOW, "executed_at": NOW,
+                    "claimed_at": NOW, "sent_at": NOW, "provider_id": str(len(body))})
+    with engine.begin() as conn:
+        conn.execute(insert(touches), out)
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--enrollments", type=int, default=100_000)
+    ap.add_argument("--naive-sample", type=int, default=500)
+    ap.add_argument("--idle", type=int, default=1_000_000)
+    ap.add_argument("--batch-size", type=int, default=1000)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="touchflow-bench-"))
+    results: dict[str, Any] = {}
+    with local_prefect():
+        engine = make_db(tmp / "tick.db", args.enrollments, due=True)
+        batched_tick(ticker(make_db(tmp / "warm.db", 10, due=True)), 10)  # start the server
+        tk = ticker(engine)
+        t0 = time.perf_counter()
+        report = batched_tick(tk, args.batch_size)
+        elapsed = time.perf_counter() - t0
+        assert report["sent"] == args.enrollments, report
+        results["touches_per_s"] = round(report["sent"] / elapsed)
+        results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        print(f"tick: {report['sent']} touches in {elapsed:.2f} s", file=sys.stderr)
+
+        naive_engine = make_db(tmp / "naive.db", args.naive_sample, due=True)
+        t0 = time.perf_counter()
+        sent = naive_tick(ticker(naive_engine), args.naive_sample)
+        naive_elapsed = time.perf_counter() - t0
+        results["naive_touches_per_s"] = round(sent / naive_elapsed)
+        print(f"naive: {sent} touches in {naive_elapsed:.2f} s "
+              f"(extrapolated to {args.enrollments}: "
+              f"{naive_elapsed * args.enrollments / sent:.0f} s)", file=sys.stderr)
+
+        floor_engine = make_db(tmp / "floor.db", 0, due=True)
+        results["floor_touches_per_s"] = round(floor(floor_engine, args.enrollments))
+
+        idle_engine = make_db(tmp / "idle.db", args.idle, due=False)
+        tk_idle = ticker(idle_engine)
+        t0 = time.perf_counter()
+        idle = batched_tick(tk_idle, args.batch_size)
+        results["idle_tick_s"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        tk_idle.run_batch(NOW, args.batch_size)
+        results["idle_core_s"] = round(time.perf_counter() - t0, 4)
+        assert idle["claimed"] == 0, idle
+    results["within_floor_x"] = round(results["floor_touches_per_s"] / results["touches_per_s"], 2)
+    results["vs_naive_x"] = round(results["touches_per_s"] / results["naive_touches_per_s"], 1)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

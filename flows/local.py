@@ -1,0 +1,37 @@
+"""Running flows in-process on Prefect's ephemeral server (CLI, demo, tests).
+
+Two settings matter for short local runs and are applied here rather than in
+pyproject (TOML cannot say "no heartbeat"):
+
+* flow heartbeats off: the heartbeat thread sleeps in one-second steps and is
+  joined at the end of every flow run, adding up to a second per tick;
+* a short pause before the process exits so the server's task-run recorder
+  (batched, flushing every 0.5 s, see ``[tool.prefect...task_run_recorder]``)
+  has written every task run: otherwise shutdown cancels the flush, which
+  prints tracebacks and loses those task runs.
+
+Deployments on a worker run without this wrapper and keep heartbeats.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+RECORDER_DRAIN_S = 1.2
+
+
+@contextmanager
+def local_prefect() -> Iterator[None]:
+    """Context for running flows locally: no heartbeats, drain the recorder on exit."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    ran = False
+    try:
+        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            ran = True
+            yield
+    finally:
+        if ran:
+            time.sleep(RECORDER_DRAIN_S)

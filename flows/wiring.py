@@ -1,0 +1,83 @@
+"""The composition root: turns :class:`Settings` into concrete connectors and services.
+
+Nothing else in touchflow reads the environment; tests build their own wiring
+from an explicit Settings.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+
+from sqlalchemy import Engine
+
+from connectors.outbox_email import OutboxEmailSender
+from connectors.outbox_sms import OutboxSmsSender
+from connectors.smtp_email import SmtpEmailSender
+from touchflow.engine import SenderInfo
+from touchflow.ports import EmailSender, SmsSender
+from touchflow.settings import Settings
+from touchflow.store.db import make_engine
+from touchflow.store.repo import RuntimeCache
+from touchflow.tick import Ticker
+
+
+def sender_defaults(settings: Settings) -> SenderInfo:
+    """The default sender (mailbox and person) from settings."""
+    s = settings.sender
+    return SenderInfo(email=s.email, name=s.name, title=s.title, company=s.company,
+                      phone=s.phone, timezone=s.timezone)
+
+
+@lru_cache(maxsize=8)
+def _engine_for(url: str) -> Engine:
+    return make_engine(url)
+
+
+def database(settings: Settings) -> Engine:
+    """One engine per database URL per process."""
+    return _engine_for(settings.database_url)
+
+
+def email_sender(settings: Settings) -> EmailSender:
+    """SMTP (the rep's mailbox or a local sink) or the ``outbox/`` of .eml files."""
+    if settings.email_transport == "outbox":
+        return OutboxEmailSender(settings.outbox_dir / "email")
+    smtp = settings.smtp
+    return SmtpEmailSender(
+        smtp.host,
+        smtp.port,
+        username=smtp.username,
+        password=smtp.password.get_secret_value() if smtp.password else None,
+        starttls=smtp.starttls,
+        ssl=smtp.ssl,
+        timeout=smtp.timeout_s,
+    )
+
+
+def sms_sender(settings: Settings) -> SmsSender:
+    """Until the Twilio connector lands, SMS go to ``outbox/sms.jsonl``."""
+    return OutboxSmsSender(settings.outbox_dir)
+
+
+def runtimes(settings: Settings) -> RuntimeCache:
+    return RuntimeCache(settings.public_url)
+
+
+def ticker(
+    settings: Settings,
+    *,
+    email: EmailSender | None = None,
+    sms: SmsSender | None = None,
+    cache: RuntimeCache | None = None,
+) -> Ticker:
+    """A Ticker over the configured database and senders (overridable for tests)."""
+    return Ticker(
+        database(settings),
+        email=email or email_sender(settings),
+        sms=sms or sms_sender(settings),
+        sender_defaults=sender_defaults(settings),
+        runtimes=cache or runtimes(settings),
+        unsubscribe_mailto=settings.unsubscribe_mailto,
+        lease=timedelta(seconds=settings.claim_lease_s),
+    )

@@ -1,0 +1,147 @@
+"""The CLI end to end, in-process (typer's runner), against a real SQLite file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import ROOT
+from tests.helpers import write_cadence
+from touchflow.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory with the bundled cadences and templates."""
+    shutil.copytree(ROOT / "cadences", tmp_path / "cadences")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TOUCHFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'tf.db'}")
+    monkeypatch.setenv("TOUCHFLOW_EMAIL_TRANSPORT", "outbox")
+    return tmp_path
+
+
+def _csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    cols = sorted({k for r in rows for k in r}, key=lambda c: (c != "email", c))
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+PEOPLE = [
+    {"email": "ana@northwind.example", "first_name": "Ana", "last_name": "Silva",
+     "title": "VP Sales", "company": "Northwind", "country": "US",
+     "timezone": "America/Los_Angeles", "phone": "+14155550101", "industry": "Software"},
+    {"email": "jonas@fabrik.example", "first_name": "Jonas", "last_name": "Weber",
+     "title": "Head of RevOps", "company": "Fabrik", "country": "DE",
+     "phone": "+493012345678"},
+    {"email": "yuki@kaisha.example", "first_name": "Yuki", "last_name": "Sato",
+     "title": "Sales Director", "company": "Kaisha", "phone": "+81312345678", "country": "JP"},
+]
+
+
+def test_validate_bundled_content_is_clean(project: Path):
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code == 0, result.output
+
+
+def test_validate_reports_file_line_col_and_exits_1(project: Path):
+    (project / "cadences" / "broken.yaml").write_text(
+        "id: broken\nname: Broken\nschedule:\n  window: {days: [mon], start: '09:00', "
+        "end: '17:00'}\n  timezone: Mars/Base\nsteps:\n  - id: a\n    channel: email\n"
+        "    subject: hi\n    template: email/nope.txt.j2\n"
+    )
+    result = runner.invoke(app, ["validate", "cadences/broken.yaml"])
+    assert result.exit_code == 1
+    lines = [ln for ln in result.stdout.splitlines() if ": error: " in ln]
+    assert any(ln.startswith("cadences/broken.yaml:5:13: error:") for ln in lines), lines
+    assert any("email/nope.txt.j2" in ln for ln in lines), lines
+
+
+def test_usage_error_exits_2(project: Path):
+    assert runner.invoke(app, ["simulate"]).exit_code == 2
+    assert runner.invoke(app, ["enroll", "enterprise-outbound"]).exit_code == 2
+
+
+def test_simulate_json(project: Path):
+    prospects = _csv(project / "p.csv", PEOPLE)
+    events = _csv(project / "e.csv", [
+        {"email": "yuki@kaisha.example", "event": "reply", "at": "2026-12-03T01:00:00Z"}])
+    result = runner.invoke(app, ["simulate", "enterprise-outbound", "--prospects", str(prospects),
+                                 "--start", "2026-11-30T06:00:00Z", "--days", "30",
+                                 "--events", str(events), "--json"])
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    touches = [r for r in records if "step" in r]
+    exits = {r["prospect"]: r["exit"] for r in records if "exit" in r}
+    assert exits["yuki@kaisha.example"] == "replied"
+    for r in touches:
+        assert set(r) == {"prospect", "step", "channel", "variant", "at", "local_at"}
+        local = datetime.fromisoformat(r["local_at"])
+        assert datetime.fromisoformat(r["at"]) == local
+        assert local.weekday() < 5
+    first = [r for r in touches if r["prospect"] == "ana@northwind.example"][0]
+    assert first["local_at"].startswith("2026-11-30T") and first["local_at"].endswith("-08:00")
+    assert first["variant"] in ("a", "b")
+    assert not any(r["prospect"] == "yuki@kaisha.example" and r["at"] > "2026-12-03T01"
+                   for r in touches)
+
+
+def test_import_enroll_status_tasks_event(project: Path):
+    rows = [*PEOPLE, {"email": "broken", "first_name": "X"},
+            {"email": "tz@bad.example", "timezone": "Nowhere/City"}]
+    path = _csv(project / "people.csv", rows)
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    result = runner.invoke(app, ["import", str(path), "--now", "2026-11-28T12:00:00Z"])
+    assert result.exit_code == 1  # findings: two rows rejected
+    assert "3 new, 0 updated, 2 rejected" in result.stdout
+    with open(project / "people.rejects.csv") as fh:
+        rejects = list(csv.DictReader(fh))
+    assert [r["email"] for r in rejects] == ["broken", "tz@bad.example"]
+    assert "timezone" in rejects[1]["reason"]
+    # Importing again changes nothing.
+    again = runner.invoke(app, ["import", str(path), "--now", "2026-11-29T12:00:00Z"])
+    assert "0 new, 0 updated" in again.stdout
+
+    result = runner.invoke(app, ["enroll", "enterprise-outbound", "--all", "--owner",
+                                 "sdr@me.example", "--now", "2026-11-28T12:00:00Z"])
+    assert result.exit_code == 0, result.output
+    assert "3 enrolled" in result.stdout
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 0 and "pending" in result.stdout
+
+    result = runner.invoke(app, ["event", "ana@northwind.example", "unsubscribe",
+                                 "--at", "2026-11-29T12:00:00Z"])
+    assert result.exit_code == 0 and "1 enrollment(s) ended" in result.stdout
+    assert runner.invoke(app, ["event", "nobody@x.example", "reply"]).exit_code == 1
+    assert runner.invoke(app, ["event", "ana@northwind.example", "wave"]).exit_code == 2
+    assert runner.invoke(app, ["tasks"]).exit_code == 0
+    assert runner.invoke(app, ["task", "done", "999"]).exit_code == 1
+
+
+def test_preview_sample_renders_every_step(project: Path):
+    result = runner.invoke(app, ["preview", "enterprise-outbound", "--sample"])
+    assert result.exit_code == 0, result.output
+    assert "Jordan" in result.stdout
+
+
+def test_preview_shows_missing_data(project: Path, tmp_path: Path):
+    write_cadence(tmp_path)
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    path = _csv(tmp_path / "one.csv", [{"email": "no.title@x.example", "first_name": "N",
+                                         "company": "C"}])
+    runner.invoke(app, ["import", str(path)])
+    result = runner.invoke(app, ["preview", "t-cadence", "--prospect", "no.title@x.example"])
+    assert result.exit_code == 1
+    assert "missing_data (prospect.title is empty)" in result.stdout

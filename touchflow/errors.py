@@ -1,0 +1,127 @@
+"""One error tree for touchflow.
+
+::
+
+    TouchflowError
+      ConfigError          bad or missing setting; names the env var or file
+      CadenceError         bad YAML, unknown template, undefined variable (file:line:col)
+      MissingDataError     a template needs a prospect field that is empty
+      TransitionError      an event not allowed in the enrollment's state
+      ConnectorError       carries connector, operation, status, vendor code
+        RetryableError     timeouts, 5xx
+          RateLimited      429, with retry_after seconds
+        FatalError         auth failure, 4xx misconfiguration
+        DeliveryUnknown    the provider may or may not have accepted the
+                           message (connection lost after the data went out):
+                           the touch becomes ``unknown``, never resent blindly
+        RecipientRejected  bounce, invalid number, opted out: becomes an
+                           enrollment event, never fails the run
+
+Connectors raise these ``from`` the vendor's exception, so vendor exception
+types never leave a connector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class TouchflowError(Exception):
+    """Base of every error touchflow raises on purpose."""
+
+
+class ConfigError(TouchflowError):
+    """A bad or missing setting; the message names the env var or file."""
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One validation problem at a position in a file (1-based line and column)."""
+
+    path: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}: error: {self.message}"
+
+
+class CadenceError(TouchflowError):
+    """A cadence or template is invalid; carries one or more findings."""
+
+    def __init__(self, findings: list[Finding] | Finding) -> None:
+        self.findings = [findings] if isinstance(findings, Finding) else list(findings)
+        super().__init__("\n".join(str(f) for f in self.findings))
+
+
+class MissingDataError(TouchflowError):
+    """A template needs a prospect field that is empty: never send a blank."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        super().__init__(f"missing data: {field} is empty")
+
+
+class TransitionError(TouchflowError):
+    """An enrollment event that is not allowed in the enrollment's current state."""
+
+    def __init__(self, event: str, state: str) -> None:
+        self.event = event
+        self.state = state
+        super().__init__(f"event {event!r} is not allowed in state {state!r}")
+
+
+class ConnectorError(TouchflowError):
+    """A connector operation failed; says which connector, operation and status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        connector: str,
+        operation: str,
+        status: int | None = None,
+        vendor_code: str | None = None,
+    ) -> None:
+        self.connector = connector
+        self.operation = operation
+        self.status = status
+        self.vendor_code = vendor_code
+        parts = [f"{connector}.{operation}"]
+        if status is not None:
+            parts.append(f"status {status}")
+        if vendor_code:
+            parts.append(f"code {vendor_code}")
+        super().__init__(f"{' '.join(parts)}: {message}")
+
+
+class RetryableError(ConnectorError):
+    """A transient failure (timeout, 5xx): the same call may succeed later."""
+
+
+class RateLimited(RetryableError):
+    """The provider asked us to slow down (429); retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class FatalError(ConnectorError):
+    """A failure that retrying will not fix: auth, misconfiguration, bad request."""
+
+
+class DeliveryUnknown(ConnectorError):
+    """The message may have been accepted: the touch is marked ``unknown``, not resent."""
+
+
+class RecipientRejected(ConnectorError):
+    """The recipient cannot receive this message (bounce, invalid number, opted out).
+
+    It becomes an enrollment event (bounce or opt-out); it never fails a run.
+    """
+
+    def __init__(self, message: str, *, kind: str = "bounce", **kw: object) -> None:
+        self.kind = kind  # "bounce" | "opt_out" | "invalid"
+        super().__init__(message, **kw)  # type: ignore[arg-type]

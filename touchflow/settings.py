@@ -1,0 +1,68 @@
+"""Settings: one pydantic-settings model, env prefix ``TOUCHFLOW_``, ``.env`` support.
+
+Nested models use ``__`` in env names, e.g. ``TOUCHFLOW_SMTP__HOST=mail.example.com``.
+Only the composition root (``flows/wiring.py``) and the CLI build a Settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SmtpSettings(BaseModel):
+    """The mailbox touchflow sends email through (the rep's SMTP server or a relay)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8025
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+    ssl: bool = False
+    timeout_s: float = 30.0
+
+
+class SenderDefaults(BaseModel):
+    """Owner and mailbox used by ``touchflow enroll`` until routing assigns them."""
+
+    owner_email: str = "sdr@touchflow.example"
+    name: str = "Sam Rivera"
+    email: str = "sam@touchflow.example"
+    title: str | None = "Account Development"
+    company: str | None = "touchflow"
+    phone: str | None = None
+    timezone: str = "America/New_York"  # used when a cadence says `timezone: sender`
+
+
+class Settings(BaseSettings):
+    """Everything touchflow reads from the environment or ``.env``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TOUCHFLOW_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    database_url: str = Field(
+        default="sqlite:///touchflow.db",
+        description="SQLAlchemy URL; a SQLite file in the working directory by default.",
+    )
+    cadences_dir: Path = Path("cadences")
+    templates_dir: Path = Path("templates")
+    config_dir: Path = Path("config")
+    outbox_dir: Path = Path("outbox")
+    email_transport: Literal["smtp", "outbox"] = "smtp"
+    smtp: SmtpSettings = SmtpSettings()
+    sender: SenderDefaults = SenderDefaults()
+    public_url: str = "http://localhost:8000"
+    unsubscribe_mailto: str | None = "unsubscribe@touchflow.example"
+    batch_size: int = Field(default=1000, ge=1, description="Enrollments claimed per batch task.")
+    claim_lease_s: int = Field(
+        default=600,
+        ge=0,
+        description="A touch left `sending` longer than this (wall clock) is marked unknown.",
+    )

@@ -1,0 +1,187 @@
+"""Tables. SQLAlchemy Core, so the hot paths can use executemany without ORM overhead.
+
+Invariant that keeps the tick cheap: ``enrollments.next_due_at`` is non-NULL
+only while an enrollment can be claimed (pending or active, not waiting on a
+task, not held for missing data). The due query is then one index range scan,
+however many enrollments are paused, waiting or finished.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the database (same on SQLite and PostgreSQL)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+prospects = Table(
+    "prospects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("first_name", String(200)),
+    Column("last_name", String(200)),
+    Column("title", String(300)),
+    Column("company", String(300)),
+    Column("domain", String(255), index=True),
+    Column("phone", String(32)),
+    Column("country", String(2)),
+    Column("timezone", String(64)),
+    Column("fields", JSON, nullable=False, default=dict),
+    Column("opted_out_at", UTCDateTime()),
+    Column("bounced_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+cadence_versions = Table(
+    "cadence_versions",
+    metadata,
+    # The content hash of the YAML and its templates: enrollments are pinned to it.
+    Column("version", String(32), primary_key=True),
+    Column("cadence_id", String(100), nullable=False, index=True),
+    Column("yaml_text", Text, nullable=False),
+    Column("source_path", String(500), nullable=False),
+    Column("templates", JSON, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+enrollments = Table(
+    "enrollments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("prospect_id", ForeignKey("prospects.id"), nullable=False, index=True),
+    Column("cadence_id", String(100), nullable=False),
+    Column("cadence_version", ForeignKey("cadence_versions.version"), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", String(200)),
+    Column("step_index", Integer, nullable=False, default=0),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("next_due_at", UTCDateTime()),
+    Column("owner_email", String(320), nullable=False),
+    Column("sender_email", String(320), nullable=False),
+    Column("sender_name", String(200)),
+    # Wall-clock time a worker claimed it; NULL when free. See ledger.recover().
+    Column("claimed_at", UTCDateTime()),
+    Column("last_executed_at", UTCDateTime()),
+    Column("enrolled_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("prospect_id", "cadence_id"),
+    Index("ix_enrollments_next_due_at", "next_due_at"),
+    Index("ix_enrollments_claimed_at", "claimed_at"),
+    Index("ix_enrollments_cadence_id_state", "cadence_id", "state"),
+)
+
+touches = Table(
+    "touches",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # Deterministic: "<enrollment>-<step>-<attempt>". The unique constraint is the
+    # claim: a second worker's insert of the same key does nothing.
+    Column("key", String(200), nullable=False, unique=True),
+    Column("enrollment_id", ForeignKey("enrollments.id"), nullable=False, index=True),
+    Column("step_id", String(100), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("variant", String(50)),
+    Column("status", String(16), nullable=False),  # sending|sent|failed|unknown|skipped
+    Column("provider_id", String(300)),
+    Column("message_id", String(300)),
+    Column("subject", String(1000)),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("executed_at", UTCDateTime(), nullable=False),  # the tick's `now`
+    Column("claimed_at", UTCDateTime(), nullable=False),  # wall clock
+    # Random per claimed batch: tells a worker which rows its insert-on-conflict won.
+    Column("claim_token", String(32)),
+    Column("sent_at", UTCDateTime()),
+    Column("error", Text),
+    Index("ix_touches_status", "status"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("touch_key", String(200), nullable=False, unique=True),
+    Column("enrollment_id", ForeignKey("enrollments.id"), nullable=False, index=True),
+    Column("step_id", String(100), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("owner_email", String(320), nullable=False, index=True),
+    Column("title", String(500), nullable=False),
+    Column("body", Text),
+    Column("status", String(16), nullable=False),  # open|done|skipped
+    Column("outcome", String(50)),
+    Column("notes", Text),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("completed_at", UTCDateTime()),
+    Index("ix_tasks_status_due_at", "status", "due_at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("prospect_id", ForeignKey("prospects.id"), index=True),
+    Column("enrollment_id", ForeignKey("enrollments.id")),
+    Column("touch_key", String(200), index=True),
+    Column("type", String(32), nullable=False),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("source", String(50), nullable=False),
+    # Provider's event id; duplicates of a webhook delivery are dropped on it.
+    Column("provider_event_id", String(200), unique=True),
+    Column("payload", JSON),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # email|phone|domain
+    Column("value", String(320), nullable=False),
+    Column("reason", String(100), nullable=False),
+    Column("source", String(50), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("kind", "value"),
+)

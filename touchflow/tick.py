@@ -1,0 +1,474 @@
+"""One tick of the cadence engine over the store: claim, decide, send, record.
+
+The ledger protocol, per batch of due enrollments:
+
+1. **Claim and prepare** (one transaction): pick due, unclaimed enrollments
+   (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), mark them claimed, let the
+   engine decide, and insert one touch per message with status ``sending``
+   using insert-on-conflict on the deterministic touch key. Only the touches
+   this batch inserted (its ``claim_token``) are sent. Tasks, holds and
+   deferrals are final here.
+2. **Send** outside any transaction, one connector call per channel.
+3. **Record** (one transaction): ``sent`` with the provider id and the
+   enrollment advanced; or failed / bounced / ``unknown``.
+
+A crash between 1 and 3 leaves ``sending`` touches behind; :func:`recover`
+marks them ``unknown`` (never resent blindly) once the claim lease expired.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from touchflow.engine import (
+    MAX_ATTEMPTS,
+    CadenceRuntime,
+    Complete,
+    Defer,
+    EnrollmentView,
+    Execute,
+    Hold,
+    SenderInfo,
+    touch_key,
+)
+from touchflow.enrollment import Event, State, transition
+from touchflow.errors import DeliveryUnknown, RecipientRejected, RetryableError
+from touchflow.ports import EmailSender, OutboundEmail, OutboundSms, SendResult, SmsSender
+from touchflow.store.repo import (
+    RuntimeCache,
+    apply_exit_event,
+    dialect_insert,
+    enrollment_rows,
+    load_views,
+    update_enrollments,
+)
+from touchflow.store.schema import enrollments, tasks, touches
+
+
+@dataclass
+class TickReport:
+    """What one batch (or a whole tick, summed) did."""
+
+    claimed: int = 0
+    sent: int = 0
+    tasks: int = 0
+    skipped_steps: int = 0
+    held: int = 0
+    deferred: int = 0
+    completed: int = 0
+    retrying: int = 0
+    failed: int = 0
+    bounced: int = 0
+    unknown: int = 0
+    conflicts: int = 0
+
+    def __iadd__(self, other: TickReport) -> TickReport:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class _Pending:
+    """A message inserted as ``sending`` and waiting for the provider's answer."""
+
+    enrollment_id: int
+    expected_state: str
+    decision: Execute
+    view: EnrollmentView
+    runtime: CadenceRuntime
+    row: Any
+
+
+WallClock = Callable[[], datetime]
+
+
+def _wall() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ticker:
+    """Runs the ledger protocol against one database with one set of senders."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        email: EmailSender,
+        sms: SmsSender | None,
+        sender_defaults: SenderInfo,
+        runtimes: RuntimeCache,
+        unsubscribe_mailto: str | None = None,
+        lease: timedelta = timedelta(minutes=10),
+        wall_clock: WallClock = _wall,
+    ) -> None:
+        self.engine = engine
+        self.email = email
+        self.sms = sms
+        self.defaults = sender_defaults
+        self.runtimes = runtimes
+        self.unsubscribe_mailto = unsubscribe_mailto
+        self.lease = lease
+        self.wall = wall_clock
+        self._pg = engine.dialect.name == "postgresql"
+
+    # -- recovery --------------------------------------------------------------
+
+    def recover(self) -> TickReport:
+        """Resolve claims older than the lease left by a crashed worker.
+
+        A ``sending`` touch may or may not have reached the provider: it becomes
+        ``unknown`` and its enrollment ``failed(delivery_unknown)``, visible in
+        ``status`` and never resent blindly. A claim with no touch in flight is
+        released: nothing was sent for it.
+        """
+        report = TickReport()
+        cutoff = self.wall() - self.lease
+        with self.engine.begin() as conn:
+            stale = list(
+                conn.execute(
+                    select(enrollments.c.id, enrollments.c.state).where(
+                        enrollments.c.claimed_at.is_not(None), enrollments.c.claimed_at <= cutoff
+                    )
+                )
+            )
+            if not stale:
+                return report
+            ids = [r.id for r in stale]
+            in_flight = {
+                r.enrollment_id: r.step_id
+                for r in conn.execute(
+                    select(touches.c.enrollment_id, touches.c.step_id).where(
+                        touches.c.enrollment_id.in_(ids), touches.c.status == "sending"
+                    )
+                )
+            }
+            now = self.wall()
+            conn.execute(
+                update(touches)
+                .where(touches.c.enrollment_id.in_(ids), touches.c.status == "sending")
+                .values(status="unknown", error="worker lost before the provider answered")
+            )
+            for row in stale:
+                if row.id in in_flight:
+                    values: dict[str, Any] = {
+                        "state": transition(row.state, Event.FAIL).value,
+                        "reason": f"delivery_unknown:{in_flight[row.id]}",
+                        "next_due_at": None,
+                    }
+                    report.unknown += 1
+                else:
+                    values = {}
+                conn.execute(
+                    update(enrollments)
+                    .where(enrollments.c.id == row.id)
+                    .values(claimed_at=None, updated_at=now, **values)
+                )
+        return report
+
+    # -- one batch -------------------------------------------------------------
+
+    def run_batch(self, now: datetime, limit: int) -> TickReport:
+        """Claim up to ``limit`` due enrollments and run them; ``claimed == 0`` when none."""
+        report = TickReport()
+        pending = self._claim_and_prepare(now, limit, report)
+        if pending:
+            results = self._send(pending)
+            self._record(now, pending, results, report)
+        return report
+
+    def _claim_and_prepare(self, now: datetime, limit: int, report: TickReport) -> list[_Pending]:
+        wall = self.wall()
+        token = secrets.token_hex(8)
+        with self.engine.begin() as conn:
+            q = (
+                select(enrollments.c.id)
+                .where(enrollments.c.next_due_at <= now, enrollments.c.claimed_at.is_(None))
+                .order_by(enrollments.c.next_due_at)
+                .limit(limit)
+            )
+            if self._pg:
+                q = q.with_for_update(skip_locked=True)
+            ids = list(conn.execute(q).scalars())
+            report.claimed = len(ids)
+            if not ids:
+                return []
+            rows = enrollment_rows(conn, ids)
+            views = load_views(conn, rows, self.defaults)
+            touch_rows: list[dict[str, Any]] = []
+            task_rows: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            exits: list[tuple[int, str]] = []
+            candidates: list[_Pending] = []
+            for row in rows:
+                view = views[row.id]
+                runtime = self.runtimes.get(conn, row.cadence_version)
+                base = {"b_id": row.id, "attempt": row.attempt, "updated_at": now,
+                        "last_executed_at": row.last_executed_at}
+                if row.opted_out_at is not None or row.bounced_at is not None:
+                    # Exit already applied elsewhere; stop without sending.
+                    exits.append((row.prospect_id,
+                                  "unsubscribe" if row.opted_out_at else "bounce"))
+                    updates.append({**base, "state": row.state, "reason": row.reason,
+                                    "step_index": row.step_index, "next_due_at": None,
+                                    "claimed_at": None})
+                    continue
+                decision = runtime.decide(view, now)
+                for skipped in decision.skipped:
+                    report.skipped_steps += 1
+                    touch_rows.append(self._touch_row(row.id, skipped, "", None, "skipped",
+                                                      row.attempt, row.next_due_at, now, wall,
+                                                      token))
+                state = row.state
+                if isinstance(decision, Defer):
+                    report.deferred += 1
+                    updates.append({**base, "state": state, "reason": row.reason,
+                                    "step_index": decision.step_index,
+                                    "next_due_at": decision.due_at, "claimed_at": None})
+                elif isinstance(decision, Complete):
+                    report.completed += 1
+                    updates.append({**base, "state": transition(state, Event.FINISH).value,
+                                    "reason": "completed", "step_index": len(
+                                        runtime.cadence.steps) - 1,
+                                    "next_due_at": None, "claimed_at": None})
+                elif isinstance(decision, Hold):
+                    report.held += 1
+                    updates.append({**base, "state": transition(state, Event.HOLD).value,
+                                    "reason": decision.reason,
+                                    "step_index": decision.step_index,
+                                    "next_due_at": None, "claimed_at": None})
+                else:
+                    if state == State.PENDING.value:
+                        state = transition(state, Event.START).value
+                    step = decision.step
+                    if step.manual:
+                        report.tasks += 1
+                        touch_rows.append(self._touch_row(
+                            row.id, step.id, step.channel, decision, "sent", row.attempt,
+                            row.next_due_at, now, wall, token))
+                        task_rows.append({
+                            "touch_key": decision.touch_key, "enrollment_id": row.id,
+                            "step_id": step.id, "channel": step.channel,
+                            "owner_email": row.owner_email, "title": decision.subject or step.id,
+                            "body": decision.body, "status": "open", "due_at": now,
+                            "created_at": now,
+                        })
+                        updates.append({**base, "state": state,
+                                        "reason": f"waiting_task:{step.id}",
+                                        "step_index": decision.step_index, "next_due_at": None,
+                                        "claimed_at": None, "last_executed_at": now})
+                    else:
+                        touch_rows.append(self._touch_row(
+                            row.id, step.id, step.channel, decision, "sending", row.attempt,
+                            row.next_due_at, now, wall, token))
+                        # Stays claimed until the provider answered (_record).
+                        updates.append({**base, "state": state, "reason": None,
+                                        "step_index": decision.step_index,
+                                        "next_due_at": row.next_due_at, "claimed_at": wall})
+                        candidates.append(_Pending(row.id, state, decision, view, runtime, row))
+            # The claim: mark every picked enrollment before anything is inserted.
+            conn.execute(
+                update(enrollments).where(enrollments.c.id.in_(ids)).values(claimed_at=wall)
+            )
+            if touch_rows:
+                conn.execute(
+                    dialect_insert(conn, touches).on_conflict_do_nothing(index_elements=["key"]),
+                    touch_rows,
+                )
+            won = set(
+                conn.execute(
+                    select(touches.c.key).where(
+                        touches.c.enrollment_id.in_(ids), touches.c.claim_token == token
+                    )
+                ).scalars()
+            )
+            if task_rows:
+                task_rows = [t for t in task_rows if t["touch_key"] in won]
+                if task_rows:
+                    conn.execute(tasks.insert(), task_rows)
+            pending: list[_Pending] = []
+            lost: set[int] = set()
+            for cand in candidates:
+                if cand.decision.touch_key in won:
+                    pending.append(cand)
+                else:
+                    lost.add(cand.enrollment_id)
+            for t in task_rows:
+                pass
+            if lost:
+                # Another worker (or an earlier crashed run) owns this key: never
+                # send it a second time; make the enrollment visible instead.
+                report.conflicts += len(lost)
+                for u in updates:
+                    if u["b_id"] in lost:
+                        u.update(state=transition(u["state"], Event.FAIL).value,
+                                 reason="ledger_conflict", next_due_at=None, claimed_at=None)
+            update_enrollments(conn, updates)
+            for prospect_id, kind in exits:
+                apply_exit_event(conn, self.runtimes, prospect_id, kind, now, source="tick")
+        return pending
+
+    @staticmethod
+    def _touch_row(
+        enrollment_id: int, step_id: str, channel: str, decision: Execute | None, status: str,
+        attempt: int, due_at: datetime | None, now: datetime, wall: datetime, token: str,
+    ) -> dict[str, Any]:
+        key = decision.touch_key if decision else touch_key(str(enrollment_id), step_id, attempt)
+        return {
+            "key": key, "enrollment_id": enrollment_id, "step_id": step_id,
+            "channel": channel or "none", "variant": decision.variant if decision else None,
+            "status": status, "provider_id": None,
+            "message_id": decision.message_id if decision else None,
+            "subject": decision.subject if decision else None,
+            "due_at": due_at or now, "executed_at": now, "claimed_at": wall,
+            "claim_token": token, "sent_at": wall if status == "sent" else None, "error": None,
+        }
+
+    def _send(self, pending: list[_Pending]) -> dict[str, SendResult]:
+        emails: list[OutboundEmail] = []
+        texts: list[OutboundSms] = []
+        for p in pending:
+            d = p.decision
+            if d.channel == "email":
+                emails.append(OutboundEmail(
+                    touch_key=d.touch_key,
+                    message_id=d.message_id or f"<tf.{d.touch_key}@touchflow.invalid>",
+                    from_addr=p.view.sender.email,
+                    from_name=p.view.sender.name,
+                    to_addr=p.view.prospect.email,
+                    subject=d.subject or "",
+                    text=d.body,
+                    in_reply_to=d.in_reply_to,
+                    references=d.references,
+                    list_unsubscribe_url=d.unsubscribe_url,
+                    list_unsubscribe_mailto=self.unsubscribe_mailto,
+                    categories=(p.runtime.cadence.id, d.step.id),
+                ))
+            else:
+                texts.append(OutboundSms(
+                    touch_key=d.touch_key,
+                    from_number=p.view.sender.phone or "",
+                    to_number=p.view.prospect.phone or "",
+                    body=d.body,
+                ))
+        results: dict[str, SendResult] = {}
+        if emails:
+            for r in self.email.send_batch(emails):
+                results[r.touch_key] = r
+        if texts:
+            if self.sms is None:
+                for m in texts:
+                    results[m.touch_key] = SendResult(m.touch_key, error=_no_sms(m.touch_key))
+            else:
+                for r in self.sms.send_batch(texts):
+                    results[r.touch_key] = r
+        return results
+
+    def _record(
+        self, now: datetime, pending: list[_Pending], results: dict[str, SendResult],
+        report: TickReport,
+    ) -> None:
+        wall = self.wall()
+        touch_updates: list[dict[str, Any]] = []
+        enr_updates: list[dict[str, Any]] = []
+        exits: list[tuple[int, str, str]] = []
+        for p in pending:
+            d = p.decision
+            res = results[d.touch_key]
+            base = {"b_key": d.touch_key, "provider_id": res.provider_id, "sent_at": None,
+                    "error": None}
+            enr = {"b_id": p.enrollment_id, "b_state": p.expected_state, "claimed_at": None,
+                   "updated_at": now, "step_index": d.step_index}
+            err = res.error
+            if err is None:
+                report.sent += 1
+                touch_updates.append({**base, "status": "sent", "sent_at": wall})
+                nxt = p.runtime.after_execution(p.view, d.step_index, now)
+                if nxt is None:
+                    enr.update(state=transition(p.expected_state, Event.FINISH).value,
+                               reason="completed", attempt=1, next_due_at=None,
+                               last_executed_at=now)
+                else:
+                    enr.update(state=p.expected_state, reason=None, attempt=1,
+                               step_index=nxt[0], next_due_at=nxt[1], last_executed_at=now)
+            elif isinstance(err, DeliveryUnknown):
+                report.unknown += 1
+                touch_updates.append({**base, "status": "unknown", "error": str(err)})
+                enr.update(state=transition(p.expected_state, Event.FAIL).value,
+                           reason=f"delivery_unknown:{d.step.id}", attempt=p.row.attempt,
+                           next_due_at=None, last_executed_at=p.row.last_executed_at)
+            elif isinstance(err, RecipientRejected):
+                report.bounced += 1
+                touch_updates.append({**base, "status": "failed", "error": str(err)})
+                kind = "unsubscribe" if err.kind == "opt_out" else "bounce"
+                exits.append((p.row.prospect_id, kind, d.touch_key))
+                enr = {}
+            elif isinstance(err, RetryableError) and p.row.attempt < MAX_ATTEMPTS:
+                report.retrying += 1
+                touch_updates.append({**base, "status": "failed", "error": str(err)})
+                enr.update(state=p.expected_state, reason=f"retrying:{type(err).__name__}",
+                           attempt=p.row.attempt + 1,
+                           next_due_at=p.runtime.retry_due(p.view, now, p.row.attempt),
+                           last_executed_at=p.row.last_executed_at)
+            else:
+                report.failed += 1
+                touch_updates.append({**base, "status": "failed", "error": str(err)})
+                enr.update(state=transition(p.expected_state, Event.FAIL).value,
+                           reason=f"send_failed:{str(err)[:150]}", attempt=p.row.attempt,
+                           next_due_at=None, last_executed_at=p.row.last_executed_at)
+            if enr:
+                enr_updates.append(enr)
+        with self.engine.begin() as conn:
+            if touch_updates:
+                conn.execute(
+                    update(touches)
+                    .where(touches.c.key == _bp("b_key"))
+                    .values(status=_bp("status"), provider_id=_bp("provider_id"),
+                            sent_at=_bp("sent_at"), error=_bp("error")),
+                    touch_updates,
+                )
+            if enr_updates:
+                cols = ("state", "reason", "step_index", "attempt", "next_due_at", "claimed_at",
+                        "last_executed_at", "updated_at")
+                # Guarded by the state we left it in: an exit event that arrived
+                # while the message was in flight wins, and is not undone here.
+                conn.execute(
+                    update(enrollments)
+                    .where(enrollments.c.id == _bp("b_id"), enrollments.c.state == _bp("b_state"))
+                    .values({c: _bp(c) for c in cols}),
+                    enr_updates,
+                )
+                conn.execute(
+                    update(enrollments)
+                    .where(enrollments.c.id.in_([u["b_id"] for u in enr_updates]))
+                    .values(claimed_at=None)
+                )
+            for prospect_id, kind, key in exits:
+                apply_exit_event(conn, self.runtimes, prospect_id, kind, now, source="send",
+                                 touch_key=key)
+                conn.execute(
+                    update(enrollments)
+                    .where(enrollments.c.prospect_id == prospect_id)
+                    .values(claimed_at=None)
+                )
+
+
+def _no_sms(key: str) -> Exception:
+    from touchflow.errors import FatalError
+
+    return FatalError("no SMS sender configured", connector="tick", operation="send_sms")
+
+
+def _bp(name: str) -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam(name)
