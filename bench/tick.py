@@ -49,8 +49,13 @@ from touchflow.tick import Ticker  # noqa: E402
 
 # Tuesday 10:00 in New York: inside the sample cadence's window.
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
-SENDER = SenderInfo(email="sam@touchflow.example", name="Sam Rivera", title="AE",
-                    company="touchflow", timezone="America/New_York")
+SENDER = SenderInfo(
+    email="sam@touchflow.example",
+    name="Sam Rivera",
+    title="AE",
+    company="touchflow",
+    timezone="America/New_York",
+)
 CADENCE = load_cadence(ROOT / "cadences" / "enterprise-outbound.yaml", ROOT / "templates")
 
 
@@ -69,30 +74,59 @@ def make_db(path: Path, n: int, *, due: bool) -> Any:
                 r["country"], r["timezone"] = "US", "America/New_York"
                 r["phone"] = "+12125550100"
                 p = parse_prospect(r)
-                chunk.append({
-                    "id": i + 1, "email": p.email, "first_name": p.first_name,
-                    "last_name": p.last_name, "title": p.title, "company": p.company,
-                    "domain": p.domain, "phone": p.phone, "country": p.country,
-                    "timezone": p.timezone, "fields": p.fields, "created_at": NOW,
-                    "updated_at": NOW,
-                })
+                chunk.append(
+                    {
+                        "id": i + 1,
+                        "email": p.email,
+                        "first_name": p.first_name,
+                        "last_name": p.last_name,
+                        "title": p.title,
+                        "company": p.company,
+                        "domain": p.domain,
+                        "phone": p.phone,
+                        "country": p.country,
+                        "timezone": p.timezone,
+                        "fields": p.fields,
+                        "created_at": NOW,
+                        "updated_at": NOW,
+                    }
+                )
             conn.execute(insert(prospects), chunk)
-            conn.execute(insert(enrollments), [{
-                "id": c["id"], "prospect_id": c["id"], "cadence_id": CADENCE.id,
-                "cadence_version": CADENCE.version, "state": "pending", "step_index": 0,
-                "attempt": 1,
-                # Idle set: most in the future, some parked (NULL), none due now.
-                "next_due_at": NOW if due else (
-                    None if c["id"] % 3 == 0 else NOW + timedelta(days=1 + c["id"] % 20)),
-                "owner_email": "sdr@touchflow.example", "sender_email": SENDER.email,
-                "sender_name": SENDER.name, "enrolled_at": NOW, "updated_at": NOW,
-            } for c in chunk])
+            conn.execute(
+                insert(enrollments),
+                [
+                    {
+                        "id": c["id"],
+                        "prospect_id": c["id"],
+                        "cadence_id": CADENCE.id,
+                        "cadence_version": CADENCE.version,
+                        "state": "pending",
+                        "step_index": 0,
+                        "attempt": 1,
+                        # Idle set: most in the future, some parked (NULL), none due now.
+                        "next_due_at": NOW
+                        if due
+                        else (None if c["id"] % 3 == 0 else NOW + timedelta(days=1 + c["id"] % 20)),
+                        "owner_email": "sdr@touchflow.example",
+                        "sender_email": SENDER.email,
+                        "sender_name": SENDER.name,
+                        "enrolled_at": NOW,
+                        "updated_at": NOW,
+                    }
+                    for c in chunk
+                ],
+            )
     return engine
 
 
 def ticker(engine: Any) -> Ticker:
-    return Ticker(engine, email=FakeEmailSender(), sms=None, sender_defaults=SENDER,
-                  runtimes=RuntimeCache("http://localhost:8000"))
+    return Ticker(
+        engine,
+        email=FakeEmailSender(),
+        sms=None,
+        sender_defaults=SENDER,
+        runtimes=RuntimeCache("http://localhost:8000"),
+    )
 
 
 @flow(name="bench_tick", persist_result=False)
@@ -119,15 +153,34 @@ def floor(engine: Any, n: int) -> float:
     out = []
     for i in range(n):
         p = parse_prospect(rows[i % len(rows)])
-        ctx = build_context(p, SENDER.context(), {"unsubscribe_url": f"u/{i}",
-                                                  "step": {"id": step.id}, "cadence": {}})
-        subject = renderer.render_string(step.variants[0].subject or step.subject or "", ctx) \
-            if step.variants else renderer.render_string(step.subject or "", ctx)
+        ctx = build_context(
+            p,
+            SENDER.context(),
+            {"unsubscribe_url": f"u/{i}", "step": {"id": step.id}, "cadence": {}},
+        )
+        subject = (
+            renderer.render_string(step.variants[0].subject or step.subject or "", ctx)
+            if step.variants
+            else renderer.render_string(step.subject or "", ctx)
+        )
         body = renderer.render_template(step.template or "", ctx)
-        out.append({"key": f"{i + 1}-{step.id}-1", "enrollment_id": i + 1, "step_id": step.id,
-                    "channel": "email", "variant": "a", "status": "sent", "subject": subject,
-                    "message_id": f"<tf.{i}@x>", "due_at": NOW, "executed_at": NOW,
-                    "claimed_at": NOW, "sent_at": NOW, "provider_id": str(len(body))})
+        out.append(
+            {
+                "key": f"{i + 1}-{step.id}-1",
+                "enrollment_id": i + 1,
+                "step_id": step.id,
+                "channel": "email",
+                "variant": "a",
+                "status": "sent",
+                "subject": subject,
+                "message_id": f"<tf.{i}@x>",
+                "due_at": NOW,
+                "executed_at": NOW,
+                "claimed_at": NOW,
+                "sent_at": NOW,
+                "provider_id": str(len(body)),
+            }
+        )
     with engine.begin() as conn:
         conn.execute(insert(touches), out)
     return n / (time.perf_counter() - t0)
@@ -159,11 +212,14 @@ def main() -> None:
         sent = naive_tick(ticker(naive_engine), args.naive_sample)
         naive_elapsed = time.perf_counter() - t0
         results["naive_touches_per_s"] = round(sent / naive_elapsed)
-        print(f"naive: {sent} touches in {naive_elapsed:.2f} s "
-              f"(extrapolated to {args.enrollments}: "
-              f"{naive_elapsed * args.enrollments / sent:.0f} s)", file=sys.stderr)
+        print(
+            f"naive: {sent} touches in {naive_elapsed:.2f} s "
+            f"(extrapolated to {args.enrollments}: "
+            f"{naive_elapsed * args.enrollments / sent:.0f} s)",
+            file=sys.stderr,
+        )
 
-        floor_engine = make_db(tmp / "floor.db", 0, due=True)
+        floor_engine = make_db(tmp / "floor.db", args.enrollments, due=True)
         results["floor_touches_per_s"] = round(floor(floor_engine, args.enrollments))
 
         idle_engine = make_db(tmp / "idle.db", args.idle, due=False)

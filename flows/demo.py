@@ -39,8 +39,14 @@ from touchflow.store.repo import (
 from touchflow.store.schema import enrollments, tasks, touches
 
 START = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # a Monday morning in Europe
-TASK_OUTCOMES = [("completed", 40), ("no_answer", 25), ("voicemail", 20), ("connected", 8),
-                 ("meeting_booked", 4), ("not_interested", 3)]
+TASK_OUTCOMES = [
+    ("completed", 40),
+    ("no_answer", 25),
+    ("voicemail", 20),
+    ("connected", 8),
+    ("meeting_booked", 4),
+    ("not_interested", 3),
+]
 
 
 def run_demo(*, prospects: int, days: int, workdir: Path, console: Console) -> dict[str, int]:
@@ -77,18 +83,33 @@ def run_demo(*, prospects: int, days: int, workdir: Path, console: Console) -> d
             upsert_prospects(conn, good, START)
         console.print(f"imported {len(good)} prospects, rejected {rejected} malformed rows")
 
-        outbound = load_cadence(settings.cadences_dir / "enterprise-outbound.yaml",
-                                settings.templates_dir)
-        inbound = load_cadence(settings.cadences_dir / "inbound-fast-follow.yaml",
-                               settings.templates_dir)
+        outbound = load_cadence(
+            settings.cadences_dir / "enterprise-outbound.yaml", settings.templates_dir
+        )
+        inbound = load_cadence(
+            settings.cadences_dir / "inbound-fast-follow.yaml", settings.templates_dir
+        )
         with engine.begin() as conn:
-            res = enroll(conn, cache.add(outbound), None, owner_email=settings.sender.owner_email,
-                         sender=sender, now=START)
+            res = enroll(
+                conn,
+                cache.add(outbound),
+                None,
+                owner_email=settings.sender.owner_email,
+                sender=sender,
+                now=START,
+            )
             # A handful of inbound form fills arrive on day one and get the fast follow.
-            res_in = enroll(conn, cache.add(inbound), list(range(1, 26)),
-                            owner_email=settings.sender.owner_email, sender=sender,
-                            now=START + timedelta(hours=9))
-        console.print(f"enrolled {res.enrolled} in {outbound.id}, {res_in.enrolled} in {inbound.id}")
+            res_in = enroll(
+                conn,
+                cache.add(inbound),
+                list(range(1, 26)),
+                owner_email=settings.sender.owner_email,
+                sender=sender,
+                now=START + timedelta(hours=9),
+            )
+        console.print(
+            f"enrolled {res.enrolled} in {outbound.id}, {res_in.enrolled} in {inbound.id}"
+        )
 
         fate = {p.email: rng.random() for p in good}
         ticks = 0
@@ -111,7 +132,7 @@ def run_demo(*, prospects: int, days: int, workdir: Path, console: Console) -> d
     return summary
 
 
-def _work_tasks(engine, cache, sender, now: datetime, rng: random.Random) -> None:  # noqa: ANN001
+def _work_tasks(engine, cache, sender, now: datetime, rng: random.Random) -> None:
     """SDRs work the tasks that are due, within the hour."""
     with engine.begin() as conn:
         due = [t for t in list_tasks(conn) if t.due_at <= now]
@@ -119,12 +140,12 @@ def _work_tasks(engine, cache, sender, now: datetime, rng: random.Random) -> Non
             outcome = rng.choices([o for o, _ in TASK_OUTCOMES], [w for _, w in TASK_OUTCOMES])[0]
             if t.channel != "call" and outcome not in ("completed", "meeting_booked"):
                 outcome = "completed"
-            complete_tasks(conn, cache, sender, [t.id], outcome=outcome, at=now,
-                           notes="demo SDR")
+            complete_tasks(conn, cache, sender, [t.id], outcome=outcome, at=now, notes="demo SDR")
 
 
-def _prospects_answer(engine, cache, now: datetime, fate: dict[str, float],  # noqa: ANN001
-                      rng: random.Random) -> None:
+def _prospects_answer(
+    engine, cache, now: datetime, fate: dict[str, float], rng: random.Random
+) -> None:
     """Some prospects reply, bounce, unsubscribe or book, a few hours after an email."""
     from touchflow.store.schema import prospects
 
@@ -134,9 +155,12 @@ def _prospects_answer(engine, cache, now: datetime, fate: dict[str, float],  # n
             select(prospects.c.id, prospects.c.email, touches.c.step_id)
             .join(enrollments, enrollments.c.prospect_id == prospects.c.id)
             .join(touches, touches.c.enrollment_id == enrollments.c.id)
-            .where(touches.c.channel == "email", touches.c.status == "sent",
-                   touches.c.executed_at > window_start - timedelta(hours=3),
-                   touches.c.executed_at <= window_start - timedelta(hours=2))
+            .where(
+                touches.c.channel == "email",
+                touches.c.status == "sent",
+                touches.c.executed_at > window_start - timedelta(hours=3),
+                touches.c.executed_at <= window_start - timedelta(hours=2),
+            )
         ).all()
         for pid, email, step_id in rows:
             f = fate[email]
@@ -153,8 +177,7 @@ def _prospects_answer(engine, cache, now: datetime, fate: dict[str, float],  # n
                 apply_exit_event(conn, cache, pid, kind, now, source="demo")
 
 
-def _summary(engine, console: Console, received: int, ticks: int,  # noqa: ANN001
-             seconds: float) -> dict[str, int]:
+def _summary(engine, console: Console, received: int, ticks: int, seconds: float) -> dict[str, int]:
     with engine.connect() as conn:
         by_day: dict[str, Counter[str]] = {}
         for at, channel, n in conn.execute(
@@ -163,24 +186,40 @@ def _summary(engine, console: Console, received: int, ticks: int,  # noqa: ANN00
             .group_by(func.date(touches.c.executed_at), touches.c.channel)
         ):
             by_day.setdefault(str(at), Counter())[channel] += n
-        by_status = Counter(dict(((c, s), n) for c, s, n in conn.execute(
-            select(touches.c.channel, touches.c.status, func.count())
-            .group_by(touches.c.channel, touches.c.status))))
-        task_counts = Counter(dict(conn.execute(
-            select(tasks.c.status, func.count()).group_by(tasks.c.status)).all()))
-        task_outcomes = Counter(dict(conn.execute(
-            select(tasks.c.outcome, func.count()).where(tasks.c.outcome.is_not(None))
-            .group_by(tasks.c.outcome)).all()))
+        by_status = Counter(
+            dict(
+                ((c, s), n)
+                for c, s, n in conn.execute(
+                    select(touches.c.channel, touches.c.status, func.count()).group_by(
+                        touches.c.channel, touches.c.status
+                    )
+                )
+            )
+        )
+        task_counts = Counter(
+            dict(conn.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status)).all())
+        )
+        task_outcomes = Counter(
+            dict(
+                conn.execute(
+                    select(tasks.c.outcome, func.count())
+                    .where(tasks.c.outcome.is_not(None))
+                    .group_by(tasks.c.outcome)
+                ).all()
+            )
+        )
         final = conn.execute(
-            select(enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason,
-                   func.count())
+            select(
+                enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason, func.count()
+            )
             .group_by(enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason)
             .order_by(enrollments.c.cadence_id, func.count().desc())
         ).all()
         variants = conn.execute(
             select(touches.c.step_id, touches.c.variant, func.count())
             .where(touches.c.variant.is_not(None))
-            .group_by(touches.c.step_id, touches.c.variant)).all()
+            .group_by(touches.c.step_id, touches.c.variant)
+        ).all()
 
     channels = ["email", "sms", "call", "linkedin", "task"]
     t = Table(title="Touches by day (UTC) and channel")
@@ -227,5 +266,9 @@ def _summary(engine, console: Console, received: int, ticks: int,  # noqa: ANN00
         f"{received} emails received by the local SMTP sink "
         f"({sent_email} recorded sent in the ledger)[/bold]"
     )
-    return {"ticks": ticks, "emails_received": received, "emails_sent": sent_email,
-            "tasks": sum(task_counts.values())}
+    return {
+        "ticks": ticks,
+        "emails_received": received,
+        "emails_sent": sent_email,
+        "tasks": sum(task_counts.values()),
+    }

@@ -12,20 +12,110 @@ import csv
 import random
 from pathlib import Path
 
-FIRST = ["Ava", "Noah", "Mia", "Liam", "Zoe", "Ethan", "Lena", "Jonas", "Chloé", "Hugo",
-         "Sofia", "Mateo", "Yuki", "Haruto", "Priya", "Arjun", "Wei", "Mei", "Olivia", "Lucas",
-         "Emma", "Leon", "Aisha", "Omar", "Sara", "Dario", "Nina", "Felix", "Ines", "Kenji"]
-LAST = ["Carter", "Nguyen", "Schmidt", "Dubois", "Rossi", "Tanaka", "Sharma", "Chen", "Müller",
-        "Martin", "Garcia", "Kim", "Johnson", "Bernard", "Patel", "Silva", "Novak", "Jansen",
-        "Yamamoto", "Kumar", "Fischer", "Lambert", "Moreau", "Lopez", "Walker"]
-COMPANY_A = ["North", "Blue", "Bright", "Iron", "Clear", "Swift", "Summit", "Harbor", "Quantum",
-             "Cedar", "Atlas", "Nimbus", "Vertex", "Lumen", "Orbit"]
-COMPANY_B = ["wind", "peak", "stack", "field", "path", "forge", "scale", "signal", "loop",
-             "grid", "works", "labs", "metrics", "ledger"]
-TITLES = ["VP Sales", "Head of Revenue Operations", "Director of Sales Development",
-          "Chief Revenue Officer", "Sales Operations Manager", "VP Marketing",
-          "Director of Demand Generation", "RevOps Lead", "Head of Growth",
-          "Director of Business Development"]
+FIRST = [
+    "Ava",
+    "Noah",
+    "Mia",
+    "Liam",
+    "Zoe",
+    "Ethan",
+    "Lena",
+    "Jonas",
+    "Chloé",
+    "Hugo",
+    "Sofia",
+    "Mateo",
+    "Yuki",
+    "Haruto",
+    "Priya",
+    "Arjun",
+    "Wei",
+    "Mei",
+    "Olivia",
+    "Lucas",
+    "Emma",
+    "Leon",
+    "Aisha",
+    "Omar",
+    "Sara",
+    "Dario",
+    "Nina",
+    "Felix",
+    "Ines",
+    "Kenji",
+]
+LAST = [
+    "Carter",
+    "Nguyen",
+    "Schmidt",
+    "Dubois",
+    "Rossi",
+    "Tanaka",
+    "Sharma",
+    "Chen",
+    "Müller",
+    "Martin",
+    "Garcia",
+    "Kim",
+    "Johnson",
+    "Bernard",
+    "Patel",
+    "Silva",
+    "Novak",
+    "Jansen",
+    "Yamamoto",
+    "Kumar",
+    "Fischer",
+    "Lambert",
+    "Moreau",
+    "Lopez",
+    "Walker",
+]
+COMPANY_A = [
+    "North",
+    "Blue",
+    "Bright",
+    "Iron",
+    "Clear",
+    "Swift",
+    "Summit",
+    "Harbor",
+    "Quantum",
+    "Cedar",
+    "Atlas",
+    "Nimbus",
+    "Vertex",
+    "Lumen",
+    "Orbit",
+]
+COMPANY_B = [
+    "wind",
+    "peak",
+    "stack",
+    "field",
+    "path",
+    "forge",
+    "scale",
+    "signal",
+    "loop",
+    "grid",
+    "works",
+    "labs",
+    "metrics",
+    "ledger",
+]
+TITLES = [
+    "VP Sales",
+    "Head of Revenue Operations",
+    "Director of Sales Development",
+    "Chief Revenue Officer",
+    "Sales Operations Manager",
+    "VP Marketing",
+    "Director of Demand Generation",
+    "RevOps Lead",
+    "Head of Growth",
+    "Director of Business Development",
+]
 
 # (country, IANA zone or "" to infer, phone prefix, digits after it, share);
 # North American and British numbers are in the ranges reserved for fiction.
@@ -45,8 +135,19 @@ REGIONS = [
     ("AU", "Australia/Sydney", "+612", 8, 4),
 ]
 
-COLUMNS = ["email", "first_name", "last_name", "title", "company", "domain", "phone", "country",
-           "timezone", "industry", "employees"]
+COLUMNS = [
+    "email",
+    "first_name",
+    "last_name",
+    "title",
+    "company",
+    "domain",
+    "phone",
+    "country",
+    "timezone",
+    "industry",
+    "employees",
+]
 
 
 def generate_rows(n: int, *, seed: int = 7, missing_title_every: int = 40) -> list[dict[str, str]]:
@@ -60,21 +161,25 @@ def generate_rows(n: int, *, seed: int = 7, missing_title_every: int = 40) -> li
         company = rng.choice(COMPANY_A) + rng.choice(COMPANY_B)
         domain = f"{company.lower()}{i % 97}.example"
         digits = "".join(rng.choice("0123456789") for _ in range(n_digits))
-        rows.append({
-            "email": f"{first.lower()}.{last.lower()}.{i}@{domain}".replace("é", "e")
-                     .replace("ü", "u"),
-            "first_name": first,
-            "last_name": last,
-            "title": "" if missing_title_every and i % missing_title_every == 13
-                     else rng.choice(TITLES),
-            "company": company,
-            "domain": domain,
-            "phone": prefix + digits,
-            "country": country,
-            "timezone": tz,
-            "industry": rng.choice(["Software", "Fintech", "Logistics", "Healthcare IT"]),
-            "employees": str(rng.choice([80, 250, 600, 1200, 5000])),
-        })
+        rows.append(
+            {
+                "email": f"{first.lower()}.{last.lower()}.{i}@{domain}".replace("é", "e").replace(
+                    "ü", "u"
+                ),
+                "first_name": first,
+                "last_name": last,
+                "title": ""
+                if missing_title_every and i % missing_title_every == 13
+                else rng.choice(TITLES),
+                "company": company,
+                "domain": domain,
+                "phone": prefix + digits,
+                "country": country,
+                "timezone": tz,
+                "industry": rng.choice(["Software", "Fintech", "Logistics", "Healthcare IT"]),
+                "employees": str(rng.choice([80, 250, 600, 1200, 5000])),
+            }
+        )
     return rows
 
 
@@ -97,7 +202,8 @@ def write_csv(path: Path, rows: list[dict[str, str]], *, malformed: bool = True)
         writer.writeheader()
         for i, row in enumerate(rows):
             if bad and i and i % step == 0:
-                writer.writerow({c: bad.pop(0).get(c, "") for c in COLUMNS})
+                broken = bad.pop(0)
+                writer.writerow({c: broken.get(c, "") for c in COLUMNS})
             writer.writerow(row)
         for extra in bad:
             writer.writerow({c: extra.get(c, "") for c in COLUMNS})

@@ -25,8 +25,14 @@ from touchflow.tick import Ticker
 def sender_defaults(settings: Settings) -> SenderInfo:
     """The default sender (mailbox and person) from settings."""
     s = settings.sender
-    return SenderInfo(email=s.email, name=s.name, title=s.title, company=s.company,
-                      phone=s.phone, timezone=s.timezone)
+    return SenderInfo(
+        email=s.email,
+        name=s.name,
+        title=s.title,
+        company=s.company,
+        phone=s.phone,
+        timezone=s.timezone,
+    )
 
 
 @lru_cache(maxsize=8)

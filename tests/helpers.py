@@ -62,15 +62,24 @@ TEMPLATES = {
     "email/bump.txt.j2": "Bumping this, {{ prospect.first_name }}.\n{{ unsubscribe_url }}\n",
     "email/breakup.txt.j2": "Last note from me.\n{{ unsubscribe_url }}\n",
     "call/script.md.j2": "Call {{ prospect.first_name }} about {{ prospect.company }}.\n",
-    "sms/nudge.txt.j2": "Hi {{ prospect.first_name }}, {{ sender.name }} here. Reply STOP to opt out.",
+    "sms/nudge.txt.j2": (
+        "Hi {{ prospect.first_name }}, {{ sender.name }} here. Reply STOP to opt out."
+    ),
 }
 
-SENDER = SenderInfo(email="sam@touchflow.example", name="Sam Rivera", title="AE",
-                    company="touchflow", phone="+12125550199", timezone="America/New_York")
+SENDER = SenderInfo(
+    email="sam@touchflow.example",
+    name="Sam Rivera",
+    title="AE",
+    company="touchflow",
+    phone="+12125550199",
+    timezone="America/New_York",
+)
 
 
-def write_cadence(root: Path, yaml_text: str = CADENCE_YAML,
-                  templates: dict[str, str] | None = None) -> tuple[Path, Path]:
+def write_cadence(
+    root: Path, yaml_text: str = CADENCE_YAML, templates: dict[str, str] | None = None
+) -> tuple[Path, Path]:
     """Write a cadence and its templates under ``root``; return (cadences dir, templates dir)."""
     cdir, tdir = root / "cadences", root / "templates"
     cdir.mkdir(parents=True, exist_ok=True)
@@ -83,16 +92,22 @@ def write_cadence(root: Path, yaml_text: str = CADENCE_YAML,
     return cdir, tdir
 
 
-def make_cadence(root: Path, yaml_text: str = CADENCE_YAML,
-                 templates: dict[str, str] | None = None) -> Cadence:
+def make_cadence(
+    root: Path, yaml_text: str = CADENCE_YAML, templates: dict[str, str] | None = None
+) -> Cadence:
     cdir, tdir = write_cadence(root, yaml_text, templates)
     cid = yaml_text.splitlines()[0].split(":", 1)[1].strip()
     return load_cadence(cdir / f"{cid}.yaml", tdir)
 
 
 def prospect(email: str, tz: str = "America/New_York", country: str = "US", **kw: Any) -> Prospect:
-    base: dict[str, Any] = {"first_name": "Ann", "last_name": "Lee", "title": "VP Sales",
-                            "company": "Acme", "phone": "+12125550123"}
+    base: dict[str, Any] = {
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "title": "VP Sales",
+        "company": "Acme",
+        "phone": "+12125550123",
+    }
     base.update(kw)
     return Prospect(email=email, timezone=tz, country=country, **base)
 
@@ -100,16 +115,18 @@ def prospect(email: str, tz: str = "America/New_York", country: str = "US", **kw
 class Harness:
     """A store with one cadence and fake senders, driven with an explicit clock."""
 
-    def __init__(self, engine: Engine, cadence: Cadence, *, email: Any = None,
-                 sms: Any = None) -> None:
+    def __init__(
+        self, engine: Engine, cadence: Cadence, *, email: Any = None, sms: Any = None
+    ) -> None:
         self.engine = engine
         self.cadence = cadence
         self.runtimes = RuntimeCache("http://localhost:8000")
         self.runtime = self.runtimes.add(cadence)
         self.email = email or FakeEmailSender()
         self.sms = sms or FakeSmsSender()
-        self.ticker = Ticker(engine, email=self.email, sms=self.sms, sender_defaults=SENDER,
-                             runtimes=self.runtimes)
+        self.ticker = Ticker(
+            engine, email=self.email, sms=self.sms, sender_defaults=SENDER, runtimes=self.runtimes
+        )
 
     def add(self, people: list[Prospect], now: datetime) -> None:
         with self.engine.begin() as conn:
@@ -146,7 +163,8 @@ class Harness:
     def enrollment(self, email: str) -> Any:
         with self.engine.connect() as conn:
             return conn.execute(
-                select(enrollments).join(prospects, prospects.c.id == enrollments.c.prospect_id)
+                select(enrollments)
+                .join(prospects, prospects.c.id == enrollments.c.prospect_id)
                 .where(prospects.c.email == email)
             ).one()
 

@@ -94,7 +94,9 @@ def validate(
     """Check cadences, templates and config; print ``path:line:col: error: message``."""
     settings = _settings()
     targets = paths or [
-        p for p in (settings.cadences_dir, settings.templates_dir, settings.config_dir) if p.exists()
+        p
+        for p in (settings.cadences_dir, settings.templates_dir, settings.config_dir)
+        if p.exists()
     ]
     missing = [p for p in targets if not p.exists()]
     if missing:
@@ -125,8 +127,12 @@ SAMPLE_PROSPECT = Prospect(
 @app.command()
 def preview(
     cadence_id: Annotated[str, typer.Argument(metavar="CADENCE")],
-    prospect: Annotated[str | None, typer.Option("--prospect", help="Email of a stored prospect.")] = None,
-    sample: Annotated[bool, typer.Option("--sample", help="Use a built-in sample prospect.")] = False,
+    prospect: Annotated[
+        str | None, typer.Option("--prospect", help="Email of a stored prospect.")
+    ] = None,
+    sample: Annotated[
+        bool, typer.Option("--sample", help="Use a built-in sample prospect.")
+    ] = False,
 ) -> None:
     """Render every step of a cadence for one prospect."""
     from flows.wiring import sender_defaults
@@ -137,10 +143,7 @@ def preview(
         raise typer.BadParameter("give exactly one of --prospect EMAIL or --sample")
     settings = _settings()
     cadence = _load(settings, cadence_id)
-    if sample:
-        who = SAMPLE_PROSPECT
-    else:
-        who = _stored_prospect(settings, normalize_email(prospect or ""))
+    who = SAMPLE_PROSPECT if sample else _stored_prospect(settings, normalize_email(prospect or ""))
     sender = sender_defaults(settings)
     renderer = Renderer(cadence.templates)
     problems = 0
@@ -150,17 +153,23 @@ def preview(
         for variant in variants:
             label = f"{n}. {step.id} [{step.channel}]"
             if variant is not None:
-                label += f" variant {variant.id}" + (" (this prospect)" if variant == chosen else "")
+                label += f" variant {variant.id}" + (
+                    " (this prospect)" if variant == chosen else ""
+                )
             if step.after:
                 label += f", {step.after} after the previous step"
             if step.when:
                 label += f", when {step.when}"
             out.rule(label)
-            ctx = build_context(who, sender.context(), {
-                "unsubscribe_url": f"{settings.public_url}/unsubscribe/preview",
-                "step": {"id": step.id, "channel": step.channel, "number": n},
-                "cadence": {"id": cadence.id, "name": cadence.name},
-            })
+            ctx = build_context(
+                who,
+                sender.context(),
+                {
+                    "unsubscribe_url": f"{settings.public_url}/unsubscribe/preview",
+                    "step": {"id": step.id, "channel": step.channel, "number": n},
+                    "cadence": {"id": cadence.id, "name": cadence.name},
+                },
+            )
             subject = (variant.subject if variant and variant.subject else None) or step.subject
             template = (variant.template if variant and variant.template else None) or step.template
             try:
@@ -197,8 +206,8 @@ def simulate(
     start: Annotated[str, typer.Option("--start", help="ISO 8601 enrollment time.")],
     days: Annotated[int, typer.Option("--days", min=1, max=3660)] = 30,
     events_csv: Annotated[
-        Path | None, typer.Option("--events", exists=True, dir_okay=False,
-                                  help="CSV of email,event,at.")
+        Path | None,
+        typer.Option("--events", exists=True, dir_okay=False, help="CSV of email,event,at."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
@@ -222,8 +231,13 @@ def simulate(
     except ValueError as exc:
         raise _fail(str(exc)) from None
     records = run_simulation(
-        cadence, good, start=_now(start), days=days, sender=sender_defaults(settings),
-        events=events, public_url=settings.public_url,
+        cadence,
+        good,
+        start=_now(start),
+        days=days,
+        sender=sender_defaults(settings),
+        events=events,
+        public_url=settings.public_url,
     )
     if as_json:
         sys.stdout.write(json.dumps(records, indent=2) + "\n")
@@ -233,11 +247,23 @@ def simulate(
         table.add_column(col)
     for r in records:
         if "exit" in r:
-            table.add_row(r["at"][:16], "", r["prospect"], "", "",
-                          f"[bold]exit: {r['exit']}[/bold] {r.get('field', '')}")
+            table.add_row(
+                r["at"][:16],
+                "",
+                r["prospect"],
+                "",
+                "",
+                f"[bold]exit: {r['exit']}[/bold] {r.get('field', '')}",
+            )
         else:
-            table.add_row(r["at"][:16], r["local_at"][:16] + r["local_at"][-6:], r["prospect"],
-                          r["step"], r["channel"], r["variant"] or "")
+            table.add_row(
+                r["at"][:16],
+                r["local_at"][:16] + r["local_at"][-6:],
+                r["prospect"],
+                r["step"],
+                r["channel"],
+                r["variant"] or "",
+            )
     out.print(table)
     touches = Counter(r["channel"] for r in records if "channel" in r)
     exits = Counter(r["exit"] for r in records if "exit" in r)
@@ -297,8 +323,10 @@ def import_(
         inserted, updated = inserted + i, updated + u
     if bad:
         _write_rejects(rejects, bad)
-    out.print(f"imported {file}: {inserted} new, {updated} updated, {len(bad)} rejected"
-              + (f" (written to {rejects})" if bad else ""))
+    out.print(
+        f"imported {file}: {inserted} new, {updated} updated, {len(bad)} rejected"
+        + (f" (written to {rejects})" if bad else "")
+    )
     if bad:
         raise typer.Exit(1)
 
@@ -321,8 +349,10 @@ def enroll(
     cadence_id: Annotated[str, typer.Argument(metavar="CADENCE")],
     all_: Annotated[bool, typer.Option("--all", help="Every stored prospect.")] = False,
     prospects_csv: Annotated[
-        Path | None, typer.Option("--prospects", exists=True, dir_okay=False,
-                                  help="CSV whose emails to enroll.")
+        Path | None,
+        typer.Option(
+            "--prospects", exists=True, dir_okay=False, help="CSV whose emails to enroll."
+        ),
     ] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="The SDR who owns them.")] = None,
     now: Annotated[str | None, typer.Option("--now")] = None,
@@ -343,18 +373,32 @@ def enroll(
     with _engine(settings).begin() as conn:
         ids: list[int] | None = None
         if prospects_csv is not None:
-            emails = [item.email for _l, _r, item in read_prospects_csv(prospects_csv)
-                      if isinstance(item, Prospect)]
-            ids = list(conn.execute(
-                select(prospects.c.id).where(prospects.c.email.in_(emails))).scalars())
+            emails = [
+                item.email
+                for _l, _r, item in read_prospects_csv(prospects_csv)
+                if isinstance(item, Prospect)
+            ]
+            ids = list(
+                conn.execute(select(prospects.c.id).where(prospects.c.email.in_(emails))).scalars()
+            )
             if len(ids) < len(set(emails)):
-                err.print(f"{len(set(emails)) - len(ids)} email(s) are not imported yet; "
-                          f"run `touchflow import {prospects_csv}` first")
-        result = do_enroll(conn, runtimes(settings).add(cadence), ids,
-                           owner_email=owner or settings.sender.owner_email, sender=sender, now=at)
-    out.print(f"{cadence.id} (version {cadence.version}): {result.enrolled} enrolled, "
-              f"{result.already} already enrolled, {result.suppressed} refused (opted out, "
-              f"bounced or suppressed)")
+                err.print(
+                    f"{len(set(emails)) - len(ids)} email(s) are not imported yet; "
+                    f"run `touchflow import {prospects_csv}` first"
+                )
+        result = do_enroll(
+            conn,
+            runtimes(settings).add(cadence),
+            ids,
+            owner_email=owner or settings.sender.owner_email,
+            sender=sender,
+            now=at,
+        )
+    out.print(
+        f"{cadence.id} (version {cadence.version}): {result.enrolled} enrolled, "
+        f"{result.already} already enrolled, {result.suppressed} refused (opted out, "
+        f"bounced or suppressed)"
+    )
 
 
 # -- running ------------------------------------------------------------------------
@@ -409,8 +453,10 @@ def status() -> None:
     for (channel, st), n in sorted(rep.touches_by_status.items()):
         u.add_row(channel, st, str(n))
     out.print(u)
-    out.print(f"open tasks: {rep.open_tasks}; next touch due: "
-              f"{rep.next_due_at.isoformat() if rep.next_due_at else '-'}")
+    out.print(
+        f"open tasks: {rep.open_tasks}; next touch due: "
+        f"{rep.next_due_at.isoformat() if rep.next_due_at else '-'}"
+    )
 
 
 @app.command("tasks")
@@ -429,17 +475,30 @@ def list_tasks_cmd(
     for col in ("id", "due (UTC)", "channel", "prospect", "owner", "title", "status"):
         t.add_column(col)
     for r in rows[:limit]:
-        t.add_row(str(r.id), r.due_at.isoformat()[:16], r.channel, r.email, r.owner_email,
-                  r.title, r.status + (f" ({r.outcome})" if r.outcome else ""))
+        t.add_row(
+            str(r.id),
+            r.due_at.isoformat()[:16],
+            r.channel,
+            r.email,
+            r.owner_email,
+            r.title,
+            r.status + (f" ({r.outcome})" if r.outcome else ""),
+        )
     out.print(t)
 
 
 @task_app.command("done")
 def task_done(
     task_id: Annotated[int, typer.Argument(metavar="ID")],
-    outcome: Annotated[str, typer.Option("--outcome", help="completed, skipped, connected, "
-                                         "voicemail, no_answer, wrong_number, meeting_booked, "
-                                         "not_interested")] = "completed",
+    outcome: Annotated[
+        str,
+        typer.Option(
+            "--outcome",
+            help="completed, skipped, connected, "
+            "voicemail, no_answer, wrong_number, meeting_booked, "
+            "not_interested",
+        ),
+    ] = "completed",
     notes: Annotated[str | None, typer.Option("--notes")] = None,
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
@@ -451,8 +510,15 @@ def task_done(
         raise typer.BadParameter(f"--outcome must be one of {', '.join(TASK_OUTCOMES)}")
     settings = _settings()
     with _engine(settings).begin() as conn:
-        n = complete_tasks(conn, runtimes(settings), sender_defaults(settings), [task_id],
-                           outcome=outcome, at=_now(now), notes=notes)
+        n = complete_tasks(
+            conn,
+            runtimes(settings),
+            sender_defaults(settings),
+            [task_id],
+            outcome=outcome,
+            at=_now(now),
+            notes=notes,
+        )
     if not n:
         raise _fail(f"no open task {task_id}")
     out.print(f"task {task_id}: {outcome}")

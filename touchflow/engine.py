@@ -179,7 +179,9 @@ class CadenceRuntime:
         if spec != "prospect":
             return spec
         return resolve_timezone(
-            prospect.timezone, prospect.phone, prospect.country,
+            prospect.timezone,
+            prospect.phone,
+            prospect.country,
             self.cadence.schedule.fallback_timezone,
         ).key
 
@@ -188,12 +190,15 @@ class CadenceRuntime:
         key = (self.timezone_name(prospect, sender), holiday_countries(self.cadence, prospect))
         cal = self._calendars.get(key)
         if cal is None:
-            cal = BusinessCalendar(resolve_timezone(key[0], None, None, "UTC"), self._window, key[1])
+            cal = BusinessCalendar(
+                resolve_timezone(key[0], None, None, "UTC"), self._window, key[1]
+            )
             self._calendars[key] = cal
         return cal
 
     def due_after(self, view: EnrollmentView, step_index: int, since: datetime) -> datetime:
-        """When step ``step_index`` is due if the previous step ran (or enrollment began) at ``since``."""
+        """When step ``step_index`` is due if the previous step ran (or enrollment began) at
+        ``since``."""
         step = self.cadence.steps[step_index]
         cal = self.calendar_for(view.prospect, view.sender)
         delay = step.after
@@ -263,12 +268,16 @@ class CadenceRuntime:
 
         return touched
 
-    def _render(self, view: EnrollmentView, i: int, step: Step, skipped: tuple[str, ...]) -> Execute:
+    def _render(
+        self, view: EnrollmentView, i: int, step: Step, skipped: tuple[str, ...]
+    ) -> Execute:
         variant: Variant | None = choose_variant(step, view.key)
         key = touch_key(view.touch_prefix, step.id, view.attempt)
         template = (variant.template if variant and variant.template else None) or step.template
         subject_src = (variant.subject if variant and variant.subject else None) or step.subject
-        unsubscribe_url = f"{self.public_url}/unsubscribe/{key}" if step.channel == "email" else None
+        unsubscribe_url = (
+            f"{self.public_url}/unsubscribe/{key}" if step.channel == "email" else None
+        )
         extra: dict[str, Any] = {
             "unsubscribe_url": unsubscribe_url,
             "step": {"id": step.id, "channel": step.channel, "number": i + 1},
@@ -283,8 +292,9 @@ class CadenceRuntime:
             if step.manual and subject is None:
                 who = view.prospect.full_name or view.prospect.email
                 subject = f"{step.channel.title()}: {who} ({self.cadence.name}, {step.id})"
-            return Execute(i, step, variant.id if variant else None, key, subject, body,
-                           skipped=skipped)
+            return Execute(
+                i, step, variant.id if variant else None, key, subject, body, skipped=skipped
+            )
 
         in_reply_to: str | None = None
         references: tuple[str, ...] = ()
@@ -297,8 +307,11 @@ class CadenceRuntime:
                 in_reply_to = parent.message_id
                 references = (parent.message_id,)
                 if subject is None and parent.subject:
-                    subject = parent.subject if parent.subject.lower().startswith("re:") \
+                    subject = (
+                        parent.subject
+                        if parent.subject.lower().startswith("re:")
                         else f"Re: {parent.subject}"
+                    )
             if subject is None:
                 # The thread's first message never went out (skipped): start the
                 # thread here with that step's own subject.
@@ -307,7 +320,12 @@ class CadenceRuntime:
                     subject = self.renderer.render_string(parent_step.subject, ctx)
         domain = view.sender.email.rsplit("@", 1)[-1]
         return Execute(
-            i, step, variant.id if variant else None, key, subject or "", body,
+            i,
+            step,
+            variant.id if variant else None,
+            key,
+            subject or "",
+            body,
             message_id=f"<tf.{key}@{domain}>",
             in_reply_to=in_reply_to,
             references=references,

@@ -95,7 +95,9 @@ def simulate(
         by_email[ev.email].append(ev)
     records: list[dict[str, Any]] = []
     for prospect in prospects:
-        records.extend(_simulate_one(runtime, prospect, start, end, sender, by_email[prospect.email]))
+        records.extend(
+            _simulate_one(runtime, prospect, start, end, sender, by_email[prospect.email])
+        )
     records.sort(key=lambda r: (r["at"], r["prospect"], "exit" in r))
     return records
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from touchflow.engine import (
     MAX_ATTEMPTS,
@@ -38,17 +39,53 @@ from touchflow.engine import (
     touch_key,
 )
 from touchflow.enrollment import Event, State, transition
-from touchflow.errors import DeliveryUnknown, RecipientRejected, RetryableError
+from touchflow.errors import DeliveryUnknown, FatalError, RecipientRejected, RetryableError
 from touchflow.ports import EmailSender, OutboundEmail, OutboundSms, SendResult, SmsSender
+from touchflow.store import fastpath
 from touchflow.store.repo import (
+    UPDATE_ENROLLMENT_IF_STATE,
     RuntimeCache,
     apply_exit_event,
-    dialect_insert,
     enrollment_rows,
     load_views,
     update_enrollments,
 )
 from touchflow.store.schema import enrollments, tasks, touches
+
+_TOUCH_INSERT_COLS = (
+    "key",
+    "enrollment_id",
+    "step_id",
+    "channel",
+    "variant",
+    "status",
+    "provider_id",
+    "message_id",
+    "subject",
+    "due_at",
+    "executed_at",
+    "claimed_at",
+    "claim_token",
+    "sent_at",
+    "error",
+)
+# The claim: a key that already exists is skipped, never overwritten.
+_INSERT_TOUCH = {
+    name: dialect.insert(touches)
+    .values({c: bindparam(c) for c in _TOUCH_INSERT_COLS})
+    .on_conflict_do_nothing(index_elements=["key"])
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+_UPDATE_TOUCH_RESULT = (
+    update(touches)
+    .where(touches.c.key == bindparam("b_key"))
+    .values(
+        status=bindparam("status"),
+        provider_id=bindparam("provider_id"),
+        sent_at=bindparam("sent_at"),
+        error=bindparam("error"),
+    )
+)
 
 
 @dataclass
@@ -212,78 +249,158 @@ class Ticker:
             for row in rows:
                 view = views[row.id]
                 runtime = self.runtimes.get(conn, row.cadence_version)
-                base = {"b_id": row.id, "attempt": row.attempt, "updated_at": now,
-                        "last_executed_at": row.last_executed_at}
+                base = {
+                    "b_id": row.id,
+                    "attempt": row.attempt,
+                    "updated_at": now,
+                    "last_executed_at": row.last_executed_at,
+                }
                 if row.opted_out_at is not None or row.bounced_at is not None:
                     # Exit already applied elsewhere; stop without sending.
-                    exits.append((row.prospect_id,
-                                  "unsubscribe" if row.opted_out_at else "bounce"))
-                    updates.append({**base, "state": row.state, "reason": row.reason,
-                                    "step_index": row.step_index, "next_due_at": None,
-                                    "claimed_at": None})
+                    exits.append((row.prospect_id, "unsubscribe" if row.opted_out_at else "bounce"))
+                    updates.append(
+                        {
+                            **base,
+                            "state": row.state,
+                            "reason": row.reason,
+                            "step_index": row.step_index,
+                            "next_due_at": None,
+                            "claimed_at": None,
+                        }
+                    )
                     continue
                 decision = runtime.decide(view, now)
                 for skipped in decision.skipped:
                     report.skipped_steps += 1
-                    touch_rows.append(self._touch_row(row.id, skipped, "", None, "skipped",
-                                                      row.attempt, row.next_due_at, now, wall,
-                                                      token))
+                    touch_rows.append(
+                        self._touch_row(
+                            row.id,
+                            skipped,
+                            runtime.cadence.step(skipped).channel,
+                            None,
+                            "skipped",
+                            row.attempt,
+                            row.next_due_at,
+                            now,
+                            wall,
+                            token,
+                        )
+                    )
                 state = row.state
                 if isinstance(decision, Defer):
                     report.deferred += 1
-                    updates.append({**base, "state": state, "reason": row.reason,
-                                    "step_index": decision.step_index,
-                                    "next_due_at": decision.due_at, "claimed_at": None})
+                    updates.append(
+                        {
+                            **base,
+                            "state": state,
+                            "reason": row.reason,
+                            "step_index": decision.step_index,
+                            "next_due_at": decision.due_at,
+                            "claimed_at": None,
+                        }
+                    )
                 elif isinstance(decision, Complete):
                     report.completed += 1
-                    updates.append({**base, "state": transition(state, Event.FINISH).value,
-                                    "reason": "completed", "step_index": len(
-                                        runtime.cadence.steps) - 1,
-                                    "next_due_at": None, "claimed_at": None})
+                    updates.append(
+                        {
+                            **base,
+                            "state": transition(state, Event.FINISH).value,
+                            "reason": "completed",
+                            "step_index": len(runtime.cadence.steps) - 1,
+                            "next_due_at": None,
+                            "claimed_at": None,
+                        }
+                    )
                 elif isinstance(decision, Hold):
                     report.held += 1
-                    updates.append({**base, "state": transition(state, Event.HOLD).value,
-                                    "reason": decision.reason,
-                                    "step_index": decision.step_index,
-                                    "next_due_at": None, "claimed_at": None})
+                    updates.append(
+                        {
+                            **base,
+                            "state": transition(state, Event.HOLD).value,
+                            "reason": decision.reason,
+                            "step_index": decision.step_index,
+                            "next_due_at": None,
+                            "claimed_at": None,
+                        }
+                    )
                 else:
                     if state == State.PENDING.value:
                         state = transition(state, Event.START).value
                     step = decision.step
                     if step.manual:
                         report.tasks += 1
-                        touch_rows.append(self._touch_row(
-                            row.id, step.id, step.channel, decision, "sent", row.attempt,
-                            row.next_due_at, now, wall, token))
-                        task_rows.append({
-                            "touch_key": decision.touch_key, "enrollment_id": row.id,
-                            "step_id": step.id, "channel": step.channel,
-                            "owner_email": row.owner_email, "title": decision.subject or step.id,
-                            "body": decision.body, "status": "open", "due_at": now,
-                            "created_at": now,
-                        })
-                        updates.append({**base, "state": state,
-                                        "reason": f"waiting_task:{step.id}",
-                                        "step_index": decision.step_index, "next_due_at": None,
-                                        "claimed_at": None, "last_executed_at": now})
+                        touch_rows.append(
+                            self._touch_row(
+                                row.id,
+                                step.id,
+                                step.channel,
+                                decision,
+                                "sent",
+                                row.attempt,
+                                row.next_due_at,
+                                now,
+                                wall,
+                                token,
+                            )
+                        )
+                        task_rows.append(
+                            {
+                                "touch_key": decision.touch_key,
+                                "enrollment_id": row.id,
+                                "step_id": step.id,
+                                "channel": step.channel,
+                                "owner_email": row.owner_email,
+                                "title": decision.subject or step.id,
+                                "body": decision.body,
+                                "status": "open",
+                                "due_at": now,
+                                "created_at": now,
+                            }
+                        )
+                        updates.append(
+                            {
+                                **base,
+                                "state": state,
+                                "reason": f"waiting_task:{step.id}",
+                                "step_index": decision.step_index,
+                                "next_due_at": None,
+                                "claimed_at": None,
+                                "last_executed_at": now,
+                            }
+                        )
                     else:
-                        touch_rows.append(self._touch_row(
-                            row.id, step.id, step.channel, decision, "sending", row.attempt,
-                            row.next_due_at, now, wall, token))
+                        touch_rows.append(
+                            self._touch_row(
+                                row.id,
+                                step.id,
+                                step.channel,
+                                decision,
+                                "sending",
+                                row.attempt,
+                                row.next_due_at,
+                                now,
+                                wall,
+                                token,
+                            )
+                        )
                         # Stays claimed until the provider answered (_record).
-                        updates.append({**base, "state": state, "reason": None,
-                                        "step_index": decision.step_index,
-                                        "next_due_at": row.next_due_at, "claimed_at": wall})
+                        updates.append(
+                            {
+                                **base,
+                                "state": state,
+                                "reason": None,
+                                "step_index": decision.step_index,
+                                "next_due_at": row.next_due_at,
+                                "claimed_at": wall,
+                            }
+                        )
                         candidates.append(_Pending(row.id, state, decision, view, runtime, row))
             # The claim: mark every picked enrollment before anything is inserted.
             conn.execute(
                 update(enrollments).where(enrollments.c.id.in_(ids)).values(claimed_at=wall)
             )
             if touch_rows:
-                conn.execute(
-                    dialect_insert(conn, touches).on_conflict_do_nothing(index_elements=["key"]),
-                    touch_rows,
-                )
+                fastpath.executemany(conn, _INSERT_TOUCH[conn.dialect.name], touch_rows)
             won = set(
                 conn.execute(
                     select(touches.c.key).where(
@@ -302,16 +419,18 @@ class Ticker:
                     pending.append(cand)
                 else:
                     lost.add(cand.enrollment_id)
-            for t in task_rows:
-                pass
             if lost:
                 # Another worker (or an earlier crashed run) owns this key: never
                 # send it a second time; make the enrollment visible instead.
                 report.conflicts += len(lost)
                 for u in updates:
                     if u["b_id"] in lost:
-                        u.update(state=transition(u["state"], Event.FAIL).value,
-                                 reason="ledger_conflict", next_due_at=None, claimed_at=None)
+                        u.update(
+                            state=transition(u["state"], Event.FAIL).value,
+                            reason="ledger_conflict",
+                            next_due_at=None,
+                            claimed_at=None,
+                        )
             update_enrollments(conn, updates)
             for prospect_id, kind in exits:
                 apply_exit_event(conn, self.runtimes, prospect_id, kind, now, source="tick")
@@ -319,18 +438,34 @@ class Ticker:
 
     @staticmethod
     def _touch_row(
-        enrollment_id: int, step_id: str, channel: str, decision: Execute | None, status: str,
-        attempt: int, due_at: datetime | None, now: datetime, wall: datetime, token: str,
+        enrollment_id: int,
+        step_id: str,
+        channel: str,
+        decision: Execute | None,
+        status: str,
+        attempt: int,
+        due_at: datetime | None,
+        now: datetime,
+        wall: datetime,
+        token: str,
     ) -> dict[str, Any]:
         key = decision.touch_key if decision else touch_key(str(enrollment_id), step_id, attempt)
         return {
-            "key": key, "enrollment_id": enrollment_id, "step_id": step_id,
-            "channel": channel or "none", "variant": decision.variant if decision else None,
-            "status": status, "provider_id": None,
+            "key": key,
+            "enrollment_id": enrollment_id,
+            "step_id": step_id,
+            "channel": channel,
+            "variant": decision.variant if decision else None,
+            "status": status,
+            "provider_id": None,
             "message_id": decision.message_id if decision else None,
             "subject": decision.subject if decision else None,
-            "due_at": due_at or now, "executed_at": now, "claimed_at": wall,
-            "claim_token": token, "sent_at": wall if status == "sent" else None, "error": None,
+            "due_at": due_at or now,
+            "executed_at": now,
+            "claimed_at": wall,
+            "claim_token": token,
+            "sent_at": wall if status == "sent" else None,
+            "error": None,
         }
 
     def _send(self, pending: list[_Pending]) -> dict[str, SendResult]:
@@ -339,27 +474,31 @@ class Ticker:
         for p in pending:
             d = p.decision
             if d.channel == "email":
-                emails.append(OutboundEmail(
-                    touch_key=d.touch_key,
-                    message_id=d.message_id or f"<tf.{d.touch_key}@touchflow.invalid>",
-                    from_addr=p.view.sender.email,
-                    from_name=p.view.sender.name,
-                    to_addr=p.view.prospect.email,
-                    subject=d.subject or "",
-                    text=d.body,
-                    in_reply_to=d.in_reply_to,
-                    references=d.references,
-                    list_unsubscribe_url=d.unsubscribe_url,
-                    list_unsubscribe_mailto=self.unsubscribe_mailto,
-                    categories=(p.runtime.cadence.id, d.step.id),
-                ))
+                emails.append(
+                    OutboundEmail(
+                        touch_key=d.touch_key,
+                        message_id=d.message_id or f"<tf.{d.touch_key}@touchflow.invalid>",
+                        from_addr=p.view.sender.email,
+                        from_name=p.view.sender.name,
+                        to_addr=p.view.prospect.email,
+                        subject=d.subject or "",
+                        text=d.body,
+                        in_reply_to=d.in_reply_to,
+                        references=d.references,
+                        list_unsubscribe_url=d.unsubscribe_url,
+                        list_unsubscribe_mailto=self.unsubscribe_mailto,
+                        categories=(p.runtime.cadence.id, d.step.id),
+                    )
+                )
             else:
-                texts.append(OutboundSms(
-                    touch_key=d.touch_key,
-                    from_number=p.view.sender.phone or "",
-                    to_number=p.view.prospect.phone or "",
-                    body=d.body,
-                ))
+                texts.append(
+                    OutboundSms(
+                        touch_key=d.touch_key,
+                        from_number=p.view.sender.phone or "",
+                        to_number=p.view.prospect.phone or "",
+                        body=d.body,
+                    )
+                )
         results: dict[str, SendResult] = {}
         if emails:
             for r in self.email.send_batch(emails):
@@ -367,14 +506,17 @@ class Ticker:
         if texts:
             if self.sms is None:
                 for m in texts:
-                    results[m.touch_key] = SendResult(m.touch_key, error=_no_sms(m.touch_key))
+                    results[m.touch_key] = SendResult(m.touch_key, error=_no_sms())
             else:
                 for r in self.sms.send_batch(texts):
                     results[r.touch_key] = r
         return results
 
     def _record(
-        self, now: datetime, pending: list[_Pending], results: dict[str, SendResult],
+        self,
+        now: datetime,
+        pending: list[_Pending],
+        results: dict[str, SendResult],
         report: TickReport,
     ) -> None:
         wall = self.wall()
@@ -384,28 +526,51 @@ class Ticker:
         for p in pending:
             d = p.decision
             res = results[d.touch_key]
-            base = {"b_key": d.touch_key, "provider_id": res.provider_id, "sent_at": None,
-                    "error": None}
-            enr = {"b_id": p.enrollment_id, "b_state": p.expected_state, "claimed_at": None,
-                   "updated_at": now, "step_index": d.step_index}
+            base = {
+                "b_key": d.touch_key,
+                "provider_id": res.provider_id,
+                "sent_at": None,
+                "error": None,
+            }
+            enr = {
+                "b_id": p.enrollment_id,
+                "b_state": p.expected_state,
+                "claimed_at": None,
+                "updated_at": now,
+                "step_index": d.step_index,
+            }
             err = res.error
             if err is None:
                 report.sent += 1
                 touch_updates.append({**base, "status": "sent", "sent_at": wall})
                 nxt = p.runtime.after_execution(p.view, d.step_index, now)
                 if nxt is None:
-                    enr.update(state=transition(p.expected_state, Event.FINISH).value,
-                               reason="completed", attempt=1, next_due_at=None,
-                               last_executed_at=now)
+                    enr.update(
+                        state=transition(p.expected_state, Event.FINISH).value,
+                        reason="completed",
+                        attempt=1,
+                        next_due_at=None,
+                        last_executed_at=now,
+                    )
                 else:
-                    enr.update(state=p.expected_state, reason=None, attempt=1,
-                               step_index=nxt[0], next_due_at=nxt[1], last_executed_at=now)
+                    enr.update(
+                        state=p.expected_state,
+                        reason=None,
+                        attempt=1,
+                        step_index=nxt[0],
+                        next_due_at=nxt[1],
+                        last_executed_at=now,
+                    )
             elif isinstance(err, DeliveryUnknown):
                 report.unknown += 1
                 touch_updates.append({**base, "status": "unknown", "error": str(err)})
-                enr.update(state=transition(p.expected_state, Event.FAIL).value,
-                           reason=f"delivery_unknown:{d.step.id}", attempt=p.row.attempt,
-                           next_due_at=None, last_executed_at=p.row.last_executed_at)
+                enr.update(
+                    state=transition(p.expected_state, Event.FAIL).value,
+                    reason=f"delivery_unknown:{d.step.id}",
+                    attempt=p.row.attempt,
+                    next_due_at=None,
+                    last_executed_at=p.row.last_executed_at,
+                )
             elif isinstance(err, RecipientRejected):
                 report.bounced += 1
                 touch_updates.append({**base, "status": "failed", "error": str(err)})
@@ -415,46 +580,41 @@ class Ticker:
             elif isinstance(err, RetryableError) and p.row.attempt < MAX_ATTEMPTS:
                 report.retrying += 1
                 touch_updates.append({**base, "status": "failed", "error": str(err)})
-                enr.update(state=p.expected_state, reason=f"retrying:{type(err).__name__}",
-                           attempt=p.row.attempt + 1,
-                           next_due_at=p.runtime.retry_due(p.view, now, p.row.attempt),
-                           last_executed_at=p.row.last_executed_at)
+                enr.update(
+                    state=p.expected_state,
+                    reason=f"retrying:{type(err).__name__}",
+                    attempt=p.row.attempt + 1,
+                    next_due_at=p.runtime.retry_due(p.view, now, p.row.attempt),
+                    last_executed_at=p.row.last_executed_at,
+                )
             else:
                 report.failed += 1
                 touch_updates.append({**base, "status": "failed", "error": str(err)})
-                enr.update(state=transition(p.expected_state, Event.FAIL).value,
-                           reason=f"send_failed:{str(err)[:150]}", attempt=p.row.attempt,
-                           next_due_at=None, last_executed_at=p.row.last_executed_at)
+                enr.update(
+                    state=transition(p.expected_state, Event.FAIL).value,
+                    reason=f"send_failed:{str(err)[:150]}",
+                    attempt=p.row.attempt,
+                    next_due_at=None,
+                    last_executed_at=p.row.last_executed_at,
+                )
             if enr:
                 enr_updates.append(enr)
         with self.engine.begin() as conn:
             if touch_updates:
-                conn.execute(
-                    update(touches)
-                    .where(touches.c.key == _bp("b_key"))
-                    .values(status=_bp("status"), provider_id=_bp("provider_id"),
-                            sent_at=_bp("sent_at"), error=_bp("error")),
-                    touch_updates,
-                )
+                fastpath.executemany(conn, _UPDATE_TOUCH_RESULT, touch_updates)
             if enr_updates:
-                cols = ("state", "reason", "step_index", "attempt", "next_due_at", "claimed_at",
-                        "last_executed_at", "updated_at")
                 # Guarded by the state we left it in: an exit event that arrived
                 # while the message was in flight wins, and is not undone here.
-                conn.execute(
-                    update(enrollments)
-                    .where(enrollments.c.id == _bp("b_id"), enrollments.c.state == _bp("b_state"))
-                    .values({c: _bp(c) for c in cols}),
-                    enr_updates,
-                )
+                fastpath.executemany(conn, UPDATE_ENROLLMENT_IF_STATE, enr_updates)
                 conn.execute(
                     update(enrollments)
                     .where(enrollments.c.id.in_([u["b_id"] for u in enr_updates]))
                     .values(claimed_at=None)
                 )
             for prospect_id, kind, key in exits:
-                apply_exit_event(conn, self.runtimes, prospect_id, kind, now, source="send",
-                                 touch_key=key)
+                apply_exit_event(
+                    conn, self.runtimes, prospect_id, kind, now, source="send", touch_key=key
+                )
                 conn.execute(
                     update(enrollments)
                     .where(enrollments.c.prospect_id == prospect_id)
@@ -462,13 +622,5 @@ class Ticker:
                 )
 
 
-def _no_sms(key: str) -> Exception:
-    from touchflow.errors import FatalError
-
+def _no_sms() -> FatalError:
     return FatalError("no SMS sender configured", connector="tick", operation="send_sms")
-
-
-def _bp(name: str) -> Any:
-    from sqlalchemy import bindparam
-
-    return bindparam(name)

@@ -40,14 +40,35 @@ def _csv(path: Path, rows: list[dict[str, str]]) -> Path:
 
 
 PEOPLE = [
-    {"email": "ana@northwind.example", "first_name": "Ana", "last_name": "Silva",
-     "title": "VP Sales", "company": "Northwind", "country": "US",
-     "timezone": "America/Los_Angeles", "phone": "+14155550101", "industry": "Software"},
-    {"email": "jonas@fabrik.example", "first_name": "Jonas", "last_name": "Weber",
-     "title": "Head of RevOps", "company": "Fabrik", "country": "DE",
-     "phone": "+493012345678"},
-    {"email": "yuki@kaisha.example", "first_name": "Yuki", "last_name": "Sato",
-     "title": "Sales Director", "company": "Kaisha", "phone": "+81312345678", "country": "JP"},
+    {
+        "email": "ana@northwind.example",
+        "first_name": "Ana",
+        "last_name": "Silva",
+        "title": "VP Sales",
+        "company": "Northwind",
+        "country": "US",
+        "timezone": "America/Los_Angeles",
+        "phone": "+14155550101",
+        "industry": "Software",
+    },
+    {
+        "email": "jonas@fabrik.example",
+        "first_name": "Jonas",
+        "last_name": "Weber",
+        "title": "Head of RevOps",
+        "company": "Fabrik",
+        "country": "DE",
+        "phone": "+493012345678",
+    },
+    {
+        "email": "yuki@kaisha.example",
+        "first_name": "Yuki",
+        "last_name": "Sato",
+        "title": "Sales Director",
+        "company": "Kaisha",
+        "phone": "+81312345678",
+        "country": "JP",
+    },
 ]
 
 
@@ -76,11 +97,26 @@ def test_usage_error_exits_2(project: Path):
 
 def test_simulate_json(project: Path):
     prospects = _csv(project / "p.csv", PEOPLE)
-    events = _csv(project / "e.csv", [
-        {"email": "yuki@kaisha.example", "event": "reply", "at": "2026-12-03T01:00:00Z"}])
-    result = runner.invoke(app, ["simulate", "enterprise-outbound", "--prospects", str(prospects),
-                                 "--start", "2026-11-30T06:00:00Z", "--days", "30",
-                                 "--events", str(events), "--json"])
+    events = _csv(
+        project / "e.csv",
+        [{"email": "yuki@kaisha.example", "event": "reply", "at": "2026-12-03T01:00:00Z"}],
+    )
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "enterprise-outbound",
+            "--prospects",
+            str(prospects),
+            "--start",
+            "2026-11-30T06:00:00Z",
+            "--days",
+            "30",
+            "--events",
+            str(events),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)
     touches = [r for r in records if "step" in r]
@@ -91,16 +127,20 @@ def test_simulate_json(project: Path):
         local = datetime.fromisoformat(r["local_at"])
         assert datetime.fromisoformat(r["at"]) == local
         assert local.weekday() < 5
-    first = [r for r in touches if r["prospect"] == "ana@northwind.example"][0]
+    first = next(r for r in touches if r["prospect"] == "ana@northwind.example")
     assert first["local_at"].startswith("2026-11-30T") and first["local_at"].endswith("-08:00")
     assert first["variant"] in ("a", "b")
-    assert not any(r["prospect"] == "yuki@kaisha.example" and r["at"] > "2026-12-03T01"
-                   for r in touches)
+    assert not any(
+        r["prospect"] == "yuki@kaisha.example" and r["at"] > "2026-12-03T01" for r in touches
+    )
 
 
 def test_import_enroll_status_tasks_event(project: Path):
-    rows = [*PEOPLE, {"email": "broken", "first_name": "X"},
-            {"email": "tz@bad.example", "timezone": "Nowhere/City"}]
+    rows = [
+        *PEOPLE,
+        {"email": "broken", "first_name": "X"},
+        {"email": "tz@bad.example", "timezone": "Nowhere/City"},
+    ]
     path = _csv(project / "people.csv", rows)
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     result = runner.invoke(app, ["import", str(path), "--now", "2026-11-28T12:00:00Z"])
@@ -114,15 +154,26 @@ def test_import_enroll_status_tasks_event(project: Path):
     again = runner.invoke(app, ["import", str(path), "--now", "2026-11-29T12:00:00Z"])
     assert "0 new, 0 updated" in again.stdout
 
-    result = runner.invoke(app, ["enroll", "enterprise-outbound", "--all", "--owner",
-                                 "sdr@me.example", "--now", "2026-11-28T12:00:00Z"])
+    result = runner.invoke(
+        app,
+        [
+            "enroll",
+            "enterprise-outbound",
+            "--all",
+            "--owner",
+            "sdr@me.example",
+            "--now",
+            "2026-11-28T12:00:00Z",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "3 enrolled" in result.stdout
     result = runner.invoke(app, ["status"])
     assert result.exit_code == 0 and "pending" in result.stdout
 
-    result = runner.invoke(app, ["event", "ana@northwind.example", "unsubscribe",
-                                 "--at", "2026-11-29T12:00:00Z"])
+    result = runner.invoke(
+        app, ["event", "ana@northwind.example", "unsubscribe", "--at", "2026-11-29T12:00:00Z"]
+    )
     assert result.exit_code == 0 and "1 enrollment(s) ended" in result.stdout
     assert runner.invoke(app, ["event", "nobody@x.example", "reply"]).exit_code == 1
     assert runner.invoke(app, ["event", "ana@northwind.example", "wave"]).exit_code == 2
@@ -139,8 +190,9 @@ def test_preview_sample_renders_every_step(project: Path):
 def test_preview_shows_missing_data(project: Path, tmp_path: Path):
     write_cadence(tmp_path)
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
-    path = _csv(tmp_path / "one.csv", [{"email": "no.title@x.example", "first_name": "N",
-                                         "company": "C"}])
+    path = _csv(
+        tmp_path / "one.csv", [{"email": "no.title@x.example", "first_name": "N", "company": "C"}]
+    )
     runner.invoke(app, ["import", str(path)])
     result = runner.invoke(app, ["preview", "t-cadence", "--prospect", "no.title@x.example"])
     assert result.exit_code == 1

@@ -28,7 +28,10 @@ N = 300
 def _run(env: dict[str, str], *, kill_after: int | None, sink: LocalSmtpSink) -> int:
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "e2e" / "crash_tick.py"), MON.isoformat(), "20"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     if kill_after is not None:
         deadline = time.monotonic() + 60

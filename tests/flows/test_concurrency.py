@@ -36,8 +36,13 @@ def test_four_concurrent_ticks_send_every_touch_exactly_once(pg_schema_url, tmp_
     def worker(i: int) -> None:
         # Each worker has its own engine (connection pool), like a separate machine.
         engine = make_engine(pg_schema_url)
-        tk = Ticker(engine, email=senders[i], sms=None, sender_defaults=SENDER,
-                    runtimes=RuntimeCache("http://localhost:8000"))
+        tk = Ticker(
+            engine,
+            email=senders[i],
+            sms=None,
+            sender_defaults=SENDER,
+            runtimes=RuntimeCache("http://localhost:8000"),
+        )
         try:
             barrier.wait()
             while True:
@@ -63,7 +68,10 @@ def test_four_concurrent_ticks_send_every_touch_exactly_once(pg_schema_url, tmp_
     assert sum(1 for s in senders if s.sent) >= 2
     assert sum(r.conflicts for r in reports) == 0
     with setup.connect() as conn:
-        assert conn.execute(
-            select(func.count()).select_from(touches).where(touches.c.status == "sent")
-        ).scalar_one() == n
+        assert (
+            conn.execute(
+                select(func.count()).select_from(touches).where(touches.c.status == "sent")
+            ).scalar_one()
+            == n
+        )
     setup.dispose()

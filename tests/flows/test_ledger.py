@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from connectors.fakes import FakeEmailSender
-from tests.helpers import CADENCE_YAML, TEMPLATES, SENDER, Harness, make_cadence, prospect
+from tests.helpers import CADENCE_YAML, SENDER, TEMPLATES, Harness, make_cadence, prospect
 from touchflow.errors import (
     DeliveryUnknown,
     FatalError,
@@ -37,9 +37,14 @@ def _touches(h, **where):
 
 
 def test_first_touch_waits_for_each_prospects_window(h):
-    h.add([prospect("ny@x.example"),
-           prospect("be@x.example", "Europe/Berlin", "DE"),
-           prospect("tk@x.example", "Asia/Tokyo", "JP")], SAT)
+    h.add(
+        [
+            prospect("ny@x.example"),
+            prospect("be@x.example", "Europe/Berlin", "DE"),
+            prospect("tk@x.example", "Asia/Tokyo", "JP"),
+        ],
+        SAT,
+    )
     ny, be, tk = (h.enrollment(e) for e in ("ny@x.example", "be@x.example", "tk@x.example"))
     assert ny.next_due_at == datetime(2026, 11, 30, 14, 0, tzinfo=UTC)  # Mon 09:00 New York
     assert be.next_due_at == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # Mon 09:00 Berlin
@@ -66,20 +71,30 @@ def test_a_second_tick_at_the_same_time_sends_nothing(h):
 
 
 def test_production_matches_the_simulation(h):
-    people = [prospect("ny@x.example"), prospect("be@x.example", "Europe/Berlin", "DE",
-                                                 phone="+493012345678")]
+    people = [
+        prospect("ny@x.example"),
+        prospect("be@x.example", "Europe/Berlin", "DE", phone="+493012345678"),
+    ]
     h.add(people, SAT)
     h.run_until(SAT + timedelta(days=30))
     sim = simulate(h.cadence, people, start=SAT, days=30, sender=SENDER)
     sim_touches = [(r["prospect"], r["step"], r["at"]) for r in sim if "step" in r]
     with h.engine.connect() as conn:
         rows = conn.execute(
-            select(touches.c.key, touches.c.step_id, touches.c.executed_at, touches.c.status,
-                   touches.c.enrollment_id).order_by(touches.c.executed_at)
+            select(
+                touches.c.key,
+                touches.c.step_id,
+                touches.c.executed_at,
+                touches.c.status,
+                touches.c.enrollment_id,
+            ).order_by(touches.c.executed_at)
         ).all()
     emails = {h.enrollment(p.email).id: p.email for p in people}
-    prod = [(emails[r.enrollment_id], r.step_id, r.executed_at.isoformat())
-            for r in rows if r.status == "sent"]
+    prod = [
+        (emails[r.enrollment_id], r.step_id, r.executed_at.isoformat())
+        for r in rows
+        if r.status == "sent"
+    ]
     assert sorted(prod) == sorted(sim_touches)
     assert len(prod) == 10  # intro, call, bump, sms, breakup for both
     for email in emails.values():
@@ -131,8 +146,9 @@ def test_missing_field_holds_the_enrollment_until_fixed(h):
     assert (e.state, e.reason, e.next_due_at) == ("pending", "missing_data:prospect.title", None)
     assert h.email.sent == []
     with h.engine.begin() as conn:
-        upsert_prospects(conn, [prospect("nt@x.example", title="CRO")],
-                         datetime(2026, 11, 30, 15, 0, tzinfo=UTC))
+        upsert_prospects(
+            conn, [prospect("nt@x.example", title="CRO")], datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+        )
     assert h.tick(datetime(2026, 11, 30, 15, 0, tzinfo=UTC)).sent == 1
     assert "As CRO at Acme" in h.email.sent[0].text
 
@@ -142,8 +158,9 @@ def test_reply_ends_the_enrollment_and_nothing_more_is_sent(h):
     h.tick(datetime(2026, 11, 30, 14, 0, tzinfo=UTC))
     with h.engine.begin() as conn:
         pid = find_prospect_id(conn, "ny@x.example")
-        res = apply_exit_event(conn, h.runtimes, pid, "reply",
-                               datetime(2026, 11, 30, 18, 0, tzinfo=UTC), source="test")
+        res = apply_exit_event(
+            conn, h.runtimes, pid, "reply", datetime(2026, 11, 30, 18, 0, tzinfo=UTC), source="test"
+        )
     assert res.ended == 1
     h.run_until(SAT + timedelta(days=30))
     assert len(h.email.sent) == 1
@@ -154,7 +171,8 @@ def test_reply_ends_the_enrollment_and_nothing_more_is_sent(h):
 def test_unsubscribe_is_global_and_permanent(db, tmp_path):
     h = Harness(db, make_cadence(tmp_path))
     other_yaml = CADENCE_YAML.replace("id: t-cadence", "id: other-cadence").replace(
-        "exit_on: [reply, bounce, unsubscribe, meeting_booked]", "exit_on: [reply]")
+        "exit_on: [reply, bounce, unsubscribe, meeting_booked]", "exit_on: [reply]"
+    )
     other = make_cadence(tmp_path / "o", other_yaml)
     h.add([prospect("ny@x.example")], SAT)
     with h.engine.begin() as conn:
@@ -164,8 +182,7 @@ def test_unsubscribe_is_global_and_permanent(db, tmp_path):
     # Ends both, even the cadence whose exit_on does not list unsubscribe.
     assert res.ended == 2
     with h.engine.begin() as conn:
-        again = enroll(conn, h.runtimes.add(other), None, owner_email="o@x", sender=SENDER,
-                       now=SAT)
+        again = enroll(conn, h.runtimes.add(other), None, owner_email="o@x", sender=SENDER, now=SAT)
         states = conn.execute(select(enrollments.c.state)).scalars().all()
     assert again.enrolled == 0
     assert states == ["opted_out", "opted_out"]
@@ -174,14 +191,21 @@ def test_unsubscribe_is_global_and_permanent(db, tmp_path):
 
 
 def test_reply_not_in_exit_on_keeps_the_enrollment(db, tmp_path):
-    yaml_text = CADENCE_YAML.replace("exit_on: [reply, bounce, unsubscribe, meeting_booked]",
-                                     "exit_on: [bounce, unsubscribe]")
+    yaml_text = CADENCE_YAML.replace(
+        "exit_on: [reply, bounce, unsubscribe, meeting_booked]", "exit_on: [bounce, unsubscribe]"
+    )
     h = Harness(db, make_cadence(tmp_path, yaml_text))
     h.add([prospect("ny@x.example")], SAT)
     h.tick(datetime(2026, 11, 30, 14, 0, tzinfo=UTC))
     with h.engine.begin() as conn:
-        res = apply_exit_event(conn, h.runtimes, find_prospect_id(conn, "ny@x.example"), "reply",
-                               datetime(2026, 11, 30, 15, 0, tzinfo=UTC), source="test")
+        res = apply_exit_event(
+            conn,
+            h.runtimes,
+            find_prospect_id(conn, "ny@x.example"),
+            "reply",
+            datetime(2026, 11, 30, 15, 0, tzinfo=UTC),
+            source="test",
+        )
         ev = conn.execute(select(events)).one()
     assert (res.ended, res.kept) == (0, 1)
     assert ev.type == "replied" and ev.touch_key == h.email.sent[0].touch_key
@@ -193,13 +217,23 @@ def test_when_condition_skips_a_step_after_an_open(h):
     bump = h.email.sent[-1]
     with h.engine.begin() as conn:
         e = h.enrollment("ny@x.example")
-        conn.execute(events.insert().values(
-            prospect_id=e.prospect_id, enrollment_id=e.id, touch_key=bump.touch_key,
-            type="opened", occurred_at=SAT, source="test", created_at=SAT))
+        conn.execute(
+            events.insert().values(
+                prospect_id=e.prospect_id,
+                enrollment_id=e.id,
+                touch_key=bump.touch_key,
+                type="opened",
+                occurred_at=SAT,
+                source="test",
+                created_at=SAT,
+            )
+        )
     h.run_until(SAT + timedelta(days=30))
     assert [t.step_id for t in _touches(h, status="skipped")] == ["breakup"]
     assert (h.enrollment("ny@x.example").state, h.enrollment("ny@x.example").reason) == (
-        "finished", "completed")
+        "finished",
+        "completed",
+    )
 
 
 class FlakySender(FakeEmailSender):
@@ -321,8 +355,14 @@ def test_exit_event_during_send_is_not_undone(db, tmp_path):
     def send_and_reply(messages):
         out = real(messages)
         with h.engine.begin() as conn:
-            apply_exit_event(conn, h.runtimes, find_prospect_id(conn, "ny@x.example"), "reply",
-                             datetime(2026, 11, 30, 14, 0, tzinfo=UTC), source="test")
+            apply_exit_event(
+                conn,
+                h.runtimes,
+                find_prospect_id(conn, "ny@x.example"),
+                "reply",
+                datetime(2026, 11, 30, 14, 0, tzinfo=UTC),
+                source="test",
+            )
         return out
 
     h.ticker.email.send_batch = send_and_reply
@@ -334,9 +374,14 @@ def test_exit_event_during_send_is_not_undone(db, tmp_path):
 
 def test_simulation_events_match_production_exit(h):
     people = [prospect("ny@x.example")]
-    sim = simulate(h.cadence, people, start=SAT, days=30, sender=SENDER,
-                   events=[SimEvent(datetime(2026, 12, 1, 12, 0, tzinfo=UTC), "ny@x.example",
-                                    "reply")])
+    sim = simulate(
+        h.cadence,
+        people,
+        start=SAT,
+        days=30,
+        sender=SENDER,
+        events=[SimEvent(datetime(2026, 12, 1, 12, 0, tzinfo=UTC), "ny@x.example", "reply")],
+    )
     assert [r.get("step") or r["exit"] for r in sim] == ["intro", "replied"]
 
 

@@ -56,8 +56,10 @@ class _State:
 
 
 def test_retry_condition_retries_only_retryable_errors():
-    assert retry_only_retryable(None, None, _State(RetryableError("x", connector="c",
-                                                                  operation="o")))
-    assert not retry_only_retryable(None, None, _State(FatalError("x", connector="c",
-                                                                  operation="o")))
+    assert retry_only_retryable(
+        None, None, _State(RetryableError("x", connector="c", operation="o"))
+    )
+    assert not retry_only_retryable(
+        None, None, _State(FatalError("x", connector="c", operation="o"))
+    )
     assert not retry_only_retryable(None, None, _State(ValueError("bug")))

@@ -161,19 +161,36 @@ def transitions(zone: str) -> tuple[datetime, ...]:
 
 
 INTERESTING_MINUTES = (0, 30, 60, 90, 105, 120, 135, 150, 165, 180, 210, 240, 480, 540, 1020)
+ALL_DAYS = frozenset(range(7))
 
 
-def minute_of_day(low: int) -> st.SearchStrategy[int]:
+def minute_of_day(low: int, pivot: int | None) -> st.SearchStrategy[int]:
+    """A minute of the day >= ``low``; often a round one, or near ``pivot`` (a DST switch)."""
+    options = [st.integers(low, 1439)]
     interesting = [m for m in INTERESTING_MINUTES if m >= low]
-    uniform = st.integers(low, 1439)
-    return st.one_of(uniform, st.sampled_from(interesting)) if interesting else uniform
+    if interesting:
+        options.append(st.sampled_from(interesting))
+    if pivot is not None and pivot + 90 >= low:
+        options.append(st.integers(max(low, pivot - 90), min(1439, pivot + 90)))
+    return st.one_of(*options)
 
 
 @st.composite
-def windows(draw: st.DrawFn) -> SendWindow:
-    days = draw(st.frozensets(st.integers(0, 6), min_size=1))
-    start = draw(minute_of_day(0).filter(lambda m: m < 1439))
-    end = draw(minute_of_day(start + 1))
+def windows(
+    draw: st.DrawFn, pivot: int | None = None, weekday: int | None = None, tight: bool = False
+) -> SendWindow:
+    """Send windows; given a DST switch at local minute ``pivot`` on ``weekday``, often one
+    with an edge in its gap or repeated hour, open on that day (always so if ``tight``)."""
+    days = draw(st.one_of(st.frozensets(st.integers(0, 6), min_size=1), st.just(ALL_DAYS)))
+    if weekday is not None and (tight or draw(st.booleans())):
+        days |= {weekday}
+    if tight and pivot is not None:
+        start = draw(st.integers(max(0, pivot - 90), min(1438, pivot + 90)))
+        end = min(1439, start + draw(st.integers(1, 150)))
+    else:
+        start = draw(minute_of_day(0, pivot).filter(lambda m: m < 1439))
+        end = draw(st.one_of(minute_of_day(start + 1, pivot), st.integers(start + 1, start + 120)))
+        end = min(end, 1439)
     return SendWindow(days, time(*divmod(start, 60)), time(*divmod(end, 60)))
 
 
@@ -182,29 +199,67 @@ class Case:
     cal: BusinessCalendar
     ref: Ref
     instant: datetime
+    #: Local date of a DST switch the instant was placed some days before, if any.
+    switch_day: date | None = None
 
 
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
     zone = draw(st.sampled_from(ZONES))
     tz = ZoneInfo(zone)
-    window = draw(windows())
-    countries = tuple(draw(st.sets(st.sampled_from(COUNTRIES), max_size=3)))
     near = transitions(zone)
-    if near and draw(st.booleans()):
-        base = draw(st.sampled_from(near))
-        u = base + draw(st.integers(-36 * 60, 36 * 60)) * MINUTE
-        u += timedelta(seconds=draw(st.sampled_from([0, 0, 0, 1, 30, 59])))
-    else:
+    modes = ["uniform", "near", "days before", "edge"] if near else ["uniform"]
+    mode = draw(st.sampled_from(modes))
+    switch_day = None
+    if mode == "uniform":
         naive = draw(st.datetimes(FIRST.replace(tzinfo=None), LAST.replace(tzinfo=None)))
         u = naive.replace(tzinfo=UTC)
+        window = draw(windows())
+    else:
+        switch = draw(st.sampled_from(near))
+        if mode == "edge":  # right at the switch, window edges in the gap / repeated hour
+            minutes = draw(st.integers(-120, 120))
+        else:
+            minutes = draw(st.one_of(st.integers(-36 * 60, 36 * 60), st.integers(-150, 150)))
+        u = switch + minutes * MINUTE
+        u += timedelta(seconds=draw(st.sampled_from([0, 0, 0, 1, 30, 59])))
+        # The wall clock just before the switch: gaps start, repeated hours end, there.
+        before = (switch - MINUTE).astimezone(tz)
+        pivot = before.hour * 60 + before.minute + 1
+        if mode == "days before":  # so that day arithmetic lands near the switch
+            u -= draw(st.integers(1, 20)) * DAY
+            switch_day = before.date()
+        window = draw(windows(pivot, before.weekday(), tight=mode == "edge"))
+    countries = tuple(draw(st.sets(st.sampled_from(COUNTRIES), max_size=3)))
     # The same instant handed over in UTC, in the calendar's own zone or at a fixed offset.
     shown_in = draw(st.sampled_from(["utc", "local", "offset"]))
     if shown_in == "local":
         u = u.astimezone(tz)
     elif shown_in == "offset":
         u = u.astimezone(timezone(timedelta(minutes=draw(st.integers(-12 * 60, 14 * 60)))))
-    return Case(BusinessCalendar(tz, window, countries), Ref(tz, window, countries), u)
+    cal = BusinessCalendar(tz, window, countries)
+    return Case(cal, Ref(tz, window, countries), u, switch_day)
+
+
+def day_counts(case: Case, limit: int) -> st.SearchStrategy[int]:
+    """Calendar-day counts up to ``limit``; often exactly the distance to the DST switch."""
+    counts = st.integers(0, limit)
+    if case.switch_day is None:
+        return counts
+    distance = (case.switch_day - case.instant.astimezone(case.ref.tz).date()).days
+    return st.one_of(counts, st.just(distance)) if 0 <= distance <= limit else counts
+
+
+def business_day_counts(case: Case, limit: int) -> st.SearchStrategy[int]:
+    """Business-day counts up to ``limit``; often exactly those up to the DST switch."""
+    counts = st.integers(0, limit)
+    if case.switch_day is None:
+        return counts
+    d, n = case.instant.astimezone(case.ref.tz).date(), 0
+    while d < case.switch_day:
+        d += DAY
+        n += case.ref.business(d)
+    return st.one_of(counts, st.just(n)) if n <= limit else counts
 
 
 def assert_valid_result(case: Case, result: datetime) -> None:
@@ -247,8 +302,9 @@ def test_next_open(case: Case) -> None:
 
 
 @PROPERTY_SETTINGS
-@given(cases(), st.integers(0, 15))
-def test_add_business_days(case: Case, n: int) -> None:
+@given(cases(), st.data())
+def test_add_business_days(case: Case, data: st.DataObject) -> None:
+    n = data.draw(business_day_counts(case, 15), label="n")
     ref = case.ref
     t = case.instant.astimezone(UTC)
     result = case.cal.add_business_days(case.instant, n)
@@ -275,8 +331,9 @@ def test_add_business_days(case: Case, n: int) -> None:
 
 
 @PROPERTY_SETTINGS
-@given(cases(), st.integers(0, 20))
-def test_add_days(case: Case, n: int) -> None:
+@given(cases(), st.data())
+def test_add_days(case: Case, data: st.DataObject) -> None:
+    n = data.draw(day_counts(case, 20), label="n")
     ref = case.ref
     t = case.instant.astimezone(UTC)
     result = case.cal.add_days(case.instant, n)
@@ -314,5 +371,15 @@ def test_apply_jitter(case: Case, minutes: int, seed: str) -> None:
     # The unclamped offset is used whenever it stays inside the window that day.
     offset = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big") % (minutes + 1)
     shifted = t + offset * MINUTE
-    if ref.is_open(shifted) and shifted.astimezone(ref.tz).date() == t.astimezone(ref.tz).date():
+    day = t.astimezone(ref.tz).date()
+    if ref.is_open(shifted) and shifted.astimezone(ref.tz).date() == day:
         assert result == shifted
+        return
+    # Otherwise: the offset modulo the whole minutes (rounded up) left until the close.
+    close = next(c for c in ref.reaches(day, case.cal.window.end) if c > t)
+    left = -(-(close - t) // MINUTE)
+    clamped = t + (offset % left) * MINUTE
+    if ref.is_open(clamped) and clamped.astimezone(ref.tz).date() == day:
+        assert result == clamped
+    else:  # the clock turned back out of the window (start in a repeated hour): no jitter
+        assert result == t

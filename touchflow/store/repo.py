@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from touchflow.cadence import Cadence, load_cadence_source
@@ -20,6 +20,7 @@ from touchflow.engine import CadenceRuntime, EnrollmentView, ExecutedStep, Sende
 from touchflow.enrollment import EXIT_EVENTS, OPEN, Event, State, transition
 from touchflow.errors import TouchflowError
 from touchflow.prospects import Prospect
+from touchflow.store import fastpath
 from touchflow.store.schema import (
     cadence_versions,
     enrollments,
@@ -51,8 +52,16 @@ def dialect_insert(conn: Connection, table: Any) -> Any:
 
 # -- prospects ---------------------------------------------------------------
 
-_PROSPECT_COLS = ("first_name", "last_name", "title", "company", "domain", "phone", "country",
-                  "timezone")
+_PROSPECT_COLS = (
+    "first_name",
+    "last_name",
+    "title",
+    "company",
+    "domain",
+    "phone",
+    "country",
+    "timezone",
+)
 
 
 def upsert_prospects(conn: Connection, items: Sequence[Prospect], now: datetime) -> tuple[int, int]:
@@ -87,8 +96,8 @@ def upsert_prospects(conn: Connection, items: Sequence[Prospect], now: datetime)
     if changed:
         conn.execute(
             update(prospects)
-            .where(prospects.c.id == _bp("b_id"))
-            .values({c: _bp(c) for c in (*_PROSPECT_COLS, "fields", "updated_at")}),
+            .where(prospects.c.id == bindparam("b_id"))
+            .values({c: bindparam(c) for c in (*_PROSPECT_COLS, "fields", "updated_at")}),
             changed,
         )
         # A held enrollment (missing data) gets another chance once its data changed.
@@ -288,12 +297,20 @@ def load_views(
     by_key: dict[str, ExecutedStep] = {}
     for t in conn.execute(
         select(
-            touches.c.key, touches.c.enrollment_id, touches.c.step_id, touches.c.status,
-            touches.c.message_id, touches.c.subject, touches.c.executed_at,
+            touches.c.key,
+            touches.c.enrollment_id,
+            touches.c.step_id,
+            touches.c.status,
+            touches.c.message_id,
+            touches.c.subject,
+            touches.c.executed_at,
         ).where(touches.c.enrollment_id.in_(ids), touches.c.status.in_(("sent", "skipped")))
     ):
         done = ExecutedStep(
-            t.step_id, t.executed_at, t.message_id, t.subject,
+            t.step_id,
+            t.executed_at,
+            t.message_id,
+            t.subject,
             events={"skipped"} if t.status == "skipped" else {"sent"},
         )
         views[t.enrollment_id].executed[t.step_id] = done
@@ -406,15 +423,22 @@ def apply_exit_event(
         conn.execute(
             update(enrollments)
             .where(enrollments.c.id == row.id)
-            .values(state=new_state.value, reason=reason, next_due_at=None, claimed_at=None,
-                    updated_at=at)
+            .values(
+                state=new_state.value,
+                reason=reason,
+                next_due_at=None,
+                claimed_at=None,
+                updated_at=at,
+            )
         )
         ended += 1
     _close_open_tasks(conn, [r.id for r in rows], at, note=f"enrollment ended: {reason}")
     if kind in ("unsubscribe", "bounce"):
         col = "opted_out_at" if kind == "unsubscribe" else "bounced_at"
         conn.execute(update(prospects).where(prospects.c.id == prospect_id).values({col: at}))
-        email = conn.execute(select(prospects.c.email).where(prospects.c.id == prospect_id)).scalar()
+        email = conn.execute(
+            select(prospects.c.email).where(prospects.c.id == prospect_id)
+        ).scalar()
         add_suppression(conn, "email", email, reason=reason, source=source, now=at)
     return ExitResult(ended, kept)
 
@@ -515,36 +539,81 @@ def complete_tasks(
         if row.state != State.ACTIVE.value or not (row.reason or "").startswith("waiting_task"):
             continue  # ended meanwhile (reply, opt-out): nothing to advance
         if outcome == "meeting_booked":
-            apply_exit_event(conn, runtimes, row.prospect_id, "meeting_booked", at, source="task",
-                             touch_key=task.touch_key)
+            apply_exit_event(
+                conn,
+                runtimes,
+                row.prospect_id,
+                "meeting_booked",
+                at,
+                source="task",
+                touch_key=task.touch_key,
+            )
             continue
         runtime = runtimes.get(conn, row.cadence_version)
-        base = {"b_id": row.id, "attempt": 1, "claimed_at": None, "last_executed_at": at,
-                "updated_at": at}
-        nxt = None if outcome == "not_interested" else runtime.after_execution(
-            views[row.id], row.step_index, at
+        base = {
+            "b_id": row.id,
+            "attempt": 1,
+            "claimed_at": None,
+            "last_executed_at": at,
+            "updated_at": at,
+        }
+        nxt = (
+            None
+            if outcome == "not_interested"
+            else runtime.after_execution(views[row.id], row.step_index, at)
         )
         if nxt is None:
             reason = "not_interested" if outcome == "not_interested" else "completed"
-            updates.append({**base, "state": transition(row.state, Event.FINISH).value,
-                            "reason": reason, "step_index": row.step_index, "next_due_at": None})
+            updates.append(
+                {
+                    **base,
+                    "state": transition(row.state, Event.FINISH).value,
+                    "reason": reason,
+                    "step_index": row.step_index,
+                    "next_due_at": None,
+                }
+            )
         else:
-            updates.append({**base, "state": transition(row.state, Event.ADVANCE).value,
-                            "reason": None, "step_index": nxt[0], "next_due_at": nxt[1]})
+            updates.append(
+                {
+                    **base,
+                    "state": transition(row.state, Event.ADVANCE).value,
+                    "reason": None,
+                    "step_index": nxt[0],
+                    "next_due_at": nxt[1],
+                }
+            )
     update_enrollments(conn, updates)
     return len(rows)
 
 
+ENROLLMENT_UPDATE_COLS = (
+    "state",
+    "reason",
+    "step_index",
+    "attempt",
+    "next_due_at",
+    "claimed_at",
+    "last_executed_at",
+    "updated_at",
+)
+UPDATE_ENROLLMENT = (
+    update(enrollments)
+    .where(enrollments.c.id == bindparam("b_id"))
+    .values({c: bindparam(c) for c in ENROLLMENT_UPDATE_COLS})
+)
+#: The same, only if the enrollment is still in ``b_state``: an exit event that
+#: arrived meanwhile (reply during a send) wins and is not undone.
+UPDATE_ENROLLMENT_IF_STATE = (
+    update(enrollments)
+    .where(enrollments.c.id == bindparam("b_id"), enrollments.c.state == bindparam("b_state"))
+    .values({c: bindparam(c) for c in ENROLLMENT_UPDATE_COLS})
+)
+
+
 def update_enrollments(conn: Connection, updates: list[dict[str, Any]]) -> None:
     """Write full enrollment updates (executemany); each dict has ``b_id`` and every column."""
-    if not updates:
-        return
-    cols = ("state", "reason", "step_index", "attempt", "next_due_at", "claimed_at",
-            "last_executed_at", "updated_at")
-    stmt = update(enrollments).where(enrollments.c.id == _bp("b_id")).values(
-        {c: _bp(c) for c in cols}
-    )
-    conn.execute(stmt, updates)
+    fastpath.executemany(conn, UPDATE_ENROLLMENT, updates)
 
 
 # -- status ------------------------------------------------------------------
@@ -563,19 +632,22 @@ def status(conn: Connection, runtimes: RuntimeCache) -> StatusReport:
     """Counts for ``touchflow status``: enrollments by state and step, touches by status."""
     by_state: Counter[tuple[str, str, str]] = Counter()
     for cid, state, reason, n in conn.execute(
-        select(enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason,
-               func.count()).group_by(enrollments.c.cadence_id, enrollments.c.state,
-                                      enrollments.c.reason)
+        select(
+            enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason, func.count()
+        ).group_by(enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason)
     ):
         # "missing_data:prospect.title" is one reason per field; keep the field.
         by_state[(cid, state, reason or "")] += n
     by_step: Counter[tuple[str, str]] = Counter()
     for cid, version, idx, n in conn.execute(
-        select(enrollments.c.cadence_id, enrollments.c.cadence_version, enrollments.c.step_index,
-               func.count())
+        select(
+            enrollments.c.cadence_id,
+            enrollments.c.cadence_version,
+            enrollments.c.step_index,
+            func.count(),
+        )
         .where(enrollments.c.state.in_([s.value for s in OPEN]))
-        .group_by(enrollments.c.cadence_id, enrollments.c.cadence_version,
-                  enrollments.c.step_index)
+        .group_by(enrollments.c.cadence_id, enrollments.c.cadence_version, enrollments.c.step_index)
     ):
         steps = runtimes.get(conn, version).cadence.steps
         by_step[(cid, steps[idx].id if idx < len(steps) else "(end)")] += n
@@ -596,12 +668,6 @@ def status(conn: Connection, runtimes: RuntimeCache) -> StatusReport:
 
 
 # -- helpers -----------------------------------------------------------------
-
-
-def _bp(name: str) -> Any:
-    from sqlalchemy import bindparam
-
-    return bindparam(name)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
