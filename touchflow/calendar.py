@@ -100,6 +100,16 @@ def _is_holiday(countries: tuple[str, ...], d: date) -> bool:
         return any(d in _country_holidays(code) for code in countries)
 
 
+@cache
+def has_holiday_calendar(code: str) -> bool:
+    """Whether the ``holidays`` package knows this ISO country code's public holidays."""
+    try:
+        _country_holidays(code.strip().upper())
+    except ValueError:
+        return False
+    return True
+
+
 def _normalise_countries(codes: Iterable[str]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for raw in codes:

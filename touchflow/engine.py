@@ -24,8 +24,8 @@ from typing import Any
 
 import phonenumbers
 
-from touchflow.cadence import Cadence, Step, Variant, choose_variant
-from touchflow.calendar import BusinessCalendar, resolve_timezone
+from touchflow.cadence import Cadence, Step
+from touchflow.calendar import BusinessCalendar, has_holiday_calendar, resolve_timezone
 from touchflow.errors import MissingDataError
 from touchflow.prospects import Prospect
 from touchflow.render import Renderer, build_context
@@ -144,7 +144,10 @@ def holiday_countries(cadence: Cadence, prospect: Prospect) -> tuple[str, ...]:
         return ()
     if spec == "prospect":
         country = prospect.country or _country_from_phone(prospect.phone)
-        return (country,) if country else ()
+        # A country the holidays package does not cover has no holidays to
+        # skip; it must not stop the prospect's touches (the cadence's own
+        # list is validated at load time instead).
+        return (country,) if country and has_holiday_calendar(country) else ()
     return tuple(spec)
 
 
@@ -271,10 +274,12 @@ class CadenceRuntime:
     def _render(
         self, view: EnrollmentView, i: int, step: Step, skipped: tuple[str, ...]
     ) -> Execute:
-        variant: Variant | None = choose_variant(step, view.key)
+        resolved = self.cadence.resolve(step.id, view.key)
+        variant, template = resolved.variant, resolved.template
         key = touch_key(view.touch_prefix, step.id, view.attempt)
-        template = (variant.template if variant and variant.template else None) or step.template
-        subject_src = (variant.subject if variant and variant.subject else None) or step.subject
+        # The step's (or variant's) own subject; a threaded reply without one
+        # takes "Re: <the subject actually sent>" below.
+        subject_src = (variant.subject if variant else None) or step.subject
         unsubscribe_url = (
             f"{self.public_url}/unsubscribe/{key}" if step.channel == "email" else None
         )
@@ -314,10 +319,10 @@ class CadenceRuntime:
                     )
             if subject is None:
                 # The thread's first message never went out (skipped): start the
-                # thread here with that step's own subject.
-                parent_step = self.cadence.step(step.thread)
-                if parent_step.subject:
-                    subject = self.renderer.render_string(parent_step.subject, ctx)
+                # thread here with the subject this enrollment would have got.
+                root = self.cadence.resolve(step.thread, view.key).subject
+                if root:
+                    subject = self.renderer.render_string(root.removeprefix("Re: "), ctx)
         domain = view.sender.email.rsplit("@", 1)[-1]
         return Execute(
             i,

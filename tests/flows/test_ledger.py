@@ -394,3 +394,9 @@ def test_tick_does_not_send_to_a_prospect_suppressed_meanwhile(h):
     h.tick(datetime(2026, 11, 30, 14, 0, tzinfo=UTC))
     assert h.email.sent == []
     assert h.enrollment("ny@x.example").state == "opted_out"
+
+
+def test_a_country_without_a_holiday_calendar_still_gets_its_touches(h):
+    # "AA" is a user-assigned ISO 3166 code: no holiday calendar exists for it.
+    h.add([prospect("aa@x.example", "UTC", "AA", phone=None)], SAT)
+    assert h.tick(datetime(2026, 11, 30, 10, 0, tzinfo=UTC)).sent == 1

@@ -362,6 +362,27 @@ def test_jitter_never_crosses_midnight() -> None:
     assert t <= result < ny(2026, 3, 4, 23, 59)
 
 
+def test_jitter_in_repeated_fall_back_hour() -> None:
+    # New York repeats 01:00-02:00 on 2026-11-01. At 01:30 the second time round, the window
+    # closes at the *second* 01:40, ten minutes later.
+    cal = BusinessCalendar(NY, SendWindow(EVERY_DAY, time(0, 30), time(1, 40)))
+    seed = next(s for s in (f"seed{i}" for i in range(1000)) if offset_for(s, 30) >= 10)
+    t = ny(2026, 11, 1, 1, 30, fold=1).astimezone(UTC)
+    assert t == utc(2026, 11, 1, 6, 30)
+    assert cal.apply_jitter(t, 30, seed) == t + timedelta(minutes=offset_for(seed, 30) % 10)
+
+
+def test_jitter_is_dropped_when_the_clock_turns_back_out_of_the_window() -> None:
+    # Window from 01:20; at the first 01:50 any shift past 02:00 EDT reads 01:xx EST again,
+    # and the part before 01:20 is closed: rather than leave the window, no jitter.
+    cal = BusinessCalendar(NY, SendWindow(EVERY_DAY, time(1, 20), time(3, 0)))
+    seed = next(s for s in (f"seed{i}" for i in range(1000)) if 10 < offset_for(s, 30) < 30)
+    t = utc(2026, 11, 1, 5, 50)  # 01:50 EDT
+    assert cal.is_open(t)
+    assert not cal.is_open(t + timedelta(minutes=offset_for(seed, 30)))
+    assert cal.apply_jitter(t, 30, seed) == t
+
+
 # -- time zones -----------------------------------------------------------------------------
 
 

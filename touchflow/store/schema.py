@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -109,7 +110,15 @@ enrollments = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("prospect_id", "cadence_id"),
     Index("ix_enrollments_next_due_at", "next_due_at"),
-    Index("ix_enrollments_claimed_at", "claimed_at"),
+    # Partial: only in-flight claims are indexed (few rows), and the planner can
+    # never pick it for the due query's `claimed_at IS NULL`, which would sort
+    # every due row instead of walking ix_enrollments_next_due_at.
+    Index(
+        "ix_enrollments_claimed_at",
+        "claimed_at",
+        sqlite_where=text("claimed_at IS NOT NULL"),
+        postgresql_where=text("claimed_at IS NOT NULL"),
+    ),
     Index("ix_enrollments_cadence_id_state", "cadence_id", "state"),
 )
 

@@ -100,7 +100,13 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_enrollments_cadence_id_state", ["cadence_id", "state"], unique=False
         )
-        batch_op.create_index("ix_enrollments_claimed_at", ["claimed_at"], unique=False)
+        batch_op.create_index(
+            "ix_enrollments_claimed_at",
+            ["claimed_at"],
+            unique=False,
+            sqlite_where=sa.text("claimed_at IS NOT NULL"),
+            postgresql_where=sa.text("claimed_at IS NOT NULL"),
+        )
         batch_op.create_index("ix_enrollments_next_due_at", ["next_due_at"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_enrollments_prospect_id"), ["prospect_id"], unique=False
