@@ -18,7 +18,7 @@ time StrictUndefined raises :class:`jinja2.UndefinedError`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -48,9 +48,22 @@ PROSPECT_ATTRIBUTES: frozenset[str] = frozenset({*STANDARD_FIELDS, "fields", "fu
 SENDER_FIELDS: tuple[str, ...] = ("name", "email", "title", "company", "phone")
 
 
+class _Environment(SandboxedEnvironment):
+    """The sandbox, with each template's globals flattened into a plain dict.
+
+    Jinja hands every template a ChainMap of its globals and the environment's;
+    every render copies it, and iterating a ChainMap costs ~10 µs, three times
+    per message. Our environment's globals never change after creation, so a
+    flat copy is equivalent.
+    """
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:  # type: ignore[override]
+        return {**self.globals, **(d or {})}
+
+
 def make_environment(templates: Mapping[str, str] | None = None) -> SandboxedEnvironment:
     """The one Jinja environment configuration used for rendering and for lint."""
-    return SandboxedEnvironment(
+    return _Environment(
         loader=DictLoader(dict(templates or {})),
         autoescape=False,  # plain-text email, SMS and scripts: escaping would corrupt them
         keep_trailing_newline=True,

@@ -119,7 +119,8 @@ class _Pending:
     """A message inserted as ``sending`` and waiting for the provider's answer."""
 
     enrollment_id: int
-    expected_state: str
+    expected_state: str  # in the database; an exit event meanwhile changes it
+    state: str  # where the enrollment is now (a pending one has started)
     decision: Execute
     view: EnrollmentView
     runtime: CadenceRuntime
@@ -383,18 +384,11 @@ class Ticker:
                                 token,
                             )
                         )
-                        # Stays claimed until the provider answered (_record).
-                        updates.append(
-                            {
-                                **base,
-                                "state": state,
-                                "reason": None,
-                                "step_index": decision.step_index,
-                                "next_due_at": row.next_due_at,
-                                "claimed_at": wall,
-                            }
+                        # Nothing else to write yet: the enrollment stays claimed, as
+                        # it is, until the provider answered (_record).
+                        candidates.append(
+                            _Pending(row.id, row.state, state, decision, view, runtime, row)
                         )
-                        candidates.append(_Pending(row.id, state, decision, view, runtime, row))
             # The claim: mark every picked enrollment before anything is inserted.
             conn.execute(
                 update(enrollments).where(enrollments.c.id.in_(ids)).values(claimed_at=wall)
@@ -413,24 +407,27 @@ class Ticker:
                 if task_rows:
                     conn.execute(tasks.insert(), task_rows)
             pending: list[_Pending] = []
-            lost: set[int] = set()
             for cand in candidates:
                 if cand.decision.touch_key in won:
                     pending.append(cand)
-                else:
-                    lost.add(cand.enrollment_id)
-            if lost:
+                    continue
                 # Another worker (or an earlier crashed run) owns this key: never
                 # send it a second time; make the enrollment visible instead.
-                report.conflicts += len(lost)
-                for u in updates:
-                    if u["b_id"] in lost:
-                        u.update(
-                            state=transition(u["state"], Event.FAIL).value,
-                            reason="ledger_conflict",
-                            next_due_at=None,
-                            claimed_at=None,
-                        )
+                report.conflicts += 1
+                row = cand.row
+                updates.append(
+                    {
+                        "b_id": row.id,
+                        "attempt": row.attempt,
+                        "updated_at": now,
+                        "last_executed_at": row.last_executed_at,
+                        "state": transition(row.state, Event.FAIL).value,
+                        "reason": "ledger_conflict",
+                        "step_index": row.step_index,
+                        "next_due_at": None,
+                        "claimed_at": None,
+                    }
+                )
             update_enrollments(conn, updates)
             for prospect_id, kind in exits:
                 apply_exit_event(conn, self.runtimes, prospect_id, kind, now, source="tick")
@@ -546,7 +543,7 @@ class Ticker:
                 nxt = p.runtime.after_execution(p.view, d.step_index, now)
                 if nxt is None:
                     enr.update(
-                        state=transition(p.expected_state, Event.FINISH).value,
+                        state=transition(p.state, Event.FINISH).value,
                         reason="completed",
                         attempt=1,
                         next_due_at=None,
@@ -554,7 +551,7 @@ class Ticker:
                     )
                 else:
                     enr.update(
-                        state=p.expected_state,
+                        state=p.state,
                         reason=None,
                         attempt=1,
                         step_index=nxt[0],
@@ -565,7 +562,7 @@ class Ticker:
                 report.unknown += 1
                 touch_updates.append({**base, "status": "unknown", "error": str(err)})
                 enr.update(
-                    state=transition(p.expected_state, Event.FAIL).value,
+                    state=transition(p.state, Event.FAIL).value,
                     reason=f"delivery_unknown:{d.step.id}",
                     attempt=p.row.attempt,
                     next_due_at=None,
@@ -581,7 +578,7 @@ class Ticker:
                 report.retrying += 1
                 touch_updates.append({**base, "status": "failed", "error": str(err)})
                 enr.update(
-                    state=p.expected_state,
+                    state=p.state,
                     reason=f"retrying:{type(err).__name__}",
                     attempt=p.row.attempt + 1,
                     next_due_at=p.runtime.retry_due(p.view, now, p.row.attempt),
@@ -591,7 +588,7 @@ class Ticker:
                 report.failed += 1
                 touch_updates.append({**base, "status": "failed", "error": str(err)})
                 enr.update(
-                    state=transition(p.expected_state, Event.FAIL).value,
+                    state=transition(p.state, Event.FAIL).value,
                     reason=f"send_failed:{str(err)[:150]}",
                     attempt=p.row.attempt,
                     next_due_at=None,
@@ -605,12 +602,8 @@ class Ticker:
             if enr_updates:
                 # Guarded by the state we left it in: an exit event that arrived
                 # while the message was in flight wins, and is not undone here.
+                # (An exit event that won already released the claim itself.)
                 fastpath.executemany(conn, UPDATE_ENROLLMENT_IF_STATE, enr_updates)
-                conn.execute(
-                    update(enrollments)
-                    .where(enrollments.c.id.in_([u["b_id"] for u in enr_updates]))
-                    .values(claimed_at=None)
-                )
             for prospect_id, kind, key in exits:
                 apply_exit_event(
                     conn, self.runtimes, prospect_id, kind, now, source="send", touch_key=key
