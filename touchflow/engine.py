@@ -28,7 +28,7 @@ from touchflow.cadence import Cadence, Step
 from touchflow.calendar import BusinessCalendar, has_holiday_calendar, resolve_timezone
 from touchflow.errors import MissingDataError
 from touchflow.prospects import Prospect
-from touchflow.render import Renderer, build_context
+from touchflow.render import Renderer, prospect_context, sender_context
 
 MAX_ATTEMPTS = 3
 RETRY_BACKOFF = timedelta(minutes=15)
@@ -171,6 +171,12 @@ class CadenceRuntime:
         self._calendars: dict[tuple[str, tuple[str, ...]], BusinessCalendar] = {}
         self._conditions: dict[str, Callable[[Callable[[str, str], bool]], bool]] = {}
         self._window = cadence.schedule.window.to_send_window()
+        self._sender_contexts: dict[SenderInfo, dict[str, Any]] = {}
+        self._step_contexts = [
+            {"id": st.id, "channel": st.channel, "number": n}
+            for n, st in enumerate(cadence.steps, 1)
+        ]
+        self._cadence_context = {"id": cadence.id, "name": cadence.name}
 
     # -- time ---------------------------------------------------------------
 
@@ -283,12 +289,17 @@ class CadenceRuntime:
         unsubscribe_url = (
             f"{self.public_url}/unsubscribe/{key}" if step.channel == "email" else None
         )
-        extra: dict[str, Any] = {
+        sender_ctx = self._sender_contexts.get(view.sender)
+        if sender_ctx is None:
+            # One per mailbox, not one per message: a tick renders thousands.
+            sender_ctx = self._sender_contexts[view.sender] = sender_context(view.sender.context())
+        ctx: dict[str, Any] = {
+            "prospect": prospect_context(view.prospect),
+            "sender": sender_ctx,
             "unsubscribe_url": unsubscribe_url,
-            "step": {"id": step.id, "channel": step.channel, "number": i + 1},
-            "cadence": {"id": self.cadence.id, "name": self.cadence.name},
+            "step": self._step_contexts[i],
+            "cadence": self._cadence_context,
         }
-        ctx = build_context(view.prospect, view.sender.context(), extra)
         body = self.renderer.render_template(template, ctx) if template else ""
         if step.channel == "sms" and not view.prospect.phone:
             raise MissingDataError("prospect.phone")

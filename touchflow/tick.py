@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -127,6 +127,63 @@ class _Pending:
     row: Any
 
 
+@dataclass
+class _Batch:
+    """The rows one claimed batch will write, built while deciding."""
+
+    now: datetime
+    wall: datetime
+    token: str
+    touches: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    exits: list[tuple[int, str]] = field(default_factory=list)
+    candidates: list[_Pending] = field(default_factory=list)
+
+    def update(self, row: Any, **changes: Any) -> None:
+        """Write the enrollment back, released, with ``changes`` over its current values."""
+        self.updates.append(
+            {
+                "b_id": row.id,
+                "state": row.state,
+                "reason": row.reason,
+                "step_index": row.step_index,
+                "attempt": row.attempt,
+                "next_due_at": row.next_due_at,
+                "claimed_at": None,
+                "last_executed_at": row.last_executed_at,
+                "updated_at": self.now,
+                **changes,
+            }
+        )
+
+    def touch(
+        self, row: Any, step_id: str, channel: str, decision: Execute | None, status: str
+    ) -> None:
+        """A ledger row; ``decision`` is None for a step skipped by its ``when``."""
+        self.touches.append(
+            {
+                "key": decision.touch_key
+                if decision
+                else touch_key(str(row.id), step_id, row.attempt),
+                "enrollment_id": row.id,
+                "step_id": step_id,
+                "channel": channel,
+                "variant": decision.variant if decision else None,
+                "status": status,
+                "provider_id": None,
+                "message_id": decision.message_id if decision else None,
+                "subject": decision.subject if decision else None,
+                "due_at": row.next_due_at or self.now,
+                "executed_at": self.now,
+                "claimed_at": self.wall,
+                "claim_token": self.token,
+                "sent_at": self.wall if status == "sent" else None,
+                "error": None,
+            }
+        )
+
+
 WallClock = Callable[[], datetime]
 
 
@@ -225,8 +282,6 @@ class Ticker:
         return report
 
     def _claim_and_prepare(self, now: datetime, limit: int, report: TickReport) -> list[_Pending]:
-        wall = self.wall()
-        token = secrets.token_hex(8)
         with self.engine.begin() as conn:
             q = (
                 select(enrollments.c.id)
@@ -242,228 +297,121 @@ class Ticker:
                 return []
             rows = enrollment_rows(conn, ids)
             views = load_views(conn, rows, self.defaults)
-            touch_rows: list[dict[str, Any]] = []
-            task_rows: list[dict[str, Any]] = []
-            updates: list[dict[str, Any]] = []
-            exits: list[tuple[int, str]] = []
-            candidates: list[_Pending] = []
+            batch = _Batch(now, self.wall(), secrets.token_hex(8))
             for row in rows:
-                view = views[row.id]
                 runtime = self.runtimes.get(conn, row.cadence_version)
-                base = {
-                    "b_id": row.id,
-                    "attempt": row.attempt,
-                    "updated_at": now,
-                    "last_executed_at": row.last_executed_at,
-                }
-                if row.opted_out_at is not None or row.bounced_at is not None:
-                    # Exit already applied elsewhere; stop without sending.
-                    exits.append((row.prospect_id, "unsubscribe" if row.opted_out_at else "bounce"))
-                    updates.append(
-                        {
-                            **base,
-                            "state": row.state,
-                            "reason": row.reason,
-                            "step_index": row.step_index,
-                            "next_due_at": None,
-                            "claimed_at": None,
-                        }
-                    )
-                    continue
-                decision = runtime.decide(view, now)
-                for skipped in decision.skipped:
-                    report.skipped_steps += 1
-                    touch_rows.append(
-                        self._touch_row(
-                            row.id,
-                            skipped,
-                            runtime.cadence.step(skipped).channel,
-                            None,
-                            "skipped",
-                            row.attempt,
-                            row.next_due_at,
-                            now,
-                            wall,
-                            token,
-                        )
-                    )
-                state = row.state
-                if isinstance(decision, Defer):
-                    report.deferred += 1
-                    updates.append(
-                        {
-                            **base,
-                            "state": state,
-                            "reason": row.reason,
-                            "step_index": decision.step_index,
-                            "next_due_at": decision.due_at,
-                            "claimed_at": None,
-                        }
-                    )
-                elif isinstance(decision, Complete):
-                    report.completed += 1
-                    updates.append(
-                        {
-                            **base,
-                            "state": transition(state, Event.FINISH).value,
-                            "reason": "completed",
-                            "step_index": len(runtime.cadence.steps) - 1,
-                            "next_due_at": None,
-                            "claimed_at": None,
-                        }
-                    )
-                elif isinstance(decision, Hold):
-                    report.held += 1
-                    updates.append(
-                        {
-                            **base,
-                            "state": transition(state, Event.HOLD).value,
-                            "reason": decision.reason,
-                            "step_index": decision.step_index,
-                            "next_due_at": None,
-                            "claimed_at": None,
-                        }
-                    )
-                else:
-                    if state == State.PENDING.value:
-                        state = transition(state, Event.START).value
-                    step = decision.step
-                    if step.manual:
-                        report.tasks += 1
-                        touch_rows.append(
-                            self._touch_row(
-                                row.id,
-                                step.id,
-                                step.channel,
-                                decision,
-                                "sent",
-                                row.attempt,
-                                row.next_due_at,
-                                now,
-                                wall,
-                                token,
-                            )
-                        )
-                        task_rows.append(
-                            {
-                                "touch_key": decision.touch_key,
-                                "enrollment_id": row.id,
-                                "step_id": step.id,
-                                "channel": step.channel,
-                                "owner_email": row.owner_email,
-                                "title": decision.subject or step.id,
-                                "body": decision.body,
-                                "status": "open",
-                                "due_at": now,
-                                "created_at": now,
-                            }
-                        )
-                        updates.append(
-                            {
-                                **base,
-                                "state": state,
-                                "reason": f"waiting_task:{step.id}",
-                                "step_index": decision.step_index,
-                                "next_due_at": None,
-                                "claimed_at": None,
-                                "last_executed_at": now,
-                            }
-                        )
-                    else:
-                        touch_rows.append(
-                            self._touch_row(
-                                row.id,
-                                step.id,
-                                step.channel,
-                                decision,
-                                "sending",
-                                row.attempt,
-                                row.next_due_at,
-                                now,
-                                wall,
-                                token,
-                            )
-                        )
-                        # Nothing else to write yet: the enrollment stays claimed, as
-                        # it is, until the provider answered (_record).
-                        candidates.append(
-                            _Pending(row.id, row.state, state, decision, view, runtime, row)
-                        )
+                self._plan(batch, row, views[row.id], runtime, report)
             # The claim: mark every picked enrollment before anything is inserted.
             conn.execute(
-                update(enrollments).where(enrollments.c.id.in_(ids)).values(claimed_at=wall)
+                update(enrollments).where(enrollments.c.id.in_(ids)).values(claimed_at=batch.wall)
             )
-            if touch_rows:
-                fastpath.executemany(conn, _INSERT_TOUCH[conn.dialect.name], touch_rows)
+            fastpath.executemany(conn, _INSERT_TOUCH[conn.dialect.name], batch.touches)
             won = set(
                 conn.execute(
                     select(touches.c.key).where(
-                        touches.c.enrollment_id.in_(ids), touches.c.claim_token == token
+                        touches.c.enrollment_id.in_(ids), touches.c.claim_token == batch.token
                     )
                 ).scalars()
             )
+            task_rows = [t for t in batch.tasks if t["touch_key"] in won]
             if task_rows:
-                task_rows = [t for t in task_rows if t["touch_key"] in won]
-                if task_rows:
-                    conn.execute(tasks.insert(), task_rows)
+                conn.execute(tasks.insert(), task_rows)
             pending: list[_Pending] = []
-            for cand in candidates:
+            for cand in batch.candidates:
                 if cand.decision.touch_key in won:
                     pending.append(cand)
                     continue
                 # Another worker (or an earlier crashed run) owns this key: never
                 # send it a second time; make the enrollment visible instead.
                 report.conflicts += 1
-                row = cand.row
-                updates.append(
-                    {
-                        "b_id": row.id,
-                        "attempt": row.attempt,
-                        "updated_at": now,
-                        "last_executed_at": row.last_executed_at,
-                        "state": transition(row.state, Event.FAIL).value,
-                        "reason": "ledger_conflict",
-                        "step_index": row.step_index,
-                        "next_due_at": None,
-                        "claimed_at": None,
-                    }
+                batch.update(
+                    cand.row,
+                    state=transition(cand.row.state, Event.FAIL).value,
+                    reason="ledger_conflict",
+                    next_due_at=None,
                 )
-            update_enrollments(conn, updates)
-            for prospect_id, kind in exits:
+            update_enrollments(conn, batch.updates)
+            for prospect_id, kind in batch.exits:
                 apply_exit_event(conn, self.runtimes, prospect_id, kind, now, source="tick")
         return pending
 
     @staticmethod
-    def _touch_row(
-        enrollment_id: int,
-        step_id: str,
-        channel: str,
-        decision: Execute | None,
-        status: str,
-        attempt: int,
-        due_at: datetime | None,
-        now: datetime,
-        wall: datetime,
-        token: str,
-    ) -> dict[str, Any]:
-        key = decision.touch_key if decision else touch_key(str(enrollment_id), step_id, attempt)
-        return {
-            "key": key,
-            "enrollment_id": enrollment_id,
-            "step_id": step_id,
-            "channel": channel,
-            "variant": decision.variant if decision else None,
-            "status": status,
-            "provider_id": None,
-            "message_id": decision.message_id if decision else None,
-            "subject": decision.subject if decision else None,
-            "due_at": due_at or now,
-            "executed_at": now,
-            "claimed_at": wall,
-            "claim_token": token,
-            "sent_at": wall if status == "sent" else None,
-            "error": None,
-        }
+    def _plan(
+        batch: _Batch,
+        row: Any,
+        view: EnrollmentView,
+        runtime: CadenceRuntime,
+        report: TickReport,
+    ) -> None:
+        """Decide one claimed enrollment and add its rows to the batch."""
+        if row.opted_out_at is not None or row.bounced_at is not None:
+            # The exit was recorded elsewhere; end this enrollment without sending.
+            batch.exits.append((row.prospect_id, "unsubscribe" if row.opted_out_at else "bounce"))
+            batch.update(row, next_due_at=None)
+            return
+        decision = runtime.decide(view, batch.now)
+        for skipped in decision.skipped:
+            report.skipped_steps += 1
+            batch.touch(row, skipped, runtime.cadence.step(skipped).channel, None, "skipped")
+        if isinstance(decision, Defer):
+            report.deferred += 1
+            batch.update(row, step_index=decision.step_index, next_due_at=decision.due_at)
+        elif isinstance(decision, Complete):
+            report.completed += 1
+            batch.update(
+                row,
+                state=transition(row.state, Event.FINISH).value,
+                reason="completed",
+                step_index=len(runtime.cadence.steps) - 1,
+                next_due_at=None,
+            )
+        elif isinstance(decision, Hold):
+            report.held += 1
+            batch.update(
+                row,
+                state=transition(row.state, Event.HOLD).value,
+                reason=decision.reason,
+                step_index=decision.step_index,
+                next_due_at=None,
+            )
+        else:
+            state = row.state
+            if state == State.PENDING.value:
+                state = transition(state, Event.START).value
+            step = decision.step
+            if step.manual:
+                report.tasks += 1
+                batch.touch(row, step.id, step.channel, decision, "sent")
+                batch.tasks.append(
+                    {
+                        "touch_key": decision.touch_key,
+                        "enrollment_id": row.id,
+                        "step_id": step.id,
+                        "channel": step.channel,
+                        "owner_email": row.owner_email,
+                        "title": decision.subject or step.id,
+                        "body": decision.body,
+                        "status": "open",
+                        "due_at": batch.now,
+                        "created_at": batch.now,
+                    }
+                )
+                # Waits, unclaimed and not due, until the owner completes the task.
+                batch.update(
+                    row,
+                    state=state,
+                    reason=f"waiting_task:{step.id}",
+                    step_index=decision.step_index,
+                    next_due_at=None,
+                    last_executed_at=batch.now,
+                )
+            else:
+                batch.touch(row, step.id, step.channel, decision, "sending")
+                # Nothing else to write yet: the enrollment stays claimed, as it
+                # is, until the provider answered (_record).
+                batch.candidates.append(
+                    _Pending(row.id, row.state, state, decision, view, runtime, row)
+                )
 
     def _send(self, pending: list[_Pending]) -> dict[str, SendResult]:
         emails: list[OutboundEmail] = []
