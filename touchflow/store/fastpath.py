@@ -3,39 +3,67 @@
 SQLAlchemy Core spends more time per row building and type-processing
 parameters than SQLite spends writing the row (measured: ~60 % of a tick).
 Here a statement is compiled once per dialect, and rows are converted to the
-driver's own format in one tight loop: aware datetimes become naive UTC (as
-``UTCDateTime`` stores them; on SQLite the same ISO text SQLAlchemy writes),
-then the driver's ``executemany`` runs. Only for statements whose columns are
-plain strings, integers and UTC datetimes.
+driver's own format in one tight loop: only the parameters bound to
+``UTCDateTime`` columns are converted (to naive UTC, as that type stores them;
+on SQLite to the same ISO text SQLAlchemy writes), everything else is handed
+to the driver as is. Only for statements whose other parameters are plain
+strings and integers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.sql import ClauseElement
 
-_compiled: dict[tuple[int, str], tuple[str, tuple[str, ...], bool]] = {}
+from touchflow.store.schema import UTCDateTime
 
 
-def _compile(conn: Connection, stmt: ClauseElement) -> tuple[str, tuple[str, ...], bool]:
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]
+    positional: bool
+    datetime_slots: tuple[int, ...]  # indexes into ``names`` bound to UTCDateTime
+
+
+_compiled: dict[tuple[int, str], _Compiled] = {}
+
+
+def _compile(conn: Connection, stmt: ClauseElement) -> _Compiled:
     key = (id(stmt), conn.dialect.name)
     hit = _compiled.get(key)
     if hit is None:
         compiled = stmt.compile(dialect=conn.dialect)
         positional = bool(compiled.positional)
         names = tuple(compiled.positiontup or ()) if positional else tuple(compiled.params)
-        hit = (str(compiled), names, positional)
-        _compiled[key] = hit
+        slots = tuple(
+            i for i, n in enumerate(names) if isinstance(compiled.binds[n].type, UTCDateTime)
+        )
+        hit = _compiled[key] = _Compiled(str(compiled), names, positional, slots)
     return hit
 
 
-def _sqlite_dt(value: datetime) -> str:
-    # SQLAlchemy's SQLite DATETIME storage format.
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+def _converter(sqlite: bool) -> Callable[[datetime], Any]:
+    cache: dict[datetime, Any] = {}
+
+    def conv(value: datetime) -> Any:
+        out = cache.get(value)
+        if out is None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            utc = value.astimezone(UTC)
+            # SQLAlchemy's SQLite DATETIME storage format; naive UTC elsewhere.
+            out = utc.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else utc.replace(tzinfo=None)
+            cache[value] = out
+        return out
+
+    return conv
 
 
 def executemany(conn: Connection, stmt: ClauseElement, rows: Sequence[dict[str, Any]]) -> None:
@@ -46,27 +74,14 @@ def executemany(conn: Connection, stmt: ClauseElement, rows: Sequence[dict[str, 
     """
     if not rows:
         return
-    sql, names, positional = _compile(conn, stmt)
-    sqlite = conn.dialect.name == "sqlite"
-    cache: dict[datetime, Any] = {}
-
-    def conv(value: Any) -> Any:
-        if isinstance(value, datetime):
-            out = cache.get(value)
-            if out is None:
-                if value.tzinfo is None:
-                    raise ValueError("naive datetime given to a UTC column")
-                out = (
-                    _sqlite_dt(value)
-                    if sqlite
-                    else value.astimezone(UTC).replace(tzinfo=None)
-                )
-                cache[value] = out
-            return out
-        return value
-
-    if positional:
-        params: list[Any] = [tuple(conv(row[n]) for n in names) for row in rows]
-    else:
-        params = [{n: conv(row[n]) for n in names} for row in rows]
-    conn.exec_driver_sql(sql, params)
+    c = _compile(conn, stmt)
+    conv = _converter(conn.dialect.name == "sqlite")
+    get = itemgetter(*c.names)
+    params: list[Any] = []
+    for row in rows:
+        values = list(get(row)) if len(c.names) > 1 else [get(row)]
+        for i in c.datetime_slots:
+            if values[i] is not None:
+                values[i] = conv(values[i])
+        params.append(tuple(values) if c.positional else dict(zip(c.names, values, strict=True)))
+    conn.exec_driver_sql(c.sql, params)
