@@ -12,6 +12,8 @@ import csv
 import random
 from pathlib import Path
 
+from touchflow.prospects import STANDARD_FIELDS
+
 FIRST = [
     "Ava",
     "Noah",
@@ -135,19 +137,7 @@ REGIONS = [
     ("AU", "Australia/Sydney", "+612", 8, 4),
 ]
 
-COLUMNS = [
-    "email",
-    "first_name",
-    "last_name",
-    "title",
-    "company",
-    "domain",
-    "phone",
-    "country",
-    "timezone",
-    "industry",
-    "employees",
-]
+COLUMNS = [*STANDARD_FIELDS, "industry", "employees"]
 
 
 def generate_rows(n: int, *, seed: int = 7, missing_title_every: int = 40) -> list[dict[str, str]]:

@@ -33,25 +33,25 @@ def retry_only_retryable(task_: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-@task(
+# Each task claims and works a whole batch and returns counts, never rows:
+# nothing to cache or persist. A retry is safe because the ledger, not Prefect,
+# knows what was sent.
+ledger_task = task(
     cache_policy=NO_CACHE,
     retries=2,
     retry_delay_seconds=1,
     retry_condition_fn=retry_only_retryable,
     persist_result=False,
 )
+
+
+@ledger_task
 def recover_claims(tk: Ticker) -> dict[str, int]:
     """Mark touches left ``sending`` by a crashed worker as ``unknown``."""
     return tk.recover().as_dict()
 
 
-@task(
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=retry_only_retryable,
-    persist_result=False,
-)
+@ledger_task
 def run_batch(tk: Ticker, now: datetime, limit: int) -> dict[str, int]:
     """Claim, decide, send and record one batch of due enrollments."""
     return tk.run_batch(now, limit).as_dict()

@@ -509,13 +509,7 @@ class Ticker:
             elif isinstance(err, DeliveryUnknown):
                 report.unknown += 1
                 touch_updates.append({**base, "status": "unknown", "error": str(err)})
-                enr.update(
-                    state=transition(p.state, Event.FAIL).value,
-                    reason=f"delivery_unknown:{d.step.id}",
-                    attempt=p.row.attempt,
-                    next_due_at=None,
-                    last_executed_at=p.row.last_executed_at,
-                )
+                enr.update(_failed(p, f"delivery_unknown:{d.step.id}"))
             elif isinstance(err, RecipientRejected):
                 report.bounced += 1
                 touch_updates.append({**base, "status": "failed", "error": str(err)})
@@ -535,13 +529,7 @@ class Ticker:
             else:
                 report.failed += 1
                 touch_updates.append({**base, "status": "failed", "error": str(err)})
-                enr.update(
-                    state=transition(p.state, Event.FAIL).value,
-                    reason=f"send_failed:{str(err)[:150]}",
-                    attempt=p.row.attempt,
-                    next_due_at=None,
-                    last_executed_at=p.row.last_executed_at,
-                )
+                enr.update(_failed(p, f"send_failed:{str(err)[:150]}"))
             if enr:
                 enr_updates.append(enr)
         with self.engine.begin() as conn:
@@ -561,6 +549,17 @@ class Ticker:
                     .where(enrollments.c.prospect_id == prospect_id)
                     .values(claimed_at=None)
                 )
+
+
+def _failed(p: _Pending, reason: str) -> dict[str, Any]:
+    """The enrollment update for a step that could not run: failed, visible, not due."""
+    return {
+        "state": transition(p.state, Event.FAIL).value,
+        "reason": reason,
+        "attempt": p.row.attempt,
+        "next_due_at": None,
+        "last_executed_at": p.row.last_executed_at,
+    }
 
 
 def _no_sms() -> FatalError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from touchflow.cadence import Cadence, load_cadence_source
 from touchflow.engine import CadenceRuntime, EnrollmentView, ExecutedStep, SenderInfo
 from touchflow.enrollment import EXIT_EVENTS, OPEN, Event, State, transition
 from touchflow.errors import TouchflowError
-from touchflow.prospects import Prospect
+from touchflow.prospects import STANDARD_FIELDS, Prospect
 from touchflow.store import fastpath
 from touchflow.store.schema import (
     cadence_versions,
@@ -52,16 +52,8 @@ def dialect_insert(conn: Connection, table: Any) -> Any:
 
 # -- prospects ---------------------------------------------------------------
 
-_PROSPECT_COLS = (
-    "first_name",
-    "last_name",
-    "title",
-    "company",
-    "domain",
-    "phone",
-    "country",
-    "timezone",
-)
+# Every standard column but the key (email), which identifies the row.
+_PROSPECT_COLS = tuple(f for f in STANDARD_FIELDS if f != "email")
 
 
 def upsert_prospects(conn: Connection, items: Sequence[Prospect], now: datetime) -> tuple[int, int]:
@@ -190,14 +182,7 @@ class EnrollResult:
 
 def sender_from_row(row: Any, defaults: SenderInfo) -> SenderInfo:
     """The enrollment's sender: its mailbox and name, the rest from the defaults."""
-    return SenderInfo(
-        email=row.sender_email,
-        name=row.sender_name or defaults.name,
-        title=defaults.title,
-        company=defaults.company,
-        phone=defaults.phone,
-        timezone=defaults.timezone,
-    )
+    return replace(defaults, email=row.sender_email, name=row.sender_name or defaults.name)
 
 
 def enroll(
