@@ -63,3 +63,22 @@ def test_retry_condition_retries_only_retryable_errors():
         None, None, _State(FatalError("x", connector="c", operation="o"))
     )
     assert not retry_only_retryable(None, None, _State(ValueError("bug")))
+
+
+def test_cli_run_is_one_tick_through_the_flow(harness, tmp_path: Path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from touchflow.cli import app
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    h = Harness(engine, make_cadence(tmp_path))
+    h.add([prospect(f"c{i}@x.example") for i in range(3)], SAT)
+    monkeypatch.setenv("TOUCHFLOW_DATABASE_URL", url)
+    monkeypatch.setenv("TOUCHFLOW_EMAIL_TRANSPORT", "outbox")
+    monkeypatch.setenv("TOUCHFLOW_OUTBOX_DIR", str(tmp_path / "outbox"))
+    result = CliRunner().invoke(app, ["run", "--now", "2026-11-30T15:00:00Z"])
+    assert result.exit_code == 0, result.output
+    assert "sent" in result.stdout and "Traceback" not in result.output
+    assert len(list((tmp_path / "outbox" / "email").glob("*.eml"))) == 3
