@@ -137,7 +137,6 @@ class _Batch:
     touches: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
-    exits: list[tuple[int, str]] = field(default_factory=list)
     candidates: list[_Pending] = field(default_factory=list)
 
     def update(self, row: Any, **changes: Any) -> None:
@@ -331,8 +330,6 @@ class Ticker:
                     next_due_at=None,
                 )
             update_enrollments(conn, batch.updates)
-            for prospect_id, kind in batch.exits:
-                apply_exit_event(conn, self.runtimes, prospect_id, kind, now, source="tick")
         return pending
 
     @staticmethod
@@ -345,9 +342,15 @@ class Ticker:
     ) -> None:
         """Decide one claimed enrollment and add its rows to the batch."""
         if row.opted_out_at is not None or row.bounced_at is not None:
-            # The exit was recorded elsewhere; end this enrollment without sending.
-            batch.exits.append((row.prospect_id, "unsubscribe" if row.opted_out_at else "bounce"))
-            batch.update(row, next_due_at=None)
+            # The prospect opted out or bounced after this enrollment was last
+            # planned (a cadence without `bounce` in exit_on kept it): never
+            # send to that address again, end it here.
+            event, reason = (
+                (Event.OPT_OUT, "unsubscribed") if row.opted_out_at else (Event.BOUNCE, "bounced")
+            )
+            batch.update(
+                row, state=transition(row.state, event).value, reason=reason, next_due_at=None
+            )
             return
         decision = runtime.decide(view, batch.now)
         for skipped in decision.skipped:

@@ -400,3 +400,22 @@ def test_a_country_without_a_holiday_calendar_still_gets_its_touches(h):
     # "AA" is a user-assigned ISO 3166 code: no holiday calendar exists for it.
     h.add([prospect("aa@x.example", "UTC", "AA", phone=None)], SAT)
     assert h.tick(datetime(2026, 11, 30, 10, 0, tzinfo=UTC)).sent == 1
+
+
+def test_a_bounce_ends_even_an_enrollment_whose_cadence_kept_going(db, tmp_path):
+    yaml_text = CADENCE_YAML.replace("exit_on: [reply, bounce, unsubscribe, meeting_booked]",
+                                     "exit_on: [reply]")
+    h = Harness(db, make_cadence(tmp_path, yaml_text))
+    h.add([prospect("ny@x.example")], SAT)
+    h.tick(datetime(2026, 11, 30, 14, 0, tzinfo=UTC))
+    with h.engine.begin() as conn:
+        res = apply_exit_event(conn, h.runtimes, find_prospect_id(conn, "ny@x.example"),
+                               "bounce", datetime(2026, 11, 30, 15, 0, tzinfo=UTC),
+                               source="test")
+    assert (res.ended, res.kept) == (0, 1)
+    h.run_until(SAT + timedelta(days=30))
+    assert len(h.email.sent) == 1  # nothing after the bounce
+    e = h.enrollment("ny@x.example")
+    assert (e.state, e.reason, e.next_due_at) == ("bounced", "bounced", None)
+    with h.engine.connect() as conn:
+        assert len(conn.execute(select(events)).all()) == 1
