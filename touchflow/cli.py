@@ -547,6 +547,27 @@ def event(
 
 
 @app.command()
+def retry(
+    ids: Annotated[list[int] | None, typer.Argument(metavar="[ENROLLMENT_ID ...]")] = None,
+    all_failed: Annotated[
+        bool, typer.Option("--all-failed", help="Every failed enrollment.")
+    ] = False,
+    now: Annotated[str | None, typer.Option("--now")] = None,
+) -> None:
+    """Requeue failed enrollments (after a send failure or a delivery found not to arrive)."""
+    from touchflow.store.repo import retry_enrollments
+
+    if bool(ids) == all_failed:
+        raise typer.BadParameter("give enrollment ids or --all-failed")
+    settings = _settings()
+    with _engine(settings).begin() as conn:
+        n = retry_enrollments(conn, None if all_failed else ids, _now(now))
+    if not n:
+        raise _fail("no failed enrollment to retry")
+    out.print(f"{n} enrollment(s) requeued; the next tick runs their step again")
+
+
+@app.command()
 def demo(
     prospects: Annotated[int, typer.Option("--prospects", min=1)] = 500,
     days: Annotated[int, typer.Option("--days", min=1)] = 21,

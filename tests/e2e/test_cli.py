@@ -179,6 +179,8 @@ def test_import_enroll_status_tasks_event(project: Path):
     assert runner.invoke(app, ["event", "ana@northwind.example", "wave"]).exit_code == 2
     assert runner.invoke(app, ["tasks"]).exit_code == 0
     assert runner.invoke(app, ["task", "done", "999"]).exit_code == 1
+    assert runner.invoke(app, ["retry"]).exit_code == 2
+    assert runner.invoke(app, ["retry", "--all-failed"]).exit_code == 1  # none failed
 
 
 def test_preview_sample_renders_every_step(project: Path):

@@ -403,15 +403,21 @@ def test_a_country_without_a_holiday_calendar_still_gets_its_touches(h):
 
 
 def test_a_bounce_ends_even_an_enrollment_whose_cadence_kept_going(db, tmp_path):
-    yaml_text = CADENCE_YAML.replace("exit_on: [reply, bounce, unsubscribe, meeting_booked]",
-                                     "exit_on: [reply]")
+    yaml_text = CADENCE_YAML.replace(
+        "exit_on: [reply, bounce, unsubscribe, meeting_booked]", "exit_on: [reply]"
+    )
     h = Harness(db, make_cadence(tmp_path, yaml_text))
     h.add([prospect("ny@x.example")], SAT)
     h.tick(datetime(2026, 11, 30, 14, 0, tzinfo=UTC))
     with h.engine.begin() as conn:
-        res = apply_exit_event(conn, h.runtimes, find_prospect_id(conn, "ny@x.example"),
-                               "bounce", datetime(2026, 11, 30, 15, 0, tzinfo=UTC),
-                               source="test")
+        res = apply_exit_event(
+            conn,
+            h.runtimes,
+            find_prospect_id(conn, "ny@x.example"),
+            "bounce",
+            datetime(2026, 11, 30, 15, 0, tzinfo=UTC),
+            source="test",
+        )
     assert (res.ended, res.kept) == (0, 1)
     h.run_until(SAT + timedelta(days=30))
     assert len(h.email.sent) == 1  # nothing after the bounce
@@ -419,3 +425,22 @@ def test_a_bounce_ends_even_an_enrollment_whose_cadence_kept_going(db, tmp_path)
     assert (e.state, e.reason, e.next_due_at) == ("bounced", "bounced", None)
     with h.engine.connect() as conn:
         assert len(conn.execute(select(events)).all()) == 1
+
+
+def test_retry_requeues_a_failed_enrollment_under_a_new_key(db, tmp_path):
+    from touchflow.store.repo import retry_enrollments
+
+    h = Harness(db, make_cadence(tmp_path), email=FlakySender(_err(DeliveryUnknown)))
+    h.add([prospect("ny@x.example")], SAT)
+    mon = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+    assert h.tick(mon).unknown == 1
+    later = mon + timedelta(hours=1)
+    with h.engine.begin() as conn:
+        assert retry_enrollments(conn, None, later) == 1
+        assert retry_enrollments(conn, None, later) == 0
+    assert h.tick(later).sent == 1
+    assert [(t.key.rsplit("-", 1)[1], t.status) for t in _touches(h)] == [
+        ("1", "unknown"),
+        ("2", "sent"),
+    ]
+    assert h.enrollment("ny@x.example").state == "active"

@@ -608,6 +608,35 @@ def update_enrollments(conn: Connection, updates: list[dict[str, Any]]) -> None:
     fastpath.executemany(conn, UPDATE_ENROLLMENT, updates)
 
 
+def retry_enrollments(conn: Connection, ids: Sequence[int] | None, now: datetime) -> int:
+    """Put failed enrollments (all when ``ids`` is None) back in the queue; returns how many.
+
+    For a ``delivery_unknown`` failure this is the operator saying "it did not
+    arrive": the step runs again under the next attempt's key, so the
+    ``unknown`` touch stays in the ledger as it was.
+    """
+    q = select(enrollments.c.id, enrollments.c.state, enrollments.c.attempt).where(
+        enrollments.c.state == State.FAILED.value
+    )
+    if ids is not None:
+        q = q.where(enrollments.c.id.in_(list(ids)))
+    rows = list(conn.execute(q))
+    for row in rows:
+        conn.execute(
+            update(enrollments)
+            .where(enrollments.c.id == row.id)
+            .values(
+                state=transition(row.state, Event.RETRY).value,
+                reason=None,
+                attempt=row.attempt + 1,
+                next_due_at=now,
+                claimed_at=None,
+                updated_at=now,
+            )
+        )
+    return len(rows)
+
+
 # -- status ------------------------------------------------------------------
 
 
