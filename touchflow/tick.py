@@ -118,13 +118,11 @@ class TickReport:
 class _Pending:
     """A message inserted as ``sending`` and waiting for the provider's answer."""
 
-    enrollment_id: int
-    expected_state: str  # in the database; an exit event meanwhile changes it
+    row: Any  # as claimed; row.state is what an exit event meanwhile would change
     state: str  # where the enrollment is now (a pending one has started)
     decision: Execute
     view: EnrollmentView
     runtime: CadenceRuntime
-    row: Any
 
 
 @dataclass
@@ -412,9 +410,7 @@ class Ticker:
                 batch.touch(row, step.id, step.channel, decision, "sending")
                 # Nothing else to write yet: the enrollment stays claimed, as it
                 # is, until the provider answered (_record).
-                batch.candidates.append(
-                    _Pending(row.id, row.state, state, decision, view, runtime, row)
-                )
+                batch.candidates.append(_Pending(row, state, decision, view, runtime))
 
     def _send(self, pending: list[_Pending]) -> dict[str, SendResult]:
         emails: list[OutboundEmail] = []
@@ -481,8 +477,8 @@ class Ticker:
                 "error": None,
             }
             enr = {
-                "b_id": p.enrollment_id,
-                "b_state": p.expected_state,
+                "b_id": p.row.id,
+                "b_state": p.row.state,
                 "claimed_at": None,
                 "updated_at": now,
                 "step_index": d.step_index,

@@ -401,7 +401,8 @@ def apply_exit_event(
             created_at=at,
         )
     )
-    ended = kept = 0
+    ended: list[int] = []
+    kept = 0
     for row in rows:
         exit_on = runtimes.get(conn, row.cadence_version).cadence.exit_on
         if kind != "unsubscribe" and kind not in exit_on:
@@ -423,8 +424,8 @@ def apply_exit_event(
                 updated_at=at,
             )
         )
-        ended += 1
-    _close_open_tasks(conn, [r.id for r in rows], at, note=f"enrollment ended: {reason}")
+        ended.append(row.id)
+    _close_open_tasks(conn, ended, at, note=f"enrollment ended: {reason}")
     if kind in ("unsubscribe", "bounce"):
         col = "opted_out_at" if kind == "unsubscribe" else "bounced_at"
         conn.execute(update(prospects).where(prospects.c.id == prospect_id).values({col: at}))
@@ -432,7 +433,7 @@ def apply_exit_event(
             select(prospects.c.email).where(prospects.c.id == prospect_id)
         ).scalar()
         add_suppression(conn, "email", email, reason=reason, source=source, now=at)
-    return ExitResult(ended, kept)
+    return ExitResult(len(ended), kept)
 
 
 def add_suppression(
@@ -446,21 +447,12 @@ def add_suppression(
 
 
 def _close_open_tasks(conn: Connection, enrollment_ids: list[int], at: datetime, note: str) -> None:
+    """Skip the open tasks of enrollments that just ended: nobody should call them now."""
     if not enrollment_ids:
         return
     conn.execute(
         update(tasks)
-        .where(
-            tasks.c.enrollment_id.in_(enrollment_ids),
-            tasks.c.status == "open",
-            # Only tasks of enrollments that actually ended.
-            tasks.c.enrollment_id.in_(
-                select(enrollments.c.id).where(
-                    enrollments.c.id.in_(enrollment_ids),
-                    enrollments.c.state.not_in([s.value for s in OPEN]),
-                )
-            ),
-        )
+        .where(tasks.c.enrollment_id.in_(enrollment_ids), tasks.c.status == "open")
         .values(status="skipped", outcome="enrollment_ended", notes=note, completed_at=at)
     )
 
