@@ -466,7 +466,7 @@ class Ticker:
         wall = self.wall()
         touch_updates: list[dict[str, Any]] = []
         enr_updates: list[dict[str, Any]] = []
-        exits: list[tuple[int, str, str]] = []
+        exits: list[tuple[_Pending, str]] = []
         for p in pending:
             d = p.decision
             res = results[d.touch_key]
@@ -513,7 +513,7 @@ class Ticker:
                 report.bounced += 1
                 touch_updates.append({**base, "status": "failed", "error": str(err)})
                 kind = "unsubscribe" if err.kind == "opt_out" else "bounce"
-                exits.append((p.row.prospect_id, kind, d.touch_key))
+                exits.append((p, kind))
                 enr = {}
             elif isinstance(err, RetryableError) and p.row.attempt < MAX_ATTEMPTS:
                 report.retrying += 1
@@ -539,14 +539,21 @@ class Ticker:
                 # while the message was in flight wins, and is not undone here.
                 # (An exit event that won already released the claim itself.)
                 fastpath.executemany(conn, UPDATE_ENROLLMENT_IF_STATE, enr_updates)
-            for prospect_id, kind, key in exits:
+            for p, kind in exits:
                 apply_exit_event(
-                    conn, self.runtimes, prospect_id, kind, now, source="send", touch_key=key
+                    conn,
+                    self.runtimes,
+                    p.row.prospect_id,
+                    kind,
+                    now,
+                    source="send",
+                    touch_key=p.decision.touch_key,
                 )
+                # Release this batch's own claim only: another enrollment of the
+                # same prospect may be in flight on another worker. One the exit
+                # did not end (its cadence lacks it) ends at its next claim.
                 conn.execute(
-                    update(enrollments)
-                    .where(enrollments.c.prospect_id == prospect_id)
-                    .values(claimed_at=None)
+                    update(enrollments).where(enrollments.c.id == p.row.id).values(claimed_at=None)
                 )
 
 

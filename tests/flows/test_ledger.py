@@ -444,3 +444,33 @@ def test_retry_requeues_a_failed_enrollment_under_a_new_key(db, tmp_path):
         ("2", "sent"),
     ]
     assert h.enrollment("ny@x.example").state == "active"
+
+
+def test_a_rejected_recipient_does_not_release_another_workers_claim(db, tmp_path):
+    h = Harness(db, make_cadence(tmp_path), email=FlakySender(_err(RecipientRejected)))
+    # The other cadence does not exit on bounce, so the bounce leaves it running.
+    other_yaml = CADENCE_YAML.replace("id: t-cadence", "id: other-cadence").replace(
+        "exit_on: [reply, bounce, unsubscribe, meeting_booked]", "exit_on: [reply]"
+    )
+    h.add([prospect("ny@x.example")], SAT)
+    with h.engine.begin() as conn:
+        enroll(
+            conn,
+            h.runtimes.add(make_cadence(tmp_path / "o", other_yaml)),
+            None,
+            owner_email="o@x",
+            sender=SENDER,
+            now=SAT,
+        )
+        # Another worker holds the second enrollment mid-send.
+        held_at = datetime.now(UTC)
+        conn.execute(
+            update(enrollments)
+            .where(enrollments.c.cadence_id == "other-cadence")
+            .values(claimed_at=held_at)
+        )
+    assert h.tick(datetime(2026, 11, 30, 14, 0, tzinfo=UTC)).bounced == 1
+    with h.engine.connect() as conn:
+        rows = {r.cadence_id: r for r in conn.execute(select(enrollments))}
+    assert rows["t-cadence"].claimed_at is None
+    assert rows["other-cadence"].claimed_at == held_at
