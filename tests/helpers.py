@@ -134,13 +134,7 @@ class Harness:
             enroll(conn, self.runtime, None, owner_email="sdr@x.example", sender=SENDER, now=now)
 
     def tick(self, now: datetime, batch: int = 100) -> TickReport:
-        total = TickReport()
-        total += self.ticker.recover()
-        while True:
-            r = self.ticker.run_batch(now, batch)
-            total += r
-            if r.claimed < batch:
-                return total
+        return self.ticker.run(now, batch)
 
     def complete_due_tasks(self, now: datetime, outcome: str = "completed") -> int:
         with self.engine.begin() as conn:

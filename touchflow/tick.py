@@ -269,6 +269,18 @@ class Ticker:
 
     # -- one batch -------------------------------------------------------------
 
+    def run(self, now: datetime, limit: int) -> TickReport:
+        """A whole tick in-process: recover, then batches until fewer than ``limit`` are due.
+
+        The Prefect flow does the same with one task per batch.
+        """
+        total = self.recover()
+        while True:
+            report = self.run_batch(now, limit)
+            total += report
+            if report.claimed < limit:
+                return total
+
     def run_batch(self, now: datetime, limit: int) -> TickReport:
         """Claim up to ``limit`` due enrollments and run them; ``claimed == 0`` when none."""
         report = TickReport()

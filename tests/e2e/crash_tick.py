@@ -13,9 +13,7 @@ def main() -> None:
     now = datetime.fromisoformat(sys.argv[1])
     batch = int(sys.argv[2])
     tk = ticker(Settings())
-    tk.recover()
-    while tk.run_batch(now, batch).claimed:
-        pass
+    tk.run(now, batch)
     tk.email.close()
     print("done", flush=True)
 
