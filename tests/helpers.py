@@ -12,7 +12,15 @@ from connectors.fakes import FakeEmailSender, FakeSmsSender
 from touchflow.cadence import Cadence, load_cadence
 from touchflow.engine import SenderInfo
 from touchflow.prospects import Prospect
-from touchflow.store.repo import RuntimeCache, complete_tasks, enroll, list_tasks, upsert_prospects
+from touchflow.store.repo import (
+    RuntimeCache,
+    apply_exit_event,
+    complete_tasks,
+    enroll,
+    find_prospect_id,
+    list_tasks,
+    upsert_prospects,
+)
 from touchflow.store.schema import enrollments, prospects
 from touchflow.tick import Ticker, TickReport
 
@@ -66,6 +74,17 @@ TEMPLATES = {
         "Hi {{ prospect.first_name }}, {{ sender.name }} here. Reply STOP to opt out."
     ),
 }
+
+
+def cadence_yaml(cadence_id: str = "t-cadence", exit_on: str | None = None) -> str:
+    """The test cadence under another id and/or with another ``exit_on`` list."""
+    text = CADENCE_YAML.replace("id: t-cadence", f"id: {cadence_id}")
+    if exit_on is not None:
+        text = text.replace(
+            "exit_on: [reply, bounce, unsubscribe, meeting_booked]", f"exit_on: [{exit_on}]"
+        )
+    return text
+
 
 SENDER = SenderInfo(
     email="sam@touchflow.example",
@@ -135,6 +154,12 @@ class Harness:
 
     def tick(self, now: datetime, batch: int = 100) -> TickReport:
         return self.ticker.run(now, batch)
+
+    def exit_event(self, email: str, kind: str, at: datetime) -> Any:
+        """Record a reply/bounce/unsubscribe/meeting for a prospect, as the CLI does."""
+        with self.engine.begin() as conn:
+            pid = find_prospect_id(conn, email)
+            return apply_exit_event(conn, self.runtimes, pid, kind, at, source="test")
 
     def complete_due_tasks(self, now: datetime, outcome: str = "completed") -> int:
         with self.engine.begin() as conn:

@@ -63,9 +63,7 @@ def test_touch_keys_map_to_distinct_safe_file_names(tmp_path: Path, make_email: 
     assert all("/" not in n and not n.startswith(".") and len(n) < 255 for n in names)
 
     sender = OutboxEmailSender(tmp_path / "out")
-    results = sender.send_batch(
-        [make_email(i, touch_key=k) for i, k in enumerate(keys)]
-    )
+    results = sender.send_batch([make_email(i, touch_key=k) for i, k in enumerate(keys)])
     assert all(r.ok for r in results)
     assert len(list((tmp_path / "out").iterdir())) == len(keys)
     assert not (tmp_path / "escape.eml").exists()
@@ -79,8 +77,6 @@ def test_errors_come_back_per_message(tmp_path: Path, make_email: MakeEmail) -> 
     assert blocked.error.operation == "write"
 
     sender = OutboxEmailSender(tmp_path / "ok")
-    bad, good = sender.send_batch(
-        [make_email(1, headers={"X-Bad": "a\nb"}), make_email(2)]
-    )
+    bad, good = sender.send_batch([make_email(1, headers={"X-Bad": "a\nb"}), make_email(2)])
     assert isinstance(bad.error, FatalError) and bad.error.operation == "build"
     assert good.ok

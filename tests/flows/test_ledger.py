@@ -9,7 +9,15 @@ import pytest
 from sqlalchemy import select, update
 
 from connectors.fakes import FakeEmailSender
-from tests.helpers import CADENCE_YAML, SENDER, TEMPLATES, Harness, make_cadence, prospect
+from tests.helpers import (
+    CADENCE_YAML,
+    SENDER,
+    TEMPLATES,
+    Harness,
+    cadence_yaml,
+    make_cadence,
+    prospect,
+)
 from touchflow.errors import (
     DeliveryUnknown,
     FatalError,
@@ -17,7 +25,7 @@ from touchflow.errors import (
     RetryableError,
 )
 from touchflow.simulate import SimEvent, simulate
-from touchflow.store.repo import apply_exit_event, enroll, find_prospect_id, upsert_prospects
+from touchflow.store.repo import enroll, upsert_prospects
 from touchflow.store.schema import enrollments, events, tasks, touches
 
 SAT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # a Saturday
@@ -156,11 +164,7 @@ def test_missing_field_holds_the_enrollment_until_fixed(h):
 def test_reply_ends_the_enrollment_and_nothing_more_is_sent(h):
     h.add([prospect("ny@x.example")], SAT)
     h.tick(datetime(2026, 11, 30, 14, 0, tzinfo=UTC))
-    with h.engine.begin() as conn:
-        pid = find_prospect_id(conn, "ny@x.example")
-        res = apply_exit_event(
-            conn, h.runtimes, pid, "reply", datetime(2026, 11, 30, 18, 0, tzinfo=UTC), source="test"
-        )
+    res = h.exit_event("ny@x.example", "reply", datetime(2026, 11, 30, 18, 0, tzinfo=UTC))
     assert res.ended == 1
     h.run_until(SAT + timedelta(days=30))
     assert len(h.email.sent) == 1
@@ -170,15 +174,11 @@ def test_reply_ends_the_enrollment_and_nothing_more_is_sent(h):
 
 def test_unsubscribe_is_global_and_permanent(db, tmp_path):
     h = Harness(db, make_cadence(tmp_path))
-    other_yaml = CADENCE_YAML.replace("id: t-cadence", "id: other-cadence").replace(
-        "exit_on: [reply, bounce, unsubscribe, meeting_booked]", "exit_on: [reply]"
-    )
-    other = make_cadence(tmp_path / "o", other_yaml)
+    other = make_cadence(tmp_path / "o", cadence_yaml("other-cadence", exit_on="reply"))
     h.add([prospect("ny@x.example")], SAT)
     with h.engine.begin() as conn:
         enroll(conn, h.runtimes.add(other), None, owner_email="o@x", sender=SENDER, now=SAT)
-        pid = find_prospect_id(conn, "ny@x.example")
-        res = apply_exit_event(conn, h.runtimes, pid, "unsubscribe", SAT, source="test")
+    res = h.exit_event("ny@x.example", "unsubscribe", SAT)
     # Ends both, even the cadence whose exit_on does not list unsubscribe.
     assert res.ended == 2
     with h.engine.begin() as conn:
@@ -191,21 +191,11 @@ def test_unsubscribe_is_global_and_permanent(db, tmp_path):
 
 
 def test_reply_not_in_exit_on_keeps_the_enrollment(db, tmp_path):
-    yaml_text = CADENCE_YAML.replace(
-        "exit_on: [reply, bounce, unsubscribe, meeting_booked]", "exit_on: [bounce, unsubscribe]"
-    )
-    h = Harness(db, make_cadence(tmp_path, yaml_text))
+    h = Harness(db, make_cadence(tmp_path, cadence_yaml(exit_on="bounce, unsubscribe")))
     h.add([prospect("ny@x.example")], SAT)
     h.tick(datetime(2026, 11, 30, 14, 0, tzinfo=UTC))
-    with h.engine.begin() as conn:
-        res = apply_exit_event(
-            conn,
-            h.runtimes,
-            find_prospect_id(conn, "ny@x.example"),
-            "reply",
-            datetime(2026, 11, 30, 15, 0, tzinfo=UTC),
-            source="test",
-        )
+    res = h.exit_event("ny@x.example", "reply", datetime(2026, 11, 30, 15, 0, tzinfo=UTC))
+    with h.engine.connect() as conn:
         ev = conn.execute(select(events)).one()
     assert (res.ended, res.kept) == (0, 1)
     assert ev.type == "replied" and ev.touch_key == h.email.sent[0].touch_key
@@ -354,15 +344,7 @@ def test_exit_event_during_send_is_not_undone(db, tmp_path):
 
     def send_and_reply(messages):
         out = real(messages)
-        with h.engine.begin() as conn:
-            apply_exit_event(
-                conn,
-                h.runtimes,
-                find_prospect_id(conn, "ny@x.example"),
-                "reply",
-                datetime(2026, 11, 30, 14, 0, tzinfo=UTC),
-                source="test",
-            )
+        h.exit_event("ny@x.example", "reply", datetime(2026, 11, 30, 14, 0, tzinfo=UTC))
         return out
 
     h.ticker.email.send_batch = send_and_reply
@@ -403,21 +385,10 @@ def test_a_country_without_a_holiday_calendar_still_gets_its_touches(h):
 
 
 def test_a_bounce_ends_even_an_enrollment_whose_cadence_kept_going(db, tmp_path):
-    yaml_text = CADENCE_YAML.replace(
-        "exit_on: [reply, bounce, unsubscribe, meeting_booked]", "exit_on: [reply]"
-    )
-    h = Harness(db, make_cadence(tmp_path, yaml_text))
+    h = Harness(db, make_cadence(tmp_path, cadence_yaml(exit_on="reply")))
     h.add([prospect("ny@x.example")], SAT)
     h.tick(datetime(2026, 11, 30, 14, 0, tzinfo=UTC))
-    with h.engine.begin() as conn:
-        res = apply_exit_event(
-            conn,
-            h.runtimes,
-            find_prospect_id(conn, "ny@x.example"),
-            "bounce",
-            datetime(2026, 11, 30, 15, 0, tzinfo=UTC),
-            source="test",
-        )
+    res = h.exit_event("ny@x.example", "bounce", datetime(2026, 11, 30, 15, 0, tzinfo=UTC))
     assert (res.ended, res.kept) == (0, 1)
     h.run_until(SAT + timedelta(days=30))
     assert len(h.email.sent) == 1  # nothing after the bounce
@@ -449,9 +420,7 @@ def test_retry_requeues_a_failed_enrollment_under_a_new_key(db, tmp_path):
 def test_a_rejected_recipient_does_not_release_another_workers_claim(db, tmp_path):
     h = Harness(db, make_cadence(tmp_path), email=FlakySender(_err(RecipientRejected)))
     # The other cadence does not exit on bounce, so the bounce leaves it running.
-    other_yaml = CADENCE_YAML.replace("id: t-cadence", "id: other-cadence").replace(
-        "exit_on: [reply, bounce, unsubscribe, meeting_booked]", "exit_on: [reply]"
-    )
+    other_yaml = cadence_yaml("other-cadence", exit_on="reply")
     h.add([prospect("ny@x.example")], SAT)
     with h.engine.begin() as conn:
         enroll(

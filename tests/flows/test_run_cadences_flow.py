@@ -24,15 +24,27 @@ def harness():
         yield
 
 
-def test_flow_tick_sends_to_the_outbox_in_batches(harness, tmp_path: Path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'flow.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    h = Harness(engine, make_cadence(tmp_path))
-    h.add([prospect(f"p{i}@x.example") for i in range(25)], SAT)
-    monkeypatch.setenv("TOUCHFLOW_DATABASE_URL", url)
-    monkeypatch.setenv("TOUCHFLOW_EMAIL_TRANSPORT", "outbox")
-    monkeypatch.setenv("TOUCHFLOW_OUTBOX_DIR", str(tmp_path / "outbox"))
+@pytest.fixture
+def enrolled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``enrolled(n)``: n prospects enrolled in a SQLite store the flow finds through
+    its settings (outbox transport), like a worker configured by environment."""
+
+    def make(n: int):
+        url = f"sqlite:///{tmp_path / 'flow.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        h = Harness(engine, make_cadence(tmp_path))
+        h.add([prospect(f"p{i}@x.example") for i in range(n)], SAT)
+        monkeypatch.setenv("TOUCHFLOW_DATABASE_URL", url)
+        monkeypatch.setenv("TOUCHFLOW_EMAIL_TRANSPORT", "outbox")
+        monkeypatch.setenv("TOUCHFLOW_OUTBOX_DIR", str(tmp_path / "outbox"))
+        return engine
+
+    return make
+
+
+def test_flow_tick_sends_to_the_outbox_in_batches(harness, enrolled, tmp_path: Path):
+    engine = enrolled(25)
 
     report = run_cadences(now=datetime(2026, 11, 30, 15, 0, tzinfo=UTC), batch_size=10)
     assert report["sent"] == 25 and report["claimed"] == 25
@@ -65,19 +77,12 @@ def test_retry_condition_retries_only_retryable_errors():
     assert not retry_only_retryable(None, None, _State(ValueError("bug")))
 
 
-def test_cli_run_is_one_tick_through_the_flow(harness, tmp_path: Path, monkeypatch):
+def test_cli_run_is_one_tick_through_the_flow(harness, enrolled, tmp_path: Path):
     from typer.testing import CliRunner
 
     from touchflow.cli import app
 
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    h = Harness(engine, make_cadence(tmp_path))
-    h.add([prospect(f"c{i}@x.example") for i in range(3)], SAT)
-    monkeypatch.setenv("TOUCHFLOW_DATABASE_URL", url)
-    monkeypatch.setenv("TOUCHFLOW_EMAIL_TRANSPORT", "outbox")
-    monkeypatch.setenv("TOUCHFLOW_OUTBOX_DIR", str(tmp_path / "outbox"))
+    enrolled(3)
     result = CliRunner().invoke(app, ["run", "--now", "2026-11-30T15:00:00Z"])
     assert result.exit_code == 0, result.output
     assert "sent" in result.stdout and "Traceback" not in result.output

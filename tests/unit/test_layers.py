@@ -6,8 +6,17 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parents[2] / "touchflow"
-FORBIDDEN = ("prefect", "sendgrid", "twilio", "httpx", "requests", "connectors", "flows",
-             "aiosmtpd", "smtplib")
+FORBIDDEN = (
+    "prefect",
+    "sendgrid",
+    "twilio",
+    "httpx",
+    "requests",
+    "connectors",
+    "flows",
+    "aiosmtpd",
+    "smtplib",
+)
 # The CLI is the interface layer: it reaches flows through the composition root,
 # inside the commands that need them only (checked below: no module-level import).
 INTERFACE = {"cli.py"}
@@ -24,9 +33,7 @@ def _imports(tree: ast.AST, top_level_only: bool) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize(
-    "path", sorted(CORE.rglob("*.py")), ids=lambda p: str(p.relative_to(CORE))
-)
+@pytest.mark.parametrize("path", sorted(CORE.rglob("*.py")), ids=lambda p: str(p.relative_to(CORE)))
 def test_core_module_imports(path: Path):
     tree = ast.parse(path.read_text())
     top_only = path.name in INTERFACE and path.parent == CORE
