@@ -76,6 +76,11 @@ EXIT_EVENTS: tuple[str, ...] = ("reply", "bounce", "unsubscribe", "meeting_booke
 TOUCH_EVENTS: tuple[str, ...] = ("sent", "opened", "clicked", "replied", "completed", "skipped")
 
 ExitEvent = Literal["reply", "bounce", "unsubscribe", "meeting_booked"]
+#: What a reply from one contact does to this cadence's enrollments of the
+#: other contacts at the same account (same company domain).
+AccountRule = Literal["continue", "pause", "finish"]
+#: Preconditions a prospect must meet for the cadence's SMS steps to run.
+Requirement = Literal["sms_consent"]
 
 _KEBAB = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # Step and variant ids end up in touch keys, touched() calls and dashboards.
@@ -304,6 +309,8 @@ class Cadence(_Model):
     description: str | None = None
     schedule: Schedule
     exit_on: list[ExitEvent] = Field(default_factory=lambda: list(EXIT_EVENTS))
+    on_account_reply: AccountRule = "continue"
+    requires: list[Requirement] = Field(default_factory=list)
     steps: list[Step]
 
     # Not part of the YAML schema: set by the loader.

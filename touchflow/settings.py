@@ -37,6 +37,32 @@ class SenderDefaults(BaseModel):
     timezone: str = "America/New_York"  # used when a cadence says `timezone: sender`
 
 
+class SendgridSettings(BaseModel):
+    """SendGrid v3 Mail Send and the signed Event Webhook."""
+
+    api_key: SecretStr | None = None
+    host: str = "https://api.sendgrid.com"  # tests point it at a local stand-in
+    sandbox_mode: bool = False
+    timeout_s: float = 10.0
+    concurrency: int = Field(default=16, ge=1, le=128)
+    # Base64 public key from the Event Webhook settings page (signed webhooks).
+    webhook_public_key: str | None = None
+    webhook_max_age_s: int = Field(default=300, ge=1)
+    # Shared secret expected as ?token= on the Inbound Parse URL (Parse is unsigned).
+    inbound_parse_token: SecretStr | None = None
+
+
+class TwilioSettings(BaseModel):
+    """Twilio Programmable Messaging and Voice."""
+
+    account_sid: str | None = None
+    auth_token: SecretStr | None = None
+    base_url: str | None = None  # None: api.twilio.com; tests use a local stand-in
+    from_number: str | None = None  # E.164; the sender's own phone is used when set
+    timeout_s: float = 10.0
+    concurrency: int = Field(default=8, ge=1, le=64)
+
+
 class Settings(BaseSettings):
     """Everything touchflow reads from the environment or ``.env``."""
 
@@ -55,10 +81,20 @@ class Settings(BaseSettings):
     templates_dir: Path = Path("templates")
     config_dir: Path = Path("config")
     outbox_dir: Path = Path("outbox")
-    email_transport: Literal["smtp", "outbox"] = "smtp"
+    email_transport: Literal["smtp", "sendgrid", "outbox"] = "smtp"
+    sms_transport: Literal["twilio", "outbox"] = "outbox"
     smtp: SmtpSettings = SmtpSettings()
     sender: SenderDefaults = SenderDefaults()
+    sendgrid: SendgridSettings = SendgridSettings()
+    twilio: TwilioSettings = TwilioSettings()
     public_url: str = "http://localhost:8000"
+    unsubscribe_secret: SecretStr = Field(
+        default=SecretStr("change-me-unsubscribe-secret"),
+        description="HMAC key of the signed one-click unsubscribe tokens; set it in production.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="Expected in X-API-Key by the API's non-webhook endpoints."
+    )
     unsubscribe_mailto: str | None = "unsubscribe@touchflow.example"
     batch_size: int = Field(default=1000, ge=1, description="Enrollments claimed per batch task.")
     claim_lease_s: int = Field(

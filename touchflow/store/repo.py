@@ -354,12 +354,14 @@ def apply_exit_event(
     source: str,
     touch_key: str | None = None,
     provider_event_id: str | None = None,
+    record: bool = True,
 ) -> ExitResult:
     """Record a reply, bounce, unsubscribe or meeting and end the prospect's enrollments.
 
     Unsubscribe ends every open enrollment on every cadence, for good (the
     prospect is suppressed). The others end each enrollment whose cadence lists
-    them in ``exit_on``; the rest keep going.
+    them in ``exit_on``; the rest keep going. ``record=False`` when the caller
+    already stored the event row (webhook ingestion deduplicates on it).
     """
     if kind not in EXIT_EVENTS:
         raise TouchflowError(f"unknown exit event {kind!r}; expected one of {list(EXIT_EVENTS)}")
@@ -389,18 +391,19 @@ def apply_exit_event(
         if touch_key
         else None
     )
-    conn.execute(
-        events.insert().values(
-            prospect_id=prospect_id,
-            enrollment_id=enrollment_of_touch,
-            touch_key=touch_key,
-            type="replied" if kind == "reply" else kind,
-            occurred_at=at,
-            source=source,
-            provider_event_id=provider_event_id,
-            created_at=at,
+    if record:
+        conn.execute(
+            events.insert().values(
+                prospect_id=prospect_id,
+                enrollment_id=enrollment_of_touch,
+                touch_key=touch_key,
+                type="replied" if kind == "reply" else kind,
+                occurred_at=at,
+                source=source,
+                provider_event_id=provider_event_id,
+                created_at=at,
+            )
         )
-    )
     ended: list[int] = []
     kept = 0
     for row in rows:
