@@ -135,7 +135,13 @@ class Harness:
     """A store with one cadence and fake senders, driven with an explicit clock."""
 
     def __init__(
-        self, engine: Engine, cadence: Cadence, *, email: Any = None, sms: Any = None
+        self,
+        engine: Engine,
+        cadence: Cadence,
+        *,
+        email: Any = None,
+        sms: Any = None,
+        **ticker_kw: Any,
     ) -> None:
         self.engine = engine
         self.cadence = cadence
@@ -144,7 +150,12 @@ class Harness:
         self.email = email or FakeEmailSender()
         self.sms = sms or FakeSmsSender()
         self.ticker = Ticker(
-            engine, email=self.email, sms=self.sms, sender_defaults=SENDER, runtimes=self.runtimes
+            engine,
+            email=self.email,
+            sms=self.sms,
+            sender_defaults=SENDER,
+            runtimes=self.runtimes,
+            **ticker_kw,
         )
 
     def add(self, people: list[Prospect], now: datetime) -> None:

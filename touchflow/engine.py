@@ -29,6 +29,8 @@ from touchflow.calendar import BusinessCalendar, has_holiday_calendar, resolve_t
 from touchflow.errors import MissingDataError
 from touchflow.prospects import Prospect
 from touchflow.render import Renderer, prospect_context, sender_context
+from touchflow.unsubscribe import DEV_UNSUBSCRIBE_SECRET
+from touchflow.unsubscribe import unsubscribe_url as unsubscribe_link
 
 MAX_ATTEMPTS = 3
 RETRY_BACKOFF = timedelta(minutes=15)
@@ -164,10 +166,17 @@ def _country_from_phone(phone: str | None) -> str | None:
 class CadenceRuntime:
     """A loaded cadence with its renderer and the calendars of its prospects."""
 
-    def __init__(self, cadence: Cadence, *, public_url: str = "http://localhost:8000") -> None:
+    def __init__(
+        self,
+        cadence: Cadence,
+        *,
+        public_url: str = "http://localhost:8000",
+        unsubscribe_secret: str = DEV_UNSUBSCRIBE_SECRET,
+    ) -> None:
         self.cadence = cadence
         self.renderer = Renderer(cadence.templates)
         self.public_url = public_url.rstrip("/")
+        self.unsubscribe_secret = unsubscribe_secret
         self._calendars: dict[tuple[str, tuple[str, ...]], BusinessCalendar] = {}
         self._conditions: dict[str, Callable[[Callable[[str, str], bool]], bool]] = {}
         self._window = cadence.schedule.window.to_send_window()
@@ -187,6 +196,15 @@ class CadenceRuntime:
             return sender.timezone
         if spec != "prospect":
             return spec
+        return resolve_timezone(
+            prospect.timezone,
+            prospect.phone,
+            prospect.country,
+            self.cadence.schedule.fallback_timezone,
+        ).key
+
+    def contact_timezone(self, prospect: Prospect) -> str:
+        """The recipient's own zone (contact hours are theirs, whatever the window uses)."""
         return resolve_timezone(
             prospect.timezone,
             prospect.phone,
@@ -287,7 +305,9 @@ class CadenceRuntime:
         # takes "Re: <the subject actually sent>" below.
         subject_src = (variant.subject if variant else None) or step.subject
         unsubscribe_url = (
-            f"{self.public_url}/unsubscribe/{key}" if step.channel == "email" else None
+            unsubscribe_link(self.public_url, key, self.unsubscribe_secret)
+            if step.channel == "email"
+            else None
         )
         sender_ctx = self._sender_contexts.get(view.sender)
         if sender_ctx is None:

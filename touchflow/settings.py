@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from touchflow.unsubscribe import DEV_UNSUBSCRIBE_SECRET
+
 
 class SmtpSettings(BaseModel):
     """The mailbox touchflow sends email through (the rep's SMTP server or a relay)."""
@@ -63,6 +65,28 @@ class TwilioSettings(BaseModel):
     concurrency: int = Field(default=8, ge=1, le=64)
 
 
+class CapSettings(BaseModel):
+    """Send limits of one mailbox (None: no limit)."""
+
+    hourly: int | None = Field(default=100, ge=1)
+    daily: int | None = Field(default=500, ge=1)
+
+
+class ComplianceSettings(BaseModel):
+    """Deliverability and consent rules enforced when a touch is claimed."""
+
+    mailbox: CapSettings = CapSettings()
+    # Per-mailbox overrides, keyed by address: TOUCHFLOW_COMPLIANCE__MAILBOXES='{"a@x.com": {...}}'
+    mailboxes: dict[str, CapSettings] = Field(default_factory=dict)
+    recipient_domain_daily: int | None = Field(default=50, ge=1)
+    bounce_shield_threshold: float = Field(default=0.05, gt=0, le=1)
+    bounce_shield_min_sends: int = Field(default=50, ge=1)
+    # The postal address every email must carry (CAN-SPAM); `touchflow validate`
+    # refuses email templates without it and without an unsubscribe link.
+    postal_address: str = "touchflow Inc., 548 Market St, San Francisco, CA 94104, USA"
+    require_footer: bool = True
+
+
 class Settings(BaseSettings):
     """Everything touchflow reads from the environment or ``.env``."""
 
@@ -85,11 +109,12 @@ class Settings(BaseSettings):
     sms_transport: Literal["twilio", "outbox"] = "outbox"
     smtp: SmtpSettings = SmtpSettings()
     sender: SenderDefaults = SenderDefaults()
+    compliance: ComplianceSettings = ComplianceSettings()
     sendgrid: SendgridSettings = SendgridSettings()
     twilio: TwilioSettings = TwilioSettings()
     public_url: str = "http://localhost:8000"
     unsubscribe_secret: SecretStr = Field(
-        default=SecretStr("change-me-unsubscribe-secret"),
+        default=SecretStr(DEV_UNSUBSCRIBE_SECRET),
         description="HMAC key of the signed one-click unsubscribe tokens; set it in production.",
     )
     api_key: SecretStr | None = Field(

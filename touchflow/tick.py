@@ -27,6 +27,16 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from touchflow.compliance import (
+    NO_CAPS,
+    PHONE_CHANNELS,
+    BounceShield,
+    CapGate,
+    CapPolicy,
+    domain_of,
+    next_contact_opening,
+    within_contact_hours,
+)
 from touchflow.engine import (
     MAX_ATTEMPTS,
     CadenceRuntime,
@@ -39,9 +49,16 @@ from touchflow.engine import (
     touch_key,
 )
 from touchflow.enrollment import Event, State, transition
-from touchflow.errors import DeliveryUnknown, FatalError, RecipientRejected, RetryableError
+from touchflow.errors import (
+    DeliveryUnknown,
+    FatalError,
+    RateLimited,
+    RecipientRejected,
+    RetryableError,
+)
+from touchflow.phones import to_e164
 from touchflow.ports import EmailSender, OutboundEmail, OutboundSms, SendResult, SmsSender
-from touchflow.store import fastpath
+from touchflow.store import fastpath, guards
 from touchflow.store.repo import (
     UPDATE_ENROLLMENT_IF_STATE,
     RuntimeCache,
@@ -104,6 +121,10 @@ class TickReport:
     bounced: int = 0
     unknown: int = 0
     conflicts: int = 0
+    suppressed: int = 0  # enrollments ended because the person or domain is suppressed
+    skipped_sms: int = 0  # SMS steps skipped: number opted out, or no consent
+    quiet_hours: int = 0  # texts deferred to the recipient's 08:00
+    capped: int = 0  # emails deferred by a send cap
 
     def __iadd__(self, other: TickReport) -> TickReport:
         for f in fields(self):
@@ -155,7 +176,13 @@ class _Batch:
         )
 
     def touch(
-        self, row: Any, step_id: str, channel: str, decision: Execute | None, status: str
+        self,
+        row: Any,
+        step_id: str,
+        channel: str,
+        decision: Execute | None,
+        status: str,
+        note: str | None = None,
     ) -> None:
         """A ledger row; ``decision`` is None for a step skipped by its ``when``."""
         self.touches.append(
@@ -176,7 +203,7 @@ class _Batch:
                 "claimed_at": self.wall,
                 "claim_token": self.token,
                 "sent_at": self.wall if status == "sent" else None,
-                "error": None,
+                "error": note,
             }
         )
 
@@ -202,6 +229,8 @@ class Ticker:
         unsubscribe_mailto: str | None = None,
         lease: timedelta = timedelta(minutes=10),
         wall_clock: WallClock = _wall,
+        caps: CapPolicy = NO_CAPS,
+        bounce_shield: BounceShield | None = None,
     ) -> None:
         self.engine = engine
         self.email = email
@@ -211,6 +240,8 @@ class Ticker:
         self.unsubscribe_mailto = unsubscribe_mailto
         self.lease = lease
         self.wall = wall_clock
+        self.caps = caps
+        self.bounce_shield = bounce_shield
         self._pg = engine.dialect.name == "postgresql"
 
     # -- recovery --------------------------------------------------------------
@@ -267,6 +298,13 @@ class Ticker:
                 )
         return report
 
+    def check_bounce_shield(self, now: datetime) -> list[str]:
+        """Pause cadences whose bounce rate is over the shield's threshold; returns them."""
+        if self.bounce_shield is None:
+            return []
+        with self.engine.begin() as conn:
+            return guards.check_bounce_shield(conn, self.bounce_shield, now)
+
     # -- one batch -------------------------------------------------------------
 
     def run(self, now: datetime, limit: int) -> TickReport:
@@ -275,6 +313,7 @@ class Ticker:
         The Prefect flow does the same with one task per batch.
         """
         total = self.recover()
+        self.check_bounce_shield(now)
         while True:
             report = self.run_batch(now, limit)
             total += report
@@ -298,6 +337,9 @@ class Ticker:
                 .order_by(enrollments.c.next_due_at)
                 .limit(limit)
             )
+            paused = guards.paused_cadences(conn)
+            if paused:
+                q = q.where(enrollments.c.cadence_id.not_in(sorted(paused)))
             if self._pg:
                 q = q.with_for_update(skip_locked=True)
             ids = list(conn.execute(q).scalars())
@@ -307,9 +349,12 @@ class Ticker:
             rows = enrollment_rows(conn, ids)
             views = load_views(conn, rows, self.defaults)
             batch = _Batch(now, self.wall(), secrets.token_hex(8))
+            checks = self._checks(conn, rows, now)
             for row in rows:
                 runtime = self.runtimes.get(conn, row.cadence_version)
-                self._plan(batch, row, views[row.id], runtime, report)
+                self._plan(batch, row, views[row.id], runtime, report, checks)
+            if checks.gate is not None:
+                guards.add_send_counts(conn, now, checks.gate.admitted)
             # The claim: mark every picked enrollment before anything is inserted.
             conn.execute(
                 update(enrollments).where(enrollments.c.id.in_(ids)).values(claimed_at=batch.wall)
@@ -335,12 +380,25 @@ class Ticker:
                 report.conflicts += 1
                 batch.update(
                     cand.row,
-                    state=transition(cand.row.state, Event.FAIL).value,
+                    state=transition(cand.state, Event.FAIL).value,
                     reason="ledger_conflict",
                     next_due_at=None,
                 )
             update_enrollments(conn, batch.updates)
         return pending
+
+    def _checks(self, conn: Any, rows: list[Any], now: datetime) -> _Checks:
+        """Load what the claim-time guards need for a batch: a few queries, not one per row."""
+        domains = {_domain(r) for r in rows}
+        supp = guards.suppressed(
+            conn, (r.email for r in rows), domains, (p for r in rows if (p := _phone(r)))
+        )
+        gate = None
+        if self.caps.enabled:
+            mailboxes = {r.sender_email.lower() for r in rows}
+            counts = guards.load_send_counts(conn, now, mailboxes, domains)
+            gate = CapGate(self.caps, counts, now)
+        return _Checks(supp, gate)
 
     @staticmethod
     def _plan(
@@ -349,6 +407,7 @@ class Ticker:
         view: EnrollmentView,
         runtime: CadenceRuntime,
         report: TickReport,
+        checks: _Checks,
     ) -> None:
         """Decide one claimed enrollment and add its rows to the batch."""
         if row.opted_out_at is not None or row.bounced_at is not None:
@@ -362,18 +421,42 @@ class Ticker:
                 row, state=transition(row.state, event).value, reason=reason, next_due_at=None
             )
             return
+        domain = _domain(row)
+        if row.email in checks.suppressed.emails or domain in checks.suppressed.domains:
+            # Suppressed since it was enrolled (webhook, another cadence's
+            # opt-out, an operator's domain block): honoured from this tick on.
+            report.suppressed += 1
+            what = "email" if row.email in checks.suppressed.emails else "domain"
+            batch.update(
+                row,
+                state=transition(row.state, Event.OPT_OUT).value,
+                reason=f"suppressed:{what}",
+                next_due_at=None,
+            )
+            return
+        # A paused enrollment comes due when its pause ends (out of office, an
+        # account's reply): it resumes where it was.
+        state = row.state
+        if state == State.PAUSED.value:
+            state = transition(state, Event.RESUME).value
         decision = runtime.decide(view, batch.now)
         for skipped in decision.skipped:
             report.skipped_steps += 1
             batch.touch(row, skipped, runtime.cadence.step(skipped).channel, None, "skipped")
         if isinstance(decision, Defer):
             report.deferred += 1
-            batch.update(row, step_index=decision.step_index, next_due_at=decision.due_at)
+            batch.update(
+                row,
+                state=state,
+                reason=None,
+                step_index=decision.step_index,
+                next_due_at=decision.due_at,
+            )
         elif isinstance(decision, Complete):
             report.completed += 1
             batch.update(
                 row,
-                state=transition(row.state, Event.FINISH).value,
+                state=transition(state, Event.FINISH).value,
                 reason="completed",
                 step_index=len(runtime.cadence.steps) - 1,
                 next_due_at=None,
@@ -382,16 +465,34 @@ class Ticker:
             report.held += 1
             batch.update(
                 row,
-                state=transition(row.state, Event.HOLD).value,
+                state=transition(state, Event.HOLD).value,
                 reason=decision.reason,
                 step_index=decision.step_index,
                 next_due_at=None,
             )
         else:
-            state = row.state
+            step = decision.step
+            if (
+                step.channel in PHONE_CHANNELS
+                and not step.manual
+                and _hold_text(batch, row, view, runtime, report, checks, state, decision)
+            ):
+                return
+            if step.channel == "email" and checks.gate is not None:
+                refused = checks.gate.admit(row.sender_email.lower(), domain)
+                if refused is not None:
+                    # Over a cap: wait, visibly, for the slot where the window frees.
+                    report.capped += 1
+                    batch.update(
+                        row,
+                        state=state,
+                        reason=refused[0],
+                        step_index=decision.step_index,
+                        next_due_at=refused[1],
+                    )
+                    return
             if state == State.PENDING.value:
                 state = transition(state, Event.START).value
-            step = decision.step
             if step.manual:
                 report.tasks += 1
                 batch.touch(row, step.id, step.channel, decision, "sent")
@@ -534,7 +635,7 @@ class Ticker:
                     state=p.state,
                     reason=f"retrying:{type(err).__name__}",
                     attempt=p.row.attempt + 1,
-                    next_due_at=p.runtime.retry_due(p.view, now, p.row.attempt),
+                    next_due_at=_retry_at(p, err, now),
                     last_executed_at=p.row.last_executed_at,
                 )
             else:
@@ -567,6 +668,90 @@ class Ticker:
                 conn.execute(
                     update(enrollments).where(enrollments.c.id == p.row.id).values(claimed_at=None)
                 )
+
+
+def _retry_at(p: _Pending, err: RetryableError, now: datetime) -> datetime:
+    """The backoff, or later if the provider asked for a longer wait (Retry-After)."""
+    due = p.runtime.retry_due(p.view, now, p.row.attempt)
+    if isinstance(err, RateLimited) and err.retry_after:
+        due = max(due, now + timedelta(seconds=err.retry_after))
+    return due
+
+
+@dataclass(frozen=True)
+class _Checks:
+    """A batch's view of the guards: suppressed values and the cap gate."""
+
+    suppressed: guards.Suppressed
+    gate: CapGate | None
+
+
+def _domain(row: Any) -> str:
+    return (row.domain or domain_of(row.email)).lower()
+
+
+def _phone(row: Any) -> str | None:
+    """The prospect's number in E.164 (suppressions are keyed on it), None if unusable."""
+    if not row.phone:
+        return None
+    try:
+        return to_e164(row.phone, row.country)
+    except ValueError:
+        return None
+
+
+def _hold_text(
+    batch: _Batch,
+    row: Any,
+    view: EnrollmentView,
+    runtime: CadenceRuntime,
+    report: TickReport,
+    checks: _Checks,
+    state: str,
+    decision: Execute,
+) -> bool:
+    """Skip or defer a text that must not go now; True when it was held back.
+
+    A number that texted STOP, or a cadence that `requires: [sms_consent]` for
+    a prospect without it: the step is skipped (ledger row ``skipped`` with the
+    reason) and the cadence moves on. Outside 08:00-21:00 recipient time: the
+    step waits for the next opening.
+    """
+    phone = _phone(row)
+    why = None
+    if phone in checks.suppressed.phones:
+        why = "sms_opted_out"
+    elif "sms_consent" in runtime.cadence.requires and row.sms_consent_at is None:
+        why = "no_sms_consent"
+    if why is not None:
+        report.skipped_sms += 1
+        batch.touch(row, decision.step.id, decision.channel, None, "skipped", note=why)
+        nxt = runtime.after_execution(view, decision.step_index, batch.now)
+        if state == State.PENDING.value:
+            state = transition(state, Event.START).value
+        if nxt is None:
+            batch.update(
+                row,
+                state=transition(state, Event.FINISH).value,
+                reason="completed",
+                step_index=decision.step_index,
+                next_due_at=None,
+            )
+        else:
+            batch.update(row, state=state, reason=None, step_index=nxt[0], next_due_at=nxt[1])
+        return True
+    tz = runtime.contact_timezone(view.prospect)
+    if not within_contact_hours(batch.now, tz):
+        report.quiet_hours += 1
+        batch.update(
+            row,
+            state=state,
+            reason="quiet_hours",
+            step_index=decision.step_index,
+            next_due_at=next_contact_opening(batch.now, tz),
+        )
+        return True
+    return False
 
 
 def _failed(p: _Pending, reason: str) -> dict[str, Any]:

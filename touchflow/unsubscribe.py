@@ -12,6 +12,8 @@ import hashlib
 import hmac
 
 _SIG_BYTES = 16
+#: The default of Settings.unsubscribe_secret, for local runs; production sets its own.
+DEV_UNSUBSCRIBE_SECRET = "change-me-unsubscribe-secret"
 
 
 def _signature(touch_key: str, secret: str) -> str:

@@ -27,6 +27,7 @@ from touchflow.errors import (
 from touchflow.simulate import SimEvent, simulate
 from touchflow.store.repo import enroll, upsert_prospects
 from touchflow.store.schema import enrollments, events, tasks, touches
+from touchflow.unsubscribe import DEV_UNSUBSCRIBE_SECRET, verify
 
 SAT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # a Saturday
 
@@ -64,7 +65,9 @@ def test_first_touch_waits_for_each_prospects_window(h):
     assert sorted(m.to_addr for m in h.email.sent) == ["be@x.example", "ny@x.example"]
     assert h.enrollment("tk@x.example").next_due_at == datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
     for m in h.email.sent:
-        assert m.list_unsubscribe_url and m.list_unsubscribe_url.endswith(m.touch_key)
+        # A signed one-click token for exactly this touch.
+        token = m.list_unsubscribe_url.rsplit("/", 1)[1]
+        assert verify(token, DEV_UNSUBSCRIBE_SECRET) == m.touch_key
         assert m.message_id.startswith("<tf.") and m.message_id.endswith("@touchflow.example>")
 
 

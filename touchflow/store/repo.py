@@ -30,6 +30,7 @@ from touchflow.store.schema import (
     tasks,
     touches,
 )
+from touchflow.unsubscribe import DEV_UNSUBSCRIBE_SECRET
 
 TASK_OUTCOMES = (
     "completed",
@@ -103,7 +104,34 @@ def upsert_prospects(conn: Connection, items: Sequence[Prospect], now: datetime)
             )
             .values(reason=None, next_due_at=now, updated_at=now)
         )
+    _record_sms_consent(conn, items, now)
     return len(new_rows), len(changed)
+
+
+_YES = frozenset({"1", "true", "yes", "y", "opt-in", "opted_in"})
+_NO = frozenset({"0", "false", "no", "n", "opt-out", "opted_out"})
+
+
+def _record_sms_consent(conn: Connection, items: Sequence[Prospect], now: datetime) -> None:
+    """An ``sms_consent`` column (yes/no) records or withdraws consent to texts.
+
+    The first "yes" stamps ``sms_consent_at``; re-importing it keeps that
+    time; an explicit "no" withdraws it.
+    """
+    given = [p.email for p in items if p.fields.get("sms_consent", "").strip().lower() in _YES]
+    withdrawn = [p.email for p in items if p.fields.get("sms_consent", "").strip().lower() in _NO]
+    for chunk in _chunks(given, 900):
+        conn.execute(
+            update(prospects)
+            .where(prospects.c.email.in_(chunk), prospects.c.sms_consent_at.is_(None))
+            .values(sms_consent_at=now)
+        )
+    for chunk in _chunks(withdrawn, 900):
+        conn.execute(
+            update(prospects)
+            .where(prospects.c.email.in_(chunk), prospects.c.sms_consent_at.is_not(None))
+            .values(sms_consent_at=None)
+        )
 
 
 def prospect_from_row(row: Any) -> Prospect:
@@ -146,14 +174,17 @@ def save_cadence_version(conn: Connection, cadence: Cadence, now: datetime) -> s
 class RuntimeCache:
     """Cadence runtimes by version, rebuilt from the stored snapshot (pinned versions)."""
 
-    def __init__(self, public_url: str) -> None:
+    def __init__(self, public_url: str, unsubscribe_secret: str = DEV_UNSUBSCRIBE_SECRET) -> None:
         self.public_url = public_url
+        self.unsubscribe_secret = unsubscribe_secret
         self._by_version: dict[str, CadenceRuntime] = {}
 
     def add(self, cadence: Cadence) -> CadenceRuntime:
         runtime = self._by_version.get(cadence.version)
         if runtime is None:
-            runtime = CadenceRuntime(cadence, public_url=self.public_url)
+            runtime = CadenceRuntime(
+                cadence, public_url=self.public_url, unsubscribe_secret=self.unsubscribe_secret
+            )
             self._by_version[cadence.version] = runtime
         return runtime
 
@@ -328,6 +359,7 @@ def enrollment_rows(conn: Connection, ids: Sequence[int]) -> list[Any]:
             *(prospects.c[c] for c in (*_PROSPECT_COLS, "fields")),
             prospects.c.opted_out_at,
             prospects.c.bounced_at,
+            prospects.c.sms_consent_at,
         )
         .join(prospects, prospects.c.id == enrollments.c.prospect_id)
         .where(enrollments.c.id.in_(list(ids)))

@@ -72,6 +72,8 @@ prospects = Table(
     Column("fields", JSON, nullable=False, default=dict),
     Column("opted_out_at", UTCDateTime()),
     Column("bounced_at", UTCDateTime()),
+    # When the prospect gave consent to receive texts (cadences `requires: [sms_consent]`).
+    Column("sms_consent_at", UTCDateTime()),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -145,6 +147,8 @@ touches = Table(
     Column("sent_at", UTCDateTime()),
     Column("error", Text),
     Index("ix_touches_status", "status"),
+    # Replies are matched to touches through In-Reply-To / References.
+    Index("ix_touches_message_id", "message_id"),
 )
 
 tasks = Table(
@@ -193,4 +197,30 @@ suppressions = Table(
     Column("source", String(50), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("kind", "value"),
+)
+
+send_counts = Table(
+    "send_counts",
+    metadata,
+    # Rolling-window send caps: messages claimed per mailbox or recipient domain
+    # per 5-minute bucket of the tick's clock. Summing a window's buckets is a
+    # short index range scan, however many touches the ledger holds.
+    Column("scope", String(16), primary_key=True),  # mailbox|domain
+    Column("key", String(320), primary_key=True),
+    Column("bucket", UTCDateTime(), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+cadence_pauses = Table(
+    "cadence_pauses",
+    metadata,
+    # The bounce shield (or an operator) paused a cadence: no enrollment of it
+    # is claimed until `touchflow cadence resume` sets resumed_at.
+    Column("id", Integer, primary_key=True),
+    Column("cadence_id", String(100), nullable=False, index=True),
+    Column("reason", String(300), nullable=False),
+    Column("sends", Integer, nullable=False, default=0),
+    Column("bounces", Integer, nullable=False, default=0),
+    Column("paused_at", UTCDateTime(), nullable=False),
+    Column("resumed_at", UTCDateTime()),
 )

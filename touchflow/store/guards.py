@@ -1,0 +1,215 @@
+"""Store side of the claim-time guards: suppressions, send counts, cadence pauses.
+
+Each function is one or two queries for a whole batch; the rules themselves are
+in :mod:`touchflow.compliance`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from touchflow.compliance import BounceShield, SendCounts, bucket_of, window_starts
+from touchflow.enrollment import OPEN, State
+from touchflow.store import fastpath
+from touchflow.store.schema import cadence_pauses, enrollments, send_counts, suppressions, touches
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """The suppressed values among those a batch is about to contact."""
+
+    emails: frozenset[str]
+    domains: frozenset[str]
+    phones: frozenset[str]
+
+
+def suppressed(
+    conn: Connection, emails: Iterable[str], domains: Iterable[str], phones: Iterable[str]
+) -> Suppressed:
+    """Which of these emails, domains and phones are on the suppression list (one query)."""
+    wanted = {
+        "email": {e.lower() for e in emails if e},
+        "domain": {d.lower() for d in domains if d},
+        "phone": {p for p in phones if p},
+    }
+    clauses = [
+        and_(suppressions.c.kind == kind, suppressions.c.value.in_(sorted(values)))
+        for kind, values in wanted.items()
+        if values
+    ]
+    found: dict[str, set[str]] = {"email": set(), "domain": set(), "phone": set()}
+    if clauses:
+        for kind, value in conn.execute(
+            select(suppressions.c.kind, suppressions.c.value).where(or_(*clauses))
+        ):
+            found[kind].add(value)
+    return Suppressed(
+        frozenset(found["email"]), frozenset(found["domain"]), frozenset(found["phone"])
+    )
+
+
+def load_send_counts(
+    conn: Connection, now: datetime, mailboxes: Iterable[str], domains: Iterable[str]
+) -> SendCounts:
+    """Messages counted in the current bucket, rolling hour and rolling day (one query)."""
+    bucket, hour, day = window_starts(now)
+    counts = SendCounts()
+    mailboxes, domains = sorted(set(mailboxes)), sorted(set(domains))
+    clauses = []
+    if mailboxes:
+        clauses.append(and_(send_counts.c.scope == "mailbox", send_counts.c.key.in_(mailboxes)))
+    if domains:
+        clauses.append(and_(send_counts.c.scope == "domain", send_counts.c.key.in_(domains)))
+    if not clauses:
+        return counts
+    rows = conn.execute(
+        select(send_counts.c.scope, send_counts.c.key, send_counts.c.bucket, send_counts.c.n).where(
+            or_(*clauses), send_counts.c.bucket >= day, send_counts.c.bucket <= bucket
+        )
+    )
+    for scope, key, at, n in rows:
+        if scope == "domain":
+            counts.domain_day[key] += n
+            continue
+        counts.mailbox_day[key] += n
+        if at >= hour:
+            counts.mailbox_hour[key] += n
+        if at == bucket:
+            counts.mailbox_bucket[key] += n
+    return counts
+
+
+_ADD_COUNT = {
+    name: dialect.insert(send_counts)
+    .values(
+        scope=bindparam("scope"), key=bindparam("key"), bucket=bindparam("bucket"), n=bindparam("n")
+    )
+    .on_conflict_do_update(
+        index_elements=["scope", "key", "bucket"],
+        set_={"n": send_counts.c.n + bindparam("n")},
+    )
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+
+
+def add_send_counts(conn: Connection, now: datetime, admitted: Counter[tuple[str, str]]) -> None:
+    """Count the messages a batch admitted in the current bucket."""
+    if not admitted:
+        return
+    bucket = bucket_of(now)
+    rows = [
+        {"scope": scope, "key": key, "bucket": bucket, "n": n}
+        for (scope, key), n in sorted(admitted.items())
+    ]
+    fastpath.executemany(conn, _ADD_COUNT[conn.dialect.name], rows)
+
+
+def paused_cadences(conn: Connection) -> set[str]:
+    """Cadences whose enrollments must not be claimed (bounce shield or operator)."""
+    return set(
+        conn.execute(
+            select(cadence_pauses.c.cadence_id).where(cadence_pauses.c.resumed_at.is_(None))
+        ).scalars()
+    )
+
+
+def pause_cadence(
+    conn: Connection,
+    cadence_id: str,
+    reason: str,
+    now: datetime,
+    *,
+    sends: int = 0,
+    bounces: int = 0,
+) -> bool:
+    """Pause a cadence; False if it already was."""
+    if cadence_id in paused_cadences(conn):
+        return False
+    conn.execute(
+        cadence_pauses.insert().values(
+            cadence_id=cadence_id, reason=reason, sends=sends, bounces=bounces, paused_at=now
+        )
+    )
+    return True
+
+
+def resume_cadence(conn: Connection, cadence_id: str, now: datetime) -> bool:
+    """Lift a pause; the bounce shield then counts only sends and bounces from ``now``."""
+    done = conn.execute(
+        update(cadence_pauses)
+        .where(cadence_pauses.c.cadence_id == cadence_id, cadence_pauses.c.resumed_at.is_(None))
+        .values(resumed_at=now)
+    )
+    return bool(done.rowcount)
+
+
+def list_pauses(conn: Connection) -> list[Any]:
+    """Every cadence pause still in force, oldest first."""
+    return list(
+        conn.execute(
+            select(cadence_pauses)
+            .where(cadence_pauses.c.resumed_at.is_(None))
+            .order_by(cadence_pauses.c.paused_at)
+        )
+    )
+
+
+def check_bounce_shield(conn: Connection, shield: BounceShield, now: datetime) -> list[str]:
+    """Pause every running cadence over the shield's bounce rate; returns the ones paused.
+
+    Counts email sends and bounced enrollments since the cadence was last
+    resumed, so an operator's resume starts a fresh sample.
+    """
+    paused = paused_cadences(conn)
+    since = dict(
+        conn.execute(
+            select(cadence_pauses.c.cadence_id, func.max(cadence_pauses.c.resumed_at)).group_by(
+                cadence_pauses.c.cadence_id
+            )
+        ).all()
+    )
+    running = [
+        c
+        for c in conn.execute(
+            select(enrollments.c.cadence_id)
+            .where(enrollments.c.state.in_([s.value for s in OPEN]))
+            .distinct()
+        ).scalars()
+        if c not in paused
+    ]
+    tripped: list[str] = []
+    for cadence_id in running:
+        start = since.get(cadence_id)
+        sends_q = (
+            select(func.count())
+            .select_from(touches.join(enrollments, enrollments.c.id == touches.c.enrollment_id))
+            .where(
+                enrollments.c.cadence_id == cadence_id,
+                touches.c.channel == "email",
+                # A bounce at send time leaves the touch `failed`: it was a send.
+                touches.c.status.in_(("sent", "failed")),
+            )
+        )
+        bounces_q = select(func.count()).where(
+            enrollments.c.cadence_id == cadence_id, enrollments.c.state == State.BOUNCED.value
+        )
+        if start is not None:
+            sends_q = sends_q.where(touches.c.executed_at >= start)
+            bounces_q = bounces_q.where(enrollments.c.updated_at >= start)
+        sends = conn.execute(sends_q).scalar() or 0
+        if sends < shield.min_sends:
+            continue
+        bounces = conn.execute(bounces_q).scalar() or 0
+        if shield.tripped(sends, bounces):
+            pause_cadence(
+                conn, cadence_id, shield.describe(sends, bounces), now, sends=sends, bounces=bounces
+            )
+            tripped.append(cadence_id)
+    return tripped
