@@ -32,6 +32,7 @@ def sender_defaults(settings: Settings) -> SenderInfo:
         company=s.company,
         phone=s.phone,
         timezone=s.timezone,
+        postal_address=settings.compliance.postal_address,
     )
 
 

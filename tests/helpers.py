@@ -93,6 +93,7 @@ SENDER = SenderInfo(
     company="touchflow",
     phone="+12125550199",
     timezone="America/New_York",
+    postal_address="1 Test Way, Springfield, USA",
 )
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import time
 from functools import cache
@@ -836,8 +836,14 @@ def _validate_template_file(path: Path, templates_dir: Path) -> list[Finding]:
     return findings
 
 
-def validate_paths(paths: Sequence[Path], templates_dir: Path) -> list[Finding]:
+def validate_paths(
+    paths: Sequence[Path],
+    templates_dir: Path,
+    policy: Callable[[Cadence], list[Finding]] | None = None,
+) -> list[Finding]:
     """Validate cadences, templates and config files; return every finding, sorted.
+
+    ``policy`` adds house rules for each cadence that loaded (the email footer).
 
     - a ``.yaml``/``.yml`` file is a cadence, unless it lives under a ``config``
       directory: then it only has to parse as YAML;
@@ -861,9 +867,12 @@ def validate_paths(paths: Sequence[Path], templates_dir: Path) -> list[Finding]:
                     findings.extend(_validate_yaml_only(file))
                 else:
                     try:
-                        load_cadence(file, templates_dir)
+                        cadence = load_cadence(file, templates_dir)
                     except CadenceError as exc:
                         findings.extend(exc.findings)
+                    else:
+                        if policy is not None:
+                            findings.extend(policy(cadence))
             else:
                 findings.append(
                     Finding(str(file), 1, 1, "not a cadence (.yaml), template (.j2) or directory")

@@ -15,6 +15,7 @@ import json
 import sys
 from collections import Counter
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from touchflow.cadence import Cadence, load_cadence, validate_paths
+from touchflow.compliance import footer_findings
 from touchflow.errors import CadenceError, MissingDataError, TouchflowError
 from touchflow.prospects import Prospect, RejectedRow, normalize_email, read_prospects_csv
 from touchflow.settings import Settings
@@ -101,7 +103,17 @@ def validate(
     missing = [p for p in targets if not p.exists()]
     if missing:
         raise _fail(f"no such file or folder: {', '.join(map(str, missing))}")
-    findings = validate_paths(targets, settings.templates_dir)
+    rules = settings.compliance
+    policy = (
+        partial(
+            footer_findings,
+            templates_label=str(settings.templates_dir),
+            postal_address=rules.postal_address,
+        )
+        if rules.require_footer
+        else None
+    )
+    findings = validate_paths(targets, settings.templates_dir, policy)
     for finding in findings:
         out.print(str(finding), markup=False, soft_wrap=True)
     if findings:

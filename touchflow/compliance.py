@@ -22,6 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from touchflow.cadence import Cadence
+from touchflow.errors import Finding
+from touchflow.render import parse_template, template_dependencies
+
 CONTACT_START = time(8)
 CONTACT_END = time(21)
 #: Granularity of the rolling send windows.
@@ -176,3 +180,67 @@ def domain_of(email: str) -> str:
 
 def normalize_values(values: Iterable[str | None]) -> set[str]:
     return {v.strip().lower() for v in values if v}
+
+
+# -- the email footer ------------------------------------------------------------
+
+#: What an email template must reference: the signed opt-out link and the address.
+UNSUBSCRIBE_VARIABLE = "unsubscribe_url"
+POSTAL_VARIABLE = "sender.postal_address"
+
+
+def footer_findings(
+    cadence: Cadence, templates_label: str, postal_address: str | None = None
+) -> list[Finding]:
+    """Email templates of ``cadence`` without an unsubscribe link or a postal address.
+
+    A template passes when it, or a template it includes, references
+    ``{{ unsubscribe_url }}`` and either ``{{ sender.postal_address }}`` or the
+    configured address verbatim. Findings point at the template file.
+    """
+    findings: list[Finding] = []
+    seen: set[str] = set()
+    for step in cadence.steps:
+        if step.channel != "email":
+            continue
+        names = {step.template, *(v.template for v in step.variants)} - {None}
+        for name in sorted(n for n in names if n):
+            if name in seen:
+                continue
+            seen.add(name)
+            source = _with_includes(name, cadence.templates)
+            where = f"{templates_label.rstrip('/')}/{name}"
+            if UNSUBSCRIBE_VARIABLE not in source:
+                findings.append(
+                    Finding(
+                        where,
+                        1,
+                        1,
+                        f"email template has no unsubscribe link: add "
+                        f"{{{{ {UNSUBSCRIBE_VARIABLE} }}}} (step {step.id!r} of {cadence.id})",
+                    )
+                )
+            if POSTAL_VARIABLE not in source and not (postal_address and postal_address in source):
+                findings.append(
+                    Finding(
+                        where,
+                        1,
+                        1,
+                        f"email template has no postal address: add "
+                        f"{{{{ {POSTAL_VARIABLE} }}}} (step {step.id!r} of {cadence.id})",
+                    )
+                )
+    return findings
+
+
+def _with_includes(name: str, templates: Mapping[str, str], depth: int = 0) -> str:
+    """A template's source followed by the sources of what it includes (recursively)."""
+    source = templates.get(name)
+    if source is None or depth > 10:
+        return ""
+    ast, _ = parse_template(name, source)
+    parts = [source]
+    if ast is not None:
+        for dep, _line in template_dependencies(ast):
+            parts.append(_with_includes(dep, templates, depth + 1))
+    return "\n".join(parts)

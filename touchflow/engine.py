@@ -46,6 +46,7 @@ class SenderInfo:
     company: str | None = None
     phone: str | None = None
     timezone: str = "America/New_York"
+    postal_address: str | None = None  # the footer's physical address (CAN-SPAM)
 
     def context(self) -> dict[str, str | None]:
         return {
@@ -54,6 +55,7 @@ class SenderInfo:
             "title": self.title,
             "company": self.company,
             "phone": self.phone,
+            "postal_address": self.postal_address,
         }
 
 

@@ -20,6 +20,7 @@ from touchflow.cadence import (
     load_cadences,
     validate_paths,
 )
+from touchflow.compliance import footer_findings
 from touchflow.errors import CadenceError
 from touchflow.yaml_source import load_yaml, parse_yaml
 
@@ -108,14 +109,7 @@ def test_bundled_files_validate_clean() -> None:
 
 def test_every_bundled_email_has_an_opt_out_and_a_postal_address() -> None:
     for cadence in load_cadences(ROOT / "cadences", ROOT / "templates").values():
-        for step in cadence.steps:
-            if step.channel == "email":
-                assert step.template is not None
-                source = cadence.templates[step.template]
-                assert "_signature.txt.j2" in source
-    signature = (ROOT / "templates/email/_signature.txt.j2").read_text()
-    assert "{{ unsubscribe_url }}" in signature
-    assert "1 Market St, San Francisco, CA 94105" in signature
+        assert footer_findings(cadence, "templates") == []
 
 
 # --------------------------------------------------------------------------- YAML quirks
