@@ -46,9 +46,13 @@ ledger_task = task(
 
 
 @ledger_task
-def recover_claims(tk: Ticker) -> dict[str, int]:
-    """Mark touches left ``sending`` by a crashed worker as ``unknown``."""
-    return tk.recover().as_dict()
+def recover_claims(tk: Ticker, now: datetime) -> dict[str, int]:
+    """Mark touches left ``sending`` by a crashed worker as ``unknown``; run the bounce shield."""
+    report = tk.recover().as_dict()
+    paused = tk.check_bounce_shield(now)
+    if paused:
+        print(f"bounce shield paused: {', '.join(paused)} (touchflow cadence resume ID)")
+    return report
 
 
 @ledger_task
@@ -60,7 +64,7 @@ def run_batch(tk: Ticker, now: datetime, limit: int) -> dict[str, int]:
 def tick(tk: Ticker, now: datetime, batch_size: int) -> TickReport:
     """The flow body without Prefect decoration around it (also used by ``.fn``)."""
     total = TickReport()
-    recovered = recover_claims(tk)
+    recovered = recover_claims(tk, now)
     total.unknown += recovered["unknown"]
     while True:
         report = TickReport(**run_batch(tk, now, batch_size))

@@ -13,8 +13,11 @@ from sqlalchemy import Engine
 
 from connectors.outbox_email import OutboxEmailSender
 from connectors.outbox_sms import OutboxSmsSender
+from connectors.sendgrid_email import SendgridEmailSender
 from connectors.smtp_email import SmtpEmailSender
+from touchflow.compliance import BounceShield, CapPolicy, MailboxCaps
 from touchflow.engine import SenderInfo
+from touchflow.errors import ConfigError
 from touchflow.ports import EmailSender, SmsSender
 from touchflow.settings import Settings
 from touchflow.store.db import make_engine
@@ -47,9 +50,22 @@ def database(settings: Settings) -> Engine:
 
 
 def email_sender(settings: Settings) -> EmailSender:
-    """SMTP (the rep's mailbox or a local sink) or the ``outbox/`` of .eml files."""
+    """SMTP (the rep's mailbox or a local sink), SendGrid, or the ``outbox/`` of .eml files."""
     if settings.email_transport == "outbox":
         return OutboxEmailSender(settings.outbox_dir / "email")
+    if settings.email_transport == "sendgrid":
+        sg = settings.sendgrid
+        if sg.api_key is None:
+            raise ConfigError(
+                "TOUCHFLOW_EMAIL_TRANSPORT=sendgrid needs TOUCHFLOW_SENDGRID__API_KEY"
+            )
+        return SendgridEmailSender(
+            sg.api_key.get_secret_value(),
+            host=sg.host,
+            sandbox_mode=sg.sandbox_mode,
+            timeout_s=sg.timeout_s,
+            concurrency=sg.concurrency,
+        )
     smtp = settings.smtp
     return SmtpEmailSender(
         smtp.host,
@@ -68,7 +84,23 @@ def sms_sender(settings: Settings) -> SmsSender:
 
 
 def runtimes(settings: Settings) -> RuntimeCache:
-    return RuntimeCache(settings.public_url)
+    """Cadence runtimes that sign unsubscribe links with the deployment's secret."""
+    return RuntimeCache(settings.public_url, settings.unsubscribe_secret.get_secret_value())
+
+
+def cap_policy(settings: Settings) -> CapPolicy:
+    """Send caps from ``settings.compliance``."""
+    c = settings.compliance
+    return CapPolicy(
+        MailboxCaps(c.mailbox.hourly, c.mailbox.daily),
+        {k.lower(): MailboxCaps(v.hourly, v.daily) for k, v in c.mailboxes.items()},
+        c.recipient_domain_daily,
+    )
+
+
+def bounce_shield(settings: Settings) -> BounceShield:
+    c = settings.compliance
+    return BounceShield(c.bounce_shield_threshold, c.bounce_shield_min_sends)
 
 
 def ticker(
@@ -87,4 +119,6 @@ def ticker(
         runtimes=cache or runtimes(settings),
         unsubscribe_mailto=settings.unsubscribe_mailto,
         lease=timedelta(seconds=settings.claim_lease_s),
+        caps=cap_policy(settings),
+        bounce_shield=bounce_shield(settings),
     )

@@ -469,6 +469,7 @@ def status() -> None:
         f"open tasks: {rep.open_tasks}; next touch due: "
         f"{rep.next_due_at.isoformat() if rep.next_due_at else '-'}"
     )
+    print_guards()
 
 
 @app.command("tasks")
@@ -589,6 +590,11 @@ def demo(
     from flows.demo import run_demo
 
     run_demo(prospects=prospects, days=days, workdir=workdir, console=out)
+
+
+# The channel and compliance commands live in their own module; importing it
+# registers them on `app` (it needs the helpers above, hence at the bottom).
+from touchflow.cli_ops import print_guards  # noqa: E402
 
 
 def main() -> None:

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import ROOT
 from tests.helpers import write_cadence
 from touchflow.cli import app
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory with the bundled cadences and templates."""
-    shutil.copytree(ROOT / "cadences", tmp_path / "cadences")
-    shutil.copytree(ROOT / "templates", tmp_path / "templates")
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TOUCHFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'tf.db'}")
-    monkeypatch.setenv("TOUCHFLOW_EMAIL_TRANSPORT", "outbox")
-    return tmp_path
 
 
 def _csv(path: Path, rows: list[dict[str, str]]) -> Path:

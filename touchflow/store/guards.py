@@ -213,3 +213,42 @@ def check_bounce_shield(conn: Connection, shield: BounceShield, now: datetime) -
             )
             tripped.append(cadence_id)
     return tripped
+
+
+def remove_suppression(conn: Connection, kind: str, value: str) -> bool:
+    """Lift a suppression (an SMS START, an operator's correction); False if there was none."""
+    done = conn.execute(
+        suppressions.delete().where(suppressions.c.kind == kind, suppressions.c.value == value)
+    )
+    return bool(done.rowcount)
+
+
+def list_suppressions(conn: Connection, kind: str | None = None, limit: int = 100) -> list[Any]:
+    """The most recent suppressions, optionally of one kind."""
+    q = select(suppressions).order_by(suppressions.c.created_at.desc()).limit(limit)
+    if kind is not None:
+        q = q.where(suppressions.c.kind == kind)
+    return list(conn.execute(q))
+
+
+def count_suppressions(conn: Connection) -> dict[str, int]:
+    """Suppressions per kind."""
+    return dict(
+        conn.execute(select(suppressions.c.kind, func.count()).group_by(suppressions.c.kind)).all()
+    )
+
+
+def mailbox_usage(conn: Connection, now: datetime) -> list[tuple[str, int, int]]:
+    """(mailbox, sends in the rolling hour, sends in the rolling day) for every mailbox."""
+    _bucket, hour, day = window_starts(now)
+    usage: dict[str, list[int]] = {}
+    for key, at, n in conn.execute(
+        select(send_counts.c.key, send_counts.c.bucket, send_counts.c.n).where(
+            send_counts.c.scope == "mailbox", send_counts.c.bucket >= day
+        )
+    ):
+        u = usage.setdefault(key, [0, 0])
+        u[1] += n
+        if at >= hour:
+            u[0] += n
+    return sorted((k, h, d) for k, (h, d) in usage.items())

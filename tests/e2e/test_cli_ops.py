@@ -1,0 +1,55 @@
+"""Operating commands end to end: suppressions, cadence pauses, the email footer rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from touchflow.cli import app
+
+runner = CliRunner()
+
+
+def _ok(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_suppressions_are_normalized_listed_and_lifted(project: Path):
+    _ok(["db", "upgrade"])
+    _ok(["suppress", "add", "phone", "(415) 555-0101", "--country", "US", "--reason", "by phone"])
+    _ok(["suppress", "add", "email", " Ana@Northwind.Example "])
+    _ok(["suppress", "add", "domain", "@competitor.example", "--reason", "competitor"])
+    listing = _ok(["suppress", "list"])
+    for value in ("+14155550101", "ana@northwind.example", "competitor.example", "by phone"):
+        assert value in listing
+    assert "domain: 1, email: 1, phone: 1" in listing
+    assert "suppressed: domain 1, email 1, phone 1" in _ok(["status"])
+    _ok(["suppress", "remove", "phone", "+1 415 555 0101"])
+    assert runner.invoke(app, ["suppress", "remove", "phone", "+14155550101"]).exit_code == 1
+    assert runner.invoke(app, ["suppress", "add", "fax", "123"]).exit_code == 2
+    assert runner.invoke(app, ["suppress", "add", "phone", "not a number"]).exit_code == 2
+
+
+def test_cadence_pause_and_resume(project: Path):
+    _ok(["db", "upgrade"])
+    assert "no cadence is paused" in _ok(["cadence", "paused"])
+    _ok(["cadence", "pause", "enterprise-outbound", "--reason", "list hygiene review"])
+    assert runner.invoke(app, ["cadence", "pause", "enterprise-outbound"]).exit_code == 1
+    assert "list hygiene review" in _ok(["cadence", "paused"])
+    status = runner.invoke(app, ["status"])
+    assert "paused: enterprise-outbound" in status.stderr
+    _ok(["cadence", "resume", "enterprise-outbound"])
+    assert runner.invoke(app, ["cadence", "resume", "enterprise-outbound"]).exit_code == 1
+
+
+def test_validate_refuses_an_email_without_footer(project: Path):
+    (project / "templates/email/intro.txt.j2").write_text("Hi {{ prospect.first_name }}\n")
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code == 1
+    assert "templates/email/intro.txt.j2:1:1: error: email template has no unsubscribe link" in (
+        result.stdout
+    )
+    assert "no postal address" in result.stdout

@@ -1,0 +1,162 @@
+"""CLI commands for operating the channels: pauses, suppressions, serve, calls, replies.
+
+Registered on the main ``touchflow`` app by :mod:`touchflow.cli`. Like the
+CLI, this is the interface layer: flows, connectors and the API are imported
+inside the commands that need them, never at module level.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from touchflow.cli import _engine, _fail, _now, _settings, app, err, out
+from touchflow.phones import to_e164
+from touchflow.prospects import normalize_email
+from touchflow.store import guards
+from touchflow.store.repo import add_suppression
+
+cadence_app = typer.Typer(help="Pause and resume whole cadences.", no_args_is_help=True)
+suppress_app = typer.Typer(
+    help="The global do-not-contact list (email, phone, domain).", no_args_is_help=True
+)
+app.add_typer(cadence_app, name="cadence")
+app.add_typer(suppress_app, name="suppress")
+
+KINDS = ("email", "phone", "domain")
+
+
+COUNTRY_HELP = "Country of a phone number written without +country code (e.g. US)."
+
+
+def _normalize(kind: str, value: str, country: str | None = None) -> str:
+    if kind not in KINDS:
+        raise typer.BadParameter(f"kind must be one of {', '.join(KINDS)}")
+    if kind == "email":
+        return normalize_email(value)
+    if kind == "phone":
+        try:
+            return to_e164(value, country)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value.strip().lower().removeprefix("@")
+
+
+# -- cadences ----------------------------------------------------------------------
+
+
+@cadence_app.command("pause")
+def cadence_pause(
+    cadence_id: Annotated[str, typer.Argument(metavar="CADENCE")],
+    reason: Annotated[str, typer.Option("--reason")] = "paused by an operator",
+    now: Annotated[str | None, typer.Option("--now")] = None,
+) -> None:
+    """Stop claiming a cadence's enrollments until it is resumed."""
+    with _engine(_settings()).begin() as conn:
+        if not guards.pause_cadence(conn, cadence_id, reason, _now(now)):
+            raise _fail(f"{cadence_id} is already paused")
+    out.print(f"{cadence_id}: paused ({reason})")
+
+
+@cadence_app.command("resume")
+def cadence_resume(
+    cadence_id: Annotated[str, typer.Argument(metavar="CADENCE")],
+    now: Annotated[str | None, typer.Option("--now")] = None,
+) -> None:
+    """Resume a paused cadence; the bounce shield starts a fresh sample from now."""
+    with _engine(_settings()).begin() as conn:
+        if not guards.resume_cadence(conn, cadence_id, _now(now)):
+            raise _fail(f"{cadence_id} is not paused")
+    out.print(f"{cadence_id}: resumed; its due touches go out at the next tick")
+
+
+@cadence_app.command("paused")
+def cadence_paused() -> None:
+    """Cadences paused now, with why (the bounce shield says its numbers)."""
+    with _engine(_settings()).connect() as conn:
+        rows = guards.list_pauses(conn)
+    if not rows:
+        out.print("no cadence is paused")
+        return
+    t = Table(title="Paused cadences")
+    for col in ("cadence", "since (UTC)", "reason"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r.cadence_id, r.paused_at.isoformat()[:16], r.reason)
+    out.print(t)
+
+
+# -- suppressions ------------------------------------------------------------------
+
+
+@suppress_app.command("add")
+def suppress_add(
+    kind: Annotated[str, typer.Argument(metavar="email|phone|domain")],
+    value: Annotated[str, typer.Argument()],
+    reason: Annotated[str, typer.Option("--reason")] = "manual",
+    country: Annotated[str | None, typer.Option("--country", help=COUNTRY_HELP)] = None,
+    now: Annotated[str | None, typer.Option("--now")] = None,
+) -> None:
+    """Never contact this address, number or company domain again (from the next tick)."""
+    value = _normalize(kind, value, country)
+    with _engine(_settings()).begin() as conn:
+        add_suppression(conn, kind, value, reason=reason, source="cli", now=_now(now))
+    out.print(f"suppressed {kind} {value} ({reason})")
+
+
+@suppress_app.command("remove")
+def suppress_remove(
+    kind: Annotated[str, typer.Argument(metavar="email|phone|domain")],
+    value: Annotated[str, typer.Argument()],
+    country: Annotated[str | None, typer.Option("--country", help=COUNTRY_HELP)] = None,
+) -> None:
+    """Lift a suppression (only with the person's consent: it is on record why it was added)."""
+    value = _normalize(kind, value, country)
+    with _engine(_settings()).begin() as conn:
+        if not guards.remove_suppression(conn, kind, value):
+            raise _fail(f"{kind} {value} is not suppressed")
+    out.print(f"{kind} {value}: no longer suppressed")
+
+
+@suppress_app.command("list")
+def suppress_list(
+    kind: Annotated[str | None, typer.Option("--kind")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 100,
+) -> None:
+    """The most recent suppressions with their source and reason."""
+    with _engine(_settings()).connect() as conn:
+        rows = guards.list_suppressions(conn, kind, limit)
+        counts = guards.count_suppressions(conn)
+    t = Table(title="Suppressions " + ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())))
+    for col in ("kind", "value", "reason", "source", "since (UTC)"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r.kind, r.value, r.reason, r.source, r.created_at.isoformat()[:16])
+    out.print(t)
+
+
+def print_guards(now_text: str | None = None) -> None:
+    """The guard section of ``touchflow status``: pauses, mailbox usage, suppressions."""
+    from flows.wiring import cap_policy
+
+    settings = _settings()
+    policy = cap_policy(settings)
+    with _engine(settings).connect() as conn:
+        pauses = guards.list_pauses(conn)
+        usage = guards.mailbox_usage(conn, _now(now_text))
+        counts = guards.count_suppressions(conn)
+    for p in pauses:
+        err.print(f"[yellow]paused:[/yellow] {p.cadence_id} since {p.paused_at:%Y-%m-%d %H:%M}: "
+                  f"{p.reason} (touchflow cadence resume {p.cadence_id})")  # fmt: skip
+    if usage:
+        t = Table(title="Mailboxes (rolling windows)")
+        for col in ("mailbox", "last hour", "hourly cap", "last 24 h", "daily cap"):
+            t.add_column(col, justify="left" if col == "mailbox" else "right")
+        for mailbox, hour, day in usage:
+            caps = policy.for_mailbox(mailbox)
+            t.add_row(mailbox, str(hour), str(caps.hourly or "-"), str(day), str(caps.daily or "-"))
+        out.print(t)
+    if counts:
+        out.print("suppressed: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())))

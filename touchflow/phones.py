@@ -1,0 +1,94 @@
+"""Phone numbers: E.164 normalization, country and time zones, on Google's libphonenumber.
+
+Pure functions over :mod:`phonenumbers` (the Python port of libphonenumber);
+nothing here does I/O. Every provider call takes E.164 (``+14155552671``), so
+numbers are normalized once, before they reach a connector.
+
+Quirks:
+
+* A number without a leading ``+`` needs ``default_region`` (ISO 3166-1
+  alpha-2, any case) to be read as a national number: ``"(415) 555-2671"``
+  with ``"US"``. A number written with ``+`` or an international prefix
+  ignores it.
+* "Valid" means libphonenumber's metadata knows the number's ranges (length
+  and prefix for its country); it says nothing about whether the line exists
+  or takes SMS. Twilio's magic test numbers (``+1500555000x``) are valid.
+* Extensions (``ext. 12``) are dropped: E.164 has no place for them.
+* Non-geographic numbers (``+800``, satellite) have no region and no time zone.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat
+from phonenumbers import timezone as _timezone
+
+__all__ = ["region_of", "timezones_of", "to_e164"]
+
+# What libphonenumber answers when it cannot place a number.
+_UNKNOWN_REGIONS = frozenset({"ZZ", "001"})
+_UNKNOWN_TIMEZONE = "Etc/Unknown"
+
+_PARSE_REASONS = {
+    NumberParseException.INVALID_COUNTRY_CODE: (
+        "no known country code (write it with a leading + or pass default_region)"
+    ),
+    NumberParseException.NOT_A_NUMBER: "not a phone number",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "too short after the international prefix",
+    NumberParseException.TOO_SHORT_NSN: "too short",
+    NumberParseException.TOO_LONG: "too long",
+}
+
+
+def _parse(raw: str, default_region: str | None) -> PhoneNumber:
+    """Parse and validate ``raw``; ``ValueError`` naming the input and the reason otherwise."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError(f"invalid phone number {raw!r}: empty")
+    region = default_region.strip().upper() if default_region else None
+    if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"invalid phone number {raw!r}: unknown default region {default_region!r}")
+    try:
+        number = phonenumbers.parse(raw, region)
+    except NumberParseException as exc:
+        reason = _PARSE_REASONS.get(exc.error_type, str(exc))
+        raise ValueError(f"invalid phone number {raw!r}: {reason}") from exc
+    if not phonenumbers.is_valid_number(number):
+        where = phonenumbers.region_code_for_country_code(number.country_code)
+        country = f" for +{number.country_code}" + (
+            f" ({where})" if where not in _UNKNOWN_REGIONS else ""
+        )
+        raise ValueError(
+            f"invalid phone number {raw!r}: not a valid number{country} "
+            "(wrong length or unassigned range)"
+        )
+    return number
+
+
+def to_e164(raw: str, default_region: str | None = None) -> str:
+    """Normalize ``raw`` to E.164 (``+14155552671``).
+
+    ``default_region`` (ISO country, e.g. ``"US"``) is how a number written
+    without a country code is read. Raises ``ValueError`` naming the input
+    and the reason when the number cannot be parsed or is not a valid number.
+    """
+    return phonenumbers.format_number(_parse(raw, default_region), PhoneNumberFormat.E164)
+
+
+def region_of(e164: str) -> str | None:
+    """The ISO 3166-1 alpha-2 country of an E.164 number (``"US"``), ``None`` if it has none.
+
+    Non-geographic numbers (``+800 ...``) have none. Raises ``ValueError`` for
+    input that is not a valid international number.
+    """
+    region = phonenumbers.region_code_for_number(_parse(e164, None))
+    return None if region is None or region in _UNKNOWN_REGIONS else region
+
+
+def timezones_of(e164: str) -> tuple[str, ...]:
+    """IANA time zones the number may be in: one for most numbers, many for mobiles or +1 500.
+
+    Empty when libphonenumber does not know (non-geographic numbers). Raises
+    ``ValueError`` for input that is not a valid international number.
+    """
+    zones = _timezone.time_zones_for_number(_parse(e164, None))
+    return tuple(z for z in zones if z != _UNKNOWN_TIMEZONE)
