@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-services lint bench clean
 
 setup: $(STAMP)
 
@@ -20,15 +20,27 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/touchflow demo
 
-test: $(STAMP)
+test: $(STAMP) test-services
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The reply tests run against a real IMAP server: Dovecot from Debian's
+# packages (started by the tests themselves, on a free port, as this user).
+test-services:
+	@test -x /usr/sbin/dovecot || command -v dovecot >/dev/null || { \
+	  echo "installing dovecot-imapd for the IMAP tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dovecot-imapd >/dev/null; \
+	} || echo "warning: could not install dovecot-imapd; the IMAP tests will be skipped"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
 	$(BIN)/python bench/tick.py
+	$(BIN)/python bench/send.py
+	$(BIN)/python bench/events.py
 
 clean:
 	rm -rf demo-run .pytest_cache .hypothesis touchflow.db* outbox

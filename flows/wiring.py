@@ -15,10 +15,11 @@ from connectors.outbox_email import OutboxEmailSender
 from connectors.outbox_sms import OutboxSmsSender
 from connectors.sendgrid_email import SendgridEmailSender
 from connectors.smtp_email import SmtpEmailSender
+from connectors.twilio_sms import TwilioSmsSender
 from touchflow.compliance import BounceShield, CapPolicy, MailboxCaps
 from touchflow.engine import SenderInfo
 from touchflow.errors import ConfigError
-from touchflow.ports import EmailSender, SmsSender
+from touchflow.ports import Dialer, EmailSender, SmsSender
 from touchflow.settings import Settings
 from touchflow.store.db import make_engine
 from touchflow.store.repo import RuntimeCache
@@ -78,9 +79,32 @@ def email_sender(settings: Settings) -> EmailSender:
     )
 
 
+def _twilio(settings: Settings) -> TwilioSmsSender:
+    tw = settings.twilio
+    if not tw.account_sid or tw.auth_token is None:
+        raise ConfigError(
+            "Twilio needs TOUCHFLOW_TWILIO__ACCOUNT_SID and TOUCHFLOW_TWILIO__AUTH_TOKEN"
+        )
+    return TwilioSmsSender(
+        tw.account_sid,
+        tw.auth_token.get_secret_value(),
+        base_url=tw.base_url,
+        status_callback_url=f"{settings.public_url.rstrip('/')}/webhooks/twilio/message-status",
+        timeout_s=tw.timeout_s,
+        concurrency=tw.concurrency,
+    )
+
+
 def sms_sender(settings: Settings) -> SmsSender:
-    """Until the Twilio connector lands, SMS go to ``outbox/sms.jsonl``."""
+    """Twilio, or ``outbox/sms.jsonl`` (the default, for local runs)."""
+    if settings.sms_transport == "twilio":
+        return _twilio(settings)
     return OutboxSmsSender(settings.outbox_dir)
+
+
+def dialer(settings: Settings) -> Dialer:
+    """Click-to-call through Twilio Voice."""
+    return _twilio(settings)
 
 
 def runtimes(settings: Settings) -> RuntimeCache:
@@ -121,4 +145,5 @@ def ticker(
         lease=timedelta(seconds=settings.claim_lease_s),
         caps=cap_policy(settings),
         bounce_shield=bounce_shield(settings),
+        sms_from=settings.twilio.from_number,
     )

@@ -87,6 +87,30 @@ class ComplianceSettings(BaseModel):
     require_footer: bool = True
 
 
+class ImapMailboxSettings(BaseModel):
+    """One rep's mailbox polled for replies (IMAP)."""
+
+    host: str
+    port: int = 993
+    username: str
+    password: SecretStr
+    ssl: bool = True  # implicit TLS; set false and starttls true for port 143
+    starttls: bool = False
+    folder: str = "INBOX"
+    # Handled messages are moved here (None: only flagged \\Seen).
+    processed_folder: str | None = "touchflow-processed"
+
+
+class RepliesSettings(BaseModel):
+    """Reply handling: mailboxes to poll and how long pauses last."""
+
+    # TOUCHFLOW_REPLIES__MAILBOXES='[{"host": "imap.example.com", "username": ..., ...}]'
+    mailboxes: list[ImapMailboxSettings] = Field(default_factory=list)
+    poll_limit: int = Field(default=500, ge=1)
+    ooo_default_days: int = Field(default=7, ge=1)  # out of office without a return date
+    account_pause_days: int = Field(default=14, ge=1)  # `on_account_reply: pause`
+
+
 class Settings(BaseSettings):
     """Everything touchflow reads from the environment or ``.env``."""
 
@@ -110,6 +134,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     sender: SenderDefaults = SenderDefaults()
     compliance: ComplianceSettings = ComplianceSettings()
+    replies: RepliesSettings = RepliesSettings()
     sendgrid: SendgridSettings = SendgridSettings()
     twilio: TwilioSettings = TwilioSettings()
     public_url: str = "http://localhost:8000"

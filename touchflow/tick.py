@@ -231,6 +231,7 @@ class Ticker:
         wall_clock: WallClock = _wall,
         caps: CapPolicy = NO_CAPS,
         bounce_shield: BounceShield | None = None,
+        sms_from: str | None = None,
     ) -> None:
         self.engine = engine
         self.email = email
@@ -242,6 +243,8 @@ class Ticker:
         self.wall = wall_clock
         self.caps = caps
         self.bounce_shield = bounce_shield
+        # The number texts go out from (a Twilio number); else the sender's own phone.
+        self.sms_from = sms_from
         self._pg = engine.dialect.name == "postgresql"
 
     # -- recovery --------------------------------------------------------------
@@ -551,7 +554,7 @@ class Ticker:
                 texts.append(
                     OutboundSms(
                         touch_key=d.touch_key,
-                        from_number=p.view.sender.phone or "",
+                        from_number=self.sms_from or p.view.sender.phone or "",
                         to_number=p.view.prospect.phone or "",
                         body=d.body,
                     )
