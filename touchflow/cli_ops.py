@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from touchflow.cli import _engine, _fail, _now, _settings, app, err, out
+from touchflow.cli import _engine, _fail, _now, _settings, app, err, out, task_app
 from touchflow.phones import to_e164
 from touchflow.prospects import normalize_email
 from touchflow.store import guards
@@ -160,3 +160,66 @@ def print_guards(now_text: str | None = None) -> None:
         out.print(t)
     if counts:
         out.print("suppressed: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())))
+
+
+# -- the API and calls -------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+) -> None:
+    """Run the API: provider webhooks, one-click unsubscribe, click-to-call."""
+    from api.server import serve as run_server
+
+    run_server(_settings(), host, port)
+
+
+@task_app.command("call")
+def task_call(
+    task_id: Annotated[int, typer.Argument(metavar="ID")],
+    agent_number: Annotated[
+        str | None,
+        typer.Option("--agent-number", help="Your phone, rung first (default: the sender's)."),
+    ] = None,
+    country: Annotated[str | None, typer.Option("--country", help=COUNTRY_HELP)] = None,
+) -> None:
+    """Click-to-call: Twilio rings you, then bridges the prospect of this call task."""
+    from flows.wiring import dialer
+    from touchflow.calls import start_call
+
+    settings = _settings()
+    agent = agent_number or settings.sender.phone
+    caller_id = settings.twilio.from_number or settings.sender.phone
+    if not agent or not caller_id:
+        raise _fail("give --agent-number, and set TOUCHFLOW_TWILIO__FROM_NUMBER (the caller id)")
+    try:
+        agent, caller_id = to_e164(agent, country), to_e164(caller_id, country)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    base = settings.public_url.rstrip("/")
+    with _engine(settings).begin() as conn:
+        sid = start_call(
+            conn,
+            dialer(settings),
+            task_id,
+            agent_number=agent,
+            from_number=caller_id,
+            twiml_url=f"{base}/twilio/voice/bridge/{task_id}",
+            status_callback_url=f"{base}/webhooks/twilio/call-status?task_id={task_id}",
+            now=_now(None),
+        )
+    out.print(f"calling {agent} now (call {sid}); answer to be connected to the prospect.")
+    out.print(f"afterwards: touchflow task done {task_id} --outcome connected --notes '...'")
+
+
+@app.command("replies")
+def replies_poll() -> None:
+    """Poll the reps' mailboxes once (what the poll-replies deployment runs)."""
+    from flows.local import local_prefect
+    from flows.poll_replies import poll_replies
+
+    with local_prefect():
+        counts = poll_replies()
+    out.print(", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) or "no new messages")

@@ -84,3 +84,22 @@ class SmsSender(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+class Dialer(Protocol):
+    """Places click-to-call calls: rings the agent first, then bridges to the prospect.
+
+    When the agent answers, the provider fetches ``twiml_url`` for what to do
+    next (dial the prospect); call progress goes to ``status_callback_url``.
+    """
+
+    def place_call(
+        self,
+        *,
+        agent_number: str,
+        from_number: str,
+        twiml_url: str,
+        status_callback_url: str | None = None,
+    ) -> str:
+        """Start the call; return the provider's call id (a Twilio Call SID)."""
+        ...

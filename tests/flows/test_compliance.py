@@ -258,3 +258,16 @@ def test_rate_limited_send_waits_at_least_retry_after(db, tmp_path):
     e = h.enrollment("a@x.example")
     assert e.reason == "retrying:RateLimited"
     assert e.next_due_at == MON_10_NY + timedelta(hours=2)
+
+
+def test_wrong_number_call_outcome_stops_texts_to_that_number(db, tmp_path):
+    h = Harness(db, make_cadence(tmp_path))  # intro, call-1, bump, nudge (sms), breakup
+    h.add([prospect("a@x.example", phone="212-555-0123")], MON_10_NY)
+    h.tick(MON_10_NY)
+    h.tick(h.enrollment("a@x.example").next_due_at)  # the call task
+    h.complete_due_tasks(MON_10_NY + timedelta(days=3), outcome="wrong_number")
+    h.run_until(MON_10_NY + timedelta(days=20))
+    assert h.sms.sent == []
+    (nudge,) = _rows(h, touches, step_id="nudge")
+    assert (nudge.status, nudge.error) == ("skipped", "sms_opted_out")
+    assert h.enrollment("a@x.example").reason == "completed"

@@ -38,6 +38,8 @@ def enrolled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("TOUCHFLOW_DATABASE_URL", url)
         monkeypatch.setenv("TOUCHFLOW_EMAIL_TRANSPORT", "outbox")
         monkeypatch.setenv("TOUCHFLOW_OUTBOX_DIR", str(tmp_path / "outbox"))
+        # 300 an hour staggers to 25 per 5 minutes: every test message in one tick.
+        monkeypatch.setenv("TOUCHFLOW_COMPLIANCE__MAILBOX__HOURLY", "300")
         return engine
 
     return make

@@ -19,6 +19,7 @@ from touchflow.cadence import Cadence, load_cadence_source
 from touchflow.engine import CadenceRuntime, EnrollmentView, ExecutedStep, SenderInfo
 from touchflow.enrollment import EXIT_EVENTS, OPEN, Event, State, transition
 from touchflow.errors import TouchflowError
+from touchflow.phones import to_e164
 from touchflow.prospects import STANDARD_FIELDS, Prospect
 from touchflow.store import fastpath
 from touchflow.store.schema import (
@@ -474,7 +475,10 @@ def apply_exit_event(
 def add_suppression(
     conn: Connection, kind: str, value: str, *, reason: str, source: str, now: datetime
 ) -> None:
-    """Suppress an email, phone or domain (idempotent: the first reason stays)."""
+    """Suppress an email, phone or domain (idempotent: the first reason stays).
+
+    Emails and domains are stored lower-case, phones as given (E.164).
+    """
     stmt = dialect_insert(conn, suppressions).values(
         kind=kind, value=value.lower(), reason=reason, source=source, created_at=now
     )
@@ -555,6 +559,16 @@ def complete_tasks(
             )
         )
         row = enr[task.enrollment_id]
+        if outcome == "wrong_number" and row.phone:
+            # Never text or call that number again for this prospect (or anyone).
+            add_suppression(
+                conn,
+                "phone",
+                _e164_or_raw(row.phone, row.country),
+                reason="wrong_number",
+                source="task",
+                now=at,
+            )
         if row.state != State.ACTIVE.value or not (row.reason or "").startswith("waiting_task"):
             continue  # ended meanwhile (reply, opt-out): nothing to advance
         if outcome == "meeting_booked":
@@ -716,6 +730,13 @@ def status(conn: Connection, runtimes: RuntimeCache) -> StatusReport:
 
 
 # -- helpers -----------------------------------------------------------------
+
+
+def _e164_or_raw(phone: str, country: str | None) -> str:
+    try:
+        return to_e164(phone, country)
+    except ValueError:
+        return phone.strip()
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

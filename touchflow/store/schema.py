@@ -1,9 +1,10 @@
 """Tables. SQLAlchemy Core, so the hot paths can use executemany without ORM overhead.
 
 Invariant that keeps the tick cheap: ``enrollments.next_due_at`` is non-NULL
-only while an enrollment can be claimed (pending or active, not waiting on a
-task, not held for missing data). The due query is then one index range scan,
-however many enrollments are paused, waiting or finished.
+only while an enrollment can be claimed: pending or active (not waiting on a
+task, not held for missing data), or paused until a known time (out of
+office, an account's reply), which the claim resumes. The due query is then
+one index range scan, however many enrollments are waiting or finished.
 """
 
 from __future__ import annotations
