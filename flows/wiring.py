@@ -109,7 +109,11 @@ def dialer(settings: Settings) -> Dialer:
 
 def runtimes(settings: Settings) -> RuntimeCache:
     """Cadence runtimes that sign unsubscribe links with the deployment's secret."""
-    return RuntimeCache(settings.public_url, settings.unsubscribe_secret.get_secret_value())
+    return RuntimeCache(
+        settings.public_url,
+        settings.unsubscribe_secret.get_secret_value(),
+        sender_defaults(settings),
+    )
 
 
 def cap_policy(settings: Settings) -> CapPolicy:

@@ -55,7 +55,13 @@ from sqlalchemy import Connection, delete, func, select, update
 from touchflow.enrollment import Event, State, transition
 from touchflow.phones import to_e164
 from touchflow.replies import Classification, InboundMessage
-from touchflow.store.repo import RuntimeCache, add_suppression, apply_exit_event, dialect_insert
+from touchflow.store.repo import (
+    RuntimeCache,
+    add_suppression,
+    apply_exit_event,
+    dialect_insert,
+    reconcile_delivered,
+)
 from touchflow.store.schema import enrollments, events, prospects, suppressions, tasks, touches
 
 SENDGRID = "sendgrid"
@@ -112,6 +118,7 @@ class IngestReport:
     duplicates: int = 0  # already stored (earlier delivery) or repeated in this batch
     applied: int = 0  # stored events that changed state (exit, opt-out, opt-in)
     unmatched: int = 0  # stored events that matched no prospect
+    reconciled: int = 0  # `unknown` touches the provider's events showed were sent
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -273,6 +280,18 @@ def _decide(ev: ProviderEvent) -> tuple[str, tuple[str, str] | None]:
     return etype, None
 
 
+#: Provider events that prove a message was accepted (settles an ``unknown`` touch).
+_ACCEPTED = {
+    SENDGRID: frozenset({"processed", "delivered", "deferred", "open", "click", "bounce",
+                         "dropped", "spamreport", "unsubscribe", "group_unsubscribe"}),
+    TWILIO: frozenset({"sms_status"}),
+}  # fmt: skip
+
+
+def _proves_acceptance(ev: ProviderEvent) -> bool:
+    return ev.type in _ACCEPTED.get(ev.source, frozenset())
+
+
 def _str(value: object) -> str | None:
     if value is None:
         return None
@@ -330,6 +349,13 @@ def ingest_events(
     new = set(conn.execute(stmt, rows).scalars())
     report.stored = len(new)
     report.duplicates += len(batch) - len(new)
+    accepted = [
+        row["touch_key"]
+        for (key, ev), row in zip(batch, rows, strict=True)
+        if key in new and row["touch_key"] and _proves_acceptance(ev)
+    ]
+    if accepted:
+        report.reconciled = reconcile_delivered(conn, runtimes, accepted, now)
     for (key, ev), m, (_, effect), row in zip(batch, matches, decisions, rows, strict=True):
         if key not in new:
             continue

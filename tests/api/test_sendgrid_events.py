@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.api.conftest import PEOPLE, PUBLIC_KEY, World, build_world, new_key, sign
 from tests.helpers import make_cadence
 from touchflow.store.repo import enroll
-from touchflow.store.schema import suppressions, touches
+from touchflow.store.schema import enrollments, suppressions, touches
 
 ANN, BOB, CY = PEOPLE
 
@@ -253,3 +253,23 @@ def test_hostile_strings_are_stored_safely(world: World):
     assert r.status_code == 200, r.text
     assert r.json()["stored"] == 2
     assert PUBLIC_KEY  # the module-level key is what the app verifies with
+
+
+def test_an_event_for_an_unknown_touch_settles_it_as_sent(world: World):
+    # The intro to Ann timed out after the request went out: unknown, enrollment failed.
+    key = world.touch(ANN).key
+    with world.engine.begin() as conn:
+        conn.execute(update(touches).where(touches.c.key == key).values(status="unknown"))
+        conn.execute(
+            update(enrollments)
+            .where(enrollments.c.id == world.touch(ANN).enrollment_id)
+            .values(state="failed", reason="delivery_unknown:intro", step_index=0, next_due_at=None)
+        )
+    r = world.post_events([world.sg_event(ANN, "processed"), world.sg_event(ANN, "delivered")])
+    assert r.json()["reconciled"] == 1
+    assert world.touch(ANN).status == "sent"
+    (enr,) = world.enrollments_of(ANN)
+    # On to the call step, two business days after the intro went out; nothing resent.
+    assert (enr.state, enr.reason, enr.step_index) == ("active", None, 1)
+    assert enr.next_due_at == datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+    assert world.post_events([world.sg_event(ANN, "open")]).json()["reconciled"] == 0

@@ -175,9 +175,16 @@ def save_cadence_version(conn: Connection, cadence: Cadence, now: datetime) -> s
 class RuntimeCache:
     """Cadence runtimes by version, rebuilt from the stored snapshot (pinned versions)."""
 
-    def __init__(self, public_url: str, unsubscribe_secret: str = DEV_UNSUBSCRIBE_SECRET) -> None:
+    def __init__(
+        self,
+        public_url: str,
+        unsubscribe_secret: str = DEV_UNSUBSCRIBE_SECRET,
+        sender_defaults: SenderInfo | None = None,
+    ) -> None:
         self.public_url = public_url
         self.unsubscribe_secret = unsubscribe_secret
+        # For work outside a tick that computes due times (reconciliation).
+        self.sender_defaults = sender_defaults
         self._by_version: dict[str, CadenceRuntime] = {}
 
     def add(self, cadence: Cadence) -> CadenceRuntime:
@@ -676,6 +683,74 @@ def retry_enrollments(conn: Connection, ids: Sequence[int] | None, now: datetime
             )
         )
     return len(rows)
+
+
+def reconcile_delivered(
+    conn: Connection, runtimes: RuntimeCache, touch_keys: Iterable[str], now: datetime
+) -> int:
+    """Touches marked ``unknown`` that the provider says it accepted become ``sent``.
+
+    A timeout after the request went out leaves a touch ``unknown`` and its
+    enrollment ``failed(delivery_unknown:...)``; a later provider event for
+    that touch (processed, delivered, opened, a bounce) proves the message
+    was accepted, so the touch counts as sent and the enrollment moves on to
+    its next step, timed from when the touch was executed. Returns how many.
+    """
+    keys = sorted(set(touch_keys))
+    found: list[Any] = []
+    for chunk in _chunks(keys, 900):
+        found += conn.execute(
+            select(
+                touches.c.key, touches.c.enrollment_id, touches.c.step_id, touches.c.executed_at
+            ).where(touches.c.key.in_(chunk), touches.c.status == "unknown")
+        ).all()
+    if not found:
+        return 0
+    conn.execute(
+        update(touches)
+        .where(touches.c.key.in_([t.key for t in found]), touches.c.status == "unknown")
+        .values(status="sent", sent_at=now, error="reconciled: provider reported the message")
+    )
+    touched = {t.enrollment_id: t for t in found}
+    rows = [
+        r
+        for r in enrollment_rows(conn, list(touched))
+        if r.state == State.FAILED.value and r.reason == f"delivery_unknown:{touched[r.id].step_id}"
+    ]
+    views = load_views(conn, rows, runtimes.sender_defaults or SenderInfo(email=""))
+    updates: list[dict[str, Any]] = []
+    for row in rows:
+        runtime = runtimes.get(conn, row.cadence_version)
+        executed_at = touched[row.id].executed_at
+        ids = [st.id for st in runtime.cadence.steps]
+        index = ids.index(touched[row.id].step_id)  # the step that went out
+        nxt = runtime.after_execution(views[row.id], index, executed_at)
+        base = {"b_id": row.id, "attempt": 1, "claimed_at": None, "updated_at": now}
+        resumed = transition(row.state, Event.RETRY)
+        if nxt is None:
+            updates.append(
+                {
+                    **base,
+                    "state": transition(resumed, Event.FINISH).value,
+                    "reason": "completed",
+                    "step_index": index,
+                    "next_due_at": None,
+                    "last_executed_at": executed_at,
+                }
+            )
+        else:
+            updates.append(
+                {
+                    **base,
+                    "state": resumed.value,
+                    "reason": None,
+                    "step_index": nxt[0],
+                    "next_due_at": max(nxt[1], now),
+                    "last_executed_at": executed_at,
+                }
+            )
+    update_enrollments(conn, updates)
+    return len(found)
 
 
 # -- status ------------------------------------------------------------------
