@@ -358,3 +358,26 @@ def test_every_channel_and_every_way_out(stack: Stack):
     for who in ("ann@acme.example", "bo@bounce.example", "una@unsub.example"):
         assert len(stack.emails_to(who)) == (0 if refused and who.startswith("bo@") else 1)
         assert not stack.texts_to(PEOPLE[who])
+
+
+def test_429_then_500_then_202_sends_exactly_once(db: Engine, tmp_path: Any):
+    """Through the tick and the real SendGrid library: two failures, then one message."""
+    cadence = make_cadence(tmp_path, CADENCE, {**TEMPLATES, "linkedin/connect.txt.j2": "Hi"})
+    with SendgridStandin() as sg:
+        sender = SendgridEmailSender(sg.api_key, host=sg.url, timeout_s=5)
+        h = Harness(db, cadence, email=sender)
+        h.add([prospect("ann@acme.example")], MON - timedelta(days=1))
+        sg.fail_next(429, retry_after=1800)
+        sg.fail_next(500)
+        first = h.tick(MON)
+        assert first.retrying == 1
+        e = h.enrollment("ann@acme.example")
+        assert e.reason == "retrying:RateLimited"
+        assert e.next_due_at == MON + timedelta(minutes=30)  # Retry-After beat the backoff
+        assert h.tick(e.next_due_at).retrying == 1  # the 500
+        e = h.enrollment("ann@acme.example")
+        assert e.reason == "retrying:RetryableError"
+        assert h.tick(e.next_due_at).sent == 1
+        sender.close()
+        assert len(sg.messages) == 1
+        assert sg.messages[0].custom_args["touch_key"].endswith("-intro-3")
