@@ -8,6 +8,8 @@ Measured in the same run:
   sample of ``--naive-sample`` enrollments, extrapolated;
 * ``floor_touches_per_s``: the raw floor, rendering the same templates and
   bulk-inserting the same ledger rows with no engine at all;
+* ``capped_touches_per_s``: the same tick with send caps on (limits high
+  enough to admit every message): the cost of the cap accounting;
 * ``peak_rss_mb``: peak resident memory of this process after the tick;
 * ``idle_tick_s``: a tick through the flow over 1,000,000 enrollments of which
   none is due.
@@ -39,6 +41,7 @@ from flows.demo_data import generate_rows  # noqa: E402
 from flows.local import local_prefect  # noqa: E402
 from flows.run_cadences import run_batch, tick  # noqa: E402
 from touchflow.cadence import load_cadence  # noqa: E402
+from touchflow.compliance import NO_CAPS, CapPolicy, MailboxCaps  # noqa: E402
 from touchflow.engine import SenderInfo  # noqa: E402
 from touchflow.prospects import parse_prospect  # noqa: E402
 from touchflow.render import Renderer, build_context  # noqa: E402
@@ -55,6 +58,7 @@ SENDER = SenderInfo(
     title="AE",
     company="touchflow",
     timezone="America/New_York",
+    postal_address="548 Market St, San Francisco, CA 94104",
 )
 CADENCE = load_cadence(ROOT / "cadences" / "enterprise-outbound.yaml", ROOT / "templates")
 
@@ -118,14 +122,19 @@ def make_db(path: Path, n: int, *, due: bool) -> Any:
     return engine
 
 
-def ticker(engine: Any) -> Ticker:
+def ticker(engine: Any, caps: CapPolicy = NO_CAPS) -> Ticker:
     return Ticker(
         engine,
         email=FakeEmailSender(),
         sms=None,
         sender_defaults=SENDER,
         runtimes=RuntimeCache("http://localhost:8000"),
+        caps=caps,
     )
+
+
+# Caps on, but so high every message is admitted: measures the accounting alone.
+HIGH_CAPS = CapPolicy(MailboxCaps(10**9, 10**9), {}, 10**9)
 
 
 @flow(name="bench_tick", persist_result=False)
@@ -206,6 +215,14 @@ def main() -> None:
         results["touches_per_s"] = round(report["sent"] / elapsed)
         results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         print(f"tick: {report['sent']} touches in {elapsed:.2f} s", file=sys.stderr)
+
+        capped_engine = make_db(tmp / "capped.db", args.enrollments, due=True)
+        t0 = time.perf_counter()
+        capped = batched_tick(ticker(capped_engine, HIGH_CAPS), args.batch_size)
+        capped_elapsed = time.perf_counter() - t0
+        assert capped["sent"] == args.enrollments, capped
+        results["capped_touches_per_s"] = round(capped["sent"] / capped_elapsed)
+        print(f"tick with send caps on: {capped_elapsed:.2f} s", file=sys.stderr)
 
         naive_engine = make_db(tmp / "naive.db", args.naive_sample, due=True)
         t0 = time.perf_counter()

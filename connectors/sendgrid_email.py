@@ -87,6 +87,7 @@ from sendgrid.helpers.mail import (
     To,
 )
 
+from connectors.mail_headers import standard_headers
 from touchflow.errors import (
     ConfigError,
     ConnectorError,
@@ -163,25 +164,7 @@ def build_mail(
     for category in categories:
         mail.add_category(Category(category))
 
-    headers: dict[str, str] = {"Message-ID": msg.message_id}
-    if msg.in_reply_to:
-        headers["In-Reply-To"] = msg.in_reply_to
-    if msg.references:
-        headers["References"] = " ".join(msg.references)
-    unsubscribe: list[str] = []
-    if msg.list_unsubscribe_mailto:
-        mailto = msg.list_unsubscribe_mailto
-        if not mailto.lower().startswith("mailto:"):
-            mailto = f"mailto:{mailto}"
-        unsubscribe.append(f"<{mailto}>")
-    if msg.list_unsubscribe_url:
-        unsubscribe.append(f"<{msg.list_unsubscribe_url}>")
-    if unsubscribe:
-        headers["List-Unsubscribe"] = ", ".join(unsubscribe)
-    if msg.list_unsubscribe_url:
-        # RFC 8058 one-click: mailbox providers POST this body to the https URL.
-        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    headers["X-Touchflow-Touch"] = msg.touch_key
+    headers = standard_headers(msg)
     for name, value in msg.headers.items():
         if not _HEADER_NAME.fullmatch(name):
             raise ValueError(f"invalid header name {name!r}")

@@ -52,6 +52,7 @@ from ssl import SSLContext
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from connectors.mail_headers import standard_headers
 from touchflow.errors import (
     ConfigError,
     ConnectorError,
@@ -161,25 +162,8 @@ def build_message(msg: OutboundEmail) -> EmailMessage:
     em["To"] = msg.to_addr
     em["Subject"] = msg.subject
     em["Date"] = format_datetime(datetime.now(UTC))
-    em["Message-ID"] = msg.message_id
-    if msg.in_reply_to:
-        em["In-Reply-To"] = msg.in_reply_to
-    if msg.references:
-        em["References"] = " ".join(msg.references)
-    unsubscribe: list[str] = []
-    if msg.list_unsubscribe_url:
-        unsubscribe.append(f"<{msg.list_unsubscribe_url}>")
-    if msg.list_unsubscribe_mailto:
-        mailto = msg.list_unsubscribe_mailto
-        if not mailto.lower().startswith("mailto:"):
-            mailto = f"mailto:{mailto}"
-        unsubscribe.append(f"<{mailto}>")
-    if unsubscribe:
-        em["List-Unsubscribe"] = ", ".join(unsubscribe)
-    if msg.list_unsubscribe_url:
-        # RFC 8058 one-click: mailbox providers POST this body to the URL.
-        em["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    em["X-Touchflow-Touch"] = msg.touch_key
+    for name, value in standard_headers(msg).items():
+        em[name] = value
     for name, value in msg.headers.items():
         if not _HEADER_NAME.fullmatch(name):
             raise ValueError(f"invalid header name {name!r}")

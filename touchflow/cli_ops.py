@@ -223,3 +223,37 @@ def replies_poll() -> None:
     with local_prefect():
         counts = poll_replies()
     out.print(", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) or "no new messages")
+
+
+@task_app.command("show")
+def task_show(task_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """A task with its prospect, their local time and the script or message to use."""
+    from sqlalchemy import select
+
+    from touchflow.calendar import resolve_timezone
+    from touchflow.store.schema import enrollments, prospects, tasks
+
+    p = prospects.c
+    q = (
+        select(tasks, p.email, p.first_name, p.last_name, p.company, p.phone, p.country, p.timezone)
+        .join(enrollments, enrollments.c.id == tasks.c.enrollment_id)
+        .join(prospects, p.id == enrollments.c.prospect_id)
+        .where(tasks.c.id == task_id)
+    )
+    with _engine(_settings()).connect() as conn:
+        row = conn.execute(q).one_or_none()
+    if row is None:
+        raise _fail(f"no task {task_id}")
+    zone = resolve_timezone(row.timezone, row.phone, row.country, "UTC")
+    local = _now(None).astimezone(zone)
+    name = " ".join(n for n in (row.first_name, row.last_name) if n) or row.email
+    due = f"{row.due_at:%Y-%m-%d %H:%M} UTC"
+    out.print(f"[bold]{row.title}[/bold]  ({row.channel}, {row.status}, due {due})")
+    out.print(
+        f"{name} <{row.email}>, {row.company or '-'}; phone {row.phone or '-'}; "
+        f"their time now {local:%a %H:%M} ({zone.key})"
+    )
+    if row.channel == "call":
+        out.print(f"call it: touchflow task call {task_id}")
+    out.print()
+    out.print(row.body or "(no script)", markup=False)

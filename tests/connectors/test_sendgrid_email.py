@@ -101,7 +101,7 @@ def test_request_is_valid_and_carries_touch_metadata(
     assert headers["In-Reply-To"] == "<touch-0.abc@mail.acme.test>"
     assert headers["References"] == "<root.abc@mail.acme.test> <touch-0.abc@mail.acme.test>"
     assert headers["List-Unsubscribe"] == (
-        "<mailto:unsubscribe@acme.test>, <https://app.acme.test/u/tok-123>"
+        "<https://app.acme.test/u/tok-123>, <mailto:unsubscribe@acme.test>"
     )
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert headers["X-Touchflow-Touch"] == msg.touch_key

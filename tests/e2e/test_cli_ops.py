@@ -53,3 +53,31 @@ def test_validate_refuses_an_email_without_footer(project: Path):
         result.stdout
     )
     assert "no postal address" in result.stdout
+
+
+def test_task_show_prints_the_script_and_call_needs_twilio(
+    project: Path, tmp_path: Path, monkeypatch
+):
+    from datetime import UTC, datetime
+
+    from tests.helpers import Harness, make_cadence, prospect
+    from touchflow.store.db import make_engine
+
+    _ok(["db", "upgrade"])
+    h = Harness(make_engine(f"sqlite:///{project / 'tf.db'}"), make_cadence(tmp_path / "c"))
+    mon = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+    h.add([prospect("ana@northwind.example", first_name="Ana", company="Northwind")], mon)
+    h.tick(mon)
+    h.tick(h.enrollment("ana@northwind.example").next_due_at)  # the call step
+    shown = _ok(["task", "show", "1"])
+    assert "Ana Lee <ana@northwind.example>, Northwind; phone +12125550123" in shown
+    assert "(America/New_York)" in shown
+    assert "Call Ana about Northwind." in shown  # the rendered script
+    assert "touchflow task call 1" in shown
+    assert runner.invoke(app, ["task", "show", "99"]).exit_code == 1
+    call = ["task", "call", "1", "--agent-number", "+12125550199"]
+    result = runner.invoke(app, call)
+    assert result.exit_code == 1 and "TOUCHFLOW_TWILIO__FROM_NUMBER" in result.stderr
+    monkeypatch.setenv("TOUCHFLOW_TWILIO__FROM_NUMBER", "+12125550100")
+    result = runner.invoke(app, call)
+    assert "TOUCHFLOW_TWILIO__ACCOUNT_SID" in str(result.exception)  # main() prints it, exit 1
