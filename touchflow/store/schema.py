@@ -14,7 +14,9 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
+    Float,
     DateTime,
     ForeignKey,
     Index,
@@ -75,6 +77,23 @@ prospects = Table(
     Column("bounced_at", UTCDateTime()),
     # When the prospect gave consent to receive texts (cadences `requires: [sms_consent]`).
     Column("sms_consent_at", UTCDateTime()),
+    # Normalization (issue 4): the company account, persona, address flags.
+    Column("account_id", ForeignKey("accounts.id"), index=True),
+    Column("seniority", String(16)),  # c_level|vp|director|manager|ic
+    Column("department", String(16)),  # sales|marketing|revops|engineering|finance|it|hr|...
+    Column("email_free", Boolean),  # a free-mail provider (gmail.com, ...)
+    Column("email_role", Boolean),  # a role address (info@, sales@, ...)
+    # Where each value came from: {"title": {"source": "import", "at": "..."}, ...}.
+    # Enrichment fills only empty or enriched values, never a human's.
+    Column("field_sources", JSON),
+    # The latest ICP score (history in score_history) and lifecycle stage.
+    Column("score", Integer),
+    Column("grade", String(1)),  # A-D
+    Column("lifecycle", String(8)),  # lead|mql|sql|disqualified
+    Column("scored_at", UTCDateTime()),
+    # Routing and the CRM: the AE who owns the lead, the CRM's person id.
+    Column("ae_email", String(320), index=True),
+    Column("crm_person_id", String(100)),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -224,4 +243,120 @@ cadence_pauses = Table(
     Column("bounces", Integer, nullable=False, default=0),
     Column("paused_at", UTCDateTime(), nullable=False),
     Column("resumed_at", UTCDateTime()),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    # One company, keyed on its primary domain (aliases resolve to it).
+    Column("id", Integer, primary_key=True),
+    Column("domain", String(255), nullable=False, unique=True),
+    Column("name", String(300)),
+    Column("industry", String(100)),
+    Column("employees", Integer),
+    Column("revenue_band", String(32)),
+    Column("country", String(2)),
+    Column("technologies", JSON),
+    Column("field_sources", JSON),
+    Column("owner_email", String(320)),  # the AE who owns the account
+    Column("crm_company_id", String(100)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+score_history = Table(
+    "score_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("prospect_id", ForeignKey("prospects.id"), nullable=False, index=True),
+    Column("score", Integer, nullable=False),
+    Column("fit", Integer, nullable=False),
+    Column("engagement", Integer, nullable=False),
+    Column("grade", String(1), nullable=False),
+    Column("lifecycle", String(16), nullable=False),
+    # [{"points": 25, "rule": "industry", "why": "industry software"}, ...]
+    Column("reasons", JSON, nullable=False),
+    Column("icp_version", String(32), nullable=False),  # hash of config/icp.yaml
+    Column("scored_at", UTCDateTime(), nullable=False),
+)
+
+route_assignments = Table(
+    "route_assignments",
+    metadata,
+    # Every routing decision, kept: who got the lead, by which rule, and whether
+    # it was accepted within the SLA or rerouted.
+    Column("id", Integer, primary_key=True),
+    Column("prospect_id", ForeignKey("prospects.id"), nullable=False, index=True),
+    Column("assignee_email", String(320), nullable=False),
+    Column("rule", String(100), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("status", String(16), nullable=False),  # assigned|accepted|rerouted
+    Column("assigned_at", UTCDateTime(), nullable=False),
+    Column("sla_due_at", UTCDateTime()),
+    Column("accepted_at", UTCDateTime()),
+    Column("rerouted_at", UTCDateTime()),
+    Index("ix_route_assignments_assignee_email_assigned_at", "assignee_email", "assigned_at"),
+    Index("ix_route_assignments_status_sla_due_at", "status", "sla_due_at"),
+)
+
+routing_ledger = Table(
+    "routing_ledger",
+    metadata,
+    # The persistent fairness state of weighted round robin, per pool and member.
+    Column("pool", String(100), primary_key=True),
+    Column("member_email", String(320), primary_key=True),
+    Column("assigned", Integer, nullable=False),  # leads given in this pool
+    Column("credit", Float, nullable=False),  # owed leads (skipped while eligible)
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+crm_links = Table(
+    "crm_links",
+    metadata,
+    # Local record -> the CRM's id, so pushes update instead of duplicating.
+    Column("crm", String(20), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # person|company|deal|activity
+    Column("local_key", String(320), primary_key=True),  # email | domain | touch key
+    Column("external_id", String(100), nullable=False),
+    Column("synced_at", UTCDateTime(), nullable=False),
+)
+
+crm_outbox = Table(
+    "crm_outbox",
+    metadata,
+    # Pushes to the CRM, queued in the same transaction as the change that
+    # caused them and retried until done: a CRM outage loses nothing.
+    Column("id", Integer, primary_key=True),
+    Column("crm", String(20), nullable=False),
+    Column("operation", String(32), nullable=False),  # push_lead|log_activity
+    Column("key", String(320), nullable=False),  # idempotency: one row per operation+key
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending|done|failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("done_at", UTCDateTime()),
+    UniqueConstraint("crm", "operation", "key"),
+    Index("ix_crm_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+)
+
+crm_cursors = Table(
+    "crm_cursors",
+    metadata,
+    # Where the last pull of CRM changes stopped.
+    Column("crm", String(20), primary_key=True),
+    Column("since", UTCDateTime(), nullable=False),
+    Column("cursor", String(500)),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+lead_requests = Table(
+    "lead_requests",
+    metadata,
+    # POST /leads idempotency: the same client key answers the same decision.
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("prospect_id", ForeignKey("prospects.id")),
+    Column("response", JSON, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
