@@ -1,7 +1,9 @@
 """Validate request bodies against a provider's published OpenAPI 3 spec.
 
-The specs live in ``shared/specs`` beside the project (``TOUCHFLOW_SPECS_DIR``
-overrides). Only local ``$ref``s (``#/components/...``) are used by them, so
+The specs are vendored, unchanged and with their MIT licenses, in
+``connectors/standins/specs/`` (SendGrid's ``tsg_mail_v3.json`` and Twilio's
+``twilio_api_v2010.json``, as published); ``TOUCHFLOW_SPECS_DIR`` points at
+another copy. Only local ``$ref``s (``#/components/...``) are used by them, so
 references are resolved by walking the document.
 """
 
@@ -15,23 +17,13 @@ from typing import Any
 
 import jsonschema
 
-_DEFAULT_DIRS = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "specs",
-    Path.cwd().parent / "shared" / "specs",
-)
+VENDORED = Path(__file__).resolve().parent / "specs"
 
 
 def specs_dir() -> Path:
-    """Where the provider specs are: ``$TOUCHFLOW_SPECS_DIR`` or ``../shared/specs``."""
+    """Where the provider specs are: ``$TOUCHFLOW_SPECS_DIR`` or the vendored copies."""
     env = os.environ.get("TOUCHFLOW_SPECS_DIR")
-    if env:
-        return Path(env)
-    for d in _DEFAULT_DIRS:
-        if d.is_dir():
-            return d
-    raise FileNotFoundError(
-        "provider OpenAPI specs not found; set TOUCHFLOW_SPECS_DIR to the shared/specs folder"
-    )
+    return Path(env) if env else VENDORED
 
 
 @lru_cache(maxsize=8)

@@ -2,7 +2,7 @@
 
 Imitates: https://www.twilio.com/docs/sendgrid/api-reference/mail-send/mail-send,
 validated against SendGrid's published OpenAPI document
-(``shared/specs/sendgrid/tsg_mail_v3.json``, operation ``SendMail``).
+(the vendored ``specs/sendgrid/tsg_mail_v3.json``, operation ``SendMail``).
 
 What it does, in order, for every request:
 
