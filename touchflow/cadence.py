@@ -301,6 +301,30 @@ class ResolvedTouch:
     template: str | None  # template name under templates/
 
 
+class Audience(_Model):
+    """Who may be enrolled: checked against the prospect's ICP score at enrollment."""
+
+    min_score: StrictInt | None = None
+    grades: list[Literal["A", "B", "C", "D"]] | None = None
+    lifecycle: list[Literal["lead", "mql", "sql"]] | None = None
+
+    def refuses(self, score: int | None, grade: str | None, lifecycle: str | None) -> str | None:
+        """Why a prospect with this score is not in the audience (None: they are).
+
+        An unscored prospect is outside any audience that sets a rule, and a
+        disqualified one is outside every audience.
+        """
+        if lifecycle == "disqualified":
+            return "disqualified"
+        if self.min_score is not None and (score is None or score < self.min_score):
+            return f"score {score if score is not None else 'none'} < {self.min_score}"
+        if self.grades is not None and grade not in self.grades:
+            return f"grade {grade or 'none'} not in {'/'.join(self.grades)}"
+        if self.lifecycle is not None and lifecycle not in self.lifecycle:
+            return f"lifecycle {lifecycle or 'none'} not in {'/'.join(self.lifecycle)}"
+        return None
+
+
 class Cadence(_Model):
     """A validated cadence, plus the snapshot (YAML text and templates) it was loaded from."""
 
@@ -311,6 +335,7 @@ class Cadence(_Model):
     exit_on: list[ExitEvent] = Field(default_factory=lambda: list(EXIT_EVENTS))
     on_account_reply: AccountRule = "continue"
     requires: list[Requirement] = Field(default_factory=list)
+    audience: Audience = Field(default_factory=Audience)
     steps: list[Step]
 
     # Not part of the YAML schema: set by the loader.

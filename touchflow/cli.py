@@ -410,6 +410,11 @@ def enroll(
         f"{cadence.id} (version {cadence.version}): {result.enrolled} enrolled, "
         f"{result.already} already enrolled, {result.suppressed} refused (opted out, "
         f"bounced or suppressed)"
+        + (
+            f", {result.outside_audience} outside the audience (score/grade)"
+            if result.outside_audience
+            else ""
+        )
     )
 
 

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import select, update
 
 from connectors.fakes import FakeEmailSender
-from tests.helpers import TEMPLATES, Harness, make_cadence, prospect
+from tests.helpers import SENDER, TEMPLATES, Harness, make_cadence, prospect
 from touchflow.compliance import BounceShield, CapPolicy, MailboxCaps
 from touchflow.errors import RateLimited
 from touchflow.ports import SendResult
 from touchflow.store import guards
-from touchflow.store.repo import add_suppression
-from touchflow.store.schema import enrollments, touches
+from touchflow.store.repo import add_suppression, enroll, upsert_prospects
+from touchflow.store.schema import enrollments, prospects, touches
 
 MON_10_NY = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # Monday 10:00 New York
 
@@ -271,3 +271,26 @@ def test_wrong_number_call_outcome_stops_texts_to_that_number(db, tmp_path):
     (nudge,) = _rows(h, touches, step_id="nudge")
     assert (nudge.status, nudge.error) == ("skipped", "sms_opted_out")
     assert h.enrollment("a@x.example").reason == "completed"
+
+
+def test_cadence_audience_is_enforced_at_enrollment(db, tmp_path):
+    yaml_text = EMAIL_ONLY.replace("steps:", "audience: {min_score: 50, grades: [A, B]}\nsteps:", 1)
+    h = Harness(db, make_cadence(tmp_path, yaml_text, TEMPLATES))
+    people = {
+        "a@x.example": (80, "A", "mql"),
+        "b@x.example": (55, "C", "lead"),  # grade outside
+        "c@x.example": (40, "B", "lead"),  # score too low
+        "d@x.example": (90, "A", "disqualified"),  # never
+        "e@x.example": (None, None, None),  # not scored yet
+    }
+    with h.engine.begin() as conn:
+        upsert_prospects(conn, [prospect(e) for e in people], MON_10_NY)
+        for email, (score, grade, lifecycle) in people.items():
+            conn.execute(
+                update(prospects)
+                .where(prospects.c.email == email)
+                .values(score=score, grade=grade, lifecycle=lifecycle)
+            )
+        res = enroll(conn, h.runtime, None, owner_email="o@x", sender=SENDER, now=MON_10_NY)
+    assert (res.enrolled, res.outside_audience) == (1, 4)
+    assert [e.prospect_id for e in _rows(h, enrollments)] == [1]

@@ -217,6 +217,7 @@ class EnrollResult:
     enrolled: int
     already: int
     suppressed: int
+    outside_audience: int = 0  # refused by the cadence's `audience:` (score, grade)
 
 
 def sender_from_row(row: Any, defaults: SenderInfo) -> SenderInfo:
@@ -235,8 +236,9 @@ def enroll(
 ) -> EnrollResult:
     """Enroll prospects (all when ``prospect_ids`` is None) in a cadence.
 
-    Opted-out, bounced and suppressed prospects are refused; a prospect already
-    enrolled in this cadence is left as it is.
+    Opted-out, bounced and suppressed prospects are refused, and so are those
+    outside the cadence's ``audience`` (minimum ICP score, grades, lifecycle);
+    a prospect already enrolled in this cadence is left as it is.
     """
     cadence = runtime.cadence
     save_cadence_version(conn, cadence, now)
@@ -255,7 +257,8 @@ def enroll(
         conn.execute(select(suppressions.c.value).where(suppressions.c.kind == "domain")).scalars()
     )
     rows: list[dict[str, Any]] = []
-    already = refused = 0
+    already = refused = outside = 0
+    audience = cadence.audience
     for row in conn.execute(q):
         if row.id in already_ids:
             already += 1
@@ -267,6 +270,9 @@ def enroll(
             or (row.domain or "") in suppressed_domains
         ):
             refused += 1
+            continue
+        if audience.refuses(row.score, row.grade, row.lifecycle) is not None:
+            outside += 1
             continue
         prospect = prospect_from_row(row)
         view = EnrollmentView(f"{cadence.id}:{prospect.email}", "", prospect, sender)
@@ -292,7 +298,7 @@ def enroll(
             index_elements=["prospect_id", "cadence_id"]
         )
         conn.execute(stmt, chunk)
-    return EnrollResult(len(rows), already, refused)
+    return EnrollResult(len(rows), already, refused, outside)
 
 
 def load_views(
