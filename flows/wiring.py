@@ -17,6 +17,7 @@ from connectors.sendgrid_email import SendgridEmailSender
 from connectors.smtp_email import SmtpEmailSender
 from connectors.twilio_sms import TwilioSmsSender
 from touchflow.compliance import BounceShield, CapPolicy, MailboxCaps
+from touchflow.crm import CrmConnector
 from touchflow.engine import SenderInfo
 from touchflow.errors import ConfigError
 from touchflow.ports import Dialer, EmailSender, SmsSender
@@ -151,3 +152,43 @@ def ticker(
         bounce_shield=bounce_shield(settings),
         sms_from=settings.twilio.from_number,
     )
+
+
+def crm_connector(settings: Settings) -> CrmConnector | None:
+    """The configured CRM connector, or None when ``TOUCHFLOW_CRM__PROVIDER=none``."""
+    c = settings.crm
+    token = c.token.get_secret_value() if c.token else None
+    if c.provider == "none":
+        return None
+    if c.provider == "fake":
+        return _fake_crm()
+    if c.provider == "hubspot":
+        from connectors.hubspot_crm import HubspotCrm
+
+        if not token:
+            raise ConfigError("TOUCHFLOW_CRM__PROVIDER=hubspot needs TOUCHFLOW_CRM__TOKEN")
+        return HubspotCrm(token, **({"base_url": c.base_url} if c.base_url else {}))
+    if c.provider == "pipedrive":
+        from connectors.pipedrive_crm import PipedriveCrm
+
+        if not token:
+            raise ConfigError("TOUCHFLOW_CRM__PROVIDER=pipedrive needs TOUCHFLOW_CRM__TOKEN")
+        return PipedriveCrm(token, **({"base_url": c.base_url} if c.base_url else {}))
+    from connectors.salesforce_crm import SalesforceCrm
+
+    if not c.instance_url:
+        raise ConfigError("TOUCHFLOW_CRM__PROVIDER=salesforce needs TOUCHFLOW_CRM__INSTANCE_URL")
+    return SalesforceCrm(
+        instance_url=c.instance_url,
+        access_token=token,
+        client_id=c.client_id,
+        client_secret=c.client_secret.get_secret_value() if c.client_secret else None,
+    )
+
+
+@lru_cache(maxsize=1)
+def _fake_crm() -> CrmConnector:
+    """One in-memory CRM per process, so what one flow task pushed the next one sees."""
+    from connectors.fake_crm import FakeCrm
+
+    return FakeCrm()

@@ -73,6 +73,7 @@ TRANSITIONS: dict[Event, dict[State, State]] = {
 EXIT_EVENTS: dict[str, tuple[Event, str]] = {
     "reply": (Event.REPLY, "replied"),
     "meeting_booked": (Event.FINISH, "meeting"),
+    "deal_created": (Event.FINISH, "deal_created"),  # from the CRM
     "bounce": (Event.BOUNCE, "bounced"),
     "unsubscribe": (Event.OPT_OUT, "unsubscribed"),
 }

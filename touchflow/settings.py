@@ -111,6 +111,21 @@ class RepliesSettings(BaseModel):
     account_pause_days: int = Field(default=14, ge=1)  # `on_account_reply: pause`
 
 
+class CrmSettings(BaseModel):
+    """The CRM touchflow keeps in sync (the system of record)."""
+
+    provider: Literal["none", "fake", "hubspot", "salesforce", "pipedrive"] = "none"
+    base_url: str | None = None  # the vendor's API by default; tests use a stand-in
+    token: SecretStr | None = None  # HubSpot private-app token / Pipedrive API token
+    # Salesforce: instance URL and OAuth client credentials.
+    instance_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    batch_size: int = Field(default=100, ge=1, le=1000)  # outbox rows per push
+    max_attempts: int = Field(default=8, ge=1)  # then the push is `failed`, visibly
+    owner_change_pause_days: int = Field(default=3, ge=0)
+
+
 class Settings(BaseSettings):
     """Everything touchflow reads from the environment or ``.env``."""
 
@@ -135,6 +150,7 @@ class Settings(BaseSettings):
     sender: SenderDefaults = SenderDefaults()
     compliance: ComplianceSettings = ComplianceSettings()
     replies: RepliesSettings = RepliesSettings()
+    crm: CrmSettings = CrmSettings()
     sendgrid: SendgridSettings = SendgridSettings()
     twilio: TwilioSettings = TwilioSettings()
     public_url: str = "http://localhost:8000"
