@@ -89,7 +89,7 @@ prospects = Table(
     # The latest ICP score (history in score_history) and lifecycle stage.
     Column("score", Integer),
     Column("grade", String(1)),  # A-D
-    Column("lifecycle", String(8)),  # lead|mql|sql|disqualified
+    Column("lifecycle", String(16)),  # lead|mql|sql|disqualified
     Column("scored_at", UTCDateTime()),
     # Routing and the CRM: the AE who owns the lead, the CRM's person id.
     Column("ae_email", String(320), index=True),

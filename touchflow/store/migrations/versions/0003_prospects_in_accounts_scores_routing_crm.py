@@ -156,7 +156,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("field_sources", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("score", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("grade", sa.String(length=1), nullable=True))
-        batch_op.add_column(sa.Column("lifecycle", sa.String(length=8), nullable=True))
+        batch_op.add_column(sa.Column("lifecycle", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("scored_at", sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column("ae_email", sa.String(length=320), nullable=True))
         batch_op.add_column(sa.Column("crm_person_id", sa.String(length=100), nullable=True))
