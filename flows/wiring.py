@@ -19,6 +19,7 @@ from connectors.twilio_sms import TwilioSmsSender
 from touchflow.compliance import BounceShield, CapPolicy, MailboxCaps
 from touchflow.crm import CrmConnector
 from touchflow.engine import SenderInfo
+from touchflow.enrich import Enricher
 from touchflow.errors import ConfigError
 from touchflow.ports import Dialer, EmailSender, SmsSender
 from touchflow.settings import Settings
@@ -192,3 +193,33 @@ def _fake_crm() -> CrmConnector:
     from connectors.fake_crm import FakeCrm
 
     return FakeCrm()
+
+
+def enricher(settings: Settings) -> Enricher | None:
+    """The offline firmographics file, then the REST provider if configured (first hit wins)."""
+    from connectors.http_enricher import HttpEnricher, SqliteCache
+    from touchflow.enrich import ChainEnricher, OfflineEnricher
+
+    e = settings.enrichment
+    chain: list[Enricher] = []
+    if e.firmographics is not None:
+        path = e.firmographics
+        if not path.is_absolute():
+            path = settings.config_dir / path
+        if path.exists():
+            chain.append(OfflineEnricher(path))
+    if e.base_url:
+        chain.append(
+            HttpEnricher(
+                e.base_url,
+                api_key=e.api_key.get_secret_value() if e.api_key else None,
+                path_template=e.path_template,
+                field_map=e.field_map,
+                max_per_second=e.max_per_second,
+                retries=e.retries,
+                cache=SqliteCache(e.cache_path),
+            )
+        )
+    if not chain:
+        return None
+    return chain[0] if len(chain) == 1 else ChainEnricher(chain)

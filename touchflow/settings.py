@@ -126,6 +126,21 @@ class CrmSettings(BaseModel):
     owner_change_pause_days: int = Field(default=3, ge=0)
 
 
+class EnrichmentSettings(BaseModel):
+    """Where firmographics come from: a local file first, then an optional REST provider."""
+
+    # Relative paths are read from the config directory.
+    firmographics: Path | None = Path("firmographics.csv")
+    base_url: str | None = None  # a REST enrichment provider; None: offline only
+    api_key: SecretStr | None = None
+    path_template: str = "/v1/companies/{domain}"
+    # touchflow field -> dotted path in the provider's JSON (JSON in the env var).
+    field_map: dict[str, str] | None = None
+    max_per_second: float = Field(default=10.0, gt=0)
+    retries: int = Field(default=3, ge=0)
+    cache_path: Path = Path(".touchflow/enrichment-cache.sqlite")
+
+
 class Settings(BaseSettings):
     """Everything touchflow reads from the environment or ``.env``."""
 
@@ -151,6 +166,7 @@ class Settings(BaseSettings):
     compliance: ComplianceSettings = ComplianceSettings()
     replies: RepliesSettings = RepliesSettings()
     crm: CrmSettings = CrmSettings()
+    enrichment: EnrichmentSettings = EnrichmentSettings()
     sendgrid: SendgridSettings = SendgridSettings()
     twilio: TwilioSettings = TwilioSettings()
     public_url: str = "http://localhost:8000"

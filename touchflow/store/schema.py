@@ -306,7 +306,7 @@ routing_ledger = Table(
     Column("pool", String(100), primary_key=True),
     Column("member_email", String(320), primary_key=True),
     Column("assigned", Integer, nullable=False),  # leads given in this pool
-    Column("credit", Float, nullable=False),  # owed leads (skipped while eligible)
+    Column("credit", Float, nullable=False),  # levelling while away (PTO, new member)
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
