@@ -114,6 +114,8 @@ def validate(
         else None
     )
     findings = validate_paths(targets, settings.templates_dir, policy)
+    if settings.config_dir in targets:
+        findings = sorted(set(findings) | set(config_findings(settings)))
     for finding in findings:
         out.print(str(finding), markup=False, soft_wrap=True)
     if findings:
@@ -599,6 +601,7 @@ def demo(
 
 # The channel and compliance commands live in their own module; importing it
 # registers them on `app` (it needs the helpers above, hence at the bottom).
+from touchflow.cli_leads import config_findings  # noqa: E402
 from touchflow.cli_ops import print_guards  # noqa: E402
 
 
