@@ -10,6 +10,7 @@
     POST /twilio/voice/bridge/{task_id} TwiML that bridges the SDR to the prospect
     GET|POST /unsubscribe/{token}       RFC 8058 one-click unsubscribe, no login
     POST /tasks/{task_id}/call          click-to-call (X-API-Key)
+    POST /leads                         speed to lead (X-API-Key, Idempotency-Key)
     GET  /healthz
 
 Webhooks are verified before anything is read into the store: a forged,
@@ -31,9 +32,12 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from api import calls, sendgrid_hooks, twilio_hooks, unsubscribe
+from api import leads as leads_route
 from api.context import Context, DatabaseUnavailable, context
 from flows import wiring
-from touchflow.ports import Dialer
+from touchflow.crm import CrmConnector
+from touchflow.leads import LeadServices
+from touchflow.ports import Dialer, Notifier
 from touchflow.settings import Settings
 from touchflow.store.repo import RuntimeCache
 
@@ -51,6 +55,9 @@ def create_app(
     runtimes: RuntimeCache | None = None,
     dialer: Dialer | None = None,
     clock: Callable[[], datetime] | None = None,
+    leads: LeadServices | None = None,
+    crm: CrmConnector | None = None,
+    notifier: Notifier | None = None,
 ) -> FastAPI:
     """The API over ``settings``' database (or ``engine``), with an optional click-to-call dialer.
 
@@ -69,8 +76,11 @@ def create_app(
         runtimes=runtimes if runtimes is not None else wiring.runtimes(settings),
         dialer=dialer,
         clock=clock or _utcnow,
+        leads=leads,
+        crm=crm,
+        notifier=notifier,
     )
-    for module in (sendgrid_hooks, twilio_hooks, unsubscribe, calls):
+    for module in (sendgrid_hooks, twilio_hooks, unsubscribe, calls, leads_route):
         app.include_router(module.router)
 
     @app.exception_handler(DatabaseUnavailable)

@@ -13,7 +13,9 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from touchflow.ports import Dialer
+from touchflow.crm import CrmConnector
+from touchflow.leads import LeadServices
+from touchflow.ports import Dialer, Notifier
 from touchflow.settings import Settings
 from touchflow.store.repo import RuntimeCache
 
@@ -38,6 +40,9 @@ class Context:
     dialer: Dialer | None
     clock: Callable[[], datetime]
     cache: dict[str, Any] = field(default_factory=dict)  # parsed keys and the like
+    leads: LeadServices | None = None  # POST /leads
+    crm: CrmConnector | None = None  # pushes a new lead right away
+    notifier: Notifier | None = None  # tells the AE
 
     def now(self) -> datetime:
         return self.clock()

@@ -19,7 +19,13 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     # Click-to-call answers 503 until Twilio is configured; the rest works without it.
     dialer = wiring.dialer(settings) if tw.account_sid and tw.auth_token else None
     uvicorn.run(
-        create_app(settings, dialer=dialer),
+        create_app(
+            settings,
+            dialer=dialer,
+            leads=wiring.lead_services(settings),
+            crm=wiring.crm_connector(settings),
+            notifier=wiring.notifier(settings),
+        ),
         host=host,
         port=port,
         proxy_headers=True,

@@ -21,7 +21,8 @@ from touchflow.crm import CrmConnector
 from touchflow.engine import SenderInfo
 from touchflow.enrich import Enricher
 from touchflow.errors import ConfigError
-from touchflow.ports import Dialer, EmailSender, SmsSender
+from touchflow.leads import LeadServices
+from touchflow.ports import Dialer, EmailSender, Notifier, SmsSender
 from touchflow.settings import Settings
 from touchflow.store.db import make_engine
 from touchflow.store.repo import RuntimeCache
@@ -223,3 +224,44 @@ def enricher(settings: Settings) -> Enricher | None:
     if not chain:
         return None
     return chain[0] if len(chain) == 1 else ChainEnricher(chain)
+
+
+def lead_services(settings: Settings) -> LeadServices:
+    """Everything ``POST /leads`` needs, from settings and the config files that exist."""
+    from touchflow.cadence import load_cadence
+    from touchflow.leads import LeadServices
+    from touchflow.routing import load_router
+    from touchflow.scoring import load_icp
+
+    cfg = settings.config_dir
+    inbound = None
+    if settings.leads.inbound_cadence:
+        path = settings.cadences_dir / f"{settings.leads.inbound_cadence}.yaml"
+        inbound = runtimes(settings).add(load_cadence(path, settings.templates_dir))
+    aliases: dict[str, str] = {}
+    if (cfg / "domain_aliases.yaml").exists():
+        from touchflow.importer import load_aliases
+
+        aliases = load_aliases(cfg / "domain_aliases.yaml")
+    connector = crm_connector(settings)
+    return LeadServices(
+        sender=sender_defaults(settings),
+        default_owner=settings.sender.owner_email,
+        inbound=inbound,
+        aliases=aliases,
+        enricher=enricher(settings),
+        icp=load_icp(cfg / "icp.yaml") if (cfg / "icp.yaml").exists() else None,
+        router=load_router(cfg) if (cfg / "team.yaml").exists() else None,
+        crm=connector.name if connector is not None else None,
+    )
+
+
+def notifier(settings: Settings) -> Notifier | None:
+    """How AEs hear about new leads: a Slack-compatible webhook, email, or not at all."""
+    from connectors.notify import EmailNotifier, WebhookNotifier
+
+    if settings.leads.notify_webhook_url:
+        return WebhookNotifier(settings.leads.notify_webhook_url)
+    if settings.leads.notify_email:
+        return EmailNotifier(email_sender(settings), settings.sender.email)
+    return None

@@ -173,6 +173,7 @@ def drain_outbox(
     *,
     limit: int = 100,
     max_attempts: int = 8,
+    keys: Sequence[str] | None = None,
 ) -> DrainReport:
     """Push up to ``limit`` due outbox rows; returns counts.
 
@@ -180,22 +181,24 @@ def drain_outbox(
     idempotent on its touch key). A retryable failure puts the row back with
     backoff (or the provider's ``Retry-After``); after ``max_attempts``, or on a
     fatal error, it becomes ``failed`` with the error, for a human to see.
+    ``keys`` limits the drain to those rows (the API pushes a lead right away).
     """
     report = DrainReport()
     crm = connector.name
-    with engine.begin() as conn:
-        rows = list(
-            conn.execute(
-                select(crm_outbox)
-                .where(
-                    crm_outbox.c.crm == crm,
-                    crm_outbox.c.status == "pending",
-                    crm_outbox.c.next_attempt_at <= now,
-                )
-                .order_by(crm_outbox.c.next_attempt_at, crm_outbox.c.id)
-                .limit(limit)
-            )
+    q = (
+        select(crm_outbox)
+        .where(
+            crm_outbox.c.crm == crm,
+            crm_outbox.c.status == "pending",
+            crm_outbox.c.next_attempt_at <= now,
         )
+        .order_by(crm_outbox.c.next_attempt_at, crm_outbox.c.id)
+        .limit(limit)
+    )
+    if keys is not None:
+        q = q.where(crm_outbox.c.key.in_(list(keys)))
+    with engine.begin() as conn:
+        rows = list(conn.execute(q))
     if not rows:
         return report
     owners: dict[str, str] | None = None

@@ -103,3 +103,11 @@ class Dialer(Protocol):
     ) -> str:
         """Start the call; return the provider's call id (a Twilio Call SID)."""
         ...
+
+
+class Notifier(Protocol):
+    """Tells a person about something now (a new lead for an AE): Slack, email, ..."""
+
+    def notify(self, to_email: str, text: str) -> None:
+        """Deliver ``text`` to the person with this email; raise a ConnectorError on failure."""
+        ...

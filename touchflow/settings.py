@@ -141,6 +141,14 @@ class EnrichmentSettings(BaseModel):
     cache_path: Path = Path(".touchflow/enrichment-cache.sqlite")
 
 
+class LeadSettings(BaseModel):
+    """Inbound speed to lead (``POST /leads``)."""
+
+    inbound_cadence: str | None = "inbound-fast-follow"  # enrolled on arrival; None: none
+    notify_webhook_url: str | None = None  # Slack-compatible incoming webhook
+    notify_email: bool = False  # else email the AE through the email transport
+
+
 class Settings(BaseSettings):
     """Everything touchflow reads from the environment or ``.env``."""
 
@@ -167,6 +175,7 @@ class Settings(BaseSettings):
     replies: RepliesSettings = RepliesSettings()
     crm: CrmSettings = CrmSettings()
     enrichment: EnrichmentSettings = EnrichmentSettings()
+    leads: LeadSettings = LeadSettings()
     sendgrid: SendgridSettings = SendgridSettings()
     twilio: TwilioSettings = TwilioSettings()
     public_url: str = "http://localhost:8000"

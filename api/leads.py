@@ -1,0 +1,98 @@
+"""Speed to lead: ``POST /leads`` (``X-API-Key``), idempotent on ``Idempotency-Key``.
+
+Body: a JSON object of lead fields (``email`` required; ``first_name``,
+``last_name``, ``title``, ``company``, ``website``/``domain``, ``phone``,
+``country``, ``timezone`` and any extra field). The lead is validated,
+normalized, stored, enriched, scored, routed, enrolled in the inbound cadence
+and queued for the CRM in one transaction (:mod:`touchflow.leads`); then the
+CRM push is attempted right away (a CRM that is down leaves it queued for the
+``sync-crm`` flow) and the AE is notified in the background.
+
+Answers: 201 a new lead, 200 a known one (or the same key again), with the
+decision: ``{"email", "score", "grade", "lifecycle", "reasons", "assignee",
+"rule", "sla_due_at", "cadence", "enrolled", "crm": "pushed"|"queued"|"off"}``;
+401 bad key; 422 a lead that cannot be taken (with why); 503 not configured.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.context import Context, context
+from touchflow.crm_sync import drain_outbox
+from touchflow.errors import ConnectorError
+from touchflow.leads import LeadDecision, LeadRejected, process_lead
+
+router = APIRouter()
+_log = logging.getLogger("touchflow.api")
+_MAX_BODY = 64 * 1024
+
+
+def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+
+def _notify(ctx: Context, decision: LeadDecision) -> None:
+    if ctx.notifier is None or not decision.assignee or "@" not in decision.assignee:
+        return
+    text = (
+        f"New inbound lead {decision.email}: score {decision.score} ({decision.grade}, "
+        f"{decision.lifecycle}), routed by {decision.rule}; accept by {decision.sla_due_at}."
+    )
+    try:
+        ctx.notifier.notify(decision.assignee, text)
+    except ConnectorError as exc:  # the lead is routed and in the CRM queue either way
+        _log.warning("could not notify %s of %s: %s", decision.assignee, decision.email, exc)
+
+
+@router.post("/leads")
+async def post_lead(request: Request, background: BackgroundTasks) -> JSONResponse:
+    ctx = context(request)
+    expected = ctx.settings.api_key
+    if expected is None or not expected.get_secret_value():
+        return _error(503, "TOUCHFLOW_API_KEY is not set: the API refuses all leads")
+    given = request.headers.get("x-api-key", "")
+    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        return _error(401, "missing or wrong X-API-Key")
+    if ctx.leads is None:
+        return _error(503, "lead intake is not configured")
+    raw = await request.body()
+    if len(raw) > _MAX_BODY:
+        return _error(413, f"a lead is at most {_MAX_BODY} bytes")
+    try:
+        body: Any = json.loads(raw or b"null")
+    except (ValueError, RecursionError):
+        return _error(422, "body is not JSON")
+    if not isinstance(body, dict):
+        return _error(422, "body must be a JSON object of lead fields")
+    key = request.headers.get("idempotency-key") or body.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
+        return _error(422, "Idempotency-Key must be 1-200 characters")
+    now = ctx.now()
+    services = ctx.leads
+    try:
+        decision = await ctx.transaction(
+            lambda conn: process_lead(conn, services, body, now, idempotency_key=key)
+        )
+    except LeadRejected as exc:
+        return _error(422, str(exc), code=exc.code)
+    crm = "off"
+    if decision.crm_queued:
+        crm = "queued"
+        if ctx.crm is not None and not decision.duplicate:
+            report = await run_in_threadpool(
+                drain_outbox, ctx.engine, ctx.crm, now, limit=1, keys=[decision.email]
+            )
+            if report.pushed:
+                crm = "pushed"
+    if not decision.duplicate:
+        background.add_task(_notify, ctx, decision)
+    status = 201 if decision.new and not decision.duplicate else 200
+    return JSONResponse({**decision.as_dict(), "crm": crm}, status_code=status)

@@ -1,0 +1,143 @@
+"""POST /leads: normalize, enrich, score, route, enroll, push to the CRM, notify, idempotently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from api import create_app
+from connectors.fake_crm import FakeCrm
+from flows.wiring import lead_services
+from tests.conftest import ROOT
+from touchflow.crm_sync import drain_outbox
+from touchflow.errors import RetryableError
+from touchflow.settings import Settings
+from touchflow.store.schema import crm_outbox, enrollments, prospects, route_assignments
+
+NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # Monday 10:00 New York
+KEY = "lead-api-key"
+LEAD = {
+    "email": " Dana.Whitfield@Northwind.example ",
+    "first_name": "Dana",
+    "last_name": "Whitfield",
+    "title": "VP of Sales",
+    "company": "Northwind Analytics",
+    "website": "https://www.northwind.example/about",
+    "phone": "(415) 555-0134",
+    "country": "US",
+    "utm_source": "webinar",
+}
+
+
+@dataclass
+class Recorder:
+    sent: list[tuple[str, str]] = field(default_factory=list)
+
+    def notify(self, to_email: str, text: str) -> None:
+        self.sent.append((to_email, text))
+
+
+class DownCrm(FakeCrm):
+    """A CRM that is down until ``up`` is set."""
+
+    up = False
+
+    def upsert_people(self, people):  # type: ignore[no-untyped-def]
+        if not self.up:
+            raise RetryableError("503 maintenance", connector="fake", operation="upsert_people",
+                                 status=503)  # fmt: skip
+        return super().upsert_people(people)
+
+
+def _app(db: Engine, crm: FakeCrm, notifier: Recorder) -> TestClient:
+    settings = Settings(
+        _env_file=None,
+        api_key=KEY,
+        cadences_dir=ROOT / "cadences",
+        templates_dir=ROOT / "templates",
+        config_dir=ROOT / "config",
+        crm={"provider": "fake"},
+    )
+    services = lead_services(settings)
+    services.crm = crm.name
+    for email in {m.email for m in services.router.team.members}:  # type: ignore[union-attr]
+        crm.seed_owner(email, email.split("@")[0])
+    app = create_app(settings, engine=db, leads=services, crm=crm, notifier=notifier,
+                     clock=lambda: NOW)  # fmt: skip
+    return TestClient(app)
+
+
+def _post(client: TestClient, body: Any, key: str | None = "k-1", api_key: str = KEY) -> Any:
+    headers = {"X-API-Key": api_key}
+    if key:
+        headers["Idempotency-Key"] = key
+    return client.post("/leads", json=body, headers=headers)
+
+
+def test_a_lead_is_scored_routed_enrolled_pushed_and_the_ae_told(db: Engine):
+    crm, note = FakeCrm(), Recorder()
+    client = _app(db, crm, note)
+    r = _post(client, LEAD)
+    assert r.status_code == 201, r.text
+    d = r.json()
+    assert d["email"] == "dana.whitfield@northwind.example"
+    assert d["score"] is not None and d["grade"] in "ABCD" and d["reasons"]
+    assert "@" in d["assignee"] and d["rule"] and d["sla_due_at"]
+    assert (d["cadence"], d["enrolled"], d["crm"]) == ("inbound-fast-follow", True, "pushed")
+    assert crm.count("person") == 1
+    assert note.sent and note.sent[0][0] == d["assignee"]
+    with db.connect() as conn:
+        p = conn.execute(select(prospects).where(prospects.c.email == d["email"])).one()
+        assert (p.seniority, p.department, p.ae_email) == ("vp", "sales", d["assignee"])
+        assert p.phone == "+14155550134" and p.crm_person_id
+        (enr,) = conn.execute(select(enrollments)).all()
+        assert enr.owner_email == d["assignee"]
+
+    # The same request again: the same answer, nothing new anywhere.
+    again = _post(client, LEAD)
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True and again.json()["assignee"] == d["assignee"]
+    assert crm.count("person") == 1 and len(note.sent) == 1
+    with db.connect() as conn:
+        assert len(conn.execute(select(route_assignments)).all()) == 1
+
+
+@pytest.mark.parametrize(
+    "body,code",
+    [
+        ({"first_name": "No email"}, "missing_email"),
+        ({"email": "not an email"}, "invalid_email"),
+        ({"email": "a@b.example", "notes": {"nested": 1}}, "bad_field"),
+    ],
+)
+def test_bad_leads_get_422_with_why(db: Engine, body: Any, code: str):
+    client = _app(db, FakeCrm(), Recorder())
+    r = _post(client, body, key=None)
+    assert r.status_code == 422 and r.json()["code"] == code
+
+
+def test_auth_and_body_shape(db: Engine):
+    client = _app(db, FakeCrm(), Recorder())
+    assert _post(client, LEAD, api_key="wrong").status_code == 401
+    assert client.post("/leads", content=b"[1]", headers={"X-API-Key": KEY}).status_code == 422
+    assert client.post("/leads", content=b"{", headers={"X-API-Key": KEY}).status_code == 422
+
+
+def test_a_crm_that_is_down_queues_the_push_and_loses_nothing(db: Engine):
+    crm = DownCrm()
+    client = _app(db, crm, Recorder())
+    r = _post(client, LEAD)
+    assert r.status_code == 201 and r.json()["crm"] == "queued"
+    with db.connect() as conn:
+        (row,) = conn.execute(select(crm_outbox)).all()
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert "503 maintenance" in row.last_error
+    crm.up = True
+    report = drain_outbox(db, crm, row.next_attempt_at)
+    assert report.pushed == 1 and crm.count("person") == 1
+    assert drain_outbox(db, crm, row.next_attempt_at).pushed == 0  # done: not pushed twice

@@ -1,0 +1,195 @@
+"""Speed to lead: one inbound lead, from the form to an AE and the CRM, in one transaction.
+
+:func:`process_lead` validates and normalizes the lead, stores it (matched to
+its account), enriches the account, scores it against the ICP, routes it to
+an AE, enrolls it in the inbound cadence owned by that AE and queues the CRM
+push in the transactional outbox. The answer (the decision) is stored under
+the client's idempotency key, so a retried request gets the same answer and
+changes nothing. The CRM push itself and the AE's notification happen after
+the commit (``api/leads.py``): a CRM that is down only leaves the push queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from touchflow.crm_sync import queue_lead
+from touchflow.engine import CadenceRuntime, SenderInfo
+from touchflow.enrich import Enricher
+from touchflow.errors import TouchflowError
+from touchflow.normalize import Rejection, normalize
+from touchflow.routing import Router
+from touchflow.scoring import IcpConfig
+from touchflow.store.enrichment import enrich_accounts
+from touchflow.store.intake import load_batch
+from touchflow.store.repo import dialect_insert, enroll
+from touchflow.store.routing_store import route_prospects
+from touchflow.store.schema import accounts, lead_requests, prospects
+from touchflow.store.scores import explain, rescore
+
+#: Scalar fields a lead may carry; anything else in the body is refused.
+_MAX_FIELDS = 60
+_MAX_VALUE = 2000
+
+
+class LeadRejected(TouchflowError):
+    """The lead cannot be taken as sent (bad email, bad field): the API answers 422."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass
+class LeadServices:
+    """What processing a lead needs; built once per API process."""
+
+    sender: SenderInfo
+    default_owner: str
+    inbound: CadenceRuntime | None = None
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    enricher: Enricher | None = None
+    icp: IcpConfig | None = None
+    router: Router | None = None
+    crm: str | None = None  # the CRM's name when one is configured
+
+
+@dataclass
+class LeadDecision:
+    """The answer to ``POST /leads``."""
+
+    email: str
+    prospect_id: int
+    new: bool
+    score: int | None = None
+    grade: str | None = None
+    lifecycle: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    assignee: str | None = None
+    rule: str | None = None
+    sla_due_at: str | None = None
+    cadence: str | None = None
+    enrolled: bool = False
+    crm_queued: bool = False
+    warnings: list[str] = field(default_factory=list)
+    duplicate: bool = False  # answered from an earlier request with the same key
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fields(payload: Mapping[str, Any]) -> dict[str, str]:
+    if len(payload) > _MAX_FIELDS:
+        raise LeadRejected("too_many_fields", f"at most {_MAX_FIELDS} fields per lead")
+    out: dict[str, str] = {}
+    for key, value in payload.items():
+        if not isinstance(key, str) or key == "idempotency_key":
+            continue
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        if not isinstance(value, str | int | float):
+            raise LeadRejected("bad_field", f"field {key!r} must be text or a number")
+        text = str(value)
+        if len(text) > _MAX_VALUE:
+            raise LeadRejected("value_too_long", f"field {key!r} is longer than {_MAX_VALUE}")
+        out[key] = text
+    return out
+
+
+def previous_answer(conn: Connection, key: str) -> LeadDecision | None:
+    """The decision stored under an idempotency key, if that request was already taken."""
+    row = conn.execute(
+        select(lead_requests.c.response).where(lead_requests.c.idempotency_key == key)
+    ).scalar()
+    if row is None:
+        return None
+    decision = LeadDecision(**row)
+    decision.duplicate = True
+    return decision
+
+
+def process_lead(
+    conn: Connection,
+    services: LeadServices,
+    payload: Mapping[str, Any],
+    now: datetime,
+    *,
+    idempotency_key: str | None = None,
+) -> LeadDecision:
+    """Take one lead; see the module docstring. Runs in the caller's transaction."""
+    if idempotency_key:
+        earlier = previous_answer(conn, idempotency_key)
+        if earlier is not None:
+            return earlier
+    result = normalize(_fields(payload), aliases=services.aliases, source="api:leads")
+    if isinstance(result, Rejection):
+        raise LeadRejected(result.code, result.message)
+    counts = load_batch(conn, [result], now)
+    row = conn.execute(
+        select(prospects.c.id, prospects.c.account_id, prospects.c.ae_email).where(
+            prospects.c.email == result.email
+        )
+    ).one()
+    decision = LeadDecision(
+        email=result.email,
+        prospect_id=row.id,
+        new=counts.new == 1,
+        warnings=[str(w) for w in result.warnings],
+    )
+    if services.enricher is not None and row.account_id is not None:
+        domain = conn.execute(
+            select(accounts.c.domain).where(accounts.c.id == row.account_id)
+        ).scalar()
+        if domain:
+            enrich_accounts(conn, services.enricher, now, domains=[domain])
+    if services.icp is not None:
+        rescore(conn, services.icp, now, prospect_ids=[row.id])
+        exp = explain(conn, services.icp, result.email, now)
+        if exp is not None:
+            r = exp.result
+            decision.score, decision.grade, decision.lifecycle = r.score, r.grade, r.lifecycle
+            decision.reasons = [str(reason) for reason in r.reasons]
+    if services.router is not None and decision.lifecycle != "disqualified":
+        routed = route_prospects(conn, services.router, [row.id], now)
+        if routed:
+            d = routed[0]
+            decision.assignee, decision.rule = d.assignee, d.rule
+            decision.sla_due_at = d.sla_due_at.isoformat() if d.sla_due_at else None
+        else:
+            decision.assignee = conn.execute(
+                select(prospects.c.ae_email).where(prospects.c.id == row.id)
+            ).scalar()
+    if services.inbound is not None and decision.lifecycle != "disqualified":
+        owner = decision.assignee if decision.assignee and "@" in decision.assignee else None
+        res = enroll(
+            conn,
+            services.inbound,
+            [row.id],
+            owner_email=owner or services.default_owner,
+            sender=services.sender,
+            now=now,
+        )
+        decision.cadence = services.inbound.cadence.id
+        decision.enrolled = res.enrolled == 1
+    if services.crm is not None and decision.lifecycle != "disqualified":
+        queue_lead(conn, services.crm, result.email, now)
+        decision.crm_queued = True
+    if idempotency_key:
+        conn.execute(
+            dialect_insert(conn, lead_requests)
+            .values(
+                idempotency_key=idempotency_key,
+                prospect_id=row.id,
+                response=decision.as_dict(),
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        )
+    return decision
