@@ -175,7 +175,11 @@ def crm_connector(settings: Settings) -> CrmConnector | None:
 
         if not token:
             raise ConfigError("TOUCHFLOW_CRM__PROVIDER=pipedrive needs TOUCHFLOW_CRM__TOKEN")
-        return PipedriveCrm(token, **({"base_url": c.base_url} if c.base_url else {}))
+        return PipedriveCrm(
+            token,
+            org_domain_field=c.pipedrive_domain_field,
+            **({"base_url": c.base_url} if c.base_url else {}),
+        )
     from connectors.salesforce_crm import SalesforceCrm
 
     if not c.instance_url:

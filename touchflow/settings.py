@@ -121,6 +121,9 @@ class CrmSettings(BaseModel):
     instance_url: str | None = None
     client_id: str | None = None
     client_secret: SecretStr | None = None
+    # Pipedrive: the key of the organization custom field holding the domain
+    # (without it organizations are matched on their exact name).
+    pipedrive_domain_field: str | None = None
     batch_size: int = Field(default=100, ge=1, le=1000)  # outbox rows per push
     max_attempts: int = Field(default=8, ge=1)  # then the push is `failed`, visibly
     owner_change_pause_days: int = Field(default=3, ge=0)
