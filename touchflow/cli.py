@@ -10,7 +10,6 @@ the flows and connectors, and does so only inside the commands that need them
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections import Counter
@@ -301,61 +300,77 @@ def db_upgrade() -> None:
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="FILE.csv")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="FILE")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv | jsonl (default: by the file suffix)")
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option("--map", help="YAML: touchflow field -> your column name.", exists=True),
+    ] = None,
+    aliases: Annotated[
+        Path | None,
+        typer.Option("--aliases", help="Domain aliases (default config/domain_aliases.yaml)."),
+    ] = None,
     rejects: Annotated[
-        Path | None, typer.Option("--rejects", help="Where bad rows go (default FILE.rejects.csv).")
+        Path | None,
+        typer.Option("--rejects", help="Where bad rows go (default FILE.rejects.<suffix>)."),
     ] = None,
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
-    """Load prospects from a CSV: good rows load, bad rows are reported and written aside."""
-    from touchflow.store.repo import upsert_prospects
+    """Stream prospects in from CSV or JSONL: normalized, deduplicated, matched to accounts.
+
+    Good rows load in batches; bad rows are reported with their line and reason
+    and written aside; re-importing the same file changes nothing.
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from touchflow.importer import (
+        ImportConfigError,
+        ImportFileError,
+        load_aliases,
+        load_mapping,
+        run_import,
+    )
 
     settings = _settings()
-    rejects = rejects or file.with_suffix(".rejects.csv")
-    at = _now(now)
-    good: list[Prospect] = []
-    bad: list[RejectedRow] = []
-    inserted = updated = 0
-    engine = _engine(settings)
+    if fmt is not None and fmt not in ("csv", "jsonl"):
+        raise typer.BadParameter("--format must be csv or jsonl")
+    rejects = rejects or file.with_name(f"{file.stem}.rejects{file.suffix}")
+    alias_file = aliases or settings.config_dir / "domain_aliases.yaml"
     try:
-        rows = read_prospects_csv(file)
-        for _line, _raw, item in rows:
-            if isinstance(item, RejectedRow):
-                bad.append(item)
-                err.print(f"{file}:{item.line}: rejected: {item.reason}", markup=False)
-                continue
-            good.append(item)
-            if len(good) >= 2000:
-                with engine.begin() as conn:
-                    i, u = upsert_prospects(conn, good, at)
-                inserted, updated, good = inserted + i, updated + u, []
-    except ValueError as exc:
+        column_map = load_mapping(mapping) if mapping else None
+        alias_table = load_aliases(alias_file) if alias_file.exists() else None
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(f"importing {file.name}", total=file.stat().st_size)
+            summary = run_import(
+                _engine(settings),
+                file,
+                fmt=fmt,  # type: ignore[arg-type]
+                mapping=column_map,
+                aliases=alias_table,
+                rejects_path=rejects,
+                now=_now(now),
+                progress=lambda n: bar.update(task, completed=n),
+            )
+    except ImportConfigError as exc:
+        for finding in getattr(exc, "findings", []) or []:
+            err.print(str(finding), markup=False)
         raise _fail(str(exc)) from None
-    if good:
-        with engine.begin() as conn:
-            i, u = upsert_prospects(conn, good, at)
-        inserted, updated = inserted + i, updated + u
-    if bad:
-        _write_rejects(rejects, bad)
-    out.print(
-        f"imported {file}: {inserted} new, {updated} updated, {len(bad)} rejected"
-        + (f" (written to {rejects})" if bad else "")
-    )
-    if bad:
+    except ImportFileError as exc:
+        raise _fail(str(exc)) from None
+    for line in summary.warning_lines:
+        err.print(line, markup=False)
+    out.print(f"imported {file}: {summary}", markup=False)
+    if summary.rejected_total:
         raise typer.Exit(1)
-
-
-def _write_rejects(path: Path, bad: list[RejectedRow]) -> None:
-    columns: list[str] = []
-    for r in bad:
-        for k in r.row:
-            if k is not None and k not in columns:
-                columns.append(k)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["line", "reason", *columns])
-        for r in bad:
-            writer.writerow([r.line, r.reason, *(r.row.get(c, "") for c in columns)])
 
 
 @app.command()

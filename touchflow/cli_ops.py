@@ -170,7 +170,7 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
 ) -> None:
-    """Run the API: provider webhooks, one-click unsubscribe, click-to-call."""
+    """Run the API: webhooks, one-click unsubscribe, click-to-call, POST /leads."""
     from api.server import serve as run_server
 
     run_server(_settings(), host, port)

@@ -15,6 +15,7 @@ to the new owner and pauses them for a few days.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -162,8 +163,19 @@ def _link(conn: Connection, crm: str, kind: str, local_key: str, external_id: st
     )
 
 
+#: Owners change rarely: one listing per connector per few minutes, not one per lead.
+OWNERS_TTL_S = 300.0
+_owner_cache: dict[int, tuple[float, dict[str, str]]] = {}
+
+
 def _owner_ids(connector: CrmConnector) -> dict[str, str]:
-    return {o.email.lower(): o.id for o in connector.list_owners() if o.active}
+    """Active owners' ids by lower-case email, cached per connector for OWNERS_TTL_S."""
+    cached = _owner_cache.get(id(connector))
+    if cached is not None and time.monotonic() - cached[0] < OWNERS_TTL_S:
+        return cached[1]
+    owners = {o.email.lower(): o.id for o in connector.list_owners() if o.active}
+    _owner_cache[id(connector)] = (time.monotonic(), owners)
+    return owners
 
 
 def drain_outbox(
@@ -236,8 +248,23 @@ def _push_leads(engine: Engine, connector: CrmConnector, rows: Sequence[Any],
             )
         )  # fmt: skip
     company_ids: dict[str, str] = {}
+    with engine.connect() as conn:
+        # Companies already in the CRM (pushed with an earlier lead) are not pushed again.
+        domains = sorted({p.account_domain for p in people if p.account_domain})
+        linked = dict(
+            conn.execute(
+                select(crm_links.c.local_key, crm_links.c.external_id).where(
+                    crm_links.c.crm == crm,
+                    crm_links.c.kind == "company",
+                    crm_links.c.local_key.in_(domains),
+                )
+            ).all()
+        )
     for p in people:
         domain = p.account_domain
+        if domain and domain in linked:
+            company_ids.setdefault(domain, linked[domain])
+            continue
         if domain and not p.email_free and domain not in company_ids:
             company_ids[domain] = connector.upsert_company(
                 CrmCompany(domain=domain, name=p.account_name or p.company, industry=p.industry,

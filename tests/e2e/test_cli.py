@@ -134,7 +134,7 @@ def test_import_enroll_status_tasks_event(project: Path):
     with open(project / "people.rejects.csv") as fh:
         rejects = list(csv.DictReader(fh))
     assert [r["email"] for r in rejects] == ["broken", "tz@bad.example"]
-    assert "timezone" in rejects[1]["reason"]
+    assert "timezone" in rejects[1]["_reason"]
     # Importing again changes nothing.
     again = runner.invoke(app, ["import", str(path), "--now", "2026-11-29T12:00:00Z"])
     assert "0 new, 0 updated" in again.stdout

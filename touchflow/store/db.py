@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,34 @@ def make_engine(url: str, **kw: Any) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        _serialize_transactions(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **kw)
+
+
+def _serialize_transactions(engine: Engine) -> None:
+    """One transaction at a time per process on SQLite.
+
+    SQLite has one writer; threads that collide wait in its busy handler,
+    which sleeps in steps of up to 100 ms. A lock taken at BEGIN and released
+    at COMMIT/ROLLBACK lets the next thread in the moment the previous one is
+    done (the API serves concurrent requests from a thread pool). Reentrant,
+    so a thread may open a second connection while it holds one. Other
+    processes still coordinate through SQLite's own locking.
+    """
+    lock = threading.RLock()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        lock.acquire()
+        conn.info["tf_locked"] = True
+
+    def _end(conn: Any) -> None:
+        if conn.info.pop("tf_locked", False):
+            lock.release()
+
+    event.listen(engine, "commit", _end)
+    event.listen(engine, "rollback", _end)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

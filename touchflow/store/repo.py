@@ -245,17 +245,24 @@ def enroll(
     q = select(prospects)
     if prospect_ids is not None:
         q = q.where(prospects.c.id.in_(list(prospect_ids)))
-    already_ids = set(
-        conn.execute(
-            select(enrollments.c.prospect_id).where(enrollments.c.cadence_id == cadence.id)
-        ).scalars()
-    )
-    suppressed_emails = set(
-        conn.execute(select(suppressions.c.value).where(suppressions.c.kind == "email")).scalars()
-    )
-    suppressed_domains = set(
-        conn.execute(select(suppressions.c.value).where(suppressions.c.kind == "domain")).scalars()
-    )
+    already_q = select(enrollments.c.prospect_id).where(enrollments.c.cadence_id == cadence.id)
+    email_q = select(suppressions.c.value).where(suppressions.c.kind == "email")
+    domain_q = select(suppressions.c.value).where(suppressions.c.kind == "domain")
+    if prospect_ids is not None and len(prospect_ids) <= 900:
+        # A few prospects (an inbound lead): look up only theirs, not the whole base.
+        ids = list(prospect_ids)
+        mine = select(prospects.c.email, prospects.c.domain).where(prospects.c.id.in_(ids))
+        emails, domains = set(), set()
+        for email, domain in conn.execute(mine):
+            emails.add(email)
+            if domain:
+                domains.add(domain)
+        already_q = already_q.where(enrollments.c.prospect_id.in_(ids))
+        email_q = email_q.where(suppressions.c.value.in_(sorted(emails)))
+        domain_q = domain_q.where(suppressions.c.value.in_(sorted(domains)))
+    already_ids = set(conn.execute(already_q).scalars())
+    suppressed_emails = set(conn.execute(email_q).scalars())
+    suppressed_domains = set(conn.execute(domain_q).scalars())
     rows: list[dict[str, Any]] = []
     already = refused = outside = 0
     audience = cadence.audience
