@@ -177,6 +177,13 @@ def route(
                 ).scalars()
             )
             decisions = route_prospects(conn, router, ids, at)
+            if settings.crm.provider != "none":
+                # The CRM gets every routed lead (pushed by `touchflow crm sync`).
+                from touchflow.crm_sync import queue_lead
+
+                emails = conn.execute(select(prospects.c.email).where(prospects.c.id.in_(ids)))
+                for email in emails.scalars():
+                    queue_lead(conn, settings.crm.provider, email, at)
     by: dict[str, int] = {}
     for d in decisions:
         by[d.assignee] = by.get(d.assignee, 0) + 1

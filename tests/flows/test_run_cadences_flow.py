@@ -89,3 +89,45 @@ def test_cli_run_is_one_tick_through_the_flow(harness, enrolled, tmp_path: Path)
     assert result.exit_code == 0, result.output
     assert "sent" in result.stdout and "Traceback" not in result.output
     assert len(list((tmp_path / "outbox" / "email").glob("*.eml"))) == 3
+
+
+def test_intake_then_sync_crm_through_the_flows(harness, tmp_path: Path, monkeypatch):
+    """A messy file in; scored, routed, and pushed to the (in-memory) CRM by the two flows."""
+    import shutil
+
+    from flows.demo_data import generate_rows, write_csv
+    from flows.intake import intake
+    from flows.sync_crm import sync_crm
+    from flows.wiring import _fake_crm
+    from tests.conftest import ROOT
+    from touchflow.store.schema import crm_outbox, prospects
+
+    for d in ("config", "cadences", "templates"):
+        shutil.copytree(ROOT / d, tmp_path / d)
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'intake.db'}"
+    upgrade(make_engine(url))
+    monkeypatch.setenv("TOUCHFLOW_DATABASE_URL", url)
+    monkeypatch.setenv("TOUCHFLOW_CRM__PROVIDER", "fake")
+    # Titles that fit the bundled ICP, so some leads qualify and get routed.
+    rows = generate_rows(120)
+    for i, row in enumerate(rows):
+        if "@" in row.get("email", "") and i % 3 == 0:
+            row["title"] = "VP Sales"
+    path = write_csv(tmp_path / "leads.csv", rows)
+    at = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+    first = intake(str(path), now=at)
+    assert first["import"]["new"] > 100 and first["import"]["rejected"] >= 1
+    assert first["score"]["scored"] == first["import"]["new"]
+    again = intake(str(path), now=at)
+    assert (again["import"]["new"], again["import"]["updated"]) == (0, 0)
+    assert again["route"]["routed"] == 0  # routed once
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        routed = conn.execute(select(prospects.c.email).where(prospects.c.ae_email.is_not(None)))
+        routed = set(routed.scalars())
+        queued = set(conn.execute(select(crm_outbox.c.key)).scalars())
+    assert routed and routed <= queued
+    result = sync_crm(now=at)
+    assert result["push"]["pushed"] >= len(routed)
+    assert _fake_crm().count("person") >= len(routed)
