@@ -380,9 +380,14 @@ class IcpConfig(BaseModel):
         self, prospect: ScoreInput, events: Sequence[tuple[str, datetime]], now: datetime
     ) -> ScoreResult:
         """Score one prospect; ``events`` are ``(type, occurred_at)`` pairs, any order."""
-        if self._scorer is None:
-            self._scorer = _Scorer(self)
-        return self._scorer.score(prospect, events, now)
+        return self.scorer().score(prospect, events, now)
+
+    def scorer(self) -> _Scorer:
+        """The compiled rules (built once); hoist ``.score`` out of loops over many prospects."""
+        scorer = self._scorer
+        if scorer is None:
+            scorer = self._scorer = _Scorer(self)
+        return scorer
 
     def grade_for(self, fit: int) -> str:
         items = list(self.grades.items())

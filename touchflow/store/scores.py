@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Select, bindparam, select, update
 
 from touchflow.prospects import normalize_email
 from touchflow.scoring import IcpConfig, Reason, ScoreInput, ScoreResult
+from touchflow.store import fastpath
 from touchflow.store.schema import accounts, events, prospects, score_history
 
 _CHUNK = 900  # bound parameters per IN (...) query (SQLite's old limit is 999)
@@ -265,6 +266,7 @@ def rescore(
     report = RescoreReport(icp_version=config.version)
     grades: Counter[str] = Counter()
     stages: Counter[str] = Counter()
+    score = config.scorer().score
     for rows, by_range in _batches(conn, prospect_ids, batch_size):
         ids = [r.id for r in rows]
         evs = _load_events(conn, config, now, ids, by_range=by_range)
@@ -272,7 +274,7 @@ def rescore(
         same: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
         for row in rows:
-            result = config.score(score_input_from_row(row), evs.get(row.id, ()), now)
+            result = score(score_input_from_row(row), evs.get(row.id, ()), now)
             grades[result.grade] += 1
             stages[result.lifecycle] += 1
             if (row.score, row.grade, row.lifecycle) == (
@@ -304,11 +306,13 @@ def rescore(
                     "scored_at": now,
                 }
             )
+        # Plain columns go through the driver directly (fastpath): SQLAlchemy's
+        # per-row parameter processing cost more than the scoring itself.
         if changed:
-            conn.execute(_SET_CHANGED, changed)
+            fastpath.executemany(conn, _SET_CHANGED, changed)
             conn.execute(score_history.insert(), history)
         if same:
-            conn.execute(_SET_SCORED_AT, same)
+            fastpath.executemany(conn, _SET_SCORED_AT, same)
         report.scored += len(rows)
         report.changed += len(changed)
     report.by_grade = dict(sorted(grades.items()))
