@@ -16,6 +16,7 @@ decision: ``{"email", "score", "grade", "lifecycle", "reasons", "assignee",
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -52,6 +53,17 @@ def _notify(ctx: Context, decision: LeadDecision) -> None:
         _log.warning("could not notify %s of %s: %s", decision.assignee, decision.email, exc)
 
 
+#: Leads processed at once per API process (see post_lead).
+CONCURRENT_LEADS = 4
+
+
+def _slots(ctx: Context) -> asyncio.Semaphore:
+    slots = ctx.cache.get("lead_slots")
+    if slots is None:
+        slots = ctx.cache["lead_slots"] = asyncio.Semaphore(CONCURRENT_LEADS)
+    return slots
+
+
 @router.post("/leads")
 async def post_lead(request: Request, background: BackgroundTasks) -> JSONResponse:
     ctx = context(request)
@@ -78,9 +90,13 @@ async def post_lead(request: Request, background: BackgroundTasks) -> JSONRespon
     now = ctx.now()
     services = ctx.leads
     try:
-        decision = await ctx.transaction(
-            lambda conn: process_lead(conn, services, body, now, idempotency_key=key)
-        )
+        # Few leads at a time per process: routing locks the fairness ledger, and
+        # with dozens of threads competing for the interpreter the lock holder
+        # would crawl (a convoy); the rest wait here, cheaply, instead.
+        async with _slots(ctx):
+            decision = await ctx.transaction(
+                lambda conn: process_lead(conn, services, body, now, idempotency_key=key)
+            )
     except LeadRejected as exc:
         return _error(422, str(exc), code=exc.code)
     crm = "off"

@@ -218,8 +218,7 @@ def drain_outbox(
     if leads:
         try:
             owners = _owner_ids(connector)
-            _push_leads(engine, connector, leads, owners, now)
-            _done(engine, leads, now, report)
+            _push_leads(engine, connector, leads, owners, now, report)
         except TouchflowError as exc:
             _failed(engine, leads, exc, now, max_attempts, report)
     for row in rows:
@@ -234,7 +233,8 @@ def drain_outbox(
 
 
 def _push_leads(engine: Engine, connector: CrmConnector, rows: Sequence[Any],
-                owners: Mapping[str, str], now: datetime) -> None:  # fmt: skip
+                owners: Mapping[str, str], now: datetime,
+                report: DrainReport) -> None:  # fmt: skip
     crm = connector.name
     emails = [r.key for r in rows]
     with engine.connect() as conn:
@@ -247,8 +247,6 @@ def _push_leads(engine: Engine, connector: CrmConnector, rows: Sequence[Any],
                 .where(prospects.c.email.in_(emails))
             )
         )  # fmt: skip
-    company_ids: dict[str, str] = {}
-    with engine.connect() as conn:
         # Companies already in the CRM (pushed with an earlier lead) are not pushed again.
         domains = sorted({p.account_domain for p in people if p.account_domain})
         linked = dict(
@@ -260,6 +258,7 @@ def _push_leads(engine: Engine, connector: CrmConnector, rows: Sequence[Any],
                 )
             ).all()
         )
+    company_ids: dict[str, str] = {}
     for p in people:
         domain = p.account_domain
         if domain and domain in linked:
@@ -309,6 +308,8 @@ def _push_leads(engine: Engine, connector: CrmConnector, rows: Sequence[Any],
                 update(accounts).where(accounts.c.domain == domain)
                 .values(crm_company_id=company_id)
             )  # fmt: skip
+        _mark_done(conn, rows, now)
+    report.pushed += len(rows)
 
 
 def _push_activity(engine: Engine, connector: CrmConnector, row: Any, now: datetime) -> None:
@@ -352,13 +353,17 @@ def _push_activity(engine: Engine, connector: CrmConnector, row: Any, now: datet
         _link(conn, crm, "activity", t.key, activity_id, now)
 
 
+def _mark_done(conn: Connection, rows: Sequence[Any], now: datetime) -> None:
+    conn.execute(
+        update(crm_outbox)
+        .where(crm_outbox.c.id.in_([r.id for r in rows]))
+        .values(status="done", done_at=now, last_error=None, attempts=crm_outbox.c.attempts + 1)
+    )
+
+
 def _done(engine: Engine, rows: Sequence[Any], now: datetime, report: DrainReport) -> None:
     with engine.begin() as conn:
-        conn.execute(
-            update(crm_outbox)
-            .where(crm_outbox.c.id.in_([r.id for r in rows]))
-            .values(status="done", done_at=now, last_error=None, attempts=crm_outbox.c.attempts + 1)
-        )
+        _mark_done(conn, rows, now)
     report.pushed += len(rows)
 
 

@@ -24,13 +24,13 @@ from touchflow.enrich import Enricher
 from touchflow.errors import TouchflowError
 from touchflow.normalize import Rejection, normalize
 from touchflow.routing import Router
-from touchflow.scoring import IcpConfig
+from touchflow.scoring import IcpConfig, ScoreResult
 from touchflow.store.enrichment import enrich_accounts
 from touchflow.store.intake import load_batch
 from touchflow.store.repo import dialect_insert, enroll
 from touchflow.store.routing_store import route_prospects
 from touchflow.store.schema import accounts, lead_requests, prospects
-from touchflow.store.scores import explain, rescore
+from touchflow.store.scores import rescore
 
 #: Scalar fields a lead may carry; anything else in the body is refused.
 _MAX_FIELDS = 60
@@ -150,12 +150,11 @@ def process_lead(
         if domain:
             enrich_accounts(conn, services.enricher, now, domains=[domain])
     if services.icp is not None:
-        rescore(conn, services.icp, now, prospect_ids=[row.id])
-        exp = explain(conn, services.icp, result.email, now)
-        if exp is not None:
-            r = exp.result
-            decision.score, decision.grade, decision.lifecycle = r.score, r.grade, r.lifecycle
-            decision.reasons = [str(reason) for reason in r.reasons]
+        scored: dict[int, ScoreResult] = {}
+        rescore(conn, services.icp, now, prospect_ids=[row.id], results=scored)
+        r = scored[row.id]
+        decision.score, decision.grade, decision.lifecycle = r.score, r.grade, r.lifecycle
+        decision.reasons = [str(reason) for reason in r.reasons]
     if services.router is not None and decision.lifecycle != "disqualified":
         routed = route_prospects(conn, services.router, [row.id], now)
         if routed:

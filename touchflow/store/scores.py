@@ -253,8 +253,12 @@ def rescore(
     *,
     prospect_ids: Iterable[int] | None = None,
     batch_size: int = 2000,
+    results: dict[int, ScoreResult] | None = None,
 ) -> RescoreReport:
     """Score every prospect (or only ``prospect_ids``) as of ``now`` and store the results.
+
+    ``results``, when given, receives each prospect's :class:`ScoreResult` by id
+    (the API answers a lead with its reasons without scoring it twice).
 
     Every scored prospect gets ``scored_at = now``; those whose score, grade or
     lifecycle changed also get the new values, ``updated_at = now`` and a
@@ -275,6 +279,8 @@ def rescore(
         history: list[dict[str, Any]] = []
         for row in rows:
             result = score(score_input_from_row(row), evs.get(row.id, ()), now)
+            if results is not None:
+                results[row.id] = result
             grades[result.grade] += 1
             stages[result.lifecycle] += 1
             if (row.score, row.grade, row.lifecycle) == (
