@@ -44,9 +44,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
+import os
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -160,6 +163,7 @@ def run_import(
     now: datetime,
     source_label: str | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
 ) -> ImportSummary:
     """Import prospects from a CSV or JSONL file; see the module docstring.
 
@@ -171,6 +175,11 @@ def run_import(
     first rejected row). Each batch of ``batch_size`` rows is one
     transaction. ``progress`` is called after each batch with the number of
     bytes of the file read so far (the file's size at the end).
+
+    ``workers`` processes normalize rows while this one reads and stores
+    them (normalization is most of the CPU); by default one for files over
+    ``PARALLEL_FROM_BYTES`` on a machine with more than one core, none for
+    small files (starting a process costs more than it saves).
 
     Raises :class:`ImportFileError` when the file cannot be imported at all.
     """
@@ -199,14 +208,12 @@ def run_import(
         if progress is not None:
             progress(summary.bytes_read)
 
+    if workers is None:
+        big = path.stat().st_size >= PARALLEL_FROM_BYTES
+        workers = 1 if big and (os.cpu_count() or 1) > 1 else 0
     with source, _RejectsWriter(rejects_path, source) as rejects:
-        for record in source:
+        for record, result in _normalized(source, table, label, workers):
             summary.rows_read += 1
-            result: Normalized | Rejection
-            if record.rejection is not None:
-                result = record.rejection
-            else:
-                result = normalize(record.values, aliases=table, source=label)
             if isinstance(result, Rejection):
                 summary.rejected[result.code] += 1
                 rejects.write(record, str(result))
@@ -228,6 +235,65 @@ def run_import(
     summary.unchanged, summary.accounts_created = totals.unchanged, totals.accounts_created
     summary.elapsed = perf_counter() - started
     return summary
+
+
+#: Files at least this big are normalized in a worker process by default.
+PARALLEL_FROM_BYTES = 8 * 1024 * 1024
+_CHUNK_ROWS = 1000
+_IN_FLIGHT = 4  # chunks queued per worker: bounded memory, however big the file
+
+_worker_aliases: Mapping[str, str] = {}
+_worker_label = ""
+
+
+def _init_worker(aliases: Mapping[str, str], label: str) -> None:
+    global _worker_aliases, _worker_label
+    _worker_aliases, _worker_label = aliases, label
+
+
+def _normalize_chunk(values: list[dict[str, str]]) -> list[Normalized | Rejection]:
+    return [normalize(v, aliases=_worker_aliases, source=_worker_label) for v in values]
+
+
+def _normalized(
+    source: Iterator[_Record], aliases: Mapping[str, str], label: str, workers: int
+) -> Iterator[tuple[_Record, Normalized | Rejection]]:
+    """Each record with its normalization (or the reader's rejection), in file order."""
+    if workers < 1:
+        for record in source:
+            yield (
+                record,
+                record.rejection or normalize(record.values, aliases=aliases, source=label),
+            )
+        return
+    # spawn, not fork: the caller may be a threaded process (a Prefect worker).
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, ctx, initializer=_init_worker,
+                             initargs=(dict(aliases), label)) as pool:  # fmt: skip
+        pending: deque[tuple[list[_Record], Future[list[Normalized | Rejection]]]] = deque()
+        chunk: list[_Record] = []
+
+        def submit() -> None:
+            todo = [r.values for r in chunk if r.rejection is None]
+            pending.append((list(chunk), pool.submit(_normalize_chunk, todo)))
+            chunk.clear()
+
+        def emit() -> Iterator[tuple[_Record, Normalized | Rejection]]:
+            records, future = pending.popleft()
+            results = iter(future.result())
+            for r in records:
+                yield r, r.rejection or next(results)
+
+        for record in source:
+            chunk.append(record)
+            if len(chunk) >= _CHUNK_ROWS:
+                submit()
+                while len(pending) > _IN_FLIGHT * workers:
+                    yield from emit()
+        if chunk:
+            submit()
+        while pending:
+            yield from emit()
 
 
 def _format_of(path: Path) -> Format:

@@ -360,3 +360,14 @@ def test_50k_rows_stream_with_flat_memory(db: Engine, tmp_path: Path):
     growth = max(rss for _, rss in seen) - warm
     assert growth < size // 2, f"RSS grew {growth / 1e6:.1f} MB on a {size / 1e6:.0f} MB file"
     assert count(db, prospects) == 50_000
+
+
+def test_a_worker_process_normalizes_to_the_same_result(db: Engine, tmp_path: Path):
+    """The parallel path (big files) loads and rejects exactly what the inline one does."""
+    path = tmp_path / "people.csv"
+    bad_at = write_malformed_csv(path)
+    summary = run_import(db, path, now=NOW, rejects_path=tmp_path / "r.csv", workers=1)
+    assert (summary.new, summary.rejected_total) == (90, len(bad_at))
+    inline = run_import(db, path, now=NOW, rejects_path=tmp_path / "r2.csv", workers=0)
+    assert (inline.new, inline.updated) == (0, 0)  # the same rows, already there
+    assert (tmp_path / "r.csv").read_bytes() == (tmp_path / "r2.csv").read_bytes()

@@ -6,14 +6,13 @@ a CLI command or a flow decides what is atomic. Time comes in as ``now``.
 
 from __future__ import annotations
 
-import weakref
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, event, func, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from touchflow.cadence import Cadence, load_cadence_source
@@ -161,8 +160,6 @@ def find_prospect_id(conn: Connection, email: str) -> int | None:
 
 def save_cadence_version(conn: Connection, cadence: Cadence, now: datetime) -> str:
     """Store the cadence's YAML and templates under its content hash (idempotent)."""
-    if cadence.version in _saved_versions.get(conn.engine, ()):
-        return cadence.version  # already stored through this engine (versions are immutable)
     stmt = dialect_insert(conn, cadence_versions).values(
         version=cadence.version,
         cadence_id=cadence.id,
@@ -172,25 +169,7 @@ def save_cadence_version(conn: Connection, cadence: Cadence, now: datetime) -> s
         created_at=now,
     )
     conn.execute(stmt.on_conflict_do_nothing(index_elements=["version"]))
-    # Remembered only once this transaction commits (a rollback would forget the row).
-    conn.info.setdefault("tf_saved_versions", set()).add(cadence.version)
     return cadence.version
-
-
-#: Versions known to be stored, per engine: inbound leads enroll one at a time.
-_saved_versions: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
-
-
-@event.listens_for(Engine, "commit")
-def _remember_saved_versions(conn: Connection) -> None:
-    versions = conn.info.pop("tf_saved_versions", None)
-    if versions:
-        _saved_versions.setdefault(conn.engine, set()).update(versions)
-
-
-@event.listens_for(Engine, "rollback")
-def _forget_saved_versions(conn: Connection) -> None:
-    conn.info.pop("tf_saved_versions", None)
 
 
 class RuntimeCache:

@@ -15,6 +15,7 @@ history reads as a list of real changes.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -241,6 +242,10 @@ _SET_CHANGED = (
         updated_at=bindparam("b_at"),
     )
 )
+_INSERT_HISTORY = score_history.insert().values(
+    {c: bindparam(c) for c in ("prospect_id", "score", "fit", "engagement", "grade", "lifecycle",
+                               "reasons", "icp_version", "scored_at")}
+)  # fmt: skip
 _SET_SCORED_AT = (
     update(prospects).where(prospects.c.id == bindparam("b_id")).values(scored_at=bindparam("b_at"))
 )
@@ -307,7 +312,8 @@ def rescore(
                     "engagement": result.engagement,
                     "grade": result.grade,
                     "lifecycle": result.lifecycle,
-                    "reasons": result.reasons_json(),
+                    # Serialized here: the fastpath hands values to the driver as they are.
+                    "reasons": json.dumps(result.reasons_json()),
                     "icp_version": config.version,
                     "scored_at": now,
                 }
@@ -316,7 +322,7 @@ def rescore(
         # per-row parameter processing cost more than the scoring itself.
         if changed:
             fastpath.executemany(conn, _SET_CHANGED, changed)
-            conn.execute(score_history.insert(), history)
+            fastpath.executemany(conn, _INSERT_HISTORY, history)
         if same:
             fastpath.executemany(conn, _SET_SCORED_AT, same)
         report.scored += len(rows)
