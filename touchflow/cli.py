@@ -368,7 +368,7 @@ def import_(
         raise _fail(str(exc)) from None
     for line in summary.warning_lines:
         err.print(line, markup=False)
-    out.print(f"imported {file}: {summary}", markup=False)
+    out.print(str(summary), markup=False)
     if summary.rejected_total:
         raise typer.Exit(1)
 
