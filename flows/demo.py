@@ -1,8 +1,9 @@
 """``touchflow demo``: three simulated weeks of the sample cadences, through the real flow.
 
 Sets up a fresh SQLite database and a local SMTP sink in ``demo-run/``,
-imports ~500 generated prospects (a few malformed rows are rejected and
-written aside), enrolls them in ``enterprise-outbound`` (and a few inbound
+imports ~500 generated prospects (malformed rows are rejected and written
+aside, or loaded with a warning), enriches, scores and routes them and pushes
+the qualified leads to an in-memory CRM, enrolls them in ``enterprise-outbound`` (and a few inbound
 leads in ``inbound-fast-follow``), then advances a clock hour by hour and runs
 the ``run_cadences`` flow at every hour where something is due. Between ticks
 the "SDRs" work their due tasks and some prospects reply, bounce, unsubscribe
@@ -26,7 +27,7 @@ from sqlalchemy import func, select
 from connectors.smtp_sink import LocalSmtpSink
 from flows.demo_data import generate_rows, write_csv
 from touchflow.cadence import load_cadence
-from touchflow.prospects import Prospect, read_prospects_csv
+from touchflow.importer import run_import
 from touchflow.settings import Settings
 from touchflow.store.db import upgrade
 from touchflow.store.repo import (
@@ -34,9 +35,11 @@ from touchflow.store.repo import (
     complete_tasks,
     enroll,
     list_tasks,
-    upsert_prospects,
 )
 from touchflow.store.schema import enrollments, tasks, touches
+
+# Aliased: run_demo's `prospects` parameter (a count) would shadow the table.
+from touchflow.store.schema import prospects as prospect_rows
 
 START = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # a Monday morning in Europe
 TASK_OUTCOMES = [
@@ -77,11 +80,13 @@ def run_demo(*, prospects: int, days: int, workdir: Path, console: Console) -> d
         sender = sender_defaults(settings)
 
         csv_path = write_csv(workdir / "prospects.csv", generate_rows(prospects))
-        good = [p for _l, _r, p in read_prospects_csv(csv_path) if isinstance(p, Prospect)]
-        rejected = sum(1 for _ in read_prospects_csv(csv_path)) - len(good)
-        with engine.begin() as conn:
-            upsert_prospects(conn, good, START)
-        console.print(f"imported {len(good)} prospects, rejected {rejected} malformed rows")
+        summary = run_import(
+            engine, csv_path, now=START, workers=0, rejects_path=workdir / "prospects.rejects.csv"
+        )
+        console.print(str(summary), markup=False)
+        _qualify(engine, settings, console)
+        with engine.connect() as conn:
+            good = list(conn.execute(select(prospect_rows.c.email)).scalars())
 
         outbound = load_cadence(
             settings.cadences_dir / "enterprise-outbound.yaml", settings.templates_dir
@@ -111,7 +116,7 @@ def run_demo(*, prospects: int, days: int, workdir: Path, console: Console) -> d
             f"enrolled {res.enrolled} in {outbound.id}, {res_in.enrolled} in {inbound.id}"
         )
 
-        fate = {p.email: rng.random() for p in good}
+        fate = {email: rng.random() for email in good}
         ticks = 0
         now = START
         end = START + timedelta(days=days)
@@ -132,6 +137,54 @@ def run_demo(*, prospects: int, days: int, workdir: Path, console: Console) -> d
     return summary
 
 
+def _qualify(engine, settings: Settings, console: Console) -> None:
+    """Enrich, score and route the imported base, and push the routed leads to a CRM.
+
+    The CRM is the in-memory one: the same code pushes to HubSpot, Salesforce
+    or Pipedrive (see the README for their local stand-ins).
+    """
+    from connectors.fake_crm import FakeCrm
+    from touchflow.crm_sync import drain_outbox, queue_lead
+    from touchflow.enrich import OfflineEnricher
+    from touchflow.routing import load_router
+    from touchflow.scoring import load_icp
+    from touchflow.store.enrichment import enrich_accounts
+    from touchflow.store.routing_store import route_prospects
+    from touchflow.store.scores import rescore
+
+    crm = FakeCrm()
+    router = load_router(settings.config_dir)
+    for member in router.team.members:
+        crm.seed_owner(member.email, member.email.split("@")[0])
+    with engine.begin() as conn:
+        enriched = enrich_accounts(
+            conn, OfflineEnricher(settings.config_dir / "firmographics.csv"), START
+        )
+        scored = rescore(conn, load_icp(settings.config_dir / "icp.yaml"), START)
+        ids = list(
+            conn.execute(
+                select(prospect_rows.c.id).where(prospect_rows.c.lifecycle.in_(["mql", "sql"]))
+            ).scalars()
+        )
+        decisions = route_prospects(conn, router, ids, START)
+        for email in conn.execute(select(prospect_rows.c.email).where(prospect_rows.c.id.in_(ids))):
+            queue_lead(conn, crm.name, email[0], START)
+    pushed = drain_outbox(engine, crm, START, limit=len(ids) + 1).pushed
+    console.print(
+        f"enriched {enriched.enriched} accounts; scored {scored.scored}: "
+        + ", ".join(f"grade {g} {n}" for g, n in scored.by_grade.items())
+        + "; "
+        + ", ".join(f"{k} {n}" for k, n in scored.by_lifecycle.items())
+    )
+    per_ae = Counter(d.assignee for d in decisions)
+    t = Table(title=f"{len(decisions)} MQL/SQL leads routed; {pushed} pushed to the CRM")
+    t.add_column("assignee")
+    t.add_column("leads", justify="right")
+    for who, n in per_ae.most_common():
+        t.add_row(who, str(n))
+    console.print(t)
+
+
 def _work_tasks(engine, cache, sender, now: datetime, rng: random.Random) -> None:
     """SDRs work the tasks that are due, within the hour."""
     with engine.begin() as conn:
@@ -147,8 +200,7 @@ def _prospects_answer(
     engine, cache, now: datetime, fate: dict[str, float], rng: random.Random
 ) -> None:
     """Some prospects reply, bounce, unsubscribe or book, a few hours after an email."""
-    from touchflow.store.schema import prospects
-
+    prospects = prospect_rows
     window_start = now - timedelta(hours=1)
     with engine.begin() as conn:
         rows = conn.execute(
