@@ -22,6 +22,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, select, update
@@ -695,10 +696,14 @@ def _domain(row: Any) -> str:
 
 def _phone(row: Any) -> str | None:
     """The prospect's number in E.164 (suppressions are keyed on it), None if unusable."""
-    if not row.phone:
-        return None
+    return _e164(row.phone, row.country) if row.phone else None
+
+
+@lru_cache(maxsize=65536)
+def _e164(phone: str, country: str | None) -> str | None:
+    # Parsing costs ~40 µs; a tick sees the same prospects batch after batch.
     try:
-        return to_e164(row.phone, row.country)
+        return to_e164(phone, country)
     except ValueError:
         return None
 
