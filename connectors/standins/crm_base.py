@@ -28,9 +28,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Literal, Protocol, Self, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
+from connectors.standins.server import BackgroundServer
 from touchflow.crm import ChangeKind
 
 __all__ = [
@@ -179,7 +179,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
-class HttpStandin:
+class HttpStandin(BackgroundServer):
     """Base for a vendor stand-in: serving, auth, scripted failures, rate limit.
 
     Subclasses implement :meth:`authorized`, :meth:`error_body`,
@@ -205,55 +205,24 @@ class HttpStandin:
         self.timeout_hold_s = timeout_hold_s
         self.lock = threading.RLock()
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) in order
-        self._host = host
-        self._port = port
         self._scripted: deque[_Scripted] = deque()
         self._window = _Window()
-        self._closing = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._init_server(host, port)
 
-    # -- lifecycle -------------------------------------------------------------
+    def _make_server(self, address: tuple[str, int]) -> _Server:
+        return _Server(address, self)
 
-    def start(self) -> Self:
-        self._closing.clear()
-        self._server = _Server((self._host, self._port), self)
-        self._port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"{self.vendor}-standin",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+    @property
+    def _thread_name(self) -> str:  # type: ignore[override]
+        return f"{self.vendor}-standin"
 
     def close(self) -> None:
-        self._closing.set()
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    stop = close
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        """Stop serving (the protocol's name for :meth:`stop`)."""
+        self.stop()
 
     @property
     def base_url(self) -> str:
-        return f"http://{self._host}:{self._port}"
+        return self.url
 
     # -- controls --------------------------------------------------------------
 

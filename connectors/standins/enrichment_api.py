@@ -37,10 +37,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import unquote
 
+from connectors.standins.server import BackgroundServer
 from touchflow.enrich import Firmographics, OfflineEnricher, normalize_domain
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_CSV", "EnrichmentStandin", "RecordedRequest", "main"]
@@ -201,8 +201,10 @@ class _Server(ThreadingHTTPServer):
         super().process_request(request, client_address)
 
 
-class EnrichmentStandin:
+class EnrichmentStandin(BackgroundServer):
     """The provider on ``http://127.0.0.1:<port>`` (:attr:`url`), a context manager. Thread-safe."""
+
+    _thread_name = "enrichment-standin"
 
     def __init__(
         self,
@@ -219,60 +221,14 @@ class EnrichmentStandin:
         self._companies = {normalize_domain(f.domain): f for f in items}
         self.api_key = api_key
         self.latency_s = latency_s
-        self._host = host
-        self._port = port
         self._lock = threading.Lock()
         self._scripted: deque[_Scripted] = deque()
         self._requests: list[RecordedRequest] = []
         self._connections = 0
-        self._closing = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._init_server(host, port)
 
-    # -- lifecycle ---------------------------------------------------------
-
-    def start(self) -> Self:
-        self._closing.clear()
-        self._server = _Server((self._host, self._port), self)
-        self._port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="enrichment-standin",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._closing.set()
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """The base URL, for ``HttpEnricher(base_url=...)``."""
-        return f"http://{self._host}:{self._port}"
+    def _make_server(self, address: tuple[str, int]) -> _Server:
+        return _Server(address, self)
 
     # -- data and scripting --------------------------------------------------
 

@@ -39,10 +39,10 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from connectors.standins.openapi import RequestSchema
+from connectors.standins.server import BackgroundServer
 
 __all__ = ["DEFAULT_API_KEY", "RecordedMessage", "SendgridStandin", "main"]
 
@@ -252,12 +252,14 @@ class _Server(ThreadingHTTPServer):
         super().process_request(request, client_address)
 
 
-class SendgridStandin:
+class SendgridStandin(BackgroundServer):
     """SendGrid's Mail Send endpoint on ``http://127.0.0.1:<port>``, started by :meth:`start`.
 
     ``url`` is what ``SendGridAPIClient(host=...)`` takes. ``messages`` lists
     what was accepted, in arrival order. Thread-safe.
     """
+
+    _thread_name = "sendgrid-standin"
 
     def __init__(
         self,
@@ -270,65 +272,16 @@ class SendgridStandin:
         self.api_key = api_key
         self.latency_s = latency_s
         self.schema = RequestSchema("sendgrid/tsg_mail_v3.json", "SendMail")
-        self._host = host
-        self._port = port
         self._lock = threading.Lock()
         self._messages: list[RecordedMessage] = []
         self._scripted: deque[_Scripted] = deque()
         self._rejected = 0
         self._requests = 0
         self._connections = 0
-        self._closing = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._init_server(host, port)
 
-    # -- lifecycle ---------------------------------------------------------
-
-    def start(self) -> Self:
-        """Bind and serve in a background thread; ``port=0`` picks a free port."""
-        self._closing.clear()
-        self._server = _Server((self._host, self._port), self)
-        self._port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="sendgrid-standin",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; requests held by a ``timeout`` fault are released."""
-        self._closing.set()
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound port (after :meth:`start`)."""
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """Base URL to give the SendGrid client as ``host``."""
-        return f"http://{self._host}:{self._port}"
+    def _make_server(self, address: tuple[str, int]) -> _Server:
+        return _Server(address, self)
 
     # -- scripting ---------------------------------------------------------
 
