@@ -14,7 +14,6 @@ no phone, no time zone, bad numbers); 502/503 the provider failed.
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 
@@ -22,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection
 
-from api.context import context
+from api.context import api_key_refusal, context
 from touchflow.calls import CallNotAllowed, CallNotPossible, TaskNotFound, start_call
 from touchflow.errors import ConnectorError, RetryableError
 from touchflow.phones import to_e164
@@ -37,12 +36,9 @@ def _error(status: int, detail: str) -> JSONResponse:
 @router.post("/tasks/{task_id}/call")
 async def call_task(task_id: int, request: Request) -> JSONResponse:
     ctx = context(request)
-    expected = ctx.settings.api_key
-    if expected is None or not expected.get_secret_value():
-        return _error(503, "TOUCHFLOW_API_KEY is not set: the API refuses all calls")
-    given = request.headers.get("x-api-key", "")
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
-        return _error(401, "missing or wrong X-API-Key")
+    refusal = api_key_refusal(ctx, request, "calls")
+    if refusal is not None:
+        return refusal
     if ctx.dialer is None:
         return _error(503, "no dialer configured (Twilio voice)")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
@@ -70,3 +72,21 @@ class Context:
 def context(request: Request) -> Context:
     ctx: Context = request.app.state.touchflow
     return ctx
+
+
+def api_key_refusal(ctx: Context, request: Request, what: str) -> JSONResponse | None:
+    """The answer refusing a request without the right ``X-API-Key`` (None: it may pass).
+
+    503 when no key is configured (the API then refuses all ``what``), 401 for
+    a missing or wrong key; compared in constant time.
+    """
+    expected = ctx.settings.api_key
+    if expected is None or not expected.get_secret_value():
+        return JSONResponse(
+            {"detail": f"TOUCHFLOW_API_KEY is not set: the API refuses all {what}"},
+            status_code=503,
+        )
+    given = request.headers.get("x-api-key", "")
+    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        return JSONResponse({"detail": "missing or wrong X-API-Key"}, status_code=401)
+    return None

@@ -17,7 +17,6 @@ decision: ``{"email", "score", "grade", "lifecycle", "reasons", "assignee",
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 from typing import Any
@@ -26,7 +25,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.context import Context, context
+from api.context import Context, api_key_refusal, context
 from touchflow.crm_sync import drain_outbox
 from touchflow.errors import ConnectorError
 from touchflow.leads import LeadDecision, LeadRejected, process_lead
@@ -67,12 +66,9 @@ def _slots(ctx: Context) -> asyncio.Semaphore:
 @router.post("/leads")
 async def post_lead(request: Request, background: BackgroundTasks) -> JSONResponse:
     ctx = context(request)
-    expected = ctx.settings.api_key
-    if expected is None or not expected.get_secret_value():
-        return _error(503, "TOUCHFLOW_API_KEY is not set: the API refuses all leads")
-    given = request.headers.get("x-api-key", "")
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
-        return _error(401, "missing or wrong X-API-Key")
+    refusal = api_key_refusal(ctx, request, "leads")
+    if refusal is not None:
+        return refusal
     if ctx.leads is None:
         return _error(503, "lead intake is not configured")
     raw = await request.body()
