@@ -13,11 +13,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 from sqlalchemy import select
 
-from flows.run_cadences import retry_only_retryable
+from flows.run_cadences import batch_task
 from flows.wiring import crm_connector, database, enricher
 from touchflow.crm_sync import queue_lead
 from touchflow.importer import load_aliases, run_import
@@ -29,13 +28,7 @@ from touchflow.store.routing_store import route_prospects
 from touchflow.store.schema import prospects
 from touchflow.store.scores import rescore
 
-stage = task(
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_only_retryable,
-    persist_result=False,
-)
+stage = batch_task(retry_delay_seconds=5)
 
 
 @stage

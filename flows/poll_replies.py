@@ -13,12 +13,11 @@ import logging
 from collections import Counter
 from datetime import UTC, datetime
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 from sqlalchemy import Engine
 
 from connectors.imap_replies import ImapMailbox
-from flows.run_cadences import retry_only_retryable
+from flows.run_cadences import batch_task
 from flows.wiring import database, runtimes
 from touchflow.inbound import apply_inbound_message
 from touchflow.replies import classify
@@ -94,13 +93,7 @@ def poll_mailbox(
     return counts
 
 
-@task(
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_only_retryable,
-    persist_result=False,
-)
+@batch_task(retry_delay_seconds=5)
 def poll_one(index: int, now: datetime) -> dict[str, int]:
     """Poll the ``index``-th configured mailbox (settings are re-read on the worker)."""
     settings = Settings()

@@ -33,16 +33,24 @@ def retry_only_retryable(task_: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-# Each task claims and works a whole batch and returns counts, never rows:
-# nothing to cache or persist. A retry is safe because the ledger, not Prefect,
-# knows what was sent.
-ledger_task = task(
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=retry_only_retryable,
-    persist_result=False,
-)
+def batch_task(retry_delay_seconds: int) -> Any:
+    """The task options of every touchflow flow.
+
+    Each task works a whole batch (or stage, or mailbox) and returns counts,
+    never rows: nothing to cache or persist. It retries only retryable errors,
+    which is safe because the store (ledger, outbox, dedupe keys), not
+    Prefect, knows what was done.
+    """
+    return task(
+        cache_policy=NO_CACHE,
+        retries=2,
+        retry_delay_seconds=retry_delay_seconds,
+        retry_condition_fn=retry_only_retryable,
+        persist_result=False,
+    )
+
+
+ledger_task = batch_task(retry_delay_seconds=1)
 
 
 @ledger_task

@@ -10,23 +10,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 
-from flows.run_cadences import retry_only_retryable
+from flows.run_cadences import batch_task
 from flows.wiring import crm_connector, database, runtimes
 from touchflow.crm import CrmConnector
 from touchflow.crm_sync import drain_outbox, pull_changes, queue_new_activities
 from touchflow.errors import ConfigError
 from touchflow.settings import Settings
 
-crm_task = task(
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=10,
-    retry_condition_fn=retry_only_retryable,
-    persist_result=False,
-)
+crm_task = batch_task(retry_delay_seconds=10)
 
 
 def _connector(settings: Settings) -> CrmConnector:
