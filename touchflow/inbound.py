@@ -53,7 +53,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, delete, func, select, update
 
 from touchflow.enrollment import Event, State, transition
-from touchflow.phones import to_e164
+from touchflow.phones import e164_or_raw
 from touchflow.replies import Classification, InboundMessage
 from touchflow.store.repo import (
     RuntimeCache,
@@ -188,20 +188,12 @@ def sms_start_text(company: str | None = None) -> str:
     return f"{who}You are subscribed to texts again. Reply STOP to unsubscribe."
 
 
-def normalize_phone(phone: str) -> str:
-    """E.164 when the number parses (``+14155552671``), else the trimmed input (short codes)."""
-    try:
-        return to_e164(phone)
-    except ValueError:
-        return phone.strip()
-
-
 def sms_opt_out(conn: Connection, phone: str, now: datetime, *, source: str) -> None:
     """Stop texts to ``phone`` on every cadence (a ``phone`` suppression, reason ``sms_stop``).
 
     Email and the enrollments themselves go on. Idempotent.
     """
-    value = normalize_phone(phone)
+    value = e164_or_raw(phone)
     add_suppression(conn, "phone", value, reason="sms_stop", source=source[:_SOURCE_MAX], now=now)
 
 
@@ -214,7 +206,7 @@ def sms_opt_in(conn: Connection, phone: str, now: datetime, *, source: str) -> b
     result = conn.execute(
         delete(suppressions).where(
             suppressions.c.kind == "phone",
-            suppressions.c.value == normalize_phone(phone).lower(),
+            suppressions.c.value == e164_or_raw(phone).lower(),
             suppressions.c.reason == "sms_stop",
         )
     )
@@ -428,14 +420,14 @@ def _resolve(conn: Connection, batch: Sequence[ProviderEvent]) -> list[_Match]:
             out[i] = _Match(by_email[ev.email.lower()])
 
     phones = {
-        normalize_phone(p)
+        e164_or_raw(p)
         for ev, m in zip(batch, out, strict=True)
         if m is None and (p := _safe(ev.phone, 32)) is not None
     }
     by_phone = _prospects_by_phone(conn, phones)
     for i, ev in enumerate(batch):
         if out[i] is None and (p := _safe(ev.phone, 32)) is not None:
-            pid = by_phone.get(normalize_phone(p))
+            pid = by_phone.get(e164_or_raw(p))
             if pid is not None:
                 out[i] = _Match(pid)
     return [m or _NO_MATCH for m in out]

@@ -74,6 +74,17 @@ def to_e164(raw: str, default_region: str | None = None) -> str:
     return phonenumbers.format_number(_parse(raw, default_region), PhoneNumberFormat.E164)
 
 
+def e164_or_raw(raw: str, default_region: str | None = None) -> str:
+    """E.164 when the number parses (``+14155552671``), else the trimmed input (short codes).
+
+    For keys (suppressions, lookups) that must also hold what cannot be parsed.
+    """
+    try:
+        return to_e164(raw, default_region)
+    except ValueError:
+        return raw.strip()
+
+
 def region_of(e164: str) -> str | None:
     """The ISO 3166-1 alpha-2 country of an E.164 number (``"US"``), ``None`` if it has none.
 

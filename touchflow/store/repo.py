@@ -19,7 +19,7 @@ from touchflow.cadence import Cadence, load_cadence_source
 from touchflow.engine import CadenceRuntime, EnrollmentView, ExecutedStep, SenderInfo
 from touchflow.enrollment import EXIT_EVENTS, OPEN, Event, State, transition
 from touchflow.errors import TouchflowError
-from touchflow.phones import to_e164
+from touchflow.phones import e164_or_raw
 from touchflow.prospects import STANDARD_FIELDS, Prospect
 from touchflow.store import fastpath
 from touchflow.store.schema import (
@@ -584,7 +584,7 @@ def complete_tasks(
             add_suppression(
                 conn,
                 "phone",
-                _e164_or_raw(row.phone, row.country),
+                e164_or_raw(row.phone, row.country),
                 reason="wrong_number",
                 source="task",
                 now=at,
@@ -818,13 +818,6 @@ def status(conn: Connection, runtimes: RuntimeCache) -> StatusReport:
 
 
 # -- helpers -----------------------------------------------------------------
-
-
-def _e164_or_raw(phone: str, country: str | None) -> str:
-    try:
-        return to_e164(phone, country)
-    except ValueError:
-        return phone.strip()
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
