@@ -27,10 +27,10 @@ import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from connectors.standins.server import BackgroundServer
+from connectors.standins.server import BackgroundServer, StandinHTTPServer
 from touchflow.crm import ChangeKind
 
 __all__ = [
@@ -137,7 +137,7 @@ class _Window:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: StandinHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet."""
@@ -170,15 +170,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], standin: HttpStandin) -> None:
-        self.standin = standin
-        super().__init__(address, _Handler)
-
-
 class HttpStandin(BackgroundServer):
     """Base for a vendor stand-in: serving, auth, scripted failures, rate limit.
 
@@ -209,8 +200,8 @@ class HttpStandin(BackgroundServer):
         self._window = _Window()
         self._init_server(host, port)
 
-    def _make_server(self, address: tuple[str, int]) -> _Server:
-        return _Server(address, self)
+    def _make_server(self, address: tuple[str, int]) -> StandinHTTPServer:
+        return StandinHTTPServer(address, _Handler, self)
 
     @property
     def _thread_name(self) -> str:  # type: ignore[override]

@@ -35,12 +35,12 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from connectors.standins.server import BackgroundServer
+from connectors.standins.server import BackgroundServer, StandinHTTPServer
 from touchflow.enrich import Firmographics, OfflineEnricher, normalize_domain
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_CSV", "EnrichmentStandin", "RecordedRequest", "main"]
@@ -113,7 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out in two writes: with Nagle on, the body waits for
     # the client's delayed ACK (40 ms) on every keep-alive request.
     disable_nagle_algorithm = True
-    server: _Server
+    server: StandinHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: thousands of requests in a benchmark."""
@@ -188,19 +188,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-
-    def __init__(self, address: tuple[str, int], standin: EnrichmentStandin) -> None:
-        self.standin = standin
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        self.standin._count_connection()
-        super().process_request(request, client_address)
-
-
 class EnrichmentStandin(BackgroundServer):
     """The provider on ``http://127.0.0.1:<port>`` (:attr:`url`), a context manager. Thread-safe."""
 
@@ -227,8 +214,8 @@ class EnrichmentStandin(BackgroundServer):
         self._connections = 0
         self._init_server(host, port)
 
-    def _make_server(self, address: tuple[str, int]) -> _Server:
-        return _Server(address, self)
+    def _make_server(self, address: tuple[str, int]) -> StandinHTTPServer:
+        return StandinHTTPServer(address, _Handler, self)
 
     # -- data and scripting --------------------------------------------------
 

@@ -38,11 +38,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
 from connectors.standins.openapi import RequestSchema
-from connectors.standins.server import BackgroundServer
+from connectors.standins.server import BackgroundServer, StandinHTTPServer
 
 __all__ = ["DEFAULT_API_KEY", "RecordedMessage", "SendgridStandin", "main"]
 
@@ -109,7 +109,7 @@ _AUTH_HELP = "https://www.twilio.com/docs/sendgrid/for-developers/sending-email/
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive for clients that ask for it
-    server: _Server
+    server: StandinHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the per-request log line: thousands of them in a benchmark."""
@@ -236,22 +236,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # The stdlib default backlog is 5: a burst of concurrent connects overflows
-    # it and the kernel drops SYNs, which the client retries only after ~1 s.
-    request_queue_size = 256
-
-    def __init__(self, address: tuple[str, int], standin: SendgridStandin) -> None:
-        self.standin = standin
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Count the connection, then serve it in its own thread."""
-        self.standin._count_connection()
-        super().process_request(request, client_address)
-
-
 class SendgridStandin(BackgroundServer):
     """SendGrid's Mail Send endpoint on ``http://127.0.0.1:<port>``, started by :meth:`start`.
 
@@ -280,8 +264,8 @@ class SendgridStandin(BackgroundServer):
         self._connections = 0
         self._init_server(host, port)
 
-    def _make_server(self, address: tuple[str, int]) -> _Server:
-        return _Server(address, self)
+    def _make_server(self, address: tuple[str, int]) -> StandinHTTPServer:
+        return StandinHTTPServer(address, _Handler, self)
 
     # -- scripting ---------------------------------------------------------
 

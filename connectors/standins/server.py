@@ -4,8 +4,31 @@ from __future__ import annotations
 
 import socketserver
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+
+
+class StandinHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that knows its stand-in (``self.server.standin`` in handlers)."""
+
+    daemon_threads = True
+    # The stdlib default backlog is 5: a burst of concurrent connects overflows
+    # it and the kernel drops SYNs, which the client retries only after ~1 s.
+    request_queue_size = 256
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], standin: Any
+    ) -> None:
+        self.standin = standin
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Count the connection when the stand-in counts them, then serve it in a thread."""
+        count = getattr(self.standin, "_count_connection", None)
+        if count is not None:
+            count()
+        super().process_request(request, client_address)
 
 
 class BackgroundServer:
