@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request
@@ -26,9 +27,10 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.context import Context, api_key_refusal, context
-from touchflow.crm_sync import drain_outbox
+from touchflow.crm_sync import push_leads_now
 from touchflow.errors import ConnectorError
 from touchflow.leads import LeadDecision, LeadRejected, process_lead
+from touchflow.store.repo import save_cadence_version
 
 router = APIRouter()
 _log = logging.getLogger("touchflow.api")
@@ -54,6 +56,35 @@ def _notify(ctx: Context, decision: LeadDecision) -> None:
 
 #: Leads processed at once per API process (see post_lead).
 CONCURRENT_LEADS = 4
+#: How long the outbox leaves a lead to the API's own push before a drain may push it.
+PUSH_HOLD = timedelta(minutes=2)
+
+
+def _take(
+    ctx: Context, body: dict[str, Any], now: datetime, key: str | None
+) -> tuple[LeadDecision, str]:
+    """Process the lead in one transaction, then push it to the CRM; in a worker thread.
+
+    Returns the decision and the CRM state for the answer: ``pushed``, ``queued``
+    (the CRM failed; the ``sync-crm`` drain retries) or ``off``.
+    """
+    services = ctx.leads
+    assert services is not None
+    if services.inbound is not None and not services.inbound_saved:
+        # Once per process: every lead enrolls in this cadence version.
+        inbound = services.inbound.cadence
+        ctx.transaction_sync(lambda conn: save_cadence_version(conn, inbound, now))
+        services.inbound_saved = True
+    hold = PUSH_HOLD if ctx.crm is not None else None
+    decision = ctx.transaction_sync(
+        lambda conn: process_lead(conn, services, body, now, idempotency_key=key, push_hold=hold)
+    )
+    if not decision.crm_queued:
+        return decision, "off"
+    if ctx.crm is None or decision.duplicate or not decision.crm_rows:
+        return decision, "queued"
+    report = push_leads_now(ctx.engine, ctx.crm, decision.crm_rows, now)
+    return decision, "pushed" if report.pushed else "queued"
 
 
 def _slots(ctx: Context) -> asyncio.Semaphore:
@@ -84,26 +115,14 @@ async def post_lead(request: Request, background: BackgroundTasks) -> JSONRespon
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
         return _error(422, "Idempotency-Key must be 1-200 characters")
     now = ctx.now()
-    services = ctx.leads
     try:
         # Few leads at a time per process: routing locks the fairness ledger, and
         # with dozens of threads competing for the interpreter the lock holder
         # would crawl (a convoy); the rest wait here, cheaply, instead.
         async with _slots(ctx):
-            decision = await ctx.transaction(
-                lambda conn: process_lead(conn, services, body, now, idempotency_key=key)
-            )
+            decision, crm = await run_in_threadpool(_take, ctx, body, now, key)
     except LeadRejected as exc:
         return _error(422, str(exc), code=exc.code)
-    crm = "off"
-    if decision.crm_queued:
-        crm = "queued"
-        if ctx.crm is not None and not decision.duplicate:
-            report = await run_in_threadpool(
-                drain_outbox, ctx.engine, ctx.crm, now, limit=1, keys=[decision.email]
-            )
-            if report.pushed:
-                crm = "pushed"
     if not decision.duplicate:
         background.add_task(_notify, ctx, decision)
     status = 201 if decision.new and not decision.duplicate else 200

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, and_, func, select, update
 
 from touchflow.crm import CrmActivity, CrmCompany, CrmConnector, CrmPerson
 from touchflow.enrollment import Event, State, transition
@@ -51,12 +51,14 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def queue(conn: Connection, crm: str, operation: str, key: str, now: datetime,
-          payload: Mapping[str, Any] | None = None) -> None:  # fmt: skip
-    """Queue a push (idempotent per crm, operation and key).
+          payload: Mapping[str, Any] | None = None, *,
+          due: datetime | None = None) -> None:  # fmt: skip
+    """Queue a push (idempotent per crm, operation and key), due at ``due`` (default ``now``).
 
     Queuing a key that is already done makes it pending again: the record
     changed since (a new score, a new owner), and the push is an upsert.
     """
+    due = due or now
     stmt = dialect_insert(conn, crm_outbox).values(
         crm=crm,
         operation=operation,
@@ -64,20 +66,26 @@ def queue(conn: Connection, crm: str, operation: str, key: str, now: datetime,
         payload=dict(payload or {}),
         status="pending",
         attempts=0,
-        next_attempt_at=now,
+        next_attempt_at=due,
         created_at=now,
     )
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["crm", "operation", "key"],
-            set_={"status": "pending", "next_attempt_at": now, "attempts": 0, "last_error": None},
+            set_={"status": "pending", "next_attempt_at": due, "attempts": 0, "last_error": None},
         )
     )
 
 
-def queue_lead(conn: Connection, crm: str, email: str, now: datetime) -> None:
-    """Push this person (and their company, association and owner) to the CRM."""
-    queue(conn, crm, PUSH_LEAD, email, now)
+def queue_lead(conn: Connection, crm: str, email: str, now: datetime, *,
+               hold: timedelta | None = None) -> None:  # fmt: skip
+    """Push this person (and their company, association and owner) to the CRM.
+
+    ``hold``: the caller pushes the lead itself right after its commit
+    (:func:`push_leads_now`), so the drain leaves the row alone for that long
+    and only pushes it if that push never finished (a crash, a CRM outage).
+    """
+    queue(conn, crm, PUSH_LEAD, email, now, due=now + hold if hold else None)
 
 
 def queue_activities(conn: Connection, crm: str, touch_keys: Sequence[str], now: datetime) -> None:
@@ -193,7 +201,7 @@ def drain_outbox(
     idempotent on its touch key). A retryable failure puts the row back with
     backoff (or the provider's ``Retry-After``); after ``max_attempts``, or on a
     fatal error, it becomes ``failed`` with the error, for a human to see.
-    ``keys`` limits the drain to those rows (the API pushes a lead right away).
+    ``keys`` limits the drain to those rows.
     """
     report = DrainReport()
     crm = connector.name
@@ -211,16 +219,10 @@ def drain_outbox(
         q = q.where(crm_outbox.c.key.in_(list(keys)))
     with engine.begin() as conn:
         rows = list(conn.execute(q))
-    if not rows:
-        return report
-    owners: dict[str, str] | None = None
-    leads = [r for r in rows if r.operation == PUSH_LEAD]
+        leads = [r for r in rows if r.operation == PUSH_LEAD]
+        people = lead_rows(conn, crm, [r.key for r in leads]) if leads else []
     if leads:
-        try:
-            owners = _owner_ids(connector)
-            _push_leads(engine, connector, leads, owners, now, report)
-        except TouchflowError as exc:
-            _failed(engine, leads, exc, now, max_attempts, report)
+        _push_leads(engine, connector, people, leads, now, max_attempts, report)
     for row in rows:
         if row.operation != LOG_ACTIVITY:
             continue
@@ -232,44 +234,122 @@ def drain_outbox(
     return report
 
 
-def _push_leads(engine: Engine, connector: CrmConnector, rows: Sequence[Any],
-                owners: Mapping[str, str], now: datetime,
-                report: DrainReport) -> None:  # fmt: skip
-    crm = connector.name
-    emails = [r.key for r in rows]
-    with engine.connect() as conn:
-        people = list(
-            conn.execute(
-                select(prospects, accounts.c.domain.label("account_domain"),
-                       accounts.c.name.label("account_name"), accounts.c.industry,
-                       accounts.c.employees, accounts.c.country.label("account_country"))
-                .outerjoin(accounts, accounts.c.id == prospects.c.account_id)
-                .where(prospects.c.email.in_(emails))
-            )
-        )  # fmt: skip
-        # Companies already in the CRM (pushed with an earlier lead) are not pushed again.
-        domains = sorted({p.account_domain for p in people if p.account_domain})
-        linked = dict(
-            conn.execute(
-                select(crm_links.c.local_key, crm_links.c.external_id).where(
-                    crm_links.c.crm == crm,
-                    crm_links.c.kind == "company",
-                    crm_links.c.local_key.in_(domains),
-                )
-            ).all()
+@dataclass(frozen=True)
+class _Queued:
+    """An outbox row as the failure and done paths need it."""
+
+    crm: str
+    operation: str
+    key: str
+    attempts: int
+
+
+def push_leads_now(
+    engine: Engine,
+    connector: CrmConnector,
+    people: Sequence[Any],
+    now: datetime,
+    *,
+    max_attempts: int = 8,
+) -> DrainReport:
+    """Push leads just queued with ``queue_lead(..., hold=...)``, without waiting for a drain.
+
+    ``people`` are their :func:`lead_rows`, read in the transaction that queued
+    them (queuing resets ``attempts`` to 0). On success their outbox rows are
+    done; on failure they are due again after the usual backoff, so the
+    ``sync-crm`` drain retries them.
+    """
+    report = DrainReport()
+    queued = [_Queued(connector.name, PUSH_LEAD, p.email, 0) for p in people]
+    if queued:
+        _push_leads(engine, connector, people, queued, now, max_attempts, report)
+    return report
+
+
+def lead_rows(conn: Connection, crm: str, emails: Sequence[str]) -> list[Any]:
+    """What a lead push sends: each person with their account and its CRM id (if linked)."""
+    if not emails:
+        return []
+    company_link = crm_links.alias("company_link")
+    q = (
+        select(
+            prospects,
+            accounts.c.domain.label("account_domain"),
+            accounts.c.name.label("account_name"),
+            accounts.c.industry,
+            accounts.c.employees,
+            accounts.c.country.label("account_country"),
+            company_link.c.external_id.label("linked_company_id"),
         )
+        .outerjoin(accounts, accounts.c.id == prospects.c.account_id)
+        .outerjoin(
+            company_link,
+            and_(
+                company_link.c.crm == crm,
+                company_link.c.kind == "company",
+                company_link.c.local_key == accounts.c.domain,
+            ),
+        )
+        .where(prospects.c.email.in_(list(emails)))
+    )
+    return list(conn.execute(q))
+
+
+def _push_leads(engine: Engine, connector: CrmConnector, people: Sequence[Any],
+                queued: Sequence[Any], now: datetime, max_attempts: int,
+                report: DrainReport) -> None:  # fmt: skip
+    """Push ``people`` (their :func:`lead_rows`), then mark their ``queued`` outbox rows."""
+    try:
+        owners = _owner_ids(connector)
+        person_ids, company_ids, new_companies = _send_people(connector, people, owners)
+    except TouchflowError as exc:
+        _failed(engine, queued, exc, now, max_attempts, report)
+        return
+    crm = connector.name
+    with engine.begin() as conn:
+        for p, person_id in zip(people, person_ids, strict=True):
+            if p.crm_person_id != person_id:
+                conn.execute(
+                    update(prospects)
+                    .where(prospects.c.id == p.id)
+                    .values(crm_person_id=person_id)
+                )  # fmt: skip
+            _link(conn, crm, "person", p.email, person_id, now)
+        for domain in new_companies:
+            _link(conn, crm, "company", domain, company_ids[domain], now)
+            conn.execute(
+                update(accounts).where(accounts.c.domain == domain)
+                .values(crm_company_id=company_ids[domain])
+            )  # fmt: skip
+        _mark_done(conn, queued, now)
+    report.pushed += len(queued)
+
+
+def _send_people(
+    connector: CrmConnector, people: Sequence[Any], owners: Mapping[str, str]
+) -> tuple[list[str], dict[str, str], list[str]]:
+    """Upsert companies not linked yet, the people, and associate them.
+
+    Returns the people's CRM ids (in order), every company id by domain, and
+    the domains whose companies were upserted now (to be linked). The owner
+    travels in the upserts (every connector sets it there), so there is no
+    separate assign call.
+    """
     company_ids: dict[str, str] = {}
+    new_companies: list[str] = []
     for p in people:
         domain = p.account_domain
-        if domain and domain in linked:
-            company_ids.setdefault(domain, linked[domain])
+        if not domain or domain in company_ids:
             continue
-        if domain and not p.email_free and domain not in company_ids:
+        if p.linked_company_id:  # pushed with an earlier lead
+            company_ids[domain] = p.linked_company_id
+        elif not p.email_free:
             company_ids[domain] = connector.upsert_company(
                 CrmCompany(domain=domain, name=p.account_name or p.company, industry=p.industry,
                            employees=p.employees, country=p.account_country,
                            owner_id=owners.get((p.ae_email or "").lower()))
             )  # fmt: skip
+            new_companies.append(domain)
     batch = [
         CrmPerson(
             email=p.email,
@@ -293,23 +373,7 @@ def _push_leads(engine: Engine, connector: CrmConnector, rows: Sequence[Any],
         company_id = company_ids.get(p.account_domain or "")
         if company_id:
             connector.associate(person_id, company_id)
-        owner = owners.get((p.ae_email or "").lower())
-        if owner:
-            connector.assign_owner(person_id, owner)
-    with engine.begin() as conn:
-        for p, person_id in zip(people, ids, strict=True):
-            _link(conn, crm, "person", p.email, person_id, now)
-            conn.execute(
-                update(prospects).where(prospects.c.id == p.id).values(crm_person_id=person_id)
-            )
-        for domain, company_id in company_ids.items():
-            _link(conn, crm, "company", domain, company_id, now)
-            conn.execute(
-                update(accounts).where(accounts.c.domain == domain)
-                .values(crm_company_id=company_id)
-            )  # fmt: skip
-        _mark_done(conn, rows, now)
-    report.pushed += len(rows)
+    return ids, company_ids, new_companies
 
 
 def _push_activity(engine: Engine, connector: CrmConnector, row: Any, now: datetime) -> None:
@@ -354,11 +418,20 @@ def _push_activity(engine: Engine, connector: CrmConnector, row: Any, now: datet
 
 
 def _mark_done(conn: Connection, rows: Sequence[Any], now: datetime) -> None:
-    conn.execute(
-        update(crm_outbox)
-        .where(crm_outbox.c.id.in_([r.id for r in rows]))
-        .values(status="done", done_at=now, last_error=None, attempts=crm_outbox.c.attempts + 1)
-    )
+    """Mark outbox rows done, by their unique (crm, operation, key)."""
+    by_op: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        by_op.setdefault((r.crm, r.operation), []).append(r.key)
+    for (crm, operation), keys in by_op.items():
+        conn.execute(
+            update(crm_outbox)
+            .where(
+                crm_outbox.c.crm == crm,
+                crm_outbox.c.operation == operation,
+                crm_outbox.c.key.in_(keys),
+            )
+            .values(status="done", done_at=now, last_error=None, attempts=crm_outbox.c.attempts + 1)
+        )
 
 
 def _done(engine: Engine, rows: Sequence[Any], now: datetime, report: DrainReport) -> None:
@@ -379,7 +452,11 @@ def _failed(engine: Engine, rows: Sequence[Any], exc: TouchflowError, now: datet
                 wait = max(wait, timedelta(seconds=exc.retry_after))
             conn.execute(
                 update(crm_outbox)
-                .where(crm_outbox.c.id == r.id)
+                .where(
+                    crm_outbox.c.crm == r.crm,
+                    crm_outbox.c.operation == r.operation,
+                    crm_outbox.c.key == r.key,
+                )
                 .values(
                     status="pending" if retry else "failed",
                     attempts=attempts,

@@ -12,13 +12,13 @@ the commit (``api/leads.py``): a CRM that is down only leaves the push queued.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from touchflow.crm_sync import queue_lead
+from touchflow.crm_sync import lead_rows, queue_lead
 from touchflow.engine import CadenceRuntime, SenderInfo
 from touchflow.enrich import Enricher
 from touchflow.errors import TouchflowError
@@ -57,6 +57,8 @@ class LeadServices:
     icp: IcpConfig | None = None
     router: Router | None = None
     crm: str | None = None  # the CRM's name when one is configured
+    #: The inbound cadence's version is stored (the API does it once per process).
+    inbound_saved: bool = False
 
 
 @dataclass
@@ -78,9 +80,12 @@ class LeadDecision:
     crm_queued: bool = False
     warnings: list[str] = field(default_factory=list)
     duplicate: bool = False  # answered from an earlier request with the same key
+    #: What the CRM push sends (``crm_sync.lead_rows``), when the caller pushes it; not answered.
+    crm_rows: list[Any] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The answer's fields (everything but ``crm_rows``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "crm_rows"}
 
 
 def _fields(payload: Mapping[str, Any]) -> dict[str, str]:
@@ -122,8 +127,14 @@ def process_lead(
     now: datetime,
     *,
     idempotency_key: str | None = None,
+    push_hold: timedelta | None = None,
 ) -> LeadDecision:
-    """Take one lead; see the module docstring. Runs in the caller's transaction."""
+    """Take one lead; see the module docstring. Runs in the caller's transaction.
+
+    ``push_hold``: the caller pushes the lead to the CRM itself after the commit
+    (with ``decision.crm_rows`` and :func:`touchflow.crm_sync.push_leads_now`);
+    the outbox row waits that long before a drain would push it instead.
+    """
     if idempotency_key:
         earlier = previous_answer(conn, idempotency_key)
         if earlier is not None:
@@ -133,9 +144,9 @@ def process_lead(
         raise LeadRejected(result.code, result.message)
     counts = load_batch(conn, [result], now)
     row = conn.execute(
-        select(prospects.c.id, prospects.c.account_id, prospects.c.ae_email).where(
-            prospects.c.email == result.email
-        )
+        select(prospects.c.id, prospects.c.account_id, accounts.c.domain)
+        .outerjoin(accounts, accounts.c.id == prospects.c.account_id)
+        .where(prospects.c.email == result.email)
     ).one()
     decision = LeadDecision(
         email=result.email,
@@ -143,12 +154,8 @@ def process_lead(
         new=counts.new == 1,
         warnings=[str(w) for w in result.warnings],
     )
-    if services.enricher is not None and row.account_id is not None:
-        domain = conn.execute(
-            select(accounts.c.domain).where(accounts.c.id == row.account_id)
-        ).scalar()
-        if domain:
-            enrich_accounts(conn, services.enricher, now, domains=[domain])
+    if services.enricher is not None and row.domain:
+        enrich_accounts(conn, services.enricher, now, domains=[row.domain])
     if services.icp is not None:
         scored: dict[int, ScoreResult] = {}
         rescore(conn, services.icp, now, prospect_ids=[row.id], results=scored)
@@ -174,12 +181,15 @@ def process_lead(
             owner_email=owner or services.default_owner,
             sender=services.sender,
             now=now,
+            save_version=not services.inbound_saved,
         )
         decision.cadence = services.inbound.cadence.id
         decision.enrolled = res.enrolled == 1
     if services.crm is not None and decision.lifecycle != "disqualified":
-        queue_lead(conn, services.crm, result.email, now)
+        queue_lead(conn, services.crm, result.email, now, hold=push_hold)
         decision.crm_queued = True
+        if push_hold is not None:
+            decision.crm_rows = lead_rows(conn, services.crm, [result.email])
     if idempotency_key:
         conn.execute(
             dialect_insert(conn, lead_requests)

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from api import create_app
+from api.leads import PUSH_HOLD
 from connectors.fake_crm import FakeCrm
 from flows.wiring import lead_services
 from tests.conftest import ROOT
@@ -141,3 +142,33 @@ def test_a_crm_that_is_down_queues_the_push_and_loses_nothing(db: Engine):
     report = drain_outbox(db, crm, row.next_attempt_at)
     assert report.pushed == 1 and crm.count("person") == 1
     assert drain_outbox(db, crm, row.next_attempt_at).pushed == 0  # done: not pushed twice
+
+
+class CrashingCrm(FakeCrm):
+    """The API process dies between its commit and its own push (simulated by raising)."""
+
+    crashed = False
+
+    def upsert_people(self, people):  # type: ignore[no-untyped-def]
+        if not self.crashed:
+            self.crashed = True
+            raise RuntimeError("killed")  # not a connector error: nothing marks the outbox row
+        return super().upsert_people(people)
+
+
+def test_a_push_cut_off_by_a_crash_is_left_to_the_drain_after_the_hold(db: Engine):
+    crm = CrashingCrm()
+    client = _app(db, crm, Recorder())
+    with pytest.raises(RuntimeError, match="killed"):
+        _post(client, LEAD)
+    with db.connect() as conn:
+        (row,) = conn.execute(select(crm_outbox)).all()
+        assert conn.execute(select(prospects.c.ae_email)).scalar()  # the lead itself committed
+    assert (row.status, row.attempts) == ("pending", 0)
+    assert row.next_attempt_at == NOW + PUSH_HOLD
+    # While the API could still be pushing it, a drain leaves it alone ...
+    assert drain_outbox(db, crm, NOW + PUSH_HOLD / 2).pushed == 0
+    # ... after the hold it pushes it, once.
+    assert drain_outbox(db, crm, NOW + PUSH_HOLD).pushed == 1
+    assert drain_outbox(db, crm, NOW + 2 * PUSH_HOLD).pushed == 0
+    assert crm.count("person") == 1

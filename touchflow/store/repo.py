@@ -233,40 +233,43 @@ def enroll(
     owner_email: str,
     sender: SenderInfo,
     now: datetime,
+    save_version: bool = True,
 ) -> EnrollResult:
     """Enroll prospects (all when ``prospect_ids`` is None) in a cadence.
 
     Opted-out, bounced and suppressed prospects are refused, and so are those
     outside the cadence's ``audience`` (minimum ICP score, grades, lifecycle);
     a prospect already enrolled in this cadence is left as it is.
+    ``save_version=False``: the caller already stored this cadence version
+    (:func:`save_cadence_version`), as the API does once per process.
     """
     cadence = runtime.cadence
-    save_cadence_version(conn, cadence, now)
+    if save_version:
+        save_cadence_version(conn, cadence, now)
     q = select(prospects)
-    if prospect_ids is not None:
-        q = q.where(prospects.c.id.in_(list(prospect_ids)))
     already_q = select(enrollments.c.prospect_id).where(enrollments.c.cadence_id == cadence.id)
-    email_q = select(suppressions.c.value).where(suppressions.c.kind == "email")
-    domain_q = select(suppressions.c.value).where(suppressions.c.kind == "domain")
-    if prospect_ids is not None and len(prospect_ids) <= 900:
-        # A few prospects (an inbound lead): look up only theirs, not the whole base.
+    suppressed_q = select(suppressions.c.kind, suppressions.c.value).where(
+        suppressions.c.kind.in_(("email", "domain"))
+    )
+    candidates: list[Any] | None = None
+    if prospect_ids is not None:
         ids = list(prospect_ids)
-        mine = select(prospects.c.email, prospects.c.domain).where(prospects.c.id.in_(ids))
-        emails, domains = set(), set()
-        for email, domain in conn.execute(mine):
-            emails.add(email)
-            if domain:
-                domains.add(domain)
-        already_q = already_q.where(enrollments.c.prospect_id.in_(ids))
-        email_q = email_q.where(suppressions.c.value.in_(sorted(emails)))
-        domain_q = domain_q.where(suppressions.c.value.in_(sorted(domains)))
+        q = q.where(prospects.c.id.in_(ids))
+        if len(ids) <= 900:
+            # A few prospects (an inbound lead): look up only theirs, not the whole base.
+            candidates = list(conn.execute(q))
+            values = {r.email for r in candidates} | {r.domain for r in candidates if r.domain}
+            already_q = already_q.where(enrollments.c.prospect_id.in_(ids))
+            suppressed_q = suppressed_q.where(suppressions.c.value.in_(sorted(values)))
     already_ids = set(conn.execute(already_q).scalars())
-    suppressed_emails = set(conn.execute(email_q).scalars())
-    suppressed_domains = set(conn.execute(domain_q).scalars())
+    suppressed_emails: set[str] = set()
+    suppressed_domains: set[str] = set()
+    for kind, value in conn.execute(suppressed_q):
+        (suppressed_emails if kind == "email" else suppressed_domains).add(value)
     rows: list[dict[str, Any]] = []
     already = refused = outside = 0
     audience = cadence.audience
-    for row in conn.execute(q):
+    for row in candidates if candidates is not None else conn.execute(q):
         if row.id in already_ids:
             already += 1
             continue
