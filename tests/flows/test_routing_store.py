@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 
-from tests.unit.test_routing import router
+from tests.unit.test_routing import ROUTING, router
 from touchflow.errors import TransitionError
-from touchflow.store.routing_store import accept, reroute_overdue, route_prospects
+from touchflow.store.routing_store import accept, load_state, reroute_overdue, route_prospects
 from touchflow.store.schema import accounts, prospects, route_assignments, routing_ledger
 
 TUE = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
@@ -180,3 +181,142 @@ def test_two_concurrent_routers_share_the_ledger(db):
     assert sum(per.values()) == 40
     assert ledger == {"a@co.com": per["a@co.com"], "b@co.com": per["b@co.com"]}
     assert abs(per["a@co.com"] - 40 * 2 / 3) <= 2
+
+
+# Members in five zones (Auckland, Kolkata and Berlin are ahead of UTC, Los Angeles and the
+# team default New York behind), so their local days start at five different instants.
+TZ_TEAM = """\
+working_hours: {timezone: America/New_York, start: "09:00", end: "17:00"}
+members:
+  - {email: a@co.com, name: A, territories: [na], segments: [enterprise], weight: 2,
+     working_hours: {timezone: Pacific/Auckland, start: "09:00", end: "17:00"}}
+  - {email: b@co.com, name: B, territories: [na], segments: [enterprise, mid],
+     working_hours: {timezone: America/Los_Angeles, start: "09:00", end: "17:00"}}
+  - {email: c@co.com, name: C, territories: [emea], daily_capacity: 2,
+     working_hours: {timezone: Asia/Kolkata, start: "09:00", end: "17:00"}}
+  - {email: d@co.com, name: D, territories: [emea, JP]}
+  - {email: s@co.com, name: S, role: sdr, territories: [na],
+     working_hours: {timezone: Europe/Berlin, start: "09:00", end: "17:00"}}
+"""
+
+
+def test_todays_counts_per_member_time_zone_over_two_days(db):
+    """load_state counts each member's assignments since their own local midnight.
+
+    Reference: Router.today_counts over every assignment, for the team members (routing reads
+    ``today`` only for members; the fallback person off the team is never capacity-checked).
+    """
+    r = router(TZ_TEAM, ROUTING)
+    members = [m.email for m in r.team.members]
+    emails = [*members, "boss@co.com", "gone@co.com"]
+    rng = random.Random(7)
+    begin = TUE - timedelta(days=1)
+    times = [begin + timedelta(minutes=rng.randrange(2 * 24 * 60)) for _ in range(600)]
+    rows = [(rng.choice(emails), at) for at in times]
+    # The edges at one instant: exactly at each local midnight and at now count, a microsecond
+    # before midnight or after now does not.
+    edge = TUE + timedelta(hours=7, minutes=30)
+    for email in members:
+        start = r.day_start(email, edge)
+        rows += [(email, start), (email, start - timedelta(microseconds=1))]
+        rows += [(email, edge), (email, edge + timedelta(microseconds=1))]
+    with db.begin() as conn:
+        (pid,) = add_prospects(conn, ent_na(1))
+        conn.execute(
+            insert(route_assignments),
+            [
+                {
+                    "prospect_id": pid,
+                    "assignee_email": email,
+                    "rule": "x",
+                    "reason": "x",
+                    "status": ("assigned", "accepted", "rerouted")[i % 3],
+                    "assigned_at": at,
+                }
+                for i, (email, at) in enumerate(rows)
+            ],
+        )
+    nows = [edge, *(begin + timedelta(hours=h, minutes=17) for h in range(0, 49, 5))]
+    for now in nows:
+        want = Counter({e: n for e, n in r.today_counts(rows, now).items() if e in members})
+        with db.begin() as conn:
+            got = load_state(conn, r, now).today
+        with db.connect() as conn:
+            assert load_state(conn, r, now, lock=False).today == got
+        assert got == want, now
+    # The zones matter: at 22:30 UTC Auckland's day is 11.5 h old, Los Angeles' 14.5 h.
+    assert len({r.day_start(e, edge) for e in members}) == 5
+    with db.connect() as conn:
+        today = load_state(conn, r, edge, lock=False).today
+    assert all(today[e] >= 2 for e in members)  # midnight and now at least
+    assert today == r.today_counts([(e, at) for e, at in rows if e in members], edge)
+
+
+def test_a_new_pool_gets_its_ledger_rows_on_first_use(db):
+    with db.begin() as conn:
+        ids = add_prospects(conn, [*ent_na(2), ("j@j.example", "JP", 10, None)])
+        route_prospects(conn, router(), ids[:1], TUE)
+    routing = ROUTING.replace(
+        "  - name: hot-emea",
+        "  - {name: jp, kind: territory, match: {countries: [JP]}, pool: [d@co.com]}\n"
+        "  - name: hot-emea",
+    )
+    with db.begin() as conn:
+        got = route_prospects(conn, router(routing=routing), ids[1:], TUE)
+    assert [(d.assignee, d.rule) for d in got] == [("a@co.com", "ent-na"), ("d@co.com", "jp")]
+    with db.connect() as conn:
+        ledger = {
+            (row.pool, row.member_email): (row.assigned, row.credit)
+            for row in conn.execute(select(routing_ledger))
+        }
+    assert ledger[("jp", "d@co.com")] == (1, 0.0)
+    assert ledger[("ent-na", "a@co.com")] == (2, 0.0)  # weight 2: a, a, then b
+    assert ledger[("ent-na", "b@co.com")] == (0, 0.0)
+    assert {pool for pool, _ in ledger} == {"ent-na", "hot-emea", "emea", "everyone", "jp"}
+
+
+#: Statements route_prospects issues for one lead once the ledger exists: the ledger SELECT
+#: ... FOR UPDATE, today's counts, the lead, the assignment INSERT, the prospects UPDATE and
+#: the ledger upsert; SQLite first takes its write lock with a no-op UPDATE. (Before: 8 and 9.)
+STEADY_STATE_STATEMENTS = {"postgresql": 6, "sqlite": 7}
+
+
+def test_one_lead_in_the_steady_state_takes_few_statements(db):
+    with db.begin() as conn:
+        ids = add_prospects(conn, ent_na(4))
+        route_prospects(conn, router(), ids[:1], TUE)  # the pools' first use
+        # A busy day: more assignments add no statements (nor rows read).
+        conn.execute(
+            insert(route_assignments),
+            [
+                {
+                    "prospect_id": ids[0],
+                    "assignee_email": "a@co.com",
+                    "rule": "x",
+                    "reason": "x",
+                    "status": "rerouted",
+                    "assigned_at": TUE - timedelta(seconds=i),
+                }
+                for i in range(300)
+            ],
+        )
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(db, "before_cursor_execute", count)
+    try:
+        for k, pid in enumerate(ids[1:3]):
+            statements.clear()
+            with db.begin() as conn:
+                (d,) = route_prospects(conn, router(), [pid], TUE + timedelta(minutes=k))
+            assert d.rule == "ent-na"
+            limit = STEADY_STATE_STATEMENTS[db.dialect.name]
+            assert len(statements) <= limit, "\n".join(statements)
+        statements.clear()
+        with db.begin() as conn:  # already routed: still one lead query, nothing written
+            assert route_prospects(conn, router(), ids[1:3], TUE) == []
+        assert len(statements) <= limit - 3, "\n".join(statements)
+    finally:
+        event.remove(db, "before_cursor_execute", count)

@@ -5,13 +5,20 @@ writing its assignment, updating the ledger and setting ``prospects.ae_email`` c
 or not at all.
 
 Two routers at once (two flow runs, two workers) must not both read the same ledger and hand
-out leads from the same stale counts. Before reading anything, :func:`_lock_ledger` locks the
+out leads from the same stale counts. Before reading anything, :func:`_ledger_rows` locks the
 ledger rows of every pool of the routing config with ``SELECT ... FOR UPDATE`` (in pool and
-member order, so lockers never deadlock), so routers serialize on PostgreSQL; a pool that has
-no rows yet gets them first with ``INSERT ... ON CONFLICT DO NOTHING`` (a second inserter waits
-for the first to commit). On SQLite, which has no row locks, a no-op UPDATE takes the database
-write lock first, which serializes writers the same way. Today's counts and open assignments
-are read after the lock, so they include what the other router just committed.
+member order, so lockers never deadlock), so routers serialize on PostgreSQL; only when a pool
+has no rows yet does it insert them with ``INSERT ... ON CONFLICT DO NOTHING`` (in lock order;
+a second inserter waits for the first to commit) and select and lock again. On SQLite, which
+has no row locks, a no-op UPDATE takes the database write lock first, which serializes writers
+the same way. Today's counts and open assignments are read after the lock, so they include
+what the other router just committed.
+
+Cost per call (``POST /leads`` routes one lead per request): in the steady state one lead
+takes the ledger SELECT, one aggregate query for today's counts (index range scans per
+member, not a read of the day's assignments), the lead query (which skips leads with an open
+assignment), the assignment INSERT, the ``prospects`` UPDATE and one ledger upsert
+(executemany); SQLite adds its lock UPDATE.
 
 Statuses of ``route_assignments``: ``assigned`` -> ``accepted`` (:func:`accept`) or
 ``assigned`` -> ``rerouted`` (:func:`reroute_overdue`, after ``sla_due_at``; a new
@@ -20,16 +27,19 @@ Statuses of ``route_assignments``: ``assigned`` -> ``accepted`` (:func:`accept`)
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from touchflow.errors import TouchflowError, TransitionError
 from touchflow.routing import Decision, LeadInput, LedgerEntry, Router, RoutingState
-from touchflow.store.repo import dialect_insert
 from touchflow.store.schema import accounts, prospects, route_assignments, routing_ledger
 
 __all__ = ["Assignment", "Reroute", "accept", "load_state", "reroute_overdue", "route_prospects"]
@@ -69,20 +79,108 @@ class Reroute:
     decision: Decision
 
 
-def _lock_ledger(conn: Connection, router: Router, now: datetime) -> None:
+def _by_dialect(conn: Connection, stmts: dict[str, Any]) -> Any:
+    return stmts["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+
+
+# Statements that do not depend on the arguments, built once (values come as parameters).
+_ra = route_assignments.c
+
+#: SQLite only: a no-op UPDATE that takes the database write lock (see module docstring).
+_SQLITE_WRITE_LOCK = (
+    update(routing_ledger)
+    .where(routing_ledger.c.pool == "", routing_ledger.c.member_email == "")
+    .values(updated_at=bindparam("lock_at", type_=routing_ledger.c.updated_at.type))
+)
+_LEDGER = (
+    select(routing_ledger)
+    .where(routing_ledger.c.pool.in_(bindparam("pools", expanding=True)))
+    .order_by(routing_ledger.c.pool, routing_ledger.c.member_email)
+)
+_LEDGER_FOR_UPDATE = _LEDGER.with_for_update()
+
+
+def _ledger_insert(dialect_insert: Any) -> Any:
+    return dialect_insert(routing_ledger).on_conflict_do_nothing(
+        index_elements=["pool", "member_email"]
+    )
+
+
+def _ledger_upsert(dialect_insert: Any) -> Any:
+    stmt = dialect_insert(routing_ledger)
+    return stmt.on_conflict_do_update(
+        index_elements=["pool", "member_email"],
+        set_={
+            "assigned": stmt.excluded.assigned,
+            "credit": stmt.excluded.credit,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+
+
+_LEDGER_INSERT = {"postgresql": _ledger_insert(pg_insert), "sqlite": _ledger_insert(sqlite_insert)}
+_LEDGER_UPSERT = {"postgresql": _ledger_upsert(pg_insert), "sqlite": _ledger_upsert(sqlite_insert)}
+
+
+@cache
+def _today_query(groups: int) -> Any:
+    """Assignments per assignee since a start, for ``groups`` (emails, start) pairs.
+
+    Parameters: ``now``, and ``emails{i}`` (a list) and ``start{i}`` for each group. Each
+    branch is ``assignee_email IN (...) AND assigned_at BETWEEN start AND now``, which the
+    index on ``(assignee_email, assigned_at)`` answers without reading other rows.
+    """
+    now = bindparam("now", type_=_ra.assigned_at.type)
+    branches = [
+        and_(
+            _ra.assignee_email.in_(bindparam(f"emails{i}", expanding=True)),
+            _ra.assigned_at >= bindparam(f"start{i}", type_=_ra.assigned_at.type),
+            _ra.assigned_at <= now,
+        )
+        for i in range(groups)
+    ]
+    return (
+        select(_ra.assignee_email, func.count()).where(or_(*branches)).group_by(_ra.assignee_email)
+    )
+
+
+def _today(conn: Connection, router: Router, now: datetime) -> Counter[str]:
+    """Each team member's assignments (any rule and status) since their local midnight.
+
+    Same counts as ``router.today_counts`` over every assignment, for the team members; other
+    assignees (a fallback person off the team) are not counted: routing reads ``today`` only
+    for members (capacity), and a fallback is never checked for eligibility.
+    """
+    by_start: dict[datetime, list[str]] = defaultdict(list)
+    for m in router.team.members:
+        by_start[router.day_start(m.email, now)].append(m.email)
+    today: Counter[str] = Counter()
+    if not by_start:
+        return today
+    params: dict[str, Any] = {"now": now}
+    for i, (start, emails) in enumerate(sorted(by_start.items())):
+        params[f"emails{i}"] = emails
+        params[f"start{i}"] = start
+    for email, n in conn.execute(_today_query(len(by_start)), params):
+        today[email] = n
+    return today
+
+
+def _ledger_rows(conn: Connection, router: Router, now: datetime, lock: bool) -> list[Any]:
+    """The ledger rows of the config's pools, in pool and member order; locked if ``lock``.
+
+    Locking: ``SELECT ... FOR UPDATE`` first (SQLite: after its no-op write-lock UPDATE).
+    Only when a pool has no rows yet are its fresh rows inserted (ON CONFLICT DO NOTHING, in
+    lock order) and the ledger selected and locked again.
+    """
     pools = sorted(router.pools)
+    if not lock:
+        return list(conn.execute(_LEDGER, {"pools": pools}))
     if conn.dialect.name == "sqlite":
         # Takes SQLite's write lock now, before the reads below (see module docstring).
-        conn.execute(
-            update(routing_ledger)
-            .where(routing_ledger.c.pool == "", routing_ledger.c.member_email == "")
-            .values(updated_at=now)
-        )
-    seen = set(
-        conn.execute(
-            select(routing_ledger.c.pool).where(routing_ledger.c.pool.in_(pools)).distinct()
-        ).scalars()
-    )
+        conn.execute(_SQLITE_WRITE_LOCK, {"lock_at": now})
+    rows = list(conn.execute(_LEDGER_FOR_UPDATE, {"pools": pools}))
+    seen = {row.pool for row in rows}
     # A pool's first use: everyone starts at zero (see "Fairness" in touchflow.routing).
     fresh = [
         {"pool": p, "member_email": m.email, "assigned": 0, "credit": 0.0, "updated_at": now}
@@ -90,80 +188,65 @@ def _lock_ledger(conn: Connection, router: Router, now: datetime) -> None:
         if p not in seen
         for m in sorted(router.pools[p], key=lambda m: m.email)
     ]
-    for row in fresh:  # one by one, in lock order
-        conn.execute(
-            dialect_insert(conn, routing_ledger)
-            .values(**row)
-            .on_conflict_do_nothing(index_elements=["pool", "member_email"])
-        )
+    if not fresh:
+        return rows
+    conn.execute(_by_dialect(conn, _LEDGER_INSERT), fresh)  # in lock order
+    return list(conn.execute(_LEDGER_FOR_UPDATE, {"pools": pools}))
 
 
 def load_state(
     conn: Connection, router: Router, now: datetime, *, lock: bool = True
 ) -> RoutingState:
     """The ledger of the config's pools and today's assignment counts, locked for update."""
-    if lock:
-        _lock_ledger(conn, router, now)
-    q = select(routing_ledger).where(routing_ledger.c.pool.in_(sorted(router.pools)))
-    q = q.order_by(routing_ledger.c.pool, routing_ledger.c.member_email)
-    if lock:
-        q = q.with_for_update()
     state = RoutingState()
-    for row in conn.execute(q):
+    for row in _ledger_rows(conn, router, now, lock):
         state.ledger[(row.pool, row.member_email)] = LedgerEntry(row.assigned, row.credit)
-    # The earliest local midnight of anyone: counts are then cut per member.
-    since = now - timedelta(hours=26)
-    recent = conn.execute(
-        select(route_assignments.c.assignee_email, route_assignments.c.assigned_at).where(
-            route_assignments.c.assigned_at >= since, route_assignments.c.assigned_at <= now
-        )
-    )
-    state.today = router.today_counts(((r[0], r[1]) for r in recent), now)
+    state.today = _today(conn, router, now)
     return state
 
 
 def _save_ledger(conn: Connection, state: RoutingState, now: datetime) -> None:
     if not state.changed:
         return
-    for pool, email in sorted(state.changed):
-        entry = state.ledger[(pool, email)]
-        stmt = dialect_insert(conn, routing_ledger).values(
-            pool=pool,
-            member_email=email,
-            assigned=entry.assigned,
-            credit=entry.credit,
-            updated_at=now,
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["pool", "member_email"],
-                set_={
-                    "assigned": stmt.excluded.assigned,
-                    "credit": stmt.excluded.credit,
-                    "updated_at": stmt.excluded.updated_at,
-                },
-            )
-        )
+    rows = [
+        {
+            "pool": pool,
+            "member_email": email,
+            "assigned": state.ledger[(pool, email)].assigned,
+            "credit": state.ledger[(pool, email)].credit,
+            "updated_at": now,
+        }
+        for pool, email in sorted(state.changed)
+    ]
+    conn.execute(_by_dialect(conn, _LEDGER_UPSERT), rows)
     state.changed.clear()
 
 
-def _leads(conn: Connection, ids: Sequence[int]) -> dict[int, LeadInput]:
-    q = (
-        select(
-            prospects.c.id,
-            prospects.c.email,
-            prospects.c.domain,
-            prospects.c.country,
-            prospects.c.score,
-            prospects.c.grade,
-            accounts.c.domain.label("account_domain"),
-            accounts.c.country.label("account_country"),
-            accounts.c.employees,
-            accounts.c.owner_email,
-        )
-        .select_from(prospects.outerjoin(accounts, prospects.c.account_id == accounts.c.id))
-        .where(prospects.c.id.in_(ids))
+_LEADS = (
+    select(
+        prospects.c.id,
+        prospects.c.email,
+        prospects.c.domain,
+        prospects.c.country,
+        prospects.c.score,
+        prospects.c.grade,
+        accounts.c.domain.label("account_domain"),
+        accounts.c.country.label("account_country"),
+        accounts.c.employees,
+        accounts.c.owner_email,
     )
+    .select_from(prospects.outerjoin(accounts, prospects.c.account_id == accounts.c.id))
+    .where(prospects.c.id.in_(bindparam("ids", expanding=True)))
+)
+#: The leads without an open assignment (the ones route_prospects routes).
+_UNROUTED_LEADS = _LEADS.where(
+    ~exists().where(_ra.prospect_id == prospects.c.id, _ra.status.in_(OPEN))
+)
+
+
+def _leads(conn: Connection, ids: Sequence[int], *, unrouted: bool = False) -> dict[int, LeadInput]:
+    """The routing inputs of ``ids``; with ``unrouted``, only those without an open assignment."""
+    q = _UNROUTED_LEADS if unrouted else _LEADS
     return {
         r.id: LeadInput(
             email=r.email,
@@ -174,28 +257,37 @@ def _leads(conn: Connection, ids: Sequence[int]) -> dict[int, LeadInput]:
             grade=r.grade,
             account_owner=r.owner_email,
         )
-        for r in conn.execute(q)
+        for r in conn.execute(q, {"ids": list(ids)})
     }
+
+
+_INSERT_ASSIGNMENT = route_assignments.insert().returning(_ra.id)
+_SET_AE_EMAIL = (
+    update(prospects)
+    .where(prospects.c.id == bindparam("pid"))
+    .values(
+        ae_email=bindparam("ae", type_=prospects.c.ae_email.type),
+        updated_at=bindparam("at", type_=prospects.c.updated_at.type),
+    )
+)
 
 
 def _record(conn: Connection, prospect_id: int, d: Decision, now: datetime) -> int:
     new_id = conn.execute(
-        route_assignments.insert()
-        .values(
-            prospect_id=prospect_id,
-            assignee_email=d.assignee,
-            rule=d.rule,
-            reason=d.reason,
-            status="assigned",
-            assigned_at=now,
-            sla_due_at=d.sla_due_at,
-        )
-        .returning(route_assignments.c.id)
+        _INSERT_ASSIGNMENT,
+        {
+            "prospect_id": prospect_id,
+            "assignee_email": d.assignee,
+            "rule": d.rule,
+            "reason": d.reason,
+            "status": "assigned",
+            "assigned_at": now,
+            "sla_due_at": d.sla_due_at,
+        },
     ).scalar_one()
     conn.execute(
-        update(prospects)
-        .where(prospects.c.id == prospect_id)
-        .values(ae_email=None if d.is_queue else d.assignee, updated_at=now)
+        _SET_AE_EMAIL,
+        {"pid": prospect_id, "ae": None if d.is_queue else d.assignee, "at": now},
     )
     return int(new_id)
 
@@ -212,14 +304,8 @@ def route_prospects(
     if not ids:
         return []
     state = load_state(conn, router, now)
-    routed = set(
-        conn.execute(
-            select(route_assignments.c.prospect_id).where(
-                route_assignments.c.prospect_id.in_(ids), route_assignments.c.status.in_(OPEN)
-            )
-        ).scalars()
-    )
-    leads = _leads(conn, [i for i in ids if i not in routed])
+    # Read after the lock, so an assignment another router just committed is seen.
+    leads = _leads(conn, ids, unrouted=True)
     decisions = []
     for pid in sorted(leads):
         d = router.route(leads[pid], state, now)
