@@ -17,7 +17,11 @@ Measured in the same run:
 * ``p50_ms``, ``p99_ms``: latency of ``POST /leads``; ``requests``, ``errors``
   (non-2xx, or a lead left ``queued`` instead of ``pushed``);
 * ``floor_p50_ms``, ``floor_p99_ms``: ``GET /healthz`` (HTTP + a database
-  ping) at the same rate for a fifth of the time: what any request costs.
+  ping) at the same rate for a fifth of the time: what any request costs;
+* ``cpu_ms_per_lead``: CPU per lead of the API processes, the CRM stand-in,
+  the load generator and the whole box (Linux ``/proc``): every process of
+  the benchmark shares the machine, so the box figure sets the rate it can
+  sustain (cores x 1000 / box ms per lead).
 
 The last line of output is one JSON object with these keys.
 Run: ``.venv/bin/python bench/speed_to_lead.py [--rate 50] [--seconds 60]``.
@@ -93,6 +97,23 @@ def _fresh_schema(url: str) -> str:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     admin.dispose()
     return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of a process (Linux /proc), or of the whole box (None)."""
+    try:
+        if pid is None:
+            with open("/proc/stat") as f:
+                ticks = [int(t) for t in f.readline().split()[1:8]]
+            return (sum(ticks) - ticks[3] - ticks[4]) / _TICK  # all but idle and iowait
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, ValueError):
+        return float("nan")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -203,9 +224,12 @@ def main() -> None:
         for i in range(20):  # warm up: connections, caches, first writes
             post(1_000_000 + i)
         floor = _drive(max(1, int(args.rate * args.seconds / 5)), args.rate, health)
+        pids = {"api": [p.pid for p in apis], "crm_standin": [crm.pid], "load": [os.getpid()]}
+        cpu0 = {k: sum(_cpu_s(pid) for pid in v) for k, v in pids.items()} | {"box": _cpu_s()}
         t0 = time.perf_counter()
         results = _drive(int(args.rate * args.seconds), args.rate, post)
         wall = time.perf_counter() - t0
+        cpu1 = {k: sum(_cpu_s(pid) for pid in v) for k, v in pids.items()} | {"box": _cpu_s()}
     finally:
         for proc in (*apis, crm):
             proc.terminate()
@@ -221,12 +245,16 @@ def main() -> None:
         "achieved_rate": round(len(results) / wall, 1),
         "floor_p50_ms": round(_percentile(floor_lat, 0.50), 1),
         "floor_p99_ms": round(_percentile(floor_lat, 0.99), 1),
+        # CPU per lead (ms): the API processes, the stand-in, this generator, and the whole
+        # box (PostgreSQL and the rest included). Capacity is about cores * 1000 / box ms.
+        "cpu_ms_per_lead": {k: round((cpu1[k] - cpu0[k]) * 1000 / len(results), 1) for k in cpu0},
         "database": db.split("://")[0].split("+")[0],
         "servers": args.servers,
     }
     print(f"database: {db.split('://')[0]}, {args.servers} API process(es)")
     print(f"POST /leads at {args.rate}/s for {args.seconds:.0f} s: p50 {out['p50_ms']} ms, "
           f"p99 {out['p99_ms']} ms, {out['errors']} errors of {out['requests']}")  # fmt: skip
+    print(f"CPU per lead (ms): {out['cpu_ms_per_lead']} on {os.cpu_count()} cores")
     print(f"floor (GET /healthz, same rate): p50 {out['floor_p50_ms']} ms, "
           f"p99 {out['floor_p99_ms']} ms")  # fmt: skip
     print(json.dumps(out))
