@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, select, update
 
 from touchflow.crm import CrmActivity, CrmCompany, CrmConnector, CrmPerson
 from touchflow.enrollment import Event, State, transition
 from touchflow.errors import FatalError, RateLimited, RetryableError, TouchflowError
+from touchflow.store.prebuilt import Insert, per_dialect
 from touchflow.store.repo import RuntimeCache, apply_exit_event, dialect_insert
 from touchflow.store.schema import (
     accounts,
@@ -58,22 +59,23 @@ def queue(conn: Connection, crm: str, operation: str, key: str, now: datetime,
     Queuing a key that is already done makes it pending again: the record
     changed since (a new score, a new owner), and the push is an upsert.
     """
-    due = due or now
-    stmt = dialect_insert(conn, crm_outbox).values(
-        crm=crm,
-        operation=operation,
-        key=key,
-        payload=dict(payload or {}),
-        status="pending",
-        attempts=0,
-        next_attempt_at=due,
-        created_at=now,
-    )
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["crm", "operation", "key"],
-            set_={"status": "pending", "next_attempt_at": due, "attempts": 0, "last_error": None},
-        )
+    row = {"crm": crm, "operation": operation, "key": key, "payload": dict(payload or {}),
+           "status": "pending", "attempts": 0, "next_attempt_at": due or now,
+           "created_at": now}  # fmt: skip
+    conn.execute(_queue(conn), row)
+
+
+@per_dialect
+def _queue(insert: Insert) -> Any:
+    stmt = insert(crm_outbox)
+    return stmt.on_conflict_do_update(
+        index_elements=["crm", "operation", "key"],
+        set_={
+            "status": "pending",
+            "next_attempt_at": stmt.excluded.next_attempt_at,
+            "attempts": 0,
+            "last_error": None,
+        },
     )
 
 
@@ -160,14 +162,19 @@ class DrainReport:
 
 def _link(conn: Connection, crm: str, kind: str, local_key: str, external_id: str,
           now: datetime) -> None:  # fmt: skip
-    stmt = dialect_insert(conn, crm_links).values(
-        crm=crm, kind=kind, local_key=local_key, external_id=external_id, synced_at=now
-    )
     conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["crm", "kind", "local_key"],
-            set_={"external_id": external_id, "synced_at": now},
-        )
+        _upsert_link(conn),
+        {"crm": crm, "kind": kind, "local_key": local_key, "external_id": external_id,
+         "synced_at": now},
+    )  # fmt: skip
+
+
+@per_dialect
+def _upsert_link(insert: Insert) -> Any:
+    stmt = insert(crm_links)
+    return stmt.on_conflict_do_update(
+        index_elements=["crm", "kind", "local_key"],
+        set_={"external_id": stmt.excluded.external_id, "synced_at": stmt.excluded.synced_at},
     )
 
 
@@ -270,8 +277,12 @@ def lead_rows(conn: Connection, crm: str, emails: Sequence[str]) -> list[Any]:
     """What a lead push sends: each person with their account and its CRM id (if linked)."""
     if not emails:
         return []
+    return list(conn.execute(_LEAD_ROWS, {"crm": crm, "emails": list(emails)}))
+
+
+def _lead_rows_query() -> Any:
     company_link = crm_links.alias("company_link")
-    q = (
+    return (
         select(
             prospects,
             accounts.c.domain.label("account_domain"),
@@ -285,14 +296,36 @@ def lead_rows(conn: Connection, crm: str, emails: Sequence[str]) -> list[Any]:
         .outerjoin(
             company_link,
             and_(
-                company_link.c.crm == crm,
+                company_link.c.crm == bindparam("crm"),
                 company_link.c.kind == "company",
                 company_link.c.local_key == accounts.c.domain,
             ),
         )
-        .where(prospects.c.email.in_(list(emails)))
+        .where(prospects.c.email.in_(bindparam("emails", expanding=True)))
     )
-    return list(conn.execute(q))
+
+
+# Built once (see touchflow.store.prebuilt): the API pushes one lead per request.
+_LEAD_ROWS = _lead_rows_query()
+_SET_PERSON_ID = (
+    update(prospects)
+    .where(prospects.c.id == bindparam("b_id"))
+    .values(crm_person_id=bindparam("person_id"))
+)
+_MARK_DONE = (
+    update(crm_outbox)
+    .where(
+        crm_outbox.c.crm == bindparam("b_crm"),
+        crm_outbox.c.operation == bindparam("b_operation"),
+        crm_outbox.c.key.in_(bindparam("keys", expanding=True)),
+    )
+    .values(
+        status="done",
+        done_at=bindparam("done_at"),
+        last_error=None,
+        attempts=crm_outbox.c.attempts + 1,
+    )
+)
 
 
 def _push_leads(engine: Engine, connector: CrmConnector, people: Sequence[Any],
@@ -309,11 +342,7 @@ def _push_leads(engine: Engine, connector: CrmConnector, people: Sequence[Any],
     with engine.begin() as conn:
         for p, person_id in zip(people, person_ids, strict=True):
             if p.crm_person_id != person_id:
-                conn.execute(
-                    update(prospects)
-                    .where(prospects.c.id == p.id)
-                    .values(crm_person_id=person_id)
-                )  # fmt: skip
+                conn.execute(_SET_PERSON_ID, {"b_id": p.id, "person_id": person_id})
             _link(conn, crm, "person", p.email, person_id, now)
         for domain in new_companies:
             _link(conn, crm, "company", domain, company_ids[domain], now)
@@ -424,13 +453,7 @@ def _mark_done(conn: Connection, rows: Sequence[Any], now: datetime) -> None:
         by_op.setdefault((r.crm, r.operation), []).append(r.key)
     for (crm, operation), keys in by_op.items():
         conn.execute(
-            update(crm_outbox)
-            .where(
-                crm_outbox.c.crm == crm,
-                crm_outbox.c.operation == operation,
-                crm_outbox.c.key.in_(keys),
-            )
-            .values(status="done", done_at=now, last_error=None, attempts=crm_outbox.c.attempts + 1)
+            _MARK_DONE, {"b_crm": crm, "b_operation": operation, "keys": keys, "done_at": now}
         )
 
 

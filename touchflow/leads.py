@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from touchflow.crm_sync import lead_rows, queue_lead
 from touchflow.engine import CadenceRuntime, SenderInfo
@@ -27,7 +27,8 @@ from touchflow.routing import Router
 from touchflow.scoring import IcpConfig, ScoreResult
 from touchflow.store.enrichment import enrich_accounts
 from touchflow.store.intake import load_batch
-from touchflow.store.repo import dialect_insert, enroll
+from touchflow.store.prebuilt import Insert, per_dialect
+from touchflow.store.repo import enroll
 from touchflow.store.routing_store import route_prospects
 from touchflow.store.schema import accounts, lead_requests, prospects
 from touchflow.store.scores import rescore
@@ -108,11 +109,25 @@ def _fields(payload: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+# Built once (see touchflow.store.prebuilt): one lead per request.
+_ANSWER = select(lead_requests.c.response).where(
+    lead_requests.c.idempotency_key == bindparam("key")
+)
+_PROSPECT = (
+    select(prospects.c.id, prospects.c.account_id, accounts.c.domain)
+    .outerjoin(accounts, accounts.c.id == prospects.c.account_id)
+    .where(prospects.c.email == bindparam("email"))
+)
+
+
+@per_dialect
+def _remember(insert: Insert) -> Any:
+    return insert(lead_requests).on_conflict_do_nothing(index_elements=["idempotency_key"])
+
+
 def previous_answer(conn: Connection, key: str) -> LeadDecision | None:
     """The decision stored under an idempotency key, if that request was already taken."""
-    row = conn.execute(
-        select(lead_requests.c.response).where(lead_requests.c.idempotency_key == key)
-    ).scalar()
+    row = conn.execute(_ANSWER, {"key": key}).scalar()
     if row is None:
         return None
     decision = LeadDecision(**row)
@@ -143,11 +158,7 @@ def process_lead(
     if isinstance(result, Rejection):
         raise LeadRejected(result.code, result.message)
     counts = load_batch(conn, [result], now)
-    row = conn.execute(
-        select(prospects.c.id, prospects.c.account_id, accounts.c.domain)
-        .outerjoin(accounts, accounts.c.id == prospects.c.account_id)
-        .where(prospects.c.email == result.email)
-    ).one()
+    row = conn.execute(_PROSPECT, {"email": result.email}).one()
     decision = LeadDecision(
         email=result.email,
         prospect_id=row.id,
@@ -192,13 +203,12 @@ def process_lead(
             decision.crm_rows = lead_rows(conn, services.crm, [result.email])
     if idempotency_key:
         conn.execute(
-            dialect_insert(conn, lead_requests)
-            .values(
-                idempotency_key=idempotency_key,
-                prospect_id=row.id,
-                response=decision.as_dict(),
-                created_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            _remember(conn),
+            {
+                "idempotency_key": idempotency_key,
+                "prospect_id": row.id,
+                "response": decision.as_dict(),
+                "created_at": now,
+            },
         )
     return decision

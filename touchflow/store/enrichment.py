@@ -117,18 +117,20 @@ def enrich_accounts(
     return report
 
 
+_BY_DOMAINS = (
+    select(*_ACCOUNT_COLUMNS)
+    .where(accounts.c.domain.in_(bindparam("domains", expanding=True)))
+    .order_by(accounts.c.id)
+)  # built once: an inbound lead enriches one account per request (see store.prebuilt)
+
+
 def _batches(
     conn: Connection, domains: Sequence[str] | None, size: int
 ) -> Iterator[Sequence[Row[Any]]]:
     if domains is not None:
         wanted = list(dict.fromkeys(d for d in (normalize_domain(x) for x in domains) if d))
         for chunk in _chunks(wanted, size):
-            stmt = (
-                select(*_ACCOUNT_COLUMNS)
-                .where(accounts.c.domain.in_(chunk))
-                .order_by(accounts.c.id)
-            )
-            rows = conn.execute(stmt).all()
+            rows = conn.execute(_BY_DOMAINS, {"domains": list(chunk)}).all()
             if rows:
                 yield rows
         return

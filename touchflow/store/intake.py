@@ -35,7 +35,8 @@ from sqlalchemy import Connection, bindparam, select, update
 from touchflow.enrollment import State
 from touchflow.normalize import DERIVED, Normalized
 from touchflow.prospects import Prospect
-from touchflow.store.repo import _record_sms_consent, dialect_insert
+from touchflow.store.prebuilt import Insert, per_dialect
+from touchflow.store.repo import _record_sms_consent
 from touchflow.store.schema import accounts, enrollments, prospects
 
 __all__ = ["PROSPECT_COLUMNS", "IntakeCounts", "load_batch"]
@@ -56,6 +57,23 @@ PROSPECT_COLUMNS: tuple[str, ...] = (
     "email_role",
 )
 _WRITTEN = (*PROSPECT_COLUMNS, "account_id", "fields", "field_sources")
+
+# Built once (see store.prebuilt): an inbound lead runs load_batch once per request.
+_EXISTING = select(prospects.c.id, prospects.c.email, *(prospects.c[c] for c in _WRITTEN)).where(
+    prospects.c.email.in_(bindparam("emails", expanding=True))
+)
+_INSERT_PROSPECTS = prospects.insert()
+_ACCOUNTS_BY_DOMAIN = select(
+    accounts.c.id, accounts.c.domain, accounts.c.name, accounts.c.field_sources
+).where(accounts.c.domain.in_(bindparam("domains", expanding=True)))
+
+
+@per_dialect
+def _insert_accounts(insert: Insert) -> Any:
+    # Another import may create the same account meanwhile: its row wins.
+    return insert(accounts).on_conflict_do_nothing(index_elements=["domain"])
+
+
 # IN lists and multi-row statements stay under SQLite's bound-parameter limit.
 _CHUNK = 900
 
@@ -94,9 +112,8 @@ def load_batch(conn: Connection, rows: Sequence[Normalized], now: datetime) -> I
     account_ids, counts.accounts_created = _ensure_accounts(conn, unique.values(), now)
 
     existing: dict[str, Any] = {}
-    columns = [prospects.c.id, prospects.c.email, *(prospects.c[c] for c in _WRITTEN)]
     for chunk in _chunks(list(unique), _CHUNK):
-        for old in conn.execute(select(*columns).where(prospects.c.email.in_(chunk))):
+        for old in conn.execute(_EXISTING, {"emails": list(chunk)}):
             existing[old.email] = old
 
     new_rows: list[dict[str, Any]] = []
@@ -125,7 +142,7 @@ def load_batch(conn: Connection, rows: Sequence[Normalized], now: datetime) -> I
             changed.append({"b_id": old.id, **merged, "updated_at": now})
 
     for chunk in _chunks(new_rows, _CHUNK):
-        conn.execute(prospects.insert(), list(chunk))
+        conn.execute(_INSERT_PROSPECTS, list(chunk))
     if changed:
         conn.execute(
             update(prospects)
@@ -203,9 +220,8 @@ def _ensure_accounts(
         return {}, 0
     ids: dict[str, int] = {}
     unnamed: list[dict[str, Any]] = []
-    cols = (accounts.c.id, accounts.c.domain, accounts.c.name, accounts.c.field_sources)
     for chunk in _chunks(list(wanted), _CHUNK):
-        for acc in conn.execute(select(*cols).where(accounts.c.domain.in_(chunk))):
+        for acc in conn.execute(_ACCOUNTS_BY_DOMAIN, {"domains": list(chunk)}):
             ids[acc.domain] = acc.id
             company = wanted[acc.domain].company
             if acc.name is None and company is not None:
@@ -217,13 +233,9 @@ def _ensure_accounts(
     missing = [d for d in wanted if d not in ids]
     new_rows = [_account_row(domain, wanted[domain], now) for domain in missing]
     for chunk in _chunks(new_rows, _CHUNK):
-        # Another import may create the same account meanwhile: its row wins.
-        stmt = dialect_insert(conn, accounts).on_conflict_do_nothing(index_elements=["domain"])
-        conn.execute(stmt, list(chunk))
+        conn.execute(_insert_accounts(conn), list(chunk))
     for chunk in _chunks(missing, _CHUNK):
-        for acc in conn.execute(
-            select(accounts.c.id, accounts.c.domain).where(accounts.c.domain.in_(chunk))
-        ):
+        for acc in conn.execute(_ACCOUNTS_BY_DOMAIN, {"domains": list(chunk)}):
             ids[acc.domain] = acc.id
     if unnamed:
         conn.execute(

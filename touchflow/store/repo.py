@@ -22,6 +22,7 @@ from touchflow.errors import TouchflowError
 from touchflow.phones import e164_or_raw
 from touchflow.prospects import STANDARD_FIELDS, Prospect
 from touchflow.store import fastpath
+from touchflow.store.prebuilt import Insert, per_dialect
 from touchflow.store.schema import (
     cadence_versions,
     enrollments,
@@ -247,24 +248,30 @@ def enroll(
     if save_version:
         save_cadence_version(conn, cadence, now)
     q = select(prospects)
-    already_q = select(enrollments.c.prospect_id).where(enrollments.c.cadence_id == cadence.id)
-    suppressed_q = select(suppressions.c.kind, suppressions.c.value).where(
-        suppressions.c.kind.in_(("email", "domain"))
-    )
     candidates: list[Any] | None = None
-    if prospect_ids is not None:
+    if prospect_ids is not None and len(prospect_ids) <= 900:
+        # A few prospects (an inbound lead): look up only theirs, not the whole base,
+        # with statements built once (see store.prebuilt).
         ids = list(prospect_ids)
-        q = q.where(prospects.c.id.in_(ids))
-        if len(ids) <= 900:
-            # A few prospects (an inbound lead): look up only theirs, not the whole base.
-            candidates = list(conn.execute(q))
-            values = {r.email for r in candidates} | {r.domain for r in candidates if r.domain}
-            already_q = already_q.where(enrollments.c.prospect_id.in_(ids))
-            suppressed_q = suppressed_q.where(suppressions.c.value.in_(sorted(values)))
-    already_ids = set(conn.execute(already_q).scalars())
+        candidates = list(conn.execute(_FEW_PROSPECTS, {"ids": ids}))
+        values = {r.email for r in candidates} | {r.domain for r in candidates if r.domain}
+        enrolled_rows = conn.execute(_FEW_ENROLLED, {"cadence": cadence.id, "ids": ids})
+        suppressed_rows = conn.execute(_FEW_SUPPRESSED, {"values": sorted(values)})
+    else:
+        if prospect_ids is not None:
+            q = q.where(prospects.c.id.in_(list(prospect_ids)))
+        enrolled_rows = conn.execute(
+            select(enrollments.c.prospect_id).where(enrollments.c.cadence_id == cadence.id)
+        )
+        suppressed_rows = conn.execute(
+            select(suppressions.c.kind, suppressions.c.value).where(
+                suppressions.c.kind.in_(("email", "domain"))
+            )
+        )
+    already_ids = set(enrolled_rows.scalars())
     suppressed_emails: set[str] = set()
     suppressed_domains: set[str] = set()
-    for kind, value in conn.execute(suppressed_q):
+    for kind, value in suppressed_rows:
         (suppressed_emails if kind == "email" else suppressed_domains).add(value)
     rows: list[dict[str, Any]] = []
     already = refused = outside = 0
@@ -304,11 +311,24 @@ def enroll(
             }
         )
     for chunk in _chunks(rows, 5000):
-        stmt = dialect_insert(conn, enrollments).on_conflict_do_nothing(
-            index_elements=["prospect_id", "cadence_id"]
-        )
-        conn.execute(stmt, chunk)
+        conn.execute(_insert_enrollments(conn), chunk)
     return EnrollResult(len(rows), already, refused, outside)
+
+
+_FEW_PROSPECTS = select(prospects).where(prospects.c.id.in_(bindparam("ids", expanding=True)))
+_FEW_ENROLLED = select(enrollments.c.prospect_id).where(
+    enrollments.c.cadence_id == bindparam("cadence"),
+    enrollments.c.prospect_id.in_(bindparam("ids", expanding=True)),
+)
+_FEW_SUPPRESSED = select(suppressions.c.kind, suppressions.c.value).where(
+    suppressions.c.kind.in_(("email", "domain")),
+    suppressions.c.value.in_(bindparam("values", expanding=True)),
+)
+
+
+@per_dialect
+def _insert_enrollments(insert: Insert) -> Any:
+    return insert(enrollments).on_conflict_do_nothing(index_elements=["prospect_id", "cadence_id"])
 
 
 def load_views(

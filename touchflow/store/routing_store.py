@@ -35,11 +35,10 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from touchflow.errors import TouchflowError, TransitionError
 from touchflow.routing import Decision, LeadInput, LedgerEntry, Router, RoutingState
+from touchflow.store.prebuilt import Insert, per_dialect
 from touchflow.store.schema import accounts, prospects, route_assignments, routing_ledger
 
 __all__ = ["Assignment", "Reroute", "accept", "load_state", "reroute_overdue", "route_prospects"]
@@ -79,10 +78,6 @@ class Reroute:
     decision: Decision
 
 
-def _by_dialect(conn: Connection, stmts: dict[str, Any]) -> Any:
-    return stmts["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
-
-
 # Statements that do not depend on the arguments, built once (values come as parameters).
 _ra = route_assignments.c
 
@@ -100,14 +95,14 @@ _LEDGER = (
 _LEDGER_FOR_UPDATE = _LEDGER.with_for_update()
 
 
-def _ledger_insert(dialect_insert: Any) -> Any:
-    return dialect_insert(routing_ledger).on_conflict_do_nothing(
-        index_elements=["pool", "member_email"]
-    )
+@per_dialect
+def _ledger_insert(insert: Insert) -> Any:
+    return insert(routing_ledger).on_conflict_do_nothing(index_elements=["pool", "member_email"])
 
 
-def _ledger_upsert(dialect_insert: Any) -> Any:
-    stmt = dialect_insert(routing_ledger)
+@per_dialect
+def _ledger_upsert(insert: Insert) -> Any:
+    stmt = insert(routing_ledger)
     return stmt.on_conflict_do_update(
         index_elements=["pool", "member_email"],
         set_={
@@ -116,10 +111,6 @@ def _ledger_upsert(dialect_insert: Any) -> Any:
             "updated_at": stmt.excluded.updated_at,
         },
     )
-
-
-_LEDGER_INSERT = {"postgresql": _ledger_insert(pg_insert), "sqlite": _ledger_insert(sqlite_insert)}
-_LEDGER_UPSERT = {"postgresql": _ledger_upsert(pg_insert), "sqlite": _ledger_upsert(sqlite_insert)}
 
 
 @cache
@@ -190,7 +181,7 @@ def _ledger_rows(conn: Connection, router: Router, now: datetime, lock: bool) ->
     ]
     if not fresh:
         return rows
-    conn.execute(_by_dialect(conn, _LEDGER_INSERT), fresh)  # in lock order
+    conn.execute(_ledger_insert(conn), fresh)  # in lock order
     return list(conn.execute(_LEDGER_FOR_UPDATE, {"pools": pools}))
 
 
@@ -218,7 +209,7 @@ def _save_ledger(conn: Connection, state: RoutingState, now: datetime) -> None:
         }
         for pool, email in sorted(state.changed)
     ]
-    conn.execute(_by_dialect(conn, _LEDGER_UPSERT), rows)
+    conn.execute(_ledger_upsert(conn), rows)
     state.changed.clear()
 
 

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, select, update
@@ -182,26 +183,48 @@ def _events_query(config: IcpConfig, now: datetime) -> Select[Any]:
     return q
 
 
+@cache
+def _events_of_ids(max_age: bool) -> Select[Any]:
+    """Events of a list of prospects (``ids``, ``types``, ``now``, ``since`` if ``max_age``).
+
+    Built once per shape: an inbound lead scores one prospect per request.
+    """
+    e = events.c
+    q = select(e.prospect_id, e.type, e.occurred_at).where(
+        e.prospect_id.in_(bindparam("ids", expanding=True)),
+        e.type.in_(bindparam("types", expanding=True)),
+        e.occurred_at <= bindparam("now", type_=e.occurred_at.type),
+    )
+    if max_age:
+        q = q.where(e.occurred_at >= bindparam("since", type_=e.occurred_at.type))
+    return q
+
+
 def _load_events(
     conn: Connection, config: IcpConfig, now: datetime, ids: Sequence[int], *, by_range: bool
 ) -> dict[int, list[tuple[str, datetime]]]:
     out: dict[int, list[tuple[str, datetime]]] = {}
     if not ids or not config.engagement.points:
         return out
-    base = _events_query(config, now)
+    wanted = set(ids)
     if by_range:
         # Keyset batches are dense id ranges: one range scan on the prospect_id index.
-        queries = [base.where(events.c.prospect_id.between(ids[0], ids[-1]))]
+        q = _events_query(config, now).where(events.c.prospect_id.between(ids[0], ids[-1]))
+        found = conn.execute(q)
     else:
-        queries = [
-            base.where(events.c.prospect_id.in_(ids[i : i + _CHUNK]))
+        max_age = config.engagement.max_age_days
+        params: dict[str, Any] = {"types": sorted(config.engagement.points), "now": now}
+        if max_age is not None:
+            params["since"] = now - timedelta(days=max_age)
+        stmt = _events_of_ids(max_age is not None)
+        found = (
+            row
             for i in range(0, len(ids), _CHUNK)
-        ]
-    wanted = set(ids)
-    for q in queries:
-        for pid, kind, at in conn.execute(q):
-            if pid in wanted:
-                out.setdefault(pid, []).append((kind, at))
+            for row in conn.execute(stmt, {**params, "ids": list(ids[i : i + _CHUNK])})
+        )
+    for pid, kind, at in found:
+        if pid in wanted:
+            out.setdefault(pid, []).append((kind, at))
     return out
 
 
@@ -225,11 +248,17 @@ def _batches(
     ids = sorted(set(prospect_ids))
     step = min(batch_size, _CHUNK)
     for i in range(0, len(ids), step):
-        chunk = ids[i : i + step]
-        rows = list(conn.execute(q.where(prospects.c.id.in_(chunk)).order_by(prospects.c.id)))
+        rows = list(conn.execute(_BY_IDS, {"ids": ids[i : i + step]}))
         if rows:
             yield rows, False
 
+
+# Built once: an inbound lead rescores one prospect per request.
+_BY_IDS = (
+    _prospect_query()
+    .where(prospects.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(prospects.c.id)
+)
 
 _SET_CHANGED = (
     update(prospects)
