@@ -264,6 +264,10 @@ def map_transport_error(exc: Exception, *, connector: str, operation: str) -> Co
     return FatalError(f"request failed ({detail})", **kw)
 
 
+#: Transport errors raised before the request could reach the vendor.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
 class CrmHttp:
     """One keep-alive ``httpx.Client`` plus retry, slow-down and error mapping. Thread-safe."""
 
@@ -313,13 +317,21 @@ class CrmHttp:
         operation: str,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        once: bool = False,
     ) -> Any:
-        """Send, retrying retryable failures; the decoded JSON body (None if empty)."""
+        """Send, retrying retryable failures; the decoded JSON body (None if empty).
+
+        ``once``: the request creates a record and has no idempotency key, so it
+        is resent only when it surely did not take effect (the connection never
+        opened, or a 429). A timeout or a 5xx after it went out is raised to the
+        caller instead, which looks the record up before creating it again.
+        """
         attempts = max(1, self.retry.max_attempts)
         for attempt in range(1, attempts + 1):
             self._wait_for_quota()
             error: ConnectorError
             wait: float | None = None
+            unsent = False  # surely not taken by the vendor: safe to resend a create
             try:
                 with self._lock:
                     self.requests_sent += 1
@@ -327,6 +339,7 @@ class CrmHttp:
             except httpx.HTTPError as exc:
                 error = map_transport_error(exc, connector=self.connector, operation=operation)
                 error.__cause__ = exc
+                unsent = isinstance(exc, _NOT_SENT)
             else:
                 self._note_quota(response)
                 if response.is_success:
@@ -347,7 +360,10 @@ class CrmHttp:
                 )
                 if isinstance(error, RateLimited):
                     wait = error.retry_after
+                    unsent = True
             if not isinstance(error, RetryableError) or attempt == attempts:
+                raise error
+            if once and not unsent:
                 raise error
             if wait is not None and wait > self.retry.max_retry_after_s:
                 raise error  # longer than we wait in-process: the caller reschedules

@@ -241,6 +241,7 @@ class HubspotCrm:
             "/crm/v3/objects/companies",
             operation="upsert_company",
             json={"properties": props},
+            once=True,  # a retry searches by domain first (see above)
         )
         return str(created["id"])
 
@@ -271,6 +272,7 @@ class HubspotCrm:
             "/crm/v3/objects/deals",
             operation="create_deal",
             json={"properties": props, "associations": associations},
+            once=True,
         )
         return str(created["id"])
 

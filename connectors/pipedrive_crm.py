@@ -214,7 +214,7 @@ class PipedriveCrm:
             return person_id
         body.setdefault("name", email)
         body["email"] = [{"value": email, "primary": True, "label": "work"}]
-        created = self._call("POST", "/v1/persons", "upsert_people", json=body)
+        created = self._call("POST", "/v1/persons", "upsert_people", json=body, once=True)
         return str(created["data"]["id"])
 
     def upsert_company(self, company: CrmCompany) -> str:
@@ -239,7 +239,7 @@ class PipedriveCrm:
             self._call("PUT", f"/v1/organizations/{org_id}", "upsert_company", json=body)
             return org_id
         body.setdefault("name", domain)
-        created = self._call("POST", "/v1/organizations", "upsert_company", json=body)
+        created = self._call("POST", "/v1/organizations", "upsert_company", json=body, once=True)
         return str(created["data"]["id"])
 
     def associate(self, person_id: str, company_id: str) -> None:
@@ -257,7 +257,7 @@ class PipedriveCrm:
             body["value"] = deal.amount
         if deal.stage and deal.stage.isdigit():
             body["stage_id"] = int(deal.stage)
-        created = self._call("POST", "/v1/deals", "create_deal", json=body)
+        created = self._call("POST", "/v1/deals", "create_deal", json=body, once=True)
         return str(created["data"]["id"])
 
     def assign_owner(self, person_id: str, owner_id: str) -> None:
@@ -294,7 +294,7 @@ class PipedriveCrm:
         }
         if activity.owner_id:
             body["user_id"] = int(activity.owner_id)
-        created = self._call("POST", "/v1/activities", "log_activity", json=body)
+        created = self._call("POST", "/v1/activities", "log_activity", json=body, once=True)
         self._keys[key] = str(created["data"]["id"])
         return self._keys[key]
 

@@ -119,3 +119,56 @@ def test_slows_down_when_the_quota_runs_low() -> None:
     http.request("GET", "/v1/users", operation="x")
     assert len(sleeps) == 1 and 0.9 < sleeps[0] <= 1.0  # 2 s spread over the 2 left
     assert http.slowdowns == 2
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.ReadTimeout("read timed out"),
+        httpx.RemoteProtocolError("server closed the connection"),
+        503,
+    ],
+    ids=["read-timeout", "reset-after-send", "503"],
+)
+def test_a_create_that_may_have_been_taken_is_not_resent(failure: Exception | int) -> None:
+    """A create without an idempotency key (``once``) is not sent twice by the plumbing."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if isinstance(failure, Exception):
+            raise failure
+        return httpx.Response(failure, json={"success": False, "error": "busy"})
+
+    sleeps: list[float] = []
+    http = _client(handler, sleeps)
+    with pytest.raises(RetryableError):
+        http.request("POST", "/v1/organizations", operation="upsert_company", json={}, once=True)
+    assert len(seen) == 1 and sleeps == []
+    # The same failure on a request that may be repeated is retried as usual.
+    seen.clear()
+    with pytest.raises(RetryableError):
+        http.request("GET", "/v1/organizations/search", operation="upsert_company")
+    assert len(seen) == 3
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.ConnectError("connection refused"), 429],
+    ids=["connect-refused", "429"],
+)
+def test_a_create_that_surely_was_not_taken_is_resent(failure: Exception | int) -> None:
+    answers = iter([failure, 201])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return httpx.Response(answer, json={"success": answer == 201, "data": {"id": 7}})
+
+    sleeps: list[float] = []
+    http = _client(handler, sleeps)
+    answer = http.request(
+        "POST", "/v1/organizations", operation="upsert_company", json={}, once=True
+    )
+    assert answer["data"]["id"] == 7 and len(sleeps) == 1
