@@ -117,6 +117,11 @@ class HubspotStandin(HttpStandin):
         self.objects: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in OBJECT_TYPES}
         # (from type, from id, to type, to id, association type id), both directions.
         self.associations: set[tuple[str, str, str, str, int]] = set()
+        # Indexes, as the real service has: lookups stay O(1) however many records
+        # a benchmark creates (a linear scan made the stand-in the bottleneck).
+        self._linked: set[tuple[str, str, str, str]] = set()  # associations without type id
+        self._type_of: dict[str, str] = {}  # object id -> type
+        self._unique: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}  # UNIQUE values
         self.owners: list[dict[str, Any]] = []
         self._next_id = 1001
         self._next_owner = 70001
@@ -321,6 +326,7 @@ class HubspotStandin(HttpStandin):
         }
         obj = {"id": obj_id, "properties": {**base}, "createdAt": now, "updatedAt": now}
         self.objects[t][obj_id] = obj
+        self._type_of[obj_id] = t
         self._update(obj, props, at=at, created=True)
         return obj
 
@@ -343,12 +349,21 @@ class HubspotStandin(HttpStandin):
                     "VALIDATION_ERROR",
                 )
             current["hubspot_owner_assigneddate"] = now
+        t = self._type_of.get(obj["id"], "")
+        for prop in UNIQUE.get(t, ()):
+            if prop in props and props[prop] != current.get(prop):
+                index = self._unique.setdefault((t, prop), {})
+                index.pop(current.get(prop) or "", None)
+                if props[prop]:
+                    index[props[prop]] = obj
         current.update(props)
         if not created:
             current["lastmodifieddate"] = current["hs_lastmodifieddate"] = now
             obj["updatedAt"] = now
 
     def _find(self, t: str, prop: str, value: str) -> dict[str, Any] | None:
+        if prop in UNIQUE.get(t, ()):
+            return self._unique.get((t, prop), {}).get(value)
         for obj in self.objects[t].values():
             if obj["properties"].get(prop) == value:
                 return obj
@@ -505,6 +520,7 @@ class HubspotStandin(HttpStandin):
     def _associate(self, ft: str, fid: str, tt: str, tid: str, type_id: int) -> None:
         self.associations.add((ft, fid, tt, tid, type_id))
         self.associations.add((tt, tid, ft, fid, _INVERSE.get(type_id, type_id)))
+        self._linked.update(((ft, fid, tt, tid), (tt, tid, ft, fid)))
 
     def _associate_default(self, ft: str, fid: str, tt: str, tid: str) -> dict[str, Any]:
         ft, tt = _type(ft), _type(tt)
@@ -512,7 +528,7 @@ class HubspotStandin(HttpStandin):
             if i not in self.objects[t]:
                 raise StandinError(404, f"No {t[:-1]} with ID {i} exists", "OBJECT_NOT_FOUND")
         type_id = _DEFAULT_TYPE.get((ft, tt), 1)
-        if not any(a[:4] == (ft, fid, tt, tid) for a in self.associations):
+        if (ft, fid, tt, tid) not in self._linked:
             self._associate(ft, fid, tt, tid, type_id)
         return {
             "status": "COMPLETE",
