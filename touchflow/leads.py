@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, select, update
 
 from touchflow.crm_sync import lead_rows, queue_lead
 from touchflow.engine import CadenceRuntime, SenderInfo
@@ -30,7 +30,7 @@ from touchflow.store.intake import load_batch
 from touchflow.store.prebuilt import Insert, per_dialect
 from touchflow.store.repo import enroll
 from touchflow.store.routing_store import route_prospects
-from touchflow.store.schema import accounts, lead_requests, prospects
+from touchflow.store.schema import accounts, enrollments, lead_requests, prospects
 from touchflow.store.scores import rescore
 
 #: Scalar fields a lead may carry; anything else in the body is refused.
@@ -120,6 +120,27 @@ _PROSPECT = (
 )
 
 
+_SET_OWNER = (
+    update(enrollments)
+    .where(
+        enrollments.c.prospect_id == bindparam("pid"),
+        enrollments.c.cadence_id == bindparam("cadence"),
+    )
+    .values(owner_email=bindparam("owner"), updated_at=bindparam("at"))
+)
+
+
+class _Owned:
+    """A ``lead_rows`` row read before routing, with the assignee as ``ae_email``."""
+
+    def __init__(self, row: Any, ae_email: str | None) -> None:
+        self._row = row
+        self.ae_email = ae_email
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
+
+
 @per_dialect
 def _remember(insert: Insert) -> Any:
     return insert(lead_requests).on_conflict_do_nothing(index_elements=["idempotency_key"])
@@ -173,7 +194,29 @@ def process_lead(
         r = scored[row.id]
         decision.score, decision.grade, decision.lifecycle = r.score, r.grade, r.lifecycle
         decision.reasons = [str(reason) for reason in r.reasons]
-    if services.router is not None and decision.lifecycle != "disqualified":
+    qualified = decision.lifecycle != "disqualified"
+    # Routing locks the fairness ledger until the commit, and every lead waits for
+    # that lock: so it comes last, and what does not need the assignee comes first.
+    enrolled_id: int | None = None
+    if services.inbound is not None and qualified:
+        res = enroll(
+            conn,
+            services.inbound,
+            [row.id],
+            owner_email=services.default_owner,  # the assignee's, once routed (below)
+            sender=services.sender,
+            now=now,
+            save_version=not services.inbound_saved,
+        )
+        decision.cadence = services.inbound.cadence.id
+        decision.enrolled = res.enrolled == 1
+        enrolled_id = row.id if decision.enrolled else None
+    if services.crm is not None and qualified:
+        queue_lead(conn, services.crm, result.email, now, hold=push_hold)
+        decision.crm_queued = True
+        if push_hold is not None:
+            decision.crm_rows = lead_rows(conn, services.crm, [result.email])
+    if services.router is not None and qualified:
         routed = route_prospects(conn, services.router, [row.id], now)
         if routed:
             d = routed[0]
@@ -183,24 +226,14 @@ def process_lead(
             decision.assignee = conn.execute(
                 select(prospects.c.ae_email).where(prospects.c.id == row.id)
             ).scalar()
-    if services.inbound is not None and decision.lifecycle != "disqualified":
         owner = decision.assignee if decision.assignee and "@" in decision.assignee else None
-        res = enroll(
-            conn,
-            services.inbound,
-            [row.id],
-            owner_email=owner or services.default_owner,
-            sender=services.sender,
-            now=now,
-            save_version=not services.inbound_saved,
-        )
-        decision.cadence = services.inbound.cadence.id
-        decision.enrolled = res.enrolled == 1
-    if services.crm is not None and decision.lifecycle != "disqualified":
-        queue_lead(conn, services.crm, result.email, now, hold=push_hold)
-        decision.crm_queued = True
-        if push_hold is not None:
-            decision.crm_rows = lead_rows(conn, services.crm, [result.email])
+        if owner and enrolled_id is not None and owner != services.default_owner:
+            conn.execute(
+                _SET_OWNER,
+                {"owner": owner, "pid": enrolled_id, "cadence": decision.cadence, "at": now},
+            )
+        # The push reads the owner from ae_email, which routing just set.
+        decision.crm_rows = [_Owned(r, owner) for r in decision.crm_rows]
     if idempotency_key:
         conn.execute(
             _remember(conn),
