@@ -149,7 +149,7 @@ def _qualify(engine, settings: Settings, console: Console) -> None:
     from touchflow.routing import load_router
     from touchflow.scoring import load_icp
     from touchflow.store.enrichment import enrich_accounts
-    from touchflow.store.routing_store import route_prospects
+    from touchflow.store.routing_store import routable_ids, route_prospects
     from touchflow.store.scores import rescore
 
     crm = FakeCrm()
@@ -161,11 +161,7 @@ def _qualify(engine, settings: Settings, console: Console) -> None:
             conn, OfflineEnricher(settings.config_dir / "firmographics.csv"), START
         )
         scored = rescore(conn, load_icp(settings.config_dir / "icp.yaml"), START)
-        ids = list(
-            conn.execute(
-                select(prospect_rows.c.id).where(prospect_rows.c.lifecycle.in_(["mql", "sql"]))
-            ).scalars()
-        )
+        ids = routable_ids(conn, "mql")
         decisions = route_prospects(conn, router, ids, START)
         for email in conn.execute(select(prospect_rows.c.email).where(prospect_rows.c.id.in_(ids))):
             queue_lead(conn, crm.name, email[0], START)

@@ -24,7 +24,7 @@ from touchflow.routing import load_router
 from touchflow.scoring import load_icp
 from touchflow.settings import Settings
 from touchflow.store.enrichment import enrich_accounts
-from touchflow.store.routing_store import route_prospects
+from touchflow.store.routing_store import routable_ids, route_prospects
 from touchflow.store.schema import prospects
 from touchflow.store.scores import rescore
 
@@ -76,15 +76,7 @@ def route(now: datetime) -> dict[str, int]:
     router = load_router(settings.config_dir)
     connector = crm_connector(settings)
     with database(settings).begin() as conn:
-        ids = list(
-            conn.execute(
-                select(prospects.c.id).where(
-                    prospects.c.ae_email.is_(None),
-                    prospects.c.opted_out_at.is_(None),
-                    prospects.c.lifecycle.in_(["mql", "sql"]),
-                )
-            ).scalars()
-        )
+        ids = routable_ids(conn, "mql")
         decisions = route_prospects(conn, router, ids, now)
         if connector is not None:
             emails = conn.execute(select(prospects.c.email).where(prospects.c.id.in_(ids)))

@@ -140,16 +140,33 @@ def route(
     reroute: Annotated[
         bool, typer.Option("--reroute", help="Only reroute leads past their SLA.")
     ] = False,
+    min_lifecycle: Annotated[
+        str,
+        typer.Option(
+            "--min-lifecycle",
+            help="Route prospects at this stage or later: lead (also unscored), mql, sql.",
+        ),
+    ] = "mql",
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
-    """Assign unrouted prospects to AEs (config/team.yaml, config/routing.yaml)."""
+    """Assign unrouted prospects to AEs (config/team.yaml, config/routing.yaml).
+
+    By default MQLs and SQLs, as the ``intake`` flow does.
+    """
     from sqlalchemy import select
 
     from touchflow.routing import backtest as run_backtest
     from touchflow.routing import read_backtest_csv
-    from touchflow.store.routing_store import reroute_overdue, route_prospects
+    from touchflow.store.routing_store import (
+        ROUTABLE,
+        reroute_overdue,
+        routable_ids,
+        route_prospects,
+    )
     from touchflow.store.schema import prospects
 
+    if min_lifecycle not in ROUTABLE:
+        raise _fail(f"--min-lifecycle must be one of {', '.join(ROUTABLE)}, not {min_lifecycle!r}")
     settings = _settings()
     router = _router(settings)
     if backtest is not None:
@@ -166,16 +183,7 @@ def route(
         rerouted = reroute_overdue(conn, router, at)
         decisions = []
         if not reroute:
-            ids = list(
-                conn.execute(
-                    select(prospects.c.id).where(
-                        prospects.c.ae_email.is_(None),
-                        prospects.c.opted_out_at.is_(None),
-                        (prospects.c.lifecycle.is_(None))
-                        | (prospects.c.lifecycle != "disqualified"),
-                    )
-                ).scalars()
-            )
+            ids = routable_ids(conn, min_lifecycle)
             decisions = route_prospects(conn, router, ids, at)
             if settings.crm.provider != "none":
                 # The CRM gets every routed lead (pushed by `touchflow crm sync`).

@@ -81,3 +81,37 @@ def test_task_show_prints_the_script_and_call_needs_twilio(
     monkeypatch.setenv("TOUCHFLOW_TWILIO__FROM_NUMBER", "+12125550100")
     result = runner.invoke(app, call)
     assert "TOUCHFLOW_TWILIO__ACCOUNT_SID" in str(result.exception)  # main() prints it, exit 1
+
+
+def test_route_takes_mqls_by_default_and_a_lower_stage_when_asked(project: Path):
+    from sqlalchemy import create_engine, func, select
+
+    from flows.demo_data import generate_rows, write_csv
+    from touchflow.store.schema import prospects
+
+    _ok(["db", "upgrade"])
+    write_csv(project / "leads.csv", generate_rows(120))
+    imported = runner.invoke(app, ["import", "leads.csv"])
+    assert imported.exit_code == 1 and "122 new" in imported.output  # + 3 messy rows aside
+    _ok(["enrich"])
+    _ok(["score"])
+    engine = create_engine(f"sqlite:///{project / 'tf.db'}")
+
+    def count(*where: object) -> int:
+        with engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(prospects).where(*where)).scalar()
+
+    qualified = count(prospects.c.lifecycle.in_(["mql", "sql"]), prospects.c.opted_out_at.is_(None))
+    rest = count(
+        prospects.c.lifecycle.is_(None) | (prospects.c.lifecycle == "lead"),
+        prospects.c.opted_out_at.is_(None),
+    )
+    assert qualified and rest  # the generated base has both
+    assert f"Routed {qualified} lead(s)" in _ok(["route", "--now", "2026-12-01T15:00:00Z"])
+    routed = count(prospects.c.ae_email.is_not(None))
+    assert 0 < routed <= qualified  # people, or a queue (no ae_email)
+    assert count(prospects.c.ae_email.is_not(None), prospects.c.lifecycle == "lead") == 0
+    assert f"Routed {rest} lead(s)" in _ok(
+        ["route", "--min-lifecycle", "lead", "--now", "2026-12-01T15:00:00Z"]
+    )
+    assert runner.invoke(app, ["route", "--min-lifecycle", "disqualified"]).exit_code == 1

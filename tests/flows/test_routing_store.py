@@ -12,7 +12,13 @@ from sqlalchemy import event, insert, select
 
 from tests.unit.test_routing import ROUTING, router
 from touchflow.errors import TransitionError
-from touchflow.store.routing_store import accept, load_state, reroute_overdue, route_prospects
+from touchflow.store.routing_store import (
+    accept,
+    load_state,
+    reroute_overdue,
+    routable_ids,
+    route_prospects,
+)
 from touchflow.store.schema import accounts, prospects, route_assignments, routing_ledger
 
 TUE = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
@@ -320,3 +326,18 @@ def test_one_lead_in_the_steady_state_takes_few_statements(db):
         assert len(statements) <= limit - 3, "\n".join(statements)
     finally:
         event.remove(db, "before_cursor_execute", count)
+
+
+def test_routable_ids_take_a_minimum_stage_and_skip_owned_opted_out_and_disqualified(db):
+    stages = [None, "lead", "mql", "sql", "disqualified", "mql", "mql"]
+    with db.begin() as conn:
+        ids = add_prospects(conn, ent_na(len(stages)))
+        for pid, stage in zip(ids, stages, strict=True):
+            conn.execute(prospects.update().where(prospects.c.id == pid).values(lifecycle=stage))
+        conn.execute(prospects.update().where(prospects.c.id == ids[5]).values(opted_out_at=TUE))
+        conn.execute(prospects.update().where(prospects.c.id == ids[6]).values(ae_email="a@x.io"))
+        assert routable_ids(conn) == routable_ids(conn, "mql") == [ids[2], ids[3]]
+        assert routable_ids(conn, "sql") == [ids[3]]
+        assert routable_ids(conn, "lead") == ids[:4]
+        with pytest.raises(ValueError, match="min_lifecycle"):
+            routable_ids(conn, "disqualified")

@@ -41,7 +41,16 @@ from touchflow.routing import Decision, LeadInput, LedgerEntry, Router, RoutingS
 from touchflow.store.prebuilt import Insert, per_dialect
 from touchflow.store.schema import accounts, prospects, route_assignments, routing_ledger
 
-__all__ = ["Assignment", "Reroute", "accept", "load_state", "reroute_overdue", "route_prospects"]
+__all__ = [
+    "ROUTABLE",
+    "Assignment",
+    "Reroute",
+    "accept",
+    "load_state",
+    "reroute_overdue",
+    "routable_ids",
+    "route_prospects",
+]
 
 #: Statuses that mean a prospect is routed (not to be routed again by route_prospects).
 OPEN = ("assigned", "accepted")
@@ -281,6 +290,31 @@ def _record(conn: Connection, prospect_id: int, d: Decision, now: datetime) -> i
         {"pid": prospect_id, "ae": None if d.is_queue else d.assignee, "at": now},
     )
     return int(new_id)
+
+
+#: Lifecycle stages in order; a minimum stage routes that stage and the later ones.
+ROUTABLE = ("lead", "mql", "sql")
+
+
+def routable_ids(conn: Connection, min_lifecycle: str = "mql") -> list[int]:
+    """Prospects waiting for an AE: no owner yet, not opted out, at ``min_lifecycle`` or later.
+
+    The ``intake`` flow, ``touchflow route`` and the demo all route this set, so an
+    AE sees the same leads whichever way routing ran. ``"lead"`` also takes
+    prospects not scored yet; disqualified ones are never routed.
+    """
+    if min_lifecycle not in ROUTABLE:
+        raise ValueError(
+            f"min_lifecycle must be one of {', '.join(ROUTABLE)}, not {min_lifecycle!r}"
+        )
+    stages = list(ROUTABLE[ROUTABLE.index(min_lifecycle) :])
+    stage = prospects.c.lifecycle.in_(stages)
+    if min_lifecycle == "lead":
+        stage = stage | prospects.c.lifecycle.is_(None)
+    q = select(prospects.c.id).where(
+        prospects.c.ae_email.is_(None), prospects.c.opted_out_at.is_(None), stage
+    )
+    return list(conn.execute(q.order_by(prospects.c.id)).scalars())
 
 
 def route_prospects(
