@@ -178,6 +178,15 @@ def domain_of(email: str) -> str:
     return email.rsplit("@", 1)[-1].lower()
 
 
+def own_domains(domain: str | None, email: str) -> set[str]:
+    """A prospect's company (primary) domain and its email's domain: a block of either holds.
+
+    Import resolves alias domains to the primary one (config/domain_aliases.yaml),
+    while an operator may block the domain the addresses actually use.
+    """
+    return {d for d in ((domain or "").lower(), domain_of(email)) if d}
+
+
 def normalize_values(values: Iterable[str | None]) -> set[str]:
     return {v.strip().lower() for v in values if v}
 

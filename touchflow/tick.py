@@ -36,6 +36,7 @@ from touchflow.compliance import (
     CapPolicy,
     domain_of,
     next_contact_opening,
+    own_domains,
     within_contact_hours,
 )
 from touchflow.engine import (
@@ -395,7 +396,10 @@ class Ticker:
         """Load what the claim-time guards need for a batch: a few queries, not one per row."""
         domains = {_domain(r) for r in rows}
         supp = guards.suppressed(
-            conn, (r.email for r in rows), domains, (p for r in rows if (p := _phone(r)))
+            conn,
+            (r.email for r in rows),
+            {d for r in rows for d in _own_domains(r)},
+            (p for r in rows if (p := _phone(r))),
         )
         gate = None
         if self.caps.enabled:
@@ -425,8 +429,9 @@ class Ticker:
                 row, state=transition(row.state, event).value, reason=reason, next_due_at=None
             )
             return
-        domain = _domain(row)
-        if row.email in checks.suppressed.emails or domain in checks.suppressed.domains:
+        if row.email in checks.suppressed.emails or not checks.suppressed.domains.isdisjoint(
+            _own_domains(row)
+        ):
             # Suppressed since it was enrolled (webhook, another cadence's
             # opt-out, an operator's domain block): honoured from this tick on.
             report.suppressed += 1
@@ -483,7 +488,7 @@ class Ticker:
             ):
                 return
             if step.channel == "email" and checks.gate is not None:
-                refused = checks.gate.admit(row.sender_email.lower(), domain)
+                refused = checks.gate.admit(row.sender_email.lower(), _domain(row))
                 if refused is not None:
                     # Over a cap: wait, visibly, for the slot where the window frees.
                     report.capped += 1
@@ -692,6 +697,10 @@ class _Checks:
 
 def _domain(row: Any) -> str:
     return (row.domain or domain_of(row.email)).lower()
+
+
+def _own_domains(row: Any) -> set[str]:
+    return own_domains(row.domain, row.email)
 
 
 def _phone(row: Any) -> str | None:

@@ -91,6 +91,24 @@ def test_suppression_after_enrollment_is_honoured_at_the_next_claim(db, tmp_path
     assert (e.state, e.reason, e.next_due_at) == ("opted_out", f"suppressed:{kind}", None)
 
 
+def test_a_domain_blocked_under_an_alias_is_honoured(db, tmp_path):
+    """Import stores the primary domain (acme.example for ana@acme-mail.example); an
+    operator blocking the alias the addresses use still stops them, at claim and at enrollment."""
+    h = Harness(db, make_cadence(tmp_path, EMAIL_ONLY, TEMPLATES))
+    h.add([prospect("ana@acme-mail.example", domain="acme.example")], MON_10_NY)
+    _suppress(h, "domain", "acme-mail.example")
+    assert h.tick(MON_10_NY).suppressed == 1 and h.email.sent == []
+    assert h.enrollment("ana@acme-mail.example").reason == "suppressed:domain"
+    with h.engine.begin() as conn:
+        upsert_prospects(conn, [prospect("bo@acme-mail.example", domain="acme.example")], MON_10_NY)
+        pid = conn.execute(
+            select(prospects.c.id).where(prospects.c.email == "bo@acme-mail.example")
+        ).scalar_one()
+        result = enroll(conn, h.runtime, [pid], owner_email="sdr@x.example", sender=SENDER,
+                        now=MON_10_NY)  # fmt: skip
+    assert (result.enrolled, result.suppressed) == (0, 1)
+
+
 def test_stopped_number_skips_sms_steps_and_the_cadence_goes_on(db, tmp_path):
     h = Harness(db, _sms_cadence(tmp_path))
     h.add([prospect("a@x.example", phone="(212) 555-0123"), prospect("b@x.example")], MON_10_NY)

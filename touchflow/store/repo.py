@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Row, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from touchflow.cadence import Cadence, load_cadence_source
+from touchflow.compliance import own_domains
 from touchflow.engine import CadenceRuntime, EnrollmentView, ExecutedStep, SenderInfo
 from touchflow.enrollment import EXIT_EVENTS, OPEN, Event, State, transition
 from touchflow.errors import TouchflowError
@@ -254,7 +255,8 @@ def enroll(
         # with statements built once (see store.prebuilt).
         ids = list(prospect_ids)
         candidates = list(conn.execute(_FEW_PROSPECTS, {"ids": ids}))
-        values = {r.email for r in candidates} | {r.domain for r in candidates if r.domain}
+        values = {r.email for r in candidates}
+        values.update(d for r in candidates for d in own_domains(r.domain, r.email))
         enrolled_rows = conn.execute(_FEW_ENROLLED, {"cadence": cadence.id, "ids": ids})
         suppressed_rows = conn.execute(_FEW_SUPPRESSED, {"values": sorted(values)})
     else:
@@ -284,7 +286,7 @@ def enroll(
             row.opted_out_at is not None
             or row.bounced_at is not None
             or row.email in suppressed_emails
-            or (row.domain or "") in suppressed_domains
+            or not suppressed_domains.isdisjoint(own_domains(row.domain, row.email))
         ):
             refused += 1
             continue
