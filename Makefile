@@ -41,6 +41,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/tick.py
 	$(BIN)/python bench/send.py
 	$(BIN)/python bench/events.py
+	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/speed_to_lead.py
 
 clean:
 	rm -rf demo-run .pytest_cache .hypothesis touchflow.db* outbox
