@@ -59,12 +59,12 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import httpx
 
+from connectors.closing import ClosesOnExit
 from touchflow.enrich import Firmographics, normalize_domain, revenue_band_of
 from touchflow.errors import ConfigError, ConnectorError, FatalError, RateLimited, RetryableError
 
@@ -474,7 +474,7 @@ def _describe(exc: BaseException) -> str:
 # -- the enricher --------------------------------------------------------------
 
 
-class HttpEnricher:
+class HttpEnricher(ClosesOnExit):
     """:class:`~touchflow.enrich.Enricher` over a REST provider; see the module docstring.
 
     ``backoff_s`` is the first retry's ceiling (full jitter: a delay is drawn
@@ -671,14 +671,3 @@ class HttpEnricher:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         self._client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -48,11 +48,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
+from connectors.closing import ClosesOnExit
 from connectors.crm_http import HUBSPOT_QUOTA, CrmHttp, RetryPolicy, hubspot_error
 from touchflow.crm import (
     ChangeKind,
@@ -121,7 +121,7 @@ def _clean(props: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in props.items() if v is not None and v != ""}
 
 
-class HubspotCrm:
+class HubspotCrm(ClosesOnExit):
     """:class:`touchflow.crm.CrmConnector` for HubSpot (private-app or OAuth access token)."""
 
     name = "hubspot"
@@ -485,17 +485,6 @@ class HubspotCrm:
 
     def close(self) -> None:
         self.http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _assoc(to_id: str, type_id: int) -> dict[str, Any]:

@@ -50,9 +50,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
+from connectors.closing import ClosesOnExit
 from touchflow.errors import ConfigError, ConnectorError, FatalError, RetryableError
 from touchflow.replies import InboundMessage
 
@@ -126,7 +126,7 @@ def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
         yield items[i : i + size]
 
 
-class ImapMailbox:
+class ImapMailbox(ClosesOnExit):
     """One IMAP mailbox polled for replies; a context manager that holds one connection.
 
     ``ssl`` is implicit TLS (port 993), ``starttls`` upgrades a plain connection
@@ -218,17 +218,6 @@ class ImapMailbox:
             except Exception as exc:  # closing must not fail the caller's work
                 _log.debug("imap logout failed: %s", exc)
                 _shutdown(conn)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _call(self, operation: str, fn: Any, *args: Any) -> list[Any]:
         """Run one imaplib command; a NO/BAD answer or a failure becomes a touchflow error."""

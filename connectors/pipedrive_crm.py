@@ -50,11 +50,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
+from connectors.closing import ClosesOnExit
 from connectors.crm_http import PIPEDRIVE_QUOTA, CrmHttp, RetryPolicy, pipedrive_error
 from touchflow.crm import (
     ChangePage,
@@ -115,7 +115,7 @@ def _emails(value: Any) -> list[str]:
     return out
 
 
-class PipedriveCrm:
+class PipedriveCrm(ClosesOnExit):
     """:class:`touchflow.crm.CrmConnector` for Pipedrive (API token)."""
 
     name = "pipedrive"
@@ -423,14 +423,3 @@ class PipedriveCrm:
 
     def close(self) -> None:
         self.http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

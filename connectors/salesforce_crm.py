@@ -94,11 +94,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import httpx
 
+from connectors.closing import ClosesOnExit
 from connectors.crm_http import (
     CrmHttp,
     RetryPolicy,
@@ -274,7 +274,7 @@ class _BearerTransport(httpx.BaseTransport):
 # -- the connector ---------------------------------------------------------------------
 
 
-class SalesforceCrm:
+class SalesforceCrm(ClosesOnExit):
     """:class:`~touchflow.crm.CrmConnector` over the Salesforce REST API. Thread-safe.
 
     ``retry`` governs both the HTTP-level retries of reads and idempotent
@@ -371,17 +371,6 @@ class SalesforceCrm:
         self._http.close()
         self._http_once.close()
         self._token_client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- auth ----------------------------------------------------------------------
 

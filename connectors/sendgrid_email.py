@@ -66,8 +66,7 @@ import time
 import urllib.error
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from python_http_client.client import Response
 from python_http_client.exceptions import HTTPError as VendorHTTPError
@@ -87,6 +86,7 @@ from sendgrid.helpers.mail import (
     To,
 )
 
+from connectors.closing import ClosesOnExit
 from connectors.mail_headers import standard_headers
 from touchflow.errors import (
     ConfigError,
@@ -313,7 +313,7 @@ def _describe(exc: object) -> str:
     return str(exc)
 
 
-class SendgridEmailSender:
+class SendgridEmailSender(ClosesOnExit):
     """:class:`~touchflow.ports.EmailSender` over SendGrid's v3 Mail Send API.
 
     Messages of a batch are sent concurrently by a pool of ``concurrency``
@@ -393,17 +393,6 @@ class SendgridEmailSender:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- internals ---------------------------------------------------------
 

@@ -49,9 +49,9 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr
 from ssl import SSLContext
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
+from connectors.closing import ClosesOnExit
 from connectors.mail_headers import standard_headers
 from touchflow.errors import (
     ConfigError,
@@ -279,7 +279,7 @@ def _close_quietly(conn: smtplib.SMTP) -> None:
         _log.debug("closing SMTP connection failed", exc_info=True)
 
 
-class SmtpEmailSender:
+class SmtpEmailSender(ClosesOnExit):
     """:class:`~touchflow.ports.EmailSender` over SMTP, one connection reused across messages.
 
     ``smtp_factory`` opens the connection: it is called like the default,
@@ -378,17 +378,6 @@ class SmtpEmailSender:
             _log.debug("SMTP QUIT failed", exc_info=True)
         finally:
             _close_quietly(conn)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- one message -------------------------------------------------------
 

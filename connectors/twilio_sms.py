@@ -54,8 +54,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -67,6 +66,7 @@ from twilio.rest import Client
 from twilio.twiml.voice_response import Dial, VoiceResponse
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from connectors.closing import ClosesOnExit
 from touchflow.errors import (
     ConfigError,
     ConnectorError,
@@ -351,7 +351,7 @@ def bridge_twiml(prospect_number: str, caller_id: str, record: bool = False) -> 
     return str(response)
 
 
-class TwilioSmsSender:
+class TwilioSmsSender(ClosesOnExit):
     """:class:`~touchflow.ports.SmsSender` on Twilio, plus click-to-call (:meth:`place_call`).
 
     A batch is sent over a reused pool of ``concurrency`` threads sharing one
@@ -419,17 +419,6 @@ class TwilioSmsSender:
         if pool is not None:
             pool.shutdown(wait=True)
         self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- click-to-call ---------------------------------------------------------
 
