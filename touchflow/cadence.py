@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import time
 from functools import cache
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal, Self, get_args, get_origin
+from typing import Annotated, Any, Literal, Self, get_args
 from zoneinfo import available_timezones
 
 import holidays as holidays_lib
@@ -60,10 +60,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from touchflow.calendar import WEEKDAYS, SendWindow
 from touchflow.errors import CadenceError, Finding
+from touchflow.model_findings import at as _at
+from touchflow.model_findings import model_findings, read_text
 from touchflow.render import lint_ast, parse_condition, parse_template, template_dependencies
 from touchflow.yaml_source import YamlDocument, parse_yaml, syntax_finding
 
@@ -99,11 +100,6 @@ _DELAY_UNITS = {
     "hour": "hours",
     "minute": "minutes",
 }
-
-
-def _at(message: str, *where: str | int) -> PydanticCustomError:
-    """A validation error reported at ``loc + where`` (see :func:`_pydantic_findings`)."""
-    return PydanticCustomError("touchflow", "{message}", {"message": message, "at": where})
 
 
 @cache
@@ -454,75 +450,6 @@ def cadence_version(yaml_text: str, templates: Mapping[str, str]) -> str:
 # ---------------------------------------------------------------------------- errors
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The model whose mapping sits at ``loc`` (for 'did you mean' on unknown keys)."""
-    model: Any = Cadence
-    for comp in loc:
-        if isinstance(comp, int):
-            if get_origin(model) is list:
-                model = get_args(model)[0]
-                continue
-            return None
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return None
-        info = model.model_fields.get(comp)
-        if info is None:
-            return None
-        model = info.annotation
-        # Optional[X] / X | None -> X
-        args = [a for a in get_args(model) if a is not type(None)]
-        if get_origin(model) is not list and len(args) == 1:
-            model = args[0]
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _label(loc: Sequence[Any]) -> str:
-    out = ""
-    for comp in loc:
-        if isinstance(comp, int):
-            out += f"[{comp}]"
-        elif isinstance(comp, str) and not any(c in comp for c in "[]()'"):
-            out += f".{comp}" if out else comp
-    return out or "cadence"
-
-
-def _pydantic_findings(doc: YamlDocument, exc: ValidationError) -> list[Finding]:
-    findings = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        kind = err["type"]
-        ctx = err.get("ctx") or {}
-        if kind == "extra_forbidden":
-            key = loc[-1]
-            message = f"unknown key {key!r}"
-            model = _model_at(loc[:-1])
-            if model is not None and isinstance(key, str):
-                hint = difflib.get_close_matches(key, list(model.model_fields), n=1)
-                message += (
-                    f" (did you mean {hint[0]!r}?)"
-                    if hint
-                    else (f" (allowed: {', '.join(model.model_fields)})")
-                )
-            findings.append(doc.finding(loc, message, key=True))
-            continue
-        if kind == "missing":
-            findings.append(doc.finding(loc[:-1], f"missing required key {loc[-1]!r}"))
-            continue
-        if kind == "touchflow":
-            loc = (*loc, *ctx.get("at", ()))
-            message = str(ctx["message"])
-        else:
-            message = err["msg"].removeprefix("Value error, ")
-            if kind not in ("value_error",) and "input" in err:
-                shown = err["input"]
-                if not isinstance(shown, dict | list):
-                    message = f"{message[:1].lower()}{message[1:]}, got {shown!r}"
-                else:
-                    message = f"{message[:1].lower()}{message[1:]}"
-        findings.append(doc.finding(loc, f"{_label(loc)}: {message}"))
-    return findings
-
-
 # ---------------------------------------------------------------------------- cross checks
 
 
@@ -753,7 +680,7 @@ def _build(
     try:
         cadence = Cadence.model_validate(doc.data, context={"stem": PurePosixPath(path).stem})
     except ValidationError as exc:
-        findings.extend(_pydantic_findings(doc, exc))
+        findings.extend(model_findings(doc, exc, Cadence, name="cadence"))
     checker = _Checker(doc, templates, templates_label)
     checker.check()
     findings.extend(checker.findings)
@@ -766,18 +693,9 @@ def _build(
     return cadence
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CadenceError(Finding(str(path), 1, 1, f"cannot read file: {exc}")) from exc
-
-
 def load_cadence(path: Path, templates_dir: Path) -> Cadence:
     """Load and validate one cadence file; raise CadenceError with every finding."""
-    return _build(
-        _read_text(path), str(path), DirectoryTemplates(templates_dir), str(templates_dir)
-    )
+    return _build(read_text(path), str(path), DirectoryTemplates(templates_dir), str(templates_dir))
 
 
 def load_cadence_source(yaml_text: str, path: str, templates: Mapping[str, str]) -> Cadence:
@@ -799,7 +717,7 @@ def load_cadences(cadences_dir: Path, templates_dir: Path) -> dict[str, Cadence]
     findings: list[Finding] = []
     for path in _cadence_files(cadences_dir):
         try:
-            cadence = _build(_read_text(path), str(path), templates, str(templates_dir))
+            cadence = _build(read_text(path), str(path), templates, str(templates_dir))
         except CadenceError as exc:
             findings.extend(exc.findings)
             continue
@@ -842,7 +760,7 @@ def _is_config(path: Path) -> bool:
 
 def _validate_yaml_only(path: Path) -> list[Finding]:
     try:
-        parse_yaml(_read_text(path), str(path))
+        parse_yaml(read_text(path), str(path))
     except CadenceError as exc:
         return exc.findings
     except yaml.YAMLError as exc:  # pragma: no cover - parse_yaml wraps these
@@ -852,7 +770,7 @@ def _validate_yaml_only(path: Path) -> list[Finding]:
 
 def _validate_template_file(path: Path, templates_dir: Path) -> list[Finding]:
     try:
-        source = _read_text(path)
+        source = read_text(path)
     except CadenceError as exc:
         return exc.findings
     label = str(path)

@@ -93,7 +93,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo
 
@@ -109,16 +109,11 @@ from pydantic import (
     model_validator,
 )
 
-from touchflow.cadence import (
-    TimeOfDay,
-    Weekday,
-    _at,
-    _check_zone,
-    _pydantic_findings,
-    _read_text,
-)
+from touchflow.cadence import TimeOfDay, Weekday, _check_zone
 from touchflow.calendar import WEEKDAYS, BusinessCalendar, SendWindow
 from touchflow.errors import CadenceError, Finding
+from touchflow.model_findings import at as _at
+from touchflow.model_findings import model_findings, read_text
 from touchflow.yaml_source import YamlDocument, parse_yaml
 
 __all__ = [
@@ -451,7 +446,7 @@ def _load_model(model: type[_Model], text: str, path: str) -> tuple[Any, list[Fi
     try:
         obj = model.model_validate(doc.data)
     except ValidationError as exc:
-        findings.extend(_pydantic_findings(doc, exc))
+        findings.extend(model_findings(doc, exc, model, name=PurePosixPath(path).stem))
         return None, findings
     obj._doc = doc
     return obj, findings
@@ -483,7 +478,7 @@ def load_router(config_dir: Path) -> Router:
     for name, model in (("team.yaml", TeamConfig), ("routing.yaml", RoutingConfig)):
         path = config_dir / name
         try:
-            obj, found = _load_model(model, _read_text(path), str(path))
+            obj, found = _load_model(model, read_text(path), str(path))
         except CadenceError as exc:
             obj, found = None, exc.findings
         loaded.append(obj)

@@ -55,10 +55,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from touchflow.errors import CadenceError, Finding
-from touchflow.yaml_source import YamlDocument, parse_yaml
+from touchflow.model_findings import at as _at
+from touchflow.model_findings import hint, model_findings, read_text
+from touchflow.yaml_source import parse_yaml
 
 FieldKind = Literal["text", "number", "bool", "list"]
 
@@ -119,21 +120,6 @@ _EVENT = re.compile(r"^[a-z][a-z0-9_]*$")
 _GRADE = re.compile(r"^[A-Z]$")
 
 
-def _at(message: str, *where: str | int, key: bool = False) -> PydanticCustomError:
-    """A validation error reported at ``loc + where`` (as in :mod:`touchflow.cadence`).
-
-    ``key=True`` points at the mapping key instead of its value (a misspelt name).
-    """
-    return PydanticCustomError(
-        "touchflow", "{message}", {"message": message, "at": where, "key": key}
-    )
-
-
-def _hint(value: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(value, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(choices)})"
-
-
 # ---------------------------------------------------------------------------- the model
 
 
@@ -154,14 +140,14 @@ class Condition(BaseModel):
     @classmethod
     def _known_field(cls, v: str) -> str:
         if v not in FIELDS:
-            raise _at(f"unknown field {v!r}{_hint(v, list(FIELDS))}")
+            raise _at(f"unknown field {v!r}{hint(v, list(FIELDS))}")
         return v
 
     @field_validator("op")
     @classmethod
     def _known_op(cls, v: str) -> str:
         if v not in OPS:
-            raise _at(f"unknown op {v!r}{_hint(v, list(OPS))}")
+            raise _at(f"unknown op {v!r}{hint(v, list(OPS))}")
         return v
 
     @model_validator(mode="after")
@@ -409,77 +395,6 @@ class IcpConfig(BaseModel):
 # ---------------------------------------------------------------------------- loading
 
 
-def _label(loc: Sequence[Any]) -> str:
-    out = ""
-    for comp in loc:
-        if isinstance(comp, int):
-            out += f"[{comp}]"
-        elif isinstance(comp, str) and not any(c in comp for c in "[]()'"):
-            out += f".{comp}" if out else comp
-    return out or "icp"
-
-
-def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
-    """The model whose mapping sits at ``loc`` (for 'did you mean' on unknown keys)."""
-    model: Any = IcpConfig
-    for comp in loc:
-        if isinstance(comp, int):
-            continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return None
-        info = model.model_fields.get(comp)
-        if info is None:
-            return None
-        model = info.annotation
-        for _ in range(2):  # list[X] -> X
-            args = [a for a in getattr(model, "__args__", ()) if a is not type(None)]
-            if getattr(model, "__origin__", None) is list and args:
-                model = args[0]
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _in_file(doc: YamlDocument, loc: Sequence[Any]) -> tuple[Any, ...]:
-    """``loc`` without the list index pydantic adds when ``when:`` is one mapping."""
-    out: tuple[Any, ...] = ()
-    for comp in loc:
-        if isinstance(comp, int) and (*out, comp) not in doc.positions and out in doc.positions:
-            continue
-        out = (*out, comp)
-    return out
-
-
-def _findings(doc: YamlDocument, exc: ValidationError) -> list[Finding]:
-    """Pydantic errors as file:line:col findings (the shape of cadence.py's)."""
-    findings = []
-    for err in exc.errors(include_url=False):
-        loc = _in_file(doc, err["loc"])
-        kind = err["type"]
-        ctx = err.get("ctx") or {}
-        if kind == "extra_forbidden":
-            key = loc[-1]
-            model = _model_at(loc[:-1])
-            message = f"unknown key {key!r}"
-            if model is not None and isinstance(key, str):
-                message += _hint(key, list(model.model_fields))
-            findings.append(doc.finding(loc, message, key=True))
-            continue
-        if kind == "missing":
-            findings.append(doc.finding(loc[:-1], f"missing required key {loc[-1]!r}"))
-            continue
-        if kind == "touchflow":
-            loc = _in_file(doc, (*loc, *ctx.get("at", ())))
-            message = f"{_label(loc)}: {ctx['message']}"
-            findings.append(doc.finding(loc, message, key=bool(ctx.get("key"))))
-            continue
-        else:
-            message = err["msg"].removeprefix("Value error, ")
-            shown = err.get("input")
-            if kind != "value_error" and "input" in err and not isinstance(shown, dict | list):
-                message = f"{message[:1].lower()}{message[1:]}, got {shown!r}"
-        findings.append(doc.finding(loc, f"{_label(loc)}: {message}"))
-    return findings
-
-
 def icp_version(yaml_text: str) -> str:
     """16 hex chars of sha256 over the file's text: stored with every score."""
     return hashlib.sha256(yaml_text.encode("utf-8")).hexdigest()[:16]
@@ -499,7 +414,7 @@ def load_icp_source(yaml_text: str, path: str) -> IcpConfig:
     try:
         config = IcpConfig.model_validate(doc.data)
     except ValidationError as exc:
-        findings.extend(_findings(doc, exc))
+        findings.extend(model_findings(doc, exc, IcpConfig, name="icp", squash=True))
     if findings or config is None:
         raise CadenceError(sorted(set(findings)))
     config._version = icp_version(yaml_text)
@@ -510,11 +425,7 @@ def load_icp_source(yaml_text: str, path: str) -> IcpConfig:
 def load_icp(path: Path | str) -> IcpConfig:
     """Load ``config/icp.yaml``; raise CadenceError (file:line:col findings) when it is bad."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CadenceError(Finding(str(path), 1, 1, f"cannot read file: {exc}")) from exc
-    return load_icp_source(text, str(path))
+    return load_icp_source(read_text(path), str(path))
 
 
 def icp_findings(path: Path | str) -> list[Finding]:

@@ -316,7 +316,10 @@ def test_team_yaml_errors_name_file_line_col():
         team_from_yaml(text, "config/team.yaml")
     msgs = _messages(exc)
     assert any(m.startswith("config/team.yaml:3:") and "greater than 0" in m for m in msgs), msgs
-    assert any(m.startswith("config/team.yaml:3:") and "unknown key 'wieght'" in m for m in msgs)
+    assert any(
+        m.startswith("config/team.yaml:3:") and "unknown key 'wieght' (did you mean 'weight'?)" in m
+        for m in msgs
+    ), msgs
     assert any(m.startswith("config/team.yaml:4:") and "PTO ends" in m for m in msgs), msgs
 
 
@@ -334,6 +337,10 @@ def test_routing_yaml_errors_name_file_line_col():
         routing_from_yaml(text, "config/routing.yaml")
     msgs = _messages(exc)
     assert any(m.startswith("config/routing.yaml:8:") and "segmnts" in m for m in msgs), msgs
+    # The hint comes from routing.yaml's own model, not another file's.
+    with pytest.raises(CadenceError) as exc:
+        routing_from_yaml(ROUTING.replace("rules:", "rulez:", 1), "config/routing.yaml")
+    assert "unknown key 'rulez' (did you mean 'rules'?)" in " ".join(_messages(exc))
     assert any(m.startswith("config/routing.yaml:18:") and "needs 'match'" in m for m in msgs)
 
 
