@@ -24,6 +24,11 @@ T = TypeVar("T")
 Insert = Callable[[Any], Any]
 
 
+def insert_for(conn: Connection) -> Insert:
+    """The ``insert`` of ``conn``'s dialect (PostgreSQL's, else SQLite's), with ``ON CONFLICT``."""
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
 def per_dialect(build: Callable[[Insert], T]) -> Callable[[Connection], T]:
     """Decorate ``build(insert)`` so that ``stmt(conn)`` returns it built once per dialect.
 
@@ -41,8 +46,7 @@ def per_dialect(build: Callable[[Insert], T]) -> Callable[[Connection], T]:
         name = conn.dialect.name
         stmt = built.get(name)
         if stmt is None:
-            insert = postgresql.insert if name == "postgresql" else sqlite.insert
-            stmt = built[name] = build(insert)
+            stmt = built[name] = build(insert_for(conn))
         return stmt
 
     get.__doc__ = build.__doc__

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from touchflow.cadence import Cadence, load_cadence_source
 from touchflow.compliance import own_domains
@@ -23,7 +22,7 @@ from touchflow.errors import TouchflowError
 from touchflow.phones import e164_or_raw
 from touchflow.prospects import STANDARD_FIELDS, Prospect
 from touchflow.store import fastpath
-from touchflow.store.prebuilt import Insert, per_dialect
+from touchflow.store.prebuilt import Insert, insert_for, per_dialect
 from touchflow.store.schema import (
     cadence_versions,
     enrollments,
@@ -49,9 +48,7 @@ TASK_OUTCOMES = (
 
 def dialect_insert(conn: Connection, table: Any) -> Any:
     """An INSERT that supports ``on_conflict_do_nothing`` on SQLite and PostgreSQL."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+    return insert_for(conn)(table)
 
 
 # -- prospects ---------------------------------------------------------------
