@@ -28,19 +28,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from connectors.standins.server import BackgroundServer, StandinHTTPServer
+from connectors.standins.server import BackgroundServer, JsonHandler, StandinHTTPServer
 from touchflow.enrich import Firmographics, OfflineEnricher, normalize_domain
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_CSV", "EnrichmentStandin", "RecordedRequest", "main"]
@@ -108,7 +106,7 @@ _MESSAGES = {
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes: with Nagle on, the body waits for
     # the client's delayed ACK (40 ms) on every keep-alive request.
@@ -172,20 +170,6 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, headers: dict[str, str] | None = None) -> None:
         kind, message = _MESSAGES.get(status, ("error", "error"))
         self._send_json(status, {"error": {"type": kind, "message": message}}, headers)
-
-    def _send_json(
-        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
 
 
 class EnrichmentStandin(BackgroundServer):

@@ -38,11 +38,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
 from connectors.standins.openapi import RequestSchema
-from connectors.standins.server import BackgroundServer, StandinHTTPServer
+from connectors.standins.server import BackgroundServer, JsonHandler, StandinHTTPServer
 
 __all__ = ["DEFAULT_API_KEY", "RecordedMessage", "SendgridStandin", "main"]
 
@@ -107,7 +106,7 @@ _DEFAULT_MESSAGES = {
 _AUTH_HELP = "https://www.twilio.com/docs/sendgrid/for-developers/sending-email/authentication"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     protocol_version = "HTTP/1.1"  # keep-alive for clients that ask for it
     server: StandinHTTPServer
 
@@ -207,20 +206,6 @@ class _Handler(BaseHTTPRequestHandler):
         if close:
             self.close_connection = True
         self._send_json(status, {"errors": [_sendgrid_error(message, field, help_)]})
-
-    def _send_json(
-        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
 
     def _send_empty(self, status: int, headers: dict[str, str]) -> None:
         self.send_response(status)
