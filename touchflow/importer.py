@@ -566,7 +566,8 @@ class _RejectsWriter:
 # -- mapping and alias files -------------------------------------------------
 
 
-def _read_yaml(path: Path | str) -> YamlDocument:
+def _read_mapping(path: Path | str, shape: str) -> YamlDocument | None:
+    """The file parsed, if it holds a mapping; None when empty; ``shape`` says what it should be."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -578,6 +579,10 @@ def _read_yaml(path: Path | str) -> YamlDocument:
         raise ImportConfigError(exc.findings) from None
     if doc.findings:
         raise ImportConfigError(doc.findings)
+    if doc.data is None:
+        return None
+    if not isinstance(doc.data, dict):
+        raise ImportConfigError([doc.finding((), shape)])
     return doc
 
 
@@ -587,13 +592,9 @@ def load_mapping(path: Path | str) -> dict[str, str]:
     A field that is not a standard one is kept in ``fields`` under that name.
     Raises :class:`ImportConfigError` with ``file:line:col`` findings.
     """
-    doc = _read_yaml(path)
-    if doc.data is None:
+    doc = _read_mapping(path, "a column mapping is YAML 'touchflow_field: source column' lines")
+    if doc is None:
         return {}
-    if not isinstance(doc.data, dict):
-        raise ImportConfigError(
-            [doc.finding((), "a column mapping is YAML 'touchflow_field: source column' lines")]
-        )
     findings: list[Finding] = []
     columns: dict[str, str] = {}
     first: dict[str, str] = {}
@@ -634,13 +635,9 @@ def load_aliases(path: Path | str) -> dict[str, str]:
     ``www.``). Free-mail domains are refused: they are people, not companies.
     Raises :class:`ImportConfigError` with ``file:line:col`` findings.
     """
-    doc = _read_yaml(path)
-    if doc.data is None:
+    doc = _read_mapping(path, "aliases are 'alias.domain: primary.domain' lines")
+    if doc is None:
         return {}
-    if not isinstance(doc.data, dict):
-        raise ImportConfigError(
-            [doc.finding((), "aliases are 'alias.domain: primary.domain' lines")]
-        )
     findings: list[Finding] = []
     table: dict[str, str] = {}
     resolved: dict[str, str] = {}
