@@ -1,7 +1,7 @@
 """Benchmark: SendGrid sends per second through SendgridEmailSender, beside a sequential baseline.
 
 Everything runs in this one process: the real sendgrid library sends over real
-HTTP to the local stand-in (``connectors.standins.sendgrid_api``), which
+HTTP to the local stand-in (``tests.support.standins.sendgrid_api``), which
 validates every body against SendGrid's spec and answers after ``--latency-ms``
 (default 50 ms, a plausible round trip to api.sendgrid.com). The stand-in
 shares the interpreter (and its GIL) with the sender, so the numbers are a
@@ -33,8 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from connectors.sendgrid_email import SendgridEmailSender  # noqa: E402
-from connectors.standins.sendgrid_api import DEFAULT_API_KEY, SendgridStandin  # noqa: E402
+from tests.support.standins.sendgrid_api import DEFAULT_API_KEY, SendgridStandin  # noqa: E402
+from touchflow.adapters.sendgrid.email_sender import SendgridEmailSender  # noqa: E402
 from touchflow.ports import OutboundEmail  # noqa: E402
 from touchflow.settings import SendgridSettings  # noqa: E402
 

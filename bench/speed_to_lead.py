@@ -166,7 +166,7 @@ def main() -> None:
     crm_port = _free_port()
     ports = [_free_port() for _ in range(args.servers)]
     crm = subprocess.Popen(
-        [sys.executable, "-m", "connectors.standins.hubspot_api", "--port", str(crm_port),
+        [sys.executable, "-m", "tests.support.standins.hubspot_api", "--port", str(crm_port),
          "--token", CRM_TOKEN, "--owners", "8"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -183,7 +183,8 @@ def main() -> None:
             [
                 sys.executable,
                 "-c",
-                "from api.server import serve; from touchflow.settings import Settings; "
+                "from touchflow.entrypoints.api.server import serve; "
+                "from touchflow.settings import Settings; "
                 f"serve(Settings(), '127.0.0.1', {port}, access_log=False)",
             ],
             cwd=ROOT,

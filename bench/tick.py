@@ -36,19 +36,19 @@ sys.path.insert(0, str(ROOT))
 from prefect import flow  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
-from connectors.fakes import FakeEmailSender  # noqa: E402
-from flows.demo_data import generate_rows  # noqa: E402
-from flows.local import local_prefect  # noqa: E402
-from flows.run_cadences import run_batch, tick  # noqa: E402
-from touchflow.cadence import load_cadence  # noqa: E402
-from touchflow.compliance import NO_CAPS, CapPolicy, MailboxCaps  # noqa: E402
-from touchflow.engine import SenderInfo  # noqa: E402
-from touchflow.prospects import parse_prospect  # noqa: E402
-from touchflow.render import Renderer, build_context  # noqa: E402
+from touchflow.adapters.fakes import FakeEmailSender  # noqa: E402
+from touchflow.demo.data import generate_rows  # noqa: E402
+from touchflow.domain.cadence import load_cadence  # noqa: E402
+from touchflow.domain.compliance import NO_CAPS, CapPolicy, MailboxCaps  # noqa: E402
+from touchflow.domain.engine import SenderInfo  # noqa: E402
+from touchflow.domain.prospects import parse_prospect  # noqa: E402
+from touchflow.domain.render import Renderer, build_context  # noqa: E402
+from touchflow.entrypoints.flows.local import local_prefect  # noqa: E402
+from touchflow.entrypoints.flows.run_cadences import run_batch, tick  # noqa: E402
+from touchflow.services.tick import Ticker  # noqa: E402
 from touchflow.store.db import make_engine, upgrade  # noqa: E402
 from touchflow.store.repo import RuntimeCache, save_cadence_version  # noqa: E402
 from touchflow.store.schema import enrollments, prospects, touches  # noqa: E402
-from touchflow.tick import Ticker  # noqa: E402
 
 # Tuesday 10:00 in New York: inside the sample cadence's window.
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)

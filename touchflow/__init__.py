@@ -1,7 +1,7 @@
 """touchflow: a code-first outreach cadence orchestrator for B2B sales teams.
 
 The package is the pure domain core: it never imports Prefect, vendor SDKs or
-HTTP clients (``tests/unit/test_layers.py`` enforces this), and time always
+HTTP clients (``tests/test_layers.py`` enforces this), and time always
 comes in as an argument.
 """
 

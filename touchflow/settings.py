@@ -1,7 +1,7 @@
 """Settings: one pydantic-settings model, env prefix ``TOUCHFLOW_``, ``.env`` support.
 
 Nested models use ``__`` in env names, e.g. ``TOUCHFLOW_SMTP__HOST=mail.example.com``.
-Only the composition root (``flows/wiring.py``) and the CLI build a Settings.
+Only the composition root (``touchflow/bootstrap.py``) and the CLI build a Settings.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from touchflow.unsubscribe import DEV_UNSUBSCRIBE_SECRET
+from touchflow.domain.unsubscribe import DEV_UNSUBSCRIBE_SECRET
 
 
 class SmtpSettings(BaseModel):

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from twilio.request_validator import RequestValidator
 
-from api import create_app
-from tests.helpers import Harness, make_cadence, prospect
+from tests.support.harness import Harness, make_cadence, prospect
+from touchflow.entrypoints.api import create_app
 from touchflow.settings import Settings
 from touchflow.store.schema import enrollments, events, prospects, touches
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import update
 
 from tests.api.conftest import PARSE_TOKEN, PEOPLE, World, build_world
-from tests.helpers import SENDER, cadence_yaml, make_cadence
+from tests.support.harness import SENDER, cadence_yaml, make_cadence
 from touchflow.store.repo import enroll
 from touchflow.store.schema import enrollments
 

@@ -10,13 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from api import create_app
-from api.leads import PUSH_HOLD
-from connectors.fake_crm import FakeCrm
-from flows.wiring import lead_services
 from tests.conftest import ROOT
-from touchflow.crm_sync import drain_outbox
+from touchflow.adapters.fake_crm import FakeCrm
+from touchflow.bootstrap import lead_services
+from touchflow.entrypoints.api import create_app
+from touchflow.entrypoints.api.leads import PUSH_HOLD
 from touchflow.errors import RetryableError
+from touchflow.services.crm_sync import drain_outbox
 from touchflow.settings import Settings
 from touchflow.store.schema import crm_outbox, enrollments, prospects, route_assignments
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from tests.api.conftest import PARSE_TOKEN, PEOPLE, UNSUB_SECRET, World
-from tests.helpers import SENDER, cadence_yaml, make_cadence
+from tests.support.harness import SENDER, cadence_yaml, make_cadence
+from touchflow.domain.unsubscribe import sign
 from touchflow.store.repo import add_suppression, enroll
 from touchflow.store.schema import touches
-from touchflow.unsubscribe import sign
 
 ANN, BOB, _ = PEOPLE
 ANN_PHONE = "+12125550101"

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.api.conftest import PEOPLE, PUBLIC_KEY, World, build_world, new_key, sign
-from tests.helpers import make_cadence
+from tests.support.harness import make_cadence
 from touchflow.store.repo import enroll
 from touchflow.store.schema import enrollments, suppressions, touches
 
@@ -165,7 +165,7 @@ def test_blocked_is_a_soft_bounce(world: World):
 @pytest.mark.parametrize("kind", ["unsubscribe", "spamreport", "group_unsubscribe"])
 def test_opt_out_events_stop_every_cadence(world: World, tmp_path, kind: str):
     # A second cadence the same people are enrolled in.
-    from tests.helpers import SENDER, cadence_yaml
+    from tests.support.harness import SENDER, cadence_yaml
 
     second = make_cadence(tmp_path / "second", cadence_yaml("second-cadence", exit_on="reply"))
     runtime = world.harness.runtimes.add(second)

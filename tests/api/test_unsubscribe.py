@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from tests.api.conftest import PEOPLE, UNSUB_SECRET, World
+from touchflow.domain.unsubscribe import sign
 from touchflow.store.schema import suppressions
-from touchflow.unsubscribe import sign
 
 ANN, BOB, CY = PEOPLE
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 
-from flows.wiring import ticker
+from touchflow.bootstrap import ticker
 from touchflow.settings import Settings
 
 

@@ -28,17 +28,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from twilio.request_validator import RequestValidator
 
-from api import create_app
-from connectors.imap_replies import ImapMailbox
-from connectors.sendgrid_email import SendgridEmailSender
-from connectors.smtp_email import SmtpEmailSender
-from connectors.smtp_sink import LocalSmtpSink
-from connectors.standins.sendgrid_api import SendgridStandin
-from connectors.standins.twilio_api import TwilioStandin
-from connectors.twilio_sms import TwilioSmsSender
-from flows.poll_replies import poll_mailbox
-from tests.helpers import TEMPLATES, Harness, make_cadence, prospect
-from tests.imap_server import DovecotMissing, DovecotServer
+from tests.support.harness import TEMPLATES, Harness, make_cadence, prospect
+from tests.support.imap_server import DovecotMissing, DovecotServer
+from tests.support.standins.sendgrid_api import SendgridStandin
+from tests.support.standins.twilio_api import TwilioStandin
+from touchflow.adapters.imap.replies import ImapMailbox
+from touchflow.adapters.sendgrid.email_sender import SendgridEmailSender
+from touchflow.adapters.smtp.email_sender import SmtpEmailSender
+from touchflow.adapters.smtp.sink import LocalSmtpSink
+from touchflow.adapters.twilio.sms_voice import TwilioSmsSender
+from touchflow.entrypoints.api import create_app
+from touchflow.entrypoints.flows.poll_replies import poll_mailbox
 from touchflow.settings import Settings
 from touchflow.store.repo import list_tasks
 from touchflow.store.schema import touches

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.helpers import write_cadence
-from touchflow.cli import app
+from tests.support.harness import write_cadence
+from touchflow.entrypoints.cli import app
 
 runner = CliRunner()
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from touchflow.cli import app
+from touchflow.entrypoints.cli import app
 
 runner = CliRunner()
 
@@ -60,7 +60,7 @@ def test_task_show_prints_the_script_and_call_needs_twilio(
 ):
     from datetime import UTC, datetime
 
-    from tests.helpers import Harness, make_cadence, prospect
+    from tests.support.harness import Harness, make_cadence, prospect
     from touchflow.store.db import make_engine
 
     _ok(["db", "upgrade"])
@@ -86,7 +86,7 @@ def test_task_show_prints_the_script_and_call_needs_twilio(
 def test_route_takes_mqls_by_default_and_a_lower_stage_when_asked(project: Path):
     from sqlalchemy import create_engine, func, select
 
-    from flows.demo_data import generate_rows, write_csv
+    from touchflow.demo.data import generate_rows, write_csv
     from touchflow.store.schema import prospects
 
     _ok(["db", "upgrade"])

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from connectors.smtp_sink import LocalSmtpSink
 from tests.conftest import ROOT
-from tests.helpers import SENDER, Harness, make_cadence, prospect
+from tests.support.harness import SENDER, Harness, make_cadence, prospect
+from touchflow.adapters.smtp.sink import LocalSmtpSink
 from touchflow.store.db import make_engine, upgrade
 from touchflow.store.schema import touches
 

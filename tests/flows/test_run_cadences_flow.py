@@ -9,8 +9,8 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import select
 
-from flows.run_cadences import retry_only_retryable, run_cadences
-from tests.helpers import Harness, make_cadence, prospect
+from tests.support.harness import Harness, make_cadence, prospect
+from touchflow.entrypoints.flows.run_cadences import retry_only_retryable, run_cadences
 from touchflow.errors import FatalError, RetryableError
 from touchflow.store.db import make_engine, upgrade
 from touchflow.store.schema import tasks, touches
@@ -82,7 +82,7 @@ def test_retry_condition_retries_only_retryable_errors():
 def test_cli_run_is_one_tick_through_the_flow(harness, enrolled, tmp_path: Path):
     from typer.testing import CliRunner
 
-    from touchflow.cli import app
+    from touchflow.entrypoints.cli import app
 
     enrolled(3)
     result = CliRunner().invoke(app, ["run", "--now", "2026-11-30T15:00:00Z"])
@@ -95,11 +95,11 @@ def test_intake_then_sync_crm_through_the_flows(harness, tmp_path: Path, monkeyp
     """A messy file in; scored, routed, and pushed to the (in-memory) CRM by the two flows."""
     import shutil
 
-    from flows.demo_data import generate_rows, write_csv
-    from flows.intake import intake
-    from flows.sync_crm import sync_crm
-    from flows.wiring import _fake_crm
     from tests.conftest import ROOT
+    from touchflow.bootstrap import _fake_crm
+    from touchflow.demo.data import generate_rows, write_csv
+    from touchflow.entrypoints.flows.intake import intake
+    from touchflow.entrypoints.flows.sync_crm import sync_crm
     from touchflow.store.schema import crm_outbox, prospects
 
     for d in ("config", "cadences", "templates"):

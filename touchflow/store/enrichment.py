@@ -6,7 +6,7 @@ update of the accounts that change, then one read and one ``executemany`` of
 their prospects whose ``country`` is empty (or itself derived), which get the
 account's country.
 
-What may be written is decided by :func:`touchflow.enrich.merge`: empty or
+What may be written is decided by :func:`touchflow.domain.enrich.merge`: empty or
 enricher-written fields only, never a value whose source is an import, a
 human or the CRM. Each update is also guarded by the row's ``updated_at`` as
 read: a row someone changed between the read and the write keeps that change
@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, select, update
 
-from touchflow.enrich import (
+from touchflow.domain.enrich import (
     ENRICH_PREFIX,
     ENRICHED_FIELDS,
     Enricher,

@@ -1,7 +1,7 @@
 """Store side of the claim-time guards: suppressions, send counts, cadence pauses.
 
 Each function is one or two queries for a whole batch; the rules themselves are
-in :mod:`touchflow.compliance`.
+in :mod:`touchflow.domain.compliance`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from touchflow.compliance import BounceShield, SendCounts, bucket_of, window_starts
-from touchflow.enrollment import OPEN, State
+from touchflow.domain.compliance import BounceShield, SendCounts, bucket_of, window_starts
+from touchflow.domain.enrollment import OPEN, State
 from touchflow.store import fastpath
 from touchflow.store.schema import cadence_pauses, enrollments, send_counts, suppressions, touches
 

@@ -1,6 +1,6 @@
 """The store side of prospect import: accounts by domain, prospects by email, in batches.
 
-:func:`load_batch` writes one batch of :class:`~touchflow.normalize.Normalized`
+:func:`load_batch` writes one batch of :class:`~touchflow.domain.normalize.Normalized`
 rows inside the caller's transaction with a fixed handful of queries (accounts:
 select, insert, select; prospects: select, insert, update; the consent and
 missing-data updates), never one query per row.
@@ -32,9 +32,9 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from touchflow.enrollment import State
-from touchflow.normalize import DERIVED, Normalized
-from touchflow.prospects import Prospect
+from touchflow.domain.enrollment import State
+from touchflow.domain.normalize import DERIVED, Normalized
+from touchflow.domain.prospects import Prospect
 from touchflow.store.prebuilt import Insert, per_dialect
 from touchflow.store.repo import _record_sms_consent
 from touchflow.store.schema import accounts, enrollments, prospects

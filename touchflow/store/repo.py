@@ -14,13 +14,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, select, update
 
-from touchflow.cadence import Cadence, load_cadence_source
-from touchflow.compliance import own_domains
-from touchflow.engine import CadenceRuntime, EnrollmentView, ExecutedStep, SenderInfo
-from touchflow.enrollment import EXIT_EVENTS, OPEN, Event, State, transition
+from touchflow.domain.cadence import Cadence, load_cadence_source
+from touchflow.domain.compliance import own_domains
+from touchflow.domain.engine import CadenceRuntime, EnrollmentView, ExecutedStep, SenderInfo
+from touchflow.domain.enrollment import EXIT_EVENTS, OPEN, Event, State, transition
+from touchflow.domain.phones import e164_or_raw
+from touchflow.domain.prospects import STANDARD_FIELDS, Prospect
+from touchflow.domain.unsubscribe import DEV_UNSUBSCRIBE_SECRET
 from touchflow.errors import TouchflowError
-from touchflow.phones import e164_or_raw
-from touchflow.prospects import STANDARD_FIELDS, Prospect
 from touchflow.store import fastpath
 from touchflow.store.prebuilt import Insert, insert_for, per_dialect
 from touchflow.store.schema import (
@@ -32,7 +33,6 @@ from touchflow.store.schema import (
     tasks,
     touches,
 )
-from touchflow.unsubscribe import DEV_UNSUBSCRIBE_SECRET
 
 TASK_OUTCOMES = (
     "completed",

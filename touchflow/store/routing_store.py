@@ -36,8 +36,8 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select, update
 
+from touchflow.domain.routing import Decision, LeadInput, LedgerEntry, Router, RoutingState
 from touchflow.errors import TouchflowError, TransitionError
-from touchflow.routing import Decision, LeadInput, LedgerEntry, Router, RoutingState
 from touchflow.store.prebuilt import Insert, per_dialect
 from touchflow.store.schema import accounts, prospects, route_assignments, routing_ledger
 
@@ -181,7 +181,7 @@ def _ledger_rows(conn: Connection, router: Router, now: datetime, lock: bool) ->
         conn.execute(_SQLITE_WRITE_LOCK, {"lock_at": now})
     rows = list(conn.execute(_LEDGER_FOR_UPDATE, {"pools": pools}))
     seen = {row.pool for row in rows}
-    # A pool's first use: everyone starts at zero (see "Fairness" in touchflow.routing).
+    # A pool's first use: everyone starts at zero (see "Fairness" in touchflow.domain.routing).
     fresh = [
         {"pool": p, "member_email": m.email, "assigned": 0, "credit": 0.0, "updated_at": now}
         for p in pools
@@ -396,7 +396,7 @@ def reroute_overdue(conn: Connection, router: Router, now: datetime) -> list[Rer
 
     The missed assignment becomes ``rerouted`` (``rerouted_at`` set, the miss appended to its
     reason); the new one excludes everyone who already missed this lead. The member who missed
-    keeps the lead in their ledger count (see "Fairness" in touchflow.routing).
+    keeps the lead in their ledger count (see "Fairness" in touchflow.domain.routing).
     """
     state = load_state(conn, router, now)
     q = (

@@ -2,7 +2,7 @@
 
 Functions take a SQLAlchemy ``Connection`` inside the caller's transaction
 (as in :mod:`touchflow.store.repo`); time comes in as ``now``. The deciding is
-:meth:`touchflow.scoring.IcpConfig.score`; this module only loads and writes.
+:meth:`touchflow.domain.scoring.IcpConfig.score`; this module only loads and writes.
 
 A batch costs three queries and two ``executemany`` updates plus one
 multi-row insert, whatever its size: prospects joined with their accounts
@@ -25,8 +25,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, select, update
 
-from touchflow.prospects import normalize_email
-from touchflow.scoring import IcpConfig, Reason, ScoreInput, ScoreResult
+from touchflow.domain.prospects import normalize_email
+from touchflow.domain.scoring import IcpConfig, Reason, ScoreInput, ScoreResult
 from touchflow.store import fastpath
 from touchflow.store.schema import accounts, events, prospects, score_history
 

@@ -1,0 +1,158 @@
+"""The CRM outbox and the change pull, against the in-memory CRM (vendors: tests/adapters/crm)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from tests.support.harness import Harness, cadence_yaml, make_cadence, prospect
+from touchflow.adapters.fake_crm import FakeCrm
+from touchflow.errors import FatalError, RateLimited
+from touchflow.services.crm_sync import (
+    drain_outbox,
+    outbox_status,
+    pull_changes,
+    queue_lead,
+    queue_new_activities,
+)
+from touchflow.store.schema import crm_links, crm_outbox, events
+
+MON = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+PEOPLE = ["ann@acme.example", "bob@acme.example", "cy@globex.example"]
+
+
+class Flaky(FakeCrm):
+    """Answers 429 ``fail`` times, then works; or fails for good with a FatalError."""
+
+    def __init__(self, fail: int = 0, fatal: bool = False) -> None:
+        super().__init__(page_size=2)
+        self.fail, self.fatal = fail, fatal
+
+    def upsert_people(self, people):  # type: ignore[no-untyped-def]
+        if self.fatal:
+            raise FatalError(
+                "bad property", connector="fake", operation="upsert_people", status=400
+            )
+        if self.fail:
+            self.fail -= 1
+            raise RateLimited("slow down", retry_after=90, connector="fake",
+                              operation="upsert_people", status=429)  # fmt: skip
+        return super().upsert_people(people)
+
+
+EXITS = "reply, bounce, unsubscribe, meeting_booked, deal_created"
+
+
+def _world(db, tmp_path):
+    h = Harness(db, make_cadence(tmp_path, cadence_yaml(exit_on=EXITS)))
+    h.add([prospect(e) for e in PEOPLE], MON - timedelta(days=1))
+    h.tick(MON)  # three intros sent
+    return h
+
+
+def _queue_all(db, crm: str, now=MON):
+    with db.begin() as conn:
+        for email in PEOPLE:
+            queue_lead(conn, crm, email, now)
+
+
+def test_outbox_pushes_a_batch_once_and_links_the_ids(db, tmp_path):
+    _world(db, tmp_path)
+    crm = FakeCrm()
+    _queue_all(db, crm.name)
+    _queue_all(db, crm.name)  # queued twice: still one row each
+    report = drain_outbox(db, crm, MON)
+    assert (report.pushed, report.retrying, report.failed) == (3, 0, 0)
+    assert crm.count("person") == 3
+    assert drain_outbox(db, crm, MON).pushed == 0
+    with db.connect() as conn:
+        links = conn.execute(select(crm_links.c.local_key).where(crm_links.c.kind == "person"))
+        assert sorted(links.scalars()) == sorted(PEOPLE)
+        assert outbox_status(conn, crm.name) == {"done": 3}
+    # A lead pushed again (say its score changed) updates, never duplicates.
+    with db.begin() as conn:
+        queue_lead(conn, crm.name, PEOPLE[0], MON)
+    assert drain_outbox(db, crm, MON).pushed == 1 and crm.count("person") == 3
+
+
+def test_rate_limits_are_waited_out_and_nothing_is_lost(db, tmp_path):
+    _world(db, tmp_path)
+    crm = Flaky(fail=2)
+    _queue_all(db, crm.name)
+    first = drain_outbox(db, crm, MON)
+    assert (first.pushed, first.retrying) == (0, 3)
+    with db.connect() as conn:
+        rows = conn.execute(select(crm_outbox)).all()
+    assert {r.next_attempt_at for r in rows} == {MON + timedelta(seconds=90)}  # Retry-After
+    assert drain_outbox(db, crm, MON + timedelta(seconds=30)).pushed == 0  # not due yet
+    assert drain_outbox(db, crm, MON + timedelta(seconds=90)).retrying == 3  # 429 again
+    assert drain_outbox(db, crm, MON + timedelta(minutes=5)).pushed == 3
+    assert crm.count("person") == 3
+
+
+def test_a_fatal_error_fails_visibly_without_retrying(db, tmp_path):
+    _world(db, tmp_path)
+    crm = Flaky(fatal=True)
+    _queue_all(db, crm.name)
+    assert drain_outbox(db, crm, MON).failed == 3
+    with db.connect() as conn:
+        assert outbox_status(conn, crm.name) == {"failed": 3}
+        assert {r.last_error for r in conn.execute(select(crm_outbox))} == {
+            "fake.upsert_people status 400: bad property"
+        }
+
+
+def test_touches_are_logged_as_activities_once(db, tmp_path):
+    h = _world(db, tmp_path)
+    crm = FakeCrm()
+    with db.begin() as conn:
+        assert queue_new_activities(conn, crm.name, MON) == 3  # the three intros
+        assert queue_new_activities(conn, crm.name, MON) == 0
+    assert drain_outbox(db, crm, MON).pushed == 3
+    assert crm.count("activity") == 3 and crm.count("person") == 3
+    # The call tasks are logged once done, with their outcome.
+    due = h.enrollment(PEOPLE[0]).next_due_at
+    h.tick(due)
+    with db.begin() as conn:
+        assert queue_new_activities(conn, crm.name, due) == 0  # tasks still open
+    h.complete_due_tasks(due, outcome="connected")
+    with db.begin() as conn:
+        assert queue_new_activities(conn, crm.name, due) == 3
+    drain_outbox(db, crm, due)
+    outcomes = sorted(a.get("outcome") or "" for a in crm.activities.values())
+    assert outcomes == ["", "", "", "connected", "connected", "connected"]
+
+
+def test_changes_end_or_pause_cadences_once(db, tmp_path):
+    h = _world(db, tmp_path)
+    crm = FakeCrm(page_size=2)
+    ae = crm.seed_owner("ae@yourco.example", "An AE")
+    crm.add_change("meeting_booked", PEOPLE[0], at=MON + timedelta(hours=1))
+    crm.add_change("deal_created", PEOPLE[1], at=MON + timedelta(hours=2))
+    crm.add_change("owner_changed", PEOPLE[2], at=MON + timedelta(hours=3), owner_id=ae)
+    crm.add_change("meeting_booked", "stranger@nowhere.example", at=MON + timedelta(hours=4))
+    now = MON + timedelta(hours=5)
+    report = pull_changes(db, crm, h.runtimes, now, first_since=MON)
+    assert (report.changes, report.new, report.ended, report.paused, report.unmatched) == (
+        4, 4, 2, 1, 1,
+    )  # fmt: skip
+    assert (h.enrollment(PEOPLE[0]).state, h.enrollment(PEOPLE[0]).reason) == (
+        "finished",
+        "meeting",
+    )
+    assert h.enrollment(PEOPLE[1]).reason == "deal_created"
+    cy = h.enrollment(PEOPLE[2])
+    assert (cy.state, cy.reason, cy.owner_email) == ("paused", "crm_owner_changed",
+                                                     "ae@yourco.example")  # fmt: skip
+    assert cy.next_due_at == now + timedelta(days=3)
+    # A second pull sees nothing new; a change that arrives later is picked up.
+    assert pull_changes(db, crm, h.runtimes, now).new == 0
+    crm.add_change("meeting_booked", PEOPLE[2], at=now + timedelta(minutes=1))
+    later = pull_changes(db, crm, h.runtimes, now + timedelta(minutes=5))
+    assert (later.new, later.ended) == (1, 1)
+    with db.connect() as conn:
+        kinds = conn.execute(select(events.c.type).where(events.c.source == "crm:fake"))
+        assert sorted(kinds.scalars()) == sorted(
+            ["meeting_booked", "deal_created", "owner_changed", "meeting_booked", "meeting_booked"]
+        )

@@ -1,0 +1,5 @@
+"""``python -m touchflow``: the command line."""
+
+from touchflow.entrypoints.cli import main
+
+main()

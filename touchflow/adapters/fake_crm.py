@@ -1,0 +1,266 @@
+"""An in-memory CRM with the observable semantics of the real connectors.
+
+:class:`FakeCrm` implements :class:`touchflow.domain.crm.CrmConnector` for unit tests
+and the demo: people are keyed on email and companies on domain (re-upserting
+returns the same id and creates nothing), activities are deduplicated on
+``external_key``, unknown ids are :class:`~touchflow.errors.FatalError` (as a
+vendor's 404 would be), and :meth:`FakeCrm.changes_since` pages through changes
+``page_size`` at a time with an opaque cursor.
+
+It also offers the data half of the stand-in controls
+(:class:`tests.support.standins.crm_base.CrmStandin`): ``seed_owner``,
+``add_change``, ``count`` and ``record``; there is no HTTP, so no ``fail_next``.
+What touchflow itself does shows up as changes the way it would in a CRM:
+``assign_owner`` records an ``owner_changed`` and ``create_deal`` a
+``deal_created``, stamped by the injected ``clock``. Thread-safe.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from touchflow.domain.crm import (
+    ChangeKind,
+    ChangePage,
+    CrmActivity,
+    CrmChange,
+    CrmCompany,
+    CrmDeal,
+    CrmOwner,
+    CrmPerson,
+)
+from touchflow.errors import FatalError
+
+__all__ = ["FakeCrm"]
+
+RecordKind = Literal["person", "company", "deal", "activity", "association"]
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class FakeCrm:
+    """:class:`touchflow.domain.crm.CrmConnector` in memory."""
+
+    name = "fake"
+
+    def __init__(
+        self,
+        *,
+        page_size: int = 2,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        owners: Sequence[CrmOwner] = (),
+    ) -> None:
+        self.page_size = page_size
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._ids = itertools.count(1)
+        self.people: dict[str, dict[str, Any]] = {}  # id -> fields
+        self.companies: dict[str, dict[str, Any]] = {}
+        self.deals: dict[str, dict[str, Any]] = {}
+        self.activities: dict[str, dict[str, Any]] = {}
+        self.associations: set[tuple[str, str]] = set()  # (person id, company id)
+        self.owners: dict[str, CrmOwner] = {o.id: o for o in owners}
+        self._changes: list[tuple[datetime, int, CrmChange]] = []
+        self._by_email: dict[str, str] = {}
+        self._by_domain: dict[str, str] = {}
+        self._by_key: dict[str, str] = {}
+        self.closed = False
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids)}"
+
+    def _fatal(self, operation: str, message: str, status: int = 404) -> FatalError:
+        return FatalError(message, connector=self.name, operation=operation, status=status)
+
+    # -- CrmConnector ----------------------------------------------------------------
+
+    def upsert_people(self, people: Sequence[CrmPerson]) -> list[str]:
+        ids = []
+        with self._lock:
+            for p in people:
+                email = p.email.strip().lower()
+                if "@" not in email:
+                    raise self._fatal("upsert_people", f"invalid email {p.email!r}", 400)
+                if p.owner_id:
+                    self._check_owner("upsert_people", p.owner_id)
+                fields = {k: v for k, v in asdict(p).items() if v not in (None, {}, "")}
+                fields["email"] = email
+                person_id = self._by_email.get(email)
+                if person_id is None:
+                    person_id = self._new_id("p")
+                    self._by_email[email] = person_id
+                    self.people[person_id] = {"id": person_id}
+                self.people[person_id].update(fields)
+                ids.append(person_id)
+        return ids
+
+    def upsert_company(self, company: CrmCompany) -> str:
+        domain = company.domain.strip().lower()
+        with self._lock:
+            company_id = self._by_domain.get(domain)
+            if company_id is None:
+                company_id = self._new_id("c")
+                self._by_domain[domain] = company_id
+                self.companies[company_id] = {"id": company_id}
+            fields = {k: v for k, v in asdict(company).items() if v is not None}
+            fields["domain"] = domain
+            self.companies[company_id].update(fields)
+            return company_id
+
+    def associate(self, person_id: str, company_id: str) -> None:
+        with self._lock:
+            self._person("associate", person_id)
+            if company_id not in self.companies:
+                raise self._fatal("associate", f"no company {company_id}")
+            self.associations.add((person_id, company_id))
+            self.people[person_id]["company_id"] = company_id
+
+    def create_deal(self, deal: CrmDeal) -> str:
+        with self._lock:
+            person = self._person("create_deal", deal.person_id)
+            if deal.company_id and deal.company_id not in self.companies:
+                raise self._fatal("create_deal", f"no company {deal.company_id}")
+            deal_id = self._new_id("d")
+            self.deals[deal_id] = {"id": deal_id, **asdict(deal)}
+            self._add(
+                CrmChange(
+                    kind="deal_created",
+                    person_email=person["email"],
+                    occurred_at=_utc(self._clock()),
+                    external_id=deal_id,
+                    owner_id=deal.owner_id,
+                    detail=deal.name,
+                )
+            )
+            return deal_id
+
+    def assign_owner(self, person_id: str, owner_id: str) -> None:
+        with self._lock:
+            person = self._person("assign_owner", person_id)
+            self._check_owner("assign_owner", owner_id)
+            if person.get("owner_id") == owner_id:
+                return
+            person["owner_id"] = owner_id
+            at = _utc(self._clock())
+            self._add(self._owner_change(person_id, person["email"], owner_id, at))
+
+    def log_activity(self, activity: CrmActivity) -> str:
+        with self._lock:
+            existing = self._by_key.get(activity.external_key)
+            if existing is not None:
+                return existing
+            self._person("log_activity", activity.person_id)
+            activity_id = self._new_id("a")
+            self._by_key[activity.external_key] = activity_id
+            self.activities[activity_id] = {"id": activity_id, **asdict(activity)}
+            return activity_id
+
+    def list_owners(self) -> list[CrmOwner]:
+        with self._lock:
+            return list(self.owners.values())
+
+    def changes_since(self, since: datetime, cursor: str | None = None) -> ChangePage:
+        since = _utc(since)
+        try:
+            start = int(cursor) if cursor else 0
+        except ValueError as exc:
+            raise self._fatal("changes_since", f"bad cursor {cursor!r}", 400) from exc
+        with self._lock:
+            after = [c for at, _, c in sorted(self._changes, key=lambda t: t[:2]) if at > since]
+        page = after[start : start + self.page_size]
+        end = start + len(page)
+        return ChangePage(changes=page, cursor=str(end) if end < len(after) else None)
+
+    def close(self) -> None:
+        self.closed = True
+
+    # -- controls (the data half of CrmStandin) -------------------------------------
+
+    def seed_owner(self, email: str, name: str) -> str:
+        with self._lock:
+            owner_id = self._new_id("u")
+            self.owners[owner_id] = CrmOwner(id=owner_id, email=email, name=name)
+            return owner_id
+
+    def add_change(
+        self,
+        kind: ChangeKind,
+        person_email: str,
+        *,
+        at: datetime,
+        owner_id: str | None = None,
+    ) -> str:
+        """Make a change happen at ``at``, as someone working in the CRM would."""
+        at = _utc(at)
+        email = person_email.strip().lower()
+        with self._lock:
+            person_id = self._by_email.get(email) or self.upsert_people([CrmPerson(email)])[0]
+            if kind == "owner_changed":
+                if not owner_id:
+                    raise ValueError("owner_changed needs owner_id")
+                self.people[person_id]["owner_id"] = owner_id
+                change = self._owner_change(person_id, email, owner_id, at)
+            else:
+                prefix = "m" if kind == "meeting_booked" else "d"
+                change = CrmChange(
+                    kind=kind,
+                    person_email=email,
+                    occurred_at=at,
+                    external_id=self._new_id(prefix),
+                    owner_id=owner_id,
+                )
+                if kind == "deal_created":
+                    self.deals[change.external_id] = {"id": change.external_id, "name": "Deal"}
+            self._add(change)
+            return change.external_id
+
+    def count(self, kind: RecordKind) -> int:
+        with self._lock:
+            return {
+                "person": len(self.people),
+                "company": len(self.companies),
+                "deal": len(self.deals),
+                "activity": len(self.activities),
+                "association": len(self.associations),
+            }[kind]
+
+    def record(self, kind: RecordKind, id: str) -> dict[str, Any]:
+        with self._lock:
+            table = {
+                "person": self.people,
+                "company": self.companies,
+                "deal": self.deals,
+                "activity": self.activities,
+            }[kind]
+            return dict(table[id])
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _person(self, operation: str, person_id: str) -> dict[str, Any]:
+        person = self.people.get(person_id)
+        if person is None:
+            raise self._fatal(operation, f"no person {person_id}")
+        return person
+
+    def _check_owner(self, operation: str, owner_id: str) -> None:
+        if self.owners and owner_id not in self.owners:
+            raise self._fatal(operation, f"no owner {owner_id}", 400)
+
+    def _owner_change(self, person_id: str, email: str, owner_id: str, at: datetime) -> CrmChange:
+        return CrmChange(
+            kind="owner_changed",
+            person_email=email,
+            occurred_at=at,
+            external_id=f"{person_id}:{owner_id}:{int(at.timestamp() * 1000)}",
+            owner_id=owner_id,
+        )
+
+    def _add(self, change: CrmChange) -> None:
+        self._changes.append((change.occurred_at, len(self._changes), replace(change)))

@@ -1,0 +1,271 @@
+"""The composition root: turns :class:`Settings` into concrete connectors and services.
+
+Nothing else in touchflow reads the environment; tests build their own wiring
+from an explicit Settings.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+
+from sqlalchemy import Engine
+
+from touchflow.adapters.outbox.email_sender import OutboxEmailSender
+from touchflow.adapters.outbox.sms_sender import OutboxSmsSender
+from touchflow.adapters.sendgrid.email_sender import SendgridEmailSender
+from touchflow.adapters.smtp.email_sender import SmtpEmailSender
+from touchflow.adapters.twilio.sms_voice import TwilioSmsSender
+from touchflow.domain.compliance import BounceShield, CapPolicy, MailboxCaps
+from touchflow.domain.crm import CrmConnector
+from touchflow.domain.engine import SenderInfo
+from touchflow.domain.enrich import Enricher
+from touchflow.errors import ConfigError
+from touchflow.ports import Dialer, EmailSender, Notifier, SmsSender
+from touchflow.services.leads import LeadServices
+from touchflow.services.tick import Ticker
+from touchflow.settings import Settings
+from touchflow.store.db import make_engine
+from touchflow.store.repo import RuntimeCache
+
+
+def sender_defaults(settings: Settings) -> SenderInfo:
+    """The default sender (mailbox and person) from settings."""
+    s = settings.sender
+    return SenderInfo(
+        email=s.email,
+        name=s.name,
+        title=s.title,
+        company=s.company,
+        phone=s.phone,
+        timezone=s.timezone,
+        postal_address=settings.compliance.postal_address,
+    )
+
+
+@lru_cache(maxsize=8)
+def _engine_for(url: str) -> Engine:
+    return make_engine(url)
+
+
+def database(settings: Settings) -> Engine:
+    """One engine per database URL per process."""
+    return _engine_for(settings.database_url)
+
+
+def email_sender(settings: Settings) -> EmailSender:
+    """SMTP (the rep's mailbox or a local sink), SendGrid, or the ``outbox/`` of .eml files."""
+    if settings.email_transport == "outbox":
+        return OutboxEmailSender(settings.outbox_dir / "email")
+    if settings.email_transport == "sendgrid":
+        sg = settings.sendgrid
+        if sg.api_key is None:
+            raise ConfigError(
+                "TOUCHFLOW_EMAIL_TRANSPORT=sendgrid needs TOUCHFLOW_SENDGRID__API_KEY"
+            )
+        return SendgridEmailSender(
+            sg.api_key.get_secret_value(),
+            host=sg.host,
+            sandbox_mode=sg.sandbox_mode,
+            timeout_s=sg.timeout_s,
+            concurrency=sg.concurrency,
+        )
+    smtp = settings.smtp
+    return SmtpEmailSender(
+        smtp.host,
+        smtp.port,
+        username=smtp.username,
+        password=smtp.password.get_secret_value() if smtp.password else None,
+        starttls=smtp.starttls,
+        ssl=smtp.ssl,
+        timeout=smtp.timeout_s,
+    )
+
+
+def _twilio(settings: Settings) -> TwilioSmsSender:
+    tw = settings.twilio
+    if not tw.account_sid or tw.auth_token is None:
+        raise ConfigError(
+            "Twilio needs TOUCHFLOW_TWILIO__ACCOUNT_SID and TOUCHFLOW_TWILIO__AUTH_TOKEN"
+        )
+    return TwilioSmsSender(
+        tw.account_sid,
+        tw.auth_token.get_secret_value(),
+        base_url=tw.base_url,
+        status_callback_url=f"{settings.public_url.rstrip('/')}/webhooks/twilio/message-status",
+        timeout_s=tw.timeout_s,
+        concurrency=tw.concurrency,
+    )
+
+
+def sms_sender(settings: Settings) -> SmsSender:
+    """Twilio, or ``outbox/sms.jsonl`` (the default, for local runs)."""
+    if settings.sms_transport == "twilio":
+        return _twilio(settings)
+    return OutboxSmsSender(settings.outbox_dir)
+
+
+def dialer(settings: Settings) -> Dialer:
+    """Click-to-call through Twilio Voice."""
+    return _twilio(settings)
+
+
+def runtimes(settings: Settings) -> RuntimeCache:
+    """Cadence runtimes that sign unsubscribe links with the deployment's secret."""
+    return RuntimeCache(
+        settings.public_url,
+        settings.unsubscribe_secret.get_secret_value(),
+        sender_defaults(settings),
+    )
+
+
+def cap_policy(settings: Settings) -> CapPolicy:
+    """Send caps from ``settings.compliance``."""
+    c = settings.compliance
+    return CapPolicy(
+        MailboxCaps(c.mailbox.hourly, c.mailbox.daily),
+        {k.lower(): MailboxCaps(v.hourly, v.daily) for k, v in c.mailboxes.items()},
+        c.recipient_domain_daily,
+    )
+
+
+def bounce_shield(settings: Settings) -> BounceShield:
+    c = settings.compliance
+    return BounceShield(c.bounce_shield_threshold, c.bounce_shield_min_sends)
+
+
+def ticker(
+    settings: Settings,
+    *,
+    email: EmailSender | None = None,
+    sms: SmsSender | None = None,
+    cache: RuntimeCache | None = None,
+) -> Ticker:
+    """A Ticker over the configured database and senders (overridable for tests)."""
+    return Ticker(
+        database(settings),
+        email=email or email_sender(settings),
+        sms=sms or sms_sender(settings),
+        sender_defaults=sender_defaults(settings),
+        runtimes=cache or runtimes(settings),
+        unsubscribe_mailto=settings.unsubscribe_mailto,
+        lease=timedelta(seconds=settings.claim_lease_s),
+        caps=cap_policy(settings),
+        bounce_shield=bounce_shield(settings),
+        sms_from=settings.twilio.from_number,
+    )
+
+
+def crm_connector(settings: Settings) -> CrmConnector | None:
+    """The configured CRM connector, or None when ``TOUCHFLOW_CRM__PROVIDER=none``."""
+    c = settings.crm
+    token = c.token.get_secret_value() if c.token else None
+    if c.provider == "none":
+        return None
+    if c.provider == "fake":
+        return _fake_crm()
+    if c.provider == "hubspot":
+        from touchflow.adapters.hubspot.crm import HubspotCrm
+
+        if not token:
+            raise ConfigError("TOUCHFLOW_CRM__PROVIDER=hubspot needs TOUCHFLOW_CRM__TOKEN")
+        return HubspotCrm(token, **({"base_url": c.base_url} if c.base_url else {}))
+    if c.provider == "pipedrive":
+        from touchflow.adapters.pipedrive.crm import PipedriveCrm
+
+        if not token:
+            raise ConfigError("TOUCHFLOW_CRM__PROVIDER=pipedrive needs TOUCHFLOW_CRM__TOKEN")
+        return PipedriveCrm(
+            token,
+            org_domain_field=c.pipedrive_domain_field,
+            **({"base_url": c.base_url} if c.base_url else {}),
+        )
+    from touchflow.adapters.salesforce.crm import SalesforceCrm
+
+    if not c.instance_url:
+        raise ConfigError("TOUCHFLOW_CRM__PROVIDER=salesforce needs TOUCHFLOW_CRM__INSTANCE_URL")
+    return SalesforceCrm(
+        instance_url=c.instance_url,
+        access_token=token,
+        client_id=c.client_id,
+        client_secret=c.client_secret.get_secret_value() if c.client_secret else None,
+    )
+
+
+@lru_cache(maxsize=1)
+def _fake_crm() -> CrmConnector:
+    """One in-memory CRM per process, so what one flow task pushed the next one sees."""
+    from touchflow.adapters.fake_crm import FakeCrm
+
+    return FakeCrm()
+
+
+def enricher(settings: Settings) -> Enricher | None:
+    """The offline firmographics file, then the REST provider if configured (first hit wins)."""
+    from touchflow.adapters.enrichment.http_enricher import HttpEnricher, SqliteCache
+    from touchflow.domain.enrich import ChainEnricher, OfflineEnricher
+
+    e = settings.enrichment
+    chain: list[Enricher] = []
+    if e.firmographics is not None:
+        path = e.firmographics
+        if not path.is_absolute():
+            path = settings.config_dir / path
+        if path.exists():
+            chain.append(OfflineEnricher(path))
+    if e.base_url:
+        chain.append(
+            HttpEnricher(
+                e.base_url,
+                api_key=e.api_key.get_secret_value() if e.api_key else None,
+                path_template=e.path_template,
+                field_map=e.field_map,
+                max_per_second=e.max_per_second,
+                retries=e.retries,
+                cache=SqliteCache(e.cache_path),
+            )
+        )
+    if not chain:
+        return None
+    return chain[0] if len(chain) == 1 else ChainEnricher(chain)
+
+
+def lead_services(settings: Settings) -> LeadServices:
+    """Everything ``POST /leads`` needs, from settings and the config files that exist."""
+    from touchflow.domain.cadence import load_cadence
+    from touchflow.domain.routing import load_router
+    from touchflow.domain.scoring import load_icp
+    from touchflow.services.leads import LeadServices
+
+    cfg = settings.config_dir
+    inbound = None
+    if settings.leads.inbound_cadence:
+        path = settings.cadences_dir / f"{settings.leads.inbound_cadence}.yaml"
+        inbound = runtimes(settings).add(load_cadence(path, settings.templates_dir))
+    aliases: dict[str, str] = {}
+    if (cfg / "domain_aliases.yaml").exists():
+        from touchflow.services.importer import load_aliases
+
+        aliases = load_aliases(cfg / "domain_aliases.yaml")
+    connector = crm_connector(settings)
+    return LeadServices(
+        sender=sender_defaults(settings),
+        default_owner=settings.sender.owner_email,
+        inbound=inbound,
+        aliases=aliases,
+        enricher=enricher(settings),
+        icp=load_icp(cfg / "icp.yaml") if (cfg / "icp.yaml").exists() else None,
+        router=load_router(cfg) if (cfg / "team.yaml").exists() else None,
+        crm=connector.name if connector is not None else None,
+    )
+
+
+def notifier(settings: Settings) -> Notifier | None:
+    """How AEs hear about new leads: a Slack-compatible webhook, email, or not at all."""
+    from touchflow.adapters.notify import EmailNotifier, WebhookNotifier
+
+    if settings.leads.notify_webhook_url:
+        return WebhookNotifier(settings.leads.notify_webhook_url)
+    if settings.leads.notify_email:
+        return EmailNotifier(email_sender(settings), settings.sender.email)
+    return None

@@ -1,0 +1,829 @@
+"""Cadence schema and loader: YAML -> pydantic models, every problem as ``file:line:col``.
+
+A cadence file (format v1) names its schedule and its steps::
+
+    id: enterprise-outbound            # kebab-case, equals the file name
+    name: Enterprise outbound
+    schedule:
+      timezone: prospect                # prospect | sender | an IANA zone
+      fallback_timezone: America/New_York
+      window: {days: [mon, tue, wed, thu, fri], start: "08:00", end: "17:30"}
+      holidays: prospect                # prospect | [US, CA, ...] | none
+      jitter_minutes: 0                 # 0..240
+    exit_on: [reply, bounce, unsubscribe, meeting_booked]
+    steps:
+      - id: intro
+        channel: email
+        subject: "{{ prospect.company }} and pipeline predictability"
+        template: email/intro.txt.j2
+      - id: bump
+        after: 3 business days
+        channel: email
+        thread: intro
+        template: email/bump.txt.j2
+        when: "not touched('intro', 'replied')"
+
+Validation happens in two passes so that one run reports every problem of a
+file: pydantic checks types and single values (each error has a ``loc`` that
+:class:`~touchflow.domain.yaml_source.YamlDocument` maps to a position), then
+:func:`_cross_check` checks what involves several values (duplicate ids,
+threads, templates, ``when`` conditions) on the raw data, so it still runs
+when some unrelated part of the file is invalid.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import time
+from functools import cache
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal, Self, get_args
+from zoneinfo import available_timezones
+
+import holidays as holidays_lib
+import yaml
+from jinja2 import TemplateSyntaxError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from touchflow.domain.calendar import WEEKDAYS, SendWindow
+from touchflow.domain.model_findings import at as _at
+from touchflow.domain.model_findings import model_findings, read_text
+from touchflow.domain.render import lint_ast, parse_condition, parse_template, template_dependencies
+from touchflow.domain.yaml_source import YamlDocument, parse_yaml, syntax_finding
+from touchflow.errors import CadenceError, Finding
+
+Channel = Literal["email", "sms", "call", "linkedin", "task"]
+#: Channels whose steps become tasks for a person instead of automatic sends.
+MANUAL_CHANNELS: frozenset[str] = frozenset({"call", "linkedin", "task"})
+#: Events that end an enrollment when listed in ``exit_on`` (all of them by default).
+EXIT_EVENTS: tuple[str, ...] = (
+    "reply",
+    "bounce",
+    "unsubscribe",
+    "meeting_booked",
+    "deal_created",
+)
+#: Events ``touched(step_id, event)`` can test in a ``when`` condition.
+TOUCH_EVENTS: tuple[str, ...] = ("sent", "opened", "clicked", "replied", "completed", "skipped")
+
+ExitEvent = Literal["reply", "bounce", "unsubscribe", "meeting_booked", "deal_created"]
+#: What a reply from one contact does to this cadence's enrollments of the
+#: other contacts at the same account (same company domain).
+AccountRule = Literal["continue", "pause", "finish"]
+#: Preconditions a prospect must meet for the cadence's SMS steps to run.
+Requirement = Literal["sms_consent"]
+
+_KEBAB = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# Step and variant ids end up in touch keys, touched() calls and dashboards.
+_SLUG = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+_DELAY = re.compile(r"^\s*(\d+)\s+(business\s+days?|days?|hours?|minutes?)\s*$", re.IGNORECASE)
+_DELAY_UNITS = {
+    "business day": "business_days",
+    "day": "days",
+    "hour": "hours",
+    "minute": "minutes",
+}
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+@cache
+def _countries() -> frozenset[str]:
+    return frozenset(holidays_lib.list_supported_countries())
+
+
+def _check_zone(value: str, *, allow: tuple[str, ...] = ()) -> str:
+    if value in allow or value in _zones():
+        return value
+    hint = difflib.get_close_matches(value, _zones(), n=1)
+    extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+    what = "".join(f"{a!r}, " for a in allow[:-1])
+    what += f"{allow[-1]!r} or an IANA time zone" if allow else "an IANA time zone"
+    raise ValueError(f"{value!r} is not {what}{extra}")
+
+
+# ---------------------------------------------------------------------------- models
+
+
+class Delay(BaseModel):
+    """How long after the previous step a step becomes due: ``2 business days``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amount: int = Field(ge=0)
+    unit: Literal["business_days", "days", "hours", "minutes"]
+
+    @classmethod
+    def parse(cls, text: str) -> Delay:
+        """Parse ``N business day(s)``, ``N day(s)``, ``N hour(s)`` or ``N minute(s)``."""
+        match = _DELAY.match(text) if isinstance(text, str) else None
+        if not match:
+            raise ValueError(
+                f"{text!r} is not a delay: use 'N business days', 'N days', "
+                "'N hours' or 'N minutes'"
+            )
+        unit_text = " ".join(match.group(2).lower().split()).removesuffix("s")
+        return cls(amount=int(match.group(1)), unit=_DELAY_UNITS[unit_text])  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        word = self.unit.replace("_", " ")
+        return f"{self.amount} {word.removesuffix('s') if self.amount == 1 else word}"
+
+
+def _parse_delay(value: Any) -> Any:
+    if isinstance(value, Delay) or value is None:
+        return value
+    if isinstance(value, str):
+        return Delay.parse(value)
+    raise ValueError(f"must be text like '2 business days', not {value!r}")
+
+
+def _parse_hhmm(value: Any) -> Any:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str):
+        match = _HHMM.match(value.strip())
+        if match:
+            return time(int(match.group(1)), int(match.group(2)))
+    raise ValueError(f'{value!r} is not a time of day: use HH:MM, 24-hour (e.g. "17:30")')
+
+
+def _check_weekday(value: str) -> str:
+    day = value.lower()
+    if day not in WEEKDAYS:
+        raise ValueError(f"{value!r} is not a day: use {', '.join(WEEKDAYS)}")
+    return day
+
+
+def _check_slug(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError(f"{value!r} must be lowercase letters and digits joined by '-' or '_'")
+    return value
+
+
+def _check_holidays(value: Any) -> Any:
+    """``prospect``, ``none`` or a list of ISO country codes with a holiday calendar."""
+    if value in ("prospect", "none"):
+        return value
+    if not isinstance(value, list):
+        raise _at("must be 'prospect', 'none' or a list of ISO country codes")
+    codes: list[str] = []
+    for i, code in enumerate(value):
+        if not isinstance(code, str):
+            raise _at(f"holiday country must be an ISO country code, not {code!r}", i)
+        if code.upper() not in _countries():
+            raise _at(f"unknown holiday country {code!r} (no holiday calendar for it)", i)
+        codes.append(code.upper())
+    return codes
+
+
+Slug = Annotated[str, AfterValidator(_check_slug)]
+Weekday = Annotated[str, AfterValidator(_check_weekday)]
+TimeOfDay = Annotated[time, BeforeValidator(_parse_hhmm)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WindowSpec(_Model):
+    """Local days and hours in which touches may become due, ``[start, end)``."""
+
+    days: list[Weekday]
+    start: TimeOfDay
+    end: TimeOfDay
+
+    @field_validator("days")
+    @classmethod
+    def _some_days(cls, days: list[str]) -> list[str]:
+        if not days:
+            raise ValueError("a send window needs at least one day")
+        return days
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Self:
+        if self.end <= self.start:
+            raise _at(
+                f"window end {self.end:%H:%M} must be after start {self.start:%H:%M} "
+                "(windows do not cross midnight)",
+                "end",
+            )
+        return self
+
+    def to_send_window(self) -> SendWindow:
+        """The calendar's view of this window (weekday numbers, Monday = 0)."""
+        return SendWindow(
+            days=frozenset(WEEKDAYS.index(d) for d in self.days), start=self.start, end=self.end
+        )
+
+
+class Schedule(_Model):
+    """When a cadence may touch a prospect."""
+
+    timezone: str = "prospect"
+    fallback_timezone: str = "America/New_York"
+    window: WindowSpec
+    holidays: Annotated[
+        Literal["prospect", "none"] | list[str], BeforeValidator(_check_holidays)
+    ] = "prospect"
+    jitter_minutes: StrictInt = Field(default=0, ge=0, le=240)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return _check_zone(value, allow=("prospect", "sender"))
+
+    @field_validator("fallback_timezone")
+    @classmethod
+    def _fallback_timezone(cls, value: str) -> str:
+        return _check_zone(value)
+
+
+class Variant(_Model):
+    """An A/B variant of a step; may override the subject and/or the template."""
+
+    id: Slug
+    weight: StrictInt = 1
+    subject: str | None = None
+    template: str | None = None
+
+    @field_validator("weight")
+    @classmethod
+    def _weight(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1, not {value}")
+        return value
+
+
+class Step(_Model):
+    """One touch of a cadence."""
+
+    id: Slug
+    channel: Channel
+    after: Annotated[Delay | None, BeforeValidator(_parse_delay)] = None
+    subject: str | None = None
+    template: str | None = None
+    variants: list[Variant] = Field(default_factory=list)
+    thread: str | None = None
+    when: str | None = None
+
+    @property
+    def manual(self) -> bool:
+        """True when a person does this step (call, LinkedIn, task) rather than a provider."""
+        return self.channel in MANUAL_CHANNELS
+
+
+@dataclass(frozen=True)
+class ResolvedTouch:
+    """What to render for one step of one enrollment: its variant, subject and template."""
+
+    step: Step
+    variant: Variant | None
+    subject: str | None  # template text of the subject line (email only)
+    template: str | None  # template name under templates/
+
+
+class Audience(_Model):
+    """Who may be enrolled: checked against the prospect's ICP score at enrollment."""
+
+    min_score: StrictInt | None = None
+    grades: list[Literal["A", "B", "C", "D"]] | None = None
+    lifecycle: list[Literal["lead", "mql", "sql"]] | None = None
+
+    def refuses(self, score: int | None, grade: str | None, lifecycle: str | None) -> str | None:
+        """Why a prospect with this score is not in the audience (None: they are).
+
+        An unscored prospect is outside any audience that sets a rule, and a
+        disqualified one is outside every audience.
+        """
+        if lifecycle == "disqualified":
+            return "disqualified"
+        if self.min_score is not None and (score is None or score < self.min_score):
+            return f"score {score if score is not None else 'none'} < {self.min_score}"
+        if self.grades is not None and grade not in self.grades:
+            return f"grade {grade or 'none'} not in {'/'.join(self.grades)}"
+        if self.lifecycle is not None and lifecycle not in self.lifecycle:
+            return f"lifecycle {lifecycle or 'none'} not in {'/'.join(self.lifecycle)}"
+        return None
+
+
+class Cadence(_Model):
+    """A validated cadence, plus the snapshot (YAML text and templates) it was loaded from."""
+
+    id: str
+    name: str
+    description: str | None = None
+    schedule: Schedule
+    exit_on: list[ExitEvent] = Field(default_factory=lambda: list(EXIT_EVENTS))
+    on_account_reply: AccountRule = "continue"
+    requires: list[Requirement] = Field(default_factory=list)
+    audience: Audience = Field(default_factory=Audience)
+    steps: list[Step]
+
+    # Not part of the YAML schema: set by the loader.
+    _source_path: str = PrivateAttr(default="")
+    _yaml_text: str = PrivateAttr(default="")
+    _templates: dict[str, str] = PrivateAttr(default_factory=dict)
+    _version: str = PrivateAttr(default="")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str, info: ValidationInfo) -> str:
+        if not _KEBAB.match(value):
+            raise ValueError(
+                f"{value!r} must be kebab-case (lowercase letters and digits joined by '-')"
+            )
+        stem = (info.context or {}).get("stem")
+        if stem is not None and value != stem:
+            raise ValueError(f"{value!r} must equal the file name {stem!r}")
+        return value
+
+    @field_validator("steps")
+    @classmethod
+    def _some_steps(cls, steps: list[Step]) -> list[Step]:
+        if not steps:
+            raise ValueError("a cadence needs at least one step")
+        return steps
+
+    @property
+    def source_path(self) -> str:
+        """The path the cadence was loaded from, as given to the loader."""
+        return self._source_path
+
+    @property
+    def yaml_text(self) -> str:
+        """The YAML text this cadence was loaded from."""
+        return self._yaml_text
+
+    @property
+    def templates(self) -> dict[str, str]:
+        """Every template the cadence uses (including includes): name -> source."""
+        return dict(self._templates)
+
+    @property
+    def version(self) -> str:
+        """16 hex chars of sha256 over the YAML text and every used template (name and source)."""
+        return self._version
+
+    def step(self, step_id: str) -> Step:
+        """The step with this id; KeyError if there is none."""
+        return self.steps[self.step_index(step_id)]
+
+    def step_index(self, step_id: str) -> int:
+        """The 0-based position of the step with this id; KeyError if there is none."""
+        for i, step in enumerate(self.steps):
+            if step.id == step_id:
+                return i
+        raise KeyError(f"cadence {self.id!r} has no step {step_id!r}")
+
+    def resolve(self, step_id: str, enrollment_key: str) -> ResolvedTouch:
+        """The variant, subject text and template name this enrollment gets for a step.
+
+        A threaded email without a subject answers its thread: ``Re: <subject>``
+        of the subject the same enrollment got on the first email of the thread.
+        """
+        step = self.step(step_id)
+        variant = choose_variant(step, enrollment_key)
+        subject = (variant.subject if variant else None) or step.subject
+        if subject is None and step.thread is not None:
+            root = self.resolve(step.thread, enrollment_key).subject
+            if root is not None:
+                subject = root if root.lower().startswith("re:") else f"Re: {root}"
+        template = (variant.template if variant else None) or step.template
+        return ResolvedTouch(step=step, variant=variant, subject=subject, template=template)
+
+
+def choose_variant(step: Step, enrollment_key: str) -> Variant | None:
+    """Pick a variant by weight, deterministically per enrollment; None when there are none.
+
+    sha256 rather than ``hash()``: the choice must survive process restarts
+    and be the same on every worker.
+    """
+    if not step.variants:
+        return None
+    digest = hashlib.sha256(f"{enrollment_key}:{step.id}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") % sum(v.weight for v in step.variants)
+    for variant in step.variants:
+        if point < variant.weight:
+            return variant
+        point -= variant.weight
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def cadence_version(yaml_text: str, templates: Mapping[str, str]) -> str:
+    """16 hex chars of sha256 over the YAML and every template's name and source, sorted."""
+    h = hashlib.sha256()
+
+    def part(text: str) -> None:
+        data = text.encode("utf-8")
+        # Length-prefixed, so moving text between parts changes the hash.
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+
+    part(yaml_text)
+    for name in sorted(templates):
+        part(name)
+        part(templates[name])
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+# ---------------------------------------------------------------------------- cross checks
+
+
+def _is_template_name(name: str) -> bool:
+    path = PurePosixPath(name)
+    return bool(name) and not path.is_absolute() and ".." not in path.parts and "\\" not in name
+
+
+class _Checker:
+    """Checks that involve more than one value, on raw YAML data (tolerates bad parts)."""
+
+    def __init__(
+        self, doc: YamlDocument, templates: Mapping[str, str], templates_label: str
+    ) -> None:
+        self.doc = doc
+        self.templates = templates
+        self.templates_label = templates_label
+        self.findings: list[Finding] = []
+        #: Every template the cadence uses, name -> source (the version snapshot).
+        self.used: dict[str, str] = {}
+        self._linted: set[str] = set()
+
+    def add(self, loc: tuple[Any, ...], message: str, *, key: bool = False) -> None:
+        self.findings.append(self.doc.finding(loc, message, key=key))
+
+    def template_path(self, name: str) -> str:
+        return f"{self.templates_label}/{name}"
+
+    def check(self) -> None:
+        data = self.doc.data
+        raw_steps = data.get("steps")
+        if not isinstance(raw_steps, list):
+            return
+        steps = [(i, s) for i, s in enumerate(raw_steps) if isinstance(s, dict)]
+        ids: dict[str, int] = {}  # step id -> index of its first definition
+        channels: dict[str, Any] = {}
+        for i, s in steps:
+            sid = s.get("id")
+            if not isinstance(sid, str):
+                continue
+            if sid in ids:
+                line = self.doc.position_for(("steps", ids[sid], "id"))[0]
+                self.add(
+                    ("steps", i, "id"), f"duplicate step id {sid!r} (first used on line {line})"
+                )
+            else:
+                ids[sid] = i
+                channels[sid] = s.get("channel")
+        for i, s in steps:
+            self._step(i, s, ids, channels)
+
+    def _step(
+        self, i: int, s: dict[str, Any], ids: dict[str, int], channels: dict[str, Any]
+    ) -> None:
+        loc = ("steps", i)
+        sid = s.get("id") if isinstance(s.get("id"), str) else f"#{i + 1}"
+        channel = s.get("channel")
+        known_channel = channel in get_args(Channel)
+        thread = s.get("thread")
+        if isinstance(thread, str) and known_channel:
+            if channel != "email":
+                self.add(
+                    (*loc, "thread"), f"thread is only for email steps, not {channel}", key=True
+                )
+            elif thread not in ids:
+                self.add((*loc, "thread"), f"thread {thread!r} is not a step of this cadence")
+            elif ids[thread] >= i:
+                self.add((*loc, "thread"), f"thread {thread!r} must be an earlier email step")
+            elif channels.get(thread) != "email":
+                self.add(
+                    (*loc, "thread"),
+                    f"thread {thread!r} must be an earlier email step, "
+                    f"but it is a {channels.get(thread)} step",
+                )
+        if known_channel:
+            if channel in ("email", "sms") and "template" not in s:
+                self.add(loc, f"{channel} step {sid!r} needs a template")
+            if channel == "email" and "subject" not in s and "thread" not in s:
+                self.add(loc, f"email step {sid!r} needs a subject (or a thread to reply in)")
+            if channel != "email" and "subject" in s:
+                self.add(
+                    (*loc, "subject"), f"subject is only for email steps, not {channel}", key=True
+                )
+        if isinstance(s.get("template"), str):
+            self._template(s["template"], (*loc, "template"))
+        if isinstance(s.get("subject"), str):
+            self._subject(s["subject"], (*loc, "subject"))
+        variants = s.get("variants")
+        if isinstance(variants, list):
+            seen: set[str] = set()
+            for j, v in enumerate(variants):
+                if not isinstance(v, dict):
+                    continue
+                vloc = (*loc, "variants", j)
+                vid = v.get("id")
+                if isinstance(vid, str):
+                    if vid in seen:
+                        self.add((*vloc, "id"), f"duplicate variant id {vid!r} in step {sid!r}")
+                    seen.add(vid)
+                if isinstance(v.get("template"), str):
+                    self._template(v["template"], (*vloc, "template"))
+                if isinstance(v.get("subject"), str):
+                    if known_channel and channel != "email":
+                        self.add(
+                            (*vloc, "subject"),
+                            f"subject is only for email steps, not {channel}",
+                            key=True,
+                        )
+                    self._subject(v["subject"], (*vloc, "subject"))
+        if isinstance(s.get("when"), str):
+            self._when(s["when"], (*loc, "when"), i, ids)
+
+    def _template(self, name: str, loc: tuple[Any, ...]) -> None:
+        if not _is_template_name(name):
+            self.add(loc, f"template {name!r} must be a relative path under templates/")
+            return
+        if name not in self.templates:
+            self.add(loc, f"template {name!r} not found ({self.template_path(name)})")
+            return
+        self._lint(name)
+
+    def _lint(self, name: str) -> None:
+        if name in self._linted:
+            return
+        self._linted.add(name)
+        source = self.templates[name]
+        self.used[name] = source
+        label = self.template_path(name)
+        ast, findings = parse_template(label, source)
+        self.findings.extend(findings)
+        if ast is None:
+            return
+        self.findings.extend(lint_ast(label, source, ast))
+        for dep, lineno in template_dependencies(ast):
+            if not _is_template_name(dep) or dep not in self.templates:
+                self.findings.append(
+                    Finding(label, lineno, 1, f"included template {dep!r} not found")
+                )
+            else:
+                self._lint(dep)
+
+    def _subject(self, text: str, loc: tuple[Any, ...]) -> None:
+        line, col = self.doc.position_for(loc)
+        ast, errors = parse_template(self.doc.path, text)
+        if ast is None:
+            for err in errors:
+                self.add(loc, f"subject: {err.message}")
+            return
+        self.findings.extend(lint_ast(self.doc.path, text, ast, at=(line, col)))
+        for _dep, _ in template_dependencies(ast):
+            self.add(loc, "subjects cannot include other templates")
+
+    def _when(self, expr: str, loc: tuple[Any, ...], index: int, ids: dict[str, int]) -> None:
+        try:
+            info = parse_condition(expr)
+        except TemplateSyntaxError as exc:
+            self.add(loc, f"when does not compile: {exc.message}")
+            return
+        for name in sorted(info.names):
+            self.add(loc, f"when: unknown name {name!r} (conditions can only call touched())")
+        for problem in info.problems:
+            self.add(loc, f"when: {problem}")
+        for step_id, event in info.calls:
+            if step_id not in ids:
+                self.add(loc, f"when: touched({step_id!r}) names no step of this cadence")
+            elif ids[step_id] >= index:
+                self.add(
+                    loc,
+                    f"when: touched({step_id!r}) must name an earlier step, "
+                    "not this one or a later one",
+                )
+            if event not in TOUCH_EVENTS:
+                self.add(
+                    loc, f"when: unknown event {event!r} (use one of {', '.join(TOUCH_EVENTS)})"
+                )
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+class DirectoryTemplates(Mapping[str, str]):
+    """Templates read on demand from a directory: ``name`` is a path relative to it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._cache: dict[str, str | None] = {}
+
+    def _read(self, name: str) -> str | None:
+        if name not in self._cache:
+            text: str | None = None
+            if _is_template_name(name):
+                path = self.root / name
+                try:
+                    text = path.read_text(encoding="utf-8") if path.is_file() else None
+                except (OSError, UnicodeDecodeError):
+                    text = None
+            self._cache[name] = text
+        return self._cache[name]
+
+    def __getitem__(self, name: str) -> str:
+        text = self._read(name)
+        if text is None:
+            raise KeyError(name)
+        return text
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._read(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (p.relative_to(self.root).as_posix() for p in sorted(self.root.rglob("*.j2")))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _build(
+    yaml_text: str, path: str, templates: Mapping[str, str], templates_label: str
+) -> Cadence:
+    doc = parse_yaml(yaml_text, path)
+    findings = list(doc.findings)
+    if not isinstance(doc.data, dict):
+        line, col = doc.position_for(())
+        findings.append(
+            Finding(path, line, col, "a cadence must be a mapping with id, name, schedule, steps")
+        )
+        raise CadenceError(findings)
+    cadence: Cadence | None = None
+    try:
+        cadence = Cadence.model_validate(doc.data, context={"stem": PurePosixPath(path).stem})
+    except ValidationError as exc:
+        findings.extend(model_findings(doc, exc, Cadence, name="cadence"))
+    checker = _Checker(doc, templates, templates_label)
+    checker.check()
+    findings.extend(checker.findings)
+    if findings or cadence is None:
+        raise CadenceError(sorted(set(findings)))
+    cadence._source_path = path
+    cadence._yaml_text = yaml_text
+    cadence._templates = dict(sorted(checker.used.items()))
+    cadence._version = cadence_version(yaml_text, checker.used)
+    return cadence
+
+
+def load_cadence(path: Path, templates_dir: Path) -> Cadence:
+    """Load and validate one cadence file; raise CadenceError with every finding."""
+    return _build(read_text(path), str(path), DirectoryTemplates(templates_dir), str(templates_dir))
+
+
+def load_cadence_source(yaml_text: str, path: str, templates: Mapping[str, str]) -> Cadence:
+    """Validate a cadence from text and a template dict (a pinned version from the DB)."""
+    return _build(yaml_text, path, templates, "templates")
+
+
+def _cadence_files(cadences_dir: Path) -> list[Path]:
+    return sorted([*cadences_dir.glob("*.yaml"), *cadences_dir.glob("*.yml")])
+
+
+def load_cadences(cadences_dir: Path, templates_dir: Path) -> dict[str, Cadence]:
+    """Load every ``*.yaml``/``*.yml`` in a directory: ``{id: Cadence}``.
+
+    Raises CadenceError with the findings of all files together.
+    """
+    templates = DirectoryTemplates(templates_dir)
+    cadences: dict[str, Cadence] = {}
+    findings: list[Finding] = []
+    for path in _cadence_files(cadences_dir):
+        try:
+            cadence = _build(read_text(path), str(path), templates, str(templates_dir))
+        except CadenceError as exc:
+            findings.extend(exc.findings)
+            continue
+        if cadence.id in cadences:
+            findings.append(
+                Finding(
+                    str(path),
+                    1,
+                    1,
+                    f"cadence id {cadence.id!r} is also defined by "
+                    f"{cadences[cadence.id].source_path}",
+                )
+            )
+            continue
+        cadences[cadence.id] = cadence
+    if findings:
+        raise CadenceError(sorted(set(findings)))
+    return cadences
+
+
+# ---------------------------------------------------------------------------- validate
+
+_SKIP_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__"})
+
+
+def _walk(directory: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    found = []
+    for p in sorted(directory.rglob("*")):
+        rel = p.relative_to(directory).parts
+        if any(part in _SKIP_DIRS or part.startswith(".") for part in rel[:-1]):
+            continue
+        if p.is_file() and p.name.endswith(suffixes):
+            found.append(p)
+    return found
+
+
+def _is_config(path: Path) -> bool:
+    return "config" in path.parent.parts
+
+
+def _validate_yaml_only(path: Path) -> list[Finding]:
+    try:
+        parse_yaml(read_text(path), str(path))
+    except CadenceError as exc:
+        return exc.findings
+    except yaml.YAMLError as exc:  # pragma: no cover - parse_yaml wraps these
+        return [syntax_finding(str(path), exc)]
+    return []
+
+
+def _validate_template_file(path: Path, templates_dir: Path) -> list[Finding]:
+    try:
+        source = read_text(path)
+    except CadenceError as exc:
+        return exc.findings
+    label = str(path)
+    ast, findings = parse_template(label, source)
+    if ast is None:
+        return findings
+    findings.extend(lint_ast(label, source, ast))
+    available = DirectoryTemplates(templates_dir)
+    for dep, lineno in template_dependencies(ast):
+        if dep not in available:
+            findings.append(Finding(label, lineno, 1, f"included template {dep!r} not found"))
+    return findings
+
+
+def validate_paths(
+    paths: Sequence[Path],
+    templates_dir: Path,
+    policy: Callable[[Cadence], list[Finding]] | None = None,
+) -> list[Finding]:
+    """Validate cadences, templates and config files; return every finding, sorted.
+
+    ``policy`` adds house rules for each cadence that loaded (the email footer).
+
+    - a ``.yaml``/``.yml`` file is a cadence, unless it lives under a ``config``
+      directory: then it only has to parse as YAML;
+    - a ``.j2`` file is linted on its own (syntax, variables, includes);
+    - a directory is searched recursively for both (hidden dirs and ``.venv`` skipped).
+    """
+    findings: list[Finding] = []
+    for path in paths:
+        if path.is_dir():
+            files = _walk(path, (".yaml", ".yml", ".j2"))
+        elif path.exists():
+            files = [path]
+        else:
+            findings.append(Finding(str(path), 1, 1, "no such file or directory"))
+            continue
+        for file in files:
+            if file.name.endswith(".j2"):
+                findings.extend(_validate_template_file(file, templates_dir))
+            elif file.suffix in (".yaml", ".yml"):
+                if _is_config(file):
+                    findings.extend(_validate_yaml_only(file))
+                else:
+                    try:
+                        cadence = load_cadence(file, templates_dir)
+                    except CadenceError as exc:
+                        findings.extend(exc.findings)
+                    else:
+                        if policy is not None:
+                            findings.extend(policy(cadence))
+            else:
+                findings.append(
+                    Finding(str(file), 1, 1, "not a cadence (.yaml), template (.j2) or directory")
+                )
+    return sorted(set(findings))

@@ -1,0 +1,162 @@
+"""The CRM port: what touchflow needs from the CRM the team already runs.
+
+Connectors (``touchflow/adapters/hubspot/crm.py``, ``salesforce_crm.py``,
+``pipedrive_crm.py``, and the fake in ``touchflow/adapters/fake_crm.py``) implement
+:class:`CrmConnector`. Every method is idempotent where the vendor allows it
+(upserts keyed on email or domain), raises only :mod:`touchflow.errors`
+(``RateLimited`` / ``RetryableError`` / ``FatalError``), and returns the CRM's
+own ids so touchflow can store the link.
+
+Vocabulary across vendors:
+
+============  ==================  ==================  ===================
+touchflow     HubSpot             Salesforce          Pipedrive
+============  ==================  ==================  ===================
+person        contact             Lead or Contact     person
+company       company             Account             organization
+deal          deal                Opportunity         deal
+activity      note/call/email     Task                activity
+owner         owner               User                user
+============  ==================  ==================  ===================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+ChangeKind = Literal["meeting_booked", "deal_created", "owner_changed"]
+ActivityKind = Literal["email", "call", "sms", "linkedin", "task", "note"]
+
+
+@dataclass(frozen=True)
+class CrmPerson:
+    """A person to create or update, keyed on ``email``."""
+
+    email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    title: str | None = None
+    phone: str | None = None
+    company: str | None = None
+    domain: str | None = None
+    owner_id: str | None = None  # the CRM owner/user id to assign
+    # Extra properties (score, grade, lead source...) by touchflow name; connectors
+    # map the ones they know to vendor properties and ignore the rest.
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CrmCompany:
+    """A company to create or update, keyed on ``domain``."""
+
+    domain: str
+    name: str | None = None
+    industry: str | None = None
+    employees: int | None = None
+    country: str | None = None
+    owner_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CrmDeal:
+    """A deal (opportunity) for a person's company."""
+
+    name: str
+    person_id: str
+    company_id: str | None = None
+    owner_id: str | None = None
+    amount: float | None = None
+    stage: str | None = None  # vendor stage id/name; connectors have a default
+
+
+@dataclass(frozen=True)
+class CrmActivity:
+    """A touch or call outcome logged on the person's timeline.
+
+    ``external_key`` (the touch key) makes logging idempotent: the same key
+    logged twice is one activity in the CRM.
+    """
+
+    person_id: str
+    kind: ActivityKind
+    subject: str
+    body: str
+    occurred_at: datetime
+    external_key: str
+    owner_id: str | None = None
+    outcome: str | None = None  # call outcome (connected, voicemail, ...)
+
+
+@dataclass(frozen=True)
+class CrmOwner:
+    """A CRM user who can own records."""
+
+    id: str
+    email: str
+    name: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class CrmChange:
+    """Something that happened in the CRM that a cadence must react to."""
+
+    kind: ChangeKind
+    person_email: str
+    occurred_at: datetime
+    external_id: str  # the vendor's id of the meeting/deal/change: dedupe key
+    owner_id: str | None = None  # new owner (owner_changed)
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    """One page of changes and the cursor to ask for the next (None: caught up)."""
+
+    changes: list[CrmChange]
+    cursor: str | None
+
+
+class CrmConnector(Protocol):
+    """The operations touchflow performs against a CRM."""
+
+    name: str  # "hubspot" | "salesforce" | "pipedrive" | "fake"
+
+    def upsert_people(self, people: Sequence[CrmPerson]) -> list[str]:
+        """Create or update people by email (batched); their CRM ids, in order."""
+        ...
+
+    def upsert_company(self, company: CrmCompany) -> str:
+        """Create or update a company by domain; its CRM id."""
+        ...
+
+    def associate(self, person_id: str, company_id: str) -> None:
+        """Link a person to their company (idempotent)."""
+        ...
+
+    def create_deal(self, deal: CrmDeal) -> str:
+        """Create a deal associated with the person (and company); its CRM id."""
+        ...
+
+    def assign_owner(self, person_id: str, owner_id: str) -> None:
+        """Make ``owner_id`` the owner of the person."""
+        ...
+
+    def log_activity(self, activity: CrmActivity) -> str:
+        """Log a touch or call outcome on the person (idempotent on external_key)."""
+        ...
+
+    def list_owners(self) -> list[CrmOwner]:
+        """Every owner/user, across all pages."""
+        ...
+
+    def changes_since(self, since: datetime, cursor: str | None = None) -> ChangePage:
+        """Meetings booked, deals created and owner changes after ``since``, a page at a time."""
+        ...
+
+    def close(self) -> None:
+        """Release HTTP connections."""
+        ...

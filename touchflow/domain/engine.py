@@ -1,0 +1,381 @@
+"""Planning: given an enrollment, its cadence and ``now``, decide what happens next.
+
+Pure: no database, no sending, no clock. The tick (``touchflow.services.tick``) and the
+dry run (``touchflow.domain.simulate``) both call :class:`CadenceRuntime`, so a
+simulation shows exactly what production would do.
+
+Timing rules (the cadence format's contract):
+
+* the first step is due at enrollment (plus its ``after`` if it has one),
+  moved into the window;
+* every later step is due ``after`` the previous step's execution (a manual
+  step: its completion), moved into the window;
+* a step only executes while the window is open in the prospect's local time:
+  a late tick never sends out of hours, it defers to the next opening.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import phonenumbers
+
+from touchflow.domain.cadence import Cadence, Step
+from touchflow.domain.calendar import BusinessCalendar, has_holiday_calendar, resolve_timezone
+from touchflow.domain.prospects import Prospect
+from touchflow.domain.render import Renderer, prospect_context, sender_context
+from touchflow.domain.unsubscribe import DEV_UNSUBSCRIBE_SECRET
+from touchflow.domain.unsubscribe import unsubscribe_url as unsubscribe_link
+from touchflow.errors import MissingDataError
+
+MAX_ATTEMPTS = 3
+RETRY_BACKOFF = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class SenderInfo:
+    """The mailbox and person a touch goes out as (the enrollment's sender)."""
+
+    email: str
+    name: str | None = None
+    title: str | None = None
+    company: str | None = None
+    phone: str | None = None
+    timezone: str = "America/New_York"
+    postal_address: str | None = None  # the footer's physical address (CAN-SPAM)
+
+    def context(self) -> dict[str, str | None]:
+        return {
+            "name": self.name,
+            "email": self.email,
+            "title": self.title,
+            "company": self.company,
+            "phone": self.phone,
+            "postal_address": self.postal_address,
+        }
+
+
+@dataclass
+class ExecutedStep:
+    """A step the enrollment already went through, with what happened to it since."""
+
+    step_id: str
+    at: datetime
+    message_id: str | None = None
+    subject: str | None = None
+    events: set[str] = field(default_factory=lambda: {"sent"})
+
+
+@dataclass
+class EnrollmentView:
+    """What the engine needs to know about one enrollment."""
+
+    key: str  # "<cadence id>:<prospect email>": seeds variants and jitter
+    touch_prefix: str  # touch keys are "<touch_prefix>-<step id>-<attempt>"
+    prospect: Prospect
+    sender: SenderInfo
+    step_index: int = 0
+    attempt: int = 1
+    executed: dict[str, ExecutedStep] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Execute:
+    """Run step ``step_index`` now: send a message or create a task."""
+
+    step_index: int
+    step: Step
+    variant: str | None
+    touch_key: str
+    subject: str | None
+    body: str
+    message_id: str | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    unsubscribe_url: str | None = None
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def channel(self) -> str:
+        return self.step.channel
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A template needs an empty field: park the enrollment as pending(missing_data)."""
+
+    step_index: int
+    field: str
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def reason(self) -> str:
+        return f"missing_data:{self.field}"
+
+
+@dataclass(frozen=True)
+class Defer:
+    """Nothing to do now; step ``step_index`` becomes due at ``due_at``."""
+
+    step_index: int
+    due_at: datetime
+    skipped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Complete:
+    """No step left (the remaining ones were skipped by their ``when``)."""
+
+    skipped: tuple[str, ...] = ()
+
+
+Decision = Execute | Hold | Defer | Complete
+
+
+def touch_key(prefix: str, step_id: str, attempt: int) -> str:
+    """The ledger key of one attempt at one step of one enrollment."""
+    return f"{prefix}-{step_id}-{attempt}"
+
+
+def holiday_countries(cadence: Cadence, prospect: Prospect) -> tuple[str, ...]:
+    """Countries whose public holidays block sends for this prospect."""
+    spec = cadence.schedule.holidays
+    if spec == "none":
+        return ()
+    if spec == "prospect":
+        country = prospect.country or _country_from_phone(prospect.phone)
+        # A country the holidays package does not cover has no holidays to
+        # skip; it must not stop the prospect's touches (the cadence's own
+        # list is validated at load time instead).
+        return (country,) if country and has_holiday_calendar(country) else ()
+    return tuple(spec)
+
+
+@lru_cache(maxsize=4096)
+def _country_from_phone(phone: str | None) -> str | None:
+    if not phone:
+        return None
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return None
+
+
+class CadenceRuntime:
+    """A loaded cadence with its renderer and the calendars of its prospects."""
+
+    def __init__(
+        self,
+        cadence: Cadence,
+        *,
+        public_url: str = "http://localhost:8000",
+        unsubscribe_secret: str = DEV_UNSUBSCRIBE_SECRET,
+    ) -> None:
+        self.cadence = cadence
+        self.renderer = Renderer(cadence.templates)
+        self.public_url = public_url.rstrip("/")
+        self.unsubscribe_secret = unsubscribe_secret
+        self._calendars: dict[tuple[str, tuple[str, ...]], BusinessCalendar] = {}
+        self._conditions: dict[str, Callable[[Callable[[str, str], bool]], bool]] = {}
+        self._window = cadence.schedule.window.to_send_window()
+        self._sender_contexts: dict[SenderInfo, dict[str, Any]] = {}
+        self._step_contexts = [
+            {"id": st.id, "channel": st.channel, "number": n}
+            for n, st in enumerate(cadence.steps, 1)
+        ]
+        self._cadence_context = {"id": cadence.id, "name": cadence.name}
+
+    # -- time ---------------------------------------------------------------
+
+    def timezone_name(self, prospect: Prospect, sender: SenderInfo) -> str:
+        """The zone whose wall clock the window is read in for this prospect."""
+        spec = self.cadence.schedule.timezone
+        if spec == "sender":
+            return sender.timezone
+        if spec != "prospect":
+            return spec
+        return resolve_timezone(
+            prospect.timezone,
+            prospect.phone,
+            prospect.country,
+            self.cadence.schedule.fallback_timezone,
+        ).key
+
+    def contact_timezone(self, prospect: Prospect) -> str:
+        """The recipient's own zone (contact hours are theirs, whatever the window uses)."""
+        return resolve_timezone(
+            prospect.timezone,
+            prospect.phone,
+            prospect.country,
+            self.cadence.schedule.fallback_timezone,
+        ).key
+
+    def calendar_for(self, prospect: Prospect, sender: SenderInfo) -> BusinessCalendar:
+        """The business calendar (zone, window, holidays) that applies to this prospect."""
+        key = (self.timezone_name(prospect, sender), holiday_countries(self.cadence, prospect))
+        cal = self._calendars.get(key)
+        if cal is None:
+            cal = BusinessCalendar(
+                resolve_timezone(key[0], None, None, "UTC"), self._window, key[1]
+            )
+            self._calendars[key] = cal
+        return cal
+
+    def due_after(self, view: EnrollmentView, step_index: int, since: datetime) -> datetime:
+        """When step ``step_index`` is due if the previous step ran (or enrollment began) at
+        ``since``."""
+        step = self.cadence.steps[step_index]
+        cal = self.calendar_for(view.prospect, view.sender)
+        delay = step.after
+        if delay is None or delay.amount == 0:
+            due = cal.next_open(since)
+        elif delay.unit == "business_days":
+            due = cal.add_business_days(since, delay.amount)
+        elif delay.unit == "days":
+            due = cal.add_days(since, delay.amount)
+        elif delay.unit == "hours":
+            due = cal.add_elapsed(since, timedelta(hours=delay.amount))
+        else:
+            due = cal.add_elapsed(since, timedelta(minutes=delay.amount))
+        jitter = self.cadence.schedule.jitter_minutes
+        if jitter:
+            due = cal.apply_jitter(due, jitter, f"{view.key}:{step.id}")
+        return due
+
+    def first_due(self, view: EnrollmentView, enrolled_at: datetime) -> datetime:
+        """When the first step is due for an enrollment made at ``enrolled_at``."""
+        return self.due_after(view, 0, enrolled_at)
+
+    def retry_due(self, view: EnrollmentView, now: datetime, attempt: int) -> datetime:
+        """When to try a step again after a retryable failure (linear backoff, in window)."""
+        cal = self.calendar_for(view.prospect, view.sender)
+        return cal.next_open(now + RETRY_BACKOFF * attempt)
+
+    # -- deciding -----------------------------------------------------------
+
+    def decide(self, view: EnrollmentView, now: datetime) -> Decision:
+        """What to do for an enrollment whose current step is due at ``now``."""
+        steps = self.cadence.steps
+        cal = self.calendar_for(view.prospect, view.sender)
+        i = view.step_index
+        skipped: list[str] = []
+        while True:
+            if i >= len(steps):
+                return Complete(tuple(skipped))
+            step = steps[i]
+            if skipped:
+                # The previous step was skipped "now": this one counts from here.
+                due = self.due_after(view, i, now)
+                if due > now:
+                    return Defer(i, due, tuple(skipped))
+            if not cal.is_open(now):
+                return Defer(i, cal.next_open(now), tuple(skipped))
+            if step.when and not self._condition(step.when)(self._touched(view)):
+                skipped.append(step.id)
+                i += 1
+                continue
+            try:
+                return self._render(view, i, step, tuple(skipped))
+            except MissingDataError as exc:
+                return Hold(i, exc.field, tuple(skipped))
+
+    def _condition(self, expr: str) -> Callable[[Callable[[str, str], bool]], bool]:
+        cond = self._conditions.get(expr)
+        if cond is None:
+            cond = self._conditions[expr] = self.renderer.condition(expr)
+        return cond
+
+    @staticmethod
+    def _touched(view: EnrollmentView) -> Callable[[str, str], bool]:
+        def touched(step_id: str, event: str = "sent") -> bool:
+            done = view.executed.get(step_id)
+            return done is not None and event in done.events
+
+        return touched
+
+    def _render(
+        self, view: EnrollmentView, i: int, step: Step, skipped: tuple[str, ...]
+    ) -> Execute:
+        resolved = self.cadence.resolve(step.id, view.key)
+        variant, template = resolved.variant, resolved.template
+        key = touch_key(view.touch_prefix, step.id, view.attempt)
+        # The step's (or variant's) own subject; a threaded reply without one
+        # takes "Re: <the subject actually sent>" below.
+        subject_src = (variant.subject if variant else None) or step.subject
+        unsubscribe_url = (
+            unsubscribe_link(self.public_url, key, self.unsubscribe_secret)
+            if step.channel == "email"
+            else None
+        )
+        sender_ctx = self._sender_contexts.get(view.sender)
+        if sender_ctx is None:
+            # One per mailbox, not one per message: a tick renders thousands.
+            sender_ctx = self._sender_contexts[view.sender] = sender_context(view.sender.context())
+        ctx: dict[str, Any] = {
+            "prospect": prospect_context(view.prospect),
+            "sender": sender_ctx,
+            "unsubscribe_url": unsubscribe_url,
+            "step": self._step_contexts[i],
+            "cadence": self._cadence_context,
+        }
+        body = self.renderer.render_template(template, ctx) if template else ""
+        if step.channel == "sms" and not view.prospect.phone:
+            raise MissingDataError("prospect.phone")
+        if step.channel != "email":
+            subject = self.renderer.render_string(subject_src, ctx) if subject_src else None
+            if step.manual and subject is None:
+                who = view.prospect.full_name or view.prospect.email
+                subject = f"{step.channel.title()}: {who} ({self.cadence.name}, {step.id})"
+            return Execute(
+                i, step, variant.id if variant else None, key, subject, body, skipped=skipped
+            )
+
+        in_reply_to: str | None = None
+        references: tuple[str, ...] = ()
+        subject: str | None = None
+        if subject_src:
+            subject = self.renderer.render_string(subject_src, ctx)
+        if step.thread:
+            parent = view.executed.get(step.thread)
+            if parent is not None and parent.message_id:
+                in_reply_to = parent.message_id
+                references = (parent.message_id,)
+                if subject is None and parent.subject:
+                    subject = (
+                        parent.subject
+                        if parent.subject.lower().startswith("re:")
+                        else f"Re: {parent.subject}"
+                    )
+            if subject is None:
+                # The thread's first message never went out (skipped): start the
+                # thread here with the subject this enrollment would have got.
+                root = self.cadence.resolve(step.thread, view.key).subject
+                if root:
+                    subject = self.renderer.render_string(root.removeprefix("Re: "), ctx)
+        domain = view.sender.email.rsplit("@", 1)[-1]
+        return Execute(
+            i,
+            step,
+            variant.id if variant else None,
+            key,
+            subject or "",
+            body,
+            message_id=f"<tf.{key}@{domain}>",
+            in_reply_to=in_reply_to,
+            references=references,
+            unsubscribe_url=unsubscribe_url,
+            skipped=skipped,
+        )
+
+    def after_execution(
+        self, view: EnrollmentView, step_index: int, executed_at: datetime
+    ) -> tuple[int, datetime] | None:
+        """The next step and its due time once ``step_index`` ran; None when it was the last."""
+        nxt = step_index + 1
+        if nxt >= len(self.cadence.steps):
+            return None
+        return nxt, self.due_after(view, nxt, executed_at)

@@ -1,0 +1,109 @@
+"""The HTTP API: provider webhooks, one-click unsubscribe, click-to-call, health.
+
+::
+
+    POST /webhooks/sendgrid/events      SendGrid Event Webhook (ECDSA-signed)
+    POST /webhooks/sendgrid/inbound     SendGrid Inbound Parse (?token= shared secret)
+    POST /webhooks/twilio/sms           inbound texts: STOP / START / HELP, replies
+    POST /webhooks/twilio/message-status  SMS delivery callbacks (?touch_key=)
+    POST /webhooks/twilio/call-status   call progress callbacks (?task_id=)
+    POST /twilio/voice/bridge/{task_id} TwiML that bridges the SDR to the prospect
+    GET|POST /unsubscribe/{token}       RFC 8058 one-click unsubscribe, no login
+    POST /tasks/{task_id}/call          click-to-call (X-API-Key)
+    POST /leads                         speed to lead (X-API-Key, Idempotency-Key)
+    GET  /healthz
+
+Webhooks are verified before anything is read into the store: a forged,
+stale or unsigned request gets 403 and changes nothing. Bad input gets a 4xx,
+never a 500. The work runs in a worker thread inside one transaction per
+request; the domain logic is in :mod:`touchflow.services.inbound` and
+:mod:`touchflow.services.calls`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from touchflow import bootstrap
+from touchflow.domain.crm import CrmConnector
+from touchflow.entrypoints.api import calls, sendgrid_hooks, twilio_hooks, unsubscribe
+from touchflow.entrypoints.api import leads as leads_route
+from touchflow.entrypoints.api.context import Context, DatabaseUnavailable, context
+from touchflow.ports import Dialer, Notifier
+from touchflow.services.leads import LeadServices
+from touchflow.settings import Settings
+from touchflow.store.repo import RuntimeCache
+
+_log = logging.getLogger("touchflow.api")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    runtimes: RuntimeCache | None = None,
+    dialer: Dialer | None = None,
+    clock: Callable[[], datetime] | None = None,
+    leads: LeadServices | None = None,
+    crm: CrmConnector | None = None,
+    notifier: Notifier | None = None,
+) -> FastAPI:
+    """The API over ``settings``' database (or ``engine``), with an optional click-to-call dialer.
+
+    ``clock`` returns the aware current time (tests pass a fixed one); it also
+    decides whether a signed webhook is stale.
+    """
+    app = FastAPI(
+        title="touchflow",
+        summary="Provider webhooks, one-click unsubscribe and click-to-call for touchflow.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.touchflow = Context(
+        settings=settings,
+        engine=engine if engine is not None else bootstrap.database(settings),
+        runtimes=runtimes if runtimes is not None else bootstrap.runtimes(settings),
+        dialer=dialer,
+        clock=clock or _utcnow,
+        leads=leads,
+        crm=crm,
+        notifier=notifier,
+    )
+    for module in (sendgrid_hooks, twilio_hooks, unsubscribe, calls, leads_route):
+        app.include_router(module.router)
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        _log.error("store unavailable for %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": "store unavailable, retry later"}, status_code=503)
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        _log.error("database error for %s %s: %s", request.method, request.url.path, exc.orig)
+        return JSONResponse({"detail": "store unavailable, retry later"}, status_code=503)
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> JSONResponse:
+        ctx = context(request)
+
+        def ping(conn: Connection) -> None:
+            conn.execute(text("SELECT 1"))
+
+        try:
+            await ctx.transaction(ping, rerun=False)
+        except DatabaseUnavailable as exc:
+            return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return app

@@ -1,0 +1,129 @@
+"""Speed to lead: ``POST /leads`` (``X-API-Key``), idempotent on ``Idempotency-Key``.
+
+Body: a JSON object of lead fields (``email`` required; ``first_name``,
+``last_name``, ``title``, ``company``, ``website``/``domain``, ``phone``,
+``country``, ``timezone`` and any extra field). The lead is validated,
+normalized, stored, enriched, scored, routed, enrolled in the inbound cadence
+and queued for the CRM in one transaction (:mod:`touchflow.services.leads`); then the
+CRM push is attempted right away (a CRM that is down leaves it queued for the
+``sync-crm`` flow) and the AE is notified in the background.
+
+Answers: 201 a new lead, 200 a known one (or the same key again), with the
+decision: ``{"email", "score", "grade", "lifecycle", "reasons", "assignee",
+"rule", "sla_due_at", "cadence", "enrolled", "crm": "pushed"|"queued"|"off"}``;
+401 bad key; 422 a lead that cannot be taken (with why); 503 not configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from touchflow.entrypoints.api.context import Context, api_key_refusal, context
+from touchflow.errors import ConnectorError
+from touchflow.services.crm_sync import push_leads_now
+from touchflow.services.leads import LeadDecision, LeadRejected, process_lead
+from touchflow.store.repo import save_cadence_version
+
+router = APIRouter()
+_log = logging.getLogger("touchflow.api")
+_MAX_BODY = 64 * 1024
+
+
+def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+
+def _notify(ctx: Context, decision: LeadDecision) -> None:
+    if ctx.notifier is None or not decision.assignee or "@" not in decision.assignee:
+        return
+    text = (
+        f"New inbound lead {decision.email}: score {decision.score} ({decision.grade}, "
+        f"{decision.lifecycle}), routed by {decision.rule}; accept by {decision.sla_due_at}."
+    )
+    try:
+        ctx.notifier.notify(decision.assignee, text)
+    except ConnectorError as exc:  # the lead is routed and in the CRM queue either way
+        _log.warning("could not notify %s of %s: %s", decision.assignee, decision.email, exc)
+
+
+#: Leads processed at once per API process (see post_lead).
+CONCURRENT_LEADS = 4
+#: How long the outbox leaves a lead to the API's own push before a drain may push it.
+PUSH_HOLD = timedelta(minutes=2)
+
+
+def _take(
+    ctx: Context, body: dict[str, Any], now: datetime, key: str | None
+) -> tuple[LeadDecision, str]:
+    """Process the lead in one transaction, then push it to the CRM; in a worker thread.
+
+    Returns the decision and the CRM state for the answer: ``pushed``, ``queued``
+    (the CRM failed; the ``sync-crm`` drain retries) or ``off``.
+    """
+    services = ctx.leads
+    assert services is not None
+    if services.inbound is not None and not services.inbound_saved:
+        # Once per process: every lead enrolls in this cadence version.
+        inbound = services.inbound.cadence
+        ctx.transaction_sync(lambda conn: save_cadence_version(conn, inbound, now))
+        services.inbound_saved = True
+    hold = PUSH_HOLD if ctx.crm is not None else None
+    decision = ctx.transaction_sync(
+        lambda conn: process_lead(conn, services, body, now, idempotency_key=key, push_hold=hold)
+    )
+    if not decision.crm_queued:
+        return decision, "off"
+    if ctx.crm is None or decision.duplicate or not decision.crm_rows:
+        return decision, "queued"
+    report = push_leads_now(ctx.engine, ctx.crm, decision.crm_rows, now)
+    return decision, "pushed" if report.pushed else "queued"
+
+
+def _slots(ctx: Context) -> asyncio.Semaphore:
+    slots = ctx.cache.get("lead_slots")
+    if slots is None:
+        slots = ctx.cache["lead_slots"] = asyncio.Semaphore(CONCURRENT_LEADS)
+    return slots
+
+
+@router.post("/leads")
+async def post_lead(request: Request, background: BackgroundTasks) -> JSONResponse:
+    ctx = context(request)
+    refusal = api_key_refusal(ctx, request, "leads")
+    if refusal is not None:
+        return refusal
+    if ctx.leads is None:
+        return _error(503, "lead intake is not configured")
+    raw = await request.body()
+    if len(raw) > _MAX_BODY:
+        return _error(413, f"a lead is at most {_MAX_BODY} bytes")
+    try:
+        body: Any = json.loads(raw or b"null")
+    except (ValueError, RecursionError):
+        return _error(422, "body is not JSON")
+    if not isinstance(body, dict):
+        return _error(422, "body must be a JSON object of lead fields")
+    key = request.headers.get("idempotency-key") or body.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
+        return _error(422, "Idempotency-Key must be 1-200 characters")
+    now = ctx.now()
+    try:
+        # Few leads at a time per process: routing locks the fairness ledger, and
+        # with dozens of threads competing for the interpreter the lock holder
+        # would crawl (a convoy); the rest wait here, cheaply, instead.
+        async with _slots(ctx):
+            decision, crm = await run_in_threadpool(_take, ctx, body, now, key)
+    except LeadRejected as exc:
+        return _error(422, str(exc), code=exc.code)
+    if not decision.duplicate:
+        background.add_task(_notify, ctx, decision)
+    status = 201 if decision.new and not decision.duplicate else 200
+    return JSONResponse({**decision.as_dict(), "crm": crm}, status_code=status)

@@ -1,0 +1,564 @@
+"""Cadence commands: validate, preview, simulate, import, enroll, run, status, tasks, events."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from functools import partial
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from touchflow.domain.cadence import validate_paths
+from touchflow.domain.compliance import footer_findings
+from touchflow.domain.prospects import Prospect, RejectedRow, normalize_email, read_prospects_csv
+from touchflow.entrypoints.cli.app import (
+    app,
+    cadence_or_exit,
+    current_settings,
+    db_app,
+    engine_for,
+    err,
+    fail,
+    out,
+    parse_now,
+    task_app,
+)
+from touchflow.entrypoints.cli.leads import config_findings
+from touchflow.entrypoints.cli.ops import print_guards
+from touchflow.errors import MissingDataError
+from touchflow.settings import Settings
+
+# -- validate / preview / simulate -------------------------------------------------
+
+
+@app.command()
+def validate(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Cadence files, template files or folders (default: all)."),
+    ] = None,
+) -> None:
+    """Check cadences, templates and config; print ``path:line:col: error: message``."""
+    settings = current_settings()
+    targets = paths or [
+        p
+        for p in (settings.cadences_dir, settings.templates_dir, settings.config_dir)
+        if p.exists()
+    ]
+    missing = [p for p in targets if not p.exists()]
+    if missing:
+        raise fail(f"no such file or folder: {', '.join(map(str, missing))}")
+    rules = settings.compliance
+    policy = (
+        partial(
+            footer_findings,
+            templates_label=str(settings.templates_dir),
+            postal_address=rules.postal_address,
+        )
+        if rules.require_footer
+        else None
+    )
+    findings = validate_paths(targets, settings.templates_dir, policy)
+    if settings.config_dir in targets:
+        findings = sorted(set(findings) | set(config_findings(settings)))
+    for finding in findings:
+        out.print(str(finding), markup=False, soft_wrap=True)
+    if findings:
+        err.print(f"{len(findings)} error(s)")
+        raise typer.Exit(1)
+    err.print(f"ok: {', '.join(map(str, targets))}")
+
+
+SAMPLE_PROSPECT = Prospect(
+    email="jordan.lee@northwind.example",
+    first_name="Jordan",
+    last_name="Lee",
+    title="VP Revenue Operations",
+    company="Northwind Analytics",
+    domain="northwind.example",
+    phone="+14155550100",
+    country="US",
+    timezone="America/Los_Angeles",
+    fields={"industry": "Software", "employees": "850"},
+)
+
+
+@app.command()
+def preview(
+    cadence_id: Annotated[str, typer.Argument(metavar="CADENCE")],
+    prospect: Annotated[
+        str | None, typer.Option("--prospect", help="Email of a stored prospect.")
+    ] = None,
+    sample: Annotated[
+        bool, typer.Option("--sample", help="Use a built-in sample prospect.")
+    ] = False,
+) -> None:
+    """Render every step of a cadence for one prospect."""
+    from touchflow.bootstrap import sender_defaults
+    from touchflow.domain.cadence import choose_variant
+    from touchflow.domain.render import Renderer, build_context
+
+    if (prospect is None) == (not sample):
+        raise typer.BadParameter("give exactly one of --prospect EMAIL or --sample")
+    settings = current_settings()
+    cadence = cadence_or_exit(settings, cadence_id)
+    who = SAMPLE_PROSPECT if sample else _stored_prospect(settings, normalize_email(prospect or ""))
+    sender = sender_defaults(settings)
+    renderer = Renderer(cadence.templates)
+    problems = 0
+    for n, step in enumerate(cadence.steps, 1):
+        variants = step.variants or [None]
+        chosen = choose_variant(step, f"{cadence.id}:{who.email}")
+        for variant in variants:
+            label = f"{n}. {step.id} [{step.channel}]"
+            if variant is not None:
+                label += f" variant {variant.id}" + (
+                    " (this prospect)" if variant == chosen else ""
+                )
+            if step.after:
+                label += f", {step.after} after the previous step"
+            if step.when:
+                label += f", when {step.when}"
+            out.rule(label)
+            ctx = build_context(
+                who,
+                sender.context(),
+                {
+                    "unsubscribe_url": f"{settings.public_url}/unsubscribe/preview",
+                    "step": {"id": step.id, "channel": step.channel, "number": n},
+                    "cadence": {"id": cadence.id, "name": cadence.name},
+                },
+            )
+            subject = (variant.subject if variant and variant.subject else None) or step.subject
+            template = (variant.template if variant and variant.template else None) or step.template
+            try:
+                if subject:
+                    out.print(f"Subject: {renderer.render_string(subject, ctx)}", markup=False)
+                elif step.thread:
+                    out.print(f"Subject: Re: (subject of {step.thread})", markup=False)
+                if template:
+                    out.print(renderer.render_template(template, ctx), markup=False)
+            except MissingDataError as exc:
+                problems += 1
+                out.print(f"[yellow]would hold: missing_data ({exc.field} is empty)[/yellow]")
+    if problems:
+        raise typer.Exit(1)
+
+
+def _stored_prospect(settings: Settings, email: str) -> Prospect:
+    from sqlalchemy import select
+
+    from touchflow.store.repo import prospect_from_row
+    from touchflow.store.schema import prospects
+
+    with engine_for(settings).connect() as conn:
+        row = conn.execute(select(prospects).where(prospects.c.email == email)).first()
+    if row is None:
+        raise fail(f"no prospect {email!r} in the database (import it, or use --sample)")
+    return prospect_from_row(row)
+
+
+@app.command()
+def simulate(
+    cadence_id: Annotated[str, typer.Argument(metavar="CADENCE")],
+    prospects_csv: Annotated[Path, typer.Option("--prospects", exists=True, dir_okay=False)],
+    start: Annotated[str, typer.Option("--start", help="ISO 8601 enrollment time.")],
+    days: Annotated[int, typer.Option("--days", min=1, max=3660)] = 30,
+    events_csv: Annotated[
+        Path | None,
+        typer.Option("--events", exists=True, dir_okay=False, help="CSV of email,event,at."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Dry run: when each touch would go out. No database writes, no sends."""
+    from touchflow.bootstrap import sender_defaults
+    from touchflow.domain.simulate import read_events_csv
+    from touchflow.domain.simulate import simulate as run_simulation
+
+    settings = current_settings()
+    cadence = cadence_or_exit(settings, cadence_id)
+    good: list[Prospect] = []
+    rejected = 0
+    try:
+        for line, _row, item in read_prospects_csv(prospects_csv):
+            if isinstance(item, RejectedRow):
+                rejected += 1
+                err.print(f"{prospects_csv}:{line}: skipped: {item.reason}", markup=False)
+            else:
+                good.append(item)
+        events = read_events_csv(events_csv) if events_csv else []
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    records = run_simulation(
+        cadence,
+        good,
+        start=parse_now(start),
+        days=days,
+        sender=sender_defaults(settings),
+        events=events,
+        public_url=settings.public_url,
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(records, indent=2) + "\n")
+        return
+    table = Table(title=f"{cadence.name}: {len(good)} prospect(s), {days} day(s)")
+    for col in ("at (UTC)", "local", "prospect", "step", "channel", "variant / exit"):
+        table.add_column(col)
+    for r in records:
+        if "exit" in r:
+            table.add_row(
+                r["at"][:16],
+                "",
+                r["prospect"],
+                "",
+                "",
+                f"[bold]exit: {r['exit']}[/bold] {r.get('field', '')}",
+            )
+        else:
+            table.add_row(
+                r["at"][:16],
+                r["local_at"][:16] + r["local_at"][-6:],
+                r["prospect"],
+                r["step"],
+                r["channel"],
+                r["variant"] or "",
+            )
+    out.print(table)
+    touches = Counter(r["channel"] for r in records if "channel" in r)
+    exits = Counter(r["exit"] for r in records if "exit" in r)
+    out.print(f"touches: {dict(touches)}  exits: {dict(exits)}")
+    if rejected:
+        raise typer.Exit(1)
+
+
+# -- database, import, enroll -------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema (Alembic) on TOUCHFLOW_DATABASE_URL."""
+    from touchflow.store.db import upgrade
+
+    settings = current_settings()
+    upgrade(engine_for(settings))
+    out.print(f"database at head: {settings.database_url}")
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="FILE")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv | jsonl (default: by the file suffix)")
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option("--map", help="YAML: touchflow field -> your column name.", exists=True),
+    ] = None,
+    aliases: Annotated[
+        Path | None,
+        typer.Option("--aliases", help="Domain aliases (default config/domain_aliases.yaml)."),
+    ] = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option("--rejects", help="Where bad rows go (default FILE.rejects.<suffix>)."),
+    ] = None,
+    now: Annotated[str | None, typer.Option("--now")] = None,
+) -> None:
+    """Stream prospects in from CSV or JSONL: normalized, deduplicated, matched to accounts.
+
+    Good rows load in batches; bad rows are reported with their line and reason
+    and written aside; re-importing the same file changes nothing.
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from touchflow.services.importer import (
+        ImportConfigError,
+        ImportFileError,
+        load_aliases,
+        load_mapping,
+        run_import,
+    )
+
+    settings = current_settings()
+    if fmt is not None and fmt not in ("csv", "jsonl"):
+        raise typer.BadParameter("--format must be csv or jsonl")
+    rejects = rejects or file.with_name(f"{file.stem}.rejects{file.suffix}")
+    alias_file = aliases or settings.config_dir / "domain_aliases.yaml"
+    try:
+        column_map = load_mapping(mapping) if mapping else None
+        alias_table = load_aliases(alias_file) if alias_file.exists() else None
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(f"importing {file.name}", total=file.stat().st_size)
+            summary = run_import(
+                engine_for(settings),
+                file,
+                fmt=fmt,  # type: ignore[arg-type]
+                mapping=column_map,
+                aliases=alias_table,
+                rejects_path=rejects,
+                now=parse_now(now),
+                progress=lambda n: bar.update(task, completed=n),
+            )
+    except ImportConfigError as exc:
+        for finding in getattr(exc, "findings", []) or []:
+            err.print(str(finding), markup=False)
+        raise fail(str(exc)) from None
+    except ImportFileError as exc:
+        raise fail(str(exc)) from None
+    for line in summary.warning_lines:
+        err.print(line, markup=False)
+    out.print(str(summary), markup=False)
+    if summary.rejected_total:
+        raise typer.Exit(1)
+
+
+@app.command()
+def enroll(
+    cadence_id: Annotated[str, typer.Argument(metavar="CADENCE")],
+    all_: Annotated[bool, typer.Option("--all", help="Every stored prospect.")] = False,
+    prospects_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--prospects", exists=True, dir_okay=False, help="CSV whose emails to enroll."
+        ),
+    ] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="The SDR who owns them.")] = None,
+    now: Annotated[str | None, typer.Option("--now")] = None,
+) -> None:
+    """Enroll prospects in a cadence, pinned to its current version."""
+    from sqlalchemy import select
+
+    from touchflow.bootstrap import runtimes, sender_defaults
+    from touchflow.store.repo import enroll as do_enroll
+    from touchflow.store.schema import prospects
+
+    if all_ == (prospects_csv is not None):
+        raise typer.BadParameter("give exactly one of --all or --prospects FILE")
+    settings = current_settings()
+    cadence = cadence_or_exit(settings, cadence_id)
+    at = parse_now(now)
+    sender = sender_defaults(settings)
+    with engine_for(settings).begin() as conn:
+        ids: list[int] | None = None
+        if prospects_csv is not None:
+            emails = [
+                item.email
+                for _l, _r, item in read_prospects_csv(prospects_csv)
+                if isinstance(item, Prospect)
+            ]
+            ids = list(
+                conn.execute(select(prospects.c.id).where(prospects.c.email.in_(emails))).scalars()
+            )
+            if len(ids) < len(set(emails)):
+                err.print(
+                    f"{len(set(emails)) - len(ids)} email(s) are not imported yet; "
+                    f"run `touchflow import {prospects_csv}` first"
+                )
+        result = do_enroll(
+            conn,
+            runtimes(settings).add(cadence),
+            ids,
+            owner_email=owner or settings.sender.owner_email,
+            sender=sender,
+            now=at,
+        )
+    out.print(
+        f"{cadence.id} (version {cadence.version}): {result.enrolled} enrolled, "
+        f"{result.already} already enrolled, {result.suppressed} refused (opted out, "
+        f"bounced or suppressed)"
+        + (
+            f", {result.outside_audience} outside the audience (score/grade)"
+            if result.outside_audience
+            else ""
+        )
+    )
+
+
+# -- running ------------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    now: Annotated[str | None, typer.Option("--now", help="Tick as if it were this time.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
+) -> None:
+    """One tick through the Prefect flow: send what is due, create due tasks."""
+    from touchflow.entrypoints.flows.local import local_prefect
+    from touchflow.entrypoints.flows.run_cadences import run_cadences
+
+    at = parse_now(now)
+    with local_prefect():
+        report = run_cadences(now=at, batch_size=batch_size)
+    table = Table(title=f"tick at {at.isoformat()}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for k, v in report.items():
+        table.add_row(k, str(v))
+    out.print(table)
+    if report.get("failed") or report.get("unknown"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def status() -> None:
+    """Enrollments by cadence, state and step; touches by channel and status."""
+    from touchflow.bootstrap import runtimes
+    from touchflow.store.repo import status as read_status
+
+    settings = current_settings()
+    with engine_for(settings).connect() as conn:
+        rep = read_status(conn, runtimes(settings))
+    t = Table(title="Enrollments")
+    for col in ("cadence", "state", "reason", "count"):
+        t.add_column(col, justify="right" if col == "count" else "left")
+    for (cid, state, reason), n in sorted(rep.enrollments_by_state.items()):
+        t.add_row(cid, state, reason, str(n))
+    out.print(t)
+    s = Table(title="Open enrollments by current step")
+    for col in ("cadence", "step", "count"):
+        s.add_column(col, justify="right" if col == "count" else "left")
+    for (cid, step), n in sorted(rep.active_by_step.items()):
+        s.add_row(cid, step, str(n))
+    out.print(s)
+    u = Table(title="Touches")
+    for col in ("channel", "status", "count"):
+        u.add_column(col, justify="right" if col == "count" else "left")
+    for (channel, st), n in sorted(rep.touches_by_status.items()):
+        u.add_row(channel, st, str(n))
+    out.print(u)
+    out.print(
+        f"open tasks: {rep.open_tasks}; next touch due: "
+        f"{rep.next_due_at.isoformat() if rep.next_due_at else '-'}"
+    )
+    print_guards()
+
+
+@app.command("tasks")
+def list_tasks_cmd(
+    owner: Annotated[str | None, typer.Option("--owner")] = None,
+    state: Annotated[str, typer.Option("--status", help="open | done | skipped | all")] = "open",
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+) -> None:
+    """The SDRs' task list: calls, LinkedIn touches and manual steps."""
+    from touchflow.store.repo import list_tasks
+
+    settings = current_settings()
+    with engine_for(settings).connect() as conn:
+        rows = list_tasks(conn, owner=owner, status=state)
+    t = Table(title=f"Tasks ({state}): {len(rows)}")
+    for col in ("id", "due (UTC)", "channel", "prospect", "owner", "title", "status"):
+        t.add_column(col)
+    for r in rows[:limit]:
+        t.add_row(
+            str(r.id),
+            r.due_at.isoformat()[:16],
+            r.channel,
+            r.email,
+            r.owner_email,
+            r.title,
+            r.status + (f" ({r.outcome})" if r.outcome else ""),
+        )
+    out.print(t)
+
+
+@task_app.command("done")
+def task_done(
+    task_id: Annotated[int, typer.Argument(metavar="ID")],
+    outcome: Annotated[
+        str,
+        typer.Option(
+            "--outcome",
+            help="completed, skipped, connected, "
+            "voicemail, no_answer, wrong_number, meeting_booked, "
+            "not_interested",
+        ),
+    ] = "completed",
+    notes: Annotated[str | None, typer.Option("--notes")] = None,
+    now: Annotated[str | None, typer.Option("--now")] = None,
+) -> None:
+    """Complete a task; the enrollment moves on (timed from now)."""
+    from touchflow.bootstrap import runtimes, sender_defaults
+    from touchflow.store.repo import TASK_OUTCOMES, complete_tasks
+
+    if outcome not in TASK_OUTCOMES:
+        raise typer.BadParameter(f"--outcome must be one of {', '.join(TASK_OUTCOMES)}")
+    settings = current_settings()
+    with engine_for(settings).begin() as conn:
+        n = complete_tasks(
+            conn,
+            runtimes(settings),
+            sender_defaults(settings),
+            [task_id],
+            outcome=outcome,
+            at=parse_now(now),
+            notes=notes,
+        )
+    if not n:
+        raise fail(f"no open task {task_id}")
+    out.print(f"task {task_id}: {outcome}")
+
+
+@app.command()
+def event(
+    email: Annotated[str, typer.Argument()],
+    kind: Annotated[str, typer.Argument(metavar="reply|bounce|unsubscribe|meeting_booked")],
+    at: Annotated[str | None, typer.Option("--at")] = None,
+) -> None:
+    """Record a reply, bounce, unsubscribe or booked meeting for a prospect."""
+    from touchflow.bootstrap import runtimes
+    from touchflow.domain.enrollment import EXIT_EVENTS
+    from touchflow.store.repo import apply_exit_event, find_prospect_id
+
+    if kind not in EXIT_EVENTS:
+        raise typer.BadParameter(f"event must be one of {', '.join(EXIT_EVENTS)}")
+    settings = current_settings()
+    with engine_for(settings).begin() as conn:
+        pid = find_prospect_id(conn, normalize_email(email))
+        if pid is None:
+            raise fail(f"no prospect {email!r}")
+        res = apply_exit_event(conn, runtimes(settings), pid, kind, parse_now(at), source="cli")
+    out.print(f"{email}: {kind}: {res.ended} enrollment(s) ended, {res.kept} kept going")
+
+
+@app.command()
+def retry(
+    ids: Annotated[list[int] | None, typer.Argument(metavar="[ENROLLMENT_ID ...]")] = None,
+    all_failed: Annotated[
+        bool, typer.Option("--all-failed", help="Every failed enrollment.")
+    ] = False,
+    now: Annotated[str | None, typer.Option("--now")] = None,
+) -> None:
+    """Requeue failed enrollments (after a send failure or a delivery found not to arrive)."""
+    from touchflow.store.repo import retry_enrollments
+
+    if bool(ids) == all_failed:
+        raise typer.BadParameter("give enrollment ids or --all-failed")
+    settings = current_settings()
+    with engine_for(settings).begin() as conn:
+        n = retry_enrollments(conn, None if all_failed else ids, parse_now(now))
+    if not n:
+        raise fail("no failed enrollment to retry")
+    out.print(f"{n} enrollment(s) requeued; the next tick runs their step again")
+
+
+@app.command()
+def demo(
+    prospects: Annotated[int, typer.Option("--prospects", min=1)] = 500,
+    days: Annotated[int, typer.Option("--days", min=1)] = 21,
+    workdir: Annotated[Path, typer.Option("--workdir")] = Path("demo-run"),
+) -> None:
+    """Generate sample prospects and run three simulated weeks of ticks to a local sink."""
+    from touchflow.demo.run import run_demo
+
+    run_demo(prospects=prospects, days=days, workdir=workdir, console=out)

@@ -1,0 +1,268 @@
+"""CLI commands for operating the channels: pauses, suppressions, serve, calls, replies.
+
+Registered on the main ``touchflow`` app by :mod:`touchflow.entrypoints.cli.commands`. Like the
+CLI, this is the interface layer: flows, connectors and the API are imported
+inside the commands that need them, never at module level.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from touchflow.domain.phones import to_e164
+from touchflow.domain.prospects import normalize_email
+from touchflow.entrypoints.cli.app import (
+    app,
+    current_settings,
+    engine_for,
+    err,
+    fail,
+    out,
+    parse_now,
+    task_app,
+)
+from touchflow.store import guards
+from touchflow.store.repo import add_suppression
+
+cadence_app = typer.Typer(help="Pause and resume whole cadences.", no_args_is_help=True)
+suppress_app = typer.Typer(
+    help="The global do-not-contact list (email, phone, domain).", no_args_is_help=True
+)
+app.add_typer(cadence_app, name="cadence")
+app.add_typer(suppress_app, name="suppress")
+
+KINDS = ("email", "phone", "domain")
+
+
+COUNTRY_HELP = "Country of a phone number written without +country code (e.g. US)."
+
+
+def _normalize(kind: str, value: str, country: str | None = None) -> str:
+    if kind not in KINDS:
+        raise typer.BadParameter(f"kind must be one of {', '.join(KINDS)}")
+    if kind == "email":
+        return normalize_email(value)
+    if kind == "phone":
+        try:
+            return to_e164(value, country)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value.strip().lower().removeprefix("@")
+
+
+# -- cadences ----------------------------------------------------------------------
+
+
+@cadence_app.command("pause")
+def cadence_pause(
+    cadence_id: Annotated[str, typer.Argument(metavar="CADENCE")],
+    reason: Annotated[str, typer.Option("--reason")] = "paused by an operator",
+    now: Annotated[str | None, typer.Option("--now")] = None,
+) -> None:
+    """Stop claiming a cadence's enrollments until it is resumed."""
+    with engine_for(current_settings()).begin() as conn:
+        if not guards.pause_cadence(conn, cadence_id, reason, parse_now(now)):
+            raise fail(f"{cadence_id} is already paused")
+    out.print(f"{cadence_id}: paused ({reason})")
+
+
+@cadence_app.command("resume")
+def cadence_resume(
+    cadence_id: Annotated[str, typer.Argument(metavar="CADENCE")],
+    now: Annotated[str | None, typer.Option("--now")] = None,
+) -> None:
+    """Resume a paused cadence; the bounce shield starts a fresh sample from now."""
+    with engine_for(current_settings()).begin() as conn:
+        if not guards.resume_cadence(conn, cadence_id, parse_now(now)):
+            raise fail(f"{cadence_id} is not paused")
+    out.print(f"{cadence_id}: resumed; its due touches go out at the next tick")
+
+
+@cadence_app.command("paused")
+def cadence_paused() -> None:
+    """Cadences paused now, with why (the bounce shield says its numbers)."""
+    with engine_for(current_settings()).connect() as conn:
+        rows = guards.list_pauses(conn)
+    if not rows:
+        out.print("no cadence is paused")
+        return
+    t = Table(title="Paused cadences")
+    for col in ("cadence", "since (UTC)", "reason"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r.cadence_id, r.paused_at.isoformat()[:16], r.reason)
+    out.print(t)
+
+
+# -- suppressions ------------------------------------------------------------------
+
+
+@suppress_app.command("add")
+def suppress_add(
+    kind: Annotated[str, typer.Argument(metavar="email|phone|domain")],
+    value: Annotated[str, typer.Argument()],
+    reason: Annotated[str, typer.Option("--reason")] = "manual",
+    country: Annotated[str | None, typer.Option("--country", help=COUNTRY_HELP)] = None,
+    now: Annotated[str | None, typer.Option("--now")] = None,
+) -> None:
+    """Never contact this address, number or company domain again (from the next tick)."""
+    value = _normalize(kind, value, country)
+    with engine_for(current_settings()).begin() as conn:
+        add_suppression(conn, kind, value, reason=reason, source="cli", now=parse_now(now))
+    out.print(f"suppressed {kind} {value} ({reason})")
+
+
+@suppress_app.command("remove")
+def suppress_remove(
+    kind: Annotated[str, typer.Argument(metavar="email|phone|domain")],
+    value: Annotated[str, typer.Argument()],
+    country: Annotated[str | None, typer.Option("--country", help=COUNTRY_HELP)] = None,
+) -> None:
+    """Lift a suppression (only with the person's consent: it is on record why it was added)."""
+    value = _normalize(kind, value, country)
+    with engine_for(current_settings()).begin() as conn:
+        if not guards.remove_suppression(conn, kind, value):
+            raise fail(f"{kind} {value} is not suppressed")
+    out.print(f"{kind} {value}: no longer suppressed")
+
+
+@suppress_app.command("list")
+def suppress_list(
+    kind: Annotated[str | None, typer.Option("--kind")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 100,
+) -> None:
+    """The most recent suppressions with their source and reason."""
+    with engine_for(current_settings()).connect() as conn:
+        rows = guards.list_suppressions(conn, kind, limit)
+        counts = guards.count_suppressions(conn)
+    t = Table(title="Suppressions " + ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())))
+    for col in ("kind", "value", "reason", "source", "since (UTC)"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r.kind, r.value, r.reason, r.source, r.created_at.isoformat()[:16])
+    out.print(t)
+
+
+def print_guards(now_text: str | None = None) -> None:
+    """The guard section of ``touchflow status``: pauses, mailbox usage, suppressions."""
+    from touchflow.bootstrap import cap_policy
+
+    settings = current_settings()
+    policy = cap_policy(settings)
+    with engine_for(settings).connect() as conn:
+        pauses = guards.list_pauses(conn)
+        usage = guards.mailbox_usage(conn, parse_now(now_text))
+        counts = guards.count_suppressions(conn)
+    for p in pauses:
+        err.print(f"[yellow]paused:[/yellow] {p.cadence_id} since {p.paused_at:%Y-%m-%d %H:%M}: "
+                  f"{p.reason} (touchflow cadence resume {p.cadence_id})")  # fmt: skip
+    if usage:
+        t = Table(title="Mailboxes (rolling windows)")
+        for col in ("mailbox", "last hour", "hourly cap", "last 24 h", "daily cap"):
+            t.add_column(col, justify="left" if col == "mailbox" else "right")
+        for mailbox, hour, day in usage:
+            caps = policy.for_mailbox(mailbox)
+            t.add_row(mailbox, str(hour), str(caps.hourly or "-"), str(day), str(caps.daily or "-"))
+        out.print(t)
+    if counts:
+        out.print("suppressed: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())))
+
+
+# -- the API and calls -------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+) -> None:
+    """Run the API: webhooks, one-click unsubscribe, click-to-call, POST /leads."""
+    from touchflow.entrypoints.api.server import serve as run_server
+
+    run_server(current_settings(), host, port)
+
+
+@task_app.command("call")
+def task_call(
+    task_id: Annotated[int, typer.Argument(metavar="ID")],
+    agent_number: Annotated[
+        str | None,
+        typer.Option("--agent-number", help="Your phone, rung first (default: the sender's)."),
+    ] = None,
+    country: Annotated[str | None, typer.Option("--country", help=COUNTRY_HELP)] = None,
+) -> None:
+    """Click-to-call: Twilio rings you, then bridges the prospect of this call task."""
+    from touchflow.bootstrap import dialer
+    from touchflow.services.calls import start_call
+
+    settings = current_settings()
+    agent = agent_number or settings.sender.phone
+    caller_id = settings.twilio.from_number or settings.sender.phone
+    if not agent or not caller_id:
+        raise fail("give --agent-number, and set TOUCHFLOW_TWILIO__FROM_NUMBER (the caller id)")
+    try:
+        agent, caller_id = to_e164(agent, country), to_e164(caller_id, country)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    base = settings.public_url.rstrip("/")
+    with engine_for(settings).begin() as conn:
+        sid = start_call(
+            conn,
+            dialer(settings),
+            task_id,
+            agent_number=agent,
+            from_number=caller_id,
+            twiml_url=f"{base}/twilio/voice/bridge/{task_id}",
+            status_callback_url=f"{base}/webhooks/twilio/call-status?task_id={task_id}",
+            now=parse_now(None),
+        )
+    out.print(f"calling {agent} now (call {sid}); answer to be connected to the prospect.")
+    out.print(f"afterwards: touchflow task done {task_id} --outcome connected --notes '...'")
+
+
+@app.command("replies")
+def replies_poll() -> None:
+    """Poll the reps' mailboxes once (what the poll-replies deployment runs)."""
+    from touchflow.entrypoints.flows.local import local_prefect
+    from touchflow.entrypoints.flows.poll_replies import poll_replies
+
+    with local_prefect():
+        counts = poll_replies()
+    out.print(", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) or "no new messages")
+
+
+@task_app.command("show")
+def task_show(task_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """A task with its prospect, their local time and the script or message to use."""
+    from sqlalchemy import select
+
+    from touchflow.domain.calendar import resolve_timezone
+    from touchflow.store.schema import enrollments, prospects, tasks
+
+    p = prospects.c
+    q = (
+        select(tasks, p.email, p.first_name, p.last_name, p.company, p.phone, p.country, p.timezone)
+        .join(enrollments, enrollments.c.id == tasks.c.enrollment_id)
+        .join(prospects, p.id == enrollments.c.prospect_id)
+        .where(tasks.c.id == task_id)
+    )
+    with engine_for(current_settings()).connect() as conn:
+        row = conn.execute(q).one_or_none()
+    if row is None:
+        raise fail(f"no task {task_id}")
+    zone = resolve_timezone(row.timezone, row.phone, row.country, "UTC")
+    local = parse_now(None).astimezone(zone)
+    name = " ".join(n for n in (row.first_name, row.last_name) if n) or row.email
+    due = f"{row.due_at:%Y-%m-%d %H:%M} UTC"
+    out.print(f"[bold]{row.title}[/bold]  ({row.channel}, {row.status}, due {due})")
+    out.print(
+        f"{name} <{row.email}>, {row.company or '-'}; phone {row.phone or '-'}; "
+        f"their time now {local:%a %H:%M} ({zone.key})"
+    )
+    if row.channel == "call":
+        out.print(f"call it: touchflow task call {task_id}")
+    out.print()
+    out.print(row.body or "(no script)", markup=False)

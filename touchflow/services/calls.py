@@ -1,0 +1,169 @@
+"""Click-to-call: an SDR starts a call task's call; the provider rings the SDR, then the prospect.
+
+:func:`start_call` checks everything that must hold before a phone rings and
+refuses with a :class:`CallRefused` that says why:
+
+::
+
+    CallRefused            (TouchflowError)
+      TaskNotFound         no task with that id
+      CallNotPossible      never for this task as it is: not a call task, the
+                           prospect has no phone or no known time zone
+      CallNotAllowed       not now: the task is closed, the person opted out or
+                           the number is suppressed, it is outside 08:00-21:00
+                           in the prospect's time zone
+
+The call goes through a :class:`~touchflow.ports.Dialer`; a ``call_started``
+event records its id (a Twilio Call SID) against the task's touch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Connection, select
+
+from touchflow.domain.calendar import country_timezone
+from touchflow.domain.compliance import within_contact_hours
+from touchflow.errors import TouchflowError
+from touchflow.ports import Dialer
+from touchflow.store.repo import dialect_insert
+from touchflow.store.schema import enrollments, events, prospects, suppressions, tasks
+
+
+class CallRefused(TouchflowError):
+    """A call that must not be placed; the message says why."""
+
+
+class TaskNotFound(CallRefused):
+    """No task has this id."""
+
+
+class CallNotPossible(CallRefused):
+    """The task can never be called as it is (not a call, no phone, no time zone)."""
+
+
+class CallNotAllowed(CallRefused):
+    """The call is not allowed now (task closed, opted out, suppressed, quiet hours)."""
+
+
+def _task_row(conn: Connection, task_id: int) -> Any:
+    return conn.execute(
+        select(
+            tasks.c.id,
+            tasks.c.touch_key,
+            tasks.c.enrollment_id,
+            tasks.c.channel,
+            tasks.c.status,
+            enrollments.c.prospect_id,
+            prospects.c.email,
+            prospects.c.phone,
+            prospects.c.timezone,
+            prospects.c.country,
+            prospects.c.opted_out_at,
+        )
+        .join(enrollments, enrollments.c.id == tasks.c.enrollment_id)
+        .join(prospects, prospects.c.id == enrollments.c.prospect_id)
+        .where(tasks.c.id == task_id)
+    ).first()
+
+
+def _phone_suppression(conn: Connection, phone: str) -> str | None:
+    return conn.execute(
+        select(suppressions.c.reason).where(
+            suppressions.c.kind == "phone", suppressions.c.value == phone.lower()
+        )
+    ).scalar()
+
+
+def _timezone(row: Any) -> str:
+    tz = row.timezone or (country_timezone(row.country) if row.country else None)
+    if not tz:
+        raise CallNotPossible(
+            f"no time zone for {row.email}: set the prospect's timezone or country "
+            "so contact hours can be checked"
+        )
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CallNotPossible(f"unknown time zone {tz!r} for {row.email}") from None
+    return tz
+
+
+def start_call(
+    conn: Connection,
+    dialer: Dialer,
+    task_id: int,
+    *,
+    agent_number: str,
+    from_number: str,
+    twiml_url: str,
+    status_callback_url: str | None,
+    now: datetime,
+) -> str:
+    """Place the call of an open call task; return the call id.
+
+    Raises a :class:`CallRefused` (see the module docstring) instead of
+    ringing anyone when a check fails. Connector errors from the dialer pass
+    through unchanged.
+    """
+    row = _task_row(conn, task_id)
+    if row is None:
+        raise TaskNotFound(f"task {task_id} does not exist")
+    if row.channel != "call":
+        raise CallNotPossible(f"task {task_id} is a {row.channel} task, not a call")
+    if row.status != "open":
+        raise CallNotAllowed(f"task {task_id} is {row.status}, not open")
+    if not row.phone:
+        raise CallNotPossible(f"{row.email} has no phone number")
+    if row.opted_out_at is not None:
+        raise CallNotAllowed(f"{row.email} opted out of all contact")
+    reason = _phone_suppression(conn, row.phone)
+    if reason is not None:
+        raise CallNotAllowed(f"{row.phone} is suppressed ({reason})")
+    tz = _timezone(row)
+    if not within_contact_hours(now, tz):
+        local = now.astimezone(ZoneInfo(tz))
+        raise CallNotAllowed(
+            f"it is {local:%H:%M} in {tz} for {row.email}: "
+            "calls only between 08:00 and 21:00 in the prospect's time zone"
+        )
+    sid = dialer.place_call(
+        agent_number=agent_number,
+        from_number=from_number,
+        twiml_url=twiml_url,
+        status_callback_url=status_callback_url,
+    )
+    conn.execute(
+        dialect_insert(conn, events)
+        .values(
+            provider_event_id=f"call:{sid}"[:200],
+            prospect_id=row.prospect_id,
+            enrollment_id=row.enrollment_id,
+            touch_key=row.touch_key,
+            type="call_started",
+            occurred_at=now,
+            source="click_to_call",
+            payload={"call_sid": sid, "task_id": task_id, "agent_number": agent_number},
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["provider_event_id"])
+    )
+    return sid
+
+
+def call_target(conn: Connection, task_id: int) -> str | None:
+    """The number to bridge a task's call to, or None if it must not be dialed (any more)."""
+    row = _task_row(conn, task_id)
+    if row is None or row.channel != "call" or not row.phone or row.opted_out_at is not None:
+        return None
+    if _phone_suppression(conn, row.phone) is not None:
+        return None
+    return str(row.phone)
+
+
+def task_touch_key(conn: Connection, task_id: int) -> str | None:
+    """The touch key of a task (call status callbacks are matched to the touch with it)."""
+    return conn.execute(select(tasks.c.touch_key).where(tasks.c.id == task_id)).scalar()

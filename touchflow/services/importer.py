@@ -1,0 +1,724 @@
+"""Streaming prospect import: CSV or JSONL of any size -> normalize -> dedupe -> store, in batches.
+
+::
+
+    file --(reader: CSV dialect sniffed, BOM-safe | JSONL one object a line)--> records
+         --(column mapping)--> {touchflow field: text}
+         --(touchflow.domain.normalize)--> Normalized | Rejection
+         --(dedupe on the normalized email: the first row wins)--> batches of 2,000
+         --(store.intake.load_batch, one transaction per batch)--> accounts, prospects
+
+The file is never held in memory: rows are read one at a time and only the
+current batch and the set of emails already seen are kept. Every row is
+accounted for in :class:`ImportSummary`::
+
+    rows_read == new + updated + unchanged + duplicates + sum(rejected.values())
+
+A row that cannot be loaded goes to the rejects file (same format as the
+input, with ``_line`` and ``_reason`` first; a CSV keeps the input's
+delimiter and bytes, so non-UTF-8 rows come back as they were) and the good
+rows still load. A fixed rejects file can be imported as it is: ``_line`` and
+``_reason`` columns are ignored on input. Reason codes: those of
+:class:`touchflow.domain.normalize.Rejection` plus ``ragged_row`` (a CSV row whose
+cell count differs from the header's), ``csv_error`` (a row the csv module
+cannot read, such as a field over 128 KiB), ``invalid_json``,
+``not_an_object`` and ``line_too_long`` (JSONL).
+
+Importing the same file again changes nothing (every row is ``unchanged``);
+the store's merge rules are in :mod:`touchflow.store.intake`.
+
+The column mapping (``--map FILE``) is YAML whose keys are touchflow fields
+and whose values are the file's column names::
+
+    email: E-Mail Address
+    company: Account Name
+    linkedin_url: LinkedIn      # not a standard field: kept in fields
+
+Company domain aliases (``config/domain_aliases.yaml``) map an alias domain
+to the primary one, so contacts at ``acme.co.uk`` and ``acme.com`` share one
+account; see :func:`load_aliases`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import multiprocessing
+import os
+import re
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from time import perf_counter
+from types import TracebackType
+from typing import IO, Any, Literal
+
+from sqlalchemy import Engine
+
+from touchflow.domain.normalize import (
+    Normalized,
+    Rejection,
+    is_free_mail,
+    normalize,
+    normalize_domain,
+)
+from touchflow.domain.yaml_source import YamlDocument, parse_yaml
+from touchflow.errors import CadenceError, ConfigError, Finding, TouchflowError
+from touchflow.store.intake import IntakeCounts, load_batch
+
+__all__ = [
+    "ImportConfigError",
+    "ImportFileError",
+    "ImportSummary",
+    "load_aliases",
+    "load_mapping",
+    "resolve_aliases",
+    "run_import",
+]
+
+Format = Literal["csv", "jsonl"]
+
+#: Columns of a rejects file, ignored when a file is imported.
+RESERVED_COLUMNS = frozenset({"_line", "_reason"})
+_SUFFIXES: dict[str, Format] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+_SNIFF_BYTES = 64 * 1024
+_MAX_JSON_LINE = 1024 * 1024
+_MAX_WARNING_LINES = 100
+_DELIMITERS = ",;\t|"
+_FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class ImportFileError(TouchflowError, ValueError):
+    """The input file cannot be imported at all (unknown format, no header, no email column)."""
+
+
+class ImportConfigError(ConfigError):
+    """A mapping or alias file is invalid; carries ``file:line:col`` findings."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.findings = sorted(findings)
+        super().__init__("\n".join(str(f) for f in self.findings))
+
+
+@dataclass
+class ImportSummary:
+    """What an import did. ``elapsed`` is wall-clock seconds."""
+
+    path: Path
+    format: Format
+    source: str
+    rows_read: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    warnings: Counter[str] = field(default_factory=Counter)
+    #: The first warnings, as ``"line 12: invalid_phone: ..."``.
+    warning_lines: list[str] = field(default_factory=list)
+    accounts_created: int = 0
+    bytes_read: int = 0
+    elapsed: float = 0.0
+    #: Where rejected rows were written; None when no row was rejected or no path given.
+    rejects_path: Path | None = None
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.elapsed if self.elapsed > 0 else 0.0
+
+    def __str__(self) -> str:
+        text = (
+            f"imported {self.path.name}: {self.new} new, {self.updated} updated, "
+            f"{self.rejected_total} rejected"
+        )
+        if self.rejected:
+            reasons = ", ".join(f"{k} {v}" for k, v in self.rejected.most_common())
+            text += f" ({reasons})"
+        text += (
+            f", {self.unchanged} unchanged, {self.duplicates} duplicates of {self.rows_read} rows"
+        )
+        text += f"; {self.accounts_created} accounts created"
+        if self.warnings:
+            text += "; warnings: " + ", ".join(f"{k} {v}" for k, v in self.warnings.most_common())
+        return text + f"; {self.elapsed:.1f}s ({self.rows_per_second:,.0f} rows/s)"
+
+
+def run_import(
+    engine: Engine,
+    path: Path | str,
+    *,
+    fmt: Format | None = None,
+    mapping: Mapping[str, str] | None = None,
+    aliases: Mapping[str, str] | None = None,
+    rejects_path: Path | str | None = None,
+    batch_size: int = 2000,
+    now: datetime,
+    source_label: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+) -> ImportSummary:
+    """Import prospects from a CSV or JSONL file; see the module docstring.
+
+    ``fmt`` defaults from the suffix (``.csv``, ``.tsv``, ``.txt``: CSV;
+    ``.jsonl``, ``.ndjson``: JSONL). ``mapping`` maps a source column to a
+    touchflow field (:func:`load_mapping` reads one from YAML); ``aliases``
+    maps alias company domains to primary ones (:func:`load_aliases`).
+    Rejected rows go to ``rejects_path`` (created, or overwritten, at the
+    first rejected row). Each batch of ``batch_size`` rows is one
+    transaction. ``progress`` is called after each batch with the number of
+    bytes of the file read so far (the file's size at the end).
+
+    ``workers`` processes normalize rows while this one reads and stores
+    them (normalization is most of the CPU); by default one for files over
+    ``PARALLEL_FROM_BYTES`` on a machine with more than one core, none for
+    small files (starting a process costs more than it saves).
+
+    Raises :class:`ImportFileError` when the file cannot be imported at all.
+    """
+    path = Path(path)
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    fmt = fmt or _format_of(path)
+    if fmt not in ("csv", "jsonl"):
+        raise ImportFileError(f"{path}: unknown format {fmt!r} (csv or jsonl)")
+    label = source_label or f"import:{path.name}"
+    table = resolve_aliases(aliases) if aliases else {}
+    columns = {k.strip().lower(): v.strip().lower() for k, v in (mapping or {}).items()}
+    summary = ImportSummary(path=path, format=fmt, source=label)
+    started = perf_counter()
+    source: _Source = _CsvSource(path, columns) if fmt == "csv" else _JsonlSource(path, columns)
+    seen: set[str] = set()
+    batch: list[Normalized] = []
+    totals = IntakeCounts()
+
+    def flush() -> None:
+        if batch:
+            with engine.begin() as conn:
+                totals.add(load_batch(conn, batch, now))
+            batch.clear()
+        summary.bytes_read = source.position()
+        if progress is not None:
+            progress(summary.bytes_read)
+
+    if workers is None:
+        big = path.stat().st_size >= PARALLEL_FROM_BYTES
+        workers = 1 if big and (os.cpu_count() or 1) > 1 else 0
+    with source, _RejectsWriter(rejects_path, source) as rejects:
+        for record, result in _normalized(source, table, label, workers):
+            summary.rows_read += 1
+            if isinstance(result, Rejection):
+                summary.rejected[result.code] += 1
+                rejects.write(record, str(result))
+                continue
+            if result.email in seen:
+                summary.duplicates += 1
+                continue
+            seen.add(result.email)
+            for issue in result.warnings:
+                summary.warnings[issue.code] += 1
+                if len(summary.warning_lines) < _MAX_WARNING_LINES:
+                    summary.warning_lines.append(f"line {record.line}: {issue}")
+            batch.append(result)
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+        summary.rejects_path = rejects.path if rejects.written else None
+    summary.new, summary.updated = totals.new, totals.updated
+    summary.unchanged, summary.accounts_created = totals.unchanged, totals.accounts_created
+    summary.elapsed = perf_counter() - started
+    return summary
+
+
+#: Files at least this big are normalized in a worker process by default.
+PARALLEL_FROM_BYTES = 8 * 1024 * 1024
+_CHUNK_ROWS = 1000
+_IN_FLIGHT = 4  # chunks queued per worker: bounded memory, however big the file
+
+_worker_aliases: Mapping[str, str] = {}
+_worker_label = ""
+
+
+def _init_worker(aliases: Mapping[str, str], label: str) -> None:
+    global _worker_aliases, _worker_label
+    _worker_aliases, _worker_label = aliases, label
+
+
+def _normalize_chunk(values: list[dict[str, str]]) -> list[Normalized | Rejection]:
+    return [normalize(v, aliases=_worker_aliases, source=_worker_label) for v in values]
+
+
+def _normalized(
+    source: Iterator[_Record], aliases: Mapping[str, str], label: str, workers: int
+) -> Iterator[tuple[_Record, Normalized | Rejection]]:
+    """Each record with its normalization (or the reader's rejection), in file order."""
+    if workers < 1:
+        for record in source:
+            yield (
+                record,
+                record.rejection or normalize(record.values, aliases=aliases, source=label),
+            )
+        return
+    # spawn, not fork: the caller may be a threaded process (a Prefect worker).
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, ctx, initializer=_init_worker,
+                             initargs=(dict(aliases), label)) as pool:  # fmt: skip
+        pending: deque[tuple[list[_Record], Future[list[Normalized | Rejection]]]] = deque()
+        chunk: list[_Record] = []
+
+        def submit() -> None:
+            todo = [r.values for r in chunk if r.rejection is None]
+            pending.append((list(chunk), pool.submit(_normalize_chunk, todo)))
+            chunk.clear()
+
+        def emit() -> Iterator[tuple[_Record, Normalized | Rejection]]:
+            records, future = pending.popleft()
+            results = iter(future.result())
+            for r in records:
+                yield r, r.rejection or next(results)
+
+        for record in source:
+            chunk.append(record)
+            if len(chunk) >= _CHUNK_ROWS:
+                submit()
+                while len(pending) > _IN_FLIGHT * workers:
+                    yield from emit()
+        if chunk:
+            submit()
+        while pending:
+            yield from emit()
+
+
+def _format_of(path: Path) -> Format:
+    fmt = _SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise ImportFileError(
+            f"{path}: cannot tell the format from the suffix {path.suffix!r} "
+            "(use .csv or .jsonl, or pass the format)"
+        )
+    return fmt
+
+
+# -- readers -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Record:
+    line: int
+    values: dict[str, str]
+    raw: Any  # CSV: the cells; JSONL: the object, or the line's text
+    rejection: Rejection | None = None
+
+
+class _Source:
+    """A file of records; a context manager that closes it."""
+
+    path: Path
+    _fh: IO[bytes]
+
+    def __iter__(self) -> Iterator[_Record]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def position(self) -> int:
+        return self._fh.tell() if not self._fh.closed else 0
+
+    def __enter__(self) -> _Source:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._fh.close()
+
+
+def _target(name: str, mapping: Mapping[str, str]) -> str | None:
+    key = name.strip().lower()
+    if not key or key in RESERVED_COLUMNS:
+        return None
+    return mapping.get(key, key)
+
+
+class _CsvSource(_Source):
+    """A CSV file: header first, dialect sniffed, read with ``surrogateescape``.
+
+    Undecodable bytes become lone surrogates, which normalize refuses as
+    ``invalid_utf8`` and the rejects writer turns back into the same bytes.
+    """
+
+    def __init__(self, path: Path, mapping: Mapping[str, str]) -> None:
+        self.path = path
+        with open(path, "rb") as fh:
+            sample = fh.read(_SNIFF_BYTES).decode("utf-8-sig", errors="surrogateescape")
+        self.delimiter = _sniff_delimiter(sample, mapping)
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed by __exit__
+        self._text = io.TextIOWrapper(
+            self._fh, encoding="utf-8-sig", errors="surrogateescape", newline=""
+        )
+        self._reader = csv.reader(self._text, delimiter=self.delimiter)
+        try:
+            header = next(self._reader, None)
+        except csv.Error as exc:
+            self._fh.close()
+            raise ImportFileError(f"{path}:1: cannot read the header: {exc}") from None
+        if not header:
+            self._fh.close()
+            raise ImportFileError(f"{path}: the file is empty (a header row is required)")
+        self.header = header
+        self.targets: list[str | None] = []
+        where: dict[str, str] = {}
+        for name in header:
+            target = _target(name, mapping)
+            if target is not None and target in where:
+                self._fh.close()
+                raise ImportFileError(
+                    f"{path}:1: columns {where[target]!r} and {name!r} both give {target!r}"
+                )
+            if target is not None:
+                where[target] = name
+            self.targets.append(target)
+        if "email" not in where:
+            self._fh.close()
+            mapped = [s for s, t in mapping.items() if t == "email"]
+            hint = f" (the mapping names {mapped[0]!r})" if mapped else ""
+            raise ImportFileError(
+                f"{path}:1: no email column{hint}; the header is {', '.join(header)}"
+            )
+
+    def __iter__(self) -> Iterator[_Record]:
+        reader, targets = self._reader, self.targets
+        width = len(targets)
+        while True:
+            line = reader.line_num + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield _Record(line, {}, [], Rejection("csv_error", f"unreadable row: {exc}"))
+                continue
+            if not any(cells):
+                continue  # a blank line
+            if len(cells) != width:
+                why = f"the row has {len(cells)} cells, the header has {width}"
+                yield _Record(line, {}, cells, Rejection("ragged_row", why))
+                continue
+            values = {t: c for t, c in zip(targets, cells, strict=True) if t is not None}
+            yield _Record(line, values, cells)
+
+
+def _sniff_delimiter(sample: str, mapping: Mapping[str, str]) -> str:
+    """The delimiter under which the header has an email column (and the most columns)."""
+    if (cut := sample.rfind("\n")) > 0:
+        sample = sample[:cut]
+    header_line = next((line for line in sample.splitlines() if line.strip()), "")
+    try:
+        sniffed: str | None = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        sniffed = None
+    order = [d for d in (sniffed, *_DELIMITERS) if d is not None]
+    best, best_width = sniffed or ",", 0
+    for delimiter in dict.fromkeys(order):
+        names = next(csv.reader([header_line], delimiter=delimiter), [])
+        if "email" in {_target(n, mapping) for n in names} and len(names) > best_width:
+            best, best_width = delimiter, len(names)
+    return best
+
+
+class _JsonlSource(_Source):
+    """JSON Lines: one object per line, read as bytes so a bad line is only that line."""
+
+    def __init__(self, path: Path, mapping: Mapping[str, str]) -> None:
+        self.path = path
+        self._mapping = mapping
+        self._targets: dict[str, str | None] = {}
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed by __exit__
+
+    def __iter__(self) -> Iterator[_Record]:
+        fh, number = self._fh, 0
+        while raw := fh.readline(_MAX_JSON_LINE):
+            number += 1
+            if number == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            if len(raw) == _MAX_JSON_LINE and not raw.endswith(b"\n"):
+                while (rest := fh.readline(_MAX_JSON_LINE)) and not rest.endswith(b"\n"):
+                    pass
+                why = f"the line is longer than {_MAX_JSON_LINE} bytes"
+                yield _Record(number, {}, _text(raw[:200]), Rejection("line_too_long", why))
+                continue
+            if not raw.strip():
+                continue
+            yield self._record(number, raw)
+
+    def _record(self, number: int, raw: bytes) -> _Record:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            why = f"byte 0x{raw[exc.start]:02X} at column {exc.start + 1} is not UTF-8"
+            return _Record(number, {}, _text(raw), Rejection("invalid_utf8", why))
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            why = f"{exc.msg} at column {exc.colno}"
+            return _Record(number, {}, text.rstrip("\r\n"), Rejection("invalid_json", why))
+        except RecursionError:
+            why = "nested too deeply"
+            return _Record(number, {}, text.rstrip("\r\n"), Rejection("invalid_json", why))
+        if not isinstance(obj, dict):
+            why = f"a JSON {_json_kind(obj)} where an object was expected"
+            return _Record(number, {}, text.rstrip("\r\n"), Rejection("not_an_object", why))
+        values: dict[str, str] = {}
+        for key, value in obj.items():
+            if key not in self._targets:
+                self._targets[key] = _target(key, self._mapping)
+            target = self._targets[key]
+            if target is None or values.get(target):
+                continue
+            values[target] = _json_text(value)
+        return _Record(number, values, obj)
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# -- rejects -----------------------------------------------------------------
+
+
+class _RejectsWriter:
+    """Writes rejected rows in the input's format, opening the file at the first one."""
+
+    def __init__(self, path: Path | str | None, source: _Source) -> None:
+        self.path = Path(path) if path is not None else None
+        self.source = source
+        self.written = 0
+        self._fh: IO[str] | None = None
+        self._csv: Any = None
+
+    def write(self, record: _Record, reason: str) -> None:
+        if self.path is None:
+            return
+        if self._fh is None:
+            # surrogateescape: undecodable input bytes are written back unchanged.
+            self._fh = open(  # noqa: SIM115 - closed by __exit__
+                self.path, "w", encoding="utf-8", errors="surrogateescape", newline=""
+            )
+            if isinstance(self.source, _CsvSource):
+                self._csv = csv.writer(self._fh, delimiter=self.source.delimiter)
+                self._csv.writerow(["_line", "_reason", *self.source.header])
+        self.written += 1
+        if self._csv is not None:
+            self._csv.writerow([record.line, reason, *record.raw])
+            return
+        row: dict[str, Any] = {"_line": record.line, "_reason": reason}
+        if isinstance(record.raw, dict):
+            row.update((k, v) for k, v in record.raw.items() if k not in RESERVED_COLUMNS)
+        else:
+            row["_raw"] = record.raw
+        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def __enter__(self) -> _RejectsWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+# -- mapping and alias files -------------------------------------------------
+
+
+def _read_mapping(path: Path | str, shape: str) -> YamlDocument | None:
+    """The file parsed, if it holds a mapping; None when empty; ``shape`` says what it should be."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        doc = parse_yaml(text, str(path))
+    except CadenceError as exc:  # parse_yaml reports syntax errors as findings
+        raise ImportConfigError(exc.findings) from None
+    if doc.findings:
+        raise ImportConfigError(doc.findings)
+    if doc.data is None:
+        return None
+    if not isinstance(doc.data, dict):
+        raise ImportConfigError([doc.finding((), shape)])
+    return doc
+
+
+def load_mapping(path: Path | str) -> dict[str, str]:
+    """Read a column mapping (YAML ``touchflow field: source column``) as ``{column: field}``.
+
+    A field that is not a standard one is kept in ``fields`` under that name.
+    Raises :class:`ImportConfigError` with ``file:line:col`` findings.
+    """
+    doc = _read_mapping(path, "a column mapping is YAML 'touchflow_field: source column' lines")
+    if doc is None:
+        return {}
+    findings: list[Finding] = []
+    columns: dict[str, str] = {}
+    first: dict[str, str] = {}
+    for target, column in doc.data.items():
+        if not isinstance(target, str) or not _FIELD_NAME.match(target.strip().lower()):
+            findings.append(
+                doc.finding(
+                    (target,),
+                    f"{target!r} is not a field name (lower-case letters, digits, _)",
+                    key=True,
+                )
+            )
+            continue
+        name = target.strip().lower()
+        if name in RESERVED_COLUMNS:
+            findings.append(doc.finding((target,), f"{name} is reserved for rejects", key=True))
+            continue
+        if not isinstance(column, str) or not column.strip():
+            findings.append(doc.finding((target,), f"{name}: the source column must be text"))
+            continue
+        key = column.strip().lower()
+        if key in first:
+            findings.append(
+                doc.finding((target,), f"column {column!r} is already mapped to {first[key]!r}")
+            )
+            continue
+        first[key] = name
+        columns[column.strip()] = name
+    if findings:
+        raise ImportConfigError(findings)
+    return columns
+
+
+def load_aliases(path: Path | str) -> dict[str, str]:
+    """Read company domain aliases (YAML ``alias.domain: primary.domain``), chains resolved.
+
+    Domains are normalized like prospect domains (lower-case ASCII, no
+    ``www.``). Free-mail domains are refused: they are people, not companies.
+    Raises :class:`ImportConfigError` with ``file:line:col`` findings.
+    """
+    doc = _read_mapping(path, "aliases are 'alias.domain: primary.domain' lines")
+    if doc is None:
+        return {}
+    findings: list[Finding] = []
+    table: dict[str, str] = {}
+    resolved: dict[str, str] = {}
+    where: dict[str, Any] = {}
+    for key, value in doc.data.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            findings.append(doc.finding((key,), "an alias and its primary domain must be text"))
+            continue
+        try:
+            alias = normalize_domain(key)
+        except ValueError as exc:
+            findings.append(doc.finding((key,), str(exc), key=True))
+            continue
+        try:
+            primary = normalize_domain(value)
+        except ValueError as exc:
+            findings.append(doc.finding((key,), str(exc)))
+            continue
+        problem = _alias_problem(alias, primary)
+        if problem is None and alias in table:
+            problem = f"{alias} is already an alias (line {doc.key_position((where[alias],))[0]})"
+        if problem is not None:
+            findings.append(doc.finding((key,), problem, key=True))
+            continue
+        table[alias] = primary
+        where[alias] = key
+    try:
+        resolved = _resolve_chains(table)
+    except _CycleError as exc:
+        findings.append(doc.finding((where[exc.alias],), str(exc), key=True))
+    if findings:
+        raise ImportConfigError(findings)
+    return resolved
+
+
+def resolve_aliases(aliases: Mapping[str, str]) -> dict[str, str]:
+    """Normalize an alias table given in code and resolve its chains; ``ValueError`` if bad."""
+    table: dict[str, str] = {}
+    for key, value in aliases.items():
+        alias, primary = normalize_domain(key), normalize_domain(value)
+        problem = _alias_problem(alias, primary)
+        if problem is not None:
+            raise ValueError(f"domain alias {key!r}: {problem}")
+        table[alias] = primary
+    try:
+        return _resolve_chains(table)
+    except _CycleError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _alias_problem(alias: str, primary: str) -> str | None:
+    if alias == primary:
+        return f"{alias} is an alias of itself"
+    for domain in (alias, primary):
+        if is_free_mail(domain):
+            return f"{domain} is a free-mail provider, not a company"
+    return None
+
+
+class _CycleError(ValueError):
+    def __init__(self, alias: str, chain: list[str]) -> None:
+        self.alias = alias
+        super().__init__(f"domain aliases loop: {' -> '.join(chain)}")
+
+
+def _resolve_chains(table: dict[str, str]) -> dict[str, str]:
+    """``a -> b, b -> c`` becomes ``a -> c, b -> c``."""
+    resolved: dict[str, str] = {}
+    for alias in table:
+        chain = [alias]
+        target = table[alias]
+        while target in table:
+            if target in chain:
+                raise _CycleError(alias, [*chain, target])
+            chain.append(target)
+            target = table[target]
+        resolved[alias] = target
+    return resolved

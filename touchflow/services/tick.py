@@ -1,0 +1,786 @@
+"""One tick of the cadence engine over the store: claim, decide, send, record.
+
+The ledger protocol, per batch of due enrollments:
+
+1. **Claim and prepare** (one transaction): pick due, unclaimed enrollments
+   (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), mark them claimed, let the
+   engine decide, and insert one touch per message with status ``sending``
+   using insert-on-conflict on the deterministic touch key. Only the touches
+   this batch inserted (its ``claim_token``) are sent. Tasks, holds and
+   deferrals are final here.
+2. **Send** outside any transaction, one connector call per channel.
+3. **Record** (one transaction): ``sent`` with the provider id and the
+   enrollment advanced; or failed / bounced / ``unknown``.
+
+A crash between 1 and 3 leaves ``sending`` touches behind; :func:`recover`
+marks them ``unknown`` (never resent blindly) once the claim lease expired.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from touchflow.domain.compliance import (
+    NO_CAPS,
+    PHONE_CHANNELS,
+    BounceShield,
+    CapGate,
+    CapPolicy,
+    domain_of,
+    next_contact_opening,
+    own_domains,
+    within_contact_hours,
+)
+from touchflow.domain.engine import (
+    MAX_ATTEMPTS,
+    CadenceRuntime,
+    Complete,
+    Defer,
+    EnrollmentView,
+    Execute,
+    Hold,
+    SenderInfo,
+    touch_key,
+)
+from touchflow.domain.enrollment import Event, State, transition
+from touchflow.domain.phones import to_e164
+from touchflow.errors import (
+    DeliveryUnknown,
+    FatalError,
+    RateLimited,
+    RecipientRejected,
+    RetryableError,
+)
+from touchflow.ports import EmailSender, OutboundEmail, OutboundSms, SendResult, SmsSender
+from touchflow.store import fastpath, guards
+from touchflow.store.repo import (
+    UPDATE_ENROLLMENT_IF_STATE,
+    RuntimeCache,
+    apply_exit_event,
+    enrollment_rows,
+    load_views,
+    update_enrollments,
+)
+from touchflow.store.schema import enrollments, tasks, touches
+
+_TOUCH_INSERT_COLS = (
+    "key",
+    "enrollment_id",
+    "step_id",
+    "channel",
+    "variant",
+    "status",
+    "provider_id",
+    "message_id",
+    "subject",
+    "due_at",
+    "executed_at",
+    "claimed_at",
+    "claim_token",
+    "sent_at",
+    "error",
+)
+# The claim: a key that already exists is skipped, never overwritten.
+_INSERT_TOUCH = {
+    name: dialect.insert(touches)
+    .values({c: bindparam(c) for c in _TOUCH_INSERT_COLS})
+    .on_conflict_do_nothing(index_elements=["key"])
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+_UPDATE_TOUCH_RESULT = (
+    update(touches)
+    .where(touches.c.key == bindparam("b_key"))
+    .values(
+        status=bindparam("status"),
+        provider_id=bindparam("provider_id"),
+        sent_at=bindparam("sent_at"),
+        error=bindparam("error"),
+    )
+)
+
+
+@dataclass
+class TickReport:
+    """What one batch (or a whole tick, summed) did."""
+
+    claimed: int = 0
+    sent: int = 0
+    tasks: int = 0
+    skipped_steps: int = 0
+    held: int = 0
+    deferred: int = 0
+    completed: int = 0
+    retrying: int = 0
+    failed: int = 0
+    bounced: int = 0
+    unknown: int = 0
+    conflicts: int = 0
+    suppressed: int = 0  # enrollments ended because the person or domain is suppressed
+    skipped_sms: int = 0  # SMS steps skipped: number opted out, or no consent
+    quiet_hours: int = 0  # texts deferred to the recipient's 08:00
+    capped: int = 0  # emails deferred by a send cap
+
+    def __iadd__(self, other: TickReport) -> TickReport:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class _Pending:
+    """A message inserted as ``sending`` and waiting for the provider's answer."""
+
+    row: Any  # as claimed; row.state is what an exit event meanwhile would change
+    state: str  # where the enrollment is now (a pending one has started)
+    decision: Execute
+    view: EnrollmentView
+    runtime: CadenceRuntime
+
+
+@dataclass
+class _Batch:
+    """The rows one claimed batch will write, built while deciding."""
+
+    now: datetime
+    wall: datetime
+    token: str
+    touches: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    candidates: list[_Pending] = field(default_factory=list)
+
+    def update(self, row: Any, **changes: Any) -> None:
+        """Write the enrollment back, released, with ``changes`` over its current values."""
+        self.updates.append(
+            {
+                "b_id": row.id,
+                "state": row.state,
+                "reason": row.reason,
+                "step_index": row.step_index,
+                "attempt": row.attempt,
+                "next_due_at": row.next_due_at,
+                "claimed_at": None,
+                "last_executed_at": row.last_executed_at,
+                "updated_at": self.now,
+                **changes,
+            }
+        )
+
+    def touch(
+        self,
+        row: Any,
+        step_id: str,
+        channel: str,
+        decision: Execute | None,
+        status: str,
+        note: str | None = None,
+    ) -> None:
+        """A ledger row; ``decision`` is None for a step skipped by its ``when``."""
+        self.touches.append(
+            {
+                "key": decision.touch_key
+                if decision
+                else touch_key(str(row.id), step_id, row.attempt),
+                "enrollment_id": row.id,
+                "step_id": step_id,
+                "channel": channel,
+                "variant": decision.variant if decision else None,
+                "status": status,
+                "provider_id": None,
+                "message_id": decision.message_id if decision else None,
+                "subject": decision.subject if decision else None,
+                "due_at": row.next_due_at or self.now,
+                "executed_at": self.now,
+                "claimed_at": self.wall,
+                "claim_token": self.token,
+                "sent_at": self.wall if status == "sent" else None,
+                "error": note,
+            }
+        )
+
+
+WallClock = Callable[[], datetime]
+
+
+def _wall() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ticker:
+    """Runs the ledger protocol against one database with one set of senders."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        email: EmailSender,
+        sms: SmsSender | None,
+        sender_defaults: SenderInfo,
+        runtimes: RuntimeCache,
+        unsubscribe_mailto: str | None = None,
+        lease: timedelta = timedelta(minutes=10),
+        wall_clock: WallClock = _wall,
+        caps: CapPolicy = NO_CAPS,
+        bounce_shield: BounceShield | None = None,
+        sms_from: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.email = email
+        self.sms = sms
+        self.defaults = sender_defaults
+        self.runtimes = runtimes
+        self.unsubscribe_mailto = unsubscribe_mailto
+        self.lease = lease
+        self.wall = wall_clock
+        self.caps = caps
+        self.bounce_shield = bounce_shield
+        # The number texts go out from (a Twilio number); else the sender's own phone.
+        self.sms_from = sms_from
+        self._pg = engine.dialect.name == "postgresql"
+
+    # -- recovery --------------------------------------------------------------
+
+    def recover(self) -> TickReport:
+        """Resolve claims older than the lease left by a crashed worker.
+
+        A ``sending`` touch may or may not have reached the provider: it becomes
+        ``unknown`` and its enrollment ``failed(delivery_unknown)``, visible in
+        ``status`` and never resent blindly. A claim with no touch in flight is
+        released: nothing was sent for it.
+        """
+        report = TickReport()
+        cutoff = self.wall() - self.lease
+        with self.engine.begin() as conn:
+            stale = list(
+                conn.execute(
+                    select(enrollments.c.id, enrollments.c.state).where(
+                        enrollments.c.claimed_at.is_not(None), enrollments.c.claimed_at <= cutoff
+                    )
+                )
+            )
+            if not stale:
+                return report
+            ids = [r.id for r in stale]
+            in_flight = {
+                r.enrollment_id: r.step_id
+                for r in conn.execute(
+                    select(touches.c.enrollment_id, touches.c.step_id).where(
+                        touches.c.enrollment_id.in_(ids), touches.c.status == "sending"
+                    )
+                )
+            }
+            now = self.wall()
+            conn.execute(
+                update(touches)
+                .where(touches.c.enrollment_id.in_(ids), touches.c.status == "sending")
+                .values(status="unknown", error="worker lost before the provider answered")
+            )
+            for row in stale:
+                if row.id in in_flight:
+                    values: dict[str, Any] = {
+                        "state": transition(row.state, Event.FAIL).value,
+                        "reason": f"delivery_unknown:{in_flight[row.id]}",
+                        "next_due_at": None,
+                    }
+                    report.unknown += 1
+                else:
+                    values = {}
+                conn.execute(
+                    update(enrollments)
+                    .where(enrollments.c.id == row.id)
+                    .values(claimed_at=None, updated_at=now, **values)
+                )
+        return report
+
+    def check_bounce_shield(self, now: datetime) -> list[str]:
+        """Pause cadences whose bounce rate is over the shield's threshold; returns them."""
+        if self.bounce_shield is None:
+            return []
+        with self.engine.begin() as conn:
+            return guards.check_bounce_shield(conn, self.bounce_shield, now)
+
+    # -- one batch -------------------------------------------------------------
+
+    def run(self, now: datetime, limit: int) -> TickReport:
+        """A whole tick in-process: recover, then batches until fewer than ``limit`` are due.
+
+        The Prefect flow does the same with one task per batch.
+        """
+        total = self.recover()
+        self.check_bounce_shield(now)
+        while True:
+            report = self.run_batch(now, limit)
+            total += report
+            if report.claimed < limit:
+                return total
+
+    def run_batch(self, now: datetime, limit: int) -> TickReport:
+        """Claim up to ``limit`` due enrollments and run them; ``claimed == 0`` when none."""
+        report = TickReport()
+        pending = self._claim_and_prepare(now, limit, report)
+        if pending:
+            results = self._send(pending)
+            self._record(now, pending, results, report)
+        return report
+
+    def _claim_and_prepare(self, now: datetime, limit: int, report: TickReport) -> list[_Pending]:
+        with self.engine.begin() as conn:
+            q = (
+                select(enrollments.c.id)
+                .where(enrollments.c.next_due_at <= now, enrollments.c.claimed_at.is_(None))
+                .order_by(enrollments.c.next_due_at)
+                .limit(limit)
+            )
+            paused = guards.paused_cadences(conn)
+            if paused:
+                q = q.where(enrollments.c.cadence_id.not_in(sorted(paused)))
+            if self._pg:
+                q = q.with_for_update(skip_locked=True)
+            ids = list(conn.execute(q).scalars())
+            report.claimed = len(ids)
+            if not ids:
+                return []
+            rows = enrollment_rows(conn, ids)
+            views = load_views(conn, rows, self.defaults)
+            batch = _Batch(now, self.wall(), secrets.token_hex(8))
+            checks = self._checks(conn, rows, now)
+            for row in rows:
+                runtime = self.runtimes.get(conn, row.cadence_version)
+                self._plan(batch, row, views[row.id], runtime, report, checks)
+            if checks.gate is not None:
+                guards.add_send_counts(conn, now, checks.gate.admitted)
+            # The claim: mark every picked enrollment before anything is inserted.
+            conn.execute(
+                update(enrollments).where(enrollments.c.id.in_(ids)).values(claimed_at=batch.wall)
+            )
+            fastpath.executemany(conn, _INSERT_TOUCH[conn.dialect.name], batch.touches)
+            won = set(
+                conn.execute(
+                    select(touches.c.key).where(
+                        touches.c.enrollment_id.in_(ids), touches.c.claim_token == batch.token
+                    )
+                ).scalars()
+            )
+            task_rows = [t for t in batch.tasks if t["touch_key"] in won]
+            if task_rows:
+                conn.execute(tasks.insert(), task_rows)
+            pending: list[_Pending] = []
+            for cand in batch.candidates:
+                if cand.decision.touch_key in won:
+                    pending.append(cand)
+                    continue
+                # Another worker (or an earlier crashed run) owns this key: never
+                # send it a second time; make the enrollment visible instead.
+                report.conflicts += 1
+                batch.update(
+                    cand.row,
+                    state=transition(cand.state, Event.FAIL).value,
+                    reason="ledger_conflict",
+                    next_due_at=None,
+                )
+            update_enrollments(conn, batch.updates)
+        return pending
+
+    def _checks(self, conn: Any, rows: list[Any], now: datetime) -> _Checks:
+        """Load what the claim-time guards need for a batch: a few queries, not one per row."""
+        domains = {_domain(r) for r in rows}
+        supp = guards.suppressed(
+            conn,
+            (r.email for r in rows),
+            {d for r in rows for d in _own_domains(r)},
+            (p for r in rows if (p := _phone(r))),
+        )
+        gate = None
+        if self.caps.enabled:
+            mailboxes = {r.sender_email.lower() for r in rows}
+            counts = guards.load_send_counts(conn, now, mailboxes, domains)
+            gate = CapGate(self.caps, counts, now)
+        return _Checks(supp, gate)
+
+    @staticmethod
+    def _plan(
+        batch: _Batch,
+        row: Any,
+        view: EnrollmentView,
+        runtime: CadenceRuntime,
+        report: TickReport,
+        checks: _Checks,
+    ) -> None:
+        """Decide one claimed enrollment and add its rows to the batch."""
+        if row.opted_out_at is not None or row.bounced_at is not None:
+            # The prospect opted out or bounced after this enrollment was last
+            # planned (a cadence without `bounce` in exit_on kept it): never
+            # send to that address again, end it here.
+            event, reason = (
+                (Event.OPT_OUT, "unsubscribed") if row.opted_out_at else (Event.BOUNCE, "bounced")
+            )
+            batch.update(
+                row, state=transition(row.state, event).value, reason=reason, next_due_at=None
+            )
+            return
+        if row.email in checks.suppressed.emails or not checks.suppressed.domains.isdisjoint(
+            _own_domains(row)
+        ):
+            # Suppressed since it was enrolled (webhook, another cadence's
+            # opt-out, an operator's domain block): honoured from this tick on.
+            report.suppressed += 1
+            what = "email" if row.email in checks.suppressed.emails else "domain"
+            batch.update(
+                row,
+                state=transition(row.state, Event.OPT_OUT).value,
+                reason=f"suppressed:{what}",
+                next_due_at=None,
+            )
+            return
+        # A paused enrollment comes due when its pause ends (out of office, an
+        # account's reply): it resumes where it was.
+        state = row.state
+        if state == State.PAUSED.value:
+            state = transition(state, Event.RESUME).value
+        decision = runtime.decide(view, batch.now)
+        for skipped in decision.skipped:
+            report.skipped_steps += 1
+            batch.touch(row, skipped, runtime.cadence.step(skipped).channel, None, "skipped")
+        if isinstance(decision, Defer):
+            report.deferred += 1
+            batch.update(
+                row,
+                state=state,
+                reason=None,
+                step_index=decision.step_index,
+                next_due_at=decision.due_at,
+            )
+        elif isinstance(decision, Complete):
+            report.completed += 1
+            batch.update(
+                row,
+                state=transition(state, Event.FINISH).value,
+                reason="completed",
+                step_index=len(runtime.cadence.steps) - 1,
+                next_due_at=None,
+            )
+        elif isinstance(decision, Hold):
+            report.held += 1
+            batch.update(
+                row,
+                state=transition(state, Event.HOLD).value,
+                reason=decision.reason,
+                step_index=decision.step_index,
+                next_due_at=None,
+            )
+        else:
+            step = decision.step
+            if (
+                step.channel in PHONE_CHANNELS
+                and not step.manual
+                and _hold_text(batch, row, view, runtime, report, checks, state, decision)
+            ):
+                return
+            if step.channel == "email" and checks.gate is not None:
+                refused = checks.gate.admit(row.sender_email.lower(), _domain(row))
+                if refused is not None:
+                    # Over a cap: wait, visibly, for the slot where the window frees.
+                    report.capped += 1
+                    batch.update(
+                        row,
+                        state=state,
+                        reason=refused[0],
+                        step_index=decision.step_index,
+                        next_due_at=refused[1],
+                    )
+                    return
+            if state == State.PENDING.value:
+                state = transition(state, Event.START).value
+            if step.manual:
+                report.tasks += 1
+                batch.touch(row, step.id, step.channel, decision, "sent")
+                batch.tasks.append(
+                    {
+                        "touch_key": decision.touch_key,
+                        "enrollment_id": row.id,
+                        "step_id": step.id,
+                        "channel": step.channel,
+                        "owner_email": row.owner_email,
+                        "title": decision.subject or step.id,
+                        "body": decision.body,
+                        "status": "open",
+                        "due_at": batch.now,
+                        "created_at": batch.now,
+                    }
+                )
+                # Waits, unclaimed and not due, until the owner completes the task.
+                batch.update(
+                    row,
+                    state=state,
+                    reason=f"waiting_task:{step.id}",
+                    step_index=decision.step_index,
+                    next_due_at=None,
+                    last_executed_at=batch.now,
+                )
+            else:
+                batch.touch(row, step.id, step.channel, decision, "sending")
+                # Nothing else to write yet: the enrollment stays claimed, as it
+                # is, until the provider answered (_record).
+                batch.candidates.append(_Pending(row, state, decision, view, runtime))
+
+    def _send(self, pending: list[_Pending]) -> dict[str, SendResult]:
+        emails: list[OutboundEmail] = []
+        texts: list[OutboundSms] = []
+        for p in pending:
+            d = p.decision
+            if d.channel == "email":
+                emails.append(
+                    OutboundEmail(
+                        touch_key=d.touch_key,
+                        message_id=d.message_id or f"<tf.{d.touch_key}@touchflow.invalid>",
+                        from_addr=p.view.sender.email,
+                        from_name=p.view.sender.name,
+                        to_addr=p.view.prospect.email,
+                        subject=d.subject or "",
+                        text=d.body,
+                        in_reply_to=d.in_reply_to,
+                        references=d.references,
+                        list_unsubscribe_url=d.unsubscribe_url,
+                        list_unsubscribe_mailto=self.unsubscribe_mailto,
+                        categories=(p.runtime.cadence.id, d.step.id),
+                    )
+                )
+            else:
+                texts.append(
+                    OutboundSms(
+                        touch_key=d.touch_key,
+                        from_number=self.sms_from or p.view.sender.phone or "",
+                        to_number=p.view.prospect.phone or "",
+                        body=d.body,
+                    )
+                )
+        results: dict[str, SendResult] = {}
+        if emails:
+            for r in self.email.send_batch(emails):
+                results[r.touch_key] = r
+        if texts:
+            if self.sms is None:
+                for m in texts:
+                    results[m.touch_key] = SendResult(m.touch_key, error=_no_sms())
+            else:
+                for r in self.sms.send_batch(texts):
+                    results[r.touch_key] = r
+        return results
+
+    def _record(
+        self,
+        now: datetime,
+        pending: list[_Pending],
+        results: dict[str, SendResult],
+        report: TickReport,
+    ) -> None:
+        wall = self.wall()
+        touch_updates: list[dict[str, Any]] = []
+        enr_updates: list[dict[str, Any]] = []
+        exits: list[tuple[_Pending, str]] = []
+        for p in pending:
+            d = p.decision
+            res = results[d.touch_key]
+            base = {
+                "b_key": d.touch_key,
+                "provider_id": res.provider_id,
+                "sent_at": None,
+                "error": None,
+            }
+            enr = {
+                "b_id": p.row.id,
+                "b_state": p.row.state,
+                "claimed_at": None,
+                "updated_at": now,
+                "step_index": d.step_index,
+            }
+            err = res.error
+            if err is None:
+                report.sent += 1
+                touch_updates.append({**base, "status": "sent", "sent_at": wall})
+                nxt = p.runtime.after_execution(p.view, d.step_index, now)
+                if nxt is None:
+                    enr.update(
+                        state=transition(p.state, Event.FINISH).value,
+                        reason="completed",
+                        attempt=1,
+                        next_due_at=None,
+                        last_executed_at=now,
+                    )
+                else:
+                    enr.update(
+                        state=p.state,
+                        reason=None,
+                        attempt=1,
+                        step_index=nxt[0],
+                        next_due_at=nxt[1],
+                        last_executed_at=now,
+                    )
+            elif isinstance(err, DeliveryUnknown):
+                report.unknown += 1
+                touch_updates.append({**base, "status": "unknown", "error": str(err)})
+                enr.update(_failed(p, f"delivery_unknown:{d.step.id}"))
+            elif isinstance(err, RecipientRejected):
+                report.bounced += 1
+                touch_updates.append({**base, "status": "failed", "error": str(err)})
+                kind = "unsubscribe" if err.kind == "opt_out" else "bounce"
+                exits.append((p, kind))
+                enr = {}
+            elif isinstance(err, RetryableError) and p.row.attempt < MAX_ATTEMPTS:
+                report.retrying += 1
+                touch_updates.append({**base, "status": "failed", "error": str(err)})
+                enr.update(
+                    state=p.state,
+                    reason=f"retrying:{type(err).__name__}",
+                    attempt=p.row.attempt + 1,
+                    next_due_at=_retry_at(p, err, now),
+                    last_executed_at=p.row.last_executed_at,
+                )
+            else:
+                report.failed += 1
+                touch_updates.append({**base, "status": "failed", "error": str(err)})
+                enr.update(_failed(p, f"send_failed:{str(err)[:150]}"))
+            if enr:
+                enr_updates.append(enr)
+        with self.engine.begin() as conn:
+            if touch_updates:
+                fastpath.executemany(conn, _UPDATE_TOUCH_RESULT, touch_updates)
+            if enr_updates:
+                # Guarded by the state we left it in: an exit event that arrived
+                # while the message was in flight wins, and is not undone here.
+                # (An exit event that won already released the claim itself.)
+                fastpath.executemany(conn, UPDATE_ENROLLMENT_IF_STATE, enr_updates)
+            for p, kind in exits:
+                apply_exit_event(
+                    conn,
+                    self.runtimes,
+                    p.row.prospect_id,
+                    kind,
+                    now,
+                    source="send",
+                    touch_key=p.decision.touch_key,
+                )
+                # Release this batch's own claim only: another enrollment of the
+                # same prospect may be in flight on another worker. One the exit
+                # did not end (its cadence lacks it) ends at its next claim.
+                conn.execute(
+                    update(enrollments).where(enrollments.c.id == p.row.id).values(claimed_at=None)
+                )
+
+
+def _retry_at(p: _Pending, err: RetryableError, now: datetime) -> datetime:
+    """The backoff, or later if the provider asked for a longer wait (Retry-After)."""
+    due = p.runtime.retry_due(p.view, now, p.row.attempt)
+    if isinstance(err, RateLimited) and err.retry_after:
+        due = max(due, now + timedelta(seconds=err.retry_after))
+    return due
+
+
+@dataclass(frozen=True)
+class _Checks:
+    """A batch's view of the guards: suppressed values and the cap gate."""
+
+    suppressed: guards.Suppressed
+    gate: CapGate | None
+
+
+def _domain(row: Any) -> str:
+    return (row.domain or domain_of(row.email)).lower()
+
+
+def _own_domains(row: Any) -> set[str]:
+    return own_domains(row.domain, row.email)
+
+
+def _phone(row: Any) -> str | None:
+    """The prospect's number in E.164 (suppressions are keyed on it), None if unusable."""
+    return _e164(row.phone, row.country) if row.phone else None
+
+
+@lru_cache(maxsize=65536)
+def _e164(phone: str, country: str | None) -> str | None:
+    # Parsing costs ~40 µs; a tick sees the same prospects batch after batch.
+    try:
+        return to_e164(phone, country)
+    except ValueError:
+        return None
+
+
+def _hold_text(
+    batch: _Batch,
+    row: Any,
+    view: EnrollmentView,
+    runtime: CadenceRuntime,
+    report: TickReport,
+    checks: _Checks,
+    state: str,
+    decision: Execute,
+) -> bool:
+    """Skip or defer a text that must not go now; True when it was held back.
+
+    A number that texted STOP, or a cadence that `requires: [sms_consent]` for
+    a prospect without it: the step is skipped (ledger row ``skipped`` with the
+    reason) and the cadence moves on. Outside 08:00-21:00 recipient time: the
+    step waits for the next opening.
+    """
+    phone = _phone(row)
+    why = None
+    if phone in checks.suppressed.phones:
+        why = "sms_opted_out"
+    elif "sms_consent" in runtime.cadence.requires and row.sms_consent_at is None:
+        why = "no_sms_consent"
+    if why is not None:
+        report.skipped_sms += 1
+        batch.touch(row, decision.step.id, decision.channel, None, "skipped", note=why)
+        nxt = runtime.after_execution(view, decision.step_index, batch.now)
+        if state == State.PENDING.value:
+            state = transition(state, Event.START).value
+        if nxt is None:
+            batch.update(
+                row,
+                state=transition(state, Event.FINISH).value,
+                reason="completed",
+                step_index=decision.step_index,
+                next_due_at=None,
+            )
+        else:
+            batch.update(row, state=state, reason=None, step_index=nxt[0], next_due_at=nxt[1])
+        return True
+    tz = runtime.contact_timezone(view.prospect)
+    if not within_contact_hours(batch.now, tz):
+        report.quiet_hours += 1
+        batch.update(
+            row,
+            state=state,
+            reason="quiet_hours",
+            step_index=decision.step_index,
+            next_due_at=next_contact_opening(batch.now, tz),
+        )
+        return True
+    return False
+
+
+def _failed(p: _Pending, reason: str) -> dict[str, Any]:
+    """The enrollment update for a step that could not run: failed, visible, not due."""
+    return {
+        "state": transition(p.state, Event.FAIL).value,
+        "reason": reason,
+        "attempt": p.row.attempt,
+        "next_due_at": None,
+        "last_executed_at": p.row.last_executed_at,
+    }
+
+
+def _no_sms() -> FatalError:
+    return FatalError("no SMS sender configured", connector="tick", operation="send_sms")
