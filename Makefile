@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/touchflow demo
+	$(BIN)/python -m touchflow.demo
 
 test: $(STAMP) test-services
 	$(BIN)/ruff check .

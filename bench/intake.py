@@ -30,11 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from touchflow.domain.enrich import OfflineEnricher  # noqa: E402
+from touchflow.adapters.enrichment.offline import OfflineEnricher  # noqa: E402
 from touchflow.domain.scoring import load_icp  # noqa: E402
+from touchflow.services.enrichment import enrich_accounts  # noqa: E402
 from touchflow.services.importer import load_aliases, run_import  # noqa: E402
 from touchflow.store.db import make_engine, upgrade  # noqa: E402
-from touchflow.store.enrichment import enrich_accounts  # noqa: E402
 from touchflow.store.scores import rescore  # noqa: E402
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)

@@ -181,11 +181,8 @@ def main() -> None:
     apis = [
         subprocess.Popen(
             [
-                sys.executable,
-                "-c",
-                "from touchflow.entrypoints.api.server import serve; "
-                "from touchflow.settings import Settings; "
-                f"serve(Settings(), '127.0.0.1', {port}, access_log=False)",
+                *(sys.executable, "-m", "touchflow", "serve", "--no-access-log"),
+                *("--host", "127.0.0.1", "--port", str(port)),
             ],
             cwd=ROOT,
             env=env,

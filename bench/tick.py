@@ -44,8 +44,8 @@ from touchflow.domain.engine import SenderInfo  # noqa: E402
 from touchflow.domain.prospects import parse_prospect  # noqa: E402
 from touchflow.domain.render import Renderer, build_context  # noqa: E402
 from touchflow.entrypoints.flows.local import local_prefect  # noqa: E402
-from touchflow.entrypoints.flows.run_cadences import run_batch, tick  # noqa: E402
-from touchflow.services.tick import Ticker  # noqa: E402
+from touchflow.entrypoints.flows.run_cadences import recover_claims, run_batch  # noqa: E402
+from touchflow.services.tick import Ticker, tick_until_idle  # noqa: E402
 from touchflow.store.db import make_engine, upgrade  # noqa: E402
 from touchflow.store.repo import RuntimeCache, save_cadence_version  # noqa: E402
 from touchflow.store.schema import enrollments, prospects, touches  # noqa: E402
@@ -140,7 +140,8 @@ HIGH_CAPS = CapPolicy(MailboxCaps(10**9, 10**9), {}, 10**9)
 @flow(name="bench_tick", persist_result=False)
 def batched_tick(tk: Ticker, batch_size: int) -> dict[str, int]:
     """The production tick body (recover + one task per batch)."""
-    return tick(tk, NOW, batch_size).as_dict()
+    report = tick_until_idle(tk, NOW, batch_size, recover=recover_claims, run_batch=run_batch)
+    return report.as_dict()
 
 
 @flow(name="bench_naive_tick", persist_result=False)

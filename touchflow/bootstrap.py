@@ -6,27 +6,56 @@ from an explicit Settings.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
-from touchflow.adapters.outbox.email_sender import OutboxEmailSender
-from touchflow.adapters.outbox.sms_sender import OutboxSmsSender
-from touchflow.adapters.sendgrid.email_sender import SendgridEmailSender
-from touchflow.adapters.smtp.email_sender import SmtpEmailSender
-from touchflow.adapters.twilio.sms_voice import TwilioSmsSender
+if TYPE_CHECKING:
+    from touchflow.adapters.imap.replies import ImapMailbox
+    from touchflow.adapters.twilio.sms_voice import TwilioSmsSender
+
 from touchflow.domain.compliance import BounceShield, CapPolicy, MailboxCaps
-from touchflow.domain.crm import CrmConnector
 from touchflow.domain.engine import SenderInfo
-from touchflow.domain.enrich import Enricher
 from touchflow.errors import ConfigError
-from touchflow.ports import Dialer, EmailSender, Notifier, SmsSender
+from touchflow.ports import CrmConnector, Dialer, EmailSender, Enricher, Notifier, SmsSender
 from touchflow.services.leads import LeadServices
 from touchflow.services.tick import Ticker
-from touchflow.settings import Settings
+from touchflow.settings import ImapMailboxSettings, Settings
 from touchflow.store.db import make_engine
 from touchflow.store.repo import RuntimeCache
+
+_pinned: Settings | None = None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings of this process: the environment and ``.env``, then ``overrides``.
+
+    The only place touchflow reads its environment: everything else takes a
+    :class:`Settings` (or the values it needs) as an argument. Inside
+    :func:`pinned_settings` it answers the pinned settings instead.
+    """
+    if _pinned is not None and not overrides:
+        return _pinned
+    return Settings(**overrides)
+
+
+@contextmanager
+def pinned_settings(settings: Settings) -> Iterator[Settings]:
+    """Make every :func:`load_settings` in this process answer ``settings`` for a while.
+
+    The flows load their settings when they run, as they must on a worker;
+    the demo runs the same flows in-process on settings of its own.
+    """
+    global _pinned
+    before, _pinned = _pinned, settings
+    try:
+        yield settings
+    finally:
+        _pinned = before
 
 
 def sender_defaults(settings: Settings) -> SenderInfo:
@@ -56,8 +85,12 @@ def database(settings: Settings) -> Engine:
 def email_sender(settings: Settings) -> EmailSender:
     """SMTP (the rep's mailbox or a local sink), SendGrid, or the ``outbox/`` of .eml files."""
     if settings.email_transport == "outbox":
+        from touchflow.adapters.outbox.email_sender import OutboxEmailSender
+
         return OutboxEmailSender(settings.outbox_dir / "email")
     if settings.email_transport == "sendgrid":
+        from touchflow.adapters.sendgrid.email_sender import SendgridEmailSender
+
         sg = settings.sendgrid
         if sg.api_key is None:
             raise ConfigError(
@@ -70,6 +103,8 @@ def email_sender(settings: Settings) -> EmailSender:
             timeout_s=sg.timeout_s,
             concurrency=sg.concurrency,
         )
+    from touchflow.adapters.smtp.email_sender import SmtpEmailSender
+
     smtp = settings.smtp
     return SmtpEmailSender(
         smtp.host,
@@ -83,6 +118,8 @@ def email_sender(settings: Settings) -> EmailSender:
 
 
 def _twilio(settings: Settings) -> TwilioSmsSender:
+    from touchflow.adapters.twilio.sms_voice import TwilioSmsSender
+
     tw = settings.twilio
     if not tw.account_sid or tw.auth_token is None:
         raise ConfigError(
@@ -102,6 +139,8 @@ def sms_sender(settings: Settings) -> SmsSender:
     """Twilio, or ``outbox/sms.jsonl`` (the default, for local runs)."""
     if settings.sms_transport == "twilio":
         return _twilio(settings)
+    from touchflow.adapters.outbox.sms_sender import OutboxSmsSender
+
     return OutboxSmsSender(settings.outbox_dir)
 
 
@@ -163,7 +202,7 @@ def crm_connector(settings: Settings) -> CrmConnector | None:
     if c.provider == "none":
         return None
     if c.provider == "fake":
-        return _fake_crm()
+        return fake_crm()
     if c.provider == "hubspot":
         from touchflow.adapters.hubspot.crm import HubspotCrm
 
@@ -192,8 +231,16 @@ def crm_connector(settings: Settings) -> CrmConnector | None:
     )
 
 
+def required_crm(settings: Settings) -> CrmConnector:
+    """The configured CRM connector; a :class:`ConfigError` naming the setting when none is."""
+    connector = crm_connector(settings)
+    if connector is None:
+        raise ConfigError("no CRM configured: set TOUCHFLOW_CRM__PROVIDER")
+    return connector
+
+
 @lru_cache(maxsize=1)
-def _fake_crm() -> CrmConnector:
+def fake_crm() -> CrmConnector:
     """One in-memory CRM per process, so what one flow task pushed the next one sees."""
     from touchflow.adapters.fake_crm import FakeCrm
 
@@ -202,8 +249,9 @@ def _fake_crm() -> CrmConnector:
 
 def enricher(settings: Settings) -> Enricher | None:
     """The offline firmographics file, then the REST provider if configured (first hit wins)."""
+    from touchflow.adapters.enrichment.chain import ChainEnricher
     from touchflow.adapters.enrichment.http_enricher import HttpEnricher, SqliteCache
-    from touchflow.domain.enrich import ChainEnricher, OfflineEnricher
+    from touchflow.adapters.enrichment.offline import OfflineEnricher
 
     e = settings.enrichment
     chain: list[Enricher] = []
@@ -269,3 +317,19 @@ def notifier(settings: Settings) -> Notifier | None:
     if settings.leads.notify_email:
         return EmailNotifier(email_sender(settings), settings.sender.email)
     return None
+
+
+def mailbox(cfg: ImapMailboxSettings) -> ImapMailbox:
+    """A rep's mailbox over IMAP, from its settings (a context manager: it logs out)."""
+    from touchflow.adapters.imap.replies import ImapMailbox
+
+    return ImapMailbox(
+        cfg.host,
+        cfg.port,
+        cfg.username,
+        cfg.password.get_secret_value(),
+        ssl=cfg.ssl,
+        starttls=cfg.starttls,
+        folder=cfg.folder,
+        processed_folder=cfg.processed_folder,
+    )

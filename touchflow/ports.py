@@ -1,4 +1,9 @@
-"""Protocols the core calls; connectors in ``connectors/`` implement them.
+"""Every protocol a service calls; adapters in ``touchflow/adapters/`` implement them.
+
+Ports: :class:`EmailSender`, :class:`SmsSender`, :class:`Dialer`,
+:class:`MailboxReader`, :class:`CrmConnector`, :class:`Enricher`,
+:class:`Notifier` and :class:`Clock`. Fakes of each are public
+(``touchflow.adapters.fakes``, ``touchflow.adapters.fake_crm``).
 
 Each sender takes a batch so a connector can reuse one connection (SMTP
 session, HTTP keep-alive) for many messages. A sender never raises for one
@@ -8,10 +13,21 @@ the touchflow error for that message.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
+from touchflow.domain.crm import (
+    ChangePage,
+    CrmActivity,
+    CrmCompany,
+    CrmDeal,
+    CrmOwner,
+    CrmPerson,
+)
+from touchflow.domain.enrich import Firmographics
+from touchflow.domain.replies import InboundMessage
 from touchflow.errors import ConnectorError
 
 
@@ -111,3 +127,94 @@ class Notifier(Protocol):
     def notify(self, to_email: str, text: str) -> None:
         """Deliver ``text`` to the person with this email; raise a ConnectorError on failure."""
         ...
+
+
+@runtime_checkable
+class Enricher(Protocol):
+    """Looks up firmographics for company domains; one call answers a batch.
+
+    ``lookup`` returns only the domains it found, keyed by the domain exactly as
+    given (matching ignores case and a ``www.`` prefix). Retryable and fatal
+    failures are :mod:`touchflow.errors` errors.
+    """
+
+    name: str
+
+    def lookup(self, domains: Sequence[str]) -> dict[str, Firmographics]: ...
+
+    def close(self) -> None: ...
+
+
+class CrmConnector(Protocol):
+    """The operations touchflow performs against a CRM."""
+
+    name: str  # "hubspot" | "salesforce" | "pipedrive" | "fake"
+
+    def upsert_people(self, people: Sequence[CrmPerson]) -> list[str]:
+        """Create or update people by email (batched); their CRM ids, in order."""
+        ...
+
+    def upsert_company(self, company: CrmCompany) -> str:
+        """Create or update a company by domain; its CRM id."""
+        ...
+
+    def associate(self, person_id: str, company_id: str) -> None:
+        """Link a person to their company (idempotent)."""
+        ...
+
+    def create_deal(self, deal: CrmDeal) -> str:
+        """Create a deal associated with the person (and company); its CRM id."""
+        ...
+
+    def assign_owner(self, person_id: str, owner_id: str) -> None:
+        """Make ``owner_id`` the owner of the person."""
+        ...
+
+    def log_activity(self, activity: CrmActivity) -> str:
+        """Log a touch or call outcome on the person (idempotent on external_key)."""
+        ...
+
+    def list_owners(self) -> list[CrmOwner]:
+        """Every owner/user, across all pages."""
+        ...
+
+    def changes_since(self, since: datetime, cursor: str | None = None) -> ChangePage:
+        """Meetings booked, deals created and owner changes after ``since``, a page at a time."""
+        ...
+
+    def close(self) -> None:
+        """Release HTTP connections."""
+        ...
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    """One message read from a mailbox, with the id to mark it processed by."""
+
+    uid: int
+    message: InboundMessage
+
+
+class MailboxReader(Protocol):
+    """A rep's mailbox that replies arrive in (IMAP today)."""
+
+    username: str
+
+    def fetch_new(self, limit: int = 500) -> list[FetchedMessage]:
+        """Up to ``limit`` messages not yet processed, oldest first."""
+        ...
+
+    def mark_processed(self, uids: Iterable[int]) -> None:
+        """Move handled messages out of the way so the next poll skips them."""
+        ...
+
+    def close(self) -> None:
+        """Log out and release the connection."""
+        ...
+
+
+class Clock(Protocol):
+    """The current time, aware (UTC). Services take ``now`` as an argument; the
+    edges get it from a Clock, so a test can fix it."""
+
+    def __call__(self) -> datetime: ...

@@ -11,19 +11,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from touchflow.adapters.enrichment.chain import ChainEnricher
+from touchflow.adapters.enrichment.offline import OfflineEnricher
 from touchflow.domain.enrich import (
     ENRICHED_FIELDS,
     REVENUE_BANDS,
-    ChainEnricher,
-    Enricher,
     Firmographics,
-    OfflineEnricher,
     may_fill,
     merge,
     normalize_domain,
     revenue_band_of,
 )
 from touchflow.errors import ConfigError
+from touchflow.ports import Enricher
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 30, 9, 30, tzinfo=UTC)

@@ -38,7 +38,7 @@ from touchflow.adapters.smtp.email_sender import SmtpEmailSender
 from touchflow.adapters.smtp.sink import LocalSmtpSink
 from touchflow.adapters.twilio.sms_voice import TwilioSmsSender
 from touchflow.entrypoints.api import create_app
-from touchflow.entrypoints.flows.poll_replies import poll_mailbox
+from touchflow.services.replies import poll_mailbox
 from touchflow.settings import Settings
 from touchflow.store.repo import list_tasks
 from touchflow.store.schema import touches

@@ -96,7 +96,7 @@ def test_intake_then_sync_crm_through_the_flows(harness, tmp_path: Path, monkeyp
     import shutil
 
     from tests.conftest import ROOT
-    from touchflow.bootstrap import _fake_crm
+    from touchflow.bootstrap import fake_crm
     from touchflow.demo.data import generate_rows, write_csv
     from touchflow.entrypoints.flows.intake import intake
     from touchflow.entrypoints.flows.sync_crm import sync_crm
@@ -130,4 +130,4 @@ def test_intake_then_sync_crm_through_the_flows(harness, tmp_path: Path, monkeyp
     assert routed and routed <= queued
     result = sync_crm(now=at)
     assert result["push"]["pushed"] >= len(routed)
-    assert _fake_crm().count("person") >= len(routed)
+    assert fake_crm().count("person") >= len(routed)

@@ -1,4 +1,4 @@
-"""``touchflow demo``: three simulated weeks of the sample cadences, through the real flow.
+"""Three simulated weeks of the sample cadences through the real flow (``make demo``).
 
 Sets up a fresh SQLite database and a local SMTP sink in ``demo-run/``,
 imports ~500 generated prospects (malformed rows are rejected and written
@@ -12,7 +12,6 @@ or book a meeting, deterministically. Ends with a summary.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import time
@@ -28,7 +27,7 @@ from touchflow.adapters.smtp.sink import LocalSmtpSink
 from touchflow.demo.data import generate_rows, write_csv
 from touchflow.domain.cadence import load_cadence
 from touchflow.services.importer import run_import
-from touchflow.settings import Settings
+from touchflow.settings import Settings, SmtpSettings
 from touchflow.store.db import upgrade
 from touchflow.store.repo import (
     apply_exit_event,
@@ -54,7 +53,13 @@ TASK_OUTCOMES = [
 
 def run_demo(*, prospects: int, days: int, workdir: Path, console: Console) -> dict[str, int]:
     """Run the demo; return headline counts (also printed as tables)."""
-    from touchflow.bootstrap import database, runtimes, sender_defaults
+    from touchflow.bootstrap import (
+        database,
+        load_settings,
+        pinned_settings,
+        runtimes,
+        sender_defaults,
+    )
     from touchflow.entrypoints.flows.local import local_prefect
     from touchflow.entrypoints.flows.run_cadences import run_cadences
 
@@ -64,16 +69,12 @@ def run_demo(*, prospects: int, days: int, workdir: Path, console: Console) -> d
     workdir.mkdir(parents=True)
     rng = random.Random(2026)
     with LocalSmtpSink(directory=workdir / "sink") as sink:
-        # The flow builds its Settings from the environment, like on a worker.
-        env = {
-            "TOUCHFLOW_DATABASE_URL": f"sqlite:///{workdir / 'touchflow.db'}",
-            "TOUCHFLOW_OUTBOX_DIR": str(workdir / "outbox"),
-            "TOUCHFLOW_EMAIL_TRANSPORT": "smtp",
-            "TOUCHFLOW_SMTP__HOST": sink.host,
-            "TOUCHFLOW_SMTP__PORT": str(sink.port),
-        }
-        os.environ.update(env)
-        settings = Settings()
+        settings = load_settings(
+            database_url=f"sqlite:///{workdir / 'touchflow.db'}",
+            outbox_dir=workdir / "outbox",
+            email_transport="smtp",
+            smtp=SmtpSettings(host=sink.host, port=sink.port),
+        )
         engine = database(settings)
         upgrade(engine)
         cache = runtimes(settings)
@@ -120,7 +121,8 @@ def run_demo(*, prospects: int, days: int, workdir: Path, console: Console) -> d
         ticks = 0
         now = START
         end = START + timedelta(days=days)
-        with local_prefect():
+        # The flow loads its settings when it runs, as on a worker: pin the demo's.
+        with local_prefect(), pinned_settings(settings):
             while now <= end:
                 with engine.connect() as conn:
                     next_due = conn.execute(select(func.min(enrollments.c.next_due_at))).scalar()
@@ -131,10 +133,7 @@ def run_demo(*, prospects: int, days: int, workdir: Path, console: Console) -> d
                 _prospects_answer(engine, cache, now, fate, rng)
                 now += timedelta(hours=1)
         received = sink.count
-    summary = _summary(engine, console, received, ticks, time.monotonic() - t0)
-    for key in env:
-        os.environ.pop(key, None)
-    return summary
+    return _summary(engine, console, received, ticks, time.monotonic() - t0)
 
 
 def _qualify(engine, settings: Settings, console: Console) -> None:
@@ -143,13 +142,13 @@ def _qualify(engine, settings: Settings, console: Console) -> None:
     The CRM is the in-memory one: the same code pushes to HubSpot, Salesforce
     or Pipedrive (see the README for their local stand-ins).
     """
+    from touchflow.adapters.enrichment.offline import OfflineEnricher
     from touchflow.adapters.fake_crm import FakeCrm
-    from touchflow.domain.enrich import OfflineEnricher
     from touchflow.domain.routing import load_router
     from touchflow.domain.scoring import load_icp
-    from touchflow.services.crm_sync import drain_outbox, queue_lead
-    from touchflow.store.enrichment import enrich_accounts
-    from touchflow.store.routing_store import routable_ids, route_prospects
+    from touchflow.services.crm_sync import drain_outbox
+    from touchflow.services.enrichment import enrich_accounts
+    from touchflow.services.routing import route_qualified
     from touchflow.store.scores import rescore
 
     crm = FakeCrm()
@@ -161,11 +160,8 @@ def _qualify(engine, settings: Settings, console: Console) -> None:
             conn, OfflineEnricher(settings.config_dir / "firmographics.csv"), START
         )
         scored = rescore(conn, load_icp(settings.config_dir / "icp.yaml"), START)
-        ids = routable_ids(conn, "mql")
-        decisions = route_prospects(conn, router, ids, START)
-        for email in conn.execute(select(prospect_rows.c.email).where(prospect_rows.c.id.in_(ids))):
-            queue_lead(conn, crm.name, email[0], START)
-    pushed = drain_outbox(engine, crm, START, limit=len(ids) + 1).pushed
+        decisions = route_qualified(conn, router, START, crm=crm.name)
+    pushed = drain_outbox(engine, crm, START, limit=len(decisions) + 1).pushed
     console.print(
         f"enriched {enriched.enriched} accounts; scored {scored.scored}: "
         + ", ".join(f"grade {g} {n}" for g, n in scored.by_grade.items())

@@ -22,10 +22,9 @@ owner         owner               User                user
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal
 
 ChangeKind = Literal["meeting_booked", "deal_created", "owner_changed"]
 ActivityKind = Literal["email", "call", "sms", "linkedin", "task", "note"]
@@ -118,45 +117,3 @@ class ChangePage:
 
     changes: list[CrmChange]
     cursor: str | None
-
-
-class CrmConnector(Protocol):
-    """The operations touchflow performs against a CRM."""
-
-    name: str  # "hubspot" | "salesforce" | "pipedrive" | "fake"
-
-    def upsert_people(self, people: Sequence[CrmPerson]) -> list[str]:
-        """Create or update people by email (batched); their CRM ids, in order."""
-        ...
-
-    def upsert_company(self, company: CrmCompany) -> str:
-        """Create or update a company by domain; its CRM id."""
-        ...
-
-    def associate(self, person_id: str, company_id: str) -> None:
-        """Link a person to their company (idempotent)."""
-        ...
-
-    def create_deal(self, deal: CrmDeal) -> str:
-        """Create a deal associated with the person (and company); its CRM id."""
-        ...
-
-    def assign_owner(self, person_id: str, owner_id: str) -> None:
-        """Make ``owner_id`` the owner of the person."""
-        ...
-
-    def log_activity(self, activity: CrmActivity) -> str:
-        """Log a touch or call outcome on the person (idempotent on external_key)."""
-        ...
-
-    def list_owners(self) -> list[CrmOwner]:
-        """Every owner/user, across all pages."""
-        ...
-
-    def changes_since(self, since: datetime, cursor: str | None = None) -> ChangePage:
-        """Meetings booked, deals created and owner changes after ``since``, a page at a time."""
-        ...
-
-    def close(self) -> None:
-        """Release HTTP connections."""
-        ...

@@ -17,38 +17,26 @@ fresher lookup may correct an older one. Anything else (``import:*``,
 ``human``, ``crm``, or a value with no recorded source at all) is a person's or
 a system of record's word and is never overwritten.
 
-Enrichers shipped:
-
-* :class:`OfflineEnricher`: a local CSV (``config/firmographics.csv``), read
-  once into a dict;
-* :class:`ChainEnricher`: several enrichers in order, first hit wins (offline
-  first, then a paid HTTP provider for what the file does not know);
-* ``touchflow.adapters.enrichment.http_enricher.HttpEnricher``: a REST provider, with cache, rate
-  limit and retries.
+Enrichers (the :class:`~touchflow.ports.Enricher` port) live in
+:mod:`touchflow.adapters.enrichment`: a local CSV (``OfflineEnricher``),
+several in order, first hit wins (``ChainEnricher``), and a REST provider with
+cache, rate limit and retries (``HttpEnricher``).
 """
 
 from __future__ import annotations
 
-import csv
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
-
-from touchflow.errors import ConfigError
+from typing import Any
 
 __all__ = [
     "CSV_COLUMNS",
     "ENRICHED_FIELDS",
     "ENRICH_PREFIX",
     "REVENUE_BANDS",
-    "ChainEnricher",
-    "Enricher",
     "Firmographics",
-    "OfflineEnricher",
     "is_empty",
     "may_fill",
     "merge",
@@ -154,164 +142,6 @@ class Firmographics:
         if "country" in out:
             out["country"] = out["country"].upper()
         return out
-
-
-@runtime_checkable
-class Enricher(Protocol):
-    """Looks up firmographics for company domains; one call answers a batch.
-
-    ``lookup`` returns only the domains it found, keyed by the domain exactly as
-    given (matching ignores case and a ``www.`` prefix). Retryable and fatal
-    failures are :mod:`touchflow.errors` errors.
-    """
-
-    name: str
-
-    def lookup(self, domains: Sequence[str]) -> dict[str, Firmographics]: ...
-
-    def close(self) -> None: ...
-
-
-class OfflineEnricher:
-    """Firmographics from a local CSV, loaded once into a dict.
-
-    Columns: ``domain,name,industry,employees,revenue_band,country,technologies``
-    with ``technologies`` separated by ``;``. Extra columns are ignored; a
-    missing column, a bad number, an unknown revenue band or a duplicate domain
-    is a :class:`~touchflow.errors.ConfigError` naming ``path:line``.
-    """
-
-    def __init__(self, path: str | Path, *, name: str = "offline") -> None:
-        self.name = name
-        self.path = Path(path)
-        self._by_domain = _load_csv(self.path, name)
-
-    def __repr__(self) -> str:
-        return f"OfflineEnricher({str(self.path)!r}, {len(self._by_domain)} companies)"
-
-    def __len__(self) -> int:
-        return len(self._by_domain)
-
-    @property
-    def companies(self) -> Mapping[str, Firmographics]:
-        """Every company in the file by normalized domain (read-only)."""
-        return MappingProxyType(self._by_domain)
-
-    def lookup(self, domains: Sequence[str]) -> dict[str, Firmographics]:
-        table = self._by_domain
-        found: dict[str, Firmographics] = {}
-        for domain in domains:
-            hit = table.get(domain)
-            if hit is None:
-                hit = table.get(normalize_domain(domain))
-            if hit is not None:
-                found[domain] = hit
-        return found
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-def _load_csv(path: Path, source: str) -> dict[str, Firmographics]:
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the firmographics file ({exc})") from exc
-    table: dict[str, Firmographics] = {}
-    with handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip().lower() for h in reader.fieldnames or []]
-        missing = [c for c in CSV_COLUMNS if c not in header]
-        if missing:
-            raise ConfigError(f"{path}:1: firmographics CSV lacks column(s) {', '.join(missing)}")
-        reader.fieldnames = header
-        for row in reader:
-            line = reader.line_num
-            raw_domain = (row.get("domain") or "").strip()
-            if not raw_domain:
-                continue
-            domain = normalize_domain(raw_domain)
-            if domain in table:
-                raise ConfigError(f"{path}:{line}: domain {domain!r} appears twice")
-            table[domain] = _parse_row(row, domain, path, line, source)
-    return table
-
-
-def _parse_row(
-    row: Mapping[str, str | None], domain: str, path: Path, line: int, source: str
-) -> Firmographics:
-    def text(column: str) -> str | None:
-        return (row.get(column) or "").strip() or None
-
-    employees_text = text("employees")
-    employees: int | None = None
-    if employees_text is not None:
-        try:
-            employees = int(employees_text.replace(",", "").replace("_", ""))
-        except ValueError:
-            raise ConfigError(
-                f"{path}:{line}: employees must be a whole number, got {employees_text!r}"
-            ) from None
-    band = text("revenue_band")
-    if band is not None and band not in REVENUE_BANDS:
-        raise ConfigError(
-            f"{path}:{line}: revenue_band {band!r} is not one of {', '.join(REVENUE_BANDS)}"
-        )
-    country = text("country")
-    if country is not None:
-        country = country.upper()
-        if len(country) != 2 or not country.isalpha():
-            raise ConfigError(f"{path}:{line}: country must be ISO 3166 alpha-2, got {country!r}")
-    techs = tuple(t.strip().lower() for t in (row.get("technologies") or "").split(";"))
-    return Firmographics(
-        domain=domain,
-        name=text("name"),
-        industry=text("industry"),
-        employees=employees,
-        revenue_band=band,
-        country=country,
-        technologies=tuple(t for t in techs if t),
-        source=source,
-    )
-
-
-class ChainEnricher:
-    """Asks each enricher in turn for the domains the previous ones did not find."""
-
-    def __init__(self, enrichers: Sequence[Enricher], *, name: str = "chain") -> None:
-        if not enrichers:
-            raise ConfigError("ChainEnricher needs at least one enricher")
-        self.name = name
-        self.enrichers = tuple(enrichers)
-
-    def __repr__(self) -> str:
-        return f"ChainEnricher({', '.join(e.name for e in self.enrichers)})"
-
-    def lookup(self, domains: Sequence[str]) -> dict[str, Firmographics]:
-        found: dict[str, Firmographics] = {}
-        remaining = list(dict.fromkeys(domains))
-        for enricher in self.enrichers:
-            if not remaining:
-                break
-            hits = enricher.lookup(remaining)
-            for domain, firm in hits.items():
-                found[domain] = firm if firm.source else _with_source(firm, enricher.name)
-            remaining = [d for d in remaining if d not in hits]
-        return found
-
-    def close(self) -> None:
-        errors: list[BaseException] = []
-        for enricher in self.enrichers:
-            try:
-                enricher.close()
-            except Exception as exc:  # close the others anyway
-                errors.append(exc)
-        if errors:
-            raise errors[0]
-
-
-def _with_source(firm: Firmographics, source: str) -> Firmographics:
-    return replace(firm, source=source)
 
 
 # -- the merge rule ----------------------------------------------------------

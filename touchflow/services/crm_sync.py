@@ -24,9 +24,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, select, update
 
-from touchflow.domain.crm import CrmActivity, CrmCompany, CrmConnector, CrmPerson
+from touchflow.domain.crm import CrmActivity, CrmCompany, CrmPerson
 from touchflow.domain.enrollment import Event, State, transition
 from touchflow.errors import FatalError, RateLimited, RetryableError, TouchflowError
+from touchflow.ports import CrmConnector
 from touchflow.store.prebuilt import Insert, per_dialect
 from touchflow.store.repo import RuntimeCache, apply_exit_event, dialect_insert
 from touchflow.store.schema import (
@@ -239,6 +240,26 @@ def drain_outbox(
         except TouchflowError as exc:
             _failed(engine, [row], exc, now, max_attempts, report)
     return report
+
+
+def drain_rounds(
+    engine: Engine,
+    connector: CrmConnector,
+    now: datetime,
+    *,
+    batch_size: int,
+    max_attempts: int,
+    rounds: int = 50,
+) -> dict[str, int]:
+    """Drain the outbox: up to ``rounds`` batches of ``batch_size``; totals by outcome."""
+    total: dict[str, int] = {"pushed": 0, "retrying": 0, "failed": 0}
+    for _ in range(rounds):
+        report = drain_outbox(engine, connector, now, limit=batch_size, max_attempts=max_attempts)
+        for k, v in report.as_dict().items():
+            total[k] += v
+        if sum(report.as_dict().values()) < batch_size:
+            break
+    return total
 
 
 @dataclass(frozen=True)

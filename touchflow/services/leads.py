@@ -19,13 +19,13 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from touchflow.domain.engine import CadenceRuntime, SenderInfo
-from touchflow.domain.enrich import Enricher
 from touchflow.domain.normalize import Rejection, normalize
 from touchflow.domain.routing import Router
 from touchflow.domain.scoring import IcpConfig, ScoreResult
 from touchflow.errors import TouchflowError
+from touchflow.ports import Enricher
 from touchflow.services.crm_sync import lead_rows, queue_lead
-from touchflow.store.enrichment import enrich_accounts
+from touchflow.services.enrichment import enrich_accounts
 from touchflow.store.intake import load_batch
 from touchflow.store.prebuilt import Insert, per_dialect
 from touchflow.store.repo import enroll

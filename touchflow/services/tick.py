@@ -18,6 +18,7 @@ marks them ``unknown`` (never resent blindly) once the claim lease expired.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -70,6 +71,8 @@ from touchflow.store.repo import (
     update_enrollments,
 )
 from touchflow.store.schema import enrollments, tasks, touches
+
+_log = logging.getLogger(__name__)
 
 _TOUCH_INSERT_COLS = (
     "key",
@@ -248,6 +251,20 @@ class Ticker:
         # The number texts go out from (a Twilio number); else the sender's own phone.
         self.sms_from = sms_from
         self._pg = engine.dialect.name == "postgresql"
+
+    def close(self) -> None:
+        """Release the senders' connections."""
+        try:
+            self.email.close()
+        finally:
+            if self.sms is not None:
+                self.sms.close()
+
+    def __enter__(self) -> Ticker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- recovery --------------------------------------------------------------
 
@@ -784,3 +801,52 @@ def _failed(p: _Pending, reason: str) -> dict[str, Any]:
 
 def _no_sms() -> FatalError:
     return FatalError("no SMS sender configured", connector="tick", operation="send_sms")
+
+
+BatchStep = Callable[[Ticker, datetime, int], dict[str, int]]
+RecoverStep = Callable[[Ticker, datetime], dict[str, int]]
+
+
+def recover_step(
+    tk: Ticker, now: datetime, announce: Callable[[str], object] | None = None
+) -> dict[str, int]:
+    """The start of every tick: settle stale claims, then run the bounce shield.
+
+    Returns the recovery counts. Cadences the shield paused are told to
+    ``announce`` (the flow prints to its run log, the CLI to the terminal),
+    else logged; ``touchflow status`` and ``touchflow cadence paused`` show them.
+    """
+    report = tk.recover().as_dict()
+    paused = tk.check_bounce_shield(now)
+    if paused:
+        message = f"bounce shield paused: {', '.join(paused)} (touchflow cadence resume ID)"
+        (announce or _log.warning)(message)
+    return report
+
+
+def batch_step(tk: Ticker, now: datetime, limit: int) -> dict[str, int]:
+    """Claim, decide, send and record one batch of due enrollments; its counts."""
+    return tk.run_batch(now, limit).as_dict()
+
+
+def tick_until_idle(
+    tk: Ticker,
+    now: datetime,
+    batch_size: int,
+    *,
+    recover: RecoverStep = recover_step,
+    run_batch: BatchStep = batch_step,
+) -> TickReport:
+    """One whole tick: recover, then batch after batch until nothing is due at ``now``.
+
+    The CLI calls this as it is; the ``run_cadences`` flow passes its
+    Prefect-task versions of ``recover`` and ``run_batch`` so each batch is one
+    task run (never one per touch).
+    """
+    total = TickReport()
+    total.unknown += recover(tk, now)["unknown"]
+    while True:
+        report = TickReport(**run_batch(tk, now, batch_size))
+        total += report
+        if report.claimed < batch_size:
+            return total

@@ -30,7 +30,7 @@ import pytest
 from tests.support.standins.crm_base import CrmStandin
 from touchflow.adapters._http.client import RetryPolicy
 from touchflow.adapters.fake_crm import FakeCrm
-from touchflow.domain.crm import CrmConnector
+from touchflow.ports import CrmConnector
 
 MAX_ATTEMPTS = 4
 TEST_RETRY = RetryPolicy(

@@ -20,7 +20,7 @@ from tests.adapters.crm.backends import (
 from tests.support.standins.crm_base import CrmStandin
 from tests.support.standins.salesforce_api import SalesforceStandin
 from touchflow.adapters.salesforce.crm import SalesforceCrm
-from touchflow.domain.crm import CrmConnector
+from touchflow.ports import CrmConnector
 
 
 @contextmanager

@@ -17,15 +17,9 @@ import pytest
 
 from tests.adapters.crm.backends import BACKENDS, MAX_ATTEMPTS
 from tests.support.standins.crm_base import CrmStandin
-from touchflow.domain.crm import (
-    CrmActivity,
-    CrmChange,
-    CrmCompany,
-    CrmConnector,
-    CrmDeal,
-    CrmPerson,
-)
+from touchflow.domain.crm import CrmActivity, CrmChange, CrmCompany, CrmDeal, CrmPerson
 from touchflow.errors import FatalError, RateLimited, RetryableError
+from touchflow.ports import CrmConnector
 
 
 class Backend:

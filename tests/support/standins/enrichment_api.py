@@ -39,7 +39,8 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 from tests.support.standins.server import BackgroundServer, JsonHandler, StandinHTTPServer
-from touchflow.domain.enrich import Firmographics, OfflineEnricher, normalize_domain
+from touchflow.adapters.enrichment.offline import OfflineEnricher
+from touchflow.domain.enrich import Firmographics, normalize_domain
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_CSV", "EnrichmentStandin", "RecordedRequest", "main"]
 

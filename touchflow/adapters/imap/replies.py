@@ -45,7 +45,6 @@ import logging
 import re
 import ssl
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parsedate_to_datetime
@@ -55,6 +54,7 @@ from typing import Any
 from touchflow.adapters.closing import ClosesOnExit
 from touchflow.domain.replies import InboundMessage
 from touchflow.errors import ConfigError, ConnectorError, FatalError, RetryableError
+from touchflow.ports import FetchedMessage
 
 __all__ = ["FetchedMessage", "ImapMailbox", "html_to_text", "map_imap_error", "parse_message"]
 
@@ -75,14 +75,6 @@ KEPT_HEADERS = (
 
 # Response codes (RFC 5530) that say "try again later" rather than "you are wrong".
 _TRANSIENT_CODES = ("UNAVAILABLE", "SERVERBUG", "INUSE", "LIMIT", "EXPUNGEISSUED")
-
-
-@dataclass(frozen=True)
-class FetchedMessage:
-    """One unseen message and its UID in the polled folder (pass it to ``mark_processed``)."""
-
-    uid: int
-    message: InboundMessage
 
 
 def map_imap_error(exc: BaseException, operation: str) -> ConnectorError:

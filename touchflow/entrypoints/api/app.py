@@ -32,11 +32,10 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from touchflow import bootstrap
-from touchflow.domain.crm import CrmConnector
 from touchflow.entrypoints.api import calls, sendgrid_hooks, twilio_hooks, unsubscribe
 from touchflow.entrypoints.api import leads as leads_route
 from touchflow.entrypoints.api.context import Context, DatabaseUnavailable, context
-from touchflow.ports import Dialer, Notifier
+from touchflow.ports import CrmConnector, Dialer, Notifier
 from touchflow.services.leads import LeadServices
 from touchflow.settings import Settings
 from touchflow.store.repo import RuntimeCache

@@ -15,8 +15,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from touchflow.domain.crm import CrmConnector
-from touchflow.ports import Dialer, Notifier
+from touchflow.ports import CrmConnector, Dialer, Notifier
 from touchflow.services.leads import LeadServices
 from touchflow.settings import Settings
 from touchflow.store.repo import RuntimeCache

@@ -1,10 +1,9 @@
-"""``touchflow serve``: the API under uvicorn."""
+"""The production app, as ``touchflow serve`` starts it under uvicorn."""
 
 from __future__ import annotations
 
 import gc
 
-import uvicorn
 from fastapi import FastAPI
 
 from touchflow import bootstrap
@@ -26,26 +25,16 @@ def build_app(settings: Settings) -> FastAPI:
     )
 
 
-def serve(
-    settings: Settings, host: str = "127.0.0.1", port: int = 8000, *, access_log: bool = True
-) -> None:
-    """Run the API until interrupted: one process; run several behind a proxy to scale.
+def app_from_environment() -> FastAPI:
+    """The app over this process's settings, for uvicorn's ``factory=True``.
 
     Behind a reverse proxy set ``TOUCHFLOW_PUBLIC_URL`` to the public base
     URL: Twilio signatures are checked against it, not the local address.
     """
-    app = build_app(settings)
+    app = build_app(bootstrap.load_settings())
     # Everything loaded so far (libraries, config, cadences) lives as long as the
     # process: keep it out of the cyclic collector, whose full passes over it
     # were pauses of tens of ms in the middle of requests.
     gc.collect()
     gc.freeze()
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        proxy_headers=True,
-        server_header=False,
-        log_level="info",
-        access_log=access_log,
-    )
+    return app

@@ -393,13 +393,19 @@ def run(
     now: Annotated[str | None, typer.Option("--now", help="Tick as if it were this time.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
 ) -> None:
-    """One tick through the Prefect flow: send what is due, create due tasks."""
-    from touchflow.entrypoints.flows.local import local_prefect
-    from touchflow.entrypoints.flows.run_cadences import run_cadences
+    """One tick now: send what is due, create due tasks (what the run-cadences flow runs)."""
+    from touchflow.bootstrap import ticker
+    from touchflow.services.tick import recover_step, tick_until_idle
 
+    settings = current_settings()
     at = parse_now(now)
-    with local_prefect():
-        report = run_cadences(now=at, batch_size=batch_size)
+    with ticker(settings) as tk:
+        report = tick_until_idle(
+            tk,
+            at,
+            batch_size or settings.batch_size,
+            recover=partial(recover_step, announce=out.print),
+        ).as_dict()
     table = Table(title=f"tick at {at.isoformat()}")
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -551,14 +557,3 @@ def retry(
         raise fail("no failed enrollment to retry")
     out.print(f"{n} enrollment(s) requeued; the next tick runs their step again")
 
-
-@app.command()
-def demo(
-    prospects: Annotated[int, typer.Option("--prospects", min=1)] = 500,
-    days: Annotated[int, typer.Option("--days", min=1)] = 21,
-    workdir: Annotated[Path, typer.Option("--workdir")] = Path("demo-run"),
-) -> None:
-    """Generate sample prospects and run three simulated weeks of ticks to a local sink."""
-    from touchflow.demo.run import run_demo
-
-    run_demo(prospects=prospects, days=days, workdir=workdir, console=out)

@@ -80,7 +80,7 @@ def config_findings(settings: Settings) -> list:  # type: ignore[type-arg]
 def enrich(now: Annotated[str | None, typer.Option("--now")] = None) -> None:
     """Fill accounts' firmographics from config/firmographics.csv and the REST provider."""
     from touchflow.bootstrap import enricher
-    from touchflow.store.enrichment import enrich_accounts
+    from touchflow.services.enrichment import enrich_accounts
 
     settings = current_settings()
     source = enricher(settings)
@@ -161,17 +161,10 @@ def route(
 
     By default MQLs and SQLs, as the ``intake`` flow does.
     """
-    from sqlalchemy import select
-
     from touchflow.domain.routing import backtest as run_backtest
     from touchflow.domain.routing import read_backtest_csv
-    from touchflow.store.routing_store import (
-        ROUTABLE,
-        reroute_overdue,
-        routable_ids,
-        route_prospects,
-    )
-    from touchflow.store.schema import prospects
+    from touchflow.services.routing import route_qualified
+    from touchflow.store.routing_store import ROUTABLE, reroute_overdue
 
     if min_lifecycle not in ROUTABLE:
         raise fail(f"--min-lifecycle must be one of {', '.join(ROUTABLE)}, not {min_lifecycle!r}")
@@ -191,15 +184,9 @@ def route(
         rerouted = reroute_overdue(conn, router, at)
         decisions = []
         if not reroute:
-            ids = routable_ids(conn, min_lifecycle)
-            decisions = route_prospects(conn, router, ids, at)
-            if settings.crm.provider != "none":
-                # The CRM gets every routed lead (pushed by `touchflow crm sync`).
-                from touchflow.services.crm_sync import queue_lead
-
-                emails = conn.execute(select(prospects.c.email).where(prospects.c.id.in_(ids)))
-                for email in emails.scalars():
-                    queue_lead(conn, settings.crm.provider, email, at)
+            # The CRM gets every routed lead (pushed by `touchflow crm sync`).
+            crm = settings.crm.provider if settings.crm.provider != "none" else None
+            decisions = route_qualified(conn, router, at, crm=crm, min_lifecycle=min_lifecycle)
     by: dict[str, int] = {}
     for d in decisions:
         by[d.assignee] = by.get(d.assignee, 0) + 1
@@ -214,12 +201,37 @@ def route(
 @crm_app.command("sync")
 def crm_sync() -> None:
     """One sync now (what the sync-crm deployment runs every 5 minutes)."""
-    from touchflow.entrypoints.flows.local import local_prefect
-    from touchflow.entrypoints.flows.sync_crm import sync_crm
+    from contextlib import closing
+    from datetime import timedelta
 
-    with local_prefect():
-        result = sync_crm()
-    out.print(result or "no CRM configured (TOUCHFLOW_CRM__PROVIDER)")
+    from touchflow.bootstrap import crm_connector, database, runtimes
+    from touchflow.services.crm_sync import drain_rounds, pull_changes, queue_new_activities
+
+    settings = current_settings()
+    connector = crm_connector(settings)
+    if connector is None:
+        out.print("no CRM configured (TOUCHFLOW_CRM__PROVIDER)")
+        return
+    at = parse_now(None)
+    engine = database(settings)
+    with closing(connector):
+        with engine.begin() as conn:
+            queued = queue_new_activities(conn, connector.name, at)
+        pushed = drain_rounds(
+            engine,
+            connector,
+            at,
+            batch_size=settings.crm.batch_size,
+            max_attempts=settings.crm.max_attempts,
+        )
+        pulled = pull_changes(
+            engine,
+            connector,
+            runtimes(settings),
+            at,
+            owner_change_pause=timedelta(days=settings.crm.owner_change_pause_days),
+        ).as_dict()
+    out.print({"queued": queued, "push": pushed, "pull": pulled})
 
 
 @crm_app.command("status")

@@ -178,11 +178,25 @@ def print_guards(now_text: str | None = None) -> None:
 def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = True,
 ) -> None:
-    """Run the API: webhooks, one-click unsubscribe, click-to-call, POST /leads."""
-    from touchflow.entrypoints.api.server import serve as run_server
+    """Run the API: webhooks, one-click unsubscribe, click-to-call, POST /leads.
 
-    run_server(current_settings(), host, port)
+    One process; run several behind a proxy to scale.
+    """
+    import uvicorn
+
+    # By name, not by import: the API is another edge (uvicorn imports it).
+    uvicorn.run(
+        "touchflow.entrypoints.api.server:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        proxy_headers=True,
+        server_header=False,
+        log_level="info",
+        access_log=access_log,
+    )
 
 
 @task_app.command("call")
@@ -226,11 +240,27 @@ def task_call(
 @app.command("replies")
 def replies_poll() -> None:
     """Poll the reps' mailboxes once (what the poll-replies deployment runs)."""
-    from touchflow.entrypoints.flows.local import local_prefect
-    from touchflow.entrypoints.flows.poll_replies import poll_replies
+    from collections import Counter
 
-    with local_prefect():
-        counts = poll_replies()
+    from touchflow.bootstrap import database, mailbox, runtimes
+    from touchflow.services.replies import poll_mailbox
+
+    settings = current_settings()
+    if not settings.replies.mailboxes:
+        out.print("no mailboxes configured (TOUCHFLOW_REPLIES__MAILBOXES)")
+        return
+    counts: Counter[str] = Counter()
+    for cfg in settings.replies.mailboxes:
+        with mailbox(cfg) as box:
+            counts += poll_mailbox(
+                box,
+                database(settings),
+                runtimes(settings),
+                now=parse_now(None),
+                limit=settings.replies.poll_limit,
+                ooo_default_days=settings.replies.ooo_default_days,
+                account_pause_days=settings.replies.account_pause_days,
+            )
     out.print(", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) or "no new messages")
 
 

@@ -14,18 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow
-from sqlalchemy import select
 
-from touchflow.bootstrap import crm_connector, database, enricher
+from touchflow.bootstrap import crm_connector, database, enricher, load_settings
 from touchflow.domain.routing import load_router
 from touchflow.domain.scoring import load_icp
-from touchflow.entrypoints.flows.run_cadences import batch_task
-from touchflow.services.crm_sync import queue_lead
+from touchflow.entrypoints.flows.tasks import batch_task
+from touchflow.services.enrichment import enrich_accounts
 from touchflow.services.importer import load_aliases, run_import
-from touchflow.settings import Settings
-from touchflow.store.enrichment import enrich_accounts
-from touchflow.store.routing_store import routable_ids, route_prospects
-from touchflow.store.schema import prospects
+from touchflow.services.routing import route_qualified
 from touchflow.store.scores import rescore
 
 stage = batch_task(retry_delay_seconds=5)
@@ -34,7 +30,7 @@ stage = batch_task(retry_delay_seconds=5)
 @stage
 def import_file(path: str, now: datetime) -> dict[str, int]:
     """Stream the file into the store; counts (bad rows go to the rejects file)."""
-    settings = Settings()
+    settings = load_settings()
     aliases_file = settings.config_dir / "domain_aliases.yaml"
     summary = run_import(
         database(settings),
@@ -48,7 +44,7 @@ def import_file(path: str, now: datetime) -> dict[str, int]:
 @stage
 def enrich(now: datetime) -> dict[str, int]:
     """Firmographics for every account (offline file first, then the REST provider)."""
-    settings = Settings()
+    settings = load_settings()
     source = enricher(settings)
     if source is None:
         return {}
@@ -63,7 +59,7 @@ def enrich(now: datetime) -> dict[str, int]:
 @stage
 def score(now: datetime) -> dict[str, int]:
     """Rescore the whole base against config/icp.yaml."""
-    settings = Settings()
+    settings = load_settings()
     with database(settings).begin() as conn:
         r = rescore(conn, load_icp(settings.config_dir / "icp.yaml"), now)
     return {"scored": r.scored, "changed": r.changed}
@@ -72,16 +68,13 @@ def score(now: datetime) -> dict[str, int]:
 @stage
 def route(now: datetime) -> dict[str, int]:
     """Route unrouted, qualified prospects to AEs and queue them for the CRM."""
-    settings = Settings()
+    settings = load_settings()
     router = load_router(settings.config_dir)
     connector = crm_connector(settings)
     with database(settings).begin() as conn:
-        ids = routable_ids(conn, "mql")
-        decisions = route_prospects(conn, router, ids, now)
-        if connector is not None:
-            emails = conn.execute(select(prospects.c.email).where(prospects.c.id.in_(ids)))
-            for email in emails.scalars():
-                queue_lead(conn, connector.name, email, now)
+        decisions = route_qualified(
+            conn, router, now, crm=connector.name if connector is not None else None
+        )
     return {"routed": len(decisions), "fallback": sum(d.fallback for d in decisions)}
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select, update
 
-from touchflow.domain.enrich import ChainEnricher, Firmographics, OfflineEnricher
-from touchflow.store.enrichment import EnrichReport, enrich_accounts
+from touchflow.adapters.enrichment.chain import ChainEnricher
+from touchflow.adapters.enrichment.offline import OfflineEnricher
+from touchflow.domain.enrich import Firmographics
+from touchflow.services.enrichment import EnrichReport, enrich_accounts
 from touchflow.store.schema import accounts, prospects
 
 ROOT = Path(__file__).resolve().parents[2]

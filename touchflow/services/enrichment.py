@@ -25,13 +25,13 @@ from sqlalchemy import Connection, Row, bindparam, select, update
 from touchflow.domain.enrich import (
     ENRICH_PREFIX,
     ENRICHED_FIELDS,
-    Enricher,
     Firmographics,
     may_fill,
     merge,
     normalize_domain,
     provenance,
 )
+from touchflow.ports import Enricher
 from touchflow.store.schema import accounts, prospects
 
 __all__ = ["PROSPECT_COUNTRY_SOURCE", "EnrichReport", "enrich_accounts"]
