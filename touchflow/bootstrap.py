@@ -21,7 +21,17 @@ if TYPE_CHECKING:
 from touchflow.domain.compliance import BounceShield, CapPolicy, MailboxCaps
 from touchflow.domain.engine import SenderInfo
 from touchflow.errors import ConfigError
-from touchflow.ports import CrmConnector, Dialer, EmailSender, Enricher, Notifier, SmsSender
+from touchflow.ports import (
+    CrmConnector,
+    Dialer,
+    EmailEventWebhook,
+    EmailSender,
+    Enricher,
+    InboundEmailWebhook,
+    MessagingWebhook,
+    Notifier,
+    SmsSender,
+)
 from touchflow.services.leads import LeadServices
 from touchflow.services.tick import Ticker
 from touchflow.settings import ImapMailboxSettings, Settings
@@ -333,3 +343,30 @@ def mailbox(cfg: ImapMailboxSettings) -> ImapMailbox:
         folder=cfg.folder,
         processed_folder=cfg.processed_folder,
     )
+
+
+def email_event_webhook(settings: Settings) -> EmailEventWebhook:
+    """SendGrid's signed Event Webhook; a ConfigError naming the key when it is not set."""
+    sg = settings.sendgrid
+    if not sg.webhook_public_key:
+        raise ConfigError("TOUCHFLOW_SENDGRID__WEBHOOK_PUBLIC_KEY is not set")
+    from touchflow.adapters.sendgrid.webhooks import SendgridWebhooks
+
+    return SendgridWebhooks(sg.webhook_public_key, sg.webhook_max_age_s)
+
+
+def inbound_email_webhook(settings: Settings) -> InboundEmailWebhook:
+    """SendGrid Inbound Parse (authenticated by the route's shared token)."""
+    from touchflow.adapters.sendgrid.webhooks import SendgridInboundParse
+
+    return SendgridInboundParse()
+
+
+def messaging_webhook(settings: Settings) -> MessagingWebhook:
+    """Twilio's signed callbacks; a ConfigError naming the token when it is not set."""
+    token = settings.twilio.auth_token
+    if token is None or not token.get_secret_value():
+        raise ConfigError("TOUCHFLOW_TWILIO__AUTH_TOKEN is not set")
+    from touchflow.adapters.twilio.webhooks import TwilioWebhooks
+
+    return TwilioWebhooks(token.get_secret_value())

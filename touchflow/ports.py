@@ -2,7 +2,9 @@
 
 Ports: :class:`EmailSender`, :class:`SmsSender`, :class:`Dialer`,
 :class:`MailboxReader`, :class:`CrmConnector`, :class:`Enricher`,
-:class:`Notifier` and :class:`Clock`. Fakes of each are public
+:class:`Notifier` and :class:`Clock`; the webhooks the API receives are read
+through :class:`EmailEventWebhook`, :class:`InboundEmailWebhook` and
+:class:`MessagingWebhook`, so no route knows a vendor's field names. Fakes of each are public
 (``touchflow.adapters.fakes``, ``touchflow.adapters.fake_crm``).
 
 Each sender takes a batch so a connector can reuse one connection (SMTP
@@ -13,10 +15,10 @@ the touchflow error for that message.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from touchflow.domain.crm import (
     ChangePage,
@@ -27,6 +29,7 @@ from touchflow.domain.crm import (
     CrmPerson,
 )
 from touchflow.domain.enrich import Firmographics
+from touchflow.domain.events import ProviderEvent
 from touchflow.domain.replies import InboundMessage
 from touchflow.errors import ConnectorError
 
@@ -218,3 +221,59 @@ class Clock(Protocol):
     edges get it from a Clock, so a test can fix it."""
 
     def __call__(self) -> datetime: ...
+
+
+class EmailEventWebhook(Protocol):
+    """A provider's signed delivery-event webhook (SendGrid's Event Webhook)."""
+
+    def refusal(self, body: bytes, headers: Mapping[str, str], now: datetime) -> str | None:
+        """Why the request must be refused (forged, stale, unsigned), or None."""
+        ...
+
+    def parse_events(self, body: bytes) -> tuple[list[ProviderEvent], list[dict[str, Any]]]:
+        """The events of a batch and one error per malformed item; ValueError: not a batch."""
+        ...
+
+
+class InboundEmailWebhook(Protocol):
+    """A provider posting the emails it received for us (SendGrid Inbound Parse)."""
+
+    def inbound_message(self, fields: Mapping[str, str], now: datetime) -> InboundMessage:
+        """The message in the posted form fields; ValueError when unreadable."""
+        ...
+
+
+class MessagingWebhook(Protocol):
+    """A messaging and voice provider's callbacks (Twilio), and what we answer them."""
+
+    def authentic(
+        self, url: str, items: Sequence[tuple[str, str]], headers: Mapping[str, str]
+    ) -> bool:
+        """Whether the request to ``url`` with these form ``items`` is signed by the provider."""
+        ...
+
+    def inbound_sms_event(
+        self, items: Sequence[tuple[str, str]], now: datetime
+    ) -> ProviderEvent | str:
+        """An inbound text as an event, or what is missing."""
+        ...
+
+    def message_status_event(
+        self, items: Sequence[tuple[str, str]], touch_key: str | None, now: datetime
+    ) -> ProviderEvent | str:
+        """A delivery status of one of our texts, or what is missing."""
+        ...
+
+    def call_status_event(
+        self, items: Sequence[tuple[str, str]], touch_key: str | None, now: datetime
+    ) -> ProviderEvent | str:
+        """A progress callback of a click-to-call call, or what is missing."""
+        ...
+
+    def sms_answer(self, event: ProviderEvent | None, company: str | None) -> str:
+        """The body answering an inbound text (keyword replies); None: answer nothing."""
+        ...
+
+    def bridge(self, prospect_number: str | None, caller_id: str | None) -> str:
+        """The call instructions once the SDR answered: dial the prospect, or refuse."""
+        ...

@@ -15,7 +15,8 @@ from email.message import EmailMessage
 import pytest
 
 from tests.support.imap_server import DovecotMissing, DovecotServer
-from touchflow.adapters.imap.replies import ImapMailbox, html_to_text, parse_message
+from touchflow.adapters.imap.replies import ImapMailbox
+from touchflow.adapters.mime import html_to_text, parse_message
 from touchflow.domain.replies import classify
 from touchflow.errors import ConfigError, FatalError, RetryableError
 

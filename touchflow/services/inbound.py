@@ -1,10 +1,10 @@
 """Provider events and inbound messages: stored once, then turned into enrollment changes.
 
-Webhooks (SendGrid's Event Webhook and Inbound Parse, Twilio's messaging and
-voice callbacks) reach the core as :class:`ProviderEvent` objects or as an
-:class:`~touchflow.domain.replies.InboundMessage`. The web layer (``api/``) verifies
-signatures and parses bodies; everything that decides lives here. Pure
-SQLAlchemy, ``now`` comes in as an argument.
+Webhooks reach this module as vendor-free
+:class:`~touchflow.domain.events.ProviderEvent` objects (their adapters verify
+signatures, parse bodies and say what each event is and does) or as an
+:class:`~touchflow.domain.replies.InboundMessage`. Everything that decides
+about the store lives here. Pure SQLAlchemy, ``now`` comes in as an argument.
 
 Exactly once, whatever the provider retries: every event is inserted into
 ``events`` with insert-on-conflict-do-nothing on its ``provider_event_id`` and
@@ -13,26 +13,10 @@ delivery five times, or five deliveries at once from two workers, change the
 state once (on PostgreSQL the second insert waits on the unique index until
 the first transaction ends, then does nothing).
 
-What each event does (``ProviderEvent.type`` as the web layer names it):
-
-===============================  ====================  ===========================
-source / type                    stored ``events.type``  effect
-===============================  ====================  ===========================
-sendgrid processed, deferred,    same, ``opened``,       none (``touched(step,
-delivered, open, click           ``clicked``             'opened')`` reads them)
-sendgrid bounce (type bounce),   ``bounce`` /            the prospect bounces
-dropped                          ``dropped``             (email suppressed)
-sendgrid bounce (type blocked)   ``blocked``             none: a soft bounce
-sendgrid spamreport,             same                    the prospect opts out of
-unsubscribe, group_unsubscribe                           everything, for good
-twilio sms_inbound               ``sms_stop`` /          SMS opt-out / opt-in of the
-                                 ``sms_start`` /         number; none; a reply of
-                                 ``sms_help`` /          the prospect the number
-                                 ``sms_reply``           belongs to
-twilio sms_status                ``sms_<status>``        failed/undelivered with
-                                                         21610: SMS opt-out
-twilio call_status               ``call_<status>``       none
-===============================  ====================  ===========================
+An event's ``effect``: ``bounce`` bounces the prospect (email suppressed),
+``unsubscribe`` opts them out of everything for good, ``reply`` is a reply of
+the prospect, ``sms_opt_out`` / ``sms_opt_in`` change the number's SMS
+opt-out. An ``accepted`` event settles a touch whose delivery was ``unknown``.
 
 An SMS opt-out is a ``phone`` suppression with reason ``sms_stop``: texts to
 that number stop on every cadence; email and the enrollments go on.
@@ -46,13 +30,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection, delete, func, select, update
 
 from touchflow.domain.enrollment import Event, State, transition
+from touchflow.domain.events import EXIT_EFFECTS, Effect, ProviderEvent
 from touchflow.domain.phones import e164_or_raw
 from touchflow.domain.replies import Classification, InboundMessage
 from touchflow.store.repo import (
@@ -64,49 +49,11 @@ from touchflow.store.repo import (
 )
 from touchflow.store.schema import enrollments, events, prospects, suppressions, tasks, touches
 
-SENDGRID = "sendgrid"
-TWILIO = "twilio"
-
-#: Texts that opt a number out (the whole message, any case, any whitespace).
-STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
-#: Texts that opt a number back in.
-START_WORDS = frozenset({"START", "YES", "UNSTOP"})
-HELP_WORDS = frozenset({"HELP", "INFO"})
-
-#: Twilio error codes on a failed/undelivered message.
-TWILIO_OPTED_OUT = "21610"  # the recipient texted STOP to this sender
-TWILIO_INVALID_NUMBERS = frozenset({"21211", "21614"})  # invalid 'To', not a mobile number
-
-#: SendGrid events that end enrollments, and how.
-_SENDGRID_EXITS = {
-    "bounce": "bounce",
-    "dropped": "bounce",
-    "spamreport": "unsubscribe",
-    "unsubscribe": "unsubscribe",
-    "group_unsubscribe": "unsubscribe",
-}
-#: Stored under the names ``touched(step, event)`` conditions test.
-_SENDGRID_STORED = {"open": "opened", "click": "clicked"}
-
 # Column sizes of ``events`` (schema.py): longer ids are hashed, longer keys dropped.
 _ID_MAX = 200
 _TYPE_MAX = 32
 _SOURCE_MAX = 50
 _CHUNK = 900  # bound parameters per IN (...) query
-
-
-@dataclass(frozen=True)
-class ProviderEvent:
-    """One provider webhook event, as the web layer parsed it."""
-
-    provider_event_id: str  # unique per provider event, namespaced ("sg:...", "twilio:...")
-    source: str  # "sendgrid" | "twilio" | ...
-    type: str  # the provider's event name; see the module docstring
-    occurred_at: datetime  # aware
-    touch_key: str | None = None  # from SendGrid custom_args / the Twilio callback URL
-    email: str | None = None  # fallback match: the prospect with this address
-    phone: str | None = None  # fallback match (and the number an SMS opt-out is about)
-    payload: dict[str, Any] = field(default_factory=dict)  # the raw event, stored as is
 
 
 @dataclass
@@ -154,38 +101,6 @@ _NO_MATCH = _Match()
 
 
 # -- SMS keywords and opt-outs ---------------------------------------------------
-
-
-def sms_keyword(body: str | None) -> Literal["stop", "start", "help"] | None:
-    """``stop``, ``start`` or ``help`` when the whole text is such a keyword, else None.
-
-    Case and whitespace do not matter (``" Stop "``, ``"stop all"``); trailing
-    ``.`` or ``!`` neither. A keyword inside a sentence is a normal reply.
-    """
-    word = "".join((body or "").split()).upper().rstrip(".!")
-    if word in STOP_WORDS:
-        return "stop"
-    if word in START_WORDS:
-        return "start"
-    if word in HELP_WORDS:
-        return "help"
-    return None
-
-
-def sms_help_text(company: str | None = None) -> str:
-    """The answer to HELP/INFO."""
-    who = f"{company}: " if company else ""
-    return f"{who}Reply STOP to stop receiving texts, START to receive them again."
-
-
-def sms_stop_text(company: str | None = None) -> str:
-    who = f"{company}: " if company else ""
-    return f"{who}You are unsubscribed and will receive no more texts. Reply START to resubscribe."
-
-
-def sms_start_text(company: str | None = None) -> str:
-    who = f"{company}: " if company else ""
-    return f"{who}You are subscribed to texts again. Reply STOP to unsubscribe."
 
 
 def sms_opt_out(conn: Connection, phone: str, now: datetime, *, source: str) -> None:
@@ -241,55 +156,6 @@ def _safe(value: object, max_len: int) -> str | None:
     return value
 
 
-def _decide(ev: ProviderEvent) -> tuple[str, tuple[str, str] | None]:
-    """(stored type, effect); an effect is ("exit", kind) or ("sms", "opt_out"|"opt_in")."""
-    etype = ev.type
-    if ev.source == SENDGRID:
-        if etype == "bounce" and str(ev.payload.get("type", "bounce")).lower() == "blocked":
-            return "blocked", None  # soft bounce: the next message may get through
-        exit_kind = _SENDGRID_EXITS.get(etype)
-        return _SENDGRID_STORED.get(etype, etype), ("exit", exit_kind) if exit_kind else None
-    if ev.source == TWILIO:
-        if etype == "sms_inbound":
-            kw = sms_keyword(_str(ev.payload.get("Body")))
-            if kw == "stop":
-                return "sms_stop", ("sms", "opt_out")
-            if kw == "start":
-                return "sms_start", ("sms", "opt_in")
-            if kw == "help":
-                return "sms_help", None
-            return "sms_reply", ("exit", "reply")
-        if etype == "sms_status":
-            status = (_str(ev.payload.get("MessageStatus")) or "unknown").lower()
-            code = _str(ev.payload.get("ErrorCode")) or ""
-            if status in ("failed", "undelivered") and code == TWILIO_OPTED_OUT:
-                return f"sms_{status}", ("sms", "opt_out")
-            # 21211/21614 (invalid or non-mobile number) are stored for a human to fix.
-            return f"sms_{status}", None
-        if etype == "call_status":
-            status = (_str(ev.payload.get("CallStatus")) or "unknown").lower()
-            return f"call_{status}", None
-    return etype, None
-
-
-#: Provider events that prove a message was accepted (settles an ``unknown`` touch).
-_ACCEPTED = {
-    SENDGRID: frozenset({"processed", "delivered", "deferred", "open", "click", "bounce",
-                         "dropped", "spamreport", "unsubscribe", "group_unsubscribe"}),
-    TWILIO: frozenset({"sms_status"}),
-}  # fmt: skip
-
-
-def _proves_acceptance(ev: ProviderEvent) -> bool:
-    return ev.type in _ACCEPTED.get(ev.source, frozenset())
-
-
-def _str(value: object) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
 def ingest_events(
     conn: Connection,
     runtimes: RuntimeCache,
@@ -315,20 +181,19 @@ def ingest_events(
         return report
     batch = list(unique.items())
     matches = _resolve(conn, [ev for _, ev in batch])
-    decisions = [_decide(ev) for _, ev in batch]
     rows = [
         {
             "provider_event_id": key,
             "prospect_id": m.prospect_id,
             "enrollment_id": m.enrollment_id,
             "touch_key": _safe(ev.touch_key, _ID_MAX),
-            "type": stored_type[:_TYPE_MAX],
+            "type": ev.type[:_TYPE_MAX],
             "occurred_at": ev.occurred_at,
             "source": ev.source[:_SOURCE_MAX],
             "payload": ev.payload,
             "created_at": now,
         }
-        for (key, ev), m, (stored_type, _) in zip(batch, matches, decisions, strict=True)
+        for (key, ev), m in zip(batch, matches, strict=True)
     ]
     stmt = (
         dialect_insert(conn, events)
@@ -344,15 +209,16 @@ def ingest_events(
     accepted = [
         row["touch_key"]
         for (key, ev), row in zip(batch, rows, strict=True)
-        if key in new and row["touch_key"] and _proves_acceptance(ev)
+        if key in new and row["touch_key"] and ev.accepted
     ]
     if accepted:
         report.reconciled = reconcile_delivered(conn, runtimes, accepted, now)
-    for (key, ev), m, (_, effect), row in zip(batch, matches, decisions, rows, strict=True):
+    for (key, ev), m, row in zip(batch, matches, rows, strict=True):
         if key not in new:
             continue
         if m.prospect_id is None:
             report.unmatched += 1
+        effect = ev.effect
         if effect is not None and _apply(conn, runtimes, ev, m, effect, row["touch_key"], now):
             report.applied += 1
     return report
@@ -363,16 +229,15 @@ def _apply(
     runtimes: RuntimeCache,
     ev: ProviderEvent,
     m: _Match,
-    effect: tuple[str, str],
+    effect: Effect,
     touch_key: str | None,
     now: datetime,
 ) -> bool:
-    what, arg = effect
-    if what == "sms":
+    if effect not in EXIT_EFFECTS:
         phone = _safe(ev.phone, 32)
         if phone is None:
             return False
-        if arg == "opt_out":
+        if effect == "sms_opt_out":
             sms_opt_out(conn, phone, now, source=ev.source)
             return True
         return sms_opt_in(conn, phone, now, source=ev.source)
@@ -382,7 +247,7 @@ def _apply(
         conn,
         runtimes,
         m.prospect_id,
-        arg,
+        effect,
         now,
         source=ev.source[:_SOURCE_MAX],
         # "" rather than None: the row is stored, no need to look up a touch to record.

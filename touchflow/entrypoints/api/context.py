@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from touchflow.errors import ConfigError
 from touchflow.ports import CrmConnector, Dialer, Notifier
 from touchflow.services.leads import LeadServices
 from touchflow.settings import Settings
@@ -47,6 +48,21 @@ class Context:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def adapter(self, name: str, build: Callable[[Settings], T]) -> T | str:
+        """The adapter ``build`` makes from the settings, once per app; or why there is none.
+
+        A :class:`~touchflow.errors.ConfigError` (a key not set, a key that does
+        not parse) is remembered as its message: the routes answer 503 with it.
+        """
+        hit = self.cache.get(name)
+        if hit is None:
+            try:
+                hit = build(self.settings)
+            except ConfigError as exc:
+                hit = str(exc)
+            self.cache[name] = hit
+        return hit  # type: ignore[no-any-return]
 
     def transaction_sync(self, fn: Callable[[Connection], T], *, rerun: bool = True) -> T:
         """Run ``fn`` in one transaction; rerun it after a PostgreSQL deadlock (``rerun``)."""
