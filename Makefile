@@ -1,6 +1,7 @@
 # Two commands on a fresh machine with Python 3.11 and make:
 #   make demo   set up, then run three simulated weeks of the sample cadence
-#   make test   set up, then run the whole suite (PostgreSQL tests need
+#   make test   set up, then lint (ruff, import contracts, mypy) and run the
+#               whole suite (PostgreSQL tests need
 #               TOUCHFLOW_TEST_POSTGRES_URL; .ci/run sets it)
 PYTHON ?= python3
 VENV := .venv
@@ -20,8 +21,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m touchflow.demo
 
-test: $(STAMP) test-services
-	$(BIN)/ruff check .
+test: $(STAMP) test-services lint
 	$(BIN)/python -m pytest
 
 # The reply tests run against a real IMAP server: Dovecot from Debian's
@@ -34,8 +34,11 @@ test-services:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dovecot-imapd >/dev/null; \
 	} || echo "warning: could not install dovecot-imapd; the IMAP tests will be skipped"
 
+# Style, the tiers' import contracts (pyproject [tool.importlinter]) and types.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/tick.py

@@ -118,7 +118,7 @@ def queue_new_activities(conn: Connection, crm: str, now: datetime, *,
             touches.c.key.not_in(queued),
         )
     )
-    keys = list(conn.execute(q).scalars())
+    keys: list[str] = list(conn.execute(q).scalars())
     rows = [
         {"crm": crm, "operation": LOG_ACTIVITY, "key": k, "payload": {}, "status": "pending",
          "attempts": 0, "next_attempt_at": now, "created_at": now}

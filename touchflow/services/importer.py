@@ -48,7 +48,7 @@ import multiprocessing
 import os
 import re
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -262,7 +262,7 @@ def _normalize_chunk(values: list[dict[str, str]]) -> list[Normalized | Rejectio
 
 
 def _normalized(
-    source: Iterator[_Record], aliases: Mapping[str, str], label: str, workers: int
+    source: Iterable[_Record], aliases: Mapping[str, str], label: str, workers: int
 ) -> Iterator[tuple[_Record, Normalized | Rejection]]:
     """Each record with its normalization (or the reader's rejection), in file order."""
     if workers < 1:

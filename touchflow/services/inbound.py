@@ -181,7 +181,7 @@ def ingest_events(
         return report
     batch = list(unique.items())
     matches = _resolve(conn, [ev for _, ev in batch])
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "provider_event_id": key,
             "prospect_id": m.prospect_id,
@@ -203,7 +203,7 @@ def ingest_events(
     # In arrival order. Two overlapping batches in different orders can deadlock on
     # PostgreSQL's unique index; the API reruns the transaction then (a retry sends
     # the same batch in the same order, so that is rare).
-    new = set(conn.execute(stmt, rows).scalars())
+    new: set[str] = set(conn.execute(stmt, rows).scalars())
     report.stored = len(new)
     report.duplicates += len(batch) - len(new)
     accepted = [
@@ -267,8 +267,8 @@ def _resolve(conn: Connection, batch: Sequence[ProviderEvent]) -> list[_Match]:
             .join(enrollments, enrollments.c.id == touches.c.enrollment_id)
             .where(touches.c.key.in_(chunk))
         )
-        for key, enrollment_id, prospect_id in conn.execute(q):
-            by_key[key] = _Match(prospect_id, enrollment_id)
+        for row in conn.execute(q):
+            by_key[row.key] = _Match(row.prospect_id, row.enrollment_id)
     out: list[_Match | None] = [by_key.get(ev.touch_key or "") for ev in batch]
 
     emails = {
@@ -279,7 +279,7 @@ def _resolve(conn: Connection, batch: Sequence[ProviderEvent]) -> list[_Match]:
     by_email: dict[str, int] = {}
     for chunk in _chunks(sorted(emails)):
         q = select(prospects.c.email, prospects.c.id).where(prospects.c.email.in_(chunk))
-        by_email.update({email: pid for email, pid in conn.execute(q)})
+        by_email.update({row.email: row.id for row in conn.execute(q)})
     for i, ev in enumerate(batch):
         if out[i] is None and ev.email and ev.email.lower() in by_email:
             out[i] = _Match(by_email[ev.email.lower()])
@@ -309,7 +309,11 @@ def _prospects_by_phone(conn: Connection, phones: Iterable[str]) -> dict[str, in
     open_states = [State.PENDING.value, State.ACTIVE.value, State.PAUSED.value]
     for chunk in _chunks(sorted(phones)):
         q = (
-            select(prospects.c.phone, prospects.c.id, func.max(enrollments.c.updated_at))
+            select(
+                prospects.c.phone,
+                prospects.c.id,
+                func.max(enrollments.c.updated_at).label("last"),
+            )
             .select_from(prospects)
             .outerjoin(
                 enrollments,
@@ -319,8 +323,10 @@ def _prospects_by_phone(conn: Connection, phones: Iterable[str]) -> dict[str, in
             .where(prospects.c.phone.in_(chunk))
             .group_by(prospects.c.phone, prospects.c.id)
         )
-        for phone, pid, last in conn.execute(q):
-            last = _aware(last) or never
+        for row in conn.execute(q):
+            phone: str = row.phone
+            pid: int = row.id
+            last = _aware(row.last) or never
             cur = best.get(phone)
             if cur is None or (last, -pid) > (cur[0], -cur[1]):
                 best[phone] = (last, pid)

@@ -33,7 +33,8 @@ def route_qualified(
     ids = routable_ids(conn, min_lifecycle)
     decisions = route_prospects(conn, router, ids, now)
     if crm is not None and ids:
-        emails = conn.execute(select(prospects.c.email).where(prospects.c.id.in_(ids)))
-        for email in emails.scalars():
+        q = select(prospects.c.email).where(prospects.c.id.in_(ids))
+        emails: list[str] = list(conn.execute(q).scalars())
+        for email in emails:
             queue_lead(conn, crm, email, now)
     return decisions

@@ -364,7 +364,7 @@ class Ticker:
                 q = q.where(enrollments.c.cadence_id.not_in(sorted(paused)))
             if self._pg:
                 q = q.with_for_update(skip_locked=True)
-            ids = list(conn.execute(q).scalars())
+            ids: list[int] = list(conn.execute(q).scalars())
             report.claimed = len(ids)
             if not ids:
                 return []
@@ -382,7 +382,7 @@ class Ticker:
                 update(enrollments).where(enrollments.c.id.in_(ids)).values(claimed_at=batch.wall)
             )
             fastpath.executemany(conn, _INSERT_TOUCH[conn.dialect.name], batch.touches)
-            won = set(
+            won: set[str] = set(
                 conn.execute(
                     select(touches.c.key).where(
                         touches.c.enrollment_id.in_(ids), touches.c.claim_token == batch.token

@@ -37,10 +37,14 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def current_settings() -> Settings:
-    return Settings()
+    """This process's settings (environment and ``.env``), through the composition root."""
+    from touchflow.bootstrap import load_settings
+
+    return load_settings()
 
 
 def parse_now(value: str | None) -> datetime:
+    """``--now``/``--at`` as an aware time (now when not given); a usage error if unreadable."""
     from touchflow.domain.simulate import parse_instant
 
     if value is None:
@@ -52,11 +56,13 @@ def parse_now(value: str | None) -> datetime:
 
 
 def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` and return the exit (code 1) for the caller to raise."""
     err.print(f"[red]error:[/red] {message}")
     return typer.Exit(1)
 
 
 def cadence_or_exit(settings: Settings, cadence_id: str) -> Cadence:
+    """The cadence ``cadences/<id>.yaml``, or its findings printed and exit code 1."""
     path = settings.cadences_dir / f"{cadence_id}.yaml"
     if not path.exists():
         raise fail(f"no cadence {cadence_id!r}: {path} does not exist")
@@ -69,6 +75,7 @@ def cadence_or_exit(settings: Settings, cadence_id: str) -> Cadence:
 
 
 def engine_for(settings: Settings) -> Any:
+    """The configured database's engine (one per URL per process)."""
     from touchflow.bootstrap import database
 
     return database(settings)
