@@ -6,7 +6,7 @@ import base64
 import json
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 from twilio.request_validator import RequestValidator
 
 from tests.support.harness import Harness, make_cadence, prospect
+from touchflow.adapters.fakes import FakeDialer
 from touchflow.entrypoints.api import create_app
 from touchflow.settings import Settings
 from touchflow.store.schema import enrollments, events, prospects, touches
@@ -59,31 +60,6 @@ def make_settings(**overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
-
-
-@dataclass
-class FakeDialer:
-    """:class:`~touchflow.ports.Dialer` that records calls and returns CA... ids."""
-
-    calls: list[dict[str, Any]] = field(default_factory=list)
-
-    def place_call(
-        self,
-        *,
-        agent_number: str,
-        from_number: str,
-        twiml_url: str,
-        status_callback_url: str | None = None,
-    ) -> str:
-        self.calls.append(
-            {
-                "agent_number": agent_number,
-                "from_number": from_number,
-                "twiml_url": twiml_url,
-                "status_callback_url": status_callback_url,
-            }
-        )
-        return f"CA{len(self.calls):032d}"
 
 
 @dataclass

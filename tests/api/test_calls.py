@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 
 from tests.api.conftest import API_KEY, PEOPLE, World, build_world
+from touchflow.errors import RetryableError
 from touchflow.store.repo import add_suppression
-from touchflow.store.schema import prospects, tasks
+from touchflow.store.schema import events, prospects, tasks
 
 ANN = PEOPLE[0]
 AGENT = {"agent_number": "+1 (212) 555-0177"}
@@ -42,6 +43,42 @@ def test_call_is_placed_and_recorded(world: World, call_task):
     }
     ev = world.events(type="call_started")[0]
     assert (ev.touch_key, ev.payload["call_sid"]) == (call_task.touch_key, sid)
+
+
+def test_the_dial_happens_after_the_checks_committed(world: World, call_task):
+    """No transaction is open while the provider is called: another connection sees the request."""
+    _at(world, "2026-12-02T11:00:00-05:00")
+    seen: list[list[str]] = []
+
+    def look() -> None:
+        with world.engine.connect() as other:
+            q = select(events.c.type).where(events.c.touch_key == call_task.touch_key)
+            seen.append(list(other.execute(q).scalars()))
+        with world.engine.begin() as other:  # and could write: no lock is held
+            other.execute(update(tasks).where(tasks.c.id == -1).values(notes="x"))
+
+    world.dialer.on_call = look
+    assert _call(world, call_task.id).status_code == 200
+    assert seen == [["call_requested"]]
+    assert [e.type for e in world.events(touch_key=call_task.touch_key)] == [
+        "call_requested",
+        "call_started",
+    ]
+
+
+def test_a_failed_dial_is_recorded_and_the_task_stays_callable(world: World, call_task):
+    _at(world, "2026-12-02T11:00:00-05:00")
+    outage = RetryableError("503 from Twilio", connector="twilio", operation="call")
+    world.dialer.failures = [outage]
+    r = _call(world, call_task.id)
+    assert r.status_code == 503 and "503 from Twilio" in r.json()["detail"]
+    [failed] = world.events(type="call_failed")
+    assert "503 from Twilio" in failed.payload["error"] and world.dialer.calls == []
+    assert world.events(type="call_started") == []
+    again = _call(world, call_task.id)
+    assert again.status_code == 200, again.text
+    assert len(world.events(type="call_started")) == 1
+    assert len(world.events(type="call_requested")) == 2
 
 
 def test_api_key_is_required(world: World, call_task):

@@ -19,12 +19,13 @@ Quirks:
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from touchflow.errors import ConnectorError
 from touchflow.ports import OutboundEmail, OutboundSms, SendResult
 
-__all__ = ["FakeEmailSender", "FakeSmsSender"]
+__all__ = ["FakeDialer", "FakeEmailSender", "FakeSmsSender"]
 
 
 class FakeEmailSender:
@@ -91,3 +92,43 @@ class FakeSmsSender:
     def close(self) -> None:
         """Mark the sender closed (it keeps working)."""
         self.closed = True
+
+
+class FakeDialer:
+    """:class:`~touchflow.ports.Dialer` that records calls and returns ``CA...`` ids.
+
+    ``failures`` are raised, one per call, before any call succeeds (a Twilio
+    outage); ``on_call`` runs inside every call (a test can look at the store
+    while the provider is being called).
+    """
+
+    def __init__(
+        self,
+        failures: Sequence[ConnectorError] = (),
+        on_call: Callable[[], None] | None = None,
+    ) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.failures = list(failures)
+        self.on_call = on_call
+
+    def place_call(
+        self,
+        *,
+        agent_number: str,
+        from_number: str,
+        twiml_url: str,
+        status_callback_url: str | None = None,
+    ) -> str:
+        if self.on_call is not None:
+            self.on_call()
+        if self.failures:
+            raise self.failures.pop(0)
+        self.calls.append(
+            {
+                "agent_number": agent_number,
+                "from_number": from_number,
+                "twiml_url": twiml_url,
+                "status_callback_url": status_callback_url,
+            }
+        )
+        return f"CA{len(self.calls):032d}"

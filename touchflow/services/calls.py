@@ -1,6 +1,6 @@
 """Click-to-call: an SDR starts a call task's call; the provider rings the SDR, then the prospect.
 
-:func:`start_call` checks everything that must hold before a phone rings and
+:func:`place_call` checks everything that must hold before a phone rings and
 refuses with a :class:`CallRefused` that says why:
 
 ::
@@ -13,21 +13,26 @@ refuses with a :class:`CallRefused` that says why:
                            the number is suppressed, it is outside 08:00-21:00
                            in the prospect's time zone
 
-The call goes through a :class:`~touchflow.ports.Dialer`; a ``call_started``
-event records its id (a Twilio Call SID) against the task's touch.
+As every provider call, the dial happens outside any transaction (the
+tick's ledger rule): the checks and a ``call_requested`` event commit first,
+then the :class:`~touchflow.ports.Dialer` is called, then its outcome is
+recorded in a second transaction: ``call_started`` with the call's id (a
+Twilio Call SID) against the task's touch, or ``call_failed`` with the error.
+A failed dial leaves the task open: it can be called again.
 """
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 
 from touchflow.domain.calendar import country_timezone
 from touchflow.domain.compliance import within_contact_hours
-from touchflow.errors import TouchflowError
+from touchflow.errors import ConnectorError, TouchflowError
 from touchflow.ports import Dialer
 from touchflow.store.repo import dialect_insert
 from touchflow.store.schema import enrollments, events, prospects, suppressions, tasks
@@ -92,23 +97,8 @@ def _timezone(row: Any) -> str:
     return tz
 
 
-def start_call(
-    conn: Connection,
-    dialer: Dialer,
-    task_id: int,
-    *,
-    agent_number: str,
-    from_number: str,
-    twiml_url: str,
-    status_callback_url: str | None,
-    now: datetime,
-) -> str:
-    """Place the call of an open call task; return the call id.
-
-    Raises a :class:`CallRefused` (see the module docstring) instead of
-    ringing anyone when a check fails. Connector errors from the dialer pass
-    through unchanged.
-    """
+def check_call(conn: Connection, task_id: int, now: datetime) -> Any:
+    """The task's row when its call may be placed now; a :class:`CallRefused` otherwise."""
     row = _task_row(conn, task_id)
     if row is None:
         raise TaskNotFound(f"task {task_id} does not exist")
@@ -130,28 +120,71 @@ def start_call(
             f"it is {local:%H:%M} in {tz} for {row.email}: "
             "calls only between 08:00 and 21:00 in the prospect's time zone"
         )
-    sid = dialer.place_call(
-        agent_number=agent_number,
-        from_number=from_number,
-        twiml_url=twiml_url,
-        status_callback_url=status_callback_url,
-    )
+    return row
+
+
+def place_call(
+    engine: Engine,
+    dialer: Dialer,
+    task_id: int,
+    *,
+    agent_number: str,
+    from_number: str,
+    twiml_url: str,
+    status_callback_url: str | None,
+    now: datetime,
+) -> str:
+    """Place the call of an open call task; return the call id.
+
+    Check and record (one transaction), dial (no transaction open), record the
+    outcome (a second one). Raises a :class:`CallRefused` instead of ringing
+    anyone when a check fails; a connector error from the dialer is recorded
+    as ``call_failed`` and raised unchanged.
+    """
+    request_id = secrets.token_hex(8)
+    payload: dict[str, Any] = {
+        "task_id": task_id,
+        "agent_number": agent_number,
+        "request_id": request_id,
+    }
+    with engine.begin() as conn:
+        row = check_call(conn, task_id, now)
+        _record(conn, row, f"call-request:{request_id}", "call_requested", now, payload)
+    try:
+        sid = dialer.place_call(
+            agent_number=agent_number,
+            from_number=from_number,
+            twiml_url=twiml_url,
+            status_callback_url=status_callback_url,
+        )
+    except ConnectorError as exc:
+        with engine.begin() as conn:
+            failed = {**payload, "error": str(exc)}
+            _record(conn, row, f"call-failed:{request_id}", "call_failed", now, failed)
+        raise
+    with engine.begin() as conn:
+        _record(conn, row, f"call:{sid}", "call_started", now, {**payload, "call_sid": sid})
+    return sid
+
+
+def _record(
+    conn: Connection, row: Any, event_id: str, kind: str, now: datetime, payload: dict[str, Any]
+) -> None:
     conn.execute(
         dialect_insert(conn, events)
         .values(
-            provider_event_id=f"call:{sid}"[:200],
+            provider_event_id=event_id[:200],
             prospect_id=row.prospect_id,
             enrollment_id=row.enrollment_id,
             touch_key=row.touch_key,
-            type="call_started",
+            type=kind,
             occurred_at=now,
             source="click_to_call",
-            payload={"call_sid": sid, "task_id": task_id, "agent_number": agent_number},
+            payload=payload,
             created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["provider_event_id"])
     )
-    return sid
 
 
 def call_target(conn: Connection, task_id: int) -> str | None:

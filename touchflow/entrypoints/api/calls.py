@@ -19,12 +19,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from touchflow.domain.phones import to_e164
 from touchflow.entrypoints.api.context import api_key_refusal, context
 from touchflow.errors import ConnectorError, RetryableError
-from touchflow.services.calls import CallNotAllowed, CallNotPossible, TaskNotFound, start_call
+from touchflow.services.calls import CallNotAllowed, CallNotPossible, TaskNotFound, place_call
 
 router = APIRouter()
 
@@ -62,9 +62,11 @@ async def call_task(task_id: int, request: Request) -> JSONResponse:
     now = ctx.now()
     dialer = ctx.dialer
 
-    def work(conn: Connection) -> str:
-        return start_call(
-            conn,
+    try:
+        # Checks and records, dials after the commit; never rerun (a rerun could ring twice).
+        sid = await run_in_threadpool(
+            place_call,
+            ctx.engine,
             dialer,
             task_id,
             agent_number=agent,
@@ -73,10 +75,6 @@ async def call_task(task_id: int, request: Request) -> JSONResponse:
             status_callback_url=f"{base}/webhooks/twilio/call-status?task_id={task_id}",
             now=now,
         )
-
-    try:
-        # Never rerun: a rerun could ring the phone twice.
-        sid = await ctx.transaction(work, rerun=False)
     except TaskNotFound as exc:
         return _error(404, str(exc))
     except CallNotAllowed as exc:

@@ -210,7 +210,7 @@ def task_call(
 ) -> None:
     """Click-to-call: Twilio rings you, then bridges the prospect of this call task."""
     from touchflow.bootstrap import dialer
-    from touchflow.services.calls import start_call
+    from touchflow.services.calls import place_call
 
     settings = current_settings()
     agent = agent_number or settings.sender.phone
@@ -222,17 +222,16 @@ def task_call(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     base = settings.public_url.rstrip("/")
-    with engine_for(settings).begin() as conn:
-        sid = start_call(
-            conn,
-            dialer(settings),
-            task_id,
-            agent_number=agent,
-            from_number=caller_id,
-            twiml_url=f"{base}/twilio/voice/bridge/{task_id}",
-            status_callback_url=f"{base}/webhooks/twilio/call-status?task_id={task_id}",
-            now=parse_now(None),
-        )
+    sid = place_call(
+        engine_for(settings),
+        dialer(settings),
+        task_id,
+        agent_number=agent,
+        from_number=caller_id,
+        twiml_url=f"{base}/twilio/voice/bridge/{task_id}",
+        status_callback_url=f"{base}/webhooks/twilio/call-status?task_id={task_id}",
+        now=parse_now(None),
+    )
     out.print(f"calling {agent} now (call {sid}); answer to be connected to the prospect.")
     out.print(f"afterwards: touchflow task done {task_id} --outcome connected --notes '...'")
 
