@@ -1,25 +1,28 @@
-"""The composition root: turns :class:`Settings` into concrete connectors and services.
+"""The composition root: turns :class:`Settings` into concrete adapters and services.
 
-Nothing else in touchflow reads the environment; tests build their own wiring
-from an explicit Settings.
+Nothing else in touchflow reads the environment (:func:`load_settings`);
+tests build their own wiring from an explicit Settings. Adapters are built
+lazily, importing their vendor SDK only when one is asked for. Before working,
+``serve`` and the flows check the settings their role needs
+(:func:`checked_settings`): production refuses development secrets and the
+sample sender, and a missing provider key is named at start-up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Engine
 
-if TYPE_CHECKING:
-    from touchflow.adapters.imap.replies import ImapMailbox
-    from touchflow.adapters.twilio.sms_voice import TwilioSmsSender
-
 from touchflow.domain.compliance import BounceShield, CapPolicy, MailboxCaps
 from touchflow.domain.engine import SenderInfo
+from touchflow.domain.unsubscribe import DEV_UNSUBSCRIBE_SECRET
 from touchflow.errors import ConfigError
 from touchflow.ports import (
     CrmConnector,
@@ -37,6 +40,12 @@ from touchflow.services.tick import Ticker
 from touchflow.settings import ImapMailboxSettings, Settings
 from touchflow.store.db import make_engine
 from touchflow.store.repo import RuntimeCache
+
+if TYPE_CHECKING:  # adapters are imported when built: `preview` loads no vendor SDK
+    from touchflow.adapters.imap.replies import ImapMailbox
+    from touchflow.adapters.twilio.sms_voice import TwilioSmsSender
+
+_log = logging.getLogger("touchflow")
 
 _pinned: Settings | None = None
 
@@ -66,6 +75,114 @@ def pinned_settings(settings: Settings) -> Iterator[Settings]:
         yield settings
     finally:
         _pinned = before
+
+
+Role = Literal["serve", "worker"]
+
+#: The sample sender of a fresh checkout (SenderDefaults): fine locally, never in production.
+_SAMPLE_DOMAIN = "@touchflow.example"
+
+
+@dataclass(frozen=True)
+class StartupReport:
+    """What a process found wrong with its settings before doing any work."""
+
+    refusals: tuple[str, ...]  # it must not start (production only)
+    warnings: tuple[str, ...]  # it starts, but a part of it will not work
+
+
+def startup_report(settings: Settings, role: Role) -> StartupReport:
+    """Check the settings ``role`` needs: ``serve`` (the API) or ``worker`` (the flows).
+
+    In production (:attr:`Settings.production`) the development unsubscribe
+    secret and the sample sender are refusals: links would be forgeable and
+    mail would go out as somebody else. A provider key that a configured
+    transport cannot work without is a refusal everywhere; a webhook key the
+    API lacks is a warning naming the setting (that route answers 503).
+    """
+    refusals: list[str] = []
+    warnings: list[str] = []
+    if settings.production:
+        if settings.unsubscribe_secret.get_secret_value() == DEV_UNSUBSCRIBE_SECRET:
+            refusals.append(
+                "TOUCHFLOW_UNSUBSCRIBE_SECRET is the development default: set a secret of your own"
+            )
+        sample = [
+            name
+            for name, value in (
+                ("TOUCHFLOW_SENDER__EMAIL", settings.sender.email),
+                ("TOUCHFLOW_SENDER__OWNER_EMAIL", settings.sender.owner_email),
+                ("TOUCHFLOW_UNSUBSCRIBE_MAILTO", settings.unsubscribe_mailto or ""),
+            )
+            if value.endswith(_SAMPLE_DOMAIN)
+        ]
+        if sample:
+            refusals.append(f"{', '.join(sample)}: still the sample sender ({_SAMPLE_DOMAIN})")
+    if role == "worker":
+        if settings.email_transport == "sendgrid" and settings.sendgrid.api_key is None:
+            refusals.append("TOUCHFLOW_EMAIL_TRANSPORT=sendgrid needs TOUCHFLOW_SENDGRID__API_KEY")
+        if settings.sms_transport == "twilio" and not (
+            settings.twilio.account_sid and settings.twilio.auth_token
+        ):
+            refusals.append(
+                "TOUCHFLOW_SMS_TRANSPORT=twilio needs TOUCHFLOW_TWILIO__ACCOUNT_SID "
+                "and TOUCHFLOW_TWILIO__AUTH_TOKEN"
+            )
+    crm = settings.crm
+    if crm.provider in ("hubspot", "pipedrive") and crm.token is None:
+        refusals.append(f"TOUCHFLOW_CRM__PROVIDER={crm.provider} needs TOUCHFLOW_CRM__TOKEN")
+    if crm.provider == "salesforce" and not crm.instance_url:
+        refusals.append("TOUCHFLOW_CRM__PROVIDER=salesforce needs TOUCHFLOW_CRM__INSTANCE_URL")
+    if role == "serve":
+        missing = [
+            (setting, route)
+            for setting, route, present in (
+                (
+                    "TOUCHFLOW_SENDGRID__WEBHOOK_PUBLIC_KEY",
+                    "POST /webhooks/sendgrid/events",
+                    bool(settings.sendgrid.webhook_public_key),
+                ),
+                (
+                    "TOUCHFLOW_SENDGRID__INBOUND_PARSE_TOKEN",
+                    "POST /webhooks/sendgrid/inbound",
+                    settings.sendgrid.inbound_parse_token is not None,
+                ),
+                (
+                    "TOUCHFLOW_TWILIO__AUTH_TOKEN",
+                    "the /webhooks/twilio/* and /twilio/voice/* routes",
+                    settings.twilio.auth_token is not None,
+                ),
+                (
+                    "TOUCHFLOW_API_KEY",
+                    "POST /leads and POST /tasks/{id}/call",
+                    settings.api_key is not None,
+                ),
+            )
+            if not present
+        ]
+        warnings += [f"{setting} is not set: {route} answer 503" for setting, route in missing]
+        if settings.sendgrid.webhook_public_key:
+            try:
+                email_event_webhook(settings)
+            except ConfigError as exc:
+                refusals.append(str(exc))
+    return StartupReport(tuple(refusals), tuple(warnings))
+
+
+def checked_settings(role: Role, log: Callable[[str], object] | None = None) -> Settings:
+    """This process's settings, checked for ``role``: a ConfigError listing every refusal.
+
+    Warnings go to ``log`` (default: the ``touchflow`` logger).
+    """
+    settings = load_settings()
+    report = startup_report(settings, role)
+    for warning in report.warnings:
+        (log or _log.warning)(f"warning: {warning}")
+    if report.refusals:
+        raise ConfigError(
+            f"touchflow {role} refuses to start:\n" + "\n".join(f"  - {r}" for r in report.refusals)
+        )
+    return settings
 
 
 def sender_defaults(settings: Settings) -> SenderInfo:

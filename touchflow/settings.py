@@ -1,7 +1,7 @@
 """Settings: one pydantic-settings model, env prefix ``TOUCHFLOW_``, ``.env`` support.
 
 Nested models use ``__`` in env names, e.g. ``TOUCHFLOW_SMTP__HOST=mail.example.com``.
-Only the composition root (``touchflow/bootstrap.py``) and the CLI build a Settings.
+Only the composition root (``touchflow/bootstrap.py``) builds a Settings from the environment.
 """
 
 from __future__ import annotations
@@ -162,6 +162,10 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
+    env: Literal["development", "production"] = Field(
+        default="development",
+        description="production: serve and the workers refuse development secrets and samples.",
+    )
     database_url: str = Field(
         default="sqlite:///touchflow.db",
         description="SQLAlchemy URL; a SQLite file in the working directory by default.",
@@ -196,3 +200,8 @@ class Settings(BaseSettings):
         ge=0,
         description="A touch left `sending` longer than this (wall clock) is marked unknown.",
     )
+
+    @property
+    def production(self) -> bool:
+        """``TOUCHFLOW_ENV=production``, or any database but a SQLite file (a shared store)."""
+        return self.env == "production" or not self.database_url.startswith("sqlite")

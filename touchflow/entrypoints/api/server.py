@@ -28,10 +28,12 @@ def build_app(settings: Settings) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """The app over this process's settings, for uvicorn's ``factory=True``.
 
-    Behind a reverse proxy set ``TOUCHFLOW_PUBLIC_URL`` to the public base
-    URL: Twilio signatures are checked against it, not the local address.
+    Refuses to start on unsafe production settings and names each provider
+    key that is missing (:func:`touchflow.bootstrap.checked_settings`). Behind
+    a reverse proxy set ``TOUCHFLOW_PUBLIC_URL`` to the public base URL:
+    Twilio signatures are checked against it, not the local address.
     """
-    app = build_app(bootstrap.load_settings())
+    app = build_app(bootstrap.checked_settings("serve"))
     # Everything loaded so far (libraries, config, cadences) lives as long as the
     # process: keep it out of the cyclic collector, whose full passes over it
     # were pauses of tens of ms in the middle of requests.

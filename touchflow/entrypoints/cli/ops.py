@@ -186,6 +186,11 @@ def serve(
     """
     import uvicorn
 
+    from touchflow.bootstrap import checked_settings
+
+    # Refuse unsafe settings here, with a clean message; the app factory checks
+    # them again (and logs the missing keys) for deployments that run uvicorn.
+    checked_settings("serve", log=lambda _: None)
     # By name, not by import: the API is another edge (uvicorn imports it).
     uvicorn.run(
         "touchflow.entrypoints.api.server:app_from_environment",

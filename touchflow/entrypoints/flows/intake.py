@@ -15,7 +15,13 @@ from pathlib import Path
 
 from prefect import flow
 
-from touchflow.bootstrap import crm_connector, database, enricher, load_settings
+from touchflow.bootstrap import (
+    checked_settings,
+    crm_connector,
+    database,
+    enricher,
+    load_settings,
+)
 from touchflow.domain.routing import load_router
 from touchflow.domain.scoring import load_icp
 from touchflow.entrypoints.flows.tasks import batch_task
@@ -81,6 +87,7 @@ def route(now: datetime) -> dict[str, int]:
 @flow(name="intake", log_prints=True, persist_result=False)
 def intake(path: str | None = None, now: datetime | None = None) -> dict[str, dict[str, int]]:
     """Import ``path`` (if given), then enrich, score and route the base."""
+    checked_settings("worker", log=print)
     at = now or datetime.now(UTC)
     out: dict[str, dict[str, int]] = {}
     if path:

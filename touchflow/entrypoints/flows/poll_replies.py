@@ -36,7 +36,7 @@ def poll_one(index: int, now: datetime) -> dict[str, int]:
 @flow(name="poll_replies", log_prints=True, persist_result=False)
 def poll_replies(now: datetime | None = None) -> dict[str, int]:
     """Poll every configured mailbox once; totals by outcome."""
-    settings = bootstrap.load_settings()
+    settings = bootstrap.checked_settings("worker", log=print)
     at = now or datetime.now(UTC)
     total: Counter[str] = Counter()
     for i, cfg in enumerate(settings.replies.mailboxes):

@@ -38,7 +38,7 @@ def run_batch(tk: Ticker, now: datetime, limit: int) -> dict[str, int]:
 @flow(name="run_cadences", log_prints=True, persist_result=False)
 def run_cadences(now: datetime | None = None, batch_size: int | None = None) -> dict[str, int]:
     """One tick: send every touch and create every task that is due at ``now``."""
-    settings = bootstrap.load_settings()
+    settings = bootstrap.checked_settings("worker", log=print)
     with bootstrap.ticker(settings) as tk:
         report = tick_until_idle(
             tk,

@@ -62,7 +62,7 @@ def pull(now: datetime) -> dict[str, int]:
 @flow(name="sync_crm", log_prints=True, persist_result=False)
 def sync_crm(now: datetime | None = None) -> dict[str, dict[str, int] | int]:
     """One sync: queue new activities, push the outbox, pull changes."""
-    settings = bootstrap.load_settings()
+    settings = bootstrap.checked_settings("worker", log=print)
     if settings.crm.provider == "none":
         print("no CRM configured (TOUCHFLOW_CRM__PROVIDER)")
         return {}
