@@ -71,8 +71,9 @@ from touchflow.errors import CadenceError, Finding
 Channel = Literal["email", "sms", "call", "linkedin", "task"]
 #: Channels whose steps become tasks for a person instead of automatic sends.
 MANUAL_CHANNELS: frozenset[str] = frozenset({"call", "linkedin", "task"})
+ExitEvent = Literal["reply", "bounce", "unsubscribe", "meeting_booked", "deal_created"]
 #: Events that end an enrollment when listed in ``exit_on`` (all of them by default).
-EXIT_EVENTS: tuple[str, ...] = (
+EXIT_EVENTS: tuple[ExitEvent, ...] = (
     "reply",
     "bounce",
     "unsubscribe",
@@ -82,7 +83,6 @@ EXIT_EVENTS: tuple[str, ...] = (
 #: Events ``touched(step_id, event)`` can test in a ``when`` condition.
 TOUCH_EVENTS: tuple[str, ...] = ("sent", "opened", "clicked", "replied", "completed", "skipped")
 
-ExitEvent = Literal["reply", "bounce", "unsubscribe", "meeting_booked", "deal_created"]
 #: What a reply from one contact does to this cadence's enrollments of the
 #: other contacts at the same account (same company domain).
 AccountRule = Literal["continue", "pause", "finish"]

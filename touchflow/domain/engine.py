@@ -336,7 +336,7 @@ class CadenceRuntime:
 
         in_reply_to: str | None = None
         references: tuple[str, ...] = ()
-        subject: str | None = None
+        subject = None  # str | None: typed at its first assignment, above
         if subject_src:
             subject = self.renderer.render_string(subject_src, ctx)
         if step.thread:

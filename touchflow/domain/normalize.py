@@ -241,9 +241,9 @@ def normalize(
         sources["timezone"] = mine
 
     for name in ("first_name", "last_name", "company"):
-        text = values.pop(name, None)
-        if text is not None:
-            setattr(out, name, text)
+        given = values.pop(name, None)
+        if given is not None:
+            setattr(out, name, given)
             sources[name] = mine
 
     country = values.pop("country", None)

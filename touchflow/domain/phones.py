@@ -53,6 +53,8 @@ def _parse(raw: str, default_region: str | None) -> PhoneNumber:
         reason = _PARSE_REASONS.get(exc.error_type, str(exc))
         raise ValueError(f"invalid phone number {raw!r}: {reason}") from exc
     if not phonenumbers.is_valid_number(number):
+        # parse() always sets the country code; the stubs type it for a blank PhoneNumber().
+        assert number.country_code is not None
         where = phonenumbers.region_code_for_country_code(number.country_code)
         country = f" for +{number.country_code}" + (
             f" ({where})" if where not in _UNKNOWN_REGIONS else ""

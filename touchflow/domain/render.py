@@ -57,7 +57,7 @@ class _Environment(SandboxedEnvironment):
     flat copy is equivalent.
     """
 
-    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:  # type: ignore[override]
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         return {**self.globals, **(d or {})}
 
 
@@ -97,7 +97,7 @@ class MissingValue(Undefined):
 
     # Undefined renders as "" and iterates as empty; for a message that would
     # be a blank in front of a prospect, so every rendering path raises.
-    __str__ = __iter__ = __len__ = __format__ = _fail_with_undefined_error  # type: ignore[assignment]
+    __str__ = __iter__ = __len__ = __format__ = _fail_with_undefined_error
 
     def __bool__(self) -> bool:
         return False
@@ -230,6 +230,11 @@ class Renderer:
 
 # --------------------------------------------------------------------------- lint
 
+#: Nodes that name another template (each has a ``template`` expression).
+_TEMPLATE_REFS: tuple[
+    type[nodes.Include | nodes.Import | nodes.FromImport | nodes.Extends], ...
+] = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+
 _TAG_SPAN = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 
 
@@ -256,6 +261,7 @@ def _const_str(node: nodes.Node) -> str | None:
 
 def _attribute_of(node: nodes.Node, name: str) -> str | None:
     """``x`` for ``<name>.x`` or ``<name>['x']``, else None."""
+    attr: str | None
     if isinstance(node, nodes.Getattr):
         target, attr = node.node, node.attr
     elif isinstance(node, nodes.Getitem):
@@ -328,10 +334,10 @@ def lint_ast(
                     f"unknown variable {name!r} (templates can use "
                     f"{', '.join(sorted(KNOWN_TOP_LEVEL))})",
                 )
-    for node in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
-        if _const_str(node.template) is None:
+    for ref in ast.find_all(_TEMPLATE_REFS):
+        if _const_str(ref.template) is None:
             add(
-                node.lineno,
+                ref.lineno,
                 r"include|import|from|extends",
                 "included or imported template names must be string literals",
             )
@@ -352,7 +358,7 @@ def lint_template(path_label: str, source: str) -> list[Finding]:
 def template_dependencies(ast: nodes.Template) -> list[tuple[str, int]]:
     """Templates a parsed template includes, imports or extends: ``(name, lineno)``."""
     deps: list[tuple[str, int]] = []
-    for node in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+    for node in ast.find_all(_TEMPLATE_REFS):
         name = _const_str(node.template)
         if name is not None:
             deps.append((name, node.lineno))

@@ -448,7 +448,7 @@ def _compile(patterns: Iterable[str]) -> re.Pattern[str]:
 
 def _fold_pattern(pattern: str) -> str:
     # Only accents and apostrophes: lower-casing a pattern would turn \S into \s.
-    out = []
+    out: list[str] = []
     for ch in pattern:
         if ch in "’‘`´ʼ":
             ch = "'"

@@ -437,7 +437,9 @@ class RoutingConfig(_Model):
 # ---------------------------------------------------------------------------- loading
 
 
-def _load_model(model: type[_Model], text: str, path: str) -> tuple[Any, list[Finding]]:
+def _load_model(
+    model: type[TeamConfig] | type[RoutingConfig], text: str, path: str
+) -> tuple[Any, list[Finding]]:
     doc = parse_yaml(text, path)
     findings = list(doc.findings)
     if not isinstance(doc.data, dict):
@@ -807,7 +809,7 @@ class Router:
         matched = f"rule {rule.name}" + (f" ({self._describe(rule, lead)})" if rule.match else "")
         if not candidates:
             target = rule.fallback or self.routing.fallback
-            why = "; ".join(passed) or "the pool is empty"
+            why_none = "; ".join(passed) or "the pool is empty"
             return self._give(
                 state,
                 now,
@@ -818,7 +820,7 @@ class Router:
                 [
                     *notes,
                     matched,
-                    f"nobody eligible in pool {pool}: {why}",
+                    f"nobody eligible in pool {pool}: {why_none}",
                     f"fallback to {target}",
                 ],
             )

@@ -16,10 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from touchflow.store.schema import UTCDateTime
 
@@ -39,7 +40,8 @@ def _compile(conn: Connection, stmt: ClauseElement) -> _Compiled:
     key = (id(stmt), conn.dialect.name)
     hit = _compiled.get(key)
     if hit is None:
-        compiled = stmt.compile(dialect=conn.dialect)
+        # A statement (not DDL) compiles to an SQLCompiler; compile() is typed as Compiled.
+        compiled = cast(SQLCompiler, stmt.compile(dialect=conn.dialect))
         positional = bool(compiled.positional)
         names = tuple(compiled.positiontup or ()) if positional else tuple(compiled.params)
         slots = tuple(

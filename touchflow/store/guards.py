@@ -10,9 +10,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, ScalarResult, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from touchflow.domain.compliance import BounceShield, SendCounts, bucket_of, window_starts
@@ -46,8 +46,10 @@ def suppressed(
     ]
     found: dict[str, set[str]] = {"email": set(), "domain": set(), "phone": set()}
     if clauses:
-        for kind, value in conn.execute(
-            select(suppressions.c.kind, suppressions.c.value).where(or_(*clauses))
+        # Rows unpack as `object` to mypy: SQLAlchemy cannot type untyped Table columns.
+        for kind, value in cast(
+            "Iterable[tuple[str, str]]",
+            conn.execute(select(suppressions.c.kind, suppressions.c.value).where(or_(*clauses))),
         ):
             found[kind].add(value)
     return Suppressed(
@@ -69,10 +71,13 @@ def load_send_counts(
         clauses.append(and_(send_counts.c.scope == "domain", send_counts.c.key.in_(domains)))
     if not clauses:
         return counts
-    rows = conn.execute(
-        select(send_counts.c.scope, send_counts.c.key, send_counts.c.bucket, send_counts.c.n).where(
-            or_(*clauses), send_counts.c.bucket >= day, send_counts.c.bucket <= bucket
-        )
+    rows = cast(
+        "Iterable[tuple[str, str, datetime, int]]",
+        conn.execute(
+            select(
+                send_counts.c.scope, send_counts.c.key, send_counts.c.bucket, send_counts.c.n
+            ).where(or_(*clauses), send_counts.c.bucket >= day, send_counts.c.bucket <= bucket)
+        ),
     )
     for scope, key, at, n in rows:
         if scope == "domain":
@@ -168,7 +173,7 @@ def check_bounce_shield(conn: Connection, shield: BounceShield, now: datetime) -
     resumed, so an operator's resume starts a fresh sample.
     """
     paused = paused_cadences(conn)
-    since = dict(
+    since: dict[str, datetime | None] = dict(
         conn.execute(
             select(cadence_pauses.c.cadence_id, func.max(cadence_pauses.c.resumed_at)).group_by(
                 cadence_pauses.c.cadence_id
@@ -177,11 +182,14 @@ def check_bounce_shield(conn: Connection, shield: BounceShield, now: datetime) -
     )
     running = [
         c
-        for c in conn.execute(
-            select(enrollments.c.cadence_id)
-            .where(enrollments.c.state.in_([s.value for s in OPEN]))
-            .distinct()
-        ).scalars()
+        for c in cast(
+            "ScalarResult[str]",
+            conn.execute(
+                select(enrollments.c.cadence_id)
+                .where(enrollments.c.state.in_([s.value for s in OPEN]))
+                .distinct()
+            ).scalars(),
+        )
         if c not in paused
     ]
     tripped: list[str] = []
@@ -242,10 +250,13 @@ def mailbox_usage(conn: Connection, now: datetime) -> list[tuple[str, int, int]]
     """(mailbox, sends in the rolling hour, sends in the rolling day) for every mailbox."""
     _bucket, hour, day = window_starts(now)
     usage: dict[str, list[int]] = {}
-    for key, at, n in conn.execute(
-        select(send_counts.c.key, send_counts.c.bucket, send_counts.c.n).where(
-            send_counts.c.scope == "mailbox", send_counts.c.bucket >= day
-        )
+    for key, at, n in cast(
+        "Iterable[tuple[str, datetime, int]]",
+        conn.execute(
+            select(send_counts.c.key, send_counts.c.bucket, send_counts.c.n).where(
+                send_counts.c.scope == "mailbox", send_counts.c.bucket >= day
+            )
+        ),
     ):
         u = usage.setdefault(key, [0, 0])
         u[1] += n

@@ -113,8 +113,8 @@ def load_batch(conn: Connection, rows: Sequence[Normalized], now: datetime) -> I
 
     existing: dict[str, Any] = {}
     for chunk in _chunks(list(unique), _CHUNK):
-        for old in conn.execute(_EXISTING, {"emails": list(chunk)}):
-            existing[old.email] = old
+        for found in conn.execute(_EXISTING, {"emails": list(chunk)}):
+            existing[found.email] = found
 
     new_rows: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []

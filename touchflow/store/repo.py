@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Row, bindparam, func, select, update
 
@@ -267,10 +267,11 @@ def enroll(
                 suppressions.c.kind.in_(("email", "domain"))
             )
         )
-    already_ids = set(enrolled_rows.scalars())
+    already_ids: set[int] = set(enrolled_rows.scalars())
     suppressed_emails: set[str] = set()
     suppressed_domains: set[str] = set()
-    for kind, value in suppressed_rows:
+    # Rows unpack as `object` to mypy: SQLAlchemy cannot type untyped Table columns.
+    for kind, value in cast("Iterable[tuple[str, str]]", suppressed_rows):
         (suppressed_emails if kind == "email" else suppressed_domains).add(value)
     rows: list[dict[str, Any]] = []
     already = refused = outside = 0
@@ -380,9 +381,9 @@ def load_views(
                 events.c.enrollment_id.in_(ids), events.c.touch_key.is_not(None)
             )
         ):
-            done = by_key.get(ev.touch_key)
-            if done is not None:
-                done.events.add(ev.type)
+            hit = by_key.get(ev.touch_key)
+            if hit is not None:
+                hit.events.add(ev.type)
     return views
 
 
@@ -441,6 +442,13 @@ def apply_exit_event(
     if kind not in EXIT_EVENTS:
         raise TouchflowError(f"unknown exit event {kind!r}; expected one of {list(EXIT_EVENTS)}")
     event, reason = EXIT_EVENTS[kind]
+    email: str | None = None
+    if kind in ("unsubscribe", "bounce"):  # the address gets suppressed: it must exist
+        email = conn.execute(
+            select(prospects.c.email).where(prospects.c.id == prospect_id)
+        ).scalar()
+        if email is None:
+            raise TouchflowError(f"no prospect {prospect_id}: nothing to {kind}")
     rows = list(
         conn.execute(
             select(enrollments.c.id, enrollments.c.state, enrollments.c.cadence_version).where(
@@ -504,12 +512,9 @@ def apply_exit_event(
         )
         ended.append(row.id)
     _close_open_tasks(conn, ended, at, note=f"enrollment ended: {reason}")
-    if kind in ("unsubscribe", "bounce"):
+    if email is not None:
         col = "opted_out_at" if kind == "unsubscribe" else "bounced_at"
         conn.execute(update(prospects).where(prospects.c.id == prospect_id).values({col: at}))
-        email = conn.execute(
-            select(prospects.c.email).where(prospects.c.id == prospect_id)
-        ).scalar()
         add_suppression(conn, "email", email, reason=reason, source=source, now=at)
     return ExitResult(len(ended), kept)
 
@@ -803,31 +808,43 @@ class StatusReport:
 def status(conn: Connection, runtimes: RuntimeCache) -> StatusReport:
     """Counts for ``touchflow status``: enrollments by state and step, touches by status."""
     by_state: Counter[tuple[str, str, str]] = Counter()
-    for cid, state, reason, n in conn.execute(
-        select(
-            enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason, func.count()
-        ).group_by(enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason)
+    # Rows unpack as `object` to mypy: SQLAlchemy cannot type untyped Table columns.
+    for cid, state, reason, n in cast(
+        "Iterable[tuple[str, str, str | None, int]]",
+        conn.execute(
+            select(
+                enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason, func.count()
+            ).group_by(enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason)
+        ),
     ):
         # "missing_data:prospect.title" is one reason per field; keep the field.
         by_state[(cid, state, reason or "")] += n
     by_step: Counter[tuple[str, str]] = Counter()
-    for cid, version, idx, n in conn.execute(
-        select(
-            enrollments.c.cadence_id,
-            enrollments.c.cadence_version,
-            enrollments.c.step_index,
-            func.count(),
-        )
-        .where(enrollments.c.state.in_([s.value for s in OPEN]))
-        .group_by(enrollments.c.cadence_id, enrollments.c.cadence_version, enrollments.c.step_index)
+    for cid, version, idx, n in cast(
+        "Iterable[tuple[str, str, int, int]]",
+        conn.execute(
+            select(
+                enrollments.c.cadence_id,
+                enrollments.c.cadence_version,
+                enrollments.c.step_index,
+                func.count(),
+            )
+            .where(enrollments.c.state.in_([s.value for s in OPEN]))
+            .group_by(
+                enrollments.c.cadence_id, enrollments.c.cadence_version, enrollments.c.step_index
+            )
+        ),
     ):
         steps = runtimes.get(conn, version).cadence.steps
         by_step[(cid, steps[idx].id if idx < len(steps) else "(end)")] += n
     by_touch: Counter[tuple[str, str]] = Counter()
-    for channel, st, n in conn.execute(
-        select(touches.c.channel, touches.c.status, func.count()).group_by(
-            touches.c.channel, touches.c.status
-        )
+    for channel, st, n in cast(
+        "Iterable[tuple[str, str, int]]",
+        conn.execute(
+            select(touches.c.channel, touches.c.status, func.count()).group_by(
+                touches.c.channel, touches.c.status
+            )
+        ),
     ):
         by_touch[(channel, st)] += n
     open_tasks = conn.execute(

@@ -32,9 +32,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from touchflow.domain.routing import Decision, LeadInput, LedgerEntry, Router, RoutingState
 from touchflow.errors import TouchflowError, TransitionError
@@ -161,7 +171,10 @@ def _today(conn: Connection, router: Router, now: datetime) -> Counter[str]:
     for i, (start, emails) in enumerate(sorted(by_start.items())):
         params[f"emails{i}"] = emails
         params[f"start{i}"] = start
-    for email, n in conn.execute(_today_query(len(by_start)), params):
+    # Rows unpack as `object` to mypy: SQLAlchemy cannot type untyped Table columns.
+    for email, n in cast(
+        "Iterable[tuple[str, int]]", conn.execute(_today_query(len(by_start)), params)
+    ):
         today[email] = n
     return today
 
@@ -273,7 +286,7 @@ _SET_AE_EMAIL = (
 
 
 def _record(conn: Connection, prospect_id: int, d: Decision, now: datetime) -> int:
-    new_id = conn.execute(
+    new_id: int = conn.execute(
         _INSERT_ASSIGNMENT,
         {
             "prospect_id": prospect_id,
@@ -308,7 +321,7 @@ def routable_ids(conn: Connection, min_lifecycle: str = "mql") -> list[int]:
             f"min_lifecycle must be one of {', '.join(ROUTABLE)}, not {min_lifecycle!r}"
         )
     stages = list(ROUTABLE[ROUTABLE.index(min_lifecycle) :])
-    stage = prospects.c.lifecycle.in_(stages)
+    stage: ColumnElement[bool] = prospects.c.lifecycle.in_(stages)
     if min_lifecycle == "lead":
         stage = stage | prospects.c.lifecycle.is_(None)
     q = select(prospects.c.id).where(
@@ -415,10 +428,13 @@ def reroute_overdue(conn: Connection, router: Router, now: datetime) -> list[Rer
         return []
     pids = sorted({r.prospect_id for r in overdue})
     missed: dict[int, set[str]] = {p: set() for p in pids}
-    for pid, email in conn.execute(
-        select(route_assignments.c.prospect_id, route_assignments.c.assignee_email).where(
-            route_assignments.c.prospect_id.in_(pids), route_assignments.c.status == "rerouted"
-        )
+    for pid, email in cast(
+        "Iterable[tuple[int, str]]",
+        conn.execute(
+            select(route_assignments.c.prospect_id, route_assignments.c.assignee_email).where(
+                route_assignments.c.prospect_id.in_(pids), route_assignments.c.status == "rerouted"
+            )
+        ),
     ):
         missed[pid].add(email)
     leads = _leads(conn, pids)

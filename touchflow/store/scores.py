@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Select, bindparam, select, update
 
@@ -207,10 +207,12 @@ def _load_events(
     if not ids or not config.engagement.points:
         return out
     wanted = set(ids)
+    # (prospect_id, type, occurred_at) rows; mypy sees rows of untyped columns unpack as `object`.
+    found: Iterable[tuple[int, str, datetime]]
     if by_range:
         # Keyset batches are dense id ranges: one range scan on the prospect_id index.
         q = _events_query(config, now).where(events.c.prospect_id.between(ids[0], ids[-1]))
-        found = conn.execute(q)
+        found = cast("Iterable[tuple[int, str, datetime]]", conn.execute(q))
     else:
         max_age = config.engagement.max_age_days
         params: dict[str, Any] = {"types": sorted(config.engagement.points), "now": now}
@@ -220,7 +222,10 @@ def _load_events(
         found = (
             row
             for i in range(0, len(ids), _CHUNK)
-            for row in conn.execute(stmt, {**params, "ids": list(ids[i : i + _CHUNK])})
+            for row in cast(
+                "Iterable[tuple[int, str, datetime]]",
+                conn.execute(stmt, {**params, "ids": list(ids[i : i + _CHUNK])}),
+            )
         )
     for pid, kind, at in found:
         if pid in wanted:
