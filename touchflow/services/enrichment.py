@@ -15,13 +15,14 @@ and is picked up by the next run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, select, update
 
+from touchflow.domain.batching import chunks
 from touchflow.domain.enrich import (
     ENRICH_PREFIX,
     ENRICHED_FIELDS,
@@ -129,7 +130,7 @@ def _batches(
 ) -> Iterator[Sequence[Row[Any]]]:
     if domains is not None:
         wanted = list(dict.fromkeys(d for d in (normalize_domain(x) for x in domains) if d))
-        for chunk in _chunks(wanted, size):
+        for chunk in chunks(wanted, size):
             rows = conn.execute(_BY_DOMAINS, {"domains": list(chunk)}).all()
             if rows:
                 yield rows
@@ -223,7 +224,3 @@ def _copy_country(
         conn.execute(_UPDATE_PROSPECT, updates)
     return len(updates)
 
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

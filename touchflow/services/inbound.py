@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, delete, func, select, update
 
+from touchflow.domain.batching import IN_LIMIT, chunks
 from touchflow.domain.enrollment import Event, State, transition
 from touchflow.domain.events import EXIT_EFFECTS, Effect, ProviderEvent
 from touchflow.domain.phones import e164_or_raw
@@ -53,7 +54,6 @@ from touchflow.store.schema import enrollments, events, prospects, suppressions,
 _ID_MAX = 200
 _TYPE_MAX = 32
 _SOURCE_MAX = 50
-_CHUNK = 900  # bound parameters per IN (...) query
 
 
 @dataclass
@@ -261,7 +261,7 @@ def _resolve(conn: Connection, batch: Sequence[ProviderEvent]) -> list[_Match]:
     """Prospect and enrollment per event: by touch key, else email, else phone."""
     keys = {k for ev in batch if (k := _safe(ev.touch_key, _ID_MAX)) is not None}
     by_key: dict[str, _Match] = {}
-    for chunk in _chunks(sorted(keys)):
+    for chunk in chunks(sorted(keys)):
         q = (
             select(touches.c.key, touches.c.enrollment_id, enrollments.c.prospect_id)
             .join(enrollments, enrollments.c.id == touches.c.enrollment_id)
@@ -277,7 +277,7 @@ def _resolve(conn: Connection, batch: Sequence[ProviderEvent]) -> list[_Match]:
         if m is None and (e := _safe(ev.email, 320)) is not None
     }
     by_email: dict[str, int] = {}
-    for chunk in _chunks(sorted(emails)):
+    for chunk in chunks(sorted(emails)):
         q = select(prospects.c.email, prospects.c.id).where(prospects.c.email.in_(chunk))
         by_email.update({row.email: row.id for row in conn.execute(q)})
     for i, ev in enumerate(batch):
@@ -307,7 +307,7 @@ def _prospects_by_phone(conn: Connection, phones: Iterable[str]) -> dict[str, in
     best: dict[str, tuple[datetime, int]] = {}
     never = datetime.min.replace(tzinfo=UTC)
     open_states = [State.PENDING.value, State.ACTIVE.value, State.PAUSED.value]
-    for chunk in _chunks(sorted(phones)):
+    for chunk in chunks(sorted(phones)):
         q = (
             select(
                 prospects.c.phone,
@@ -477,7 +477,7 @@ def _match_message(
         if (r := _safe(ref.strip(), 300)) is not None:
             wanted.append((r, "references"))
     if wanted:
-        ids = list(dict.fromkeys(w for w, _ in wanted))[:_CHUNK]
+        ids = list(dict.fromkeys(w for w, _ in wanted))[:IN_LIMIT]
         found = {
             row.message_id: row
             for row in conn.execute(
@@ -584,7 +584,7 @@ def _account_rule(
         ):
             to_pause.append(row.id)
     resume = now + timedelta(days=pause_days)
-    for chunk in _chunks(to_pause):
+    for chunk in chunks(to_pause):
         conn.execute(
             update(enrollments)
             .where(enrollments.c.id.in_(chunk), enrollments.c.state.in_(_PAUSABLE))
@@ -596,7 +596,7 @@ def _account_rule(
                 updated_at=now,
             )
         )
-    for chunk in _chunks(to_finish):
+    for chunk in chunks(to_finish):
         conn.execute(
             update(enrollments)
             .where(enrollments.c.id.in_(chunk))
@@ -678,7 +678,3 @@ def unsubscribe_touch(
         )
     return True
 
-
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i : i + _CHUNK]

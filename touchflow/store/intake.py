@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from touchflow.domain.batching import chunks
 from touchflow.domain.enrollment import State
 from touchflow.domain.normalize import DERIVED, Normalized
 from touchflow.domain.prospects import Prospect
@@ -75,7 +76,6 @@ def _insert_accounts(insert: Insert) -> Any:
 
 
 # IN lists and multi-row statements stay under SQLite's bound-parameter limit.
-_CHUNK = 900
 
 
 @dataclass
@@ -112,7 +112,7 @@ def load_batch(conn: Connection, rows: Sequence[Normalized], now: datetime) -> I
     account_ids, counts.accounts_created = _ensure_accounts(conn, unique.values(), now)
 
     existing: dict[str, Any] = {}
-    for chunk in _chunks(list(unique), _CHUNK):
+    for chunk in chunks(list(unique)):
         for found in conn.execute(_EXISTING, {"emails": list(chunk)}):
             existing[found.email] = found
 
@@ -141,8 +141,8 @@ def load_batch(conn: Connection, rows: Sequence[Normalized], now: datetime) -> I
         else:
             changed.append({"b_id": old.id, **merged, "updated_at": now})
 
-    for chunk in _chunks(new_rows, _CHUNK):
-        conn.execute(_INSERT_PROSPECTS, list(chunk))
+    for batch in chunks(new_rows):
+        conn.execute(_INSERT_PROSPECTS, list(batch))
     if changed:
         conn.execute(
             update(prospects)
@@ -220,7 +220,7 @@ def _ensure_accounts(
         return {}, 0
     ids: dict[str, int] = {}
     unnamed: list[dict[str, Any]] = []
-    for chunk in _chunks(list(wanted), _CHUNK):
+    for chunk in chunks(list(wanted)):
         for acc in conn.execute(_ACCOUNTS_BY_DOMAIN, {"domains": list(chunk)}):
             ids[acc.domain] = acc.id
             company = wanted[acc.domain].company
@@ -232,9 +232,9 @@ def _ensure_accounts(
                 )
     missing = [d for d in wanted if d not in ids]
     new_rows = [_account_row(domain, wanted[domain], now) for domain in missing]
-    for chunk in _chunks(new_rows, _CHUNK):
-        conn.execute(_insert_accounts(conn), list(chunk))
-    for chunk in _chunks(missing, _CHUNK):
+    for batch in chunks(new_rows):
+        conn.execute(_insert_accounts(conn), list(batch))
+    for chunk in chunks(missing):
         for acc in conn.execute(_ACCOUNTS_BY_DOMAIN, {"domains": list(chunk)}):
             ids[acc.domain] = acc.id
     if unnamed:
@@ -269,7 +269,7 @@ def _release_missing_data(conn: Connection, ids: list[int], now: datetime) -> No
 
     Mirrors ``repo.upsert_prospects``.
     """
-    for chunk in _chunks(ids, _CHUNK):
+    for chunk in chunks(ids):
         conn.execute(
             update(enrollments)
             .where(
@@ -285,7 +285,3 @@ def _consent_view(row: Normalized) -> Prospect:
     # _record_sms_consent reads only the email and the sms_consent field.
     return Prospect(email=row.email, fields=row.fields)
 
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Row, bindparam, func, select, update
 
+from touchflow.domain.batching import chunks
 from touchflow.domain.cadence import Cadence, load_cadence_source
 from touchflow.domain.compliance import own_domains
 from touchflow.domain.engine import CadenceRuntime, EnrollmentView, ExecutedStep, SenderInfo
@@ -67,7 +68,7 @@ def upsert_prospects(conn: Connection, items: Sequence[Prospect], now: datetime)
         return 0, 0
     emails = [p.email for p in items]
     existing: dict[str, Row[Any]] = {}
-    for chunk in _chunks(emails, 900):
+    for chunk in chunks(emails):
         for row in conn.execute(select(prospects).where(prospects.c.email.in_(chunk))):
             existing[row.email] = row
     new_rows: list[dict[str, Any]] = []
@@ -120,13 +121,13 @@ def _record_sms_consent(conn: Connection, items: Sequence[Prospect], now: dateti
     """
     given = [p.email for p in items if p.fields.get("sms_consent", "").strip().lower() in _YES]
     withdrawn = [p.email for p in items if p.fields.get("sms_consent", "").strip().lower() in _NO]
-    for chunk in _chunks(given, 900):
+    for chunk in chunks(given):
         conn.execute(
             update(prospects)
             .where(prospects.c.email.in_(chunk), prospects.c.sms_consent_at.is_(None))
             .values(sms_consent_at=now)
         )
-    for chunk in _chunks(withdrawn, 900):
+    for chunk in chunks(withdrawn):
         conn.execute(
             update(prospects)
             .where(prospects.c.email.in_(chunk), prospects.c.sms_consent_at.is_not(None))
@@ -310,7 +311,7 @@ def enroll(
                 "updated_at": now,
             }
         )
-    for chunk in _chunks(rows, 5000):
+    for chunk in chunks(rows, 5000):
         conn.execute(_insert_enrollments(conn), chunk)
     return EnrollResult(len(rows), already, refused, outside)
 
@@ -738,7 +739,7 @@ def reconcile_delivered(
     """
     keys = sorted(set(touch_keys))
     found: list[Any] = []
-    for chunk in _chunks(keys, 900):
+    for chunk in chunks(keys):
         found += conn.execute(
             select(
                 touches.c.key, touches.c.enrollment_id, touches.c.step_id, touches.c.executed_at
@@ -858,7 +859,3 @@ def status(conn: Connection, runtimes: RuntimeCache) -> StatusReport:
 
 # -- helpers -----------------------------------------------------------------
 
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

@@ -25,12 +25,11 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Select, bindparam, select, update
 
+from touchflow.domain.batching import IN_LIMIT, chunks
 from touchflow.domain.prospects import normalize_email
 from touchflow.domain.scoring import IcpConfig, Reason, ScoreInput, ScoreResult
 from touchflow.store import fastpath
 from touchflow.store.schema import accounts, events, prospects, score_history
-
-_CHUNK = 900  # bound parameters per IN (...) query (SQLite's old limit is 999)
 
 
 @dataclass
@@ -221,10 +220,10 @@ def _load_events(
         stmt = _events_of_ids(max_age is not None)
         found = (
             row
-            for i in range(0, len(ids), _CHUNK)
+            for chunk in chunks(ids)
             for row in cast(
                 "Iterable[tuple[int, str, datetime]]",
-                conn.execute(stmt, {**params, "ids": list(ids[i : i + _CHUNK])}),
+                conn.execute(stmt, {**params, "ids": list(chunk)}),
             )
         )
     for pid, kind, at in found:
@@ -251,9 +250,8 @@ def _batches(
             yield rows, True
             last = rows[-1].id
     ids = sorted(set(prospect_ids))
-    step = min(batch_size, _CHUNK)
-    for i in range(0, len(ids), step):
-        rows = list(conn.execute(_BY_IDS, {"ids": ids[i : i + step]}))
+    for chunk in chunks(ids, min(batch_size, IN_LIMIT)):
+        rows = list(conn.execute(_BY_IDS, {"ids": list(chunk)}))
         if rows:
             yield rows, False
 

@@ -48,6 +48,7 @@ from typing import Any
 
 from touchflow.adapters.closing import ClosesOnExit
 from touchflow.adapters.mime import parse_message
+from touchflow.domain.batching import chunks
 from touchflow.errors import ConfigError, ConnectorError, FatalError, RetryableError
 from touchflow.ports import FetchedMessage
 
@@ -97,10 +98,6 @@ def _quote(mailbox: str) -> str:
 def _uid_set(uids: Iterable[int]) -> str:
     return ",".join(str(int(u)) for u in uids)
 
-
-def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 class ImapMailbox(ClosesOnExit):
@@ -232,7 +229,7 @@ class ImapMailbox(ClosesOnExit):
         data = self._call("search", conn.uid, "SEARCH", None, "UNSEEN")
         uids = sorted({int(u) for chunk in data if chunk for u in chunk.split()})[: max(limit, 0)]
         fetched: list[FetchedMessage] = []
-        for batch in _chunks(uids, _BATCH):
+        for batch in chunks(uids, _BATCH):
             rows = self._call(
                 "fetch", conn.uid, "FETCH", _uid_set(batch), "(INTERNALDATE BODY.PEEK[])"
             )
@@ -258,7 +255,7 @@ class ImapMailbox(ClosesOnExit):
             return
         conn = self._connect()
         self._select(conn)
-        for batch in _chunks(todo, _BATCH):
+        for batch in chunks(todo, _BATCH):
             uid_set = _uid_set(batch)
             if self.processed_folder is None:
                 self._call("mark_seen", conn.uid, "STORE", uid_set, "+FLAGS.SILENT", r"(\Seen)")

@@ -105,6 +105,7 @@ from touchflow.adapters._http.client import (
     map_transport_error,
 )
 from touchflow.adapters.closing import ClosesOnExit
+from touchflow.domain.batching import chunks
 from touchflow.domain.crm import (
     ChangeKind,
     ChangePage,
@@ -219,10 +220,6 @@ def salesforce_error(response: httpx.Response) -> tuple[str, str | None]:
 def _without(fields: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k != name}
 
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _in_list(values: Sequence[str]) -> Iterator[str]:
@@ -661,7 +658,7 @@ class SalesforceCrm(ClosesOnExit):
         updates = [(key, merged[key]) for key in merged if key in ids]
         creates = [(key, merged[key]) for key in merged if key not in ids]
         failed: list[tuple[str, list[dict[str, Any]]]] = []
-        for batch in _chunks(updates, BATCH_SIZE):
+        for batch in chunks(updates, BATCH_SIZE):
             records = [
                 {"attributes": {"type": kind}, "id": ids[key], **_without(fields, "Email")}
                 for key, fields in batch
@@ -677,7 +674,7 @@ class SalesforceCrm(ClosesOnExit):
             ):
                 if rid is None:
                     failed.append((key, errors))
-        for batch in _chunks(creates, BATCH_SIZE):
+        for batch in chunks(creates, BATCH_SIZE):
             records = []
             for _, fields in batch:
                 record = {"attributes": {"type": kind}, **fields}
@@ -710,7 +707,7 @@ class SalesforceCrm(ClosesOnExit):
         ids: dict[str, str] = {}
         failed: list[tuple[str, list[dict[str, Any]]]] = []
         items = list(merged.items())
-        for batch in _chunks(items, BATCH_SIZE):
+        for batch in chunks(items, BATCH_SIZE):
             records = []
             for key, fields in batch:
                 record = {"attributes": {"type": kind}, field: key, **fields}
