@@ -4,9 +4,24 @@
 
     TouchflowError
       ConfigError          bad or missing setting; names the env var or file
-      CadenceError         bad YAML, unknown template, undefined variable (file:line:col)
+      FindingsError        a file touchflow reads is invalid: file:line:col findings
+        CadenceError       a cadence or template: bad YAML, unknown template,
+                           undefined variable
+        ConfigFileError    icp.yaml, team.yaml, routing.yaml, a column map,
+                           domain aliases, a routing backtest CSV
+      ImportFileError      a prospect file cannot be imported at all (format,
+                           header, no email column); bad rows are set aside
       MissingDataError     a template needs a prospect field that is empty
       TransitionError      an event not allowed in the enrollment's state
+      LeadRejected         POST /leads: the lead cannot be taken as sent (422)
+      CallRefused          click-to-call must not ring anyone; says why
+        TaskNotFound       no task with that id
+        CallNotPossible    never for this task as it is (not a call, no phone,
+                           no time zone)
+        CallNotAllowed     not now (task closed, opted out, suppressed, outside
+                           contact hours)
+      StoreUnavailable     the database could not be reached or stayed locked:
+                           retry later (the API answers 503)
       ConnectorError       carries connector, operation, status, vendor code
         RetryableError     timeouts, 5xx
           RateLimited      429, with retry_after seconds
@@ -47,12 +62,24 @@ class Finding:
         return f"{self.path}:{self.line}:{self.col}: error: {self.message}"
 
 
-class CadenceError(TouchflowError):
-    """A cadence or template is invalid; carries one or more findings."""
+class FindingsError(TouchflowError):
+    """A file touchflow reads is invalid; carries one or more findings (file:line:col)."""
 
     def __init__(self, findings: list[Finding] | Finding) -> None:
         self.findings = [findings] if isinstance(findings, Finding) else list(findings)
         super().__init__("\n".join(str(f) for f in self.findings))
+
+
+class CadenceError(FindingsError):
+    """A cadence or template is invalid."""
+
+
+class ConfigFileError(FindingsError):
+    """A team configuration file (ICP, team, routing, column map, aliases) is invalid."""
+
+
+class ImportFileError(TouchflowError, ValueError):
+    """The input file cannot be imported at all (unknown format, no header, no email column)."""
 
 
 class MissingDataError(TouchflowError):
@@ -70,6 +97,34 @@ class TransitionError(TouchflowError):
         self.event = event
         self.state = state
         super().__init__(f"event {event!r} is not allowed in state {state!r}")
+
+
+class LeadRejected(TouchflowError):
+    """The lead cannot be taken as sent (bad email, bad field): the API answers 422."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class CallRefused(TouchflowError):
+    """A call that must not be placed; the message says why."""
+
+
+class TaskNotFound(CallRefused):
+    """No task has this id."""
+
+
+class CallNotPossible(CallRefused):
+    """The task can never be called as it is (not a call, no phone, no time zone)."""
+
+
+class CallNotAllowed(CallRefused):
+    """The call is not allowed now (task closed, opted out, suppressed, quiet hours)."""
+
+
+class StoreUnavailable(TouchflowError):
+    """The store could not be reached or stayed locked: the caller should retry later."""
 
 
 class ConnectorError(TouchflowError):

@@ -20,8 +20,8 @@ from touchflow.domain.normalize import (
     parse_title_rules,
     title_rules,
 )
+from touchflow.errors import ConfigFileError
 from touchflow.services.importer import (
-    ImportConfigError,
     load_aliases,
     load_mapping,
     resolve_aliases,
@@ -389,7 +389,7 @@ def test_alias_file_errors_name_file_line_col(
 ):
     path = tmp_path / "domain_aliases.yaml"
     path.write_text(text)
-    with pytest.raises(ImportConfigError) as info:
+    with pytest.raises(ConfigFileError) as info:
         load_aliases(path)
     finding = info.value.findings[0]
     assert (finding.path, finding.line, finding.col) == (str(path), line, col)
@@ -405,7 +405,7 @@ def test_load_mapping(tmp_path: Path):
         "LinkedIn": "linkedin_url",
     }
     path.write_text("email: Email\nfirst_name: email\nBad Field: x\n")
-    with pytest.raises(ImportConfigError) as info:
+    with pytest.raises(ConfigFileError) as info:
         load_mapping(path)
     assert [(f.line, f.col) for f in info.value.findings] == [(2, 13), (3, 1)]
     assert "already mapped" in info.value.findings[0].message

@@ -20,7 +20,7 @@ from touchflow.domain.routing import (
     routing_from_yaml,
     team_from_yaml,
 )
-from touchflow.errors import CadenceError
+from touchflow.errors import ConfigFileError
 
 ROOT = Path(__file__).resolve().parents[2]
 # Tuesday 2026-12-01 15:00 UTC: 10:00 in New York, 16:00 in Berlin.
@@ -304,7 +304,7 @@ def test_back_from_pto_is_not_flooded(weights, away, pto_days, per_day):
 # ---------------------------------------------------------------------------- YAML errors
 
 
-def _messages(exc: pytest.ExceptionInfo[CadenceError]) -> list[str]:
+def _messages(exc: pytest.ExceptionInfo[ConfigFileError]) -> list[str]:
     return [str(f) for f in exc.value.findings]
 
 
@@ -312,7 +312,7 @@ def test_team_yaml_errors_name_file_line_col():
     text = TEAM.replace("weight: 2}", "weight: 0, wieght: 3}").replace(
         "name: B,", "name: B, pto: [{from: 2026-12-05, to: 2026-12-01}],"
     )
-    with pytest.raises(CadenceError) as exc:
+    with pytest.raises(ConfigFileError) as exc:
         team_from_yaml(text, "config/team.yaml")
     msgs = _messages(exc)
     assert any(m.startswith("config/team.yaml:3:") and "greater than 0" in m for m in msgs), msgs
@@ -324,7 +324,7 @@ def test_team_yaml_errors_name_file_line_col():
 
 
 def test_yaml_syntax_error_has_position():
-    with pytest.raises(CadenceError) as exc:
+    with pytest.raises(ConfigFileError) as exc:
         team_from_yaml("members:\n  - {email: a@co.com, name: [\n", "config/team.yaml")
     assert _messages(exc)[0].startswith("config/team.yaml:3:")
 
@@ -333,12 +333,12 @@ def test_routing_yaml_errors_name_file_line_col():
     text = ROUTING.replace("regions: [na], segments", "regions: [na], segmnts").replace(
         "{name: everyone, kind: pool, pool: {role: ae}}", "{name: everyone, kind: territory}"
     )
-    with pytest.raises(CadenceError) as exc:
+    with pytest.raises(ConfigFileError) as exc:
         routing_from_yaml(text, "config/routing.yaml")
     msgs = _messages(exc)
     assert any(m.startswith("config/routing.yaml:8:") and "segmnts" in m for m in msgs), msgs
     # The hint comes from routing.yaml's own model, not another file's.
-    with pytest.raises(CadenceError) as exc:
+    with pytest.raises(ConfigFileError) as exc:
         routing_from_yaml(ROUTING.replace("rules:", "rulez:", 1), "config/routing.yaml")
     assert "unknown key 'rulez' (did you mean 'rules'?)" in " ".join(_messages(exc))
     assert any(m.startswith("config/routing.yaml:18:") and "needs 'match'" in m for m in msgs)
@@ -347,7 +347,7 @@ def test_routing_yaml_errors_name_file_line_col():
 def test_cross_file_errors_unknown_member_and_region(tmp_path):
     (tmp_path / "team.yaml").write_text(TEAM.replace("[emea, JP]", "[emae, JP]"))
     (tmp_path / "routing.yaml").write_text(ROUTING.replace("pool: [d@co.com]", "pool: [dd@co.com]"))
-    with pytest.raises(CadenceError) as exc:
+    with pytest.raises(ConfigFileError) as exc:
         load_router(tmp_path)
     msgs = _messages(exc)
     assert any(
@@ -366,7 +366,7 @@ def test_pool_rule_must_be_last():
         "  - {name: owner, kind: account_owner}\n",
         "  - {name: owner, kind: account_owner}\n  - {name: all, kind: pool, pool: {role: ae}}\n",
     )
-    with pytest.raises(CadenceError, match="a pool rule must be last"):
+    with pytest.raises(ConfigFileError, match="a pool rule must be last"):
         routing_from_yaml(text)
 
 
@@ -413,6 +413,6 @@ def test_backtest_csv_errors_have_positions(tmp_path):
     path.write_text(
         "email,received_at,employees\na@x.example,2026-12-01T10:00,12\nb@x.example,yesterday,3\n"
     )
-    with pytest.raises(CadenceError) as exc:
+    with pytest.raises(ConfigFileError) as exc:
         read_backtest_csv(path)
     assert _messages(exc)[0].startswith(f"{path}:3:2: error: received_at:")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from touchflow.domain.scoring import IcpConfig, ScoreInput, icp_findings, load_icp, load_icp_source
-from touchflow.errors import CadenceError
+from touchflow.errors import ConfigFileError
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -247,7 +247,7 @@ def test_engagement_counts_toward_the_stage_but_not_the_grade():
 
 
 def findings_of(text: str) -> list[str]:
-    with pytest.raises(CadenceError) as info:
+    with pytest.raises(ConfigFileError) as info:
         load_icp_source(text, "config/icp.yaml")
     return [str(f) for f in info.value.findings]
 

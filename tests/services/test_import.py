@@ -12,7 +12,8 @@ import psutil
 import pytest
 from sqlalchemy import Engine, func, select
 
-from touchflow.services.importer import ImportFileError, load_mapping, run_import
+from touchflow.errors import ImportFileError
+from touchflow.services.importer import load_mapping, run_import
 from touchflow.store.schema import accounts, prospects
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

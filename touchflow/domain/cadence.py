@@ -63,10 +63,10 @@ from pydantic import (
 
 from touchflow.domain.calendar import WEEKDAYS, SendWindow
 from touchflow.domain.model_findings import at as _at
-from touchflow.domain.model_findings import model_findings, read_text
+from touchflow.domain.model_findings import model_findings, read_text, reported_as
 from touchflow.domain.render import lint_ast, parse_condition, parse_template, template_dependencies
 from touchflow.domain.yaml_source import YamlDocument, parse_yaml, syntax_finding
-from touchflow.errors import CadenceError, Finding
+from touchflow.errors import CadenceError, Finding, FindingsError
 
 Channel = Literal["email", "sms", "call", "linkedin", "task"]
 #: Channels whose steps become tasks for a person instead of automatic sends.
@@ -693,11 +693,13 @@ def _build(
     return cadence
 
 
+@reported_as(CadenceError)
 def load_cadence(path: Path, templates_dir: Path) -> Cadence:
     """Load and validate one cadence file; raise CadenceError with every finding."""
     return _build(read_text(path), str(path), DirectoryTemplates(templates_dir), str(templates_dir))
 
 
+@reported_as(CadenceError)
 def load_cadence_source(yaml_text: str, path: str, templates: Mapping[str, str]) -> Cadence:
     """Validate a cadence from text and a template dict (a pinned version from the DB)."""
     return _build(yaml_text, path, templates, "templates")
@@ -707,6 +709,7 @@ def _cadence_files(cadences_dir: Path) -> list[Path]:
     return sorted([*cadences_dir.glob("*.yaml"), *cadences_dir.glob("*.yml")])
 
 
+@reported_as(CadenceError)
 def load_cadences(cadences_dir: Path, templates_dir: Path) -> dict[str, Cadence]:
     """Load every ``*.yaml``/``*.yml`` in a directory: ``{id: Cadence}``.
 
@@ -718,7 +721,7 @@ def load_cadences(cadences_dir: Path, templates_dir: Path) -> dict[str, Cadence]
     for path in _cadence_files(cadences_dir):
         try:
             cadence = _build(read_text(path), str(path), templates, str(templates_dir))
-        except CadenceError as exc:
+        except FindingsError as exc:
             findings.extend(exc.findings)
             continue
         if cadence.id in cadences:
@@ -761,7 +764,7 @@ def _is_config(path: Path) -> bool:
 def _validate_yaml_only(path: Path) -> list[Finding]:
     try:
         parse_yaml(read_text(path), str(path))
-    except CadenceError as exc:
+    except FindingsError as exc:
         return exc.findings
     except yaml.YAMLError as exc:  # pragma: no cover - parse_yaml wraps these
         return [syntax_finding(str(path), exc)]
@@ -771,7 +774,7 @@ def _validate_yaml_only(path: Path) -> list[Finding]:
 def _validate_template_file(path: Path, templates_dir: Path) -> list[Finding]:
     try:
         source = read_text(path)
-    except CadenceError as exc:
+    except FindingsError as exc:
         return exc.findings
     label = str(path)
     ast, findings = parse_template(label, source)

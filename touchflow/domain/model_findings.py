@@ -15,7 +15,8 @@ turns what pydantic reports into findings at the right place in the file:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -23,9 +24,9 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
 from touchflow.domain.yaml_source import YamlDocument
-from touchflow.errors import CadenceError, Finding
+from touchflow.errors import Finding, FindingsError
 
-__all__ = ["at", "hint", "label", "model_at", "model_findings", "read_text"]
+__all__ = ["at", "hint", "label", "model_at", "model_findings", "read_text", "reported_as"]
 
 
 def at(message: str, *where: str | int, key: bool = False) -> PydanticCustomError:
@@ -42,11 +43,27 @@ def hint(value: str, choices: Sequence[str]) -> str:
 
 
 def read_text(path: Path) -> str:
-    """A config file's text; CadenceError (at line 1) when it cannot be read."""
+    """A file's text; a FindingsError (at line 1) when it cannot be read."""
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise CadenceError(Finding(str(path), 1, 1, f"cannot read file: {exc}")) from exc
+        raise FindingsError(Finding(str(path), 1, 1, f"cannot read file: {exc}")) from exc
+
+
+@contextmanager
+def reported_as(error: type[FindingsError]) -> Iterator[None]:
+    """Findings of the shared readers (a file that cannot be read, bad YAML) raised as ``error``.
+
+    Used as a decorator on a loader, so a broken ``icp.yaml`` is a
+    :class:`~touchflow.errors.ConfigFileError` and a broken cadence a
+    :class:`~touchflow.errors.CadenceError`, whichever step found the problem.
+    """
+    try:
+        yield
+    except error:
+        raise
+    except FindingsError as exc:
+        raise error(exc.findings) from None
 
 
 def label(loc: Sequence[Any], root: str) -> str:

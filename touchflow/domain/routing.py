@@ -112,9 +112,9 @@ from pydantic import (
 from touchflow.domain.cadence import TimeOfDay, Weekday, _check_zone
 from touchflow.domain.calendar import WEEKDAYS, BusinessCalendar, SendWindow
 from touchflow.domain.model_findings import at as _at
-from touchflow.domain.model_findings import model_findings, read_text
+from touchflow.domain.model_findings import model_findings, read_text, reported_as
 from touchflow.domain.yaml_source import YamlDocument, parse_yaml
-from touchflow.errors import CadenceError, Finding
+from touchflow.errors import ConfigFileError, Finding, FindingsError
 
 __all__ = [
     "BacktestLead",
@@ -454,26 +454,28 @@ def _load_model(
     return obj, findings
 
 
+@reported_as(ConfigFileError)
 def team_from_yaml(text: str, path: str = "config/team.yaml") -> TeamConfig:
-    """Validate team.yaml text; raises CadenceError with every ``file:line:col`` finding."""
+    """Validate team.yaml text; raises ConfigFileError with every ``file:line:col`` finding."""
     team, findings = _load_model(TeamConfig, text, path)
     if findings or team is None:
-        raise CadenceError(sorted(set(findings)))
+        raise ConfigFileError(sorted(set(findings)))
     return team
 
 
+@reported_as(ConfigFileError)
 def routing_from_yaml(text: str, path: str = "config/routing.yaml") -> RoutingConfig:
-    """Validate routing.yaml text (alone); raises CadenceError with every finding."""
+    """Validate routing.yaml text (alone); raises ConfigFileError with every finding."""
     routing, findings = _load_model(RoutingConfig, text, path)
     if findings or routing is None:
-        raise CadenceError(sorted(set(findings)))
+        raise ConfigFileError(sorted(set(findings)))
     return routing
 
 
 def load_router(config_dir: Path) -> Router:
     """Load ``team.yaml`` and ``routing.yaml`` from ``config_dir`` and cross-check them.
 
-    Raises CadenceError with the findings of both files together.
+    Raises ConfigFileError with the findings of both files together.
     """
     findings: list[Finding] = []
     loaded = []
@@ -481,12 +483,12 @@ def load_router(config_dir: Path) -> Router:
         path = config_dir / name
         try:
             obj, found = _load_model(model, read_text(path), str(path))
-        except CadenceError as exc:
+        except FindingsError as exc:
             obj, found = None, exc.findings
         loaded.append(obj)
         findings.extend(found)
     if findings:
-        raise CadenceError(sorted(set(findings)))
+        raise ConfigFileError(sorted(set(findings)))
     return Router(loaded[0], loaded[1])
 
 
@@ -637,12 +639,12 @@ class Decision:
 
 
 class Router:
-    """Decides routes from a team and a routing config; raises CadenceError if they disagree."""
+    """Decides routes from a team and a routing config; raises ConfigFileError if they disagree."""
 
     def __init__(self, team: TeamConfig, routing: RoutingConfig) -> None:
         findings = _cross_check(team, routing)
         if findings:
-            raise CadenceError(sorted(set(findings)))
+            raise ConfigFileError(sorted(set(findings)))
         self.team = team
         self.routing = routing
         self.pools: dict[str, list[Member]] = {
@@ -1019,9 +1021,9 @@ class _CsvRow:
     def __init__(self, label: str, line: int, header: list[str], row: dict[str, Any]) -> None:
         self.label, self.line, self.header, self.row = label, line, header, row
 
-    def error(self, name: str, message: str) -> CadenceError:
+    def error(self, name: str, message: str) -> ConfigFileError:
         col = self.header.index(name) + 1 if name in self.header else 1
-        return CadenceError(Finding(self.label, self.line, col, f"{name}: {message}"))
+        return ConfigFileError(Finding(self.label, self.line, col, f"{name}: {message}"))
 
     def text(self, name: str) -> str | None:
         return (self.row.get(name) or "").strip() or None
@@ -1046,10 +1048,11 @@ class _CsvRow:
         return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+@reported_as(ConfigFileError)
 def read_backtest_csv(path: Path | str, text: str | None = None) -> list[BacktestLead]:
     """Read past leads from CSV (see :data:`BACKTEST_COLUMNS`); naive times are UTC.
 
-    Raises CadenceError naming ``file:line:col`` of the first bad cell.
+    Raises ConfigFileError naming ``file:line:col`` of the first bad cell.
     """
     label = str(path)
     if text is None:
@@ -1058,7 +1061,7 @@ def read_backtest_csv(path: Path | str, text: str | None = None) -> list[Backtes
     header = list(reader.fieldnames or [])
     missing = [c for c in ("email", "received_at") if c not in header]
     if missing:
-        raise CadenceError(Finding(label, 1, 1, f"missing column(s): {', '.join(missing)}"))
+        raise ConfigFileError(Finding(label, 1, 1, f"missing column(s): {', '.join(missing)}"))
     out = []
     for raw in reader:
         row = _CsvRow(label, reader.line_num, header, raw)

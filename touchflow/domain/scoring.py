@@ -1,7 +1,7 @@
 """ICP scoring: fit rules, disqualifiers and decaying engagement, each point with a reason.
 
 ``config/icp.yaml`` is written by RevOps and loaded into :class:`IcpConfig`;
-a broken file raises :class:`~touchflow.errors.CadenceError` whose findings
+a broken file raises :class:`~touchflow.errors.ConfigFileError` whose findings
 name ``file:line:col`` (the same machinery as cadences, see
 :mod:`touchflow.domain.yaml_source`). :meth:`IcpConfig.score` is pure and
 deterministic: ``now`` comes in as an argument.
@@ -57,9 +57,9 @@ from pydantic import (
 )
 
 from touchflow.domain.model_findings import at as _at
-from touchflow.domain.model_findings import hint, model_findings, read_text
+from touchflow.domain.model_findings import hint, model_findings, read_text, reported_as
 from touchflow.domain.yaml_source import parse_yaml
-from touchflow.errors import CadenceError, Finding
+from touchflow.errors import ConfigFileError, Finding, FindingsError
 
 FieldKind = Literal["text", "number", "bool", "list"]
 
@@ -400,8 +400,9 @@ def icp_version(yaml_text: str) -> str:
     return hashlib.sha256(yaml_text.encode("utf-8")).hexdigest()[:16]
 
 
+@reported_as(ConfigFileError)
 def load_icp_source(yaml_text: str, path: str) -> IcpConfig:
-    """Validate an ICP from text; raise CadenceError with every finding (file:line:col)."""
+    """Validate an ICP from text; raise ConfigFileError with every finding (file:line:col)."""
     doc = parse_yaml(yaml_text, path)
     findings = list(doc.findings)
     if not isinstance(doc.data, dict):
@@ -409,21 +410,22 @@ def load_icp_source(yaml_text: str, path: str) -> IcpConfig:
         findings.append(
             Finding(path, line, col, "icp.yaml must be a mapping with fit, engagement, grades")
         )
-        raise CadenceError(findings)
+        raise ConfigFileError(findings)
     config: IcpConfig | None = None
     try:
         config = IcpConfig.model_validate(doc.data)
     except ValidationError as exc:
         findings.extend(model_findings(doc, exc, IcpConfig, name="icp", squash=True))
     if findings or config is None:
-        raise CadenceError(sorted(set(findings)))
+        raise ConfigFileError(sorted(set(findings)))
     config._version = icp_version(yaml_text)
     config._source_path = path
     return config
 
 
+@reported_as(ConfigFileError)
 def load_icp(path: Path | str) -> IcpConfig:
-    """Load ``config/icp.yaml``; raise CadenceError (file:line:col findings) when it is bad."""
+    """Load ``config/icp.yaml``; raise ConfigFileError (file:line:col findings) when it is bad."""
     path = Path(path)
     return load_icp_source(read_text(path), str(path))
 
@@ -432,7 +434,7 @@ def icp_findings(path: Path | str) -> list[Finding]:
     """Every finding of an ICP file (empty when it loads): for ``touchflow validate``."""
     try:
         load_icp(path)
-    except CadenceError as exc:
+    except FindingsError as exc:
         return exc.findings
     return []
 

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from touchflow.errors import CadenceError, Finding
+from touchflow.errors import Finding, FindingsError
 
 #: A path into the data: mapping keys and sequence indexes, outermost first.
 Path = tuple[Any, ...]
@@ -219,7 +219,7 @@ class _Builder:
 def parse_yaml(text: str, path: str) -> YamlDocument:
     """Parse one YAML document, keeping positions.
 
-    Raises :class:`CadenceError` with one finding at the problem mark when the
+    Raises :class:`~touchflow.errors.FindingsError` with one finding at the problem mark when the
     text is not valid YAML; other problems (duplicate keys) are collected in
     :attr:`YamlDocument.findings`. An empty document gives ``data=None``.
     """
@@ -230,7 +230,7 @@ def parse_yaml(text: str, path: str) -> YamlDocument:
         if node is not None:
             doc.data = _Builder(loader, doc).build(node, ())
     except yaml.YAMLError as exc:
-        raise CadenceError(syntax_finding(path, exc)) from exc
+        raise FindingsError(syntax_finding(path, exc)) from exc
     finally:
         loader.dispose()
     return doc

@@ -1,17 +1,13 @@
 """Click-to-call: an SDR starts a call task's call; the provider rings the SDR, then the prospect.
 
 :func:`place_call` checks everything that must hold before a phone rings and
-refuses with a :class:`CallRefused` that says why:
+refuses with a :class:`~touchflow.errors.CallRefused` that says why:
 
-::
-
-    CallRefused            (TouchflowError)
-      TaskNotFound         no task with that id
-      CallNotPossible      never for this task as it is: not a call task, the
-                           prospect has no phone or no known time zone
-      CallNotAllowed       not now: the task is closed, the person opted out or
-                           the number is suppressed, it is outside 08:00-21:00
-                           in the prospect's time zone
+``TaskNotFound`` (no task with that id), ``CallNotPossible`` (never for this
+task as it is: not a call task, no phone or no known time zone) or
+``CallNotAllowed`` (not now: the task is closed, the person opted out or the
+number is suppressed, it is outside 08:00-21:00 in the prospect's time zone),
+all in :mod:`touchflow.errors`.
 
 As every provider call, the dial happens outside any transaction (the
 tick's ledger rule): the checks and a ``call_requested`` event commit first,
@@ -32,26 +28,15 @@ from sqlalchemy import Connection, Engine, select
 
 from touchflow.domain.calendar import country_timezone
 from touchflow.domain.compliance import within_contact_hours
-from touchflow.errors import ConnectorError, TouchflowError
+from touchflow.errors import (
+    CallNotAllowed,
+    CallNotPossible,
+    ConnectorError,
+    TaskNotFound,
+)
 from touchflow.ports import Dialer
 from touchflow.store.repo import dialect_insert
 from touchflow.store.schema import enrollments, events, prospects, suppressions, tasks
-
-
-class CallRefused(TouchflowError):
-    """A call that must not be placed; the message says why."""
-
-
-class TaskNotFound(CallRefused):
-    """No task has this id."""
-
-
-class CallNotPossible(CallRefused):
-    """The task can never be called as it is (not a call, no phone, no time zone)."""
-
-
-class CallNotAllowed(CallRefused):
-    """The call is not allowed now (task closed, opted out, suppressed, quiet hours)."""
 
 
 def _task_row(conn: Connection, task_id: int) -> Any:
@@ -98,7 +83,7 @@ def _timezone(row: Any) -> str:
 
 
 def check_call(conn: Connection, task_id: int, now: datetime) -> Any:
-    """The task's row when its call may be placed now; a :class:`CallRefused` otherwise."""
+    """The task's row when its call may be placed now; else a ``CallRefused`` saying why."""
     row = _task_row(conn, task_id)
     if row is None:
         raise TaskNotFound(f"task {task_id} does not exist")
@@ -137,7 +122,7 @@ def place_call(
     """Place the call of an open call task; return the call id.
 
     Check and record (one transaction), dial (no transaction open), record the
-    outcome (a second one). Raises a :class:`CallRefused` instead of ringing
+    outcome (a second one). Raises a :class:`~touchflow.errors.CallRefused` instead of ringing
     anyone when a check fails; a connector error from the dialer is recorded
     as ``call_failed`` and raised unchanged.
     """

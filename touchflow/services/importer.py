@@ -67,12 +67,16 @@ from touchflow.domain.normalize import (
     normalize_domain,
 )
 from touchflow.domain.yaml_source import YamlDocument, parse_yaml
-from touchflow.errors import CadenceError, ConfigError, Finding, TouchflowError
+from touchflow.errors import (
+    ConfigError,
+    ConfigFileError,
+    Finding,
+    FindingsError,
+    ImportFileError,
+)
 from touchflow.store.intake import IntakeCounts, load_batch
 
 __all__ = [
-    "ImportConfigError",
-    "ImportFileError",
     "ImportSummary",
     "load_aliases",
     "load_mapping",
@@ -96,18 +100,6 @@ _MAX_JSON_LINE = 1024 * 1024
 _MAX_WARNING_LINES = 100
 _DELIMITERS = ",;\t|"
 _FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-
-
-class ImportFileError(TouchflowError, ValueError):
-    """The input file cannot be imported at all (unknown format, no header, no email column)."""
-
-
-class ImportConfigError(ConfigError):
-    """A mapping or alias file is invalid; carries ``file:line:col`` findings."""
-
-    def __init__(self, findings: list[Finding]) -> None:
-        self.findings = sorted(findings)
-        super().__init__("\n".join(str(f) for f in self.findings))
 
 
 @dataclass
@@ -581,14 +573,14 @@ def _read_mapping(path: Path | str, shape: str) -> YamlDocument | None:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     try:
         doc = parse_yaml(text, str(path))
-    except CadenceError as exc:  # parse_yaml reports syntax errors as findings
-        raise ImportConfigError(exc.findings) from None
+    except FindingsError as exc:  # parse_yaml reports syntax errors as findings
+        raise ConfigFileError(exc.findings) from None
     if doc.findings:
-        raise ImportConfigError(doc.findings)
+        raise ConfigFileError(doc.findings)
     if doc.data is None:
         return None
     if not isinstance(doc.data, dict):
-        raise ImportConfigError([doc.finding((), shape)])
+        raise ConfigFileError([doc.finding((), shape)])
     return doc
 
 
@@ -596,7 +588,7 @@ def load_mapping(path: Path | str) -> dict[str, str]:
     """Read a column mapping (YAML ``touchflow field: source column``) as ``{column: field}``.
 
     A field that is not a standard one is kept in ``fields`` under that name.
-    Raises :class:`ImportConfigError` with ``file:line:col`` findings.
+    Raises :class:`ConfigFileError` with ``file:line:col`` findings.
     """
     doc = _read_mapping(path, "a column mapping is YAML 'touchflow_field: source column' lines")
     if doc is None:
@@ -630,7 +622,7 @@ def load_mapping(path: Path | str) -> dict[str, str]:
         first[key] = name
         columns[column.strip()] = name
     if findings:
-        raise ImportConfigError(findings)
+        raise ConfigFileError(sorted(findings))
     return columns
 
 
@@ -639,7 +631,7 @@ def load_aliases(path: Path | str) -> dict[str, str]:
 
     Domains are normalized like prospect domains (lower-case ASCII, no
     ``www.``). Free-mail domains are refused: they are people, not companies.
-    Raises :class:`ImportConfigError` with ``file:line:col`` findings.
+    Raises :class:`ConfigFileError` with ``file:line:col`` findings.
     """
     doc = _read_mapping(path, "aliases are 'alias.domain: primary.domain' lines")
     if doc is None:
@@ -675,7 +667,7 @@ def load_aliases(path: Path | str) -> dict[str, str]:
     except _CycleError as exc:
         findings.append(doc.finding((where[exc.alias],), str(exc), key=True))
     if findings:
-        raise ImportConfigError(findings)
+        raise ConfigFileError(sorted(findings))
     return resolved
 
 

@@ -22,7 +22,7 @@ from touchflow.domain.engine import CadenceRuntime, SenderInfo
 from touchflow.domain.normalize import Rejection, normalize
 from touchflow.domain.routing import Router
 from touchflow.domain.scoring import IcpConfig, ScoreResult
-from touchflow.errors import TouchflowError
+from touchflow.errors import LeadRejected
 from touchflow.ports import Enricher
 from touchflow.services.crm_sync import lead_rows, queue_lead
 from touchflow.services.enrichment import enrich_accounts
@@ -36,14 +36,6 @@ from touchflow.store.scores import rescore
 #: Scalar fields a lead may carry; anything else in the body is refused.
 _MAX_FIELDS = 60
 _MAX_VALUE = 2000
-
-
-class LeadRejected(TouchflowError):
-    """The lead cannot be taken as sent (bad email, bad field): the API answers 422."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        super().__init__(message)
 
 
 @dataclass

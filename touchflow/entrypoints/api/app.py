@@ -34,7 +34,8 @@ from sqlalchemy.exc import DBAPIError
 from touchflow import bootstrap
 from touchflow.entrypoints.api import calls, sendgrid_hooks, twilio_hooks, unsubscribe
 from touchflow.entrypoints.api import leads as leads_route
-from touchflow.entrypoints.api.context import Context, DatabaseUnavailable, context
+from touchflow.entrypoints.api.context import Context, context
+from touchflow.errors import StoreUnavailable
 from touchflow.ports import CrmConnector, Dialer, Notifier
 from touchflow.services.leads import LeadServices
 from touchflow.settings import Settings
@@ -82,8 +83,8 @@ def create_app(
     for module in (sendgrid_hooks, twilio_hooks, unsubscribe, calls, leads_route):
         app.include_router(module.router)
 
-    @app.exception_handler(DatabaseUnavailable)
-    async def _unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+    @app.exception_handler(StoreUnavailable)
+    async def _unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
         _log.error("store unavailable for %s %s: %s", request.method, request.url.path, exc)
         return JSONResponse({"detail": "store unavailable, retry later"}, status_code=503)
 
@@ -101,7 +102,7 @@ def create_app(
 
         try:
             await ctx.transaction(ping, rerun=False)
-        except DatabaseUnavailable as exc:
+        except StoreUnavailable as exc:
             return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
         return JSONResponse({"status": "ok"})
 

@@ -23,8 +23,14 @@ from starlette.concurrency import run_in_threadpool
 
 from touchflow.domain.phones import to_e164
 from touchflow.entrypoints.api.context import api_key_refusal, context
-from touchflow.errors import ConnectorError, RetryableError
-from touchflow.services.calls import CallNotAllowed, CallNotPossible, TaskNotFound, place_call
+from touchflow.errors import (
+    CallNotAllowed,
+    CallNotPossible,
+    ConnectorError,
+    RetryableError,
+    TaskNotFound,
+)
+from touchflow.services.calls import place_call
 
 router = APIRouter()
 

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from touchflow.errors import ConfigError
+from touchflow.errors import ConfigError, StoreUnavailable
 from touchflow.ports import CrmConnector, Dialer, Notifier
 from touchflow.services.leads import LeadServices
 from touchflow.settings import Settings
@@ -26,10 +26,6 @@ T = TypeVar("T")
 
 #: PostgreSQL's deadlock_detected and serialization_failure: the transaction may be rerun.
 _RERUNNABLE_SQLSTATES = frozenset({"40P01", "40001"})
-
-
-class DatabaseUnavailable(Exception):
-    """The store could not be reached or stayed locked: the caller should retry later."""
 
 
 @dataclass
@@ -76,7 +72,7 @@ class Context:
                 if attempt + 1 < attempts and state in _RERUNNABLE_SQLSTATES:
                     _log.info("rerunning a transaction after %s", state)
                     continue
-                raise DatabaseUnavailable(str(exc.orig)) from exc
+                raise StoreUnavailable(str(exc.orig)) from exc
         raise AssertionError("unreachable")
 
     async def transaction(self, fn: Callable[[Connection], T], *, rerun: bool = True) -> T:

@@ -27,9 +27,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from touchflow.entrypoints.api.context import Context, api_key_refusal, context
-from touchflow.errors import ConnectorError
+from touchflow.errors import ConnectorError, LeadRejected
 from touchflow.services.crm_sync import push_leads_now
-from touchflow.services.leads import LeadDecision, LeadRejected, process_lead
+from touchflow.services.leads import LeadDecision, process_lead
 from touchflow.store.repo import save_cadence_version
 
 router = APIRouter()

@@ -275,13 +275,8 @@ def import_(
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    from touchflow.services.importer import (
-        ImportConfigError,
-        ImportFileError,
-        load_aliases,
-        load_mapping,
-        run_import,
-    )
+    from touchflow.errors import ConfigFileError, ImportFileError
+    from touchflow.services.importer import load_aliases, load_mapping, run_import
 
     settings = current_settings()
     if fmt is not None and fmt not in ("csv", "jsonl"):
@@ -310,8 +305,8 @@ def import_(
                 now=parse_now(now),
                 progress=lambda n: bar.update(task, completed=n),
             )
-    except ImportConfigError as exc:
-        for finding in getattr(exc, "findings", []) or []:
+    except ConfigFileError as exc:
+        for finding in exc.findings:
             err.print(str(finding), markup=False)
         raise fail(str(exc)) from None
     except ImportFileError as exc:
