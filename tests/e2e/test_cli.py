@@ -184,3 +184,18 @@ def test_preview_shows_missing_data(project: Path, tmp_path: Path):
     result = runner.invoke(app, ["preview", "t-cadence", "--prospect", "no.title@x.example"])
     assert result.exit_code == 1
     assert "missing_data (prospect.title is empty)" in result.stdout
+
+
+def test_preview_threads_the_bump_on_the_subject_the_prospect_gets(project: Path, tmp_path: Path):
+    """The engine renders preview: the bump answers the intro variant this prospect gets."""
+    from touchflow.domain.cadence import choose_variant, load_cadence
+
+    cdir, tdir = write_cadence(tmp_path)
+    cadence = load_cadence(cdir / "t-cadence.yaml", tdir)
+    chosen = choose_variant(cadence.step("intro"), "t-cadence:jordan.lee@northwind.example")
+    assert chosen is not None
+    expected = "Hi Jordan" if chosen.id == "a" else "Question for Northwind Analytics"
+    result = runner.invoke(app, ["preview", "t-cadence", "--sample"])
+    assert result.exit_code == 0, result.output
+    assert f"Subject: Re: {expected}" in result.stdout
+    assert "/unsubscribe/preview-intro-1." in result.stdout  # a signed link, as sent

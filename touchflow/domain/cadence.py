@@ -396,14 +396,23 @@ class Cadence(_Model):
                 return i
         raise KeyError(f"cadence {self.id!r} has no step {step_id!r}")
 
-    def resolve(self, step_id: str, enrollment_key: str) -> ResolvedTouch:
+    def resolve(
+        self, step_id: str, enrollment_key: str, variant_id: str | None = None
+    ) -> ResolvedTouch:
         """The variant, subject text and template name this enrollment gets for a step.
 
         A threaded email without a subject answers its thread: ``Re: <subject>``
         of the subject the same enrollment got on the first email of the thread.
+        ``variant_id`` forces a variant (``preview`` shows each one); by default
+        the enrollment's own (:func:`choose_variant`).
         """
         step = self.step(step_id)
-        variant = choose_variant(step, enrollment_key)
+        if variant_id is None:
+            variant = choose_variant(step, enrollment_key)
+        else:
+            variant = next((v for v in step.variants if v.id == variant_id), None)
+            if variant is None:
+                raise KeyError(f"step {step_id!r} has no variant {variant_id!r}")
         subject = (variant.subject if variant else None) or step.subject
         if subject is None and step.thread is not None:
             root = self.resolve(step.thread, enrollment_key).subject

@@ -136,6 +136,11 @@ class Complete:
 Decision = Execute | Hold | Defer | Complete
 
 
+def enrollment_key(cadence_id: str, email: str) -> str:
+    """``<cadence id>:<prospect email>``: seeds an enrollment's variants and jitter."""
+    return f"{cadence_id}:{email}"
+
+
 def touch_key(prefix: str, step_id: str, attempt: int) -> str:
     """The ledger key of one attempt at one step of one enrollment."""
     return f"{prefix}-{step_id}-{attempt}"
@@ -283,6 +288,17 @@ class CadenceRuntime:
             except MissingDataError as exc:
                 return Hold(i, exc.field, tuple(skipped))
 
+    def render_step(
+        self, view: EnrollmentView, step_index: int, variant_id: str | None = None
+    ) -> Execute:
+        """What step ``step_index`` would send this enrollment, whatever the time.
+
+        The same rendering the tick uses (``preview`` calls it), with the
+        enrollment's own variant or ``variant_id``. Raises
+        :class:`~touchflow.errors.MissingDataError` where the tick would hold.
+        """
+        return self._render(view, step_index, self.cadence.steps[step_index], (), variant_id)
+
     def _condition(self, expr: str) -> Callable[[Callable[[str, str], bool]], bool]:
         cond = self._conditions.get(expr)
         if cond is None:
@@ -298,9 +314,14 @@ class CadenceRuntime:
         return touched
 
     def _render(
-        self, view: EnrollmentView, i: int, step: Step, skipped: tuple[str, ...]
+        self,
+        view: EnrollmentView,
+        i: int,
+        step: Step,
+        skipped: tuple[str, ...],
+        variant_id: str | None = None,
     ) -> Execute:
-        resolved = self.cadence.resolve(step.id, view.key)
+        resolved = self.cadence.resolve(step.id, view.key, variant_id)
         variant, template = resolved.variant, resolved.template
         key = touch_key(view.touch_prefix, step.id, view.attempt)
         # The step's (or variant's) own subject; a threaded reply without one

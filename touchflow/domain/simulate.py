@@ -27,6 +27,7 @@ from touchflow.domain.engine import (
     ExecutedStep,
     Hold,
     SenderInfo,
+    enrollment_key,
 )
 from touchflow.domain.enrollment import EXIT_EVENTS
 from touchflow.domain.prospects import Prospect, normalize_email
@@ -112,7 +113,7 @@ def _simulate_one(
 ) -> list[dict[str, Any]]:
     cadence = runtime.cadence
     view = EnrollmentView(
-        key=f"{cadence.id}:{prospect.email}",
+        key=enrollment_key(cadence.id, prospect.email),
         touch_prefix=f"sim.{prospect.email}",
         prospect=prospect,
         sender=sender,

@@ -17,7 +17,13 @@ from sqlalchemy import Connection, Row, bindparam, func, select, update
 from touchflow.domain.batching import chunks
 from touchflow.domain.cadence import Cadence, load_cadence_source
 from touchflow.domain.compliance import own_domains
-from touchflow.domain.engine import CadenceRuntime, EnrollmentView, ExecutedStep, SenderInfo
+from touchflow.domain.engine import (
+    CadenceRuntime,
+    EnrollmentView,
+    ExecutedStep,
+    SenderInfo,
+    enrollment_key,
+)
 from touchflow.domain.enrollment import EXIT_EVENTS, OPEN, Event, State, transition
 from touchflow.domain.phones import e164_or_raw
 from touchflow.domain.prospects import STANDARD_FIELDS, Prospect
@@ -293,7 +299,7 @@ def enroll(
             outside += 1
             continue
         prospect = prospect_from_row(row)
-        view = EnrollmentView(f"{cadence.id}:{prospect.email}", "", prospect, sender)
+        view = EnrollmentView(enrollment_key(cadence.id, prospect.email), "", prospect, sender)
         rows.append(
             {
                 "prospect_id": row.id,
@@ -345,7 +351,7 @@ def load_views(
     views: dict[int, EnrollmentView] = {}
     for row in rows:
         views[row.id] = EnrollmentView(
-            key=f"{row.cadence_id}:{row.email}",
+            key=enrollment_key(row.cadence_id, row.email),
             touch_prefix=str(row.id),
             prospect=prospect_from_row(row),
             sender=sender_from_row(row, defaults),

@@ -97,23 +97,29 @@ def preview(
         bool, typer.Option("--sample", help="Use a built-in sample prospect.")
     ] = False,
 ) -> None:
-    """Render every step of a cadence for one prospect."""
-    from touchflow.bootstrap import sender_defaults
+    """Render every step of a cadence for one prospect, as the tick would send it.
+
+    The engine renders each step (every variant; the prospect's own is marked)
+    as if every earlier step had gone out, so a threaded bump shows the
+    ``Re:`` subject and the unsubscribe link the prospect would get.
+    """
+    from touchflow.bootstrap import runtimes, sender_defaults
     from touchflow.domain.cadence import choose_variant
-    from touchflow.domain.render import Renderer, build_context
+    from touchflow.domain.engine import EnrollmentView, ExecutedStep, enrollment_key
 
     if (prospect is None) == (not sample):
         raise typer.BadParameter("give exactly one of --prospect EMAIL or --sample")
     settings = current_settings()
     cadence = cadence_or_exit(settings, cadence_id)
     who = SAMPLE_PROSPECT if sample else _stored_prospect(settings, normalize_email(prospect or ""))
-    sender = sender_defaults(settings)
-    renderer = Renderer(cadence.templates)
+    runtime = runtimes(settings).add(cadence)
+    key = enrollment_key(cadence.id, who.email)
+    view = EnrollmentView(key, "preview", who, sender_defaults(settings))
+    at = parse_now(None)
     problems = 0
     for n, step in enumerate(cadence.steps, 1):
-        variants = step.variants or [None]
-        chosen = choose_variant(step, f"{cadence.id}:{who.email}")
-        for variant in variants:
+        chosen = choose_variant(step, key)
+        for variant in step.variants or [None]:
             label = f"{n}. {step.id} [{step.channel}]"
             if variant is not None:
                 label += f" variant {variant.id}" + (
@@ -124,27 +130,20 @@ def preview(
             if step.when:
                 label += f", when {step.when}"
             out.rule(label)
-            ctx = build_context(
-                who,
-                sender.context(),
-                {
-                    "unsubscribe_url": f"{settings.public_url}/unsubscribe/preview",
-                    "step": {"id": step.id, "channel": step.channel, "number": n},
-                    "cadence": {"id": cadence.id, "name": cadence.name},
-                },
-            )
-            subject = (variant.subject if variant and variant.subject else None) or step.subject
-            template = (variant.template if variant and variant.template else None) or step.template
             try:
-                if subject:
-                    out.print(f"Subject: {renderer.render_string(subject, ctx)}", markup=False)
-                elif step.thread:
-                    out.print(f"Subject: Re: (subject of {step.thread})", markup=False)
-                if template:
-                    out.print(renderer.render_template(template, ctx), markup=False)
+                touch = runtime.render_step(view, n - 1, variant.id if variant else None)
             except MissingDataError as exc:
                 problems += 1
                 out.print(f"[yellow]would hold: missing_data ({exc.field} is empty)[/yellow]")
+                continue
+            if touch.subject:
+                out.print(f"Subject: {touch.subject}", markup=False)
+            if touch.body:
+                out.print(touch.body, markup=False)
+            if variant is None or variant == chosen:  # what later steps thread on
+                view.executed[step.id] = ExecutedStep(
+                    step.id, at, message_id=touch.message_id, subject=touch.subject
+                )
     if problems:
         raise typer.Exit(1)
 
