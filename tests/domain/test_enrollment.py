@@ -33,3 +33,15 @@ def test_every_target_is_a_state():
     for table in TRANSITIONS.values():
         for src, dst in table.items():
             assert isinstance(src, State) and isinstance(dst, State)
+
+
+def test_bulk_transitions_name_their_sources_and_one_target():
+    from touchflow.domain.enrollment import bulk_target, sources
+
+    assert sources(Event.PAUSE) == ("active", "pending")
+    assert bulk_target(Event.PAUSE) == State.PAUSED
+    assert sources(Event.OPT_OUT) == ("active", "failed", "paused", "pending")
+    assert bulk_target(Event.FINISH) == State.FINISHED
+    assert bulk_target(Event.HOLD) == State.PENDING  # pending -> pending, active -> pending
+    for event in Event:  # every event can be applied in bulk today
+        assert bulk_target(event) in set(TRANSITIONS[event].values())

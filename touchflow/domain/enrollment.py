@@ -92,3 +92,21 @@ def transition(state: State | str, event: Event | str) -> State:
 def can(state: State | str, event: Event | str) -> bool:
     """Whether ``event`` is allowed in ``state``."""
     return State(state) in TRANSITIONS[Event(event)]
+
+
+def sources(event: Event | str) -> tuple[str, ...]:
+    """The states ``event`` is allowed in, as stored: a bulk update filters on them."""
+    return tuple(sorted(s.value for s in TRANSITIONS[Event(event)]))
+
+
+def bulk_target(event: Event | str) -> State:
+    """The one state ``event`` leads to from each of its sources (what a bulk update sets).
+
+    Every event has one today (``hold``: pending stays pending, active goes
+    back to pending); an event whose target came to depend on the source could
+    not be applied in bulk, and this raises ``ValueError`` for it.
+    """
+    targets = set(TRANSITIONS[Event(event)].values())
+    if len(targets) != 1:
+        raise ValueError(f"event {Event(event).value!r} has no single target: apply it per row")
+    return targets.pop()

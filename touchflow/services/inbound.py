@@ -37,7 +37,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, delete, func, select, update
 
 from touchflow.domain.batching import IN_LIMIT, chunks
-from touchflow.domain.enrollment import Event, State, transition
+from touchflow.domain.enrollment import Event, State, can, sources
 from touchflow.domain.events import EXIT_EFFECTS, Effect, ProviderEvent
 from touchflow.domain.phones import e164_or_raw
 from touchflow.domain.replies import Classification, InboundMessage
@@ -49,6 +49,7 @@ from touchflow.store.repo import (
     reconcile_delivered,
 )
 from touchflow.store.schema import enrollments, events, prospects, suppressions, tasks, touches
+from touchflow.store.transitions import transition_where
 
 # Column sizes of ``events`` (schema.py): longer ids are hashed, longer keys dropped.
 _ID_MAX = 200
@@ -503,7 +504,6 @@ def _match_message(
     return None, None, None, None
 
 
-_PAUSABLE = (State.PENDING.value, State.ACTIVE.value)
 # Paused for one of these, a later pause only pushes the resume date out.
 _EXTENDABLE = ("out_of_office", "account_replied")
 
@@ -519,20 +519,12 @@ def _pause(
     if not prospect_ids:
         return 0
     waiting = enrollments.c.reason.like("waiting\\_task%", escape="\\")
-    res = conn.execute(
-        update(enrollments)
-        .where(
-            enrollments.c.prospect_id.in_(list(prospect_ids)),
-            enrollments.c.state.in_(_PAUSABLE),
-            enrollments.c.reason.is_(None) | ~waiting,
-        )
-        .values(
-            state=transition(State.ACTIVE, Event.PAUSE).value,
-            reason=reason,
-            next_due_at=resume,
-            claimed_at=None,
-            updated_at=now,
-        )
+    paused = transition_where(
+        conn,
+        Event.PAUSE,
+        enrollments.c.prospect_id.in_(list(prospect_ids))
+        & (enrollments.c.reason.is_(None) | ~waiting),
+        {"reason": reason, "next_due_at": resume, "claimed_at": None, "updated_at": now},
     )
     conn.execute(
         update(enrollments)
@@ -544,7 +536,7 @@ def _pause(
         )
         .values(next_due_at=resume, updated_at=now)
     )
-    return res.rowcount or 0
+    return paused
 
 
 def _account_rule(
@@ -567,7 +559,7 @@ def _account_rule(
             .where(
                 prospects.c.domain == domain,
                 prospects.c.id != prospect_id,
-                enrollments.c.state.in_((*_PAUSABLE, State.PAUSED.value)),
+                enrollments.c.state.in_(sources(Event.FINISH)),
             )
         )
     )
@@ -579,35 +571,27 @@ def _account_rule(
             to_finish.append(row.id)
         elif (
             rule == "pause"
-            and row.state in _PAUSABLE
+            and can(row.state, Event.PAUSE)
             and not (row.reason or "").startswith("waiting_task")
         ):
             to_pause.append(row.id)
     resume = now + timedelta(days=pause_days)
     for chunk in chunks(to_pause):
-        conn.execute(
-            update(enrollments)
-            .where(enrollments.c.id.in_(chunk), enrollments.c.state.in_(_PAUSABLE))
-            .values(
-                state=State.PAUSED.value,
-                reason="account_replied",
-                next_due_at=resume,
-                claimed_at=None,
-                updated_at=now,
-            )
-        )
+        transition_where(
+            conn,
+            Event.PAUSE,
+            enrollments.c.id.in_(chunk),
+            {"reason": "account_replied", "next_due_at": resume, "claimed_at": None,
+             "updated_at": now},
+        )  # fmt: skip
     for chunk in chunks(to_finish):
-        conn.execute(
-            update(enrollments)
-            .where(enrollments.c.id.in_(chunk))
-            .values(
-                state=transition(State.ACTIVE, Event.FINISH).value,
-                reason="account_replied",
-                next_due_at=None,
-                claimed_at=None,
-                updated_at=now,
-            )
-        )
+        transition_where(
+            conn,
+            Event.FINISH,
+            enrollments.c.id.in_(chunk),
+            {"reason": "account_replied", "next_due_at": None, "claimed_at": None,
+             "updated_at": now},
+        )  # fmt: skip
         conn.execute(
             update(tasks)
             .where(tasks.c.enrollment_id.in_(chunk), tasks.c.status == "open")
