@@ -18,7 +18,8 @@ STATES = ["pending", "active", "paused", "failed", "finished", "bounced", "opted
 def _world(db: Engine) -> None:
     with db.begin() as conn:
         conn.execute(
-            insert(prospects), [{"id": 1, "email": "a@x.example", "created_at": AT, "updated_at": AT}]
+            insert(prospects),
+            [{"id": 1, "email": "a@x.example", "created_at": AT, "updated_at": AT}],
         )
         conn.execute(
             insert(cadence_versions),
