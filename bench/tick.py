@@ -41,7 +41,8 @@ from touchflow.demo.data import generate_rows  # noqa: E402
 from touchflow.domain.cadence import load_cadence  # noqa: E402
 from touchflow.domain.compliance import NO_CAPS, CapPolicy, MailboxCaps  # noqa: E402
 from touchflow.domain.engine import SenderInfo  # noqa: E402
-from touchflow.domain.prospects import parse_prospect  # noqa: E402
+from touchflow.domain.normalize import Normalized, normalize  # noqa: E402
+from touchflow.domain.prospects import Prospect  # noqa: E402
 from touchflow.domain.render import Renderer, build_context  # noqa: E402
 from touchflow.entrypoints.flows.local import local_prefect  # noqa: E402
 from touchflow.entrypoints.flows.run_cadences import recover_claims, run_batch  # noqa: E402
@@ -63,6 +64,12 @@ SENDER = SenderInfo(
 CADENCE = load_cadence(ROOT / "cadences" / "enterprise-outbound.yaml", ROOT / "templates")
 
 
+def _prospect(row: dict[str, str]) -> Prospect | None:
+    """A generated row as import would store it (None: import would reject it)."""
+    result = normalize(row)
+    return result.to_prospect() if isinstance(result, Normalized) else None
+
+
 def make_db(path: Path, n: int, *, due: bool) -> Any:
     """A migrated SQLite database with ``n`` prospects enrolled at step 0."""
     engine = make_engine(f"sqlite:///{path}")
@@ -70,7 +77,8 @@ def make_db(path: Path, n: int, *, due: bool) -> Any:
     people = []
     for r in generate_rows(max(1, min(n, 20_000)), seed=11, missing_title_every=0):
         r["country"], r["timezone"], r["phone"] = "US", "America/New_York", "+12125550100"
-        people.append(parse_prospect(r))
+        if (p := _prospect(r)) is not None:
+            people.append(p)
     with engine.begin() as conn:
         save_cadence_version(conn, CADENCE, NOW)
         for start in range(0, n, 50_000):
@@ -158,7 +166,7 @@ def floor(engine: Any, n: int) -> float:
     renderer = Renderer(CADENCE.templates)
     step = CADENCE.steps[0]
     rows = generate_rows(min(n, 100_000), seed=11, missing_title_every=0)
-    people = [parse_prospect(r) for r in rows]
+    people = [p for p in map(_prospect, rows) if p is not None]
     t0 = time.perf_counter()
     out = []
     for i in range(n):

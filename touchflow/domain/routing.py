@@ -113,6 +113,7 @@ from touchflow.domain.cadence import TimeOfDay, Weekday, _check_zone
 from touchflow.domain.calendar import WEEKDAYS, BusinessCalendar, SendWindow
 from touchflow.domain.model_findings import at as _at
 from touchflow.domain.model_findings import model_findings, read_text, reported_as
+from touchflow.domain.normalize import checked_email
 from touchflow.domain.yaml_source import YamlDocument, parse_yaml
 from touchflow.errors import ConfigFileError, Finding, FindingsError
 
@@ -138,17 +139,13 @@ Role = Literal["ae", "sdr"]
 Segment = Literal["smb", "mid", "enterprise"]
 RuleKind = Literal["account_owner", "territory", "pool"]
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _NAME = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 _GRADES = ("A", "B", "C", "D")
 
 
 def _check_email(value: str) -> str:
-    value = value.strip().lower()
-    if not _EMAIL.match(value):
-        raise ValueError(f"{value!r} is not an email address")
-    return value
+    return checked_email(value.strip()).normalized.lower()
 
 
 def _check_name(value: str) -> str:

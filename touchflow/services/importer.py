@@ -80,6 +80,7 @@ __all__ = [
     "ImportSummary",
     "load_aliases",
     "load_mapping",
+    "read_prospects",
     "resolve_aliases",
     "run_import",
 ]
@@ -251,6 +252,33 @@ def _init_worker(aliases: Mapping[str, str], label: str) -> None:
 
 def _normalize_chunk(values: list[dict[str, str]]) -> list[Normalized | Rejection]:
     return [normalize(v, aliases=_worker_aliases, source=_worker_label) for v in values]
+
+
+def read_prospects(
+    path: Path | str,
+    *,
+    fmt: Literal["csv", "jsonl"] | None = None,
+    mapping: Mapping[str, str] | None = None,
+    aliases: Mapping[str, str] | None = None,
+) -> Iterator[tuple[int, Normalized | Rejection]]:
+    """Each row of a prospect file as ``import`` reads it: ``(line, prospect or rejection)``.
+
+    The same readers (delimiter and encoding sniffing, column map) and the same
+    normalization as :func:`run_import`, without storing anything: ``simulate``
+    and ``enroll --prospects`` read files through it, so a file either command
+    accepts is a file ``import`` accepts. Raises :class:`ImportFileError` when
+    the file cannot be read at all.
+    """
+    path = Path(path)
+    fmt = fmt or _format_of(path)
+    if fmt not in ("csv", "jsonl"):
+        raise ImportFileError(f"{path}: unknown format {fmt!r} (csv or jsonl)")
+    table = resolve_aliases(aliases) if aliases else {}
+    columns = {k.strip().lower(): v.strip().lower() for k, v in (mapping or {}).items()}
+    source: _Source = _CsvSource(path, columns) if fmt == "csv" else _JsonlSource(path, columns)
+    with source:
+        for record, result in _normalized(source, table, f"file:{path.name}", 0):
+            yield record.line, result
 
 
 def _normalized(

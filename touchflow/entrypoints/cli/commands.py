@@ -14,7 +14,7 @@ from rich.table import Table
 
 from touchflow.domain.cadence import validate_paths
 from touchflow.domain.compliance import footer_findings
-from touchflow.domain.prospects import Prospect, RejectedRow, normalize_email, read_prospects_csv
+from touchflow.domain.prospects import Prospect, normalize_email
 from touchflow.entrypoints.cli.app import (
     app,
     cadence_or_exit,
@@ -175,22 +175,25 @@ def simulate(
 ) -> None:
     """Dry run: when each touch would go out. No database writes, no sends."""
     from touchflow.bootstrap import sender_defaults
+    from touchflow.domain.normalize import Rejection
     from touchflow.domain.simulate import read_events_csv
     from touchflow.domain.simulate import simulate as run_simulation
+    from touchflow.services.importer import read_prospects
 
     settings = current_settings()
     cadence = cadence_or_exit(settings, cadence_id)
     good: list[Prospect] = []
     rejected = 0
     try:
-        for line, _row, item in read_prospects_csv(prospects_csv):
-            if isinstance(item, RejectedRow):
+        # Read as `import` reads it: a file simulate accepts is one import accepts.
+        for line, item in read_prospects(prospects_csv):
+            if isinstance(item, Rejection):
                 rejected += 1
-                err.print(f"{prospects_csv}:{line}: skipped: {item.reason}", markup=False)
+                err.print(f"{prospects_csv}:{line}: skipped: {item.message}", markup=False)
             else:
-                good.append(item)
+                good.append(item.to_prospect())
         events = read_events_csv(events_csv) if events_csv else []
-    except ValueError as exc:
+    except ValueError as exc:  # ImportFileError is one
         raise fail(str(exc)) from None
     records = run_simulation(
         cadence,
@@ -334,6 +337,8 @@ def enroll(
     from sqlalchemy import select
 
     from touchflow.bootstrap import runtimes, sender_defaults
+    from touchflow.domain.normalize import Normalized
+    from touchflow.services.importer import read_prospects
     from touchflow.store.repo import enroll as do_enroll
     from touchflow.store.schema import prospects
 
@@ -348,8 +353,8 @@ def enroll(
         if prospects_csv is not None:
             emails = [
                 item.email
-                for _l, _r, item in read_prospects_csv(prospects_csv)
-                if isinstance(item, Prospect)
+                for _line, item in read_prospects(prospects_csv)
+                if isinstance(item, Normalized)
             ]
             ids = list(
                 conn.execute(select(prospects.c.id).where(prospects.c.email.in_(emails))).scalars()
