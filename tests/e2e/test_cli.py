@@ -199,3 +199,19 @@ def test_preview_threads_the_bump_on_the_subject_the_prospect_gets(project: Path
     assert result.exit_code == 0, result.output
     assert f"Subject: Re: {expected}" in result.stdout
     assert "/unsubscribe/preview-intro-1." in result.stdout  # a signed link, as sent
+
+
+def test_simulate_reads_a_file_as_import_does(project: Path):
+    """A ;-delimited file with a BOM and a country name: import reads it, so simulate does."""
+    path = project / "semi.csv"
+    path.write_text(
+        "\ufeffemail;first_name;title;company;country;phone\n"
+        "anna@beispiel.example;Anna;Leiterin Vertrieb;Beispiel GmbH;Germany;030 1234567\n",
+        encoding="utf-8",
+    )
+    args = ["simulate", "enterprise-outbound", "--prospects", str(path)]
+    result = runner.invoke(app, [*args, "--start", "2026-11-30T06:00:00Z", "--json"])
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert {r["prospect"] for r in records} == {"anna@beispiel.example"}
+    assert "skipped" not in result.output
