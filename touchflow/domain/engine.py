@@ -141,6 +141,15 @@ def enrollment_key(cadence_id: str, email: str) -> str:
     return f"{cadence_id}:{email}"
 
 
+def message_id(touch_key: str, sender_email: str) -> str:
+    """The RFC 5322 Message-ID of a touch's email: ``<tf.<touch key>@<sender's domain>>``.
+
+    Deterministic, so a reply's In-Reply-To finds its touch, and later steps
+    thread on it.
+    """
+    return f"<tf.{touch_key}@{sender_email.rsplit('@', 1)[-1]}>"
+
+
 def touch_key(prefix: str, step_id: str, attempt: int) -> str:
     """The ledger key of one attempt at one step of one enrollment."""
     return f"{prefix}-{step_id}-{attempt}"
@@ -377,7 +386,6 @@ class CadenceRuntime:
                 root = self.cadence.resolve(step.thread, view.key).subject
                 if root:
                     subject = self.renderer.render_string(root.removeprefix("Re: "), ctx)
-        domain = view.sender.email.rsplit("@", 1)[-1]
         return Execute(
             i,
             step,
@@ -385,7 +393,7 @@ class CadenceRuntime:
             key,
             subject or "",
             body,
-            message_id=f"<tf.{key}@{domain}>",
+            message_id=message_id(key, view.sender.email),
             in_reply_to=in_reply_to,
             references=references,
             unsubscribe_url=unsubscribe_url,

@@ -49,6 +49,7 @@ from touchflow.domain.engine import (
     Execute,
     Hold,
     SenderInfo,
+    message_id,
     touch_key,
 )
 from touchflow.domain.enrollment import Event, State, transition
@@ -560,7 +561,7 @@ class Ticker:
                 emails.append(
                     OutboundEmail(
                         touch_key=d.touch_key,
-                        message_id=d.message_id or f"<tf.{d.touch_key}@touchflow.invalid>",
+                        message_id=d.message_id or message_id(d.touch_key, p.view.sender.email),
                         from_addr=p.view.sender.email,
                         from_name=p.view.sender.name,
                         to_addr=p.view.prospect.email,
