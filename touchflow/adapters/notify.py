@@ -6,12 +6,30 @@ import uuid
 
 import httpx
 
-from touchflow.errors import FatalError, RetryableError
+from touchflow.adapters._http import (
+    HTTPX_ERRORS,
+    ExceptionRule,
+    error_for_exception,
+    error_for_status,
+    parse_retry_after,
+)
+from touchflow.errors import RetryableError
 from touchflow.ports import EmailSender, OutboundEmail
+
+CONNECTOR = "webhook"
+
+# A notification may be sent twice, so every httpx failure may be retried.
+_NOTIFY_ERRORS: tuple[ExceptionRule, ...] = (
+    *HTTPX_ERRORS,
+    (httpx.HTTPError, RetryableError, "request failed"),
+)
 
 
 class WebhookNotifier:
-    """Posts ``{"text": ...}`` to a Slack-compatible incoming webhook (Slack, Mattermost, Teams)."""
+    """Posts ``{"text": ...}`` to a Slack-compatible incoming webhook (Slack, Mattermost, Teams).
+
+    Redirects are not followed; a ``3xx`` counts as delivered.
+    """
 
     def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
         self.url = url
@@ -21,13 +39,18 @@ class WebhookNotifier:
         try:
             r = self._client.post(self.url, json={"text": f"{to_email}: {text}"})
         except httpx.HTTPError as exc:
-            raise RetryableError(str(exc), connector="webhook", operation="notify") from exc
-        if r.status_code >= 500 or r.status_code == 429:
-            raise RetryableError(r.text[:200], connector="webhook", operation="notify",
-                                 status=r.status_code)  # fmt: skip
+            raise error_for_exception(
+                exc, connector=CONNECTOR, operation="notify", table=_NOTIFY_ERRORS
+            ) from exc
         if r.status_code >= 400:
-            raise FatalError(r.text[:200], connector="webhook", operation="notify",
-                             status=r.status_code)  # fmt: skip
+            raise error_for_status(
+                r.status_code,
+                connector=CONNECTOR,
+                operation="notify",
+                message=r.text[:200],
+                retry_after=parse_retry_after(r.headers),
+                retry_above_599=True,
+            )
 
     def close(self) -> None:
         self._client.close()

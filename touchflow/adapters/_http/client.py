@@ -17,12 +17,14 @@ One :class:`CrmHttp` per connector instance owns one keep-alive
   ``connector``, ``operation``, ``status`` and the vendor's error code, raised
   ``from`` the httpx exception when there was one.
 
-Error mapping lives in :func:`map_status` and :func:`map_transport_error` and
-nowhere else; a vendor plugs in an :data:`ErrorParser` that pulls its message
-and code out of an error body (``hubspot_error``, ``pipedrive_error`` here; the
-Salesforce connector passes its own). Vendor quota headers are described by a
-:class:`QuotaHeaders` (``HUBSPOT_QUOTA``, ``PIPEDRIVE_QUOTA``; pass ``None`` for a
-vendor that publishes none).
+The rules themselves (status -> error, ``Retry-After``, the httpx exception
+table) are the ones every HTTP adapter shares, in
+:mod:`touchflow.adapters._http.errors`. :func:`map_status` plugs a vendor into
+them: its :data:`ErrorParser`, which pulls the message and code out of an error
+body (``hubspot_error``, ``pipedrive_error`` here; the Salesforce connector
+passes its own), and its quota headers, described by a :class:`QuotaHeaders`
+(``HUBSPOT_QUOTA``, ``PIPEDRIVE_QUOTA``; pass ``None`` for a vendor that
+publishes none).
 
 Usage (any vendor)::
 
@@ -43,7 +45,6 @@ check-then-create where the vendor has no idempotency key.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import threading
@@ -54,6 +55,13 @@ from typing import Any
 
 import httpx
 
+from touchflow.adapters._http.errors import (
+    ResetHeader,
+    describe,
+    error_for_exception,
+    error_for_status,
+    parse_retry_after,
+)
 from touchflow.errors import ConnectorError, FatalError, RateLimited, RetryableError
 
 __all__ = [
@@ -65,7 +73,6 @@ __all__ = [
     "RetryPolicy",
     "hubspot_error",
     "map_status",
-    "map_transport_error",
     "pipedrive_error",
     "retry_after_seconds",
 ]
@@ -120,11 +127,14 @@ class QuotaHeaders:
     # Retry-After waits that long); False when it is only the window's length.
     reset_is_wait: bool = True
 
+    @property
+    def reset_header(self) -> ResetHeader | None:
+        """``reset`` for :func:`~touchflow.adapters._http.errors.parse_retry_after`."""
+        return None if self.reset is None else ResetHeader(self.reset, scale=self.reset_scale)
+
     def reset_seconds(self, headers: httpx.Headers) -> float | None:
-        if self.reset is None:
-            return None
-        value = _number(headers.get(self.reset))
-        return None if value is None else max(0.0, value * self.reset_scale)
+        reset = self.reset_header
+        return None if reset is None else reset.seconds(headers)
 
     def pause(self, headers: httpx.Headers) -> float:
         """How long to wait before the next request, given a response's headers.
@@ -163,20 +173,8 @@ def retry_after_seconds(
     headers: httpx.Headers, quota: QuotaHeaders | None, now: float | None = None
 ) -> float | None:
     """Seconds to wait: ``Retry-After`` (seconds or HTTP date), else the vendor's reset."""
-    value = headers.get("Retry-After")
-    if value is not None:
-        seconds = _number(value)
-        if seconds is not None:
-            return max(0.0, seconds)
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            when = None
-        if when is not None:
-            return max(0.0, when.timestamp() - (time.time() if now is None else now))
-    if quota is not None and quota.reset_is_wait:
-        return quota.reset_seconds(headers)
-    return None
+    reset = quota.reset_header if quota is not None and quota.reset_is_wait else None
+    return parse_retry_after(headers, now, reset_headers=() if reset is None else (reset,))
 
 
 def _text(response: httpx.Response) -> str:
@@ -228,40 +226,16 @@ def map_status(
     quota: QuotaHeaders | None = None,
     now: float | None = None,
 ) -> ConnectorError:
-    """The error for a non-2xx response: 429 RateLimited, 5xx Retryable, other Fatal."""
-    status = response.status_code
+    """The error for a non-2xx response: the vendor's message and code, the shared rule."""
     message, code = error_parser(response)
-    kw: dict[str, Any] = {
-        "connector": connector,
-        "operation": operation,
-        "status": status,
-        "vendor_code": code,
-    }
-    if status == 429:
-        return RateLimited(
-            f"rate limited ({message})",
-            retry_after=retry_after_seconds(response.headers, quota, now),
-            **kw,
-        )
-    if 500 <= status < 600:
-        return RetryableError(f"server error ({message})", **kw)
-    if status in (401, 403):
-        return FatalError(f"not authorized ({message})", **kw)
-    return FatalError(f"rejected ({message})", **kw)
-
-
-def map_transport_error(exc: Exception, *, connector: str, operation: str) -> ConnectorError:
-    """The error for an exception raised while talking to the vendor."""
-    kw: dict[str, Any] = {"connector": connector, "operation": operation}
-    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
-        return RetryableError(f"timed out ({detail})", **kw)
-    if isinstance(exc, httpx.TransportError):
-        # Connect errors, resets, a closed keep-alive connection, protocol errors.
-        return RetryableError(f"connection failed ({detail})", **kw)
-    if isinstance(exc, ValueError):  # undecodable JSON in a 2xx answer
-        return FatalError(f"unexpected response body ({detail})", **kw)
-    return FatalError(f"request failed ({detail})", **kw)
+    return error_for_status(
+        response.status_code,
+        connector=connector,
+        operation=operation,
+        message=message,
+        vendor_code=code,
+        retry_after=retry_after_seconds(response.headers, quota, now),
+    )
 
 
 #: Transport errors raised before the request could reach the vendor.
@@ -337,8 +311,7 @@ class CrmHttp:
                     self.requests_sent += 1
                 response = self._client.request(method, path, params=params, json=json)
             except httpx.HTTPError as exc:
-                error = map_transport_error(exc, connector=self.connector, operation=operation)
-                error.__cause__ = exc
+                error = error_for_exception(exc, connector=self.connector, operation=operation)
                 unsent = isinstance(exc, _NOT_SENT)
             else:
                 self._note_quota(response)
@@ -347,9 +320,11 @@ class CrmHttp:
                         return None
                     try:
                         return response.json()
-                    except ValueError as exc:
-                        raise map_transport_error(
-                            exc, connector=self.connector, operation=operation
+                    except ValueError as exc:  # undecodable JSON in a 2xx answer
+                        raise FatalError(
+                            f"unexpected response body ({describe(exc)})",
+                            connector=self.connector,
+                            operation=operation,
                         ) from exc
                 error = map_status(
                     response,

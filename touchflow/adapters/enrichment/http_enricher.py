@@ -49,7 +49,6 @@ the provider again.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import random
 import sqlite3
@@ -64,9 +63,16 @@ from urllib.parse import quote
 
 import httpx
 
+from touchflow.adapters._http import (
+    HTTPX_ERRORS,
+    ExceptionRule,
+    error_for_exception,
+    error_for_status,
+    parse_retry_after,
+)
 from touchflow.adapters.closing import ClosesOnExit
 from touchflow.domain.enrich import Firmographics, normalize_domain, revenue_band_of
-from touchflow.errors import ConfigError, ConnectorError, FatalError, RateLimited, RetryableError
+from touchflow.errors import ConfigError, FatalError, RateLimited, RetryableError
 
 __all__ = [
     "DEFAULT_FIELD_MAP",
@@ -382,21 +388,11 @@ def map_fields(
 Operation = Literal["lookup"]
 
 
-def _retry_after(headers: httpx.Headers, now: float) -> float | None:
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now)
+# A base URL httpx cannot send to is configuration: retrying cannot heal it.
+_LOOKUP_ERRORS: tuple[ExceptionRule, ...] = (
+    ((httpx.UnsupportedProtocol, httpx.InvalidURL), FatalError, "bad base URL"),
+    *HTTPX_ERRORS,
+)
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -443,32 +439,20 @@ def classify(
             return body
         if status in (202, 204, 404):
             return None
-        text = _error_text(outcome)
-        if status == 429:
-            wait_s = _retry_after(outcome.headers, time.time() if now is None else now)
-            raise RateLimited(f"rate limited ({text})", retry_after=wait_s, **kw)
-        if 500 <= status < 600:
-            raise RetryableError(f"server error ({text})", **kw)
-        if status in (401, 403):
-            raise FatalError(f"not authorized, check the API key ({text})", **kw)
-        raise FatalError(f"rejected ({text})", **kw)
+        raise error_for_status(
+            status,
+            connector=CONNECTOR,
+            operation=operation,
+            message=_error_text(outcome),
+            # A Retry-After date without a zone is not read: the backoff applies.
+            retry_after=parse_retry_after(outcome.headers, now, naive_dates="ignore"),
+            auth_hint="check the API key",
+        )
 
-    exc = outcome
-    error: ConnectorError
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        error = FatalError(f"bad base URL ({_describe(exc)})", **kw)
-    elif isinstance(exc, httpx.TimeoutException):
-        error = RetryableError(f"timed out ({_describe(exc)})", **kw)
-    elif isinstance(exc, httpx.TransportError):
-        # Refused, reset, closed before the status line: a GET may be repeated.
-        error = RetryableError(f"network error ({_describe(exc)})", **kw)
-    else:
-        error = FatalError(f"cannot look up ({_describe(exc)})", **kw)
-    raise error from exc
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    # Refused, reset, closed before the status line, timed out: a GET may be repeated.
+    raise error_for_exception(
+        outcome, connector=CONNECTOR, operation=operation, table=_LOOKUP_ERRORS
+    ) from outcome
 
 
 # -- the enricher --------------------------------------------------------------

@@ -76,7 +76,7 @@ Quirks:
   first (people by email, accounts by domain, tasks by key, deals by name).
 
 Errors: HTTP status and Salesforce's ``[{"message", "errorCode", "fields"}]``
-become :mod:`touchflow.errors` in :mod:`touchflow.adapters._http.client` plus
+become :mod:`touchflow.errors` in :mod:`touchflow.adapters._http` plus
 :meth:`SalesforceCrm._api` (the Salesforce codes above); the error list is
 carried in the message, the first ``errorCode`` as ``vendor_code``.
 """
@@ -98,12 +98,8 @@ from typing import Any, Literal
 
 import httpx
 
-from touchflow.adapters._http.client import (
-    CrmHttp,
-    RetryPolicy,
-    map_status,
-    map_transport_error,
-)
+from touchflow.adapters._http import error_for_exception
+from touchflow.adapters._http.client import CrmHttp, RetryPolicy, map_status
 from touchflow.adapters.closing import ClosesOnExit
 from touchflow.domain.batching import chunks
 from touchflow.domain.crm import (
@@ -409,8 +405,7 @@ class SalesforceCrm(ClosesOnExit):
                     self.token_fetches += 1
                     response = self._token_client.post(self.token_url, data=form)
                 except httpx.HTTPError as exc:
-                    error = map_transport_error(exc, connector=CONNECTOR, operation=operation)
-                    error.__cause__ = exc
+                    error = error_for_exception(exc, connector=CONNECTOR, operation=operation)
                 else:
                     if response.is_success:
                         try:

@@ -54,17 +54,15 @@ Every sendgrid, python_http_client, urllib and socket exception becomes a
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import json
 import logging
-import math
 import re
 import ssl
 import threading
 import time
 import urllib.error
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -86,6 +84,13 @@ from sendgrid.helpers.mail import (
     To,
 )
 
+from touchflow.adapters._http import (
+    HeaderLookup,
+    ResetHeader,
+    describe,
+    error_for_status,
+    parse_retry_after,
+)
 from touchflow.adapters.closing import ClosesOnExit
 from touchflow.adapters.mail_headers import standard_headers
 from touchflow.errors import (
@@ -93,7 +98,6 @@ from touchflow.errors import (
     ConnectorError,
     DeliveryUnknown,
     FatalError,
-    RateLimited,
     RetryableError,
 )
 from touchflow.ports import OutboundEmail, SendResult
@@ -207,29 +211,16 @@ def _error_text(body: bytes | str | None) -> str:
     return " ".join(raw.split())[:_MAX_ERROR_TEXT]
 
 
-def _retry_after(headers: Mapping[str, str] | Any, now: float) -> float | None:
-    """Seconds to wait: ``Retry-After`` (seconds or date), else ``X-RateLimit-Reset`` (epoch)."""
-    if headers is None:
-        return None
-    value = headers.get("Retry-After")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                when = None
-            if when is not None and when.tzinfo is not None:
-                return max(0.0, when.timestamp() - now)
-    reset = headers.get("X-RateLimit-Reset")
-    if reset:
-        try:
-            # Whole seconds on the wire: round up so a caller never retries early.
-            return float(max(0, math.ceil(float(reset) - now)))
-        except ValueError:
-            return None
-    return None
+# Epoch seconds on the wire, so a 429 without Retry-After still says how long to wait.
+_RATE_LIMIT_RESET = ResetHeader("X-RateLimit-Reset", epoch=True)
+
+
+def _retry_after(headers: HeaderLookup | None, now: float) -> float | None:
+    """Seconds to wait: ``Retry-After`` (seconds or date), else ``X-RateLimit-Reset`` (epoch).
+
+    A ``Retry-After`` date without a zone is not read (``X-RateLimit-Reset`` counts).
+    """
+    return parse_retry_after(headers, now, reset_headers=(_RATE_LIMIT_RESET,), naive_dates="ignore")
 
 
 def map_outcome(
@@ -275,42 +266,28 @@ def map_outcome(
     if operation == "build":
         error = FatalError(f"cannot build the request ({type(exc).__name__}: {exc})", **kw)
     elif isinstance(exc, VendorHTTPError):
-        status = int(exc.status_code)
-        text = _error_text(exc.body) or str(exc.reason)
-        kw["status"] = status
-        if status == 429:
-            now = time.time() if now is None else now
-            error = RateLimited(
-                f"rate limited ({text})", retry_after=_retry_after(exc.headers, now), **kw
-            )
-        elif 500 <= status < 600:
-            error = RetryableError(f"server error ({text})", **kw)
-        elif status in (401, 403):
-            error = FatalError(f"not authorized ({text})", **kw)
-        else:
-            error = FatalError(f"rejected ({text})", **kw)
+        error = error_for_status(
+            int(exc.status_code),
+            message=_error_text(exc.body) or str(exc.reason),
+            retry_after=_retry_after(exc.headers, time.time() if now is None else now),
+            **kw,
+        )
     elif isinstance(exc, urllib.error.URLError) and isinstance(
         exc.reason, ssl.SSLCertVerificationError
     ):
-        error = FatalError(f"server TLS certificate rejected ({_describe(exc.reason)})", **kw)
+        error = FatalError(f"server TLS certificate rejected ({describe(exc.reason)})", **kw)
     elif isinstance(exc, urllib.error.URLError):
         # urllib raises URLError only while connecting or writing the request:
         # SendGrid has not got a complete request, the same call may work later.
-        error = RetryableError(f"request not sent ({_describe(exc.reason)})", **kw)
+        error = RetryableError(f"request not sent ({describe(exc.reason)})", **kw)
     elif isinstance(exc, OSError | http.client.HTTPException):
         # Read timeout, reset, closed without a status line: the request was
         # sent, SendGrid may have queued it.
-        error = DeliveryUnknown(f"no response after the request was sent ({_describe(exc)})", **kw)
+        error = DeliveryUnknown(f"no response after the request was sent ({describe(exc)})", **kw)
     else:
-        error = FatalError(f"cannot send ({_describe(exc)})", **kw)
+        error = FatalError(f"cannot send ({describe(exc)})", **kw)
     error.__cause__ = exc
     return SendResult(touch_key, error=error)
-
-
-def _describe(exc: object) -> str:
-    if isinstance(exc, BaseException):
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return str(exc)
 
 
 class SendgridEmailSender(ClosesOnExit):

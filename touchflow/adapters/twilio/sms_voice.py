@@ -52,8 +52,6 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -66,6 +64,7 @@ from twilio.rest import Client
 from twilio.twiml.voice_response import Dial, VoiceResponse
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from touchflow.adapters._http import error_for_status, parse_retry_after
 from touchflow.adapters.closing import ClosesOnExit
 from touchflow.domain.phones import to_e164
 from touchflow.errors import (
@@ -73,7 +72,6 @@ from touchflow.errors import (
     ConnectorError,
     DeliveryUnknown,
     FatalError,
-    RateLimited,
     RecipientRejected,
     RetryableError,
 )
@@ -271,20 +269,21 @@ def _api_error(
         # The library prefixes Twilio's message with what it was doing.
         text = re.sub(r"^Unable to \w+ record: ", "", str(exc.msg))
     kw = {**kw, "status": status, "vendor_code": str(code) if code and code != status else None}
+    # The code decides first: these are the recipient's, whatever the status.
     if code in _OPT_OUT_CODES:
         return RecipientRejected(
             f"recipient opted out (replied STOP): {text}", kind="opt_out", **kw
         )
     if code in _INVALID_RECIPIENT_CODES:
         return RecipientRejected(f"recipient number rejected: {text}", kind="invalid", **kw)
-    if status == 429 or code in _RATE_LIMIT_CODES:
-        headers = response.headers if response is not None else None
-        return RateLimited(f"rate limited: {text}", retry_after=_retry_after(headers), **kw)
-    if status >= 500:
-        return RetryableError(f"Twilio server error: {text}", **kw)
-    if status in (401, 403):
-        return FatalError(f"authentication failed, check account SID and auth token: {text}", **kw)
-    return FatalError(text, **kw)
+    return error_for_status(
+        message=text,
+        retry_after=parse_retry_after(response.headers if response is not None else None),
+        rate_limited=code in _RATE_LIMIT_CODES,
+        auth_hint="check account SID and auth token",
+        retry_above_599=True,
+        **kw,
+    )
 
 
 def _never_connected(exc: BaseException) -> bool:
@@ -301,24 +300,6 @@ def _never_connected(exc: BaseException) -> bool:
         nested = [getattr(e, "reason", None), e.__cause__, e.__context__, *e.args]
         todo += [n for n in nested if isinstance(n, BaseException)]
     return False
-
-
-def _retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), ``None`` if absent."""
-    value = headers.get("Retry-After") if headers is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _normalize(raw: str, role: Literal["to", "from", "agent"], region: str | None) -> str:
