@@ -19,9 +19,9 @@ from touchflow.domain.enrich import (
     Firmographics,
     may_fill,
     merge,
-    normalize_domain,
     revenue_band_of,
 )
+from touchflow.domain.normalize import domain_key
 from touchflow.errors import ConfigError
 from touchflow.ports import Enricher
 
@@ -181,9 +181,11 @@ def test_revenue_band_of(value, band):
     assert revenue_band_of(value) == band
 
 
-def test_normalize_domain():
-    assert normalize_domain("  WWW.Acme.COM. ") == "acme.com"
-    assert normalize_domain("wwwidget.io") == "wwwidget.io"
+def test_enrichers_key_on_the_import_domain_rule():
+    assert domain_key("  WWW.Acme.COM. ") == "acme.com"
+    assert domain_key("wwwidget.io") == "wwwidget.io"
+    assert domain_key("https://www.Bücher.de/shop") == "xn--bcher-kva.de"  # as import stores it
+    assert domain_key("not a domain") == "not a domain"  # never raises: a lookup just misses
 
 
 # -- offline enricher ------------------------------------------------------------

@@ -40,7 +40,6 @@ __all__ = [
     "is_empty",
     "may_fill",
     "merge",
-    "normalize_domain",
     "provenance",
     "revenue_band_of",
 ]
@@ -102,12 +101,6 @@ def revenue_band_of(value: Any) -> str | None:
         if amount >= floor:
             return band
     return "<1M"
-
-
-def normalize_domain(domain: str) -> str:
-    """``"WWW.Acme.com."`` -> ``"acme.com"``: the key every enricher looks up."""
-    d = domain.strip().lower().rstrip(".")
-    return d[4:] if d.startswith("www.") else d
 
 
 @dataclass(frozen=True, slots=True)

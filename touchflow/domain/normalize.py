@@ -529,6 +529,22 @@ def normalize_domain(value: str) -> str:
     return host
 
 
+def domain_key(value: str) -> str:
+    """A domain to look a company up or compare by, never raising.
+
+    :func:`normalize_domain` when ``value`` is a domain, host or URL; for text
+    that is not a domain name, the same trimming without the checks (lower
+    case, no scheme, path, port or trailing dot), so a lookup still matches
+    what the other side wrote. Enrichers and CRM connectors key on it.
+    """
+    try:
+        return normalize_domain(value)
+    except ValueError:
+        host = _SCHEME.sub("", value.strip().lower())
+        host = re.split(r"[/?#\\]", host, maxsplit=1)[0].rsplit("@", 1)[-1]
+        return _PORT.sub("", host).strip().rstrip(".")
+
+
 # -- titles -----------------------------------------------------------------
 
 

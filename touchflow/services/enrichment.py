@@ -29,9 +29,9 @@ from touchflow.domain.enrich import (
     Firmographics,
     may_fill,
     merge,
-    normalize_domain,
     provenance,
 )
+from touchflow.domain.normalize import domain_key
 from touchflow.ports import Enricher
 from touchflow.store.schema import accounts, prospects
 
@@ -129,7 +129,7 @@ def _batches(
     conn: Connection, domains: Sequence[str] | None, size: int
 ) -> Iterator[Sequence[Row[Any]]]:
     if domains is not None:
-        wanted = list(dict.fromkeys(d for d in (normalize_domain(x) for x in domains) if d))
+        wanted = list(dict.fromkeys(d for d in (domain_key(x) for x in domains) if d))
         for chunk in chunks(wanted, size):
             rows = conn.execute(_BY_DOMAINS, {"domains": list(chunk)}).all()
             if rows:

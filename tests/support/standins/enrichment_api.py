@@ -40,7 +40,8 @@ from urllib.parse import unquote
 
 from tests.support.standins.server import BackgroundServer, JsonHandler, StandinHTTPServer
 from touchflow.adapters.enrichment.offline import OfflineEnricher
-from touchflow.domain.enrich import Firmographics, normalize_domain
+from touchflow.domain.enrich import Firmographics
+from touchflow.domain.normalize import domain_key
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_CSV", "EnrichmentStandin", "RecordedRequest", "main"]
 
@@ -190,7 +191,7 @@ class EnrichmentStandin(BackgroundServer):
         if companies is None:
             companies = OfflineEnricher(DEFAULT_CSV).companies
         items = companies.values() if isinstance(companies, Mapping) else companies
-        self._companies = {normalize_domain(f.domain): f for f in items}
+        self._companies = {domain_key(f.domain): f for f in items}
         self.api_key = api_key
         self.latency_s = latency_s
         self._lock = threading.Lock()
@@ -212,11 +213,11 @@ class EnrichmentStandin(BackgroundServer):
 
     def company(self, domain: str) -> Firmographics | None:
         with self._lock:
-            return self._companies.get(normalize_domain(domain))
+            return self._companies.get(domain_key(domain))
 
     def add(self, firm: Firmographics) -> None:
         with self._lock:
-            self._companies[normalize_domain(firm.domain)] = firm
+            self._companies[domain_key(firm.domain)] = firm
 
     def fail_next(
         self,

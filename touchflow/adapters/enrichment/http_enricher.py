@@ -71,7 +71,8 @@ from touchflow.adapters._http import (
     parse_retry_after,
 )
 from touchflow.adapters.closing import ClosesOnExit
-from touchflow.domain.enrich import Firmographics, normalize_domain, revenue_band_of
+from touchflow.domain.enrich import Firmographics, revenue_band_of
+from touchflow.domain.normalize import domain_key
 from touchflow.errors import ConfigError, FatalError, RateLimited, RetryableError
 
 __all__ = [
@@ -551,7 +552,7 @@ class HttpEnricher(ClosesOnExit):
         """
         by_key: dict[str, list[str]] = {}
         for domain in domains:
-            key = normalize_domain(domain)
+            key = domain_key(domain)
             if key:
                 by_key.setdefault(key, []).append(domain)
         keys = list(by_key)

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
-from touchflow.domain.enrich import CSV_COLUMNS, REVENUE_BANDS, Firmographics, normalize_domain
+from touchflow.domain.enrich import CSV_COLUMNS, REVENUE_BANDS, Firmographics
+from touchflow.domain.normalize import domain_key
 from touchflow.errors import ConfigError
 
 __all__ = ["OfflineEnricher"]
@@ -44,7 +45,7 @@ class OfflineEnricher:
         for domain in domains:
             hit = table.get(domain)
             if hit is None:
-                hit = table.get(normalize_domain(domain))
+                hit = table.get(domain_key(domain))
             if hit is not None:
                 found[domain] = hit
         return found
@@ -71,7 +72,7 @@ def _load_csv(path: Path, source: str) -> dict[str, Firmographics]:
             raw_domain = (row.get("domain") or "").strip()
             if not raw_domain:
                 continue
-            domain = normalize_domain(raw_domain)
+            domain = domain_key(raw_domain)
             if domain in table:
                 raise ConfigError(f"{path}:{line}: domain {domain!r} appears twice")
             table[domain] = _parse_row(row, domain, path, line, source)

@@ -112,6 +112,7 @@ from touchflow.domain.crm import (
     CrmOwner,
     CrmPerson,
 )
+from touchflow.domain.normalize import domain_key
 from touchflow.errors import (
     ConfigError,
     ConnectorError,
@@ -181,18 +182,9 @@ def parse_sf_datetime(value: str) -> datetime:
     return datetime.fromisoformat(value).astimezone(UTC)
 
 
-def normalize_domain(domain: str) -> str:
-    """``https://www.Acme.com/about`` -> ``acme.com``."""
-    d = domain.strip().lower()
-    d = re.sub(r"^[a-z][a-z0-9+.-]*://", "", d)
-    d = d.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
-    d = d.rsplit("@", 1)[-1].split(":", 1)[0]
-    return d.removeprefix("www.").rstrip(".")
-
-
 def domain_variants(domain: str) -> list[str]:
     """The ways a domain is commonly typed into the free-text Account.Website field."""
-    d = normalize_domain(domain)
+    d = domain_key(domain)
     hosts = [d, f"www.{d}"]
     bare = [f"{prefix}{host}" for prefix in ("", "http://", "https://") for host in hosts]
     return bare + [f"{v}/" for v in bare]
@@ -596,7 +588,7 @@ class SalesforceCrm(ClosesOnExit):
         }
         if self.person_object == "Lead":
             fields["Company"] = person.company or (
-                normalize_domain(person.domain) if person.domain else None
+                domain_key(person.domain) if person.domain else None
             )
         for name, value in person.properties.items():
             target = self.property_fields.get(name)
@@ -731,7 +723,7 @@ class SalesforceCrm(ClosesOnExit):
     def find_company(self, domain: str) -> str | None:
         """The oldest Account for ``domain``, or None."""
         if self.company_domain_field:
-            where = f"{self.company_domain_field} = {soql_quote(normalize_domain(domain))}"
+            where = f"{self.company_domain_field} = {soql_quote(domain_key(domain))}"
         else:
             where = f"Website IN ({', '.join(soql_quote(v) for v in domain_variants(domain))})"
         soql = f"SELECT Id FROM Account WHERE {where} ORDER BY CreatedDate, Id LIMIT 1"
@@ -741,7 +733,7 @@ class SalesforceCrm(ClosesOnExit):
 
     def upsert_company(self, company: CrmCompany) -> str:
         """Create or update the Account for ``company.domain``; its Id."""
-        domain = normalize_domain(company.domain)
+        domain = domain_key(company.domain)
         if not domain:
             raise FatalError(
                 f"not a domain: {company.domain!r}", connector=CONNECTOR, operation="upsert_company"
