@@ -41,8 +41,8 @@ from touchflow.domain.cadence import load_cadence  # noqa: E402
 from touchflow.entrypoints.api import create_app  # noqa: E402
 from touchflow.entrypoints.api.sendgrid_hooks import SignatureVerifier  # noqa: E402
 from touchflow.settings import Settings  # noqa: E402
+from touchflow.store.cadence_versions import RuntimeCache, save_cadence_version  # noqa: E402
 from touchflow.store.db import make_engine, upgrade  # noqa: E402
-from touchflow.store.repo import RuntimeCache, save_cadence_version  # noqa: E402
 from touchflow.store.schema import enrollments, events, prospects, touches  # noqa: E402
 
 SENT_AT = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)

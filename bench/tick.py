@@ -47,8 +47,8 @@ from touchflow.domain.render import Renderer, build_context  # noqa: E402
 from touchflow.entrypoints.flows.local import local_prefect  # noqa: E402
 from touchflow.entrypoints.flows.run_cadences import recover_claims, run_batch  # noqa: E402
 from touchflow.services.tick import Ticker, tick_until_idle  # noqa: E402
+from touchflow.store.cadence_versions import RuntimeCache, save_cadence_version  # noqa: E402
 from touchflow.store.db import make_engine, upgrade  # noqa: E402
-from touchflow.store.repo import RuntimeCache, save_cadence_version  # noqa: E402
 from touchflow.store.schema import enrollments, prospects, touches  # noqa: E402
 
 # Tuesday 10:00 in New York: inside the sample cadence's window.

@@ -34,7 +34,7 @@ VIOLATIONS = {
     # A use case started a Prefect task.
     "touchflow/services/tick.py": ("services", "prefect"),
     # An adapter wrote to the store.
-    "touchflow/adapters/notify.py": ("adapters", "touchflow.store.repo"),
+    "touchflow/adapters/notify.py": ("adapters", "touchflow.store.enrollments"),
     # A route parsed a vendor payload with the vendor's SDK.
     "touchflow/entrypoints/api/calls.py": ("thin-edges", "twilio"),
 }

@@ -38,8 +38,8 @@ from touchflow.ports import (
 from touchflow.services.leads import LeadServices
 from touchflow.services.tick import Ticker
 from touchflow.settings import ImapMailboxSettings, Settings
+from touchflow.store.cadence_versions import RuntimeCache
 from touchflow.store.db import make_engine
-from touchflow.store.repo import RuntimeCache
 
 if TYPE_CHECKING:  # adapters are imported when built: `preview` loads no vendor SDK
     from touchflow.adapters.imap.replies import ImapMailbox

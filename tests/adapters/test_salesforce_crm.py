@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from tests.support.standins.crm_base import CrmStandin
 from tests.support.standins.salesforce_api import SalesforceStandin, parse_soql
 from touchflow.adapters._http.client import RetryPolicy
-from touchflow.adapters.salesforce.crm import SalesforceCrm, domain_variants, soql_quote
+from touchflow.adapters.salesforce.crm import SalesforceCrm
+from touchflow.adapters.salesforce.soql import domain_variants, soql_quote
 from touchflow.domain.crm import CrmActivity, CrmCompany, CrmPerson
 from touchflow.errors import ConfigError, FatalError, RateLimited
 

@@ -182,7 +182,7 @@ def world(db: Engine, tmp_path: Any) -> Iterator[World]:
 @pytest.fixture
 def call_task(world: World) -> Any:
     """ANN's open call task (the cadence's call-1 step, two business days after the intro)."""
-    from touchflow.store.repo import list_tasks
+    from touchflow.store.tasks import list_tasks
 
     world.harness.tick(MON + timedelta(days=2, hours=1))
     with world.engine.connect() as conn:

@@ -10,8 +10,8 @@ from sqlalchemy import insert, select, update
 
 from tests.api.conftest import API_KEY, PEOPLE, World, build_world
 from touchflow.errors import RetryableError
-from touchflow.store.repo import add_suppression
 from touchflow.store.schema import events, prospects, tasks
+from touchflow.store.suppressions import add_suppression
 
 ANN = PEOPLE[0]
 AGENT = {"agent_number": "+1 (212) 555-0177"}

@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from tests.api.conftest import PARSE_TOKEN, PEOPLE, World, build_world
 from tests.support.harness import SENDER, cadence_yaml, make_cadence
-from touchflow.store.repo import enroll
+from touchflow.store.enrollments import enroll
 from touchflow.store.schema import enrollments
 
 ANN, BOB, CY = PEOPLE

@@ -11,8 +11,9 @@ from sqlalchemy import select
 from tests.api.conftest import PARSE_TOKEN, PEOPLE, UNSUB_SECRET, World
 from tests.support.harness import SENDER, cadence_yaml, make_cadence
 from touchflow.domain.unsubscribe import sign
-from touchflow.store.repo import add_suppression, enroll
+from touchflow.store.enrollments import enroll
 from touchflow.store.schema import touches
+from touchflow.store.suppressions import add_suppression
 
 ANN, BOB, _ = PEOPLE
 ANN_PHONE = "+12125550101"

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from tests.api.conftest import PEOPLE, PUBLIC_KEY, World, build_world, new_key, sign
 from tests.support.harness import make_cadence
-from touchflow.store.repo import enroll
+from touchflow.store.enrollments import enroll
 from touchflow.store.schema import enrollments, suppressions, touches
 
 ANN, BOB, CY = PEOPLE

@@ -40,8 +40,8 @@ from touchflow.adapters.twilio.sms_voice import TwilioSmsSender
 from touchflow.entrypoints.api import create_app
 from touchflow.services.replies import poll_mailbox
 from touchflow.settings import Settings
-from touchflow.store.repo import list_tasks
 from touchflow.store.schema import touches
+from touchflow.store.tasks import list_tasks
 
 MON = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York
 PUBLIC_URL = "https://hooks.touchflow.example"

@@ -13,8 +13,10 @@ from touchflow.domain.compliance import BounceShield, CapPolicy, MailboxCaps
 from touchflow.errors import RateLimited
 from touchflow.ports import SendResult
 from touchflow.store import guards
-from touchflow.store.repo import add_suppression, enroll, upsert_prospects
+from touchflow.store.enrollments import enroll
+from touchflow.store.prospects import upsert_prospects
 from touchflow.store.schema import enrollments, prospects, touches
+from touchflow.store.suppressions import add_suppression
 
 MON_10_NY = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # Monday 10:00 New York
 

@@ -26,7 +26,8 @@ from touchflow.errors import (
     RecipientRejected,
     RetryableError,
 )
-from touchflow.store.repo import enroll, upsert_prospects
+from touchflow.store.enrollments import enroll
+from touchflow.store.prospects import upsert_prospects
 from touchflow.store.schema import enrollments, events, tasks, touches
 
 SAT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # a Saturday
@@ -402,7 +403,7 @@ def test_a_bounce_ends_even_an_enrollment_whose_cadence_kept_going(db, tmp_path)
 
 
 def test_retry_requeues_a_failed_enrollment_under_a_new_key(db, tmp_path):
-    from touchflow.store.repo import retry_enrollments
+    from touchflow.store.enrollments import retry_enrollments
 
     h = Harness(db, make_cadence(tmp_path), email=FlakySender(_err(DeliveryUnknown)))
     h.add([prospect("ny@x.example")], SAT)

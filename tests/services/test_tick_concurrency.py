@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from tests.support.harness import SENDER, Harness, make_cadence, prospect
 from touchflow.adapters.fakes import FakeEmailSender
 from touchflow.services.tick import Ticker, TickReport
+from touchflow.store.cadence_versions import RuntimeCache
 from touchflow.store.db import make_engine
-from touchflow.store.repo import RuntimeCache
 from touchflow.store.schema import touches
 
 MON = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)

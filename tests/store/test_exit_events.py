@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from touchflow.errors import TouchflowError
-from touchflow.store.repo import RuntimeCache, apply_exit_event
+from touchflow.store.cadence_versions import RuntimeCache
+from touchflow.store.enrollments import apply_exit_event
 from touchflow.store.schema import events, suppressions
 
 AT = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)

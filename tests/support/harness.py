@@ -13,16 +13,11 @@ from touchflow.domain.cadence import Cadence, load_cadence
 from touchflow.domain.engine import SenderInfo
 from touchflow.domain.prospects import Prospect
 from touchflow.services.tick import Ticker, TickReport
-from touchflow.store.repo import (
-    RuntimeCache,
-    apply_exit_event,
-    complete_tasks,
-    enroll,
-    find_prospect_id,
-    list_tasks,
-    upsert_prospects,
-)
+from touchflow.store.cadence_versions import RuntimeCache
+from touchflow.store.enrollments import apply_exit_event, enroll
+from touchflow.store.prospects import find_prospect_id, upsert_prospects
 from touchflow.store.schema import enrollments, prospects
+from touchflow.store.tasks import complete_tasks, list_tasks
 
 CADENCE_YAML = """\
 id: t-cadence

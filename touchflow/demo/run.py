@@ -29,16 +29,12 @@ from touchflow.domain.cadence import load_cadence
 from touchflow.services.importer import run_import
 from touchflow.settings import Settings, SmtpSettings
 from touchflow.store.db import upgrade
-from touchflow.store.repo import (
-    apply_exit_event,
-    complete_tasks,
-    enroll,
-    list_tasks,
-)
+from touchflow.store.enrollments import apply_exit_event, enroll
 from touchflow.store.schema import enrollments, tasks, touches
 
 # Aliased: run_demo's `prospects` parameter (a count) would shadow the table.
 from touchflow.store.schema import prospects as prospect_rows
+from touchflow.store.tasks import complete_tasks, list_tasks
 
 START = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # a Monday morning in Europe
 TASK_OUTCOMES = [

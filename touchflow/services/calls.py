@@ -35,7 +35,7 @@ from touchflow.errors import (
     TaskNotFound,
 )
 from touchflow.ports import Dialer
-from touchflow.store.repo import dialect_insert
+from touchflow.store.prebuilt import dialect_insert
 from touchflow.store.schema import enrollments, events, prospects, suppressions, tasks
 
 

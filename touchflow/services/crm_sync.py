@@ -28,8 +28,9 @@ from touchflow.domain.crm import CrmActivity, CrmCompany, CrmPerson
 from touchflow.domain.enrollment import Event, State, transition
 from touchflow.errors import FatalError, RateLimited, RetryableError, TouchflowError
 from touchflow.ports import CrmConnector
-from touchflow.store.prebuilt import Insert, per_dialect
-from touchflow.store.repo import RuntimeCache, apply_exit_event, dialect_insert
+from touchflow.store.cadence_versions import RuntimeCache
+from touchflow.store.enrollments import apply_exit_event
+from touchflow.store.prebuilt import Insert, dialect_insert, per_dialect
 from touchflow.store.schema import (
     accounts,
     crm_cursors,

@@ -26,9 +26,9 @@ from touchflow.errors import LeadRejected
 from touchflow.ports import Enricher
 from touchflow.services.crm_sync import lead_rows, queue_lead
 from touchflow.services.enrichment import enrich_accounts
+from touchflow.store.enrollments import enroll
 from touchflow.store.intake import load_batch
 from touchflow.store.prebuilt import Insert, per_dialect
-from touchflow.store.repo import enroll
 from touchflow.store.routing_store import route_prospects
 from touchflow.store.schema import accounts, enrollments, lead_requests, prospects
 from touchflow.store.scores import rescore

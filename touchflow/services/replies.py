@@ -17,8 +17,8 @@ from sqlalchemy import Engine
 
 from touchflow.domain.replies import classify
 from touchflow.ports import MailboxReader
-from touchflow.services.inbound import apply_inbound_message
-from touchflow.store.repo import RuntimeCache
+from touchflow.services.inbound_messages import apply_inbound_message
+from touchflow.store.cadence_versions import RuntimeCache
 
 __all__ = ["poll_mailbox"]
 

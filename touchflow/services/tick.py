@@ -63,9 +63,9 @@ from touchflow.errors import (
 )
 from touchflow.ports import EmailSender, OutboundEmail, OutboundSms, SendResult, SmsSender
 from touchflow.store import fastpath, guards
-from touchflow.store.repo import (
+from touchflow.store.cadence_versions import RuntimeCache
+from touchflow.store.enrollments import (
     UPDATE_ENROLLMENT_IF_STATE,
-    RuntimeCache,
     apply_exit_event,
     enrollment_rows,
     load_views,

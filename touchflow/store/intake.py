@@ -37,7 +37,7 @@ from touchflow.domain.enrollment import State
 from touchflow.domain.normalize import DERIVED, Normalized
 from touchflow.domain.prospects import Prospect
 from touchflow.store.prebuilt import Insert, per_dialect
-from touchflow.store.repo import _record_sms_consent
+from touchflow.store.prospects import record_sms_consent
 from touchflow.store.schema import accounts, enrollments, prospects
 
 __all__ = ["PROSPECT_COLUMNS", "IntakeCounts", "load_batch"]
@@ -151,7 +151,7 @@ def load_batch(conn: Connection, rows: Sequence[Normalized], now: datetime) -> I
             changed,
         )
         _release_missing_data(conn, [c["b_id"] for c in changed], now)
-    _record_sms_consent(conn, [_consent_view(r) for r in unique.values()], now)
+    record_sms_consent(conn, [_consent_view(r) for r in unique.values()], now)
     counts.new = len(new_rows)
     counts.updated = len(changed)
     return counts
@@ -267,7 +267,7 @@ def _account_row(domain: str, row: Normalized, now: datetime) -> dict[str, Any]:
 def _release_missing_data(conn: Connection, ids: list[int], now: datetime) -> None:
     """A held enrollment (missing data) gets another chance once its data changed.
 
-    Mirrors ``repo.upsert_prospects``.
+    Mirrors ``prospects.upsert_prospects``.
     """
     for chunk in chunks(ids):
         conn.execute(
@@ -282,6 +282,6 @@ def _release_missing_data(conn: Connection, ids: list[int], now: datetime) -> No
 
 
 def _consent_view(row: Normalized) -> Prospect:
-    # _record_sms_consent reads only the email and the sms_consent field.
+    # record_sms_consent reads only the email and the sms_consent field.
     return Prospect(email=row.email, fields=row.fields)
 

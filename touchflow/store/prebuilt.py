@@ -7,7 +7,8 @@ and 0.09 ms when built once with :func:`~sqlalchemy.bindparam` (the raw driver:
 time, with ``bindparam(..., expanding=True)`` for ``IN`` lists.
 
 Upserts (``ON CONFLICT``) differ per dialect: :func:`per_dialect` builds such a
-statement once per dialect, on first use.
+statement once per dialect, on first use; :func:`dialect_insert` builds one on
+each call.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ Insert = Callable[[Any], Any]
 def insert_for(conn: Connection) -> Insert:
     """The ``insert`` of ``conn``'s dialect (PostgreSQL's, else SQLite's), with ``ON CONFLICT``."""
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def dialect_insert(conn: Connection, table: Any) -> Any:
+    """An INSERT that supports ``on_conflict_do_nothing`` on SQLite and PostgreSQL."""
+    return insert_for(conn)(table)
 
 
 def per_dialect(build: Callable[[Insert], T]) -> Callable[[Connection], T]:

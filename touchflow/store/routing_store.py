@@ -194,7 +194,8 @@ def _ledger_rows(conn: Connection, router: Router, now: datetime, lock: bool) ->
         conn.execute(_SQLITE_WRITE_LOCK, {"lock_at": now})
     rows = list(conn.execute(_LEDGER_FOR_UPDATE, {"pools": pools}))
     seen = {row.pool for row in rows}
-    # A pool's first use: everyone starts at zero (see "Fairness" in touchflow.domain.routing).
+    # A pool's first use: everyone starts at zero
+    # (see "Fairness" in touchflow.domain.routing.router).
     fresh = [
         {"pool": p, "member_email": m.email, "assigned": 0, "credit": 0.0, "updated_at": now}
         for p in pools
@@ -409,7 +410,7 @@ def reroute_overdue(conn: Connection, router: Router, now: datetime) -> list[Rer
 
     The missed assignment becomes ``rerouted`` (``rerouted_at`` set, the miss appended to its
     reason); the new one excludes everyone who already missed this lead. The member who missed
-    keeps the lead in their ledger count (see "Fairness" in touchflow.domain.routing).
+    keeps the lead in their ledger count (see "Fairness" in touchflow.domain.routing.router).
     """
     state = load_state(conn, router, now)
     q = (

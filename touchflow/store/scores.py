@@ -1,7 +1,7 @@
 """Scores in the store: rescore prospects in batches, explain one prospect's score.
 
 Functions take a SQLAlchemy ``Connection`` inside the caller's transaction
-(as in :mod:`touchflow.store.repo`); time comes in as ``now``. The deciding is
+(as in :mod:`touchflow.store.enrollments`); time comes in as ``now``. The deciding is
 :meth:`touchflow.domain.scoring.IcpConfig.score`; this module only loads and writes.
 
 A batch costs three queries and two ``executemany`` updates plus one

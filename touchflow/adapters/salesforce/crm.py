@@ -79,6 +79,11 @@ Errors: HTTP status and Salesforce's ``[{"message", "errorCode", "fields"}]``
 become :mod:`touchflow.errors` in :mod:`touchflow.adapters._http` plus
 :meth:`SalesforceCrm._api` (the Salesforce codes above); the error list is
 carried in the message, the first ``errorCode`` as ``vendor_code``.
+
+The package: :mod:`~touchflow.adapters.salesforce.soql` writes the query text
+(literals, a domain's spellings), :mod:`~touchflow.adapters.salesforce.auth`
+holds the OAuth token, :mod:`~touchflow.adapters.salesforce.errors` reads
+Salesforce's error bodies; this module is the connector.
 """
 
 from __future__ import annotations
@@ -98,9 +103,16 @@ from typing import Any, Literal
 
 import httpx
 
-from touchflow.adapters._http import error_for_exception
-from touchflow.adapters._http.client import CrmHttp, RetryPolicy, map_status
+from touchflow.adapters._http.client import CrmHttp, RetryPolicy
 from touchflow.adapters.closing import ClosesOnExit
+from touchflow.adapters.salesforce.auth import BearerTransport, SalesforceAuth
+from touchflow.adapters.salesforce.errors import CONNECTOR, MAX_MESSAGE, salesforce_error
+from touchflow.adapters.salesforce.soql import (
+    domain_variants,
+    parse_sf_datetime,
+    soql_datetime,
+    soql_quote,
+)
 from touchflow.domain.batching import chunks
 from touchflow.domain.crm import (
     ChangeKind,
@@ -121,93 +133,24 @@ from touchflow.errors import (
     RetryableError,
 )
 
-__all__ = [
-    "BATCH_SIZE",
-    "CONNECTOR",
-    "SalesforceCrm",
-    "domain_variants",
-    "salesforce_error",
-    "soql_datetime",
-    "soql_quote",
-]
+__all__ = ["BATCH_SIZE", "SalesforceCrm"]
 
 _log = logging.getLogger(__name__)
 
-CONNECTOR = "salesforce"
 BATCH_SIZE = 200  # sObject Collections take at most 200 records a request
 MISSING = "[not provided]"  # LastName / Company are required on create
 
-_MAX_MESSAGE = 1000
 _QUERY_CHARS = 8000  # keep a GET query's URL well below Salesforce's 16 KB limit
 _USER_ID = re.compile(r"^005[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?$")
 _KIND_ORDER: dict[ChangeKind, int] = {"meeting_booked": 0, "deal_created": 1, "owner_changed": 2}
 _SUBTYPE = {"email": "Email", "call": "Call"}
 
 
-# -- pure helpers ------------------------------------------------------------------
-
-
-def soql_quote(value: str) -> str:
-    """``value`` as a SOQL string literal, quotes and backslashes escaped."""
-    escaped = (
-        value.replace("\\", "\\\\")
-        .replace("'", "\\'")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-        .replace("\b", "\\b")
-        .replace("\f", "\\f")
-    )
-    return f"'{escaped}'"
-
-
-def soql_datetime(when: datetime) -> str:
-    """A SOQL datetime literal (UTC, whole seconds: SOQL takes no fractions); naive means UTC."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_sf_datetime(value: str) -> datetime:
-    """Salesforce's ``2024-05-01T10:00:00.000+0000`` (or ``Z``) as an aware datetime."""
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+0000"
-    for fmt in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
-        try:
-            return datetime.strptime(text, fmt).astimezone(UTC)
-        except ValueError:
-            continue
-    return datetime.fromisoformat(value).astimezone(UTC)
-
-
-def domain_variants(domain: str) -> list[str]:
-    """The ways a domain is commonly typed into the free-text Account.Website field."""
-    d = domain_key(domain)
-    hosts = [d, f"www.{d}"]
-    bare = [f"{prefix}{host}" for prefix in ("", "http://", "https://") for host in hosts]
-    return bare + [f"{v}/" for v in bare]
-
-
-def salesforce_error(response: httpx.Response) -> tuple[str, str | None]:
-    """Salesforce's ``[{"message", "errorCode", "fields"}]`` (or OAuth's ``{"error", ...}``)."""
-    try:
-        body = response.json()
-    except Exception:
-        return (response.text or response.reason_phrase)[:_MAX_MESSAGE], None
-    if isinstance(body, dict) and "error" in body:  # the OAuth token endpoint
-        message = f"{body.get('error')}: {body.get('error_description', '')}".strip()
-        return message[:_MAX_MESSAGE], str(body["error"])
-    errors = body if isinstance(body, list) else [body]
-    code = next((e.get("errorCode") for e in errors if isinstance(e, dict)), None)
-    text = json.dumps(errors, separators=(",", ":"), ensure_ascii=False)
-    return text[:_MAX_MESSAGE], str(code) if code else None
+# -- helpers ---------------------------------------------------------------------
 
 
 def _without(fields: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k != name}
-
 
 
 def _in_list(values: Sequence[str]) -> Iterator[str]:
@@ -238,28 +181,10 @@ class _CreateFailed(Exception):
         self.error = error
 
 
-class _BearerTransport(httpx.BaseTransport):
-    """Sets ``Authorization: Bearer <current token>`` on every request, so a refresh
-    applies to the next request of every thread without rebuilding the client."""
-
-    def __init__(self, inner: httpx.BaseTransport, token: Callable[[], str | None]) -> None:
-        self._inner = inner
-        self._token = token
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        token = self._token()
-        if token:
-            request.headers["Authorization"] = f"Bearer {token}"
-        return self._inner.handle_request(request)
-
-    def close(self) -> None:
-        self._inner.close()
-
-
 # -- the connector ---------------------------------------------------------------------
 
 
-class SalesforceCrm(ClosesOnExit):
+class SalesforceCrm(SalesforceAuth, ClosesOnExit):
     """:class:`~touchflow.domain.crm.CrmConnector` over the Salesforce REST API. Thread-safe.
 
     ``retry`` governs both the HTTP-level retries of reads and idempotent
@@ -339,13 +264,13 @@ class SalesforceCrm(ClosesOnExit):
         }
         # Reads and idempotent writes (PATCH by id, upsert by external id).
         self._http = CrmHttp(
-            **common, retry=self.retry, transport=_BearerTransport(inner, self._current_token)
+            **common, retry=self.retry, transport=BearerTransport(inner, self._current_token)
         )
         # Creates: one attempt; the operation is retried as a whole, looking up first.
         self._http_once = CrmHttp(
             **common,
             retry=RetryPolicy(max_attempts=1),
-            transport=_BearerTransport(inner, self._current_token),
+            transport=BearerTransport(inner, self._current_token),
         )
         self._token_client = httpx.Client(transport=inner, timeout=timeout_s)
 
@@ -356,79 +281,6 @@ class SalesforceCrm(ClosesOnExit):
         self._http.close()
         self._http_once.close()
         self._token_client.close()
-
-    # -- auth ----------------------------------------------------------------------
-
-    def _current_token(self) -> str | None:
-        return self._token
-
-    @property
-    def can_refresh(self) -> bool:
-        """Whether client credentials are configured (a 401 can be answered by a new token)."""
-        return bool(self._client_id and self._client_secret)
-
-    def authenticate(self, *, stale: str | None = None) -> str:
-        """Fetch an access token with the client-credentials flow; the token.
-
-        ``stale``: the token a request was refused with; when another thread
-        already replaced it, that newer token is returned without a fetch.
-        """
-        operation = "authenticate"
-        with self._token_lock:
-            if self._token and self._token != stale:
-                return self._token
-            if not self.can_refresh:
-                raise FatalError(
-                    "the access token was refused and no client credentials are configured",
-                    connector=CONNECTOR,
-                    operation=operation,
-                    status=401,
-                    vendor_code="INVALID_SESSION_ID",
-                )
-            form = {
-                "grant_type": "client_credentials",
-                "client_id": self._client_id or "",
-                "client_secret": self._client_secret or "",
-            }
-            attempts = max(1, self.retry.max_attempts)
-            for attempt in range(1, attempts + 1):
-                error: ConnectorError
-                try:
-                    self.token_fetches += 1
-                    response = self._token_client.post(self.token_url, data=form)
-                except httpx.HTTPError as exc:
-                    error = error_for_exception(exc, connector=CONNECTOR, operation=operation)
-                else:
-                    if response.is_success:
-                        try:
-                            token = str(response.json()["access_token"])
-                        except (ValueError, KeyError, TypeError) as exc:
-                            raise FatalError(
-                                "token response without access_token",
-                                connector=CONNECTOR,
-                                operation=operation,
-                                status=response.status_code,
-                            ) from exc
-                        self._token = token
-                        return token
-                    error = map_status(
-                        response,
-                        connector=CONNECTOR,
-                        operation=operation,
-                        error_parser=salesforce_error,
-                    )
-                    if response.status_code == 400:  # invalid_client / invalid_grant: auth
-                        error = FatalError(
-                            f"token request refused ({salesforce_error(response)[0]})",
-                            connector=CONNECTOR,
-                            operation=operation,
-                            status=400,
-                            vendor_code=error.vendor_code,
-                        )
-                if not isinstance(error, RetryableError) or attempt == attempts:
-                    raise error
-                self._sleep(self.retry.backoff(attempt, random.random()))
-        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the one place Salesforce codes become errors --------------------------------
 
@@ -563,7 +415,7 @@ class SalesforceCrm(ClosesOnExit):
             for e in errs
         ] or [{"message": "save failed", "errorCode": None, "fields": [], "record": failed[0][0]}]
         codes = {e["errorCode"] for e in errors}
-        text = json.dumps(errors, separators=(",", ":"), ensure_ascii=False)[:_MAX_MESSAGE]
+        text = json.dumps(errors, separators=(",", ":"), ensure_ascii=False)[:MAX_MESSAGE]
         kind = RetryableError if codes == {"UNABLE_TO_LOCK_ROW"} else FatalError
         error = kind(
             f"{len(failed)} record(s) not saved ({text})",

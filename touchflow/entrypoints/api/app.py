@@ -16,8 +16,9 @@
 Webhooks are verified before anything is read into the store: a forged,
 stale or unsigned request gets 403 and changes nothing. Bad input gets a 4xx,
 never a 500. The work runs in a worker thread inside one transaction per
-request; the domain logic is in :mod:`touchflow.services.inbound` and
-:mod:`touchflow.services.calls`.
+request; the domain logic is in :mod:`touchflow.services.provider_events`,
+:mod:`touchflow.services.inbound_messages`, :mod:`touchflow.services.opt_outs`
+and :mod:`touchflow.services.calls`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from touchflow.errors import StoreUnavailable
 from touchflow.ports import CrmConnector, Dialer, Notifier
 from touchflow.services.leads import LeadServices
 from touchflow.settings import Settings
-from touchflow.store.repo import RuntimeCache
+from touchflow.store.cadence_versions import RuntimeCache
 
 _log = logging.getLogger("touchflow.api")
 

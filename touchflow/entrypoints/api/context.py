@@ -19,7 +19,7 @@ from touchflow.errors import ConfigError, StoreUnavailable
 from touchflow.ports import CrmConnector, Dialer, Notifier
 from touchflow.services.leads import LeadServices
 from touchflow.settings import Settings
-from touchflow.store.repo import RuntimeCache
+from touchflow.store.cadence_versions import RuntimeCache
 
 _log = logging.getLogger("touchflow.api")
 T = TypeVar("T")

@@ -30,7 +30,7 @@ from touchflow.entrypoints.api.context import Context, api_key_refusal, context
 from touchflow.errors import ConnectorError, LeadRejected
 from touchflow.services.crm_sync import push_leads_now
 from touchflow.services.leads import LeadDecision, process_lead
-from touchflow.store.repo import save_cadence_version
+from touchflow.store.cadence_versions import save_cadence_version
 
 router = APIRouter()
 _log = logging.getLogger("touchflow.api")

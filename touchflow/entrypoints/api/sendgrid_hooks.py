@@ -24,7 +24,8 @@ from touchflow import bootstrap
 from touchflow.domain.replies import Classification, classify
 from touchflow.entrypoints.api.context import Context, context
 from touchflow.ports import EmailEventWebhook
-from touchflow.services.inbound import IngestReport, apply_inbound_message, ingest_events
+from touchflow.services.inbound_messages import apply_inbound_message
+from touchflow.services.provider_events import IngestReport, ingest_events
 
 router = APIRouter()
 _log = logging.getLogger("touchflow.api.sendgrid")

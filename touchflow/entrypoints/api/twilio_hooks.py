@@ -21,7 +21,7 @@ from touchflow.domain.events import ProviderEvent
 from touchflow.entrypoints.api.context import Context, context
 from touchflow.ports import MessagingWebhook
 from touchflow.services.calls import call_target, task_touch_key
-from touchflow.services.inbound import ingest_events
+from touchflow.services.provider_events import ingest_events
 
 router = APIRouter()
 _log = logging.getLogger("touchflow.api.twilio")

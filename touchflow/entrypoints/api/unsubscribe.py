@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from touchflow.domain.unsubscribe import verify
 from touchflow.entrypoints.api.context import context
-from touchflow.services.inbound import unsubscribe_touch
+from touchflow.services.opt_outs import unsubscribe_touch
 
 router = APIRouter()
 

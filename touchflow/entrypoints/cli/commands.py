@@ -151,7 +151,7 @@ def preview(
 def _stored_prospect(settings: Settings, email: str) -> Prospect:
     from sqlalchemy import select
 
-    from touchflow.store.repo import prospect_from_row
+    from touchflow.store.prospects import prospect_from_row
     from touchflow.store.schema import prospects
 
     with engine_for(settings).connect() as conn:
@@ -339,7 +339,7 @@ def enroll(
     from touchflow.bootstrap import runtimes, sender_defaults
     from touchflow.domain.normalize import Normalized
     from touchflow.services.importer import read_prospects
-    from touchflow.store.repo import enroll as do_enroll
+    from touchflow.store.enrollments import enroll as do_enroll
     from touchflow.store.schema import prospects
 
     if all_ == (prospects_csv is not None):
@@ -419,7 +419,7 @@ def run(
 def status() -> None:
     """Enrollments by cadence, state and step; touches by channel and status."""
     from touchflow.bootstrap import runtimes
-    from touchflow.store.repo import status as read_status
+    from touchflow.store.status import status as read_status
 
     settings = current_settings()
     with engine_for(settings).connect() as conn:
@@ -456,7 +456,7 @@ def list_tasks_cmd(
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
 ) -> None:
     """The SDRs' task list: calls, LinkedIn touches and manual steps."""
-    from touchflow.store.repo import list_tasks
+    from touchflow.store.tasks import list_tasks
 
     settings = current_settings()
     with engine_for(settings).connect() as conn:
@@ -494,7 +494,7 @@ def task_done(
 ) -> None:
     """Complete a task; the enrollment moves on (timed from now)."""
     from touchflow.bootstrap import runtimes, sender_defaults
-    from touchflow.store.repo import TASK_OUTCOMES, complete_tasks
+    from touchflow.store.tasks import TASK_OUTCOMES, complete_tasks
 
     if outcome not in TASK_OUTCOMES:
         raise typer.BadParameter(f"--outcome must be one of {', '.join(TASK_OUTCOMES)}")
@@ -523,7 +523,8 @@ def event(
     """Record a reply, bounce, unsubscribe or booked meeting for a prospect."""
     from touchflow.bootstrap import runtimes
     from touchflow.domain.enrollment import EXIT_EVENTS
-    from touchflow.store.repo import apply_exit_event, find_prospect_id
+    from touchflow.store.enrollments import apply_exit_event
+    from touchflow.store.prospects import find_prospect_id
 
     if kind not in EXIT_EVENTS:
         raise typer.BadParameter(f"event must be one of {', '.join(EXIT_EVENTS)}")
@@ -545,7 +546,7 @@ def retry(
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
     """Requeue failed enrollments (after a send failure or a delivery found not to arrive)."""
-    from touchflow.store.repo import retry_enrollments
+    from touchflow.store.enrollments import retry_enrollments
 
     if bool(ids) == all_failed:
         raise typer.BadParameter("give enrollment ids or --all-failed")

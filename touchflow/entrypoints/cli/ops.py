@@ -25,7 +25,7 @@ from touchflow.entrypoints.cli.app import (
     task_app,
 )
 from touchflow.store import guards
-from touchflow.store.repo import add_suppression
+from touchflow.store.suppressions import add_suppression
 
 cadence_app = typer.Typer(help="Pause and resume whole cadences.", no_args_is_help=True)
 suppress_app = typer.Typer(

@@ -1,4 +1,11 @@
-"""Repositories: prospects, cadence versions, enrollments, exit events, tasks, status.
+"""Enrollments in the store: enroll, the tick's views and writes, exit events, retries.
+
+Holds the tick's hot paths (:func:`enrollment_rows`, :func:`load_views`,
+:func:`update_enrollments` and the ``UPDATE_ENROLLMENT*`` statements written
+through :mod:`touchflow.store.fastpath`), enrolling prospects in a cadence,
+exit events (reply, bounce, unsubscribe, meeting) that end enrollments and
+skip their open tasks, retrying failed enrollments and reconciling touches a
+provider later reported.
 
 Functions take a SQLAlchemy ``Connection`` inside the caller's transaction, so
 a CLI command or a flow decides what is atomic. Time comes in as ``now``.
@@ -6,16 +13,14 @@ a CLI command or a flow decides what is atomic. Time comes in as ``now``.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from touchflow.domain.batching import chunks
-from touchflow.domain.cadence import Cadence, load_cadence_source
 from touchflow.domain.compliance import own_domains
 from touchflow.domain.engine import (
     CadenceRuntime,
@@ -25,14 +30,12 @@ from touchflow.domain.engine import (
     enrollment_key,
 )
 from touchflow.domain.enrollment import EXIT_EVENTS, OPEN, Event, State, transition
-from touchflow.domain.phones import e164_or_raw
-from touchflow.domain.prospects import STANDARD_FIELDS, Prospect
-from touchflow.domain.unsubscribe import DEV_UNSUBSCRIBE_SECRET
 from touchflow.errors import TouchflowError
 from touchflow.store import fastpath
-from touchflow.store.prebuilt import Insert, insert_for, per_dialect
+from touchflow.store.cadence_versions import RuntimeCache, save_cadence_version
+from touchflow.store.prebuilt import Insert, per_dialect
+from touchflow.store.prospects import PROSPECT_COLS, prospect_from_row
 from touchflow.store.schema import (
-    cadence_versions,
     enrollments,
     events,
     prospects,
@@ -40,182 +43,23 @@ from touchflow.store.schema import (
     tasks,
     touches,
 )
+from touchflow.store.suppressions import add_suppression
 
-TASK_OUTCOMES = (
-    "completed",
-    "skipped",
-    "connected",
-    "voicemail",
-    "no_answer",
-    "wrong_number",
-    "meeting_booked",
-    "not_interested",
-)
-
-
-def dialect_insert(conn: Connection, table: Any) -> Any:
-    """An INSERT that supports ``on_conflict_do_nothing`` on SQLite and PostgreSQL."""
-    return insert_for(conn)(table)
-
-
-# -- prospects ---------------------------------------------------------------
-
-# Every standard column but the key (email), which identifies the row.
-_PROSPECT_COLS = tuple(f for f in STANDARD_FIELDS if f != "email")
-
-
-def upsert_prospects(conn: Connection, items: Sequence[Prospect], now: datetime) -> tuple[int, int]:
-    """Insert new prospects and update changed ones (by email). Returns (inserted, updated).
-
-    A re-import that changes nothing writes nothing, so importing the same file
-    twice is a no-op.
-    """
-    if not items:
-        return 0, 0
-    emails = [p.email for p in items]
-    existing: dict[str, Row[Any]] = {}
-    for chunk in chunks(emails):
-        for row in conn.execute(select(prospects).where(prospects.c.email.in_(chunk))):
-            existing[row.email] = row
-    new_rows: list[dict[str, Any]] = []
-    changed: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for p in items:
-        if p.email in seen:
-            continue
-        seen.add(p.email)
-        values = {c: getattr(p, c) for c in _PROSPECT_COLS}
-        values["fields"] = p.fields
-        old = existing.get(p.email)
-        if old is None:
-            new_rows.append({"email": p.email, **values, "created_at": now, "updated_at": now})
-        elif any(getattr(old, k) != v for k, v in values.items()):
-            changed.append({"b_id": old.id, **values, "updated_at": now})
-    if new_rows:
-        conn.execute(prospects.insert(), new_rows)
-    if changed:
-        conn.execute(
-            update(prospects)
-            .where(prospects.c.id == bindparam("b_id"))
-            .values({c: bindparam(c) for c in (*_PROSPECT_COLS, "fields", "updated_at")}),
-            changed,
-        )
-        # A held enrollment (missing data) gets another chance once its data changed.
-        ids = [c["b_id"] for c in changed]
-        conn.execute(
-            update(enrollments)
-            .where(
-                enrollments.c.prospect_id.in_(ids),
-                enrollments.c.state == State.PENDING.value,
-                enrollments.c.reason.like("missing_data:%"),
-            )
-            .values(reason=None, next_due_at=now, updated_at=now)
-        )
-    _record_sms_consent(conn, items, now)
-    return len(new_rows), len(changed)
-
-
-_YES = frozenset({"1", "true", "yes", "y", "opt-in", "opted_in"})
-_NO = frozenset({"0", "false", "no", "n", "opt-out", "opted_out"})
-
-
-def _record_sms_consent(conn: Connection, items: Sequence[Prospect], now: datetime) -> None:
-    """An ``sms_consent`` column (yes/no) records or withdraws consent to texts.
-
-    The first "yes" stamps ``sms_consent_at``; re-importing it keeps that
-    time; an explicit "no" withdraws it.
-    """
-    given = [p.email for p in items if p.fields.get("sms_consent", "").strip().lower() in _YES]
-    withdrawn = [p.email for p in items if p.fields.get("sms_consent", "").strip().lower() in _NO]
-    for chunk in chunks(given):
-        conn.execute(
-            update(prospects)
-            .where(prospects.c.email.in_(chunk), prospects.c.sms_consent_at.is_(None))
-            .values(sms_consent_at=now)
-        )
-    for chunk in chunks(withdrawn):
-        conn.execute(
-            update(prospects)
-            .where(prospects.c.email.in_(chunk), prospects.c.sms_consent_at.is_not(None))
-            .values(sms_consent_at=None)
-        )
-
-
-def prospect_from_row(row: Any) -> Prospect:
-    """Build a :class:`Prospect` from a row that has the prospect columns."""
-    return Prospect(
-        email=row.email,
-        first_name=row.first_name,
-        last_name=row.last_name,
-        title=row.title,
-        company=row.company,
-        domain=row.domain,
-        phone=row.phone,
-        country=row.country,
-        timezone=row.timezone,
-        fields=dict(row.fields or {}),
-    )
-
-
-def find_prospect_id(conn: Connection, email: str) -> int | None:
-    return conn.execute(select(prospects.c.id).where(prospects.c.email == email)).scalar()
-
-
-# -- cadence versions --------------------------------------------------------
-
-
-def save_cadence_version(conn: Connection, cadence: Cadence, now: datetime) -> str:
-    """Store the cadence's YAML and templates under its content hash (idempotent)."""
-    stmt = dialect_insert(conn, cadence_versions).values(
-        version=cadence.version,
-        cadence_id=cadence.id,
-        yaml_text=cadence.yaml_text,
-        source_path=cadence.source_path,
-        templates=dict(cadence.templates),
-        created_at=now,
-    )
-    conn.execute(stmt.on_conflict_do_nothing(index_elements=["version"]))
-    return cadence.version
-
-
-class RuntimeCache:
-    """Cadence runtimes by version, rebuilt from the stored snapshot (pinned versions)."""
-
-    def __init__(
-        self,
-        public_url: str,
-        unsubscribe_secret: str = DEV_UNSUBSCRIBE_SECRET,
-        sender_defaults: SenderInfo | None = None,
-    ) -> None:
-        self.public_url = public_url
-        self.unsubscribe_secret = unsubscribe_secret
-        # For work outside a tick that computes due times (reconciliation).
-        self.sender_defaults = sender_defaults
-        self._by_version: dict[str, CadenceRuntime] = {}
-
-    def add(self, cadence: Cadence) -> CadenceRuntime:
-        runtime = self._by_version.get(cadence.version)
-        if runtime is None:
-            runtime = CadenceRuntime(
-                cadence, public_url=self.public_url, unsubscribe_secret=self.unsubscribe_secret
-            )
-            self._by_version[cadence.version] = runtime
-        return runtime
-
-    def get(self, conn: Connection, version: str) -> CadenceRuntime:
-        runtime = self._by_version.get(version)
-        if runtime is None:
-            row = conn.execute(
-                select(cadence_versions).where(cadence_versions.c.version == version)
-            ).one()
-            cadence = load_cadence_source(row.yaml_text, row.source_path, row.templates)
-            runtime = self.add(cadence)
-            # Keep the stored key even if the loader's hash ever changes.
-            self._by_version[version] = runtime
-        return runtime
-
-
-# -- enrollments -------------------------------------------------------------
+__all__ = [
+    "ENROLLMENT_UPDATE_COLS",
+    "UPDATE_ENROLLMENT",
+    "UPDATE_ENROLLMENT_IF_STATE",
+    "EnrollResult",
+    "ExitResult",
+    "apply_exit_event",
+    "enroll",
+    "enrollment_rows",
+    "load_views",
+    "reconcile_delivered",
+    "retry_enrollments",
+    "sender_from_row",
+    "update_enrollments",
+]
 
 
 @dataclass(frozen=True)
@@ -407,7 +251,7 @@ def enrollment_rows(conn: Connection, ids: Sequence[int]) -> list[Any]:
         select(
             *(enrollments.c[c] for c in _ENROLLMENT_WORK_COLS),
             prospects.c.email,
-            *(prospects.c[c] for c in (*_PROSPECT_COLS, "fields")),
+            *(prospects.c[c] for c in (*PROSPECT_COLS, "fields")),
             prospects.c.opted_out_at,
             prospects.c.bounced_at,
             prospects.c.sms_consent_at,
@@ -526,19 +370,6 @@ def apply_exit_event(
     return ExitResult(len(ended), kept)
 
 
-def add_suppression(
-    conn: Connection, kind: str, value: str, *, reason: str, source: str, now: datetime
-) -> None:
-    """Suppress an email, phone or domain (idempotent: the first reason stays).
-
-    Emails and domains are stored lower-case, phones as given (E.164).
-    """
-    stmt = dialect_insert(conn, suppressions).values(
-        kind=kind, value=value.lower(), reason=reason, source=source, created_at=now
-    )
-    conn.execute(stmt.on_conflict_do_nothing(index_elements=["kind", "value"]))
-
-
 def _close_open_tasks(conn: Connection, enrollment_ids: list[int], at: datetime, note: str) -> None:
     """Skip the open tasks of enrollments that just ended: nobody should call them now."""
     if not enrollment_ids:
@@ -550,129 +381,7 @@ def _close_open_tasks(conn: Connection, enrollment_ids: list[int], at: datetime,
     )
 
 
-# -- tasks -------------------------------------------------------------------
-
-
-def list_tasks(conn: Connection, *, owner: str | None = None, status: str = "open") -> list[Any]:
-    q = (
-        select(tasks, prospects.c.email)
-        .join(enrollments, enrollments.c.id == tasks.c.enrollment_id)
-        .join(prospects, prospects.c.id == enrollments.c.prospect_id)
-        .order_by(tasks.c.due_at, tasks.c.id)
-    )
-    if status != "all":
-        q = q.where(tasks.c.status == status)
-    if owner:
-        q = q.where(tasks.c.owner_email == owner)
-    return list(conn.execute(q))
-
-
-def complete_tasks(
-    conn: Connection,
-    runtimes: RuntimeCache,
-    defaults: SenderInfo,
-    task_ids: Sequence[int],
-    *,
-    outcome: str,
-    at: datetime,
-    notes: str | None = None,
-) -> int:
-    """Complete (or skip) open tasks and move their enrollments on; returns how many.
-
-    ``meeting_booked`` ends the prospect's enrollments like the exit event;
-    ``not_interested`` finishes this enrollment; every other outcome advances it
-    to the next step, timed from ``at`` (the task's completion).
-    """
-    if outcome not in TASK_OUTCOMES:
-        raise TouchflowError(f"unknown outcome {outcome!r}; expected one of {list(TASK_OUTCOMES)}")
-    rows = list(
-        conn.execute(select(tasks).where(tasks.c.id.in_(list(task_ids)), tasks.c.status == "open"))
-    )
-    if not rows:
-        return 0
-    status = "skipped" if outcome == "skipped" else "done"
-    conn.execute(
-        update(tasks)
-        .where(tasks.c.id.in_([r.id for r in rows]))
-        .values(status=status, outcome=outcome, notes=notes, completed_at=at)
-    )
-    enr = {r.id: r for r in enrollment_rows(conn, [t.enrollment_id for t in rows])}
-    views = load_views(conn, list(enr.values()), defaults)
-    updates: list[dict[str, Any]] = []
-    for task in rows:
-        conn.execute(
-            events.insert().values(
-                prospect_id=enr[task.enrollment_id].prospect_id,
-                enrollment_id=task.enrollment_id,
-                touch_key=task.touch_key,
-                type="skipped" if status == "skipped" else "completed",
-                occurred_at=at,
-                source="task",
-                payload={"outcome": outcome},
-                created_at=at,
-            )
-        )
-        row = enr[task.enrollment_id]
-        if outcome == "wrong_number" and row.phone:
-            # Never text or call that number again for this prospect (or anyone).
-            add_suppression(
-                conn,
-                "phone",
-                e164_or_raw(row.phone, row.country),
-                reason="wrong_number",
-                source="task",
-                now=at,
-            )
-        if row.state != State.ACTIVE.value or not (row.reason or "").startswith("waiting_task"):
-            continue  # ended meanwhile (reply, opt-out): nothing to advance
-        if outcome == "meeting_booked":
-            apply_exit_event(
-                conn,
-                runtimes,
-                row.prospect_id,
-                "meeting_booked",
-                at,
-                source="task",
-                touch_key=task.touch_key,
-            )
-            continue
-        runtime = runtimes.get(conn, row.cadence_version)
-        base = {
-            "b_id": row.id,
-            "attempt": 1,
-            "claimed_at": None,
-            "last_executed_at": at,
-            "updated_at": at,
-        }
-        nxt = (
-            None
-            if outcome == "not_interested"
-            else runtime.after_execution(views[row.id], row.step_index, at)
-        )
-        if nxt is None:
-            reason = "not_interested" if outcome == "not_interested" else "completed"
-            updates.append(
-                {
-                    **base,
-                    "state": transition(row.state, Event.FINISH).value,
-                    "reason": reason,
-                    "step_index": row.step_index,
-                    "next_due_at": None,
-                }
-            )
-        else:
-            updates.append(
-                {
-                    **base,
-                    "state": transition(row.state, Event.ADVANCE).value,
-                    "reason": None,
-                    "step_index": nxt[0],
-                    "next_due_at": nxt[1],
-                }
-            )
-    update_enrollments(conn, updates)
-    return len(rows)
-
+# -- writes, retries, reconciliation ----------------------------------------
 
 ENROLLMENT_UPDATE_COLS = (
     "state",
@@ -798,70 +507,3 @@ def reconcile_delivered(
             )
     update_enrollments(conn, updates)
     return len(found)
-
-
-# -- status ------------------------------------------------------------------
-
-
-@dataclass
-class StatusReport:
-    enrollments_by_state: Counter[tuple[str, str, str]]  # (cadence, state, reason)
-    active_by_step: Counter[tuple[str, str]]  # (cadence, step id)
-    touches_by_status: Counter[tuple[str, str]]  # (channel, status)
-    open_tasks: int
-    next_due_at: datetime | None
-
-
-def status(conn: Connection, runtimes: RuntimeCache) -> StatusReport:
-    """Counts for ``touchflow status``: enrollments by state and step, touches by status."""
-    by_state: Counter[tuple[str, str, str]] = Counter()
-    # Rows unpack as `object` to mypy: SQLAlchemy cannot type untyped Table columns.
-    for cid, state, reason, n in cast(
-        "Iterable[tuple[str, str, str | None, int]]",
-        conn.execute(
-            select(
-                enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason, func.count()
-            ).group_by(enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason)
-        ),
-    ):
-        # "missing_data:prospect.title" is one reason per field; keep the field.
-        by_state[(cid, state, reason or "")] += n
-    by_step: Counter[tuple[str, str]] = Counter()
-    for cid, version, idx, n in cast(
-        "Iterable[tuple[str, str, int, int]]",
-        conn.execute(
-            select(
-                enrollments.c.cadence_id,
-                enrollments.c.cadence_version,
-                enrollments.c.step_index,
-                func.count(),
-            )
-            .where(enrollments.c.state.in_([s.value for s in OPEN]))
-            .group_by(
-                enrollments.c.cadence_id, enrollments.c.cadence_version, enrollments.c.step_index
-            )
-        ),
-    ):
-        steps = runtimes.get(conn, version).cadence.steps
-        by_step[(cid, steps[idx].id if idx < len(steps) else "(end)")] += n
-    by_touch: Counter[tuple[str, str]] = Counter()
-    for channel, st, n in cast(
-        "Iterable[tuple[str, str, int]]",
-        conn.execute(
-            select(touches.c.channel, touches.c.status, func.count()).group_by(
-                touches.c.channel, touches.c.status
-            )
-        ),
-    ):
-        by_touch[(channel, st)] += n
-    open_tasks = conn.execute(
-        select(func.count()).select_from(tasks).where(tasks.c.status == "open")
-    ).scalar_one()
-    next_due = conn.execute(
-        select(func.min(enrollments.c.next_due_at)).where(enrollments.c.claimed_at.is_(None))
-    ).scalar()
-    return StatusReport(by_state, by_step, by_touch, open_tasks, next_due)
-
-
-# -- helpers -----------------------------------------------------------------
-

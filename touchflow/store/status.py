@@ -1,0 +1,81 @@
+"""Status in the store: the counts ``touchflow status`` reports.
+
+Functions take a SQLAlchemy ``Connection`` inside the caller's transaction, so
+a CLI command or a flow decides what is atomic. Time comes in as ``now``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Connection, func, select
+
+from touchflow.domain.enrollment import OPEN
+from touchflow.store.cadence_versions import RuntimeCache
+from touchflow.store.schema import enrollments, tasks, touches
+
+__all__ = ["StatusReport", "status"]
+
+
+@dataclass
+class StatusReport:
+    enrollments_by_state: Counter[tuple[str, str, str]]  # (cadence, state, reason)
+    active_by_step: Counter[tuple[str, str]]  # (cadence, step id)
+    touches_by_status: Counter[tuple[str, str]]  # (channel, status)
+    open_tasks: int
+    next_due_at: datetime | None
+
+
+def status(conn: Connection, runtimes: RuntimeCache) -> StatusReport:
+    """Counts for ``touchflow status``: enrollments by state and step, touches by status."""
+    by_state: Counter[tuple[str, str, str]] = Counter()
+    # Rows unpack as `object` to mypy: SQLAlchemy cannot type untyped Table columns.
+    for cid, state, reason, n in cast(
+        "Iterable[tuple[str, str, str | None, int]]",
+        conn.execute(
+            select(
+                enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason, func.count()
+            ).group_by(enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason)
+        ),
+    ):
+        # "missing_data:prospect.title" is one reason per field; keep the field.
+        by_state[(cid, state, reason or "")] += n
+    by_step: Counter[tuple[str, str]] = Counter()
+    for cid, version, idx, n in cast(
+        "Iterable[tuple[str, str, int, int]]",
+        conn.execute(
+            select(
+                enrollments.c.cadence_id,
+                enrollments.c.cadence_version,
+                enrollments.c.step_index,
+                func.count(),
+            )
+            .where(enrollments.c.state.in_([s.value for s in OPEN]))
+            .group_by(
+                enrollments.c.cadence_id, enrollments.c.cadence_version, enrollments.c.step_index
+            )
+        ),
+    ):
+        steps = runtimes.get(conn, version).cadence.steps
+        by_step[(cid, steps[idx].id if idx < len(steps) else "(end)")] += n
+    by_touch: Counter[tuple[str, str]] = Counter()
+    for channel, st, n in cast(
+        "Iterable[tuple[str, str, int]]",
+        conn.execute(
+            select(touches.c.channel, touches.c.status, func.count()).group_by(
+                touches.c.channel, touches.c.status
+            )
+        ),
+    ):
+        by_touch[(channel, st)] += n
+    open_tasks = conn.execute(
+        select(func.count()).select_from(tasks).where(tasks.c.status == "open")
+    ).scalar_one()
+    next_due = conn.execute(
+        select(func.min(enrollments.c.next_due_at)).where(enrollments.c.claimed_at.is_(None))
+    ).scalar()
+    return StatusReport(by_state, by_step, by_touch, open_tasks, next_due)
