@@ -87,7 +87,7 @@ _SAMPLE_DOMAIN = "@touchflow.example"
 class StartupReport:
     """What a process found wrong with its settings before doing any work."""
 
-    refusals: tuple[str, ...]  # it must not start (production only)
+    refusals: tuple[str, ...]  # it must not start
     warnings: tuple[str, ...]  # it starts, but a part of it will not work
 
 
