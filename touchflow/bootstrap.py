@@ -38,7 +38,7 @@ from touchflow.ports import (
 from touchflow.services.leads import LeadServices
 from touchflow.services.tick import Ticker
 from touchflow.settings import ImapMailboxSettings, Settings
-from touchflow.store.cadence_versions import RuntimeCache
+from touchflow.store.cadence_versions import RuntimeCache as RuntimeCache  # for the edges
 from touchflow.store.db import make_engine
 
 if TYPE_CHECKING:  # adapters are imported when built: `preview` loads no vendor SDK

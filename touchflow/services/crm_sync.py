@@ -146,6 +146,28 @@ def outbox_status(conn: Connection, crm: str) -> dict[str, int]:
     )
 
 
+@dataclass(frozen=True)
+class OutboxSummary:
+    """The CRM outbox at a glance: rows by status, and some failed pushes with their error."""
+
+    counts: dict[str, int]  # status -> rows
+    failed: list[Any]  # crm_outbox rows: operation, key, attempts, last_error, ...
+
+
+def outbox_summary(engine: Engine, crm: str, *, failed_limit: int = 20) -> OutboxSummary:
+    """``crm``'s outbox rows by status and up to ``failed_limit`` failed ones (``crm status``)."""
+    with engine.connect() as conn:
+        counts = outbox_status(conn, crm)
+        failed = list(
+            conn.execute(
+                select(crm_outbox)
+                .where(crm_outbox.c.crm == crm, crm_outbox.c.status == "failed")
+                .limit(failed_limit)
+            )
+        )
+    return OutboxSummary(counts, failed)
+
+
 # -- draining ----------------------------------------------------------------------
 
 

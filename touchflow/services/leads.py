@@ -26,6 +26,7 @@ from touchflow.errors import LeadRejected
 from touchflow.ports import Enricher
 from touchflow.services.crm_sync import lead_rows, queue_lead
 from touchflow.services.enrichment import enrich_accounts
+from touchflow.store.cadence_versions import save_cadence_version
 from touchflow.store.enrollments import enroll
 from touchflow.store.intake import load_batch
 from touchflow.store.prebuilt import Insert, per_dialect
@@ -146,6 +147,17 @@ def previous_answer(conn: Connection, key: str) -> LeadDecision | None:
     decision = LeadDecision(**row)
     decision.duplicate = True
     return decision
+
+
+def save_inbound_version(conn: Connection, services: LeadServices, now: datetime) -> None:
+    """Store the inbound cadence's version (if there is one), so leads enroll pinned to it.
+
+    Runs in the caller's transaction; the API does it once per process before
+    its first lead, then sets ``services.inbound_saved`` (after the commit), and
+    :func:`process_lead` no longer stores the version with every lead.
+    """
+    if services.inbound is not None:
+        save_cadence_version(conn, services.inbound.cadence, now)
 
 
 def process_lead(

@@ -5,20 +5,29 @@ routable set (no owner yet, not opted out, at ``min_lifecycle`` or later) and
 queue each of them for the CRM under the connector's name, so the outbox key is
 the same whichever way a lead was routed. ``POST /leads`` routes one lead its
 own way (:mod:`touchflow.services.leads`), with a push right after its commit.
+``touchflow route`` first takes back the leads past their SLA and routes them
+again, then routes the new ones, in one transaction (:func:`reroute_and_route`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 
 from touchflow.domain.routing import Decision, Router
 from touchflow.services.crm_sync import queue_lead
-from touchflow.store.routing_store import routable_ids, route_prospects
+from touchflow.store.routing_store import (
+    ROUTABLE,
+    Reroute,
+    reroute_overdue,
+    routable_ids,
+    route_prospects,
+)
 from touchflow.store.schema import prospects
 
-__all__ = ["route_qualified"]
+__all__ = ["ROUTABLE", "Reroute", "RoutingRun", "reroute_and_route", "route_qualified"]
 
 
 def route_qualified(
@@ -38,3 +47,33 @@ def route_qualified(
         for email in emails:
             queue_lead(conn, crm, email, now)
     return decisions
+
+
+@dataclass(frozen=True)
+class RoutingRun:
+    """What one routing run did: leads taken back after their SLA, and new leads routed."""
+
+    rerouted: list[Reroute]
+    routed: list[Decision]
+
+
+def reroute_and_route(
+    engine: Engine,
+    router: Router,
+    now: datetime,
+    *,
+    crm: str | None,
+    min_lifecycle: str = "mql",
+    route_new: bool = True,
+) -> RoutingRun:
+    """Reroute every lead past its SLA, then (``route_new``) route the routable ones.
+
+    One transaction. ``min_lifecycle`` is one of :data:`ROUTABLE`; each newly
+    routed lead is queued for ``crm`` (None: no CRM), as :func:`route_qualified`.
+    """
+    with engine.begin() as conn:
+        rerouted = reroute_overdue(conn, router, now)
+        routed: list[Decision] = []
+        if route_new:
+            routed = route_qualified(conn, router, now, crm=crm, min_lifecycle=min_lifecycle)
+    return RoutingRun(rerouted, routed)

@@ -33,6 +33,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from touchflow import bootstrap
+from touchflow.bootstrap import RuntimeCache
 from touchflow.entrypoints.api import calls, sendgrid_hooks, twilio_hooks, unsubscribe
 from touchflow.entrypoints.api import leads as leads_route
 from touchflow.entrypoints.api.context import Context, context
@@ -40,7 +41,6 @@ from touchflow.errors import StoreUnavailable
 from touchflow.ports import CrmConnector, Dialer, Notifier
 from touchflow.services.leads import LeadServices
 from touchflow.settings import Settings
-from touchflow.store.cadence_versions import RuntimeCache
 
 _log = logging.getLogger("touchflow.api")
 

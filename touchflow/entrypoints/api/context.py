@@ -15,11 +15,11 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from touchflow.bootstrap import RuntimeCache
 from touchflow.errors import ConfigError, StoreUnavailable
 from touchflow.ports import CrmConnector, Dialer, Notifier
 from touchflow.services.leads import LeadServices
 from touchflow.settings import Settings
-from touchflow.store.cadence_versions import RuntimeCache
 
 _log = logging.getLogger("touchflow.api")
 T = TypeVar("T")

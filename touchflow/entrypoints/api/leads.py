@@ -29,8 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from touchflow.entrypoints.api.context import Context, api_key_refusal, context
 from touchflow.errors import ConnectorError, LeadRejected
 from touchflow.services.crm_sync import push_leads_now
-from touchflow.services.leads import LeadDecision, process_lead
-from touchflow.store.cadence_versions import save_cadence_version
+from touchflow.services.leads import LeadDecision, process_lead, save_inbound_version
 
 router = APIRouter()
 _log = logging.getLogger("touchflow.api")
@@ -72,8 +71,7 @@ def _take(
     assert services is not None
     if services.inbound is not None and not services.inbound_saved:
         # Once per process: every lead enrolls in this cadence version.
-        inbound = services.inbound.cadence
-        ctx.transaction_sync(lambda conn: save_cadence_version(conn, inbound, now))
+        ctx.transaction_sync(lambda conn: save_inbound_version(conn, services, now))
         services.inbound_saved = True
     hold = PUSH_HOLD if ctx.crm is not None else None
     decision = ctx.transaction_sync(

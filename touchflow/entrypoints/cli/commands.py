@@ -149,16 +149,12 @@ def preview(
 
 
 def _stored_prospect(settings: Settings, email: str) -> Prospect:
-    from sqlalchemy import select
+    from touchflow.services.prospects import stored_prospect
 
-    from touchflow.store.prospects import prospect_from_row
-    from touchflow.store.schema import prospects
-
-    with engine_for(settings).connect() as conn:
-        row = conn.execute(select(prospects).where(prospects.c.email == email)).first()
-    if row is None:
+    found = stored_prospect(engine_for(settings), email)
+    if found is None:
         raise fail(f"no prospect {email!r} in the database (import it, or use --sample)")
-    return prospect_from_row(row)
+    return found
 
 
 @app.command()
@@ -243,10 +239,10 @@ def simulate(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema (Alembic) on TOUCHFLOW_DATABASE_URL."""
-    from touchflow.store.db import upgrade
+    from touchflow.services.database import upgrade_schema
 
     settings = current_settings()
-    upgrade(engine_for(settings))
+    upgrade_schema(engine_for(settings))
     out.print(f"database at head: {settings.database_url}")
 
 
@@ -334,43 +330,35 @@ def enroll(
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
     """Enroll prospects in a cadence, pinned to its current version."""
-    from sqlalchemy import select
-
     from touchflow.bootstrap import runtimes, sender_defaults
     from touchflow.domain.normalize import Normalized
+    from touchflow.services.enrollments import enroll_prospects
     from touchflow.services.importer import read_prospects
-    from touchflow.store.enrollments import enroll as do_enroll
-    from touchflow.store.schema import prospects
 
     if all_ == (prospects_csv is not None):
         raise typer.BadParameter("give exactly one of --all or --prospects FILE")
     settings = current_settings()
     cadence = cadence_or_exit(settings, cadence_id)
     at = parse_now(now)
-    sender = sender_defaults(settings)
-    with engine_for(settings).begin() as conn:
-        ids: list[int] | None = None
-        if prospects_csv is not None:
-            emails = [
-                item.email
-                for _line, item in read_prospects(prospects_csv)
-                if isinstance(item, Normalized)
-            ]
-            ids = list(
-                conn.execute(select(prospects.c.id).where(prospects.c.email.in_(emails))).scalars()
-            )
-            if len(ids) < len(set(emails)):
-                err.print(
-                    f"{len(set(emails)) - len(ids)} email(s) are not imported yet; "
-                    f"run `touchflow import {prospects_csv}` first"
-                )
-        result = do_enroll(
-            conn,
-            runtimes(settings).add(cadence),
-            ids,
-            owner_email=owner or settings.sender.owner_email,
-            sender=sender,
-            now=at,
+    emails: list[str] | None = None
+    if prospects_csv is not None:
+        emails = [
+            item.email
+            for _line, item in read_prospects(prospects_csv)
+            if isinstance(item, Normalized)
+        ]
+    result = enroll_prospects(
+        engine_for(settings),
+        runtimes(settings).add(cadence),
+        emails,
+        owner_email=owner or settings.sender.owner_email,
+        sender=sender_defaults(settings),
+        now=at,
+    )
+    if result.not_imported:
+        err.print(
+            f"{result.not_imported} email(s) are not imported yet; "
+            f"run `touchflow import {prospects_csv}` first"
         )
     out.print(
         f"{cadence.id} (version {cadence.version}): {result.enrolled} enrolled, "
@@ -419,11 +407,10 @@ def run(
 def status() -> None:
     """Enrollments by cadence, state and step; touches by channel and status."""
     from touchflow.bootstrap import runtimes
-    from touchflow.store.status import status as read_status
+    from touchflow.services.status import enrollment_status
 
     settings = current_settings()
-    with engine_for(settings).connect() as conn:
-        rep = read_status(conn, runtimes(settings))
+    rep = enrollment_status(engine_for(settings), runtimes(settings))
     t = Table(title="Enrollments")
     for col in ("cadence", "state", "reason", "count"):
         t.add_column(col, justify="right" if col == "count" else "left")
@@ -456,11 +443,9 @@ def list_tasks_cmd(
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
 ) -> None:
     """The SDRs' task list: calls, LinkedIn touches and manual steps."""
-    from touchflow.store.tasks import list_tasks
+    from touchflow.services.tasks import list_tasks
 
-    settings = current_settings()
-    with engine_for(settings).connect() as conn:
-        rows = list_tasks(conn, owner=owner, status=state)
+    rows = list_tasks(engine_for(current_settings()), owner=owner, status=state)
     t = Table(title=f"Tasks ({state}): {len(rows)}")
     for col in ("id", "due (UTC)", "channel", "prospect", "owner", "title", "status"):
         t.add_column(col)
@@ -494,22 +479,21 @@ def task_done(
 ) -> None:
     """Complete a task; the enrollment moves on (timed from now)."""
     from touchflow.bootstrap import runtimes, sender_defaults
-    from touchflow.store.tasks import TASK_OUTCOMES, complete_tasks
+    from touchflow.services.tasks import TASK_OUTCOMES, complete_task
 
     if outcome not in TASK_OUTCOMES:
         raise typer.BadParameter(f"--outcome must be one of {', '.join(TASK_OUTCOMES)}")
     settings = current_settings()
-    with engine_for(settings).begin() as conn:
-        n = complete_tasks(
-            conn,
-            runtimes(settings),
-            sender_defaults(settings),
-            [task_id],
-            outcome=outcome,
-            at=parse_now(now),
-            notes=notes,
-        )
-    if not n:
+    done = complete_task(
+        engine_for(settings),
+        runtimes(settings),
+        sender_defaults(settings),
+        task_id,
+        outcome,
+        parse_now(now),
+        notes,
+    )
+    if not done:
         raise fail(f"no open task {task_id}")
     out.print(f"task {task_id}: {outcome}")
 
@@ -523,17 +507,17 @@ def event(
     """Record a reply, bounce, unsubscribe or booked meeting for a prospect."""
     from touchflow.bootstrap import runtimes
     from touchflow.domain.enrollment import EXIT_EVENTS
-    from touchflow.store.enrollments import apply_exit_event
-    from touchflow.store.prospects import find_prospect_id
+    from touchflow.services.enrollments import record_exit_event
 
     if kind not in EXIT_EVENTS:
         raise typer.BadParameter(f"event must be one of {', '.join(EXIT_EVENTS)}")
     settings = current_settings()
-    with engine_for(settings).begin() as conn:
-        pid = find_prospect_id(conn, normalize_email(email))
-        if pid is None:
-            raise fail(f"no prospect {email!r}")
-        res = apply_exit_event(conn, runtimes(settings), pid, kind, parse_now(at), source="cli")
+    when = parse_now(at)
+    res = record_exit_event(
+        engine_for(settings), runtimes(settings), email, kind, when, source="cli"
+    )
+    if res is None:
+        raise fail(f"no prospect {email!r}")
     out.print(f"{email}: {kind}: {res.ended} enrollment(s) ended, {res.kept} kept going")
 
 
@@ -546,13 +530,11 @@ def retry(
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
     """Requeue failed enrollments (after a send failure or a delivery found not to arrive)."""
-    from touchflow.store.enrollments import retry_enrollments
+    from touchflow.services.enrollments import retry_failed
 
     if bool(ids) == all_failed:
         raise typer.BadParameter("give enrollment ids or --all-failed")
-    settings = current_settings()
-    with engine_for(settings).begin() as conn:
-        n = retry_enrollments(conn, None if all_failed else ids, parse_now(now))
+    n = retry_failed(engine_for(current_settings()), None if all_failed else ids, parse_now(now))
     if not n:
         raise fail("no failed enrollment to retry")
     out.print(f"{n} enrollment(s) requeued; the next tick runs their step again")

@@ -102,12 +102,11 @@ def enrich(now: Annotated[str | None, typer.Option("--now")] = None) -> None:
 @app.command()
 def score(now: Annotated[str | None, typer.Option("--now")] = None) -> None:
     """Rescore every prospect against config/icp.yaml (history kept for changes)."""
-    from touchflow.store.scores import rescore
+    from touchflow.services.scoring import rescore_all
 
     settings = current_settings()
     icp = _icp(settings)
-    with engine_for(settings).begin() as conn:
-        report = rescore(conn, icp, parse_now(now))
+    report = rescore_all(engine_for(settings), icp, parse_now(now))
     out.print(f"scored {report.scored} ({report.changed} changed) with ICP {report.icp_version}")
     t = Table(title="Grades and stages")
     for col in ("grade", "count", "", "lifecycle", "count "):
@@ -127,13 +126,11 @@ def explain(
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
     """Why a prospect scores what they score: every reason, and the score history."""
-    from touchflow.domain.prospects import normalize_email
-    from touchflow.store.scores import explain as explain_score
+    from touchflow.services.scoring import explain_score
 
     settings = current_settings()
     icp = _icp(settings)
-    with engine_for(settings).connect() as conn:
-        exp = explain_score(conn, icp, normalize_email(email), parse_now(now))
+    exp = explain_score(engine_for(settings), icp, email, parse_now(now))
     if exp is None:
         raise fail(f"no prospect {email!r}")
     for line in exp.lines():
@@ -163,8 +160,7 @@ def route(
     """
     from touchflow.domain.routing import backtest as run_backtest
     from touchflow.domain.routing import read_backtest_csv
-    from touchflow.services.routing import route_qualified
-    from touchflow.store.routing_store import ROUTABLE, reroute_overdue
+    from touchflow.services.routing import ROUTABLE, reroute_and_route
 
     if min_lifecycle not in ROUTABLE:
         raise fail(f"--min-lifecycle must be one of {', '.join(ROUTABLE)}, not {min_lifecycle!r}")
@@ -179,18 +175,21 @@ def route(
         for line in report.lines():
             out.print(line, markup=False)
         return
-    at = parse_now(now)
-    with engine_for(settings).begin() as conn:
-        rerouted = reroute_overdue(conn, router, at)
-        decisions = []
-        if not reroute:
-            # The CRM gets every routed lead (pushed by `touchflow crm sync`).
-            crm = settings.crm.provider if settings.crm.provider != "none" else None
-            decisions = route_qualified(conn, router, at, crm=crm, min_lifecycle=min_lifecycle)
+    # The CRM gets every routed lead (pushed by `touchflow crm sync`).
+    crm = settings.crm.provider if settings.crm.provider != "none" else None
+    run = reroute_and_route(
+        engine_for(settings),
+        router,
+        parse_now(now),
+        crm=crm,
+        min_lifecycle=min_lifecycle,
+        route_new=not reroute,
+    )
     by: dict[str, int] = {}
-    for d in decisions:
+    for d in run.routed:
         by[d.assignee] = by.get(d.assignee, 0) + 1
-    t = Table(title=f"Routed {len(decisions)} lead(s); rerouted {len(rerouted)} past their SLA")
+    routed, rerouted = run.routed, run.rerouted
+    t = Table(title=f"Routed {len(routed)} lead(s); rerouted {len(rerouted)} past their SLA")
     t.add_column("assignee")
     t.add_column("leads", justify="right")
     for who, n in sorted(by.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -237,22 +236,13 @@ def crm_sync() -> None:
 @crm_app.command("status")
 def crm_status() -> None:
     """The CRM outbox: pending, done and failed pushes (failed ones show their error)."""
-    from sqlalchemy import select
-
-    from touchflow.services.crm_sync import outbox_status
-    from touchflow.store.schema import crm_outbox
+    from touchflow.services.crm_sync import outbox_summary
 
     settings = current_settings()
     crm = settings.crm.provider
-    with engine_for(settings).connect() as conn:
-        counts = outbox_status(conn, crm)
-        failed = list(
-            conn.execute(
-                select(crm_outbox).where(crm_outbox.c.crm == crm, crm_outbox.c.status == "failed")
-                .limit(20)
-            )
-        )  # fmt: skip
+    summary = outbox_summary(engine_for(settings), crm, failed_limit=20)
+    counts = summary.counts
     out.print(f"{crm}: " + (", ".join(f"{k} {n}" for k, n in sorted(counts.items())) or "empty"))
-    for r in failed:
+    for r in summary.failed:
         out.print(f"failed {r.operation} {r.key} after {r.attempts} attempt(s): {r.last_error}",
                   markup=False)  # fmt: skip

@@ -24,8 +24,6 @@ from touchflow.entrypoints.cli.app import (
     parse_now,
     task_app,
 )
-from touchflow.store import guards
-from touchflow.store.suppressions import add_suppression
 
 cadence_app = typer.Typer(help="Pause and resume whole cadences.", no_args_is_help=True)
 suppress_app = typer.Typer(
@@ -63,9 +61,10 @@ def cadence_pause(
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
     """Stop claiming a cadence's enrollments until it is resumed."""
-    with engine_for(current_settings()).begin() as conn:
-        if not guards.pause_cadence(conn, cadence_id, reason, parse_now(now)):
-            raise fail(f"{cadence_id} is already paused")
+    from touchflow.services.cadence_pauses import pause_cadence
+
+    if not pause_cadence(engine_for(current_settings()), cadence_id, reason, parse_now(now)):
+        raise fail(f"{cadence_id} is already paused")
     out.print(f"{cadence_id}: paused ({reason})")
 
 
@@ -75,17 +74,19 @@ def cadence_resume(
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
     """Resume a paused cadence; the bounce shield starts a fresh sample from now."""
-    with engine_for(current_settings()).begin() as conn:
-        if not guards.resume_cadence(conn, cadence_id, parse_now(now)):
-            raise fail(f"{cadence_id} is not paused")
+    from touchflow.services.cadence_pauses import resume_cadence
+
+    if not resume_cadence(engine_for(current_settings()), cadence_id, parse_now(now)):
+        raise fail(f"{cadence_id} is not paused")
     out.print(f"{cadence_id}: resumed; its due touches go out at the next tick")
 
 
 @cadence_app.command("paused")
 def cadence_paused() -> None:
     """Cadences paused now, with why (the bounce shield says its numbers)."""
-    with engine_for(current_settings()).connect() as conn:
-        rows = guards.list_pauses(conn)
+    from touchflow.services.cadence_pauses import paused_cadences
+
+    rows = paused_cadences(engine_for(current_settings()))
     if not rows:
         out.print("no cadence is paused")
         return
@@ -109,9 +110,11 @@ def suppress_add(
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
     """Never contact this address, number or company domain again (from the next tick)."""
+    from touchflow.services.suppressions import suppress
+
     value = _normalize(kind, value, country)
-    with engine_for(current_settings()).begin() as conn:
-        add_suppression(conn, kind, value, reason=reason, source="cli", now=parse_now(now))
+    at = parse_now(now)
+    suppress(engine_for(current_settings()), kind, value, reason=reason, source="cli", now=at)
     out.print(f"suppressed {kind} {value} ({reason})")
 
 
@@ -122,10 +125,11 @@ def suppress_remove(
     country: Annotated[str | None, typer.Option("--country", help=COUNTRY_HELP)] = None,
 ) -> None:
     """Lift a suppression (only with the person's consent: it is on record why it was added)."""
+    from touchflow.services.suppressions import lift_suppression
+
     value = _normalize(kind, value, country)
-    with engine_for(current_settings()).begin() as conn:
-        if not guards.remove_suppression(conn, kind, value):
-            raise fail(f"{kind} {value} is not suppressed")
+    if not lift_suppression(engine_for(current_settings()), kind, value):
+        raise fail(f"{kind} {value} is not suppressed")
     out.print(f"{kind} {value}: no longer suppressed")
 
 
@@ -135,13 +139,14 @@ def suppress_list(
     limit: Annotated[int, typer.Option("--limit", min=1)] = 100,
 ) -> None:
     """The most recent suppressions with their source and reason."""
-    with engine_for(current_settings()).connect() as conn:
-        rows = guards.list_suppressions(conn, kind, limit)
-        counts = guards.count_suppressions(conn)
+    from touchflow.services.suppressions import recent_suppressions
+
+    found = recent_suppressions(engine_for(current_settings()), kind, limit)
+    counts = found.counts
     t = Table(title="Suppressions " + ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())))
     for col in ("kind", "value", "reason", "source", "since (UTC)"):
         t.add_column(col)
-    for r in rows:
+    for r in found.rows:
         t.add_row(r.kind, r.value, r.reason, r.source, r.created_at.isoformat()[:16])
     out.print(t)
 
@@ -149,14 +154,13 @@ def suppress_list(
 def print_guards(now_text: str | None = None) -> None:
     """The guard section of ``touchflow status``: pauses, mailbox usage, suppressions."""
     from touchflow.bootstrap import cap_policy
+    from touchflow.services.status import guard_status
 
     settings = current_settings()
     policy = cap_policy(settings)
-    with engine_for(settings).connect() as conn:
-        pauses = guards.list_pauses(conn)
-        usage = guards.mailbox_usage(conn, parse_now(now_text))
-        counts = guards.count_suppressions(conn)
-    for p in pauses:
+    found = guard_status(engine_for(settings), parse_now(now_text))
+    usage, counts = found.mailbox_usage, found.suppressions
+    for p in found.pauses:
         err.print(f"[yellow]paused:[/yellow] {p.cadence_id} since {p.paused_at:%Y-%m-%d %H:%M}: "
                   f"{p.reason} (touchflow cadence resume {p.cadence_id})")  # fmt: skip
     if usage:
@@ -271,20 +275,10 @@ def replies_poll() -> None:
 @task_app.command("show")
 def task_show(task_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """A task with its prospect, their local time and the script or message to use."""
-    from sqlalchemy import select
-
     from touchflow.domain.calendar import resolve_timezone
-    from touchflow.store.schema import enrollments, prospects, tasks
+    from touchflow.services.tasks import task_with_prospect
 
-    p = prospects.c
-    q = (
-        select(tasks, p.email, p.first_name, p.last_name, p.company, p.phone, p.country, p.timezone)
-        .join(enrollments, enrollments.c.id == tasks.c.enrollment_id)
-        .join(prospects, p.id == enrollments.c.prospect_id)
-        .where(tasks.c.id == task_id)
-    )
-    with engine_for(current_settings()).connect() as conn:
-        row = conn.execute(q).one_or_none()
+    row = task_with_prospect(engine_for(current_settings()), task_id)
     if row is None:
         raise fail(f"no task {task_id}")
     zone = resolve_timezone(row.timezone, row.phone, row.country, "UTC")

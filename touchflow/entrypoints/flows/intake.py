@@ -28,7 +28,7 @@ from touchflow.entrypoints.flows.tasks import batch_task
 from touchflow.services.enrichment import enrich_accounts
 from touchflow.services.importer import load_aliases, run_import
 from touchflow.services.routing import route_qualified
-from touchflow.store.scores import rescore
+from touchflow.services.scoring import rescore_all
 
 stage = batch_task(retry_delay_seconds=5)
 
@@ -66,8 +66,7 @@ def enrich(now: datetime) -> dict[str, int]:
 def score(now: datetime) -> dict[str, int]:
     """Rescore the whole base against config/icp.yaml."""
     settings = load_settings()
-    with database(settings).begin() as conn:
-        r = rescore(conn, load_icp(settings.config_dir / "icp.yaml"), now)
+    r = rescore_all(database(settings), load_icp(settings.config_dir / "icp.yaml"), now)
     return {"scored": r.scored, "changed": r.changed}
 
 
