@@ -32,7 +32,7 @@ test-services:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dovecot-imapd >/dev/null; \
-	} || echo "warning: could not install dovecot-imapd; the IMAP tests will be skipped"
+	} || echo "warning: could not install dovecot-imapd; the IMAP tests will be skipped (and fail under CI=true)"
 
 # Style, the tiers' import contracts (pyproject [tool.importlinter]) and types.
 lint: $(STAMP)

@@ -1,6 +1,7 @@
 """ImapMailbox against a real Dovecot on 127.0.0.1 (see tests/support/imap_server.py).
 
-Skips when dovecot is not installed (``apt-get install -y dovecot-imapd``).
+Skips when dovecot is not installed (``apt-get install -y dovecot-imapd``), and
+fails instead when ``CI=true``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from tests.support.imap_server import DovecotMissing, DovecotServer
+from tests.support.imap_server import DovecotServer, dovecot_server
 from touchflow.adapters.imap.replies import ImapMailbox
 from touchflow.adapters.mime import html_to_text, parse_message
 from touchflow.domain.replies import classify
@@ -33,10 +34,7 @@ POOL = [f"rep{i}@example.com" for i in range(1, 41)]  # one fresh mailbox per te
 
 
 def _start(extra_config: str = "", users: list[str] | None = None) -> DovecotServer:
-    try:
-        server = DovecotServer({u: PASSWORD for u in users or [REP]}, extra_config=extra_config)
-    except DovecotMissing as exc:
-        pytest.skip(str(exc))
+    server = dovecot_server({u: PASSWORD for u in users or [REP]}, extra_config=extra_config)
     server.start()
     return server
 

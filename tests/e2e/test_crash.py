@@ -17,7 +17,7 @@ from sqlalchemy import select
 from tests.conftest import ROOT
 from tests.support.harness import SENDER, Harness, make_cadence, prospect
 from touchflow.adapters.smtp.sink import LocalSmtpSink
-from touchflow.store.db import make_engine, upgrade
+from touchflow.store.db import make_engine
 from touchflow.store.schema import touches
 
 SAT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -42,10 +42,9 @@ def _run(env: dict[str, str], *, kill_after: int | None, sink: LocalSmtpSink) ->
     return proc.returncode
 
 
-def test_kill_minus_nine_midway_then_rerun(tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'crash.db'}"
+def test_kill_minus_nine_midway_then_rerun(tmp_path: Path, migrated_sqlite):
+    url = migrated_sqlite(tmp_path / "crash.db")
     engine = make_engine(url)
-    upgrade(engine)
     cadence = make_cadence(tmp_path)
     h = Harness(engine, cadence)
     h.add([prospect(f"p{i}@x.example") for i in range(N)], SAT)

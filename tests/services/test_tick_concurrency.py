@@ -19,11 +19,8 @@ MON = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
 SAT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-def test_four_concurrent_ticks_send_every_touch_exactly_once(pg_schema_url, tmp_path):
-    setup = make_engine(pg_schema_url)
-    from touchflow.store.db import upgrade
-
-    upgrade(setup)
+def test_four_concurrent_ticks_send_every_touch_exactly_once(pg_migrated_url, tmp_path):
+    setup = make_engine(pg_migrated_url)
     h = Harness(setup, make_cadence(tmp_path))
     n = 600
     h.add([prospect(f"p{i}@x.example") for i in range(n)], SAT)
@@ -35,7 +32,7 @@ def test_four_concurrent_ticks_send_every_touch_exactly_once(pg_schema_url, tmp_
 
     def worker(i: int) -> None:
         # Each worker has its own engine (connection pool), like a separate machine.
-        engine = make_engine(pg_schema_url)
+        engine = make_engine(pg_migrated_url)
         tk = Ticker(
             engine,
             email=senders[i],

@@ -6,7 +6,7 @@ from alembic.migration import MigrationContext
 from touchflow.store.schema import metadata
 
 
-def test_migrations_match_metadata(db):
-    with db.connect() as conn:
+def test_migrations_match_metadata(db_from_empty):
+    with db_from_empty.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []

@@ -7,6 +7,10 @@ passwords (``AUTH=PLAIN``/``LOGIN``). Needs the ``dovecot`` binary from Debian's
 
     apt-get install -y dovecot-imapd
 
+Tests get a server from :func:`dovecot_server`: without the binary the test
+skips with :data:`INSTALL_HINT`, except in CI (``CI=true``), where it fails:
+a CI run must not pass without its IMAP tests.
+
 Dovecot refuses to run its login processes as root and to give mail to UID 0,
 so the users it runs as depend on who starts it:
 
@@ -25,6 +29,7 @@ import imaplib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -32,7 +37,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+
+import pytest
 
 INSTALL_HINT = (
     "dovecot is not installed: run `make test` (it installs it) or "
@@ -42,6 +49,11 @@ INSTALL_HINT = (
 
 class DovecotMissing(RuntimeError):
     """The dovecot binary is not installed."""
+
+
+def in_ci() -> bool:
+    """``CI`` is set to true (GitHub Actions, GitLab and most CI systems set ``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 
 
 def find_dovecot() -> str:
@@ -56,6 +68,11 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # nothing left in the group
+        os.killpg(pgid, sig)
 
 
 def _user(name: str, fallback: str = "nobody") -> pwd.struct_passwd:
@@ -121,6 +138,7 @@ class DovecotServer:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group: _kill stops the children too
             )
             if self._wait_ready():
                 return
@@ -139,13 +157,18 @@ class DovecotServer:
         proc, self._proc = self._proc, None
         if proc is None:
             return ""
-        if proc.poll() is None:
-            proc.terminate()  # the master stops its children on SIGTERM
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        # SIGTERM to the master and its children at once. The master alone waits a
+        # second for its children and then exits without them; an imap process with a
+        # client lingers another ten seconds before it says BYE ("Server shutting down")
+        # and holds our stderr pipe open until then. Signalled directly, it says the
+        # same BYE at once.
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        _signal_group(proc.pid, signal.SIGKILL)  # whatever is left of the group
         stderr = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
         if proc.stderr:
             proc.stderr.close()
@@ -210,6 +233,8 @@ info_log_path = {d}/dovecot.log
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+# A refused login is answered within 0.5 s (the default delay is 2 s).
+auth_failure_delay = 0
 default_internal_user = {internal.pw_name}
 default_internal_group = {internal_group}
 default_login_user = {login.pw_name}
@@ -237,6 +262,11 @@ service imap-login {{
 }}
 service anvil {{
   chroot =
+  # No auth penalty: a failed login would slow every later login from 127.0.0.1
+  # (2, 4, 8... s), in whichever test comes next.
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 {self.extra_config}
 """
@@ -273,3 +303,17 @@ service anvil {{
         finally:
             with contextlib.suppress(Exception):
                 conn.logout()
+
+
+def dovecot_server(users: Mapping[str, str] | None = None, **kw: Any) -> DovecotServer:
+    """A :class:`DovecotServer` (not started yet) for a test.
+
+    Without the dovecot binary the test skips, or fails when ``CI=true``.
+    """
+    try:
+        return DovecotServer(users, **kw)
+    except DovecotMissing as exc:
+        missing = str(exc)
+    if in_ci():
+        pytest.fail(f"{missing} (CI=true: the IMAP tests must run, not skip)", pytrace=False)
+    pytest.skip(missing)

@@ -9,6 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
+# serve_forever() looks at its shutdown flag once a poll: stop() waits up to this long.
+POLL_INTERVAL_S = 0.01
+
 
 class StandinHTTPServer(ThreadingHTTPServer):
     """A threading HTTP server that knows its stand-in (``self.server.standin`` in handlers)."""
@@ -77,7 +80,7 @@ class BackgroundServer:
         self._port = int(self._server.server_address[1])  # type: ignore[index]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": POLL_INTERVAL_S},
             name=self._thread_name,
             daemon=True,
         )

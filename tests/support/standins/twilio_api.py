@@ -209,7 +209,7 @@ class TwilioStandin:
         server.daemon_threads = True  # a held keep-alive connection must not block close()
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="twilio-standin", daemon=True
+            target=server.serve_forever, args=(0.01,), name="twilio-standin", daemon=True
         )
         self._thread.start()
 
