@@ -79,7 +79,8 @@ def test_retry_condition_retries_only_retryable_errors():
     assert not retry_only_retryable(None, None, _State(ValueError("bug")))
 
 
-def test_cli_run_is_one_tick_through_the_flow(harness, enrolled, tmp_path: Path):
+def test_cli_run_ticks_once_without_prefect(harness, enrolled, tmp_path: Path):
+    """`touchflow run` calls the tick service the flow calls (the CLI never imports the flows)."""
     from typer.testing import CliRunner
 
     from touchflow.entrypoints.cli import app
