@@ -33,6 +33,7 @@ from touchflow.domain.unsubscribe import unsubscribe_url as unsubscribe_link
 from touchflow.errors import MissingDataError
 
 MAX_ATTEMPTS = 3
+_DUE_MEMO_LIMIT = 4096
 RETRY_BACKOFF = timedelta(minutes=15)
 
 
@@ -194,6 +195,9 @@ class CadenceRuntime:
         self.public_url = public_url.rstrip("/")
         self.unsubscribe_secret = unsubscribe_secret
         self._calendars: dict[tuple[str, tuple[str, ...]], BusinessCalendar] = {}
+        # due_after before jitter, per (calendar, step, since): a tick records a whole
+        # batch at one `now`, so most of its enrollments share the answer.
+        self._due: dict[tuple[BusinessCalendar, int, datetime], datetime] = {}
         self._conditions: dict[str, Callable[[Callable[[str, str], bool]], bool]] = {}
         self._window = cadence.schedule.window.to_send_window()
         self._sender_contexts: dict[SenderInfo, dict[str, Any]] = {}
@@ -244,17 +248,23 @@ class CadenceRuntime:
         ``since``."""
         step = self.cadence.steps[step_index]
         cal = self.calendar_for(view.prospect, view.sender)
-        delay = step.after
-        if delay is None or delay.amount == 0:
-            due = cal.next_open(since)
-        elif delay.unit == "business_days":
-            due = cal.add_business_days(since, delay.amount)
-        elif delay.unit == "days":
-            due = cal.add_days(since, delay.amount)
-        elif delay.unit == "hours":
-            due = cal.add_elapsed(since, timedelta(hours=delay.amount))
-        else:
-            due = cal.add_elapsed(since, timedelta(minutes=delay.amount))
+        memo = (cal, step_index, since)
+        due = self._due.get(memo)
+        if due is None:
+            delay = step.after
+            if delay is None or delay.amount == 0:
+                due = cal.next_open(since)
+            elif delay.unit == "business_days":
+                due = cal.add_business_days(since, delay.amount)
+            elif delay.unit == "days":
+                due = cal.add_days(since, delay.amount)
+            elif delay.unit == "hours":
+                due = cal.add_elapsed(since, timedelta(hours=delay.amount))
+            else:
+                due = cal.add_elapsed(since, timedelta(minutes=delay.amount))
+            if len(self._due) >= _DUE_MEMO_LIMIT:
+                self._due.clear()
+            self._due[memo] = due
         jitter = self.cadence.schedule.jitter_minutes
         if jitter:
             due = cal.apply_jitter(due, jitter, f"{view.key}:{step.id}")

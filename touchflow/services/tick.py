@@ -447,8 +447,9 @@ class Ticker:
                 row, state=transition(row.state, event).value, reason=reason, next_due_at=None
             )
             return
-        if row.email in checks.suppressed.emails or not checks.suppressed.domains.isdisjoint(
-            _own_domains(row)
+        blocked = checks.suppressed.domains  # usually empty: then no domain to work out
+        if row.email in checks.suppressed.emails or (
+            blocked and not blocked.isdisjoint(_own_domains(row))
         ):
             # Suppressed since it was enrolled (webhook, another cadence's
             # opt-out, an operator's domain block): honoured from this tick on.

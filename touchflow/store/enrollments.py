@@ -193,12 +193,17 @@ def load_views(
     whole batch, never one per enrollment.
     """
     views: dict[int, EnrollmentView] = {}
+    # A batch has a few mailboxes, not one per row: one SenderInfo each.
+    senders: dict[tuple[str, str | None], SenderInfo] = {}
     for row in rows:
+        sender = senders.get((row.sender_email, row.sender_name))
+        if sender is None:
+            sender = senders[(row.sender_email, row.sender_name)] = sender_from_row(row, defaults)
         views[row.id] = EnrollmentView(
             key=enrollment_key(row.cadence_id, row.email),
             touch_prefix=str(row.id),
             prospect=prospect_from_row(row),
-            sender=sender_from_row(row, defaults),
+            sender=sender,
             step_index=row.step_index,
             attempt=row.attempt,
         )
