@@ -118,21 +118,14 @@ def startup_report(settings: Settings, role: Role) -> StartupReport:
         ]
         if sample:
             refusals.append(f"{', '.join(sample)}: still the sample sender ({_SAMPLE_DOMAIN})")
+    # The same checks the builders below make when they are called: asked first.
+    unusable = [_crm_setting_missing(settings)]
     if role == "worker":
-        if settings.email_transport == "sendgrid" and settings.sendgrid.api_key is None:
-            refusals.append("TOUCHFLOW_EMAIL_TRANSPORT=sendgrid needs TOUCHFLOW_SENDGRID__API_KEY")
-        if settings.sms_transport == "twilio" and not (
-            settings.twilio.account_sid and settings.twilio.auth_token
-        ):
-            refusals.append(
-                "TOUCHFLOW_SMS_TRANSPORT=twilio needs TOUCHFLOW_TWILIO__ACCOUNT_SID "
-                "and TOUCHFLOW_TWILIO__AUTH_TOKEN"
-            )
-    crm = settings.crm
-    if crm.provider in ("hubspot", "pipedrive") and crm.token is None:
-        refusals.append(f"TOUCHFLOW_CRM__PROVIDER={crm.provider} needs TOUCHFLOW_CRM__TOKEN")
-    if crm.provider == "salesforce" and not crm.instance_url:
-        refusals.append("TOUCHFLOW_CRM__PROVIDER=salesforce needs TOUCHFLOW_CRM__INSTANCE_URL")
+        if settings.email_transport == "sendgrid":
+            unusable.append(_sendgrid_key_missing(settings))
+        if settings.sms_transport == "twilio":
+            unusable.append(_twilio_keys_missing(settings))
+    refusals += [problem for problem in unusable if problem is not None]
     if role == "serve":
         missing = [
             (setting, route)
@@ -167,6 +160,28 @@ def startup_report(settings: Settings, role: Role) -> StartupReport:
             except ConfigError as exc:
                 refusals.append(str(exc))
     return StartupReport(tuple(refusals), tuple(warnings))
+
+
+def _sendgrid_key_missing(settings: Settings) -> str | None:
+    if settings.sendgrid.api_key is None:
+        return "TOUCHFLOW_EMAIL_TRANSPORT=sendgrid needs TOUCHFLOW_SENDGRID__API_KEY"
+    return None
+
+
+def _twilio_keys_missing(settings: Settings) -> str | None:
+    tw = settings.twilio
+    if not tw.account_sid or tw.auth_token is None:
+        return "Twilio needs TOUCHFLOW_TWILIO__ACCOUNT_SID and TOUCHFLOW_TWILIO__AUTH_TOKEN"
+    return None
+
+
+def _crm_setting_missing(settings: Settings) -> str | None:
+    c = settings.crm
+    if c.provider in ("hubspot", "pipedrive") and not (c.token and c.token.get_secret_value()):
+        return f"TOUCHFLOW_CRM__PROVIDER={c.provider} needs TOUCHFLOW_CRM__TOKEN"
+    if c.provider == "salesforce" and not c.instance_url:
+        return "TOUCHFLOW_CRM__PROVIDER=salesforce needs TOUCHFLOW_CRM__INSTANCE_URL"
+    return None
 
 
 def checked_settings(role: Role, log: Callable[[str], object] | None = None) -> Settings:
@@ -218,11 +233,11 @@ def email_sender(settings: Settings) -> EmailSender:
     if settings.email_transport == "sendgrid":
         from touchflow.adapters.sendgrid.email_sender import SendgridEmailSender
 
+        missing = _sendgrid_key_missing(settings)
+        if missing is not None:
+            raise ConfigError(missing)
         sg = settings.sendgrid
-        if sg.api_key is None:
-            raise ConfigError(
-                "TOUCHFLOW_EMAIL_TRANSPORT=sendgrid needs TOUCHFLOW_SENDGRID__API_KEY"
-            )
+        assert sg.api_key is not None  # what _sendgrid_key_missing checks
         return SendgridEmailSender(
             sg.api_key.get_secret_value(),
             host=sg.host,
@@ -247,11 +262,11 @@ def email_sender(settings: Settings) -> EmailSender:
 def _twilio(settings: Settings) -> TwilioSmsSender:
     from touchflow.adapters.twilio.sms_voice import TwilioSmsSender
 
+    missing = _twilio_keys_missing(settings)
+    if missing is not None:
+        raise ConfigError(missing)
     tw = settings.twilio
-    if not tw.account_sid or tw.auth_token is None:
-        raise ConfigError(
-            "Twilio needs TOUCHFLOW_TWILIO__ACCOUNT_SID and TOUCHFLOW_TWILIO__AUTH_TOKEN"
-        )
+    assert tw.account_sid and tw.auth_token is not None  # what _twilio_keys_missing checks
     return TwilioSmsSender(
         tw.account_sid,
         tw.auth_token.get_secret_value(),
@@ -330,26 +345,23 @@ def crm_connector(settings: Settings) -> CrmConnector | None:
         return None
     if c.provider == "fake":
         return fake_crm()
+    missing = _crm_setting_missing(settings)
+    if missing is not None:
+        raise ConfigError(missing)
     if c.provider == "hubspot":
         from touchflow.adapters.hubspot.crm import HubspotCrm
 
-        if not token:
-            raise ConfigError("TOUCHFLOW_CRM__PROVIDER=hubspot needs TOUCHFLOW_CRM__TOKEN")
-        return HubspotCrm(token, **({"base_url": c.base_url} if c.base_url else {}))
+        return HubspotCrm(token or "", **({"base_url": c.base_url} if c.base_url else {}))
     if c.provider == "pipedrive":
         from touchflow.adapters.pipedrive.crm import PipedriveCrm
 
-        if not token:
-            raise ConfigError("TOUCHFLOW_CRM__PROVIDER=pipedrive needs TOUCHFLOW_CRM__TOKEN")
         return PipedriveCrm(
-            token,
+            token or "",
             org_domain_field=c.pipedrive_domain_field,
             **({"base_url": c.base_url} if c.base_url else {}),
         )
     from touchflow.adapters.salesforce.crm import SalesforceCrm
 
-    if not c.instance_url:
-        raise ConfigError("TOUCHFLOW_CRM__PROVIDER=salesforce needs TOUCHFLOW_CRM__INSTANCE_URL")
     return SalesforceCrm(
         instance_url=c.instance_url,
         access_token=token,
