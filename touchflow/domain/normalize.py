@@ -508,9 +508,7 @@ def normalize_domain(value: str) -> str:
     ``"xn--bcher-kva.de"``. Raises ``ValueError`` naming the input when it
     is not a domain name.
     """
-    host = _SCHEME.sub("", value.strip().lower())
-    host = re.split(r"[/?#\\]", host, maxsplit=1)[0].rsplit("@", 1)[-1]
-    host = _PORT.sub("", host).strip().rstrip(".")
+    host = _host_of(value)
     if host.startswith("www.") and host.count(".") >= 2:
         host = host[4:]
     if not host.isascii():
@@ -540,9 +538,14 @@ def domain_key(value: str) -> str:
     try:
         return normalize_domain(value)
     except ValueError:
-        host = _SCHEME.sub("", value.strip().lower())
-        host = re.split(r"[/?#\\]", host, maxsplit=1)[0].rsplit("@", 1)[-1]
-        return _PORT.sub("", host).strip().rstrip(".")
+        return _host_of(value)
+
+
+def _host_of(value: str) -> str:
+    """The host part of a domain, host or URL: lower case, no scheme, path, port or final dot."""
+    host = _SCHEME.sub("", value.strip().lower())
+    host = re.split(r"[/?#\\]", host, maxsplit=1)[0].rsplit("@", 1)[-1]
+    return _PORT.sub("", host).strip().rstrip(".")
 
 
 # -- titles -----------------------------------------------------------------
