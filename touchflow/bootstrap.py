@@ -11,11 +11,12 @@ sample sender, and a missing provider key is named at start-up.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Engine
@@ -35,7 +36,9 @@ from touchflow.ports import (
     Notifier,
     SmsSender,
 )
+from touchflow.services.crm_sync import CrmSync
 from touchflow.services.leads import LeadServices
+from touchflow.services.replies import poll_mailbox
 from touchflow.services.tick import Ticker
 from touchflow.settings import ImapMailboxSettings, Settings
 from touchflow.store.cadence_versions import RuntimeCache as RuntimeCache  # for the edges
@@ -370,12 +373,43 @@ def crm_connector(settings: Settings) -> CrmConnector | None:
     )
 
 
-def required_crm(settings: Settings) -> CrmConnector:
-    """The configured CRM connector; a :class:`ConfigError` naming the setting when none is."""
+def crm_sync(settings: Settings) -> CrmSync | None:
+    """The sync steps over the configured CRM and store; None when no CRM is configured."""
     connector = crm_connector(settings)
     if connector is None:
+        return None
+    return CrmSync(
+        database(settings),
+        connector,
+        runtimes(settings),
+        batch_size=settings.crm.batch_size,
+        max_attempts=settings.crm.max_attempts,
+        owner_change_pause=timedelta(days=settings.crm.owner_change_pause_days),
+    )
+
+
+def required_crm_sync(settings: Settings) -> CrmSync:
+    """:func:`crm_sync`, or a :class:`ConfigError` naming the setting when no CRM is configured."""
+    sync = crm_sync(settings)
+    if sync is None:
         raise ConfigError("no CRM configured: set TOUCHFLOW_CRM__PROVIDER")
-    return connector
+    return sync
+
+
+def reply_poll(settings: Settings) -> Callable[..., Counter[str]]:
+    """:func:`~touchflow.services.replies.poll_mailbox` bound to this store and reply settings.
+
+    Call it as ``poll(mailbox, now=...)``.
+    """
+    r = settings.replies
+    return partial(
+        poll_mailbox,
+        engine=database(settings),
+        cache=runtimes(settings),
+        limit=r.poll_limit,
+        ooo_default_days=r.ooo_default_days,
+        account_pause_days=r.account_pause_days,
+    )
 
 
 @lru_cache(maxsize=1)

@@ -657,3 +657,55 @@ def _apply_change(conn: Connection, crm: str, ch: Any, runtimes: RuntimeCache, n
                     next_due_at=now + pause, claimed_at=None, **values)
         )  # fmt: skip
         report.paused += 1
+
+
+@dataclass(frozen=True)
+class CrmSync:
+    """The three steps of one CRM sync over one store, with the deployment's limits.
+
+    The ``sync-crm`` flow runs each step as a Prefect task; ``touchflow crm
+    sync`` runs them in a row (:meth:`run`). :meth:`close` releases the
+    connector.
+    """
+
+    engine: Engine
+    connector: CrmConnector
+    runtimes: RuntimeCache
+    batch_size: int
+    max_attempts: int
+    owner_change_pause: timedelta
+
+    def queue(self, now: datetime) -> int:
+        """Queue the touches and completed tasks not yet logged in the CRM; how many."""
+        with self.engine.begin() as conn:
+            return queue_new_activities(conn, self.connector.name, now)
+
+    def push(self, now: datetime, rounds: int = 50) -> dict[str, int]:
+        """Drain the outbox: up to ``rounds`` batches of :attr:`batch_size` rows."""
+        return drain_rounds(
+            self.engine,
+            self.connector,
+            now,
+            batch_size=self.batch_size,
+            max_attempts=self.max_attempts,
+            rounds=rounds,
+        )
+
+    def pull(self, now: datetime) -> dict[str, int]:
+        """Apply meetings booked, deals created and owner changes since the last pull."""
+        report = pull_changes(
+            self.engine,
+            self.connector,
+            self.runtimes,
+            now,
+            owner_change_pause=self.owner_change_pause,
+        )
+        return report.as_dict()
+
+    def run(self, now: datetime) -> dict[str, dict[str, int] | int]:
+        """Queue, push, pull: one whole sync."""
+        return {"queued": self.queue(now), "push": self.push(now), "pull": self.pull(now)}
+
+    def close(self) -> None:
+        """Release the connector's connections."""
+        self.connector.close()

@@ -201,36 +201,15 @@ def route(
 def crm_sync() -> None:
     """One sync now (what the sync-crm deployment runs every 5 minutes)."""
     from contextlib import closing
-    from datetime import timedelta
 
-    from touchflow.bootstrap import crm_connector, database, runtimes
-    from touchflow.services.crm_sync import drain_rounds, pull_changes, queue_new_activities
+    from touchflow.bootstrap import crm_sync as build_sync
 
-    settings = current_settings()
-    connector = crm_connector(settings)
-    if connector is None:
+    sync = build_sync(current_settings())
+    if sync is None:
         out.print("no CRM configured (TOUCHFLOW_CRM__PROVIDER)")
         return
-    at = parse_now(None)
-    engine = database(settings)
-    with closing(connector):
-        with engine.begin() as conn:
-            queued = queue_new_activities(conn, connector.name, at)
-        pushed = drain_rounds(
-            engine,
-            connector,
-            at,
-            batch_size=settings.crm.batch_size,
-            max_attempts=settings.crm.max_attempts,
-        )
-        pulled = pull_changes(
-            engine,
-            connector,
-            runtimes(settings),
-            at,
-            owner_change_pause=timedelta(days=settings.crm.owner_change_pause_days),
-        ).as_dict()
-    out.print({"queued": queued, "push": pushed, "pull": pulled})
+    with closing(sync):
+        out.print(sync.run(parse_now(None)))
 
 
 @crm_app.command("status")

@@ -250,25 +250,17 @@ def replies_poll() -> None:
     """Poll the reps' mailboxes once (what the poll-replies deployment runs)."""
     from collections import Counter
 
-    from touchflow.bootstrap import database, mailbox, runtimes
-    from touchflow.services.replies import poll_mailbox
+    from touchflow.bootstrap import mailbox, reply_poll
 
     settings = current_settings()
     if not settings.replies.mailboxes:
         out.print("no mailboxes configured (TOUCHFLOW_REPLIES__MAILBOXES)")
         return
+    poll = reply_poll(settings)
     counts: Counter[str] = Counter()
     for cfg in settings.replies.mailboxes:
         with mailbox(cfg) as box:
-            counts += poll_mailbox(
-                box,
-                database(settings),
-                runtimes(settings),
-                now=parse_now(None),
-                limit=settings.replies.poll_limit,
-                ooo_default_days=settings.replies.ooo_default_days,
-                account_pause_days=settings.replies.account_pause_days,
-            )
+            counts += poll(box, now=parse_now(None))
     out.print(", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) or "no new messages")
 
 

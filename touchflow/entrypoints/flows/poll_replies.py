@@ -13,24 +13,15 @@ from prefect import flow
 
 from touchflow import bootstrap
 from touchflow.entrypoints.flows.tasks import batch_task
-from touchflow.services.replies import poll_mailbox
 
 
 @batch_task(retry_delay_seconds=5)
 def poll_one(index: int, now: datetime) -> dict[str, int]:
     """Poll the ``index``-th configured mailbox (settings are re-read on the worker)."""
     settings = bootstrap.load_settings()
+    poll = bootstrap.reply_poll(settings)
     with bootstrap.mailbox(settings.replies.mailboxes[index]) as mailbox:
-        counts = poll_mailbox(
-            mailbox,
-            bootstrap.database(settings),
-            bootstrap.runtimes(settings),
-            now=now,
-            limit=settings.replies.poll_limit,
-            ooo_default_days=settings.replies.ooo_default_days,
-            account_pause_days=settings.replies.account_pause_days,
-        )
-    return dict(counts)
+        return dict(poll(mailbox, now=now))
 
 
 @flow(name="poll_replies", log_prints=True, persist_result=False)

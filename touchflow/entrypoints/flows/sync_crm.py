@@ -10,13 +10,12 @@ keeps every push with its attempts and next try.
 from __future__ import annotations
 
 from contextlib import closing
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from prefect import flow
 
 from touchflow import bootstrap
 from touchflow.entrypoints.flows.tasks import batch_task
-from touchflow.services.crm_sync import drain_rounds, pull_changes, queue_new_activities
 
 crm_task = batch_task(retry_delay_seconds=10)
 
@@ -24,39 +23,22 @@ crm_task = batch_task(retry_delay_seconds=10)
 @crm_task
 def queue_activities(now: datetime) -> int:
     """Queue the touches and completed tasks of the last week not yet logged in the CRM."""
-    settings = bootstrap.load_settings()
-    connector = bootstrap.required_crm(settings)
-    with bootstrap.database(settings).begin() as conn:
-        return queue_new_activities(conn, connector.name, now)
+    with closing(bootstrap.required_crm_sync(bootstrap.load_settings())) as sync:
+        return sync.queue(now)
 
 
 @crm_task
 def push(now: datetime, rounds: int = 50) -> dict[str, int]:
     """Drain the outbox: up to ``rounds`` batches of ``crm.batch_size`` rows."""
-    settings = bootstrap.load_settings()
-    with closing(bootstrap.required_crm(settings)) as connector:
-        return drain_rounds(
-            bootstrap.database(settings),
-            connector,
-            now,
-            batch_size=settings.crm.batch_size,
-            max_attempts=settings.crm.max_attempts,
-            rounds=rounds,
-        )
+    with closing(bootstrap.required_crm_sync(bootstrap.load_settings())) as sync:
+        return sync.push(now, rounds)
 
 
 @crm_task
 def pull(now: datetime) -> dict[str, int]:
     """Apply meetings booked, deals created and owner changes since the last pull."""
-    settings = bootstrap.load_settings()
-    with closing(bootstrap.required_crm(settings)) as connector:
-        return pull_changes(
-            bootstrap.database(settings),
-            connector,
-            bootstrap.runtimes(settings),
-            now,
-            owner_change_pause=timedelta(days=settings.crm.owner_change_pause_days),
-        ).as_dict()
+    with closing(bootstrap.required_crm_sync(bootstrap.load_settings())) as sync:
+        return sync.pull(now)
 
 
 @flow(name="sync_crm", log_prints=True, persist_result=False)
