@@ -232,6 +232,9 @@ class BusinessCalendar:
         self._end = window.end
         self._business: dict[date, bool] = {}
         self._openings: dict[date, datetime | None] = {}
+        # (instant, minutes, offset) -> jittered instant: a tick jitters thousands of
+        # enrollments off the same few due instants, and only the offset differs.
+        self._jittered: dict[tuple[datetime, int, int], datetime] = {}
 
     def __repr__(self) -> str:
         w = self._window
@@ -399,13 +402,24 @@ class BusinessCalendar:
         """
         if minutes < 0:
             raise ValueError(f"jitter minutes must be >= 0, got {minutes}")
+        offset = _jitter_offset(seed, minutes) if minutes else 0
+        memo = (instant, minutes, offset)
+        shifted = self._jittered.get(memo)
+        if shifted is None:
+            shifted = self._shift_within_day(instant, minutes, offset)
+            if len(self._jittered) >= self._MEMO_LIMIT:
+                self._jittered.clear()
+            self._jittered[memo] = shifted
+        return shifted
+
+    def _shift_within_day(self, instant: datetime, minutes: int, offset: int) -> datetime:
+        """``instant`` moved ``offset`` minutes (of at most ``minutes``), staying open that day."""
         local = self._local(instant)
         if not self._open_local(local):
             raise ValueError(f"apply_jitter needs an instant inside the window: {instant}")
         base = instant.astimezone(UTC)
         if minutes == 0:
             return base
-        offset = _jitter_offset(seed, minutes)
         candidate = base + offset * _ONE_MINUTE
         d = local.date()
         if self._open_same_day(candidate, d):

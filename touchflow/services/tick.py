@@ -365,7 +365,7 @@ class Ticker:
                 q = q.where(enrollments.c.cadence_id.not_in(sorted(paused)))
             if self._pg:
                 q = q.with_for_update(skip_locked=True)
-            ids: list[int] = list(conn.execute(q).scalars())
+            ids: list[int] = list(conn.execute(q).scalars().all())
             report.claimed = len(ids)
             if not ids:
                 return []

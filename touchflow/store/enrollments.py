@@ -221,7 +221,7 @@ def load_views(
             touches.c.subject,
             touches.c.executed_at,
         ).where(touches.c.enrollment_id.in_(ids), touches.c.status.in_(("sent", "skipped")))
-    ):
+    ).all():
         done = ExecutedStep(
             t.step_id,
             t.executed_at,
@@ -264,7 +264,8 @@ def enrollment_rows(conn: Connection, ids: Sequence[int]) -> list[Any]:
         .join(prospects, prospects.c.id == enrollments.c.prospect_id)
         .where(enrollments.c.id.in_(list(ids)))
     )
-    return list(conn.execute(q))
+    # .all(): one fetchall, not a fetchone per row (a batch is 1,000 rows).
+    return list(conn.execute(q).all())
 
 
 # -- exit events -------------------------------------------------------------

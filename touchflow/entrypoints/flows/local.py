@@ -6,7 +6,7 @@ pyproject (TOML cannot say "no heartbeat"):
 * flow heartbeats off: the heartbeat thread sleeps in one-second steps and is
   joined at the end of every flow run, adding up to a second per tick;
 * a short pause before the process exits so the server's task-run recorder
-  (batched, flushing every 0.5 s, see ``[tool.prefect...task_run_recorder]``)
+  (batched, flushing every second, see ``[tool.prefect...task_run_recorder]``)
   has written every task run: otherwise shutdown cancels the flush, which
   prints tracebacks and loses those task runs.
 
@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-RECORDER_DRAIN_S = 1.2
+RECORDER_DRAIN_S = 1.5
 
 
 @contextmanager
