@@ -462,7 +462,9 @@ def lead_services(settings: Settings) -> LeadServices:
     inbound = None
     if settings.leads.inbound_cadence:
         path = settings.cadences_dir / f"{settings.leads.inbound_cadence}.yaml"
-        inbound = runtimes(settings).add(load_cadence(path, settings.templates_dir))
+        inbound = runtimes(settings).add(
+            load_cadence(path, settings.templates_dir, settings.calendars_file)
+        )
     aliases: dict[str, str] = {}
     if (cfg / "domain_aliases.yaml").exists():
         from touchflow.services.importer import load_aliases

@@ -202,6 +202,11 @@ class Settings(BaseSettings):
     )
 
     @property
+    def calendars_file(self) -> Path:
+        """``config/calendars.yaml``: the shared calendars cadences name (need not exist)."""
+        return self.config_dir / "calendars.yaml"
+
+    @property
     def production(self) -> bool:
         """``TOUCHFLOW_ENV=production``, or any database but a SQLite file (a shared store)."""
         return self.env == "production" or not self.database_url.startswith("sqlite")

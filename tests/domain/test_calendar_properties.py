@@ -1,8 +1,9 @@
 """Property tests of touchflow.domain.calendar against a slow, independent reference.
 
 The reference below re-derives every answer from first principles (fresh ``holidays`` objects,
-minute-by-minute scans around DST gaps, both folds tried explicitly) so that it shares no code
-or caches with the implementation. Instants are drawn both uniformly over 2024-2029 and close
+minute-by-minute scans around DST gaps, both folds tried explicitly, a day's own hours and the
+blackout ranges read straight from the inputs) so that it shares no code or caches with the
+implementation. Instants are drawn both uniformly over 2024-2029 and close
 to the DST transitions of the drawn zone, where the interesting cases are.
 """
 
@@ -18,7 +19,7 @@ import holidays
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from touchflow.domain.calendar import BusinessCalendar, SendWindow
+from touchflow.domain.calendar import Blackout, BusinessCalendar, SendWindow
 
 ZONES = (
     "America/New_York",
@@ -61,18 +62,30 @@ class Ref:
     tz: ZoneInfo
     window: SendWindow
     countries: tuple[str, ...]
+    blackouts: tuple[tuple[date, date], ...] = ()
 
     def business(self, d: date) -> bool:
         if d.weekday() not in self.window.days:
             return False
+        if any(first <= d <= last for first, last in self.blackouts):
+            return False
         return not any(d in ref_country(c) for c in self.countries)
+
+    def start(self, d: date) -> time:
+        own = {day: start for day, start, _ in self.window.day_hours}
+        return own.get(d.weekday(), self.window.start)
+
+    def end(self, d: date) -> time:
+        own = {day: end for day, _, end in self.window.day_hours}
+        return own.get(d.weekday(), self.window.end)
 
     def wall(self, u: datetime) -> datetime:
         return u.astimezone(self.tz).replace(tzinfo=None)
 
     def is_open(self, u: datetime) -> bool:
         local = u.astimezone(self.tz)
-        return self.window.start <= local.time() < self.window.end and self.business(local.date())
+        d = local.date()
+        return self.start(d) <= local.time() < self.end(d) and self.business(d)
 
     def occurrences(self, naive: datetime) -> list[datetime]:
         """Every UTC instant at which the local clock shows ``naive`` (0, 1 or 2 of them)."""
@@ -107,7 +120,7 @@ class Ref:
     def opening(self, d: date) -> datetime | None:
         if not self.business(d):
             return None
-        u = self.reaches(d, self.window.start)[0]
+        u = self.reaches(d, self.start(d))[0]
         local = u.astimezone(self.tz)
         return u if local.date() == d and self.is_open(u) else None
 
@@ -117,8 +130,8 @@ class Ref:
             return u
         local = u.astimezone(self.tz)
         d = local.date()
-        if self.business(d) and local.time() < self.window.start:
-            for cand in self.reaches(d, self.window.start):
+        if self.business(d) and local.time() < self.start(d):
+            for cand in self.reaches(d, self.start(d)):
                 if cand > u and cand.astimezone(self.tz).date() == d and self.is_open(cand):
                     return cand
         for _ in range(800):
@@ -191,7 +204,13 @@ def windows(
         start = draw(minute_of_day(0, pivot).filter(lambda m: m < 1439))
         end = draw(st.one_of(minute_of_day(start + 1, pivot), st.integers(start + 1, start + 120)))
         end = min(end, 1439)
-    return SendWindow(days, time(*divmod(start, 60)), time(*divmod(end, 60)))
+    # Some days with hours of their own (a Thursday half day), pivot-aware like the default.
+    own = []
+    for day in sorted(draw(st.sets(st.sampled_from(sorted(days)), max_size=2))):
+        day_start = draw(minute_of_day(0, pivot).filter(lambda m: m < 1439))
+        day_end = min(1439, day_start + draw(st.integers(1, 600)))
+        own.append((day, time(*divmod(day_start, 60)), time(*divmod(day_end, 60))))
+    return SendWindow(days, time(*divmod(start, 60)), time(*divmod(end, 60)), day_hours=tuple(own))
 
 
 @dataclass(frozen=True)
@@ -231,14 +250,22 @@ def cases(draw: st.DrawFn) -> Case:
             switch_day = before.date()
         window = draw(windows(pivot, before.weekday(), tight=mode == "edge"))
     countries = tuple(draw(st.sets(st.sampled_from(COUNTRIES), max_size=3)))
+    # Blackout ranges around the instant, so that they meet the answers (and DST switches).
+    around = u.astimezone(tz).date()
+    ranges = tuple(
+        (first, first + draw(st.integers(0, 12)) * DAY)
+        for first in draw(
+            st.lists(st.integers(-10, 25).map(lambda k: around + k * DAY), max_size=2)
+        )
+    )
     # The same instant handed over in UTC, in the calendar's own zone or at a fixed offset.
     shown_in = draw(st.sampled_from(["utc", "local", "offset"]))
     if shown_in == "local":
         u = u.astimezone(tz)
     elif shown_in == "offset":
         u = u.astimezone(timezone(timedelta(minutes=draw(st.integers(-12 * 60, 14 * 60)))))
-    cal = BusinessCalendar(tz, window, countries)
-    return Case(cal, Ref(tz, window, countries), u, switch_day)
+    cal = BusinessCalendar(tz, window, countries, [Blackout(a, b) for a, b in ranges])
+    return Case(cal, Ref(tz, window, countries, ranges), u, switch_day)
 
 
 def day_counts(case: Case, limit: int) -> st.SearchStrategy[int]:
@@ -268,7 +295,7 @@ def assert_valid_result(case: Case, result: datetime) -> None:
     assert case.ref.is_open(result)
     local = result.astimezone(case.ref.tz)
     assert case.ref.business(local.date())
-    assert case.cal.window.start <= local.time() < case.cal.window.end
+    assert case.ref.start(local.date()) <= local.time() < case.ref.end(local.date())
 
 
 # -- properties -----------------------------------------------------------------------------
@@ -298,7 +325,7 @@ def test_next_open(case: Case) -> None:
         assert case.ref.opening(d) is None
         d += DAY
     if result != t and r_local.date() == t_local.date():
-        assert t_local.time() < case.cal.window.start
+        assert t_local.time() < case.ref.start(t_local.date())
 
 
 @PROPERTY_SETTINGS
@@ -376,7 +403,7 @@ def test_apply_jitter(case: Case, minutes: int, seed: str) -> None:
         assert result == shifted
         return
     # Otherwise: the offset modulo the whole minutes (rounded up) left until the close.
-    close = next(c for c in ref.reaches(day, case.cal.window.end) if c > t)
+    close = next(c for c in ref.reaches(day, ref.end(day)) if c > t)
     left = -(-(close - t) // MINUTE)
     clamped = t + (offset % left) * MINUTE
     if ref.is_open(clamped) and clamped.astimezone(ref.tz).date() == day:

@@ -86,10 +86,14 @@ def run_demo(*, prospects: int, days: int, workdir: Path, console: Console) -> d
             good = list(conn.execute(select(prospect_rows.c.email)).scalars())
 
         outbound = load_cadence(
-            settings.cadences_dir / "enterprise-outbound.yaml", settings.templates_dir
+            settings.cadences_dir / "enterprise-outbound.yaml",
+            settings.templates_dir,
+            settings.calendars_file,
         )
         inbound = load_cadence(
-            settings.cadences_dir / "inbound-fast-follow.yaml", settings.templates_dir
+            settings.cadences_dir / "inbound-fast-follow.yaml",
+            settings.templates_dir,
+            settings.calendars_file,
         )
         with engine.begin() as conn:
             res = enroll(

@@ -10,6 +10,11 @@ A cadence file (format v1) names its schedule and its steps::
       window: {days: [mon, tue, wed, thu, fri], start: "08:00", end: "17:30"}
       holidays: prospect                # prospect | [US, CA, ...] | none
       jitter_minutes: 0                 # 0..240
+      # optional: windows per country, blackout dates, named calendars of
+      # config/calendars.yaml (see touchflow.domain.calendars)
+      windows: {IR: {days: [sat, sun, mon, tue, wed], start: "08:00", end: "16:00"}}
+      blackouts: [{name: Offsite, from: 2027-01-12, to: 2027-01-14}]
+      calendars: [nowruz]
     exit_on: [reply, bounce, unsubscribe, meeting_booked]
     steps:
       - id: intro
@@ -28,7 +33,10 @@ file: pydantic checks types and single values (each error has a ``loc`` that
 :class:`~touchflow.domain.yaml_source.YamlDocument` maps to a position), then
 :func:`_cross_check` checks what involves several values (duplicate ids,
 threads, templates, ``when`` conditions) on the raw data, so it still runs
-when some unrelated part of the file is invalid.
+when some unrelated part of the file is invalid. Named calendars are looked up
+in the calendars file the loader is given; the file's text becomes part of the
+cadence's version (stored with it under :data:`CALENDARS_SNAPSHOT`), so a
+pinned enrollment keeps the blackouts and windows it started with.
 """
 
 from __future__ import annotations
@@ -38,7 +46,6 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import time
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, Self, get_args
@@ -61,12 +68,26 @@ from pydantic import (
     model_validator,
 )
 
-from touchflow.domain.calendar import WEEKDAYS, SendWindow
+from touchflow.domain.calendars import (
+    KEBAB,
+    BlackoutSpec,
+    CalendarName,
+    CalendarSpec,
+    CountryCode,
+    WindowSpec,
+    calendar_findings,
+    calendars_from_yaml,
+)
 from touchflow.domain.model_findings import at as _at
+from touchflow.domain.model_findings import hint as _hint
 from touchflow.domain.model_findings import model_findings, read_text, reported_as
 from touchflow.domain.render import lint_ast, parse_condition, parse_template, template_dependencies
 from touchflow.domain.yaml_source import YamlDocument, parse_yaml, syntax_finding
-from touchflow.errors import CadenceError, Finding, FindingsError
+from touchflow.errors import CadenceError, ConfigFileError, Finding, FindingsError
+
+#: Where a cadence version stores the calendars file it was loaded with, next to its
+#: templates. Not a template name (those are relative), so no template can include it.
+CALENDARS_SNAPSHOT = "/config/calendars.yaml"
 
 Channel = Literal["email", "sms", "call", "linkedin", "task"]
 #: Channels whose steps become tasks for a person instead of automatic sends.
@@ -89,10 +110,9 @@ AccountRule = Literal["continue", "pause", "finish"]
 #: Preconditions a prospect must meet for the cadence's SMS steps to run.
 Requirement = Literal["sms_consent"]
 
-_KEBAB = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_KEBAB = KEBAB
 # Step and variant ids end up in touch keys, touched() calls and dashboards.
 _SLUG = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
-_HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 _DELAY = re.compile(r"^\s*(\d+)\s+(business\s+days?|days?|hours?|minutes?)\s*$", re.IGNORECASE)
 _DELAY_UNITS = {
     "business day": "business_days",
@@ -158,23 +178,6 @@ def _parse_delay(value: Any) -> Any:
     raise ValueError(f"must be text like '2 business days', not {value!r}")
 
 
-def _parse_hhmm(value: Any) -> Any:
-    if isinstance(value, time):
-        return value
-    if isinstance(value, str):
-        match = _HHMM.match(value.strip())
-        if match:
-            return time(int(match.group(1)), int(match.group(2)))
-    raise ValueError(f'{value!r} is not a time of day: use HH:MM, 24-hour (e.g. "17:30")')
-
-
-def _check_weekday(value: str) -> str:
-    day = value.lower()
-    if day not in WEEKDAYS:
-        raise ValueError(f"{value!r} is not a day: use {', '.join(WEEKDAYS)}")
-    return day
-
-
 def _check_slug(value: str) -> str:
     if not _SLUG.match(value):
         raise ValueError(f"{value!r} must be lowercase letters and digits joined by '-' or '_'")
@@ -198,43 +201,10 @@ def _check_holidays(value: Any) -> Any:
 
 
 Slug = Annotated[str, AfterValidator(_check_slug)]
-Weekday = Annotated[str, AfterValidator(_check_weekday)]
-TimeOfDay = Annotated[time, BeforeValidator(_parse_hhmm)]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class WindowSpec(_Model):
-    """Local days and hours in which touches may become due, ``[start, end)``."""
-
-    days: list[Weekday]
-    start: TimeOfDay
-    end: TimeOfDay
-
-    @field_validator("days")
-    @classmethod
-    def _some_days(cls, days: list[str]) -> list[str]:
-        if not days:
-            raise ValueError("a send window needs at least one day")
-        return days
-
-    @model_validator(mode="after")
-    def _end_after_start(self) -> Self:
-        if self.end <= self.start:
-            raise _at(
-                f"window end {self.end:%H:%M} must be after start {self.start:%H:%M} "
-                "(windows do not cross midnight)",
-                "end",
-            )
-        return self
-
-    def to_send_window(self) -> SendWindow:
-        """The calendar's view of this window (weekday numbers, Monday = 0)."""
-        return SendWindow(
-            days=frozenset(WEEKDAYS.index(d) for d in self.days), start=self.start, end=self.end
-        )
 
 
 class Schedule(_Model):
@@ -247,6 +217,21 @@ class Schedule(_Model):
         Literal["prospect", "none"] | list[str], BeforeValidator(_check_holidays)
     ] = "prospect"
     jitter_minutes: StrictInt = Field(default=0, ge=0, le=240)
+    windows: dict[CountryCode, WindowSpec] = Field(default_factory=dict)
+    blackouts: list[BlackoutSpec] = Field(default_factory=list)
+    calendar: CalendarName | None = None
+    calendars: list[CalendarName] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_calendars(self) -> Self:
+        if self.calendar is not None and self.calendars:
+            raise _at("use either calendar or calendars, not both", "calendar", key=True)
+        return self
+
+    @property
+    def calendar_names(self) -> list[str]:
+        """The named calendars of ``config/calendars.yaml``, in the order given."""
+        return [self.calendar] if self.calendar is not None else list(self.calendars)
 
     @field_validator("timezone")
     @classmethod
@@ -344,6 +329,8 @@ class Cadence(_Model):
     _source_path: str = PrivateAttr(default="")
     _yaml_text: str = PrivateAttr(default="")
     _templates: dict[str, str] = PrivateAttr(default_factory=dict)
+    _calendars_text: str | None = PrivateAttr(default=None)
+    _calendar_specs: list[CalendarSpec] = PrivateAttr(default_factory=list)
     _version: str = PrivateAttr(default="")
 
     @field_validator("id")
@@ -379,6 +366,20 @@ class Cadence(_Model):
     def templates(self) -> dict[str, str]:
         """Every template the cadence uses (including includes): name -> source."""
         return dict(self._templates)
+
+    @property
+    def calendar_specs(self) -> list[CalendarSpec]:
+        """The calendars the schedule names, in the order named (empty for most cadences)."""
+        return list(self._calendar_specs)
+
+    @property
+    def stored_files(self) -> dict[str, str]:
+        """What a stored version keeps besides the YAML: the templates and, when the schedule
+        names calendars, the calendars file under :data:`CALENDARS_SNAPSHOT`."""
+        files = dict(self._templates)
+        if self._calendars_text is not None:
+            files[CALENDARS_SNAPSHOT] = self._calendars_text
+        return files
 
     @property
     def version(self) -> str:
@@ -674,8 +675,68 @@ class DirectoryTemplates(Mapping[str, str]):
         return sum(1 for _ in self)
 
 
+@dataclass(frozen=True)
+class CalendarsSource:
+    """The calendars file named cadences are resolved against: its path, and its text
+    (None when there is no such file)."""
+
+    path: str
+    text: str | None
+
+    @classmethod
+    def read(cls, path: Path | None) -> CalendarsSource | None:
+        """The file at ``path`` (None: no calendars file was configured)."""
+        if path is None:
+            return None
+        return cls(str(path), read_text(path) if path.exists() else None)
+
+
+def _named_calendars(
+    doc: YamlDocument, schedule: Schedule, source: CalendarsSource | None
+) -> tuple[list[CalendarSpec], list[Finding]]:
+    """The calendars ``schedule`` names, from ``source``; or findings saying why not."""
+    names = schedule.calendar_names
+    if not names:
+        return [], []
+    key = "calendar" if schedule.calendar is not None else "calendars"
+    where = (
+        [("schedule", key)]
+        if key == "calendar"
+        else [("schedule", key, i) for i in range(len(names))]
+    )
+    if source is None or source.text is None:
+        missing = source.path if source is not None else "config/calendars.yaml"
+        return [], [
+            doc.finding(where[0], f"calendar {names[0]!r}: there is no calendars file ({missing})")
+        ]
+    try:
+        book = calendars_from_yaml(source.text, source.path)
+    except ConfigFileError as exc:
+        return [], exc.findings
+    specs: list[CalendarSpec] = []
+    findings: list[Finding] = []
+    for name, loc in zip(names, where, strict=True):
+        spec = book.calendars.get(name)
+        if spec is None:
+            known = sorted(book.calendars)
+            findings.append(
+                doc.finding(
+                    loc,
+                    f"calendar {name!r} is not defined in {source.path}"
+                    + (_hint(name, known) if known else " (it defines no calendars)"),
+                )
+            )
+        else:
+            specs.append(spec)
+    return specs, findings
+
+
 def _build(
-    yaml_text: str, path: str, templates: Mapping[str, str], templates_label: str
+    yaml_text: str,
+    path: str,
+    templates: Mapping[str, str],
+    templates_label: str,
+    calendars: CalendarsSource | None = None,
 ) -> Cadence:
     doc = parse_yaml(yaml_text, path)
     findings = list(doc.findings)
@@ -693,25 +754,50 @@ def _build(
     checker = _Checker(doc, templates, templates_label)
     checker.check()
     findings.extend(checker.findings)
+    specs: list[CalendarSpec] = []
+    if cadence is not None:
+        specs, found = _named_calendars(doc, cadence.schedule, calendars)
+        findings.extend(found)
     if findings or cadence is None:
         raise CadenceError(sorted(set(findings)))
     cadence._source_path = path
     cadence._yaml_text = yaml_text
     cadence._templates = dict(sorted(checker.used.items()))
-    cadence._version = cadence_version(yaml_text, checker.used)
+    snapshot = dict(checker.used)
+    if cadence.schedule.calendar_names and calendars is not None:
+        # Part of the version: a pinned enrollment keeps the calendars it started with.
+        cadence._calendars_text = snapshot[CALENDARS_SNAPSHOT] = calendars.text or ""
+        cadence._calendar_specs = specs
+    cadence._version = cadence_version(yaml_text, snapshot)
     return cadence
 
 
 @reported_as(CadenceError)
-def load_cadence(path: Path, templates_dir: Path) -> Cadence:
-    """Load and validate one cadence file; raise CadenceError with every finding."""
-    return _build(read_text(path), str(path), DirectoryTemplates(templates_dir), str(templates_dir))
+def load_cadence(path: Path, templates_dir: Path, calendars: Path | None = None) -> Cadence:
+    """Load and validate one cadence file; raise CadenceError with every finding.
+
+    ``calendars`` is the calendars file (``config/calendars.yaml``) named calendars are
+    looked up in; it need not exist unless the cadence names one.
+    """
+    return _build(
+        read_text(path),
+        str(path),
+        DirectoryTemplates(templates_dir),
+        str(templates_dir),
+        CalendarsSource.read(calendars),
+    )
 
 
 @reported_as(CadenceError)
 def load_cadence_source(yaml_text: str, path: str, templates: Mapping[str, str]) -> Cadence:
-    """Validate a cadence from text and a template dict (a pinned version from the DB)."""
-    return _build(yaml_text, path, templates, "templates")
+    """Validate a cadence from text and its stored files (a pinned version from the DB).
+
+    ``templates`` is :attr:`Cadence.stored_files`: the templates, plus the calendars file
+    under :data:`CALENDARS_SNAPSHOT` when the cadence names calendars.
+    """
+    text = templates.get(CALENDARS_SNAPSHOT)
+    source = CalendarsSource(CALENDARS_SNAPSHOT, text) if text is not None else None
+    return _build(yaml_text, path, templates, "templates", source)
 
 
 def _cadence_files(cadences_dir: Path) -> list[Path]:
@@ -719,17 +805,21 @@ def _cadence_files(cadences_dir: Path) -> list[Path]:
 
 
 @reported_as(CadenceError)
-def load_cadences(cadences_dir: Path, templates_dir: Path) -> dict[str, Cadence]:
+def load_cadences(
+    cadences_dir: Path, templates_dir: Path, calendars: Path | None = None
+) -> dict[str, Cadence]:
     """Load every ``*.yaml``/``*.yml`` in a directory: ``{id: Cadence}``.
 
-    Raises CadenceError with the findings of all files together.
+    Raises CadenceError with the findings of all files together. ``calendars``: as for
+    :func:`load_cadence`.
     """
     templates = DirectoryTemplates(templates_dir)
+    source = CalendarsSource.read(calendars)
     cadences: dict[str, Cadence] = {}
     findings: list[Finding] = []
     for path in _cadence_files(cadences_dir):
         try:
-            cadence = _build(read_text(path), str(path), templates, str(templates_dir))
+            cadence = _build(read_text(path), str(path), templates, str(templates_dir), source)
         except FindingsError as exc:
             findings.extend(exc.findings)
             continue
@@ -780,6 +870,13 @@ def _validate_yaml_only(path: Path) -> list[Finding]:
     return []
 
 
+def _validate_calendars(path: Path) -> list[Finding]:
+    try:
+        return calendar_findings(read_text(path), str(path))
+    except FindingsError as exc:
+        return exc.findings
+
+
 def _validate_template_file(path: Path, templates_dir: Path) -> list[Finding]:
     try:
         source = read_text(path)
@@ -801,13 +898,16 @@ def validate_paths(
     paths: Sequence[Path],
     templates_dir: Path,
     policy: Callable[[Cadence], list[Finding]] | None = None,
+    calendars: Path | None = None,
 ) -> list[Finding]:
     """Validate cadences, templates and config files; return every finding, sorted.
 
-    ``policy`` adds house rules for each cadence that loaded (the email footer).
+    ``policy`` adds house rules for each cadence that loaded (the email footer);
+    ``calendars`` is the calendars file cadences name calendars from.
 
     - a ``.yaml``/``.yml`` file is a cadence, unless it lives under a ``config``
-      directory: then it only has to parse as YAML;
+      directory: then ``calendars.yaml`` is checked in full, and any other file only
+      has to parse as YAML (the CLI checks the ICP, team and routing files itself);
     - a ``.j2`` file is linted on its own (syntax, variables, includes);
     - a directory is searched recursively for both (hidden dirs and ``.venv`` skipped).
     """
@@ -824,11 +924,13 @@ def validate_paths(
             if file.name.endswith(".j2"):
                 findings.extend(_validate_template_file(file, templates_dir))
             elif file.suffix in (".yaml", ".yml"):
-                if _is_config(file):
+                if _is_config(file) and file.name == "calendars.yaml":
+                    findings.extend(_validate_calendars(file))
+                elif _is_config(file):
                     findings.extend(_validate_yaml_only(file))
                 else:
                     try:
-                        cadence = load_cadence(file, templates_dir)
+                        cadence = load_cadence(file, templates_dir, calendars)
                     except CadenceError as exc:
                         findings.extend(exc.findings)
                     else:

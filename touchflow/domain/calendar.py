@@ -2,8 +2,9 @@
 
 The contract, in the prospect's local time:
 
-* a touch may become due only inside the send window, on a window day that is not a public
-  holiday of any of the calendar's holiday countries;
+* a touch may become due only inside the send window (that day's own hours when the window
+  gives the day hours of its own, e.g. a Thursday half day), on a window day that is neither
+  a public holiday of any of the calendar's holiday countries nor inside a blackout range;
 * delays in days keep the local wall-clock time (09:15 stays 09:15 across a DST switch);
   a wall-clock time that does not exist (spring-forward gap) moves forward by the length of
   the gap, an ambiguous one (fall-back) means its first occurrence;
@@ -36,15 +37,62 @@ WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 @dataclass(frozen=True)
 class SendWindow:
-    """Local days and hours in which a touch may become due: ``[start, end)``."""
+    """Local days and hours in which a touch may become due: ``[start, end)``.
+
+    ``day_hours`` gives some days hours of their own, ``(weekday, start, end)``: a Thursday
+    half day is ``((3, time(8), time(12)),)``. Each such day must be one of ``days``.
+    """
 
     days: frozenset[int]  # 0 = Monday ... 6 = Sunday
     start: time
     end: time  # strictly after start; windows do not cross midnight
+    day_hours: tuple[tuple[int, time, time], ...] = ()
+
+    def hours(self, weekday: int) -> tuple[time, time] | None:
+        """``(start, end)`` on that weekday (0 = Monday), or None when it is not a window day."""
+        if weekday not in self.days:
+            return None
+        for day, start, end in self.day_hours:
+            if day == weekday:
+                return start, end
+        return self.start, self.end
+
+
+@dataclass(frozen=True)
+class Blackout:
+    """Local dates on which nothing becomes due, ``first`` to ``last`` inclusive.
+
+    ``annual`` ranges repeat every year: only month and day count (the years of ``first`` and
+    ``last`` are ignored), and a range may wrap the year end (24 Dec - 2 Jan). ``name`` is
+    for people (``Nowruz``), it changes nothing.
+    """
+
+    first: date
+    last: date
+    annual: bool = False
+    name: str = ""
+
+    def covers(self, d: date) -> bool:
+        """Whether ``d`` lies in the range."""
+        if not self.annual:
+            return self.first <= d <= self.last
+        md = (d.month, d.day)
+        lo = (self.first.month, self.first.day)
+        hi = (self.last.month, self.last.day)
+        return lo <= md <= hi if lo <= hi else (md >= lo or md <= hi)
+
+    def __str__(self) -> str:
+        span = (
+            f"{self.first:%m-%d}..{self.last:%m-%d} every year"
+            if self.annual
+            else f"{self.first}..{self.last}"
+        )
+        return f"{self.name} {span}" if self.name else span
 
 
 __all__ = [
     "WEEKDAYS",
+    "Blackout",
     "BusinessCalendar",
     "SendWindow",
     "country_timezone",
@@ -200,7 +248,7 @@ _MISSING: Final = object()
 
 
 class BusinessCalendar:
-    """A send window read in one time zone, with the public holidays of some countries.
+    """A send window read in one time zone, with public holidays and blackout dates.
 
     Instances are cheap to query and meant to be kept: per-date answers are memoised on the
     instance (and holiday lookups process-wide), because the scheduler asks the same few dates
@@ -212,25 +260,29 @@ class BusinessCalendar:
     _MEMO_LIMIT: Final = 50_000
 
     def __init__(
-        self, tz: ZoneInfo, window: SendWindow, holiday_countries: Iterable[str] = ()
+        self,
+        tz: ZoneInfo,
+        window: SendWindow,
+        holiday_countries: Iterable[str] = (),
+        blackouts: Iterable[Blackout] = (),
     ) -> None:
         """Build a calendar; raises ValueError for an unusable window or unknown country code."""
         if not isinstance(tz, ZoneInfo):
             raise TypeError(f"tz must be a zoneinfo.ZoneInfo, got {type(tz).__name__}")
-        if not window.days or not window.days <= frozenset(range(7)):
-            raise ValueError(f"window days must be a non-empty subset of 0..6: {window.days!r}")
-        if window.start.tzinfo is not None or window.end.tzinfo is not None:
-            raise ValueError("window start/end are local wall-clock times and must be naive")
-        if not window.start < window.end:
-            raise ValueError(f"window start {window.start} must be before end {window.end}")
+        _check_window(window)
         self._tz = tz
         self._window = window
         self._holiday_countries = _normalise_countries(holiday_countries)
-        # Hot-path copies: attribute loads on self are cheaper than window.start etc.
-        self._days = window.days
-        self._start = window.start
-        self._end = window.end
-        self._business: dict[date, bool] = {}
+        self._blackouts = tuple(blackouts)
+        for blackout in self._blackouts:
+            if not blackout.annual and blackout.last < blackout.first:
+                raise ValueError(f"blackout ends before it starts: {blackout}")
+        # Hours per weekday (None: not a window day), so a date costs one tuple index.
+        self._weekly: tuple[tuple[time, time] | None, ...] = tuple(
+            window.hours(wd) for wd in range(7)
+        )
+        # date -> that day's (start, end), None when it is not a business day.
+        self._hours: dict[date, tuple[time, time] | None] = {}
         self._openings: dict[date, datetime | None] = {}
         # (instant, minutes, offset) -> jittered instant: a tick jitters thousands of
         # enrollments off the same few due instants, and only the offset differs.
@@ -239,9 +291,11 @@ class BusinessCalendar:
     def __repr__(self) -> str:
         w = self._window
         days = ",".join(WEEKDAYS[i] for i in sorted(w.days))
+        own = "".join(f" {WEEKDAYS[d]} {s:%H:%M}-{e:%H:%M}" for d, s, e in w.day_hours)
+        blackouts = f", blackouts={[str(b) for b in self._blackouts]!r}" if self._blackouts else ""
         return (
-            f"BusinessCalendar({self._tz.key!r}, {days} {w.start:%H:%M}-{w.end:%H:%M}, "
-            f"holidays={list(self._holiday_countries)!r})"
+            f"BusinessCalendar({self._tz.key!r}, {days} {w.start:%H:%M}-{w.end:%H:%M}{own}, "
+            f"holidays={list(self._holiday_countries)!r}{blackouts})"
         )
 
     @property
@@ -259,6 +313,11 @@ class BusinessCalendar:
         """Upper-case ISO 3166 alpha-2 codes whose public holidays block sends."""
         return self._holiday_countries
 
+    @property
+    def blackouts(self) -> tuple[Blackout, ...]:
+        """Date ranges on which nothing becomes due, whatever the window and holidays say."""
+        return self._blackouts
+
     # -- days ------------------------------------------------------------------------------
 
     def is_holiday(self, d: date) -> bool:
@@ -267,15 +326,27 @@ class BusinessCalendar:
             return False
         return _is_holiday(self._holiday_countries, d)
 
+    def is_blackout(self, d: date) -> bool:
+        """Whether ``d`` lies in one of the calendar's blackout ranges."""
+        return any(b.covers(d) for b in self._blackouts)
+
+    def _day_hours(self, d: date) -> tuple[time, time] | None:
+        """``(start, end)`` of the window on ``d``; None when ``d`` is not a business day."""
+        try:
+            return self._hours[d]
+        except KeyError:
+            pass
+        hours = self._weekly[d.weekday()]
+        if hours is not None and (self.is_blackout(d) or self.is_holiday(d)):
+            hours = None
+        if len(self._hours) >= self._MEMO_LIMIT:
+            self._hours.clear()
+        self._hours[d] = hours
+        return hours
+
     def is_business_day(self, d: date) -> bool:
-        """Whether ``d`` is a window day that is not a public holiday."""
-        business = self._business.get(d)
-        if business is None:
-            business = d.weekday() in self._days and not self.is_holiday(d)
-            if len(self._business) >= self._MEMO_LIMIT:
-                self._business.clear()
-            self._business[d] = business
-        return business
+        """Whether ``d`` is a window day that is neither a public holiday nor blacked out."""
+        return self._day_hours(d) is not None
 
     def _next_business_day(self, d: date) -> date:
         """The first business day strictly after ``d``."""
@@ -294,10 +365,11 @@ class BusinessCalendar:
         opening = self._openings.get(d, _MISSING)
         if opening is _MISSING:
             opening = None
-            if self.is_business_day(d):
-                candidate = _boundary(d, self._start, self._tz)
+            hours = self._day_hours(d)
+            if hours is not None:
+                candidate = _boundary(d, hours[0], self._tz)
                 local = candidate.astimezone(self._tz)
-                if local.date() == d and local.time() < self._end:
+                if local.date() == d and local.time() < hours[1]:
                     opening = candidate
             if len(self._openings) >= self._MEMO_LIMIT:
                 self._openings.clear()
@@ -316,8 +388,8 @@ class BusinessCalendar:
         return instant.astimezone(self._tz)
 
     def _open_local(self, local: datetime) -> bool:
-        t = local.time()
-        return self._start <= t < self._end and self.is_business_day(local.date())
+        hours = self._day_hours(local.date())
+        return hours is not None and hours[0] <= local.time() < hours[1]
 
     def is_open(self, instant: datetime) -> bool:
         """Whether a touch may become due at ``instant`` (aware): inside the local window."""
@@ -332,10 +404,11 @@ class BusinessCalendar:
         """
         local = self._local(instant)
         d = local.date()
-        if self.is_business_day(d):
+        hours = self._day_hours(d)
+        if hours is not None:
             t = local.time()
-            if t < self._end:
-                if t >= self._start:
+            if t < hours[1]:
+                if t >= hours[0]:
                     return instant.astimezone(UTC)
                 opening = self._opening(d)
                 if opening is not None:
@@ -343,7 +416,7 @@ class BusinessCalendar:
                         return opening
                     # Only when ``instant`` is in the second run of a repeated (fall-back)
                     # hour and the start's first occurrence has passed: take the second one.
-                    again = _boundary(d, self._start, self._tz, fold=1)
+                    again = _boundary(d, hours[0], self._tz, fold=1)
                     if again > instant and self.is_open(again):
                         return again
         for _ in range(MAX_SEARCH_DAYS):
@@ -424,10 +497,12 @@ class BusinessCalendar:
         d = local.date()
         if self._open_same_day(candidate, d):
             return candidate
-        close = _boundary(d, self._end, self._tz)
+        hours = self._day_hours(d)
+        assert hours is not None  # _open_local(local) held above
+        close = _boundary(d, hours[1], self._tz)
         if close <= base:
             # ``instant`` is in the second run of a repeated hour that also holds the end.
-            close = _boundary(d, self._end, self._tz, fold=1)
+            close = _boundary(d, hours[1], self._tz, fold=1)
         # Rounded up: 30 s before the close still leaves "1 minute", i.e. offset 0.
         remaining = max(1, math.ceil((close - base) / _ONE_MINUTE))
         candidate = base + (offset % remaining) * _ONE_MINUTE
@@ -440,6 +515,25 @@ class BusinessCalendar:
     def _open_same_day(self, instant: datetime, d: date) -> bool:
         local = instant.astimezone(self._tz)
         return local.date() == d and self._open_local(local)
+
+
+def _check_window(window: SendWindow) -> None:
+    """ValueError unless ``window`` has days, naive times and each day's start before its end."""
+    if not window.days or not window.days <= frozenset(range(7)):
+        raise ValueError(f"window days must be a non-empty subset of 0..6: {window.days!r}")
+    spans = [(None, window.start, window.end), *window.day_hours]
+    seen: set[int] = set()
+    for day, start, end in spans:
+        if start.tzinfo is not None or end.tzinfo is not None:
+            raise ValueError("window start/end are local wall-clock times and must be naive")
+        if not start < end:
+            raise ValueError(f"window start {start} must be before end {end}")
+        if day is not None:
+            if day not in window.days:
+                raise ValueError(f"day {day} has hours of its own but is not a window day")
+            if day in seen:
+                raise ValueError(f"day {day} has hours of its own twice")
+            seen.add(day)
 
 
 def _next_date(d: date) -> date:

@@ -26,6 +26,7 @@ import phonenumbers
 
 from touchflow.domain.cadence import Cadence, Step
 from touchflow.domain.calendar import BusinessCalendar, has_holiday_calendar, resolve_timezone
+from touchflow.domain.calendars import ScheduleRules
 from touchflow.domain.prospects import Prospect
 from touchflow.domain.render import Renderer, prospect_context, sender_context
 from touchflow.domain.unsubscribe import DEV_UNSUBSCRIBE_SECRET
@@ -162,12 +163,20 @@ def holiday_countries(cadence: Cadence, prospect: Prospect) -> tuple[str, ...]:
     if spec == "none":
         return ()
     if spec == "prospect":
-        country = prospect.country or _country_from_phone(prospect.phone)
+        country = prospect_country(prospect)
         # A country the holidays package does not cover has no holidays to
         # skip; it must not stop the prospect's touches (the cadence's own
         # list is validated at load time instead).
         return (country,) if country and has_holiday_calendar(country) else ()
     return tuple(spec)
+
+
+def prospect_country(prospect: Prospect) -> str | None:
+    """The country whose holidays, window and blackouts apply: the prospect's own, else the
+    one of their phone number."""
+    if prospect.country:
+        return prospect.country.strip().upper()
+    return _country_from_phone(prospect.phone)
 
 
 @lru_cache(maxsize=4096)
@@ -194,12 +203,17 @@ class CadenceRuntime:
         self.renderer = Renderer(cadence.templates)
         self.public_url = public_url.rstrip("/")
         self.unsubscribe_secret = unsubscribe_secret
-        self._calendars: dict[tuple[str, tuple[str, ...]], BusinessCalendar] = {}
+        # Per (zone, holiday countries, country key): the key is None for every country the
+        # schedule has no window or blackout of its own for, so they share calendars.
+        self._calendars: dict[tuple[str, tuple[str, ...], str | None], BusinessCalendar] = {}
         # due_after before jitter, per (calendar, step, since): a tick records a whole
         # batch at one `now`, so most of its enrollments share the answer.
         self._due: dict[tuple[BusinessCalendar, int, datetime], datetime] = {}
         self._conditions: dict[str, Callable[[Callable[[str, str], bool]], bool]] = {}
-        self._window = cadence.schedule.window.to_send_window()
+        schedule = cadence.schedule
+        self._rules = ScheduleRules(
+            schedule.window, schedule.windows, schedule.blackouts, cadence.calendar_specs
+        )
         self._sender_contexts: dict[SenderInfo, dict[str, Any]] = {}
         self._step_contexts = [
             {"id": st.id, "channel": st.channel, "number": n}
@@ -233,12 +247,18 @@ class CadenceRuntime:
         ).key
 
     def calendar_for(self, prospect: Prospect, sender: SenderInfo) -> BusinessCalendar:
-        """The business calendar (zone, window, holidays) that applies to this prospect."""
-        key = (self.timezone_name(prospect, sender), holiday_countries(self.cadence, prospect))
+        """The business calendar that applies to this prospect: zone, the window of their
+        country (or the default), public holidays and blackouts."""
+        key = (
+            self.timezone_name(prospect, sender),
+            holiday_countries(self.cadence, prospect),
+            self._rules.key(prospect_country(prospect)),
+        )
         cal = self._calendars.get(key)
         if cal is None:
+            window, blackouts = self._rules.rules(key[2])
             cal = BusinessCalendar(
-                resolve_timezone(key[0], None, None, "UTC"), self._window, key[1]
+                resolve_timezone(key[0], None, None, "UTC"), window, key[1], blackouts
             )
             self._calendars[key] = cal
         return cal

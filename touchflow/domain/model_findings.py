@@ -81,10 +81,14 @@ def model_at(root: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | Non
     """The model whose mapping sits at ``loc`` below ``root`` (None: not a model there).
 
     A list is stepped into by its index, or directly when the location has no
-    index (a single mapping given where a list is allowed, see ``squash``).
+    index (a single mapping given where a list is allowed, see ``squash``); a
+    mapping of names to models by the name.
     """
     model: Any = root
     for comp in loc:
+        if get_origin(model) is dict:  # a mapping of names to models: step into the value
+            model = get_args(model)[1]
+            continue
         if get_origin(model) is list:
             model = get_args(model)[0]
             if isinstance(comp, int):
@@ -139,7 +143,9 @@ def model_findings(
             message = f"unknown key {key!r}"
             model = model_at(root, loc[:-1])
             if model is not None and isinstance(key, str):
-                message += hint(key, list(model.model_fields))
+                # The keys people write: a field's alias where it has one (``from``).
+                keys = [f.alias or name for name, f in model.model_fields.items()]
+                message += hint(key, keys)
             findings.append(doc.finding(loc, message, key=True))
             continue
         if kind == "missing":

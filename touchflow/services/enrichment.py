@@ -223,4 +223,3 @@ def _copy_country(
     if updates:
         conn.execute(_UPDATE_PROSPECT, updates)
     return len(updates)
-

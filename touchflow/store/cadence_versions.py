@@ -25,13 +25,14 @@ __all__ = ["RuntimeCache", "save_cadence_version"]
 
 
 def save_cadence_version(conn: Connection, cadence: Cadence, now: datetime) -> str:
-    """Store the cadence's YAML and templates under its content hash (idempotent)."""
+    """Store the cadence's YAML and files (templates, named calendars) under its content hash
+    (idempotent)."""
     stmt = dialect_insert(conn, cadence_versions).values(
         version=cadence.version,
         cadence_id=cadence.id,
         yaml_text=cadence.yaml_text,
         source_path=cadence.source_path,
-        templates=dict(cadence.templates),
+        templates=cadence.stored_files,
         created_at=now,
     )
     conn.execute(stmt.on_conflict_do_nothing(index_elements=["version"]))

@@ -35,8 +35,9 @@ from pydantic import (
     model_validator,
 )
 
-from touchflow.domain.cadence import TimeOfDay, Weekday, _check_zone
+from touchflow.domain.cadence import _check_zone
 from touchflow.domain.calendar import WEEKDAYS, BusinessCalendar, SendWindow
+from touchflow.domain.calendars import TimeOfDay, Weekday
 from touchflow.domain.model_findings import at as _at
 from touchflow.domain.routing.fields import ConfigModel, Email, Role, Segment, Territory
 from touchflow.domain.yaml_source import YamlDocument

@@ -67,7 +67,7 @@ def cadence_or_exit(settings: Settings, cadence_id: str) -> Cadence:
     if not path.exists():
         raise fail(f"no cadence {cadence_id!r}: {path} does not exist")
     try:
-        return load_cadence(path, settings.templates_dir)
+        return load_cadence(path, settings.templates_dir, settings.calendars_file)
     except CadenceError as exc:
         for finding in exc.findings:
             err.print(str(finding), markup=False)

@@ -62,7 +62,7 @@ def validate(
         if rules.require_footer
         else None
     )
-    findings = validate_paths(targets, settings.templates_dir, policy)
+    findings = validate_paths(targets, settings.templates_dir, policy, settings.calendars_file)
     if settings.config_dir in targets:
         findings = sorted(set(findings) | set(config_findings(settings)))
     for finding in findings:
@@ -538,4 +538,3 @@ def retry(
     if not n:
         raise fail("no failed enrollment to retry")
     out.print(f"{n} enrollment(s) requeued; the next tick runs their step again")
-
