@@ -116,10 +116,12 @@ def _check_country(value: str) -> str:
         raise ValueError(f"{value!r} is not an ISO country code (did you mean {value.upper()!r}?)")
     if _COUNTRY.match(value):
         raise ValueError(f"{value!r} is not a known ISO 3166 country code")
-    raise ValueError(
-        f"{value!r} is not an ISO country code (two capital letters, e.g. 'AE'); "
-        "windows and blackouts are per country, region names are not supported"
-    )
+    if KEBAB.match(value):
+        raise ValueError(
+            f"{value!r} is not an ISO country code (two capital letters, e.g. 'AE'); "
+            "windows and blackouts are per country, region names are not supported"
+        )
+    raise ValueError(f"{value!r} is not an ISO country code (two capital letters, e.g. 'IR')")
 
 
 def _check_name(value: str) -> str:

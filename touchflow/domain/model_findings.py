@@ -156,6 +156,11 @@ def model_findings(
             message = f"{label(loc, name)}: {ctx['message']}"
             findings.append(doc.finding(loc, message, key=bool(ctx.get("key"))))
             continue
+        if loc and loc[-1] == "[key]":  # a bad mapping key (``windows: {ir: ...}``): at the key
+            loc = loc[:-1]
+            message = err["msg"].removeprefix("Value error, ")
+            findings.append(doc.finding(loc, f"{label(loc, name)}: {message}", key=True))
+            continue
         message = err["msg"].removeprefix("Value error, ")
         if kind != "value_error" and "input" in err:
             message = f"{message[:1].lower()}{message[1:]}"
