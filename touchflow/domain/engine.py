@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import phonenumbers
@@ -159,11 +159,13 @@ def touch_key(prefix: str, step_id: str, attempt: int) -> str:
 
 def holiday_countries(cadence: Cadence, prospect: Prospect) -> tuple[str, ...]:
     """Countries whose public holidays block sends for this prospect."""
-    spec = cadence.schedule.holidays
+    return _holidays_of(cadence.schedule.holidays, prospect_country(prospect))
+
+
+def _holidays_of(spec: str | list[str], country: str | None) -> tuple[str, ...]:
     if spec == "none":
         return ()
     if spec == "prospect":
-        country = prospect_country(prospect)
         # A country the holidays package does not cover has no holidays to
         # skip; it must not stop the prospect's touches (the cadence's own
         # list is validated at load time instead).
@@ -174,9 +176,12 @@ def holiday_countries(cadence: Cadence, prospect: Prospect) -> tuple[str, ...]:
 def prospect_country(prospect: Prospect) -> str | None:
     """The country whose holidays, window and blackouts apply: the prospect's own, else the
     one of their phone number."""
-    if prospect.country:
-        return prospect.country.strip().upper()
-    return _country_from_phone(prospect.phone)
+    return _upper(prospect.country) if prospect.country else _country_from_phone(prospect.phone)
+
+
+@lru_cache(maxsize=1024)
+def _upper(code: str) -> str:
+    return code.strip().upper()
 
 
 @lru_cache(maxsize=4096)
@@ -214,6 +219,8 @@ class CadenceRuntime:
         self._rules = ScheduleRules(
             schedule.window, schedule.windows, schedule.blackouts, cadence.calendar_specs
         )
+        # country -> holiday countries: the calendar key is built for every enrollment.
+        self._holidays = lru_cache(maxsize=1024)(partial(_holidays_of, schedule.holidays))
         self._sender_contexts: dict[SenderInfo, dict[str, Any]] = {}
         self._step_contexts = [
             {"id": st.id, "channel": st.channel, "number": n}
@@ -249,10 +256,11 @@ class CadenceRuntime:
     def calendar_for(self, prospect: Prospect, sender: SenderInfo) -> BusinessCalendar:
         """The business calendar that applies to this prospect: zone, the window of their
         country (or the default), public holidays and blackouts."""
+        country = prospect_country(prospect)
         key = (
             self.timezone_name(prospect, sender),
-            holiday_countries(self.cadence, prospect),
-            self._rules.key(prospect_country(prospect)),
+            self._holidays(country),
+            self._rules.key(country),
         )
         cal = self._calendars.get(key)
         if cal is None:
