@@ -515,3 +515,14 @@ def test_the_shipped_sample_is_valid_and_names_the_nowruz_break() -> None:
     (nowruz,) = iran.blackouts
     assert nowruz.countries == ["IR"]
     assert str(nowruz.to_blackout()) == "Nowruz break 03-20..04-02 every year"
+
+
+def test_describe_reads_like_the_week_it_is() -> None:
+    nowruz = Blackout(date(2000, 3, 20), date(2000, 4, 2), annual=True, name="Nowruz break")
+    cal = BusinessCalendar(TEHRAN, IR_WEEK, ["IR"], [nowruz])
+    assert cal.describe() == (
+        "Asia/Tehran, sat sun mon tue wed 08:00-16:00, thu 08:00-12:00; holidays of IR; "
+        "blackouts: Nowruz break 03-20..04-02 every year"
+    )
+    office = BusinessCalendar(NY, SendWindow(frozenset(range(5)), time(8), time(17, 30)))
+    assert office.describe() == "America/New_York, mon tue wed thu fri 08:00-17:30"

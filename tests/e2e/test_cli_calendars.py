@@ -150,3 +150,16 @@ def test_a_stored_version_keeps_its_calendars(project: Path) -> None:
     assert runtime.cadence.version == version
     assert [len(c.blackouts) for c in runtime.cadence.calendar_specs] == [1, 0]
     engine.dispose()
+
+
+def test_preview_prints_the_schedule_the_prospect_gets(project: Path) -> None:
+    (project / "cadences" / "mena-outbound.yaml").write_text(
+        MENA.replace("  calendars: [iran-business, gulf-business]\n", "  calendar: company\n")
+    )
+    result = runner.invoke(app, ["preview", "mena-outbound", "--sample"])
+    assert result.exit_code == 0, result.output
+    # The sample prospect is in Los Angeles (US): the default window, the company's shutdown.
+    assert (
+        "Schedule: America/Los_Angeles, mon tue wed thu fri sat 09:00-17:00; holidays of US; "
+        "blackouts: Year-end shutdown 12-24..01-01 every year"
+    ) in result.stdout

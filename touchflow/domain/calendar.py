@@ -298,6 +298,25 @@ class BusinessCalendar:
             f"holidays={list(self._holiday_countries)!r}{blackouts})"
         )
 
+    def describe(self) -> str:
+        """For people: ``Asia/Tehran, sat-wed 08:00-16:00, thu 08:00-12:00; holidays of IR;
+        blackouts: Nowruz break 03-20..04-02 every year``."""
+        w = self._window
+        own = {day: (start, end) for day, start, end in w.day_hours}
+        # The week starts on the first open day after a closed one, so an Iranian week reads
+        # "sat sun mon tue wed" and a Gulf one "sun mon tue wed thu" (Monday if none is closed).
+        first = next((d for d in range(7) if d in w.days and (d - 1) % 7 not in w.days), 0)
+        order = [(first + i) % 7 for i in range(7)]
+        common = [WEEKDAYS[d] for d in order if d in w.days and d not in own]
+        parts = [f"{' '.join(common)} {w.start:%H:%M}-{w.end:%H:%M}"] if common else []
+        parts += [f"{WEEKDAYS[d]} {s:%H:%M}-{e:%H:%M}" for d, (s, e) in sorted(own.items())]
+        text = f"{self._tz.key}, {', '.join(parts)}"
+        if self._holiday_countries:
+            text += f"; holidays of {', '.join(self._holiday_countries)}"
+        if self._blackouts:
+            text += f"; blackouts: {', '.join(map(str, self._blackouts))}"
+        return text
+
     @property
     def tz(self) -> ZoneInfo:
         """The zone whose wall clock the window is read in."""

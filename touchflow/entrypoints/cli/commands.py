@@ -115,6 +115,8 @@ def preview(
     runtime = runtimes(settings).add(cadence)
     key = enrollment_key(cadence.id, who.email)
     view = EnrollmentView(key, "preview", who, sender_defaults(settings))
+    # The window, holidays and blackouts this prospect's touches are timed by.
+    out.print(f"Schedule: {runtime.calendar_for(who, view.sender).describe()}", markup=False)
     at = parse_now(None)
     problems = 0
     for n, step in enumerate(cadence.steps, 1):
