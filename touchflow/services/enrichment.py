@@ -223,3 +223,4 @@ def _copy_country(
     if updates:
         conn.execute(_UPDATE_PROSPECT, updates)
     return len(updates)
+

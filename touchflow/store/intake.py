@@ -284,3 +284,4 @@ def _release_missing_data(conn: Connection, ids: list[int], now: datetime) -> No
 def _consent_view(row: Normalized) -> Prospect:
     # record_sms_consent reads only the email and the sms_consent field.
     return Prospect(email=row.email, fields=row.fields)
+
