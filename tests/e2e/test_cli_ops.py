@@ -115,3 +115,51 @@ def test_route_takes_mqls_by_default_and_a_lower_stage_when_asked(project: Path)
         ["route", "--min-lifecycle", "lead", "--now", "2026-12-01T15:00:00Z"]
     )
     assert runner.invoke(app, ["route", "--min-lifecycle", "disqualified"]).exit_code == 1
+
+
+def _mena_config(project: Path) -> None:
+    """The trial's config: a MENA region overlapping EMEA on AE, SA, QA; Farid covers MENA."""
+    routing = project / "config/routing.yaml"
+    text = routing.read_text()
+    text = text.replace("  emea: [GB,", "  mena: [IR, AE, SA, QA]\n  emea: [GB,", 1)
+    text = text.replace(
+        "  - name: emea\n",
+        "  - name: mena\n    kind: territory\n    match: {regions: [mena]}\n"
+        "    pool: {role: ae, territories: [mena]}\n\n  - name: emea\n",
+        1,
+    )
+    routing.write_text(text)
+    team = project / "config/team.yaml"
+    team.write_text(team.read_text().replace("[AE, SA, QA, emea]", "[mena, emea]", 1))
+
+
+def test_route_keeps_iranian_leads_in_mena_and_shows_who_got_what_and_why(project: Path):
+    from sqlalchemy import create_engine, select
+
+    from touchflow.store.schema import prospects
+
+    _mena_config(project)
+    checked = runner.invoke(app, ["validate", "config"])
+    assert checked.exit_code == 0, checked.output
+    assert "config/routing.yaml:56:11: warning: rule 'mena': AE, QA, SA are also in" in (
+        checked.stdout
+    )
+    assert "1 warning(s)" in checked.stderr
+    _ok(["db", "upgrade"])
+    rows = ["email,first_name,last_name,company,country"] + [
+        f"p{i}@firm{i}.ir,Ali,Rezaei{i},Firm{i},IR"
+        for i in range(5)  # Farid takes 5 a day
+    ]
+    (project / "ir.csv").write_text("\n".join(rows) + "\n")
+    _ok(["import", "ir.csv"])
+    shown = _ok(["route", "--min-lifecycle", "lead", "--now", "2026-12-01T15:00:00Z"])
+    engine = create_engine(f"sqlite:///{project / 'tf.db'}")
+    with engine.connect() as conn:
+        owners = set(conn.execute(select(prospects.c.ae_email)).scalars())
+    assert owners == {"farid.haddad@yourco.com"}  # not Berlin, not London
+    assert "Routed 5 lead(s)" in shown
+    assert any(
+        "p0@firm0.ir" in line and "farid.haddad@yourco.com" in line and "mena" in line
+        for line in shown.splitlines()
+    ), shown
+    assert "rule mena (IR); pool" in shown and "Leads per assignee" in shown

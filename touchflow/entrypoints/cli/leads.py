@@ -58,8 +58,11 @@ def _router(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def config_findings(settings: Settings) -> list:  # type: ignore[type-arg]
-    """House rules for ``touchflow validate`` on config/: the ICP and the routing files."""
-    from touchflow.domain.routing import load_router
+    """House rules for ``touchflow validate`` on config/: the ICP and the routing files.
+
+    Routing files that load also get their warnings (pools that could surprise).
+    """
+    from touchflow.domain.routing import load_router, pool_warnings
     from touchflow.domain.scoring import icp_findings
 
     found = []
@@ -70,9 +73,11 @@ def config_findings(settings: Settings) -> list:  # type: ignore[type-arg]
         settings.config_dir / "routing.yaml"
     ).exists():
         try:
-            load_router(settings.config_dir)
+            router = load_router(settings.config_dir)
         except CadenceError as exc:
             found += exc.findings
+        else:
+            found += pool_warnings(router.team, router.routing)
     return found
 
 
@@ -185,16 +190,26 @@ def route(
         min_lifecycle=min_lifecycle,
         route_new=not reroute,
     )
-    by: dict[str, int] = {}
-    for d in run.routed:
-        by[d.assignee] = by.get(d.assignee, 0) + 1
     routed, rerouted = run.routed, run.rerouted
     t = Table(title=f"Routed {len(routed)} lead(s); rerouted {len(rerouted)} past their SLA")
-    t.add_column("assignee")
-    t.add_column("leads", justify="right")
-    for who, n in sorted(by.items(), key=lambda kv: (-kv[1], kv[0])):
-        t.add_row(who, str(n))
+    for col in ("lead", "assignee", "rule", "reason"):
+        t.add_column(col, overflow="fold")
+    for r in rerouted:
+        d = r.decision
+        t.add_row(d.lead, d.assignee, d.rule, f"rerouted: {r.missed_by} missed the SLA; {d.reason}")
+    for d in routed:
+        t.add_row(d.lead, d.assignee + (" (fallback)" if d.fallback else ""), d.rule, d.reason)
     out.print(t)
+    by: dict[str, int] = {}
+    for d in [*(r.decision for r in rerouted), *routed]:
+        by[d.assignee] = by.get(d.assignee, 0) + 1
+    if by:
+        counts = Table(title="Leads per assignee")
+        counts.add_column("assignee")
+        counts.add_column("leads", justify="right")
+        for who, n in sorted(by.items(), key=lambda kv: (-kv[1], kv[0])):
+            counts.add_row(who, str(n))
+        out.print(counts)
 
 
 @crm_app.command("sync")
