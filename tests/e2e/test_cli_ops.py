@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from touchflow.entrypoints.cli import app
@@ -163,3 +164,26 @@ def test_route_keeps_iranian_leads_in_mena_and_shows_who_got_what_and_why(projec
         for line in shown.splitlines()
     ), shown
     assert "rule mena (IR); pool" in shown and "Leads per assignee" in shown
+
+
+def test_crm_sync_backfills_leads_routed_before_the_crm_was_configured(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+):
+    _ok(["db", "upgrade"])
+    rows = ["email,first_name,last_name,title,company,country"] + [
+        f"p{i}@firm{i}.de,Hans,Muller{i},CTO,Firm{i},DE" for i in range(3)
+    ]
+    (project / "de.csv").write_text("\n".join(rows) + "\n")
+    _ok(["import", "de.csv"])
+    _ok(["route", "--min-lifecycle", "lead", "--now", "2026-12-01T15:00:00Z"])  # no CRM yet
+    monkeypatch.setenv("TOUCHFLOW_CRM__PROVIDER", "fake")
+    plain = runner.invoke(app, ["crm", "sync"])
+    assert plain.exit_code == 0, plain.output
+    assert "3 routed lead(s) were never queued for fake" in plain.stderr
+    assert "--backfill" in plain.stderr
+    filled = _ok(["crm", "sync", "--backfill"])
+    assert "backfill: queued 3 routed lead(s) fake never had" in filled
+    leads_row = next(line for line in filled.splitlines() if " leads " in line)
+    assert leads_row.split("│")[3].strip() == "3"  # pushed
+    again = runner.invoke(app, ["crm", "sync", "--backfill"])
+    assert "queued 0 routed lead(s)" in again.stdout and "never queued" not in again.stderr

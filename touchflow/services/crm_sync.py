@@ -39,6 +39,7 @@ from touchflow.store.schema import (
     enrollments,
     events,
     prospects,
+    route_assignments,
     tasks,
     touches,
 )
@@ -135,6 +136,57 @@ def queue_new_activities(conn: Connection, crm: str, now: datetime, *,
     return len(rows)
 
 
+def _unqueued_leads(crm: str) -> Any:
+    """Routed people with no lead push queued for ``crm`` and no link to a ``crm`` record."""
+    queued = select(crm_outbox.c.key).where(
+        crm_outbox.c.crm == crm, crm_outbox.c.operation == PUSH_LEAD
+    )
+    linked = select(crm_links.c.local_key).where(
+        crm_links.c.crm == crm, crm_links.c.kind == "person"
+    )
+    # Routed: given to an AE, or to a queue (an assignment without an ae_email).
+    routed = select(route_assignments.c.prospect_id)
+    return (
+        select(prospects.c.email)
+        .where(
+            (prospects.c.ae_email.is_not(None)) | prospects.c.id.in_(routed),
+            prospects.c.email.not_in(queued),
+            prospects.c.email.not_in(linked),
+        )
+        .order_by(prospects.c.id)
+    )
+
+
+def unqueued_lead_count(conn: Connection, crm: str) -> int:
+    """How many routed leads were never queued for ``crm`` (routed before it was configured)."""
+    sub = _unqueued_leads(crm).subquery()
+    return int(conn.execute(select(func.count()).select_from(sub)).scalar() or 0)
+
+
+def queue_backfill(conn: Connection, crm: str, now: datetime) -> int:
+    """Queue a lead push for every routed lead ``crm`` has never had; how many.
+
+    Leads routed while no CRM was configured were never queued (routing queues each lead for
+    the CRM of the moment). A lead with a push already queued, done or failed, or already
+    linked to a ``crm`` record, is left alone, so running it twice queues nothing twice. The
+    push carries the person's name, title, company and owner, as every lead push does.
+    """
+    emails: list[str] = list(conn.execute(_unqueued_leads(crm)).scalars())
+    rows = [
+        {"crm": crm, "operation": PUSH_LEAD, "key": e, "payload": {}, "status": "pending",
+         "attempts": 0, "next_attempt_at": now, "created_at": now}
+        for e in emails
+    ]  # fmt: skip
+    if rows:
+        conn.execute(
+            dialect_insert(conn, crm_outbox).on_conflict_do_nothing(
+                index_elements=["crm", "operation", "key"]
+            ),
+            rows,
+        )
+    return len(rows)
+
+
 def outbox_status(conn: Connection, crm: str) -> dict[str, int]:
     """Outbox rows by status (pending, done, failed)."""
     return dict(
@@ -173,15 +225,30 @@ def outbox_summary(engine: Engine, crm: str, *, failed_limit: int = 20) -> Outbo
 
 @dataclass
 class DrainReport:
-    """What one drain did."""
+    """What one drain (or several, :meth:`add`) did.
+
+    ``outcomes`` counts rows by ``(operation, outcome)`` (outcome: pushed, retrying, failed);
+    ``reasons`` counts the rows that did not go by ``(operation, error message)``.
+    """
 
     pushed: int = 0
     retrying: int = 0
     failed: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, int]:
         return {"pushed": self.pushed, "retrying": self.retrying, "failed": self.failed}
+
+    def add(self, other: DrainReport) -> None:
+        """Fold ``other`` into this report."""
+        self.pushed += other.pushed
+        self.retrying += other.retrying
+        self.failed += other.failed
+        self.errors.update(other.errors)
+        self.outcomes.update(other.outcomes)
+        self.reasons.update(other.reasons)
 
 
 def _link(conn: Connection, crm: str, kind: str, local_key: str, external_id: str,
@@ -275,11 +342,26 @@ def drain_rounds(
     rounds: int = 50,
 ) -> dict[str, int]:
     """Drain the outbox: up to ``rounds`` batches of ``batch_size``; totals by outcome."""
-    total: dict[str, int] = {"pushed": 0, "retrying": 0, "failed": 0}
+    report = drain_report(
+        engine, connector, now, batch_size=batch_size, max_attempts=max_attempts, rounds=rounds
+    )
+    return report.as_dict()
+
+
+def drain_report(
+    engine: Engine,
+    connector: CrmConnector,
+    now: datetime,
+    *,
+    batch_size: int,
+    max_attempts: int,
+    rounds: int = 50,
+) -> DrainReport:
+    """:func:`drain_rounds` with the whole report: outcomes per operation, failure reasons."""
+    total = DrainReport()
     for _ in range(rounds):
         report = drain_outbox(engine, connector, now, limit=batch_size, max_attempts=max_attempts)
-        for k, v in report.as_dict().items():
-            total[k] += v
+        total.add(report)
         if sum(report.as_dict().values()) < batch_size:
             break
     return total
@@ -396,6 +478,7 @@ def _push_leads(engine: Engine, connector: CrmConnector, people: Sequence[Any],
             )  # fmt: skip
         _mark_done(conn, queued, now)
     report.pushed += len(queued)
+    report.outcomes[PUSH_LEAD, "pushed"] += len(queued)
 
 
 def _send_people(
@@ -505,6 +588,8 @@ def _done(engine: Engine, rows: Sequence[Any], now: datetime, report: DrainRepor
     with engine.begin() as conn:
         _mark_done(conn, rows, now)
     report.pushed += len(rows)
+    for r in rows:
+        report.outcomes[r.operation, "pushed"] += 1
 
 
 def _failed(engine: Engine, rows: Sequence[Any], exc: TouchflowError, now: datetime,
@@ -535,6 +620,8 @@ def _failed(engine: Engine, rows: Sequence[Any], exc: TouchflowError, now: datet
                 report.retrying += 1
             else:
                 report.failed += 1
+            report.outcomes[r.operation, "retrying" if retry else "failed"] += 1
+            report.reasons[r.operation, str(exc)[:300]] += 1
 
 
 # -- pulling -----------------------------------------------------------------------
@@ -680,9 +767,23 @@ class CrmSync:
         with self.engine.begin() as conn:
             return queue_new_activities(conn, self.connector.name, now)
 
+    def backfill(self, now: datetime) -> int:
+        """Queue every routed lead this CRM never had (:func:`queue_backfill`); how many."""
+        with self.engine.begin() as conn:
+            return queue_backfill(conn, self.connector.name, now)
+
+    def unqueued_leads(self) -> int:
+        """How many routed leads this CRM never had: what :meth:`backfill` would queue."""
+        with self.engine.connect() as conn:
+            return unqueued_lead_count(conn, self.connector.name)
+
     def push(self, now: datetime, rounds: int = 50) -> dict[str, int]:
         """Drain the outbox: up to ``rounds`` batches of :attr:`batch_size` rows."""
-        return drain_rounds(
+        return self.push_report(now, rounds).as_dict()
+
+    def push_report(self, now: datetime, rounds: int = 50) -> DrainReport:
+        """:meth:`push`, with outcomes per operation and why rows did not go."""
+        return drain_report(
             self.engine,
             self.connector,
             now,

@@ -212,9 +212,21 @@ def route(
         out.print(counts)
 
 
+_OPERATIONS = {"push_lead": "leads", "log_activity": "activities"}
+
+
 @crm_app.command("sync")
-def crm_sync() -> None:
-    """One sync now (what the sync-crm deployment runs every 5 minutes)."""
+def crm_sync(
+    backfill: Annotated[
+        bool,
+        typer.Option(
+            "--backfill",
+            help="First queue every routed lead the CRM never had (routed before it was set up).",
+        ),
+    ] = False,
+    now: Annotated[str | None, typer.Option("--now", help="ISO time to run at.")] = None,
+) -> None:
+    """One sync now (what the sync-crm deployment runs every 5 minutes), as a table."""
     from contextlib import closing
 
     from touchflow.bootstrap import crm_sync as build_sync
@@ -223,8 +235,37 @@ def crm_sync() -> None:
     if sync is None:
         out.print("no CRM configured (TOUCHFLOW_CRM__PROVIDER)")
         return
+    at = parse_now(now)
     with closing(sync):
-        out.print(sync.run(parse_now(None)))
+        backfilled = sync.backfill(at) if backfill else 0
+        queued = sync.queue(at)
+        report = sync.push_report(at)
+        pulled = sync.pull(at)
+        missing = 0 if backfill else sync.unqueued_leads()
+    crm = sync.connector.name
+    if backfill:
+        out.print(f"backfill: queued {backfilled} routed lead(s) {crm} never had")
+    t = Table(title=f"CRM sync: {crm} ({queued} new activities queued)")
+    for col in ("connector", "pushes", "pushed", "retrying", "failed"):
+        t.add_column(col, justify="left" if col in ("connector", "pushes") else "right")
+    for op, label in _OPERATIONS.items():
+        got = [report.outcomes[op, k] for k in ("pushed", "retrying", "failed")]
+        t.add_row(crm, label, *map(str, got))
+    out.print(t)
+    if report.reasons:
+        why = Table(title="Not pushed, and why")
+        for col in ("connector", "pushes", "rows", "reason"):
+            why.add_column(col, overflow="fold")
+        for (op, reason), n in sorted(report.reasons.items(), key=lambda kv: -kv[1]):
+            why.add_row(crm, _OPERATIONS.get(op, op), str(n), reason)
+        out.print(why)
+    out.print("pull: " + ", ".join(f"{k} {v}" for k, v in pulled.items()), markup=False)
+    if missing:
+        err.print(
+            f"{missing} routed lead(s) were never queued for {crm} (routed before it was "
+            "configured): run `touchflow crm sync --backfill`",
+            markup=False,
+        )
 
 
 @crm_app.command("status")
