@@ -187,3 +187,43 @@ def test_crm_sync_backfills_leads_routed_before_the_crm_was_configured(
     assert leads_row.split("│")[3].strip() == "3"  # pushed
     again = runner.invoke(app, ["crm", "sync", "--backfill"])
     assert "queued 0 routed lead(s)" in again.stdout and "never queued" not in again.stderr
+
+
+def test_crm_check_reports_unknown_owner_ids_and_missing_properties(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import yaml
+
+    from tests.support.standins.hubspot_api import HubspotStandin
+
+    with HubspotStandin(page_size=2) as hubspot:
+        monkeypatch.setenv("TOUCHFLOW_CRM__PROVIDER", "hubspot")
+        monkeypatch.setenv("TOUCHFLOW_CRM__BASE_URL", hubspot.base_url)
+        monkeypatch.setenv("TOUCHFLOW_CRM__TOKEN", hubspot.credentials)
+        team = project / "config/team.yaml"
+        text = team.read_text()
+        # Every AE gets a real HubSpot owner id, except Farid, whose id is a typo.
+        for member in yaml.safe_load(text)["members"]:
+            email, old_id = member["email"], member.get("crm_owner_id")
+            if old_id:
+                new = "99999" if email.startswith("farid") else hubspot.seed_owner(email, email)
+                text = text.replace(f'"{old_id}"', f'"{new}"')
+        team.write_text(text)
+        hubspot.seed_owner("someone.else@yourco.com", "Not on the team")
+
+        ok = runner.invoke(app, ["crm", "check"])
+        assert ok.exit_code == 1, ok.output
+        farid = next(line for line in ok.stdout.splitlines() if "farid.haddad" in line)
+        assert "99999" in farid and "unknown in the CRM" in farid
+        assert "1 problem(s) in hubspot" in ok.stderr
+        assert ok.stdout.count("touchflow_key") == 4  # notes, calls, emails, tasks: all there
+
+        text = text.replace('"99999"', f'"{hubspot.seed_owner("farid.haddad@yourco.com", "F")}"')
+        team.write_text(text)
+        assert runner.invoke(app, ["crm", "check"]).exit_code == 0
+
+        hubspot.drop_field("calls", "touchflow_key")
+        missing = runner.invoke(app, ["crm", "check"])
+        assert missing.exit_code == 1
+        calls = next(line for line in missing.stdout.splitlines() if line.startswith("│ calls"))
+        assert "missing: create a" in calls

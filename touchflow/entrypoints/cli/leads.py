@@ -268,6 +268,59 @@ def crm_sync(
         )
 
 
+_OWNER_STATUS = {
+    "ok": "ok",
+    "unknown": "unknown in the CRM",
+    "inactive": "inactive in the CRM",
+    "matched_by_email": "no crm_owner_id; matched by email",
+    "no_owner": "no crm_owner_id, and no CRM owner has this email: leads get no owner",
+}
+
+
+@crm_app.command("check")
+def crm_check() -> None:
+    """Check the CRM: team.yaml owner ids exist there, and the custom fields touchflow needs.
+
+    Exits 1 when something needs fixing.
+    """
+    from contextlib import closing
+
+    from touchflow.bootstrap import crm_connector
+    from touchflow.services.crm_check import TeamOwner, check_crm
+
+    settings = current_settings()
+    router = _router(settings)
+    connector = crm_connector(settings)
+    if connector is None:
+        raise fail("no CRM configured: set TOUCHFLOW_CRM__PROVIDER")
+    team = [
+        TeamOwner(m.email, m.crm_owner_id, m.role == "ae" and m.active) for m in router.team.members
+    ]
+    with closing(connector):
+        report = check_crm(connector, team)
+    owners = Table(title=f"Owners in {report.crm} (config/team.yaml crm_owner_id)")
+    for col in ("member", "crm_owner_id", "CRM owner", "status"):
+        owners.add_column(col, overflow="fold")
+    for o in report.owners:
+        found = f"{o.owner.id} {o.owner.email}" if o.owner else ""
+        style = "" if o.ok else "red"
+        owners.add_row(o.email, o.crm_owner_id or "", found, _OWNER_STATUS[o.status], style=style)
+    out.print(owners)
+    fields = Table(title=f"Custom fields in {report.crm}")
+    for col in ("object", "field", "why touchflow needs it", "status"):
+        fields.add_column(col, overflow="fold")
+    for f in report.fields:
+        status = f.problem or ("ok" + (f" ({f.note})" if f.note else ""))
+        fields.add_row(f.object, f.field, f.purpose, status, style="" if f.ok else "red")
+    if not report.fields:
+        fields.add_row("", "", "none needed with this configuration", "ok")
+    out.print(fields)
+    if report.problems:
+        err.print(f"{report.problems} problem(s) in {report.crm}")
+        raise typer.Exit(1)
+    err.print(f"ok: {report.crm} has every owner and field touchflow needs")
+
+
 @crm_app.command("status")
 def crm_status() -> None:
     """The CRM outbox: pending, done and failed pushes (failed ones show their error)."""
