@@ -203,3 +203,24 @@ def test_a_drain_reports_outcomes_per_operation_and_why_rows_failed(db, tmp_path
     assert report.outcomes == {("push_lead", "failed"): 3}
     [(key, n)] = report.reasons.items()
     assert key[0] == "push_lead" and "bad property" in key[1] and n == 3
+
+
+def test_a_pushed_lead_gets_its_aes_crm_owner_id_from_team_yaml(db, tmp_path):
+    from sqlalchemy import update
+
+    from touchflow.store.schema import prospects
+
+    _world(db, tmp_path)
+    with db.begin() as conn:
+        for email, ae in ((PEOPLE[0], "ana.souza@yourco.com"), (PEOPLE[1], "ben@yourco.com")):
+            conn.execute(update(prospects).where(prospects.c.email == email).values(ae_email=ae))
+            queue_lead(conn, "fake", email, MON)
+    crm = FakeCrm()
+    # Her CRM login is not her work email: only team.yaml's crm_owner_id finds her.
+    ana = crm.seed_owner("asouza@crm-login.example", "Ana Souza")
+    ben = crm.seed_owner("ben@yourco.com", "Ben")
+    # Ben's id in team.yaml is a typo: not sent (the CRM would refuse the push); his email is.
+    ids = {"ana.souza@yourco.com": ana, "ben@yourco.com": "0055e000001Typo"}
+    assert drain_outbox(db, crm, MON, owner_ids=ids).pushed == 2
+    owners = {p["email"]: p["owner_id"] for p in crm.people.values()}
+    assert owners == {PEOPLE[0]: ana, PEOPLE[1]: ben}

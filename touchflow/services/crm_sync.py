@@ -24,8 +24,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, select, update
 
-from touchflow.domain.crm import CrmActivity, CrmCompany, CrmPerson
+from touchflow.domain.crm import CrmActivity, CrmCompany, CrmOwner, CrmPerson, check_owners
 from touchflow.domain.enrollment import Event, State, transition
+from touchflow.domain.routing.team import TeamConfig
 from touchflow.errors import FatalError, RateLimited, RetryableError, TouchflowError
 from touchflow.ports import CrmConnector
 from touchflow.store.cadence_versions import RuntimeCache
@@ -271,17 +272,34 @@ def _upsert_link(insert: Insert) -> Any:
 
 #: Owners change rarely: one listing per connector per few minutes, not one per lead.
 OWNERS_TTL_S = 300.0
-_owner_cache: dict[int, tuple[float, dict[str, str]]] = {}
+_owner_cache: dict[int, tuple[float, list[CrmOwner]]] = {}
 
 
-def _owner_ids(connector: CrmConnector) -> dict[str, str]:
-    """Active owners' ids by lower-case email, cached per connector for OWNERS_TTL_S."""
+def team_owner_ids(team: TeamConfig | None) -> dict[str, str]:
+    """team.yaml's ``crm_owner_id`` by member email: the owner a pushed lead of theirs gets."""
+    if team is None:
+        return {}
+    return {m.email: m.crm_owner_id.strip() for m in team.members if m.crm_owner_id}
+
+
+def _owner_ids(
+    connector: CrmConnector, team_ids: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Owner ids by lower-case email, for the CRM's active owners (listed once per connector
+    per OWNERS_TTL_S): team.yaml's ``crm_owner_id`` when the CRM has it, else the owner with
+    the member's email. An id the CRM does not know is not sent (the CRM would refuse the
+    whole push); ``touchflow crm check`` reports it."""
     cached = _owner_cache.get(id(connector))
     if cached is not None and time.monotonic() - cached[0] < OWNERS_TTL_S:
-        return cached[1]
-    owners = {o.email.lower(): o.id for o in connector.list_owners() if o.active}
-    _owner_cache[id(connector)] = (time.monotonic(), owners)
-    return owners
+        owners = cached[1]
+    else:
+        owners = [o for o in connector.list_owners() if o.active]
+        _owner_cache[id(connector)] = (time.monotonic(), owners)
+    by_email = {o.email.lower(): o.id for o in owners}
+    for check in check_owners((team_ids or {}).items(), owners):
+        if check.status == "ok" and check.owner is not None:
+            by_email[check.email.lower()] = check.owner.id
+    return by_email
 
 
 def drain_outbox(
@@ -292,6 +310,7 @@ def drain_outbox(
     limit: int = 100,
     max_attempts: int = 8,
     keys: Sequence[str] | None = None,
+    owner_ids: Mapping[str, str] | None = None,
 ) -> DrainReport:
     """Push up to ``limit`` due outbox rows; returns counts.
 
@@ -299,7 +318,8 @@ def drain_outbox(
     idempotent on its touch key). A retryable failure puts the row back with
     backoff (or the provider's ``Retry-After``); after ``max_attempts``, or on a
     fatal error, it becomes ``failed`` with the error, for a human to see.
-    ``keys`` limits the drain to those rows.
+    ``keys`` limits the drain to those rows. ``owner_ids`` (:func:`team_owner_ids`) give a
+    lead's AE their team.yaml owner id; an AE without one gets the CRM owner with their email.
     """
     report = DrainReport()
     crm = connector.name
@@ -320,7 +340,7 @@ def drain_outbox(
         leads = [r for r in rows if r.operation == PUSH_LEAD]
         people = lead_rows(conn, crm, [r.key for r in leads]) if leads else []
     if leads:
-        _push_leads(engine, connector, people, leads, now, max_attempts, report)
+        _push_leads(engine, connector, people, leads, now, max_attempts, report, owner_ids)
     for row in rows:
         if row.operation != LOG_ACTIVITY:
             continue
@@ -340,11 +360,12 @@ def drain_rounds(
     batch_size: int,
     max_attempts: int,
     rounds: int = 50,
+    owner_ids: Mapping[str, str] | None = None,
 ) -> dict[str, int]:
     """Drain the outbox: up to ``rounds`` batches of ``batch_size``; totals by outcome."""
-    report = drain_report(
-        engine, connector, now, batch_size=batch_size, max_attempts=max_attempts, rounds=rounds
-    )
+    report = drain_report(engine, connector, now, batch_size=batch_size,
+                          max_attempts=max_attempts, rounds=rounds,
+                          owner_ids=owner_ids)  # fmt: skip
     return report.as_dict()
 
 
@@ -356,11 +377,13 @@ def drain_report(
     batch_size: int,
     max_attempts: int,
     rounds: int = 50,
+    owner_ids: Mapping[str, str] | None = None,
 ) -> DrainReport:
     """:func:`drain_rounds` with the whole report: outcomes per operation, failure reasons."""
     total = DrainReport()
     for _ in range(rounds):
-        report = drain_outbox(engine, connector, now, limit=batch_size, max_attempts=max_attempts)
+        report = drain_outbox(engine, connector, now, limit=batch_size,
+                              max_attempts=max_attempts, owner_ids=owner_ids)  # fmt: skip
         total.add(report)
         if sum(report.as_dict().values()) < batch_size:
             break
@@ -384,6 +407,7 @@ def push_leads_now(
     now: datetime,
     *,
     max_attempts: int = 8,
+    owner_ids: Mapping[str, str] | None = None,
 ) -> DrainReport:
     """Push leads just queued with ``queue_lead(..., hold=...)``, without waiting for a drain.
 
@@ -395,7 +419,7 @@ def push_leads_now(
     report = DrainReport()
     queued = [_Queued(connector.name, PUSH_LEAD, p.email, 0) for p in people]
     if queued:
-        _push_leads(engine, connector, people, queued, now, max_attempts, report)
+        _push_leads(engine, connector, people, queued, now, max_attempts, report, owner_ids)
     return report
 
 
@@ -456,10 +480,11 @@ _MARK_DONE = (
 
 def _push_leads(engine: Engine, connector: CrmConnector, people: Sequence[Any],
                 queued: Sequence[Any], now: datetime, max_attempts: int,
-                report: DrainReport) -> None:  # fmt: skip
+                report: DrainReport,
+                owner_ids: Mapping[str, str] | None = None) -> None:  # fmt: skip
     """Push ``people`` (their :func:`lead_rows`), then mark their ``queued`` outbox rows."""
     try:
-        owners = _owner_ids(connector)
+        owners = _owner_ids(connector, owner_ids)
         person_ids, company_ids, new_companies = _send_people(connector, people, owners)
     except TouchflowError as exc:
         _failed(engine, queued, exc, now, max_attempts, report)
@@ -650,6 +675,7 @@ def pull_changes(
     first_since: datetime | None = None,
     owner_change_pause: timedelta = timedelta(days=3),
     max_pages: int = 1000,
+    owner_ids: Mapping[str, str] | None = None,
 ) -> PullReport:
     """Apply CRM changes since the last pull, a page per transaction (resumable).
 
@@ -671,7 +697,7 @@ def pull_changes(
                 report.changes += 1
                 latest = max(latest, ch.occurred_at)
                 if ch.kind == "owner_changed" and owners is None:
-                    owners = {v: k for k, v in _owner_ids(connector).items()}
+                    owners = {v: k for k, v in _owner_ids(connector, owner_ids).items()}
                 _apply_change(conn, crm, ch, runtimes, now, owner_change_pause,
                               owners or {}, report)  # fmt: skip
             cursor = page.cursor
@@ -761,6 +787,8 @@ class CrmSync:
     batch_size: int
     max_attempts: int
     owner_change_pause: timedelta
+    #: team.yaml's ``crm_owner_id`` by member email (:func:`team_owner_ids`).
+    owner_ids: Mapping[str, str] = field(default_factory=dict)
 
     def queue(self, now: datetime) -> int:
         """Queue the touches and completed tasks not yet logged in the CRM; how many."""
@@ -790,6 +818,7 @@ class CrmSync:
             batch_size=self.batch_size,
             max_attempts=self.max_attempts,
             rounds=rounds,
+            owner_ids=self.owner_ids,
         )
 
     def pull(self, now: datetime) -> dict[str, int]:
@@ -800,6 +829,7 @@ class CrmSync:
             self.runtimes,
             now,
             owner_change_pause=self.owner_change_pause,
+            owner_ids=self.owner_ids,
         )
         return report.as_dict()
 
