@@ -227,3 +227,25 @@ def test_crm_check_reports_unknown_owner_ids_and_missing_properties(
         assert missing.exit_code == 1
         calls = next(line for line in missing.stdout.splitlines() if line.startswith("│ calls"))
         assert "missing: create a" in calls
+
+
+def test_crm_sync_shows_why_pushes_failed_and_exits_1(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from tests.support.standins.hubspot_api import HubspotStandin
+
+    _ok(["db", "upgrade"])
+    (project / "one.csv").write_text("email,first_name,company,country\na@firm.de,A,Firm,DE\n")
+    _ok(["import", "one.csv"])
+    _ok(["route", "--min-lifecycle", "lead", "--now", "2026-12-01T15:00:00Z"])
+    with HubspotStandin() as hubspot:
+        monkeypatch.setenv("TOUCHFLOW_CRM__PROVIDER", "hubspot")
+        monkeypatch.setenv("TOUCHFLOW_CRM__BASE_URL", hubspot.base_url)
+        monkeypatch.setenv("TOUCHFLOW_CRM__TOKEN", "pat-na1-revoked")
+        result = runner.invoke(app, ["crm", "sync", "--backfill"])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    row = next(line for line in result.stdout.splitlines() if " leads " in line)
+    assert [c.strip() for c in row.split("│")[3:6]] == ["0", "0", "1"]  # pushed, retrying, failed
+    assert "Not pushed, and why" in result.stdout and "Authentication" in result.stdout
+    assert "pull failed: hubspot.changes_since" in result.stderr.replace("\n", " ")

@@ -7,7 +7,7 @@ connectors are imported inside the commands that need them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -21,8 +21,11 @@ from touchflow.entrypoints.cli.app import (
     out,
     parse_now,
 )
-from touchflow.errors import CadenceError
+from touchflow.errors import CadenceError, ConnectorError
 from touchflow.settings import Settings
+
+if TYPE_CHECKING:
+    from touchflow.services.crm_sync import DrainReport
 
 crm_app = typer.Typer(help="Keep the CRM in sync (push leads and activities, pull changes).",
                       no_args_is_help=True)  # fmt: skip
@@ -226,7 +229,10 @@ def crm_sync(
     ] = False,
     now: Annotated[str | None, typer.Option("--now", help="ISO time to run at.")] = None,
 ) -> None:
-    """One sync now (what the sync-crm deployment runs every 5 minutes), as a table."""
+    """One sync now (what the sync-crm deployment runs every 5 minutes), as a table.
+
+    Exits 1 when a push failed for good or the pull failed.
+    """
     from contextlib import closing
 
     from touchflow.bootstrap import crm_sync as build_sync
@@ -237,14 +243,36 @@ def crm_sync(
         return
     at = parse_now(now)
     with closing(sync):
-        backfilled = sync.backfill(at) if backfill else 0
+        crm = sync.connector.name
+        if backfill:
+            n = sync.backfill(at)
+            out.print(f"backfill: queued {n} routed lead(s) {crm} never had")
         queued = sync.queue(at)
         report = sync.push_report(at)
-        pulled = sync.pull(at)
+        _print_push(crm, queued, report)
+        # The pushes are reported even when the pull then fails (a bad token fails both).
+        try:
+            pulled = sync.pull(at)
+        except ConnectorError as exc:
+            pull_error: str | None = str(exc)
+        else:
+            pull_error = None
+            out.print("pull: " + ", ".join(f"{k} {v}" for k, v in pulled.items()), markup=False)
         missing = 0 if backfill else sync.unqueued_leads()
-    crm = sync.connector.name
-    if backfill:
-        out.print(f"backfill: queued {backfilled} routed lead(s) {crm} never had")
+    if missing:
+        err.print(
+            f"{missing} routed lead(s) were never queued for {crm} (routed before it was "
+            "configured): run `touchflow crm sync --backfill`",
+            markup=False,
+        )
+    if pull_error is not None:
+        err.print(f"pull failed: {pull_error}", markup=False)
+    if pull_error is not None or report.failed:
+        raise typer.Exit(1)
+
+
+def _print_push(crm: str, queued: int, report: DrainReport) -> None:
+    """The push as a table per connector, and the rows that did not go, grouped by reason."""
     t = Table(title=f"CRM sync: {crm} ({queued} new activities queued)")
     for col in ("connector", "pushes", "pushed", "retrying", "failed"):
         t.add_column(col, justify="left" if col in ("connector", "pushes") else "right")
@@ -259,13 +287,6 @@ def crm_sync(
         for (op, reason), n in sorted(report.reasons.items(), key=lambda kv: -kv[1]):
             why.add_row(crm, _OPERATIONS.get(op, op), str(n), reason)
         out.print(why)
-    out.print("pull: " + ", ".join(f"{k} {v}" for k, v in pulled.items()), markup=False)
-    if missing:
-        err.print(
-            f"{missing} routed lead(s) were never queued for {crm} (routed before it was "
-            "configured): run `touchflow crm sync --backfill`",
-            markup=False,
-        )
 
 
 _OWNER_STATUS = {
