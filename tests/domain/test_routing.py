@@ -458,6 +458,22 @@ def test_validate_warns_about_pools_overlapping_regions_could_surprise():
     )
 
 
+def test_backtest_replays_overlapping_regions_the_same_way(tmp_path):
+    path = tmp_path / "past.csv"
+    rows = ["email,received_at,accepted_at,country"] + [
+        f"p{i}@x.example,2026-12-01T10:{i:02d}:00Z,2026-12-01T10:{i + 1:02d}:00Z,"
+        f"{'IR' if i % 2 else 'DE'}"
+        for i in range(10)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    r = router(OVERLAP_TEAM, OVERLAP_ROUTING)
+    report = backtest(read_backtest_csv(path), r.team, r.routing)
+    country = {f"p{i}@x.example": "IR" if i % 2 else "DE" for i in range(10)}
+    got = {(country[email], d.assignee) for _, email, d in report.decisions}
+    assert {who for country, who in got if country == "IR"} == {"rami@co.com"}
+    assert {who for country, who in got if country == "DE"} == {"dieter@co.com", "emma@co.com"}
+
+
 def test_shipped_config_has_no_pool_warnings():
     r = load_router(ROOT / "config")
     assert pool_warnings(r.team, r.routing) == []

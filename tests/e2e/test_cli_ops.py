@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -142,8 +143,8 @@ def test_route_keeps_iranian_leads_in_mena_and_shows_who_got_what_and_why(projec
     _mena_config(project)
     checked = runner.invoke(app, ["validate", "config"])
     assert checked.exit_code == 0, checked.output
-    assert "config/routing.yaml:56:11: warning: rule 'mena': AE, QA, SA are also in" in (
-        checked.stdout
+    assert re.search(
+        r"config/routing.yaml:\d+:11: warning: rule 'mena': AE, QA, SA are also in", checked.stdout
     )
     assert "1 warning(s)" in checked.stderr
     _ok(["db", "upgrade"])
