@@ -3,6 +3,10 @@
 The rules of ``routing.yaml`` are tried in order, first match wins (see
 :mod:`touchflow.domain.routing.rules`).
 
+A pool that filters on ``territories`` holds, for each lead, only the members whose territories
+cover the lead's country (:meth:`Router.pool_for`); its ledger is the rule's, so a member who
+covers two overlapping regions is levelled with everyone in the rule's pool.
+
 When the matched rule's pool has nobody eligible, the rule's ``fallback`` (else the global one)
 gets the lead: ``Decision.fallback`` is true and the reason lists why each member was passed
 over. The fallback is never checked for eligibility, so no lead is ever left unassigned, and a

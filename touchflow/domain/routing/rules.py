@@ -18,7 +18,9 @@ Rules, in order, first match wins:
   An owner who is not eligible (PTO, capacity, ...) lets the next rule decide, and the reason
   says why the owner was passed over.
 - ``territory``: every condition of ``match`` holds (``countries``, ``regions``, ``segments``,
-  ``min_score``, ``grades``; a list means any of) -> weighted round robin over ``pool``.
+  ``min_score``, ``grades``; a list means any of) -> weighted round robin over ``pool``. A pool
+  that filters on ``territories`` is narrowed, per lead, to the members whose territories cover
+  the lead's country (regions may overlap: see :func:`pool_members`).
 - ``pool``: matches every lead; must be the last rule.
 
 What happens when a rule's pool has nobody eligible, and who in a pool gets the lead, is
