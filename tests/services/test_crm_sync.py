@@ -224,3 +224,26 @@ def test_a_pushed_lead_gets_its_aes_crm_owner_id_from_team_yaml(db, tmp_path):
     assert drain_outbox(db, crm, MON, owner_ids=ids).pushed == 2
     owners = {p["email"]: p["owner_id"] for p in crm.people.values()}
     assert owners == {PEOPLE[0]: ana, PEOPLE[1]: ben}
+
+
+def test_a_rerouted_lead_is_named_and_pushed_again_with_its_new_owner(db):
+    from tests.domain.test_routing import router
+    from tests.store.test_routing_store import TUE, add_prospects
+    from touchflow.services.routing import reroute_and_route
+
+    r = router()
+    with db.begin() as conn:
+        add_prospects(conn, [("late@slow.example", "FR", 10, None)])
+    first = reroute_and_route(db, r, TUE, crm="fake", min_lifecycle="lead")
+    [d] = first.routed
+    assert d.lead == "late@slow.example"
+    crm = FakeCrm()
+    assert drain_outbox(db, crm, TUE).pushed == 1  # pushed, owner: the first AE
+    later = TUE + timedelta(minutes=16)  # the SLA (15 minutes) missed
+    second = reroute_and_route(db, r, later, crm="fake", route_new=False)
+    [rr] = second.rerouted
+    assert rr.decision.lead == "late@slow.example" and rr.missed_by == d.assignee
+    assert rr.decision.reason.startswith(f"reroute after {d.assignee} missed the SLA")
+    with db.connect() as conn:
+        row = conn.execute(select(crm_outbox).where(crm_outbox.c.key == "late@slow.example")).one()
+    assert row.status == "pending"  # queued again: the CRM record follows the new owner

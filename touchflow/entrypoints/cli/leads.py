@@ -197,9 +197,9 @@ def route(
     t = Table(title=f"Routed {len(routed)} lead(s); rerouted {len(rerouted)} past their SLA")
     for col in ("lead", "assignee", "rule", "reason"):
         t.add_column(col, overflow="fold")
-    for r in rerouted:
+    for r in rerouted:  # the reason starts "reroute after <who> missed the SLA"
         d = r.decision
-        t.add_row(d.lead, d.assignee, d.rule, f"rerouted: {r.missed_by} missed the SLA; {d.reason}")
+        t.add_row(d.lead, d.assignee + (" (fallback)" if d.fallback else ""), d.rule, d.reason)
     for d in routed:
         t.add_row(d.lead, d.assignee + (" (fallback)" if d.fallback else ""), d.rule, d.reason)
     out.print(t)
