@@ -381,6 +381,10 @@ class HubspotCrm(ClosesOnExit):
                     "GET", f"/crm/v3/properties/{object_type}/{name}", operation="check_fields"
                 )
             except FatalError as exc:
+                if exc.status == 403:  # the token lacks the scope to read property definitions
+                    out.append(CrmFieldCheck(object_type, name, purpose,
+                                             problem=f"cannot read it: {exc}"))  # fmt: skip
+                    continue
                 if exc.status != 404:
                     raise
                 out.append(
