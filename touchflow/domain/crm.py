@@ -164,23 +164,20 @@ class OwnerCheck:
         return self.status in ("ok", "matched_by_email")
 
 
-def _same_id(written: str, listed: str) -> bool:
-    # Salesforce shows 15-character ids in its UI and returns 18-character ones (the same id
-    # plus a 3-character checksum) from the API: team.yaml may hold either.
-    return written == listed or (
-        len(written) == 15 and len(listed) == 18 and listed[:15] == written
-    )
-
-
 def check_owners(
     members: Iterable[tuple[str, str | None]], owners: Sequence[CrmOwner]
 ) -> list[OwnerCheck]:
     """Check ``(email, crm_owner_id)`` pairs against every owner the CRM lists."""
     by_email = {o.email.strip().lower(): o for o in owners if o.email}
+    by_id = {o.id: o for o in owners}
+    # Salesforce shows 15-character ids in its UI and returns 18-character ones (the same id
+    # plus a 3-character checksum) from the API: team.yaml may hold either.
+    by_id15 = {o.id[:15]: o for o in owners if len(o.id) == 18}
     out = []
     for email, owner_id in members:
         if owner_id:
-            found = next((o for o in owners if _same_id(owner_id.strip(), o.id)), None)
+            written = owner_id.strip()
+            found = by_id.get(written) or (by_id15.get(written) if len(written) == 15 else None)
             status: OwnerStatus = (
                 "unknown" if found is None else "ok" if found.active else "inactive"
             )
