@@ -116,3 +116,14 @@ def test_pinned_settings_answer_load_settings() -> None:
     with bootstrap.pinned_settings(mine):
         assert bootstrap.load_settings() is mine
     assert bootstrap.load_settings() is not mine
+
+
+def test_the_crm_sync_knows_team_yaml_owner_ids():
+    from tests.conftest import ROOT
+    from touchflow.bootstrap import team
+    from touchflow.services.crm_sync import team_owner_ids
+
+    settings = Settings(_env_file=None, config_dir=ROOT / "config")
+    ids = team_owner_ids(team(settings))
+    assert ids["ana.souza@yourco.com"] == "0055e000001AnaS"
+    assert team_owner_ids(team(Settings(_env_file=None, config_dir=ROOT / "nowhere"))) == {}

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 
 from touchflow.domain.compliance import BounceShield, CapPolicy, MailboxCaps
 from touchflow.domain.engine import SenderInfo
+from touchflow.domain.routing.team import TeamConfig
 from touchflow.domain.unsubscribe import DEV_UNSUBSCRIBE_SECRET
 from touchflow.errors import ConfigError
 from touchflow.ports import (
@@ -36,7 +37,7 @@ from touchflow.ports import (
     Notifier,
     SmsSender,
 )
-from touchflow.services.crm_sync import CrmSync
+from touchflow.services.crm_sync import CrmSync, team_owner_ids
 from touchflow.services.leads import LeadServices
 from touchflow.services.replies import poll_mailbox
 from touchflow.services.tick import Ticker
@@ -385,7 +386,19 @@ def crm_sync(settings: Settings) -> CrmSync | None:
         batch_size=settings.crm.batch_size,
         max_attempts=settings.crm.max_attempts,
         owner_change_pause=timedelta(days=settings.crm.owner_change_pause_days),
+        owner_ids=team_owner_ids(team(settings)),
     )
+
+
+def team(settings: Settings) -> TeamConfig | None:
+    """``config/team.yaml`` when it exists (ConfigFileError with its findings when invalid)."""
+    from touchflow.domain.model_findings import read_text
+    from touchflow.domain.routing import team_from_yaml
+
+    path = settings.config_dir / "team.yaml"
+    if not path.exists():
+        return None
+    return team_from_yaml(read_text(path), str(path))
 
 
 def required_crm_sync(settings: Settings) -> CrmSync:

@@ -39,6 +39,7 @@ types never leave a connector.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 class TouchflowError(Exception):
@@ -51,15 +52,20 @@ class ConfigError(TouchflowError):
 
 @dataclass(frozen=True, order=True)
 class Finding:
-    """One validation problem at a position in a file (1-based line and column)."""
+    """One validation problem at a position in a file (1-based line and column).
+
+    ``severity`` "warning": valid, but maybe not what the author meant; ``touchflow validate``
+    prints it and still succeeds.
+    """
 
     path: str
     line: int
     col: int
     message: str
+    severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: error: {self.message}"
+        return f"{self.path}:{self.line}:{self.col}: {self.severity}: {self.message}"
 
 
 class FindingsError(TouchflowError):

@@ -25,6 +25,7 @@ from touchflow.domain.crm import (
     CrmActivity,
     CrmCompany,
     CrmDeal,
+    CrmFieldCheck,
     CrmOwner,
     CrmPerson,
 )
@@ -183,6 +184,14 @@ class CrmConnector(Protocol):
 
     def changes_since(self, since: datetime, cursor: str | None = None) -> ChangePage:
         """Meetings booked, deals created and owner changes after ``since``, a page at a time."""
+        ...
+
+    def check_fields(self) -> list[CrmFieldCheck]:
+        """Every custom field or property this connector (as configured) needs, checked.
+
+        Read-only: asks the CRM whether each exists (and is usable, e.g. unique where an
+        upsert keys on it) and reports it; ``touchflow crm check`` prints them.
+        """
         ...
 
     def close(self) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,13 +57,15 @@ class DownCrm(FakeCrm):
         return super().upsert_people(people)
 
 
-def _app(db: Engine, crm: FakeCrm, notifier: Recorder) -> TestClient:
+def _app(
+    db: Engine, crm: FakeCrm, notifier: Recorder, config: Path = ROOT / "config"
+) -> TestClient:
     settings = Settings(
         _env_file=None,
         api_key=KEY,
         cadences_dir=ROOT / "cadences",
         templates_dir=ROOT / "templates",
-        config_dir=ROOT / "config",
+        config_dir=config,
         crm={"provider": "fake"},
     )
     services = lead_services(settings)
@@ -172,3 +176,33 @@ def test_a_push_cut_off_by_a_crash_is_left_to_the_drain_after_the_hold(db: Engin
     assert drain_outbox(db, crm, NOW + PUSH_HOLD).pushed == 1
     assert drain_outbox(db, crm, NOW + 2 * PUSH_HOLD).pushed == 0
     assert crm.count("person") == 1
+
+
+def test_an_iranian_lead_goes_to_mena_not_to_europe_when_regions_overlap(
+    db: Engine, tmp_path: Path
+):
+    # The trial's routing.yaml: a MENA region that shares AE, SA, QA with EMEA, a rule for it
+    # before EMEA's, and Farid (Dubai) covering MENA. Every EMEA AE used to join its pool.
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    routing = tmp_path / "config/routing.yaml"
+    routing.write_text(
+        routing.read_text()
+        .replace("  emea: [GB,", "  mena: [IR, AE, SA, QA]\n  emea: [GB,", 1)
+        .replace(
+            "  - name: emea\n",
+            "  - name: mena\n    kind: territory\n    match: {regions: [mena]}\n"
+            "    pool: {role: ae, territories: [mena]}\n  - name: emea\n",
+            1,
+        )
+    )
+    team = tmp_path / "config/team.yaml"
+    team.write_text(team.read_text().replace("[AE, SA, QA, emea]", "[mena, emea]", 1))
+    client = _app(db, FakeCrm(), Recorder(), tmp_path / "config")
+    got = set()
+    for i in range(3):
+        body = {**LEAD, "email": f"reza{i}@pars{i}.example", "country": "IR", "phone": None}
+        r = _post(client, body, key=f"ir-{i}")
+        assert r.status_code == 201, r.text
+        assert r.json()["rule"] == "mena"
+        got.add(r.json()["assignee"])
+    assert got == {"farid.haddad@yourco.com"}

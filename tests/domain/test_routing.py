@@ -16,6 +16,7 @@ from touchflow.domain.routing import (
     RoutingState,
     backtest,
     load_router,
+    pool_warnings,
     read_backtest_csv,
     routing_from_yaml,
     team_from_yaml,
@@ -374,6 +375,108 @@ def test_shipped_config_loads():
     r = load_router(ROOT / "config")
     assert len(r.team.members) >= 6
     assert r.routing.rules[0].kind == "account_owner"
+
+
+# ------------------------------------------------------------ overlapping regions
+
+# The trial team: a Dubai AE for MENA, two European AEs for EMEA; AE (the UAE) is in both.
+OVERLAP_TEAM = """\
+working_hours: {timezone: UTC, days: [mon, tue, wed, thu, fri], start: "00:00", end: "23:59"}
+members:
+  - {email: dieter@co.com, name: Dieter, territories: [emea]}
+  - {email: emma@co.com, name: Emma, territories: [emea]}
+  - {email: rami@co.com, name: Rami, territories: [mena]}
+"""
+OVERLAP_ROUTING = """\
+regions:
+  mena: [IR, AE, SA]
+  emea: [DE, GB, AE]
+rules:
+  - name: mena
+    kind: territory
+    match: {regions: [mena]}
+    pool: {role: ae, territories: [mena]}
+  - name: emea
+    kind: territory
+    match: {regions: [emea]}
+    pool: {role: ae, territories: [emea]}
+  - {name: everyone, kind: pool, pool: {role: ae}}
+fallback: boss@co.com
+"""
+
+
+def test_overlapping_regions_do_not_send_iranian_leads_to_europe():
+    r = router(OVERLAP_TEAM, OVERLAP_ROUTING)
+    s = RoutingState()
+    iranian = [r.route(lead(i, country="IR"), s, TUE) for i in range(6)]
+    assert {d.assignee for d in iranian} == {"rami@co.com"}
+    assert all(d.rule == "mena" and not d.fallback for d in iranian)
+    assert "pool narrowed to members covering IR" in iranian[0].reason
+    # An Emirati lead is in both regions: whoever covers AE may get it, Rami included.
+    emirati = {r.route(lead(10 + i, country="AE"), s, TUE).assignee for i in range(9)}
+    assert emirati == {"rami@co.com", "dieter@co.com", "emma@co.com"}
+    # A lead of unknown country that a rule matches gets the pool as written.
+    assert [m.email for m in r.pool_for(r.routing.rules[0], None)] == [
+        "dieter@co.com",
+        "emma@co.com",
+        "rami@co.com",
+    ]
+
+
+def test_a_listed_pool_is_not_narrowed_and_nobody_covering_goes_to_fallback():
+    routing = OVERLAP_ROUTING.replace(
+        "pool: {role: ae, territories: [mena]}", "pool: {role: ae, territories: [DE]}"
+    )
+    d = router(OVERLAP_TEAM, routing).route(lead(country="IR"), RoutingState(), TUE)
+    assert (d.assignee, d.fallback) == ("boss@co.com", True)
+    assert "nobody in it covers IR" in d.reason
+    listed = OVERLAP_ROUTING.replace("pool: {role: ae, territories: [mena]}", "pool: [emma@co.com]")
+    d = router(OVERLAP_TEAM, listed).route(lead(country="IR"), RoutingState(), TUE)
+    assert d.assignee == "emma@co.com"
+
+
+def test_validate_warns_about_pools_overlapping_regions_could_surprise():
+    r = router(OVERLAP_TEAM, OVERLAP_ROUTING)
+    warnings = pool_warnings(r.team, r.routing)
+    assert [(w.severity, w.line) for w in warnings] == [("warning", 8), ("warning", 12)]
+    assert str(warnings[0]).startswith("config/routing.yaml:8:11: warning: rule 'mena': AE is also")
+    assert "dieter@co.com, emma@co.com" in warnings[0].message
+    assert "rule 'emea': AE is also in region(s) mena" in warnings[1].message
+    assert "rami@co.com" in warnings[1].message
+    # A member who names the country itself is no surprise.
+    team = OVERLAP_TEAM.replace("territories: [emea]}", "territories: [emea, AE]}")
+    r = router(team, OVERLAP_ROUTING)
+    assert [w.message.split(":")[0] for w in pool_warnings(r.team, r.routing)] == ["rule 'emea'"]
+    # A rule matching countries nobody in its pool covers: they always go to the fallback.
+    routing = OVERLAP_ROUTING.replace(
+        "pool: {role: ae, territories: [mena]}", "pool: {role: ae, territories: [DE]}"
+    )
+    r = router(OVERLAP_TEAM, routing)
+    assert any(
+        "rule 'mena' matches leads from IR, SA but nobody in its pool covers them" in w.message
+        for w in pool_warnings(r.team, r.routing)
+    )
+
+
+def test_backtest_replays_overlapping_regions_the_same_way(tmp_path):
+    path = tmp_path / "past.csv"
+    rows = ["email,received_at,accepted_at,country"] + [
+        f"p{i}@x.example,2026-12-01T10:{i:02d}:00Z,2026-12-01T10:{i + 1:02d}:00Z,"
+        f"{'IR' if i % 2 else 'DE'}"
+        for i in range(10)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    r = router(OVERLAP_TEAM, OVERLAP_ROUTING)
+    report = backtest(read_backtest_csv(path), r.team, r.routing)
+    country = {f"p{i}@x.example": "IR" if i % 2 else "DE" for i in range(10)}
+    got = {(country[email], d.assignee) for _, email, d in report.decisions}
+    assert {who for country, who in got if country == "IR"} == {"rami@co.com"}
+    assert {who for country, who in got if country == "DE"} == {"dieter@co.com", "emma@co.com"}
+
+
+def test_shipped_config_has_no_pool_warnings():
+    r = load_router(ROOT / "config")
+    assert pool_warnings(r.team, r.routing) == []
 
 
 # ---------------------------------------------------------------------------- backtest

@@ -156,3 +156,94 @@ def test_changes_end_or_pause_cadences_once(db, tmp_path):
         assert sorted(kinds.scalars()) == sorted(
             ["meeting_booked", "deal_created", "owner_changed", "meeting_booked", "meeting_booked"]
         )
+
+
+def test_leads_routed_before_the_crm_existed_are_backfilled_once_with_names_and_owners(
+    db, tmp_path
+):
+    from tests.conftest import ROOT
+    from touchflow.domain.routing import load_router
+    from touchflow.services.crm_sync import queue_backfill, unqueued_lead_count
+    from touchflow.services.routing import route_qualified
+
+    _world(db, tmp_path)
+    with db.begin() as conn:  # routed while TOUCHFLOW_CRM__PROVIDER was none
+        routed = route_qualified(conn, load_router(ROOT / "config"), MON, crm=None,
+                                 min_lifecycle="lead")  # fmt: skip
+    assert sorted(d.lead for d in routed) == sorted(PEOPLE)
+    with db.connect() as conn:
+        assert conn.execute(select(crm_outbox)).all() == []  # nothing queued: no CRM then
+    crm = FakeCrm()
+    owners = {d.assignee: crm.seed_owner(d.assignee, "An AE") for d in routed}
+    with db.connect() as conn:
+        assert unqueued_lead_count(conn, crm.name) == 3
+    # One already linked (pushed by hand, say) is not queued again.
+    with db.begin() as conn:
+        conn.execute(crm_links.insert().values(crm="fake", kind="person", local_key=PEOPLE[2],
+                                               external_id="p-by-hand", synced_at=MON))  # fmt: skip
+        assert queue_backfill(conn, crm.name, MON) == 2
+        assert queue_backfill(conn, crm.name, MON) == 0
+        assert unqueued_lead_count(conn, crm.name) == 0
+    report = drain_outbox(db, crm, MON)
+    assert report.outcomes["push_lead", "pushed"] == 2 and crm.count("person") == 2
+    by_email = {p["email"]: p for p in crm.people.values()}
+    for d in routed[:2]:
+        person = by_email[d.lead]
+        assert (person["first_name"], person["title"]) == ("Ann", "VP Sales")
+        assert person["owner_id"] == owners[d.assignee]
+    with db.begin() as conn:
+        assert queue_backfill(conn, crm.name, MON) == 0  # pushed: done rows count as had
+
+
+def test_a_drain_reports_outcomes_per_operation_and_why_rows_failed(db, tmp_path):
+    _world(db, tmp_path)
+    crm = Flaky(fatal=True)
+    _queue_all(db, crm.name)
+    report = drain_outbox(db, crm, MON)
+    assert report.outcomes == {("push_lead", "failed"): 3}
+    [(key, n)] = report.reasons.items()
+    assert key[0] == "push_lead" and "bad property" in key[1] and n == 3
+
+
+def test_a_pushed_lead_gets_its_aes_crm_owner_id_from_team_yaml(db, tmp_path):
+    from sqlalchemy import update
+
+    from touchflow.store.schema import prospects
+
+    _world(db, tmp_path)
+    with db.begin() as conn:
+        for email, ae in ((PEOPLE[0], "ana.souza@yourco.com"), (PEOPLE[1], "ben@yourco.com")):
+            conn.execute(update(prospects).where(prospects.c.email == email).values(ae_email=ae))
+            queue_lead(conn, "fake", email, MON)
+    crm = FakeCrm()
+    # Her CRM login is not her work email: only team.yaml's crm_owner_id finds her.
+    ana = crm.seed_owner("asouza@crm-login.example", "Ana Souza")
+    ben = crm.seed_owner("ben@yourco.com", "Ben")
+    # Ben's id in team.yaml is a typo: not sent (the CRM would refuse the push); his email is.
+    ids = {"ana.souza@yourco.com": ana, "ben@yourco.com": "0055e000001Typo"}
+    assert drain_outbox(db, crm, MON, owner_ids=ids).pushed == 2
+    owners = {p["email"]: p["owner_id"] for p in crm.people.values()}
+    assert owners == {PEOPLE[0]: ana, PEOPLE[1]: ben}
+
+
+def test_a_rerouted_lead_is_named_and_pushed_again_with_its_new_owner(db):
+    from tests.domain.test_routing import router
+    from tests.store.test_routing_store import TUE, add_prospects
+    from touchflow.services.routing import reroute_and_route
+
+    r = router()
+    with db.begin() as conn:
+        add_prospects(conn, [("late@slow.example", "FR", 10, None)])
+    first = reroute_and_route(db, r, TUE, crm="fake", min_lifecycle="lead")
+    [d] = first.routed
+    assert d.lead == "late@slow.example"
+    crm = FakeCrm()
+    assert drain_outbox(db, crm, TUE).pushed == 1  # pushed, owner: the first AE
+    later = TUE + timedelta(minutes=16)  # the SLA (15 minutes) missed
+    second = reroute_and_route(db, r, later, crm="fake", route_new=False)
+    [rr] = second.rerouted
+    assert rr.decision.lead == "late@slow.example" and rr.missed_by == d.assignee
+    assert rr.decision.reason.startswith(f"reroute after {d.assignee} missed the SLA")
+    with db.connect() as conn:
+        row = conn.execute(select(crm_outbox).where(crm_outbox.c.key == "late@slow.example")).one()
+    assert row.status == "pending"  # queued again: the CRM record follows the new owner

@@ -9,7 +9,10 @@ vendor's 404 would be), and :meth:`FakeCrm.changes_since` pages through changes
 
 It also offers the data half of the stand-in controls
 (:class:`tests.support.standins.crm_base.CrmStandin`): ``seed_owner``,
-``add_change``, ``count`` and ``record``; there is no HTTP, so no ``fail_next``.
+``add_change``, ``count``, ``record`` and ``drop_field``; there is no HTTP, so no
+``fail_next``. Like the real CRMs it keys activities on a custom field,
+``activity.touchflow_key``, which :meth:`FakeCrm.check_fields` reports (present
+unless ``drop_field`` removed it).
 What touchflow itself does shows up as changes the way it would in a CRM:
 ``assign_owner`` records an ``owner_changed`` and ``create_deal`` a
 ``deal_created``, stamped by the injected ``clock``. Thread-safe.
@@ -31,6 +34,7 @@ from touchflow.domain.crm import (
     CrmChange,
     CrmCompany,
     CrmDeal,
+    CrmFieldCheck,
     CrmOwner,
     CrmPerson,
 )
@@ -72,6 +76,7 @@ class FakeCrm:
         self._by_domain: dict[str, str] = {}
         self._by_key: dict[str, str] = {}
         self.closed = False
+        self.fields: set[tuple[str, str]] = {("activity", "touchflow_key")}
 
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids)}"
@@ -178,6 +183,18 @@ class FakeCrm:
         end = start + len(page)
         return ChangePage(changes=page, cursor=str(end) if end < len(after) else None)
 
+    def check_fields(self) -> list[CrmFieldCheck]:
+        with self._lock:
+            present = ("activity", "touchflow_key") in self.fields
+        return [
+            CrmFieldCheck(
+                "activity",
+                "touchflow_key",
+                "activities are deduplicated on it",
+                problem=None if present else "missing",
+            )
+        ]
+
     def close(self) -> None:
         self.closed = True
 
@@ -188,6 +205,11 @@ class FakeCrm:
             owner_id = self._new_id("u")
             self.owners[owner_id] = CrmOwner(id=owner_id, email=email, name=name)
             return owner_id
+
+    def drop_field(self, object: str, name: str) -> None:
+        """Remove a custom field, as in a CRM where it was never created."""
+        with self._lock:
+            self.fields.discard((object, name))
 
     def add_change(
         self,

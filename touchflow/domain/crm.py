@@ -22,6 +22,7 @@ owner         owner               User                user
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -117,3 +118,72 @@ class ChangePage:
 
     changes: list[CrmChange]
     cursor: str | None
+
+
+@dataclass(frozen=True)
+class CrmFieldCheck:
+    """A custom field or property touchflow needs in the CRM, checked against it.
+
+    ``object`` and ``field`` are the vendor's names (``calls``/``touchflow_key``,
+    ``Task``/``Touchflow_Key__c``), so a RevOps admin can find them in the CRM's settings;
+    ``problem`` None means the field is there and usable; ``note`` is advice that does not
+    stop anything (a key field that is not unique, say).
+    """
+
+    object: str
+    field: str
+    purpose: str
+    problem: str | None = None
+    note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+OwnerStatus = Literal["ok", "unknown", "inactive", "matched_by_email", "no_owner"]
+
+
+@dataclass(frozen=True)
+class OwnerCheck:
+    """A team member's owner in the CRM: ``crm_owner_id`` from team.yaml, checked.
+
+    ``status``: ``ok`` (the id exists, active), ``unknown`` (no such owner), ``inactive``
+    (deactivated or archived), ``matched_by_email`` (no id in team.yaml, but the CRM has an
+    owner with the member's email: pushes use it), ``no_owner`` (neither: their leads are
+    pushed without an owner).
+    """
+
+    email: str
+    crm_owner_id: str | None
+    status: OwnerStatus
+    owner: CrmOwner | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "matched_by_email")
+
+
+def check_owners(
+    members: Iterable[tuple[str, str | None]], owners: Sequence[CrmOwner]
+) -> list[OwnerCheck]:
+    """Check ``(email, crm_owner_id)`` pairs against every owner the CRM lists."""
+    by_email = {o.email.strip().lower(): o for o in owners if o.email}
+    by_id = {o.id: o for o in owners}
+    # Salesforce shows 15-character ids in its UI and returns 18-character ones (the same id
+    # plus a 3-character checksum) from the API: team.yaml may hold either.
+    by_id15 = {o.id[:15]: o for o in owners if len(o.id) == 18}
+    out = []
+    for email, owner_id in members:
+        if owner_id:
+            written = owner_id.strip()
+            found = by_id.get(written) or (by_id15.get(written) if len(written) == 15 else None)
+            status: OwnerStatus = (
+                "unknown" if found is None else "ok" if found.active else "inactive"
+            )
+            out.append(OwnerCheck(email, owner_id, status, found))
+        else:
+            match = by_email.get(email.lower())
+            ok = match is not None and match.active
+            out.append(OwnerCheck(email, None, "matched_by_email" if ok else "no_owner", match))
+    return out

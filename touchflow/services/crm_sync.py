@@ -24,8 +24,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, select, update
 
-from touchflow.domain.crm import CrmActivity, CrmCompany, CrmPerson
+from touchflow.domain.crm import CrmActivity, CrmCompany, CrmOwner, CrmPerson, check_owners
 from touchflow.domain.enrollment import Event, State, transition
+from touchflow.domain.routing.team import TeamConfig
 from touchflow.errors import FatalError, RateLimited, RetryableError, TouchflowError
 from touchflow.ports import CrmConnector
 from touchflow.store.cadence_versions import RuntimeCache
@@ -39,6 +40,7 @@ from touchflow.store.schema import (
     enrollments,
     events,
     prospects,
+    route_assignments,
     tasks,
     touches,
 )
@@ -135,6 +137,57 @@ def queue_new_activities(conn: Connection, crm: str, now: datetime, *,
     return len(rows)
 
 
+def _unqueued_leads(crm: str) -> Any:
+    """Routed people with no lead push queued for ``crm`` and no link to a ``crm`` record."""
+    queued = select(crm_outbox.c.key).where(
+        crm_outbox.c.crm == crm, crm_outbox.c.operation == PUSH_LEAD
+    )
+    linked = select(crm_links.c.local_key).where(
+        crm_links.c.crm == crm, crm_links.c.kind == "person"
+    )
+    # Routed: given to an AE, or to a queue (an assignment without an ae_email).
+    routed = select(route_assignments.c.prospect_id)
+    return (
+        select(prospects.c.email)
+        .where(
+            (prospects.c.ae_email.is_not(None)) | prospects.c.id.in_(routed),
+            prospects.c.email.not_in(queued),
+            prospects.c.email.not_in(linked),
+        )
+        .order_by(prospects.c.id)
+    )
+
+
+def unqueued_lead_count(conn: Connection, crm: str) -> int:
+    """How many routed leads were never queued for ``crm`` (routed before it was configured)."""
+    sub = _unqueued_leads(crm).subquery()
+    return int(conn.execute(select(func.count()).select_from(sub)).scalar() or 0)
+
+
+def queue_backfill(conn: Connection, crm: str, now: datetime) -> int:
+    """Queue a lead push for every routed lead ``crm`` has never had; how many.
+
+    Leads routed while no CRM was configured were never queued (routing queues each lead for
+    the CRM of the moment). A lead with a push already queued, done or failed, or already
+    linked to a ``crm`` record, is left alone, so running it twice queues nothing twice. The
+    push carries the person's name, title, company and owner, as every lead push does.
+    """
+    emails: list[str] = list(conn.execute(_unqueued_leads(crm)).scalars())
+    rows = [
+        {"crm": crm, "operation": PUSH_LEAD, "key": e, "payload": {}, "status": "pending",
+         "attempts": 0, "next_attempt_at": now, "created_at": now}
+        for e in emails
+    ]  # fmt: skip
+    if rows:
+        conn.execute(
+            dialect_insert(conn, crm_outbox).on_conflict_do_nothing(
+                index_elements=["crm", "operation", "key"]
+            ),
+            rows,
+        )
+    return len(rows)
+
+
 def outbox_status(conn: Connection, crm: str) -> dict[str, int]:
     """Outbox rows by status (pending, done, failed)."""
     return dict(
@@ -173,15 +226,30 @@ def outbox_summary(engine: Engine, crm: str, *, failed_limit: int = 20) -> Outbo
 
 @dataclass
 class DrainReport:
-    """What one drain did."""
+    """What one drain (or several, :meth:`add`) did.
+
+    ``outcomes`` counts rows by ``(operation, outcome)`` (outcome: pushed, retrying, failed);
+    ``reasons`` counts the rows that did not go by ``(operation, error message)``.
+    """
 
     pushed: int = 0
     retrying: int = 0
     failed: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, int]:
         return {"pushed": self.pushed, "retrying": self.retrying, "failed": self.failed}
+
+    def add(self, other: DrainReport) -> None:
+        """Fold ``other`` into this report."""
+        self.pushed += other.pushed
+        self.retrying += other.retrying
+        self.failed += other.failed
+        self.errors.update(other.errors)
+        self.outcomes.update(other.outcomes)
+        self.reasons.update(other.reasons)
 
 
 def _link(conn: Connection, crm: str, kind: str, local_key: str, external_id: str,
@@ -204,17 +272,34 @@ def _upsert_link(insert: Insert) -> Any:
 
 #: Owners change rarely: one listing per connector per few minutes, not one per lead.
 OWNERS_TTL_S = 300.0
-_owner_cache: dict[int, tuple[float, dict[str, str]]] = {}
+_owner_cache: dict[int, tuple[float, list[CrmOwner]]] = {}
 
 
-def _owner_ids(connector: CrmConnector) -> dict[str, str]:
-    """Active owners' ids by lower-case email, cached per connector for OWNERS_TTL_S."""
+def team_owner_ids(team: TeamConfig | None) -> dict[str, str]:
+    """team.yaml's ``crm_owner_id`` by member email: the owner a pushed lead of theirs gets."""
+    if team is None:
+        return {}
+    return {m.email: m.crm_owner_id.strip() for m in team.members if m.crm_owner_id}
+
+
+def _owner_ids(
+    connector: CrmConnector, team_ids: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Owner ids by lower-case email, for the CRM's active owners (listed once per connector
+    per OWNERS_TTL_S): team.yaml's ``crm_owner_id`` when the CRM has it, else the owner with
+    the member's email. An id the CRM does not know is not sent (the CRM would refuse the
+    whole push); ``touchflow crm check`` reports it."""
     cached = _owner_cache.get(id(connector))
     if cached is not None and time.monotonic() - cached[0] < OWNERS_TTL_S:
-        return cached[1]
-    owners = {o.email.lower(): o.id for o in connector.list_owners() if o.active}
-    _owner_cache[id(connector)] = (time.monotonic(), owners)
-    return owners
+        owners = cached[1]
+    else:
+        owners = [o for o in connector.list_owners() if o.active]
+        _owner_cache[id(connector)] = (time.monotonic(), owners)
+    by_email = {o.email.lower(): o.id for o in owners}
+    for check in check_owners((team_ids or {}).items(), owners):
+        if check.status == "ok" and check.owner is not None:
+            by_email[check.email.lower()] = check.owner.id
+    return by_email
 
 
 def drain_outbox(
@@ -225,6 +310,7 @@ def drain_outbox(
     limit: int = 100,
     max_attempts: int = 8,
     keys: Sequence[str] | None = None,
+    owner_ids: Mapping[str, str] | None = None,
 ) -> DrainReport:
     """Push up to ``limit`` due outbox rows; returns counts.
 
@@ -232,7 +318,8 @@ def drain_outbox(
     idempotent on its touch key). A retryable failure puts the row back with
     backoff (or the provider's ``Retry-After``); after ``max_attempts``, or on a
     fatal error, it becomes ``failed`` with the error, for a human to see.
-    ``keys`` limits the drain to those rows.
+    ``keys`` limits the drain to those rows. ``owner_ids`` (:func:`team_owner_ids`) give a
+    lead's AE their team.yaml owner id; an AE without one gets the CRM owner with their email.
     """
     report = DrainReport()
     crm = connector.name
@@ -253,7 +340,7 @@ def drain_outbox(
         leads = [r for r in rows if r.operation == PUSH_LEAD]
         people = lead_rows(conn, crm, [r.key for r in leads]) if leads else []
     if leads:
-        _push_leads(engine, connector, people, leads, now, max_attempts, report)
+        _push_leads(engine, connector, people, leads, now, max_attempts, report, owner_ids)
     for row in rows:
         if row.operation != LOG_ACTIVITY:
             continue
@@ -273,13 +360,31 @@ def drain_rounds(
     batch_size: int,
     max_attempts: int,
     rounds: int = 50,
+    owner_ids: Mapping[str, str] | None = None,
 ) -> dict[str, int]:
     """Drain the outbox: up to ``rounds`` batches of ``batch_size``; totals by outcome."""
-    total: dict[str, int] = {"pushed": 0, "retrying": 0, "failed": 0}
+    report = drain_report(engine, connector, now, batch_size=batch_size,
+                          max_attempts=max_attempts, rounds=rounds,
+                          owner_ids=owner_ids)  # fmt: skip
+    return report.as_dict()
+
+
+def drain_report(
+    engine: Engine,
+    connector: CrmConnector,
+    now: datetime,
+    *,
+    batch_size: int,
+    max_attempts: int,
+    rounds: int = 50,
+    owner_ids: Mapping[str, str] | None = None,
+) -> DrainReport:
+    """:func:`drain_rounds` with the whole report: outcomes per operation, failure reasons."""
+    total = DrainReport()
     for _ in range(rounds):
-        report = drain_outbox(engine, connector, now, limit=batch_size, max_attempts=max_attempts)
-        for k, v in report.as_dict().items():
-            total[k] += v
+        report = drain_outbox(engine, connector, now, limit=batch_size,
+                              max_attempts=max_attempts, owner_ids=owner_ids)  # fmt: skip
+        total.add(report)
         if sum(report.as_dict().values()) < batch_size:
             break
     return total
@@ -302,6 +407,7 @@ def push_leads_now(
     now: datetime,
     *,
     max_attempts: int = 8,
+    owner_ids: Mapping[str, str] | None = None,
 ) -> DrainReport:
     """Push leads just queued with ``queue_lead(..., hold=...)``, without waiting for a drain.
 
@@ -313,7 +419,7 @@ def push_leads_now(
     report = DrainReport()
     queued = [_Queued(connector.name, PUSH_LEAD, p.email, 0) for p in people]
     if queued:
-        _push_leads(engine, connector, people, queued, now, max_attempts, report)
+        _push_leads(engine, connector, people, queued, now, max_attempts, report, owner_ids)
     return report
 
 
@@ -374,10 +480,11 @@ _MARK_DONE = (
 
 def _push_leads(engine: Engine, connector: CrmConnector, people: Sequence[Any],
                 queued: Sequence[Any], now: datetime, max_attempts: int,
-                report: DrainReport) -> None:  # fmt: skip
+                report: DrainReport,
+                owner_ids: Mapping[str, str] | None = None) -> None:  # fmt: skip
     """Push ``people`` (their :func:`lead_rows`), then mark their ``queued`` outbox rows."""
     try:
-        owners = _owner_ids(connector)
+        owners = _owner_ids(connector, owner_ids)
         person_ids, company_ids, new_companies = _send_people(connector, people, owners)
     except TouchflowError as exc:
         _failed(engine, queued, exc, now, max_attempts, report)
@@ -396,6 +503,7 @@ def _push_leads(engine: Engine, connector: CrmConnector, people: Sequence[Any],
             )  # fmt: skip
         _mark_done(conn, queued, now)
     report.pushed += len(queued)
+    report.outcomes[PUSH_LEAD, "pushed"] += len(queued)
 
 
 def _send_people(
@@ -505,6 +613,8 @@ def _done(engine: Engine, rows: Sequence[Any], now: datetime, report: DrainRepor
     with engine.begin() as conn:
         _mark_done(conn, rows, now)
     report.pushed += len(rows)
+    for r in rows:
+        report.outcomes[r.operation, "pushed"] += 1
 
 
 def _failed(engine: Engine, rows: Sequence[Any], exc: TouchflowError, now: datetime,
@@ -535,6 +645,8 @@ def _failed(engine: Engine, rows: Sequence[Any], exc: TouchflowError, now: datet
                 report.retrying += 1
             else:
                 report.failed += 1
+            report.outcomes[r.operation, "retrying" if retry else "failed"] += 1
+            report.reasons[r.operation, str(exc)[:300]] += 1
 
 
 # -- pulling -----------------------------------------------------------------------
@@ -563,6 +675,7 @@ def pull_changes(
     first_since: datetime | None = None,
     owner_change_pause: timedelta = timedelta(days=3),
     max_pages: int = 1000,
+    owner_ids: Mapping[str, str] | None = None,
 ) -> PullReport:
     """Apply CRM changes since the last pull, a page per transaction (resumable).
 
@@ -584,7 +697,7 @@ def pull_changes(
                 report.changes += 1
                 latest = max(latest, ch.occurred_at)
                 if ch.kind == "owner_changed" and owners is None:
-                    owners = {v: k for k, v in _owner_ids(connector).items()}
+                    owners = {v: k for k, v in _owner_ids(connector, owner_ids).items()}
                 _apply_change(conn, crm, ch, runtimes, now, owner_change_pause,
                               owners or {}, report)  # fmt: skip
             cursor = page.cursor
@@ -674,21 +787,38 @@ class CrmSync:
     batch_size: int
     max_attempts: int
     owner_change_pause: timedelta
+    #: team.yaml's ``crm_owner_id`` by member email (:func:`team_owner_ids`).
+    owner_ids: Mapping[str, str] = field(default_factory=dict)
 
     def queue(self, now: datetime) -> int:
         """Queue the touches and completed tasks not yet logged in the CRM; how many."""
         with self.engine.begin() as conn:
             return queue_new_activities(conn, self.connector.name, now)
 
+    def backfill(self, now: datetime) -> int:
+        """Queue every routed lead this CRM never had (:func:`queue_backfill`); how many."""
+        with self.engine.begin() as conn:
+            return queue_backfill(conn, self.connector.name, now)
+
+    def unqueued_leads(self) -> int:
+        """How many routed leads this CRM never had: what :meth:`backfill` would queue."""
+        with self.engine.connect() as conn:
+            return unqueued_lead_count(conn, self.connector.name)
+
     def push(self, now: datetime, rounds: int = 50) -> dict[str, int]:
         """Drain the outbox: up to ``rounds`` batches of :attr:`batch_size` rows."""
-        return drain_rounds(
+        return self.push_report(now, rounds).as_dict()
+
+    def push_report(self, now: datetime, rounds: int = 50) -> DrainReport:
+        """:meth:`push`, with outcomes per operation and why rows did not go."""
+        return drain_report(
             self.engine,
             self.connector,
             now,
             batch_size=self.batch_size,
             max_attempts=self.max_attempts,
             rounds=rounds,
+            owner_ids=self.owner_ids,
         )
 
     def pull(self, now: datetime) -> dict[str, int]:
@@ -699,6 +829,7 @@ class CrmSync:
             self.runtimes,
             now,
             owner_change_pause=self.owner_change_pause,
+            owner_ids=self.owner_ids,
         )
         return report.as_dict()
 

@@ -68,11 +68,18 @@ def reroute_and_route(
 ) -> RoutingRun:
     """Reroute every lead past its SLA, then (``route_new``) route the routable ones.
 
-    One transaction. ``min_lifecycle`` is one of :data:`ROUTABLE`; each newly
-    routed lead is queued for ``crm`` (None: no CRM), as :func:`route_qualified`.
+    One transaction. ``min_lifecycle`` is one of :data:`ROUTABLE`; each rerouted and
+    each newly routed lead is queued for ``crm`` (None: no CRM), as :func:`route_qualified`.
     """
     with engine.begin() as conn:
         rerouted = reroute_overdue(conn, router, now)
+        if crm is not None and rerouted:
+            # The lead has a new owner: the CRM record must follow (the push is an upsert).
+            pids = sorted({r.prospect_id for r in rerouted})
+            q = select(prospects.c.email).where(prospects.c.id.in_(pids))
+            emails: list[str] = list(conn.execute(q).scalars())
+            for email in emails:
+                queue_lead(conn, crm, email, now)
         routed: list[Decision] = []
         if route_new:
             routed = route_qualified(conn, router, now, crm=crm, min_lifecycle=min_lifecycle)

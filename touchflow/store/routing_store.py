@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from typing import Any, cast
@@ -453,14 +453,8 @@ def reroute_overdue(conn: Connection, router: Router, now: datetime) -> list[Rer
         if lead is None:  # pragma: no cover - the foreign key keeps prospects
             continue
         d = router.route(lead, state, now, exclude=missed[row.prospect_id])
-        d = Decision(
-            d.assignee,
-            d.rule,
-            f"reroute after {row.assignee_email} missed the SLA; {d.reason}"[:500],
-            d.pool,
-            d.fallback,
-            d.sla_due_at,
-        )
+        why = f"reroute after {row.assignee_email} missed the SLA; {d.reason}"
+        d = replace(d, reason=why[:500])
         _record(conn, row.prospect_id, d, now)
         out.append(Reroute(row.id, row.prospect_id, row.assignee_email, d))
     _save_ledger(conn, state, now)

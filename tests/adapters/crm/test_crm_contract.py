@@ -174,6 +174,20 @@ def test_changes_since_pages_through_each_change_once(backend: Backend) -> None:
     assert owner_change.owner_id == owner
 
 
+def test_check_fields_reports_each_custom_field_and_a_missing_one(backend: Backend) -> None:
+    checks = backend.crm.check_fields()
+    assert checks, "every backend here is configured to need a custom field"
+    assert all(c.ok for c in checks), [c.problem for c in checks]
+    assert all(c.object and c.field and c.purpose for c in checks)
+    gone = checks[-1]
+    backend.ctl.drop_field(gone.object, gone.field)
+    again = {(c.object, c.field): c for c in backend.crm.check_fields()}
+    assert set(again) == {(c.object, c.field) for c in checks}
+    missing = again[gone.object, gone.field]
+    assert not missing.ok and missing.problem and "missing" in missing.problem
+    assert all(c.ok for key, c in again.items() if key != (gone.object, gone.field))
+
+
 # -- failures ----------------------------------------------------------------------
 
 

@@ -87,6 +87,11 @@ class CrmStandin(Protocol):
         """A record as the vendor stores it (its properties/fields), for assertions."""
         ...
 
+    def drop_field(self, object: str, name: str) -> None:
+        """Remove a custom field or property (the vendor's object and field names, as
+        ``check_fields`` reports them): a CRM where it was never created."""
+        ...
+
     def close(self) -> None:
         """Stop serving."""
         ...

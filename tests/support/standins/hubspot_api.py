@@ -12,7 +12,13 @@ Serves, with HubSpot's request and response shapes
   contacts, companies, deals, notes, calls, emails, tasks, meetings;
 * ``PUT /crm/v4/objects/{from}/{id}/associations/default/{to}/{id}`` and
   ``POST /crm/v4/associations/{from}/{to}/batch/read``;
-* ``GET /crm/v3/owners`` (``limit``/``after`` paging, ``page_size`` per page).
+* ``GET /crm/v3/owners`` (``limit``/``after`` paging, ``page_size`` per page);
+* ``GET /crm/v3/properties/{objectType}/{propertyName}``: a property definition
+  (``name``, ``label``, ``type``, ``fieldType``, ``groupName``,
+  ``hasUniqueValue``, ``hubspotDefined``, ...) or 404 ``OBJECT_NOT_FOUND``. The
+  unique properties (``email``, ``touchflow_key``) exist from the start;
+  :meth:`HubspotStandin.drop_field` removes one (an account not set up yet), and
+  a batch upsert keyed on a property that is not there is refused, as HubSpot does.
 
 Auth: ``Authorization: Bearer <token>``; errors are
 ``{"status": "error", "message", "correlationId", "category"}``. Rate limit: a
@@ -123,6 +129,11 @@ class HubspotStandin(HttpStandin):
         self._type_of: dict[str, str] = {}  # object id -> type
         self._unique: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}  # UNIQUE values
         self.owners: list[dict[str, Any]] = []
+        # Property definitions by object type: the ones upserts key on (HubSpot's own
+        # ``email``, the account's custom ``touchflow_key``).
+        self.properties: dict[str, dict[str, dict[str, Any]]] = {
+            t: {name: _property(t, name) for name in UNIQUE.get(t, ())} for t in OBJECT_TYPES
+        }
         self._next_id = 1001
         self._next_owner = 70001
 
@@ -205,6 +216,11 @@ class HubspotStandin(HttpStandin):
                     return {"id": id, "type": t, **obj["properties"], "associations": linked}
         raise KeyError(f"no {kind} {id}")
 
+    def drop_field(self, object_type: str, name: str) -> None:
+        """Delete a property definition (an account where it was never created)."""
+        with self.lock:
+            self.properties[_type(object_type)].pop(name, None)
+
     # -- vendor shapes -------------------------------------------------------------
 
     def authorized(self, request: Request) -> bool:
@@ -258,6 +274,15 @@ class HubspotStandin(HttpStandin):
         m, p = request.method, request.path.rstrip("/")
         if m == "GET" and p == "/crm/v3/owners":
             return 200, self._owners(request)
+        if (match := re.fullmatch(r"/crm/v3/properties/(\w+)/(\w+)", p)) and m == "GET":
+            found = self.properties[_type(match[1])].get(match[2])
+            if found is None:
+                raise StandinError(
+                    404,
+                    f"Unable to find property {match[2]} for object type {match[1]}",
+                    "OBJECT_NOT_FOUND",
+                )
+            return 200, found
         if match := re.fullmatch(
             r"/crm/v4/objects/(\w+)/(\d+)/associations/default/(\w+)/(\d+)", p
         ):
@@ -427,7 +452,8 @@ class HubspotStandin(HttpStandin):
         results = []
         for item, key in zip(inputs, keys, strict=True):
             id_prop = item.get("idProperty")
-            if id_prop not in UNIQUE.get(t, ()):
+            defined = self.properties[t].get(str(id_prop))
+            if id_prop not in UNIQUE.get(t, ()) or not defined or not defined["hasUniqueValue"]:
                 raise StandinError(
                     400, f"{id_prop} is not a unique identifier property of {t}", "VALIDATION_ERROR"
                 )
@@ -575,6 +601,35 @@ class HubspotStandin(HttpStandin):
         if start + size < len(owners):
             out["paging"] = {"next": {"after": str(start + size), "link": "?after="}}
         return out
+
+
+def _property(object_type: str, name: str) -> dict[str, Any]:
+    """A text property definition as ``GET /crm/v3/properties/{type}/{name}`` answers it."""
+    builtin = name == "email"
+    return {
+        "name": name,
+        "label": "Email" if builtin else "touchflow key",
+        "type": "string",
+        "fieldType": "text",
+        "groupName": "contactinformation" if builtin else f"{object_type[:-1]}information",
+        "description": "",
+        "options": [],
+        "displayOrder": -1,
+        "calculated": False,
+        "externalOptions": False,
+        "hasUniqueValue": True,
+        "hidden": False,
+        "hubspotDefined": builtin,
+        "formField": builtin,
+        "archived": False,
+        "createdAt": "2024-01-01T00:00:00Z",
+        "updatedAt": "2024-01-01T00:00:00Z",
+        "modificationMetadata": {
+            "archivable": not builtin,
+            "readOnlyDefinition": builtin,
+            "readOnlyValue": False,
+        },
+    }
 
 
 # Association type ids HubSpot defines (HUBSPOT_DEFINED), by (from, to) type.

@@ -10,6 +10,11 @@ Serves, with Pipedrive's shapes (https://developers.pipedrive.com/docs/api/v1):
   lives in the custom field :data:`DOMAIN_FIELD_KEY`;
 * ``POST /v1/deals``, ``GET /v1/deals/{id}``; ``POST /v1/activities``,
   ``GET /v1/activities/{id}``; ``GET /v1/users``;
+* ``GET /v1/organizationFields`` and ``GET /v1/personFields`` (paged): each field
+  with ``id``, ``key``, ``name``, ``field_type``, ``edit_flag`` (true for custom
+  fields), ``active_flag``; the organization fields include the custom
+  :data:`DOMAIN_FIELD_KEY` ("Domain") until :meth:`PipedriveStandin.drop_field`
+  removes it;
 * ``GET /v1/recents`` (``since_timestamp`` ``YYYY-MM-DD HH:MM:SS`` UTC,
   ``items``): each changed item once, in its current state, oldest change
   first.
@@ -91,6 +96,22 @@ class PipedriveStandin(HttpStandin):
         # Time of each item's last change, for /v1/recents: (item, id) -> datetime.
         self._changed: dict[tuple[str, int], datetime] = {}
         self.company_id = 4242
+        # Field definitions: a few of Pipedrive's own, and the custom domain field.
+        self.fields: dict[str, list[dict[str, Any]]] = {
+            "organization": [
+                _field(1, "name", "Name", "varchar"),
+                _field(2, "owner_id", "Owner", "user"),
+                _field(3, "address", "Address", "address"),
+                _field(4, DOMAIN_FIELD_KEY, "Domain", "varchar", custom=True),
+            ],
+            "person": [
+                _field(11, "name", "Name", "varchar"),
+                _field(12, "email", "Email", "varchar"),
+                _field(13, "phone", "Phone", "phone"),
+                _field(14, "owner_id", "Owner", "user"),
+                _field(15, "org_id", "Organization", "org"),
+            ],
+        }
 
     # -- CrmStandin --------------------------------------------------------------
 
@@ -225,6 +246,9 @@ class PipedriveStandin(HttpStandin):
             return 201, _ok(self._create_activity(body))
         if p == "/v1/users" and m == "GET":
             return 200, self._page(request, list(self.users.values()))
+        if p in ("/v1/organizationFields", "/v1/personFields") and m == "GET":
+            kind = "organization" if p == "/v1/organizationFields" else "person"
+            return 200, self._page(request, list(self.fields[kind]))
         if p == "/v1/recents" and m == "GET":
             return 200, self._recents(request)
         if match := re.fullmatch(r"/v1/persons/(\d+)/activities", p):
@@ -473,6 +497,11 @@ class PipedriveStandin(HttpStandin):
         self.activities[activity_id] = activity
         return activity
 
+    def drop_field(self, item: str, key: str) -> None:
+        """Delete a custom field (``item``: organization or person), as if never created."""
+        with self.lock:
+            self.fields[item] = [f for f in self.fields[item] if f["key"] != key]
+
     # -- lists ---------------------------------------------------------------------
 
     def _page(self, request: Request, items: list[Any]) -> dict[str, Any]:
@@ -596,6 +625,32 @@ class PipedriveStandin(HttpStandin):
 
 def _ok(data: Any) -> dict[str, Any]:
     return {"success": True, "data": data}
+
+
+def _field(
+    field_id: int, key: str, name: str, field_type: str, *, custom: bool = False
+) -> dict[str, Any]:
+    """A field definition as ``GET /v1/organizationFields`` lists it."""
+    return {
+        "id": field_id,
+        "key": key,
+        "name": name,
+        "field_type": field_type,
+        "order_nr": field_id,
+        "add_time": "2024-01-01 00:00:00",
+        "update_time": "2024-01-01 00:00:00",
+        "active_flag": True,
+        "edit_flag": custom,
+        "index_visible_flag": True,
+        "details_visible_flag": True,
+        "add_visible_flag": True,
+        "important_flag": False,
+        "bulk_edit_allowed": True,
+        "searchable_flag": custom,
+        "filtering_allowed": True,
+        "sortable_flag": True,
+        "mandatory_flag": False,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,11 @@ Serves, over real HTTP on 127.0.0.1 (a :class:`~tests.support.standins.crm_base.
   exercised) with ``done``/``nextRecordsUrl``/``totalSize``.
 * ``POST /services/data/{v}/sobjects/{Type}/`` (201 ``{"id", "success", "errors"}``),
   ``GET``/``PATCH /services/data/{v}/sobjects/{Type}/{Id}`` (PATCH answers 204).
+* ``GET /services/data/{v}/sobjects/{Type}/describe``: the object's ``name``,
+  ``label``, ``custom`` and ``fields`` (each with ``name``, ``label``, ``type``,
+  ``custom``, ``externalId``, ``unique``, ``nillable``, ``length``); a field
+  removed with :meth:`SalesforceStandin.drop_field` is gone from it and from
+  every write and query, as in an org where it was never created.
 * sObject Collections: ``POST`` (create) and ``PATCH`` (update) of
   ``/services/data/{v}/composite/sobjects`` and ``PATCH
   /services/data/{v}/composite/sobjects/{Type}/{ExternalIdField}`` (upsert),
@@ -634,6 +639,10 @@ class SalesforceStandin(HttpStandin):
             return 200, self._page(self._locators[locator], int(offset), locator)
         if parts[:2] == ["composite", "sobjects"]:
             return self._collections(method, parts[2:], request.body)
+        if len(parts) == 3 and parts[0] == "sobjects" and parts[2] == "describe":
+            if method != "GET":
+                raise _SfError(405, "HTTP Method not allowed", "METHOD_NOT_ALLOWED")
+            return 200, self._describe(self._object(parts[1], writable=False))
         if parts and parts[0] == "sobjects" and len(parts) in (2, 3):
             sobject = self._object(parts[1])
             if len(parts) == 2 and method == "POST":
@@ -665,6 +674,33 @@ class SalesforceStandin(HttpStandin):
                     )
                 return obj
         raise _SfError(404, f"The requested resource does not exist: {name}", "NOT_FOUND")
+
+    def _describe(self, sobject: str) -> dict[str, Any]:
+        """The sObject Describe answer, trimmed to what a setup check reads."""
+        unique = {f.lower() for f in self._unique.get(sobject, ())}
+        fields = []
+        for name in self._fields[sobject].values():
+            custom = name.endswith("__c")
+            kind = "id" if name == "Id" else "reference" if name in _LOOKUPS else "string"
+            fields.append(
+                {
+                    "name": name,
+                    "label": name.removesuffix("__c").replace("_", " "),
+                    "type": "datetime" if name in ("CreatedDate", "LastModifiedDate") else kind,
+                    "custom": custom,
+                    # Unique custom keys here are External IDs too, as the docs ask.
+                    "externalId": custom and name.lower() in unique,
+                    "unique": name.lower() in unique,
+                    "nillable": name not in _REQUIRED.get(sobject, ()) and name != "Id",
+                    "length": 255 if kind == "string" else 18,
+                }
+            )
+        return {"name": sobject, "label": sobject, "custom": False, "fields": fields}
+
+    def drop_field(self, sobject: str, name: str) -> None:
+        """Remove a custom field from an object (an org where it was never created)."""
+        with self.lock:
+            self._fields[self._object(sobject, writable=False)].pop(name.lower(), None)
 
     def _with_attributes(self, sobject: str, record: dict[str, Any]) -> dict[str, Any]:
         url = f"/services/data/{self.api_version}/sobjects/{sobject}/{record['Id']}"

@@ -20,7 +20,9 @@ Talks to (https://developers.hubspot.com/docs/api/crm/understanding-the-crm):
   ``idProperty: touchflow_key``, then the default association to the contact.
   **Setup:** ``touchflow_key`` must exist as a custom property with unique
   values ("Require unique values") on those four objects; the name is the
-  ``activity_key_property`` argument.
+  ``activity_key_property`` argument. :meth:`HubspotCrm.check_fields` reads each
+  with ``GET /crm/v3/properties/{objectType}/{propertyName}`` (404: missing;
+  ``hasUniqueValue`` false: unusable as an upsert key).
 * changes: three searches, each paged with ``after`` and sorted ascending:
   meetings by ``hs_createdate > since`` (a booking is a meeting created), deals
   by ``createdate > since``, contacts by ``hubspot_owner_assigneddate > since``
@@ -61,6 +63,7 @@ from touchflow.domain.crm import (
     CrmChange,
     CrmCompany,
     CrmDeal,
+    CrmFieldCheck,
     CrmOwner,
     CrmPerson,
 )
@@ -366,6 +369,47 @@ class HubspotCrm(ClosesOnExit):
             after = ((page.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 return owners
+
+    def check_fields(self) -> list[CrmFieldCheck]:
+        """The activity key property on notes, calls, emails and tasks: there, and unique."""
+        name = self.activity_key_property
+        purpose = "activities are upserted on it, so a touch is logged once"
+        out = []
+        for object_type in ("notes", "calls", "emails", "tasks"):
+            try:
+                prop = self.http.request(
+                    "GET", f"/crm/v3/properties/{object_type}/{name}", operation="check_fields"
+                )
+            except FatalError as exc:
+                if exc.status == 403:  # the token lacks the scope to read property definitions
+                    out.append(CrmFieldCheck(object_type, name, purpose,
+                                             problem=f"cannot read it: {exc}"))  # fmt: skip
+                    continue
+                if exc.status != 404:
+                    raise
+                out.append(
+                    CrmFieldCheck(
+                        object_type,
+                        name,
+                        purpose,
+                        problem=f"missing: create a single-line text property {name!r} on "
+                        f"{object_type} with 'Require unique values'",
+                    )
+                )
+                continue
+            unique = bool((prop or {}).get("hasUniqueValue"))
+            out.append(
+                CrmFieldCheck(
+                    object_type,
+                    name,
+                    purpose,
+                    problem=None
+                    if unique
+                    else "exists but does not require unique values: HubSpot upserts only on "
+                    "a unique property",
+                )
+            )
+        return out
 
     # -- changes ---------------------------------------------------------------------
 

@@ -24,6 +24,9 @@ Talks to (https://developers.pipedrive.com/docs/api/v1), authenticated with the
   (``GET /v1/persons/{id}/activities``, paged) are scanned for the marker; keys
   seen by this instance are remembered. Two workers logging the same key at the
   same instant could still both create it.
+* setup check: with ``org_domain_field``, ``GET /v1/organizationFields``
+  (paged) must list a field with that ``key``; activities and people need no
+  custom field.
 * changes: ``GET /v1/recents?since_timestamp=...&items=activity,deal,person``
   paged with ``start``/``limit`` (the cursor is ``next_start``). Recents lists
   each item changed since the timestamp once, in its current state; touchflow
@@ -62,6 +65,7 @@ from touchflow.domain.crm import (
     CrmChange,
     CrmCompany,
     CrmDeal,
+    CrmFieldCheck,
     CrmOwner,
     CrmPerson,
 )
@@ -310,6 +314,28 @@ class PipedriveCrm(ClosesOnExit):
         ]
 
     # -- changes ---------------------------------------------------------------------
+
+    def check_fields(self) -> list[CrmFieldCheck]:
+        """The organization domain field, when one is configured (nothing else is needed)."""
+        if not self.org_domain_field:
+            return []
+        key = self.org_domain_field
+        fields = self._pages("/v1/organizationFields", "check_fields", {})
+        found = next((f for f in fields if isinstance(f, dict) and f.get("key") == key), None)
+        problem = None
+        if found is None:
+            problem = (
+                f"missing: no organization field has the key {key} "
+                "(TOUCHFLOW_CRM__PIPEDRIVE_DOMAIN_FIELD); create a text field for the domain "
+                "and use its API key"
+            )
+        elif found.get("active_flag") is False:
+            problem = "the field is deactivated"
+        return [
+            CrmFieldCheck(
+                "organization", key, "organizations are matched on the domain", problem=problem
+            )
+        ]
 
     def changes_since(self, since: datetime, cursor: str | None = None) -> ChangePage:
         since = since if since.tzinfo else since.replace(tzinfo=UTC)

@@ -48,6 +48,11 @@ Mapping (touchflow -> Salesforce):
   ContactId is taken as the same deal, so a retried create does not add a
   second one.
 * owner -> ``OwnerId``; owners are ``SELECT Id, Email, Name, IsActive FROM User``.
+* setup check (:meth:`SalesforceCrm.check_fields`): ``GET
+  sobjects/{Type}/describe`` of Task (the activity key field), and, when
+  configured, of the person object (its External ID field) and Account (the
+  domain field); each field is looked up by ``name`` in the answer's ``fields``,
+  with its ``externalId`` and ``unique`` flags.
 * activity -> a completed ``Task`` (``TaskSubtype`` Email / Call / Task,
   ``CallDisposition`` for call outcomes, ``ActivityDate`` the day it happened)
   whose ``activity_key_field`` (default ``Touchflow_Key__c``: create this custom
@@ -121,6 +126,7 @@ from touchflow.domain.crm import (
     CrmChange,
     CrmCompany,
     CrmDeal,
+    CrmFieldCheck,
     CrmOwner,
     CrmPerson,
 )
@@ -694,6 +700,43 @@ class SalesforceCrm(SalesforceAuth, ClosesOnExit):
             )
             for r in self.query(soql, operation="list_owners")
         ]
+
+    # -- setup -----------------------------------------------------------------------
+
+    def check_fields(self) -> list[CrmFieldCheck]:
+        """The custom fields this connector is configured to use, from each object's describe."""
+        wanted: list[tuple[str, str, str, bool]] = [  # object, field, purpose, must be ext. id
+            ("Task", self.activity_key_field, "a touch is logged as one Task, found by its key",
+             False),
+        ]  # fmt: skip
+        if self.person_external_id_field:
+            wanted.append((self.person_object, self.person_external_id_field,
+                           "people are upserted on it (the lower-cased email)", True))  # fmt: skip
+        if self.company_domain_field:
+            wanted.append(("Account", self.company_domain_field,
+                           "accounts are matched on it (the domain)", False))  # fmt: skip
+        described: dict[str, dict[str, dict[str, Any]]] = {}
+        out = []
+        for obj, name, purpose, external in wanted:
+            if obj not in described:
+                answer = self._api(
+                    "GET", self._data(f"sobjects/{obj}/describe"), operation="check_fields"
+                )
+                described[obj] = {
+                    str(f.get("name", "")).lower(): f for f in (answer or {}).get("fields") or []
+                }
+            field = described[obj].get(name.lower())
+            problem = note = None
+            if field is None:
+                problem = f"missing: create a custom text field {name} on {obj}" + (
+                    " marked External ID and Unique" if external else ""
+                )
+            elif external and not field.get("externalId"):
+                problem = "exists but is not an External ID field: upserts need one"
+            elif obj == "Task" and not (field.get("unique") and field.get("externalId")):
+                note = "not External ID + Unique: one touch logged twice at once could be two Tasks"
+            out.append(CrmFieldCheck(obj, name, purpose, problem=problem, note=note))
+        return out
 
     # -- activities ------------------------------------------------------------------
 

@@ -3,6 +3,10 @@
 The rules of ``routing.yaml`` are tried in order, first match wins (see
 :mod:`touchflow.domain.routing.rules`).
 
+A pool that filters on ``territories`` holds, for each lead, only the members whose territories
+cover the lead's country (:meth:`Router.pool_for`); its ledger is the rule's, so a member who
+covers two overlapping regions is levelled with everyone in the rule's pool.
+
 When the matched rule's pool has nobody eligible, the rule's ``fallback`` (else the global one)
 gets the lead: ``Decision.fallback`` is true and the reason lists why each member was passed
 over. The fallback is never checked for eligibility, so no lead is ever left unassigned, and a
@@ -46,7 +50,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from touchflow.domain.routing.checks import cross_check
@@ -109,6 +113,7 @@ class Decision:
     pool: str | None
     fallback: bool
     sla_due_at: datetime | None = None
+    lead: str = ""  # the lead's email: who got what
 
     @property
     def is_queue(self) -> bool:
@@ -124,9 +129,26 @@ class Router:
             raise ConfigFileError(sorted(set(findings)))
         self.team = team
         self.routing = routing
+        # Each rule's pool as a whole (every country it covers): what the ledger is kept for.
         self.pools: dict[str, list[Member]] = {
             r.name: pool_members(team, routing, r.pool) for r in routing.rules if r.pool
         }
+        self._narrowed: dict[tuple[str, str], list[Member]] = {}
+
+    def pool_for(self, rule: Rule, country: str | None) -> list[Member]:
+        """The members of ``rule``'s pool who may get a lead from ``country``.
+
+        A territory-filtered pool holds only the members whose territories cover the lead's
+        country (see :func:`~touchflow.domain.routing.rules.pool_members`); a listed pool, or
+        a lead of unknown country, gets the pool as a whole.
+        """
+        code = (country or "").upper()
+        if rule.pool is None or rule.pool.territories is None or not code:
+            return self.pools[rule.name]
+        key = (rule.name, code)
+        if key not in self._narrowed:
+            self._narrowed[key] = pool_members(self.team, self.routing, rule.pool, code)
+        return self._narrowed[key]
 
     # -- time helpers the store uses too
 
@@ -218,6 +240,11 @@ class Router:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         excluded = frozenset(e.lower() for e in exclude)
+        return replace(self._decide(lead, state, now, excluded), lead=lead.email)
+
+    def _decide(
+        self, lead: LeadInput, state: RoutingState, now: datetime, excluded: frozenset[str]
+    ) -> Decision:
         notes: list[str] = []
         for rule in self.routing.rules:
             if rule.kind == "account_owner":
@@ -256,7 +283,7 @@ class Router:
         notes: list[str],
     ) -> Decision:
         pool = rule.name
-        members = self.pools[pool]
+        members = self.pool_for(rule, lead.country)
         fresh_pool = not any(k[0] == pool for k in state.ledger)
         candidates: list[tuple[int, Member]] = []
         away: list[Member] = []
@@ -286,9 +313,13 @@ class Router:
                 state.entry(pool, m.email)
                 state.changed.add((pool, m.email))
         matched = f"rule {rule.name}" + (f" ({self._describe(rule, lead)})" if rule.match else "")
+        narrowed = len(members) < len(self.pools[pool])
+        if narrowed:
+            matched += f"; pool narrowed to members covering {(lead.country or '').upper()}"
         if not candidates:
             target = rule.fallback or self.routing.fallback
-            why_none = "; ".join(passed) or "the pool is empty"
+            empty = f"nobody in it covers {(lead.country or '').upper()}" if narrowed else ""
+            why_none = "; ".join(passed) or empty or "the pool is empty"
             return self._give(
                 state,
                 now,

@@ -18,7 +18,9 @@ Rules, in order, first match wins:
   An owner who is not eligible (PTO, capacity, ...) lets the next rule decide, and the reason
   says why the owner was passed over.
 - ``territory``: every condition of ``match`` holds (``countries``, ``regions``, ``segments``,
-  ``min_score``, ``grades``; a list means any of) -> weighted round robin over ``pool``.
+  ``min_score``, ``grades``; a list means any of) -> weighted round robin over ``pool``. A pool
+  that filters on ``territories`` is narrowed, per lead, to the members whose territories cover
+  the lead's country (regions may overlap: see :func:`pool_members`).
 - ``pool``: matches every lead; must be the last rule.
 
 What happens when a rule's pool has nobody eligible, and who in a pool gets the lead, is
@@ -49,7 +51,7 @@ from touchflow.domain.routing.fields import (
 from touchflow.domain.routing.team import Member, TeamConfig
 from touchflow.domain.yaml_source import YamlDocument
 
-__all__ = ["RoutingConfig", "pool_members"]
+__all__ = ["RoutingConfig", "countries_of", "pool_members"]
 
 
 class SegmentBounds(ConfigModel):
@@ -164,25 +166,39 @@ class RoutingConfig(ConfigModel):
         return {name for name, codes in self.regions.items() if country in codes}
 
 
-def _countries(routing: RoutingConfig, territories: Iterable[str]) -> set[str]:
+def countries_of(routing: RoutingConfig, territories: Iterable[str]) -> set[str]:
+    """The ISO codes a list of territories stands for (regions expanded, codes as they are)."""
     out: set[str] = set()
     for t in territories:
         out |= set(routing.regions.get(t, ())) if NAME.match(t) else {t}
     return out
 
 
-def pool_members(team: TeamConfig, routing: RoutingConfig, spec: PoolSpec) -> list[Member]:
-    """The team members in a pool: the listed ones (in that order), else those matching it."""
+def pool_members(
+    team: TeamConfig, routing: RoutingConfig, spec: PoolSpec, country: str | None = None
+) -> list[Member]:
+    """The team members in a pool: the listed ones (in that order), else those matching it.
+
+    A pool that filters on ``territories`` holds, for a lead from ``country``, only the members
+    whose own territories cover that country. Regions may overlap (``mena`` and ``emea`` both
+    holding AE): without this, every member whose territory shares *any* country with the pool's
+    territories would be in it, and an Iranian lead could go to an AE who covers only Europe.
+    ``country`` None (the pool as a whole, or a lead of unknown country) keeps that wider
+    membership. A listed pool is the author's choice and is never narrowed.
+    """
     if spec.members is not None:
         found = [team.member(e) for e in spec.members]
         return [m for m in found if m is not None]
     out = []
-    wanted = _countries(routing, spec.territories) if spec.territories is not None else None
+    wanted = countries_of(routing, spec.territories) if spec.territories is not None else None
+    code = country.upper() if country else None
     for m in team.members:
         if m.role != spec.role:
             continue
-        if wanted is not None and not wanted & _countries(routing, m.territories):
-            continue
+        if wanted is not None:
+            covered = countries_of(routing, m.territories)
+            if not wanted & covered or (code is not None and code not in covered):
+                continue
         if spec.segments is not None and not set(spec.segments) & set(m.segments):
             continue
         out.append(m)

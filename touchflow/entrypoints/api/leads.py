@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from touchflow.entrypoints.api.context import Context, api_key_refusal, context
 from touchflow.errors import ConnectorError, LeadRejected
-from touchflow.services.crm_sync import push_leads_now
+from touchflow.services.crm_sync import push_leads_now, team_owner_ids
 from touchflow.services.leads import LeadDecision, process_lead, save_inbound_version
 
 router = APIRouter()
@@ -81,7 +81,10 @@ def _take(
         return decision, "off"
     if ctx.crm is None or decision.duplicate or not decision.crm_rows:
         return decision, "queued"
-    report = push_leads_now(ctx.engine, ctx.crm, decision.crm_rows, now)
+    team = services.router.team if services.router is not None else None
+    report = push_leads_now(
+        ctx.engine, ctx.crm, decision.crm_rows, now, owner_ids=team_owner_ids(team)
+    )
     return decision, "pushed" if report.pushed else "queued"
 
 

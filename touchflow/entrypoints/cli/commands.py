@@ -42,7 +42,10 @@ def validate(
         typer.Argument(help="Cadence files, template files or folders (default: all)."),
     ] = None,
 ) -> None:
-    """Check cadences, templates and config; print ``path:line:col: error: message``."""
+    """Check cadences, templates and config; print ``path:line:col: error: message``.
+
+    Warnings (``path:line:col: warning: message``) are printed too but do not fail the check.
+    """
     settings = current_settings()
     targets = paths or [
         p
@@ -67,9 +70,14 @@ def validate(
         findings = sorted(set(findings) | set(config_findings(settings)))
     for finding in findings:
         out.print(str(finding), markup=False, soft_wrap=True)
-    if findings:
-        err.print(f"{len(findings)} error(s)")
+    # Warnings are printed but do not fail: the files are valid, maybe not what was meant.
+    errors = sum(f.severity == "error" for f in findings)
+    warnings = len(findings) - errors
+    if errors:
+        err.print(f"{errors} error(s)" + (f", {warnings} warning(s)" if warnings else ""))
         raise typer.Exit(1)
+    if warnings:
+        err.print(f"{warnings} warning(s)")
     err.print(f"ok: {', '.join(map(str, targets))}")
 
 

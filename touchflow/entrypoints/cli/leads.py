@@ -7,7 +7,7 @@ connectors are imported inside the commands that need them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -21,8 +21,11 @@ from touchflow.entrypoints.cli.app import (
     out,
     parse_now,
 )
-from touchflow.errors import CadenceError
+from touchflow.errors import CadenceError, ConnectorError
 from touchflow.settings import Settings
+
+if TYPE_CHECKING:
+    from touchflow.services.crm_sync import DrainReport
 
 crm_app = typer.Typer(help="Keep the CRM in sync (push leads and activities, pull changes).",
                       no_args_is_help=True)  # fmt: skip
@@ -58,8 +61,11 @@ def _router(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def config_findings(settings: Settings) -> list:  # type: ignore[type-arg]
-    """House rules for ``touchflow validate`` on config/: the ICP and the routing files."""
-    from touchflow.domain.routing import load_router
+    """House rules for ``touchflow validate`` on config/: the ICP and the routing files.
+
+    Routing files that load also get their warnings (pools that could surprise).
+    """
+    from touchflow.domain.routing import load_router, pool_warnings
     from touchflow.domain.scoring import icp_findings
 
     found = []
@@ -70,9 +76,11 @@ def config_findings(settings: Settings) -> list:  # type: ignore[type-arg]
         settings.config_dir / "routing.yaml"
     ).exists():
         try:
-            load_router(settings.config_dir)
+            router = load_router(settings.config_dir)
         except CadenceError as exc:
             found += exc.findings
+        else:
+            found += pool_warnings(router.team, router.routing)
     return found
 
 
@@ -185,21 +193,46 @@ def route(
         min_lifecycle=min_lifecycle,
         route_new=not reroute,
     )
-    by: dict[str, int] = {}
-    for d in run.routed:
-        by[d.assignee] = by.get(d.assignee, 0) + 1
     routed, rerouted = run.routed, run.rerouted
     t = Table(title=f"Routed {len(routed)} lead(s); rerouted {len(rerouted)} past their SLA")
-    t.add_column("assignee")
-    t.add_column("leads", justify="right")
-    for who, n in sorted(by.items(), key=lambda kv: (-kv[1], kv[0])):
-        t.add_row(who, str(n))
+    for col in ("lead", "assignee", "rule", "reason"):
+        t.add_column(col, overflow="fold")
+    for r in rerouted:  # the reason starts "reroute after <who> missed the SLA"
+        d = r.decision
+        t.add_row(d.lead, d.assignee + (" (fallback)" if d.fallback else ""), d.rule, d.reason)
+    for d in routed:
+        t.add_row(d.lead, d.assignee + (" (fallback)" if d.fallback else ""), d.rule, d.reason)
     out.print(t)
+    by: dict[str, int] = {}
+    for d in [*(r.decision for r in rerouted), *routed]:
+        by[d.assignee] = by.get(d.assignee, 0) + 1
+    if by:
+        counts = Table(title="Leads per assignee")
+        counts.add_column("assignee")
+        counts.add_column("leads", justify="right")
+        for who, n in sorted(by.items(), key=lambda kv: (-kv[1], kv[0])):
+            counts.add_row(who, str(n))
+        out.print(counts)
+
+
+_OPERATIONS = {"push_lead": "leads", "log_activity": "activities"}
 
 
 @crm_app.command("sync")
-def crm_sync() -> None:
-    """One sync now (what the sync-crm deployment runs every 5 minutes)."""
+def crm_sync(
+    backfill: Annotated[
+        bool,
+        typer.Option(
+            "--backfill",
+            help="First queue every routed lead the CRM never had (routed before it was set up).",
+        ),
+    ] = False,
+    now: Annotated[str | None, typer.Option("--now", help="ISO time to run at.")] = None,
+) -> None:
+    """One sync now (what the sync-crm deployment runs every 5 minutes), as a table.
+
+    Exits 1 when a push failed for good or the pull failed.
+    """
     from contextlib import closing
 
     from touchflow.bootstrap import crm_sync as build_sync
@@ -208,8 +241,105 @@ def crm_sync() -> None:
     if sync is None:
         out.print("no CRM configured (TOUCHFLOW_CRM__PROVIDER)")
         return
+    at = parse_now(now)
     with closing(sync):
-        out.print(sync.run(parse_now(None)))
+        crm = sync.connector.name
+        if backfill:
+            n = sync.backfill(at)
+            out.print(f"backfill: queued {n} routed lead(s) {crm} never had")
+        queued = sync.queue(at)
+        report = sync.push_report(at)
+        _print_push(crm, queued, report)
+        # The pushes are reported even when the pull then fails (a bad token fails both).
+        try:
+            pulled = sync.pull(at)
+        except ConnectorError as exc:
+            pull_error: str | None = str(exc)
+        else:
+            pull_error = None
+            out.print("pull: " + ", ".join(f"{k} {v}" for k, v in pulled.items()), markup=False)
+        missing = 0 if backfill else sync.unqueued_leads()
+    if missing:
+        err.print(
+            f"{missing} routed lead(s) were never queued for {crm} (routed before it was "
+            "configured): run `touchflow crm sync --backfill`",
+            markup=False,
+        )
+    if pull_error is not None:
+        err.print(f"pull failed: {pull_error}", markup=False)
+    if pull_error is not None or report.failed:
+        raise typer.Exit(1)
+
+
+def _print_push(crm: str, queued: int, report: DrainReport) -> None:
+    """The push as a table per connector, and the rows that did not go, grouped by reason."""
+    t = Table(title=f"CRM sync: {crm} ({queued} new activities queued)")
+    for col in ("connector", "pushes", "pushed", "retrying", "failed"):
+        t.add_column(col, justify="left" if col in ("connector", "pushes") else "right")
+    for op, label in _OPERATIONS.items():
+        got = [report.outcomes[op, k] for k in ("pushed", "retrying", "failed")]
+        t.add_row(crm, label, *map(str, got))
+    out.print(t)
+    if report.reasons:
+        why = Table(title="Not pushed, and why")
+        for col in ("connector", "pushes", "rows", "reason"):
+            why.add_column(col, overflow="fold")
+        for (op, reason), n in sorted(report.reasons.items(), key=lambda kv: -kv[1]):
+            why.add_row(crm, _OPERATIONS.get(op, op), str(n), reason)
+        out.print(why)
+
+
+_OWNER_STATUS = {
+    "ok": "ok",
+    "unknown": "unknown in the CRM",
+    "inactive": "inactive in the CRM",
+    "matched_by_email": "no crm_owner_id; matched by email",
+    "no_owner": "no crm_owner_id, and no CRM owner has this email: leads get no owner",
+}
+
+
+@crm_app.command("check")
+def crm_check() -> None:
+    """Check the CRM: team.yaml owner ids exist there, and the custom fields touchflow needs.
+
+    Exits 1 when something needs fixing.
+    """
+    from contextlib import closing
+
+    from touchflow.bootstrap import crm_connector
+    from touchflow.services.crm_check import TeamOwner, check_crm
+
+    settings = current_settings()
+    router = _router(settings)
+    connector = crm_connector(settings)
+    if connector is None:
+        raise fail("no CRM configured: set TOUCHFLOW_CRM__PROVIDER")
+    team = [
+        TeamOwner(m.email, m.crm_owner_id, m.role == "ae" and m.active) for m in router.team.members
+    ]
+    with closing(connector):
+        report = check_crm(connector, team)
+    owners = Table(title=f"Owners in {report.crm} (config/team.yaml crm_owner_id)")
+    for col in ("member", "crm_owner_id", "CRM owner", "status"):
+        owners.add_column(col, overflow="fold")
+    for o in report.owners:
+        found = f"{o.owner.id} {o.owner.email}" if o.owner else ""
+        style = "" if o.ok else "red"
+        owners.add_row(o.email, o.crm_owner_id or "", found, _OWNER_STATUS[o.status], style=style)
+    out.print(owners)
+    fields = Table(title=f"Custom fields in {report.crm}")
+    for col in ("object", "field", "why touchflow needs it", "status"):
+        fields.add_column(col, overflow="fold")
+    for f in report.fields:
+        status = f.problem or ("ok" + (f" ({f.note})" if f.note else ""))
+        fields.add_row(f.object, f.field, f.purpose, status, style="" if f.ok else "red")
+    if not report.fields:
+        fields.add_row("", "", "none needed with this configuration", "ok")
+    out.print(fields)
+    if report.problems:
+        err.print(f"{report.problems} problem(s) in {report.crm}")
+        raise typer.Exit(1)
+    err.print(f"ok: {report.crm} has every owner and field touchflow needs")
 
 
 @crm_app.command("status")
