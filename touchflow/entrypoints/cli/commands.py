@@ -326,18 +326,37 @@ def enroll(
             "--prospects", exists=True, dir_okay=False, help="CSV whose emails to enroll."
         ),
     ] = None,
-    owner: Annotated[str | None, typer.Option("--owner", help="The SDR who owns them.")] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            "--owner",
+            help="The SDR who owns them: their mailbox in config/team.yaml sends. "
+            "Default: TOUCHFLOW_SENDER__OWNER_EMAIL.",
+        ),
+    ] = None,
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
-    """Enroll prospects in a cadence, pinned to its current version."""
-    from touchflow.bootstrap import runtimes, sender_defaults
+    """Enroll prospects in a cadence, pinned to its current version.
+
+    The owner's mailbox (config/team.yaml) is who the emails come from. Once
+    any team member has a mailbox, an owner without one is refused; with none
+    configured, every owner sends as the default sender (TOUCHFLOW_SENDER__*).
+    """
+    from touchflow.bootstrap import runtimes, sender_directory
     from touchflow.domain.normalize import Normalized
+    from touchflow.errors import OwnerRefused
     from touchflow.services.enrollments import enroll_prospects
     from touchflow.services.importer import read_prospects
 
     if all_ == (prospects_csv is not None):
         raise typer.BadParameter("give exactly one of --all or --prospects FILE")
     settings = current_settings()
+    try:
+        chosen = sender_directory(settings).choose(owner, settings.sender.owner_email)
+    except OwnerRefused as exc:
+        if exc.usage:
+            raise typer.BadParameter(str(exc)) from None
+        raise fail(str(exc)) from None
     cadence = cadence_or_exit(settings, cadence_id)
     at = parse_now(now)
     emails: list[str] | None = None
@@ -351,9 +370,20 @@ def enroll(
         engine_for(settings),
         runtimes(settings).add(cadence),
         emails,
-        owner_email=owner or settings.sender.owner_email,
-        sender=sender_defaults(settings),
+        owner_email=chosen.owner,
+        sender=chosen.sender,
         now=at,
+    )
+    sender = chosen.sender
+    who = f"{sender.name} <{sender.email}>" if sender.name else sender.email
+    out.print(
+        f"owner {chosen.owner}, sending as {who}: "
+        + (
+            f"their mailbox in {settings.config_dir / 'team.yaml'}"
+            if chosen.from_team
+            else "the default sender (TOUCHFLOW_SENDER__*; no team mailbox for this owner)"
+        ),
+        markup=False,
     )
     if result.not_imported:
         err.print(
@@ -538,4 +568,3 @@ def retry(
     if not n:
         raise fail("no failed enrollment to retry")
     out.print(f"{n} enrollment(s) requeued; the next tick runs their step again")
-
