@@ -21,7 +21,7 @@ from touchflow.entrypoints.cli.app import (
     out,
     parse_now,
 )
-from touchflow.errors import CadenceError
+from touchflow.errors import CadenceError, FindingsError
 from touchflow.settings import Settings
 
 crm_app = typer.Typer(help="Keep the CRM in sync (push leads and activities, pull changes).",
@@ -71,7 +71,7 @@ def config_findings(settings: Settings) -> list:  # type: ignore[type-arg]
     ).exists():
         try:
             load_router(settings.config_dir)
-        except CadenceError as exc:
+        except FindingsError as exc:  # ConfigFileError: team.yaml or routing.yaml
             found += exc.findings
     return found
 
