@@ -25,9 +25,8 @@ def _imported(project: Path) -> None:
 
 
 def _enroll(*owner: str):
-    return runner.invoke(
-        app, ["enroll", "enterprise-outbound", "--all", *owner, "--now", NOW], catch_exceptions=False
-    )
+    args = ["enroll", "enterprise-outbound", "--all", *owner, "--now", NOW]
+    return runner.invoke(app, args, catch_exceptions=False)
 
 
 def test_enroll_owner_with_a_team_mailbox_sends_as_that_rep(project: Path) -> None:

@@ -19,6 +19,7 @@ from touchflow import bootstrap
 from touchflow.adapters.fakes import FakeEmailSender
 from touchflow.adapters.smtp.sink import LocalSmtpSink
 from touchflow.domain.compliance import CapPolicy, MailboxCaps
+from touchflow.domain.engine import SenderInfo
 from touchflow.domain.routing import team_from_yaml
 from touchflow.domain.senders import SenderDirectory, team_senders
 from touchflow.services.enrollments import enroll_prospects
@@ -184,14 +185,19 @@ def test_a_rep_whose_password_is_not_set_fails_alone_and_says_which_variable(
         engine = bootstrap.database(settings)
         cache = bootstrap.runtimes(settings)
         directory = bootstrap.sender_directory(settings)
+        owners = {"a@acme.example": "ana@yourco.example", "b@bco.example": "ben@yourco.example"}
         with engine.begin() as conn:
-            upsert_prospects(conn, [prospect("a@acme.example"), prospect("b@bco.example")], MON_10_NY)
-        for owner, email in (("ana@yourco.example", "a@acme.example"), ("ben@yourco.example", "b@bco.example")):  # fmt: skip
+            upsert_prospects(conn, [prospect(p) for p in owners], MON_10_NY)
+        for email, owner in owners.items():
             chosen = directory.choose(owner, settings.sender.owner_email)
             enroll_prospects(
-                engine, cache.add(cadence), [email], owner_email=chosen.owner,
-                sender=chosen.sender, now=MON_10_NY,
-            )  # fmt: skip
+                engine,
+                cache.add(cadence),
+                [email],
+                owner_email=chosen.owner,
+                sender=chosen.sender,
+                now=MON_10_NY,
+            )
         with bootstrap.ticker(settings, cache=cache) as tk:
             report = tk.run(MON_10_NY, 100)
         assert (report.sent, report.failed) == (1, 1)
@@ -210,6 +216,11 @@ def _directory() -> SenderDirectory:
     return SenderDirectory(SENDER, team_senders(team, SENDER))
 
 
+def _add_for(h: Harness, stem: str, owner: str, sender: SenderInfo) -> None:
+    people = [prospect(f"{stem}{i}@{stem}{i}.example") for i in range(3)]
+    h.add(people, MON_10_NY, owner=owner, sender=sender)
+
+
 def test_two_reps_caps_are_independent(db: Engine, tmp_path: Path) -> None:
     directory = _directory()
     h = Harness(
@@ -220,10 +231,8 @@ def test_two_reps_caps_are_independent(db: Engine, tmp_path: Path) -> None:
     )
     ana, ben = (directory.for_owner(o) for o in ("ana@yourco.example", "ben@yourco.example"))
     assert ana is not None and ben is not None
-    h.add([prospect(f"a{i}@a{i}.example") for i in range(3)], MON_10_NY,
-          owner="ana@yourco.example", sender=ana)  # fmt: skip
-    h.add([prospect(f"b{i}@b{i}.example") for i in range(3)], MON_10_NY,
-          owner="ben@yourco.example", sender=ben)  # fmt: skip
+    _add_for(h, "a", "ana@yourco.example", ana)
+    _add_for(h, "b", "ben@yourco.example", ben)
     report = h.tick(MON_10_NY)
     # Each mailbox sends its own two: Ana's cap does not hold Ben's mail back.
     assert (report.sent, report.capped) == (4, 2)
@@ -243,10 +252,8 @@ def test_a_per_mailbox_cap_override_applies_to_that_rep_only(db: Engine, tmp_pat
     h = Harness(db, make_cadence(tmp_path, MAIL_ONLY, SIGNED), senders=directory, caps=policy)
     ana, ben = (directory.for_owner(o) for o in ("ana@yourco.example", "ben@yourco.example"))
     assert ana is not None and ben is not None
-    h.add([prospect(f"a{i}@a{i}.example") for i in range(3)], MON_10_NY,
-          owner="ana@yourco.example", sender=ana)  # fmt: skip
-    h.add([prospect(f"b{i}@b{i}.example") for i in range(3)], MON_10_NY,
-          owner="ben@yourco.example", sender=ben)  # fmt: skip
+    _add_for(h, "a", "ana@yourco.example", ana)
+    _add_for(h, "b", "ben@yourco.example", ben)
     report = h.tick(MON_10_NY)
     assert (report.sent, report.capped) == (4, 2)
 
@@ -270,4 +277,9 @@ def test_an_owner_change_hands_the_next_touch_to_the_new_owners_mailbox(
         "ben.keller@mail.yourco.example",
     ]
     # An owner without a mailbox keeps the sender stored on the enrollment.
-    assert directory.for_enrollment("carla@yourco.example", "x@y.example", "X").email == "x@y.example"
+    kept = directory.for_enrollment("carla@yourco.example", "x@y.example", "X")
+    assert (kept.email, kept.name, kept.postal_address) == (
+        "x@y.example",
+        "X",
+        SENDER.postal_address,
+    )

@@ -163,7 +163,7 @@ class Harness:
         owner: str = "sdr@x.example",
         sender: SenderInfo = SENDER,
     ) -> None:
-        """Store ``people``; enroll every prospect not enrolled yet under ``owner`` and ``sender``."""
+        """Store ``people``; enroll every prospect not yet enrolled, as ``owner`` and ``sender``."""
         with self.engine.begin() as conn:
             upsert_prospects(conn, people, now)
             enroll(conn, self.runtime, None, owner_email=owner, sender=sender, now=now)
