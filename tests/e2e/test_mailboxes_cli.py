@@ -93,7 +93,7 @@ def test_a_literal_password_in_team_yaml_fails_validate_at_its_line(project: Pat
     result = runner.invoke(app, ["validate"])
     assert result.exit_code == 1
     assert f"team.yaml:{line}:" in result.output
-    assert "a password does not belong in team.yaml" in result.output
+    assert "no secrets in team.yaml" in result.output
     assert "hunter2" not in result.output.replace("password: hunter2", "")
 
 

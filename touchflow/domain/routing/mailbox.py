@@ -64,8 +64,8 @@ class _Account(ConfigModel):
             for literal, ref in _LITERAL_SECRETS.items():
                 if literal in data:
                     raise _at(
-                        f"a {literal} does not belong in team.yaml (it is reviewed in git): "
-                        f"put it in an environment variable and name it, e.g. "
+                        f"no secrets in team.yaml (it is reviewed in git): move the {literal} "
+                        f"to an environment variable and name it, e.g. "
                         f"{ref}: {_example_env(data)}",
                         literal,
                         key=True,
