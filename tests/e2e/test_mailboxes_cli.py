@@ -151,3 +151,16 @@ def test_replies_polls_every_team_mailbox_and_names_a_missing_password(
         assert result.exit_code == 0, result.output
         assert "unmatched: 1" in result.stdout
         assert server.uids("lena.vogel@yourco.com") == []
+
+
+def test_preview_renders_as_the_owners_mailbox(project: Path) -> None:
+    result = runner.invoke(
+        app, ["preview", "enterprise-outbound", "--sample", "--owner", "lena.vogel@yourco.com"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Sales Development EMEA, yourco" in result.stdout
+    assert "Friedrichstraße 68, 10117 Berlin" in result.stdout
+    default = runner.invoke(app, ["preview", "enterprise-outbound", "--sample"])
+    assert "548 Market St, San Francisco" in default.stdout  # the default sender's
+    refused = runner.invoke(app, ["preview", "enterprise-outbound", "--sample", "--owner", "x@y.z"])
+    assert refused.exit_code == 1 and "not a team member with a mailbox" in refused.stderr
