@@ -104,6 +104,7 @@ def test_a_mailbox_takes_the_members_identity_and_the_defaults_for_the_rest() ->
         ),
         ("from: not-an-address\n", 5, "mailbox.from"),
         ("timezone: Europe/Berln\n", 5, "mailbox.timezone"),
+        ("phone: '646 555 0142'\n", 5, "mailbox.phone"),
         ("signatur: hi\n", 5, "unknown key 'signatur' (did you mean 'signature'?)"),
     ],
 )

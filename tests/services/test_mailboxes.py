@@ -283,3 +283,31 @@ def test_an_owner_change_hands_the_next_touch_to_the_new_owners_mailbox(
         "X",
         SENDER.postal_address,
     )
+
+
+SMS_ONLY = """\
+id: sms-only
+name: SMS only
+schedule:
+  timezone: prospect
+  window: {days: [mon, tue, wed, thu, fri, sat, sun], start: "00:00", end: "23:59"}
+  holidays: none
+steps:
+  - id: nudge
+    channel: sms
+    template: sms/nudge.txt.j2
+"""
+
+
+def test_texts_without_a_twilio_number_come_from_the_reps_phone_in_e164(
+    db: Engine, tmp_path: Path
+) -> None:
+    directory = _directory()
+    h = Harness(db, make_cadence(tmp_path, SMS_ONLY, SIGNED), senders=directory)
+    ana = directory.for_owner("ana@yourco.example")
+    assert ana is not None and ana.phone == "+1 646 555 0142"  # as written in team.yaml
+    h.add([prospect("p@acme.example")], MON_10_NY, owner="ana@yourco.example", sender=ana)
+    h.tick(MON_10_NY)
+    assert [(m.from_number, m.body) for m in h.sms.sent] == [
+        ("+16465550142", "Hi Ann, Ana Souza here. Reply STOP to opt out.")
+    ]

@@ -584,7 +584,7 @@ class Ticker:
                 texts.append(
                     OutboundSms(
                         touch_key=d.touch_key,
-                        from_number=self.sms_from or p.view.sender.phone or "",
+                        from_number=self.sms_from or _sender_number(p.view.sender.phone),
                         to_number=p.view.prospect.phone or "",
                         body=d.body,
                     )
@@ -730,6 +730,13 @@ def _own_domains(row: Any) -> set[str]:
 def _phone(row: Any) -> str | None:
     """The prospect's number in E.164 (suppressions are keyed on it), None if unusable."""
     return _e164(row.phone, row.country) if row.phone else None
+
+
+def _sender_number(phone: str | None) -> str:
+    """The sender's own phone as a texts' From number: E.164 (team.yaml keeps it as written)."""
+    if not phone:
+        return ""
+    return _e164(phone, None) or phone
 
 
 @lru_cache(maxsize=65536)

@@ -36,6 +36,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from touchflow.domain.cadence import _check_zone
 from touchflow.domain.model_findings import at as _at
+from touchflow.domain.phones import to_e164
 from touchflow.domain.routing.fields import ConfigModel, Email
 
 __all__ = ["ImapAccount", "Mailbox", "SendgridAccount", "SmtpAccount"]
@@ -160,6 +161,15 @@ class Mailbox(ConfigModel):
         if self.signature is not None:
             self.signature = self.signature.rstrip("\n")
         return self
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        # Kept as written (templates print it), but it must be a real number with
+        # its country code: texts may go out from it (no TOUCHFLOW_TWILIO__FROM_NUMBER).
+        if value is not None:
+            to_e164(value)
+        return value
 
     @field_validator("timezone")
     @classmethod
