@@ -26,10 +26,6 @@ from sqlalchemy import Engine
 
 from touchflow.domain.compliance import BounceShield, CapPolicy, MailboxCaps
 from touchflow.domain.engine import SenderInfo
-from touchflow.domain.model_findings import read_text
-from touchflow.domain.routing import team_from_yaml
-from touchflow.domain.routing.mailbox import ImapAccount, Mailbox
-from touchflow.domain.routing.team import Member, TeamConfig
 from touchflow.domain.senders import SenderDirectory, team_senders
 from touchflow.domain.unsubscribe import DEV_UNSUBSCRIBE_SECRET
 from touchflow.errors import ConfigError
@@ -55,6 +51,8 @@ from touchflow.store.db import make_engine
 if TYPE_CHECKING:  # adapters are imported when built: `preview` loads no vendor SDK
     from touchflow.adapters.imap.replies import ImapMailbox
     from touchflow.adapters.twilio.sms_voice import TwilioSmsSender
+    from touchflow.domain.routing.mailbox import ImapAccount, Mailbox
+    from touchflow.domain.routing.team import Member, TeamConfig
 
 _log = logging.getLogger("touchflow")
 
@@ -242,6 +240,9 @@ def team(settings: Settings) -> TeamConfig | None:
 @lru_cache(maxsize=4)
 def _team_at(path: str, stamp: int) -> TeamConfig:
     # Keyed on the file's mtime: a tick every 5 minutes reads it once, an edit is seen.
+    from touchflow.domain.model_findings import read_text
+    from touchflow.domain.routing import team_from_yaml
+
     return team_from_yaml(read_text(Path(path)), path)
 
 

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from touchflow.domain.engine import SenderInfo
 from touchflow.domain.normalize import checked_email
-from touchflow.domain.routing.team import TeamConfig
 from touchflow.errors import OwnerRefused
+
+if TYPE_CHECKING:  # the tick needs no YAML models: only bootstrap builds from them
+    from touchflow.domain.routing.team import TeamConfig
 
 __all__ = ["OwnerSender", "SenderDirectory", "team_senders"]
 
