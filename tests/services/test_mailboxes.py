@@ -12,9 +12,11 @@ from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import Engine, update
 
 from tests.support.harness import SENDER, TEMPLATES, Harness, make_cadence, prospect
+from tests.support.standins.sendgrid_api import SendgridStandin
 from touchflow import bootstrap
 from touchflow.adapters.fakes import FakeEmailSender
 from touchflow.adapters.smtp.sink import LocalSmtpSink
@@ -23,7 +25,7 @@ from touchflow.domain.engine import SenderInfo
 from touchflow.domain.routing import team_from_yaml
 from touchflow.domain.senders import SenderDirectory, team_senders
 from touchflow.services.enrollments import enroll_prospects
-from touchflow.settings import Settings, SmtpSettings
+from touchflow.settings import SendgridSettings, Settings, SmtpSettings
 from touchflow.store.prospects import upsert_prospects
 from touchflow.store.schema import enrollments
 
@@ -95,10 +97,11 @@ def team_yaml(ana_port: int = 2525, ben_port: int = 2526) -> str:
     )
 
 
-def _settings(root: Path, db_url: str, default_port: int) -> Settings:
+def _settings(root: Path, db_url: str, default_port: int, **values: object) -> Settings:
     cdir, tdir = root / "cadences", root / "templates"
     return Settings(  # type: ignore[call-arg]
         _env_file=None,
+        **values,
         database_url=db_url,
         config_dir=root / "config",
         cadences_dir=cdir,
@@ -206,6 +209,67 @@ def test_a_rep_whose_password_is_not_set_fails_alone_and_says_which_variable(
             reasons = {r.owner_email: r.reason for r in conn.execute(enrollments.select())}
         assert "TF_TEST_ANA_SMTP is not set" in reasons["ana@yourco.example"]
         assert reasons["ben@yourco.example"] is None
+
+
+SENDGRID_TEAM = """\
+members:
+  - email: cy@yourco.example
+    name: Cy Park
+    mailbox:
+      signature: "Cy Park, yourco Seoul"
+      postal_address: "yourco Korea, 1 Teheran-ro, Seoul"
+      sendgrid: {api_key_env: TF_TEST_CY_SENDGRID}
+  - email: di@yourco.example
+    name: Di Rossi
+    mailbox:
+      signature: "Di Rossi, yourco Milano"
+      sendgrid: {}
+"""
+
+
+def test_reps_with_sendgrid_send_with_their_from_address_and_their_own_key(
+    tmp_path: Path, migrated_sqlite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cadence = make_cadence(tmp_path, MAIL_ONLY, SIGNED)
+    monkeypatch.setenv("TF_TEST_CY_SENDGRID", "SG.cy-subuser")
+    # The stand-in knows Cy's key only: Di, without a key of her own, goes out with
+    # the deployment's, which it refuses, so each mailbox's key is seen to be used.
+    with SendgridStandin(api_key="SG.cy-subuser") as account, LocalSmtpSink() as default_sink:
+        (tmp_path / "config").mkdir()
+        (tmp_path / "config" / "team.yaml").write_text(SENDGRID_TEAM)
+        settings = _settings(
+            tmp_path,
+            migrated_sqlite(tmp_path / "tf.db"),
+            default_sink.port,
+            sendgrid=SendgridSettings(api_key=SecretStr("SG.deployment"), host=account.url),
+        )
+        engine = bootstrap.database(settings)
+        cache = bootstrap.runtimes(settings)
+        directory = bootstrap.sender_directory(settings)
+        owners = {"p@acme.example": "cy@yourco.example", "q@bco.example": "di@yourco.example"}
+        with engine.begin() as conn:
+            upsert_prospects(conn, [prospect(p) for p in owners], MON_10_NY)
+        for email, owner in owners.items():
+            chosen = directory.choose(owner, settings.sender.owner_email)
+            enroll_prospects(
+                engine,
+                cache.add(cadence),
+                [email],
+                owner_email=chosen.owner,
+                sender=chosen.sender,
+                now=MON_10_NY,
+            )
+        with bootstrap.ticker(settings, cache=cache) as tk:
+            report = tk.run(MON_10_NY, 100)
+        (cy,) = account.messages
+        assert cy.body["from"] == {"email": "cy@yourco.example", "name": "Cy Park"}
+        text = cy.body["content"][0]["value"]
+        assert "Cy Park, yourco Seoul" in text and "1 Teheran-ro, Seoul" in text
+        assert (report.sent, report.failed) == (1, 1)
+        assert default_sink.messages == []  # neither went through the SMTP transport
+        with engine.connect() as conn:
+            reasons = {r.owner_email: r.reason for r in conn.execute(enrollments.select())}
+        assert "401" in reasons["di@yourco.example"]
 
 
 # -- caps are per mailbox ----------------------------------------------------------
