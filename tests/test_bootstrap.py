@@ -29,7 +29,12 @@ def test_a_shared_database_is_production() -> None:
     assert _pg().production
 
 
-def test_production_refuses_the_development_secret_and_the_sample_sender() -> None:
+def test_production_refuses_the_development_secret_and_the_sample_sender(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The bundled team.yaml's mailbox secrets are set: they are not what this checks.
+    for name in ("SAM_SMTP_PASSWORD", "SAM_IMAP_PASSWORD"):
+        monkeypatch.setenv(name, "set")
     report = bootstrap.startup_report(_pg(), "worker")
     assert any("TOUCHFLOW_UNSUBSCRIBE_SECRET" in r for r in report.refusals)
     assert any(
@@ -127,3 +132,89 @@ def test_the_crm_sync_knows_team_yaml_owner_ids():
     ids = team_owner_ids(team(settings))
     assert ids["ana.souza@yourco.com"] == "0055e000001AnaS"
     assert team_owner_ids(team(Settings(_env_file=None, config_dir=ROOT / "nowhere"))) == {}
+
+
+# -- team mailboxes ----------------------------------------------------------------
+
+TEAM = """\
+members:
+  - email: ana@yourco.example
+    name: Ana Souza
+    mailbox:
+      smtp: {host: smtp.yourco.example, username: ana, password_env: TF_T_ANA_SMTP}
+      imap: {host: imap.yourco.example, username: ana, password_env: TF_T_ANA_IMAP}
+  - email: ben@yourco.example
+    name: Ben Keller
+    mailbox:
+      imap: {host: imap.yourco.example, username: ben, password_env: TF_T_BEN_IMAP}
+  - email: cy@yourco.example
+    name: Cy
+    mailbox: {title: AE}
+"""
+
+
+def _team(tmp_path: Path, **values: object) -> Settings:
+    (tmp_path / "team.yaml").write_text(TEAM)
+    return _settings(config_dir=tmp_path, **values)
+
+
+def test_each_team_mailbox_with_smtp_gets_its_own_sender_unless_mail_goes_to_files(
+    tmp_path: Path,
+) -> None:
+    from touchflow.adapters.mailboxes import MailboxEmailSender
+    from touchflow.adapters.outbox.email_sender import OutboxEmailSender
+    from touchflow.adapters.smtp.email_sender import SmtpEmailSender
+
+    routed = bootstrap.email_sender(_team(tmp_path))
+    assert isinstance(routed, MailboxEmailSender)
+    assert isinstance(routed.default, SmtpEmailSender)
+    assert isinstance(routed.sender_for("cy@yourco.example"), SmtpEmailSender)  # the default
+    files = bootstrap.email_sender(_team(tmp_path, email_transport="outbox"))
+    assert isinstance(files, OutboxEmailSender)  # nothing leaves the machine
+    plain = bootstrap.email_sender(_settings(config_dir=tmp_path / "nowhere"))
+    assert isinstance(plain, SmtpEmailSender)
+
+
+def test_a_team_mailbox_reads_its_password_from_the_environment_or_dotenv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from touchflow.adapters.mailboxes import MailboxEmailSender
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TF_T_ANA_SMTP", raising=False)
+    routed = bootstrap.email_sender(_team(tmp_path))
+    assert isinstance(routed, MailboxEmailSender)
+    with pytest.raises(ConfigError, match=r"TF_T_ANA_SMTP is not set .*ana@yourco\.example"):
+        routed.sender_for("ana@yourco.example")
+    (tmp_path / ".env").write_text("TF_T_ANA_SMTP=from-dotenv\n")
+    assert getattr(routed.sender_for("ana@yourco.example"), "_password", None) == "from-dotenv"
+
+
+def test_production_workers_refuse_a_team_mailbox_without_its_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("TF_T_ANA_SMTP", "TF_T_ANA_IMAP", "TF_T_BEN_IMAP"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TF_T_ANA_IMAP", "x")
+    prod = {"env": "production", "unsubscribe_secret": SecretStr("own"), "sender": SAFE_SENDER}
+    refusals = bootstrap.startup_report(_team(tmp_path, **prod), "worker").refusals
+    assert [r.split(" (")[0] for r in refusals if "TF_T_" in r] == [
+        "TF_T_ANA_SMTP is not set",
+        "TF_T_BEN_IMAP is not set",
+    ]
+    # In development it starts; the mailbox's own sends fail, naming the variable.
+    assert bootstrap.startup_report(_team(tmp_path), "worker").refusals == ()
+
+
+def test_reply_mailboxes_are_the_environments_then_each_team_imap_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TF_T_BEN_IMAP", raising=False)
+    env_box = {"host": "IMAP.yourco.example", "username": "ana", "password": "p"}
+    settings = _team(tmp_path, replies={"mailboxes": [env_box]})
+    boxes = bootstrap.reply_mailboxes(settings)
+    assert [b.label for b in boxes] == ["ana", "ben"]  # Ana's login is configured once
+    with pytest.raises(ConfigError, match="TF_T_BEN_IMAP is not set"):
+        boxes[1].open()
+    assert bootstrap.reply_mailboxes(_settings(config_dir=tmp_path / "nowhere")) == []

@@ -11,19 +11,23 @@ sample sender, and a missing provider key is named at start-up.
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache, partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from touchflow.domain.compliance import BounceShield, CapPolicy, MailboxCaps
 from touchflow.domain.engine import SenderInfo
 from touchflow.domain.routing.team import TeamConfig
+from touchflow.domain.senders import SenderDirectory, team_senders
 from touchflow.domain.unsubscribe import DEV_UNSUBSCRIBE_SECRET
 from touchflow.errors import ConfigError
 from touchflow.ports import (
@@ -48,6 +52,8 @@ from touchflow.store.db import make_engine
 if TYPE_CHECKING:  # adapters are imported when built: `preview` loads no vendor SDK
     from touchflow.adapters.imap.replies import ImapMailbox
     from touchflow.adapters.twilio.sms_voice import TwilioSmsSender
+    from touchflow.domain.routing.mailbox import ImapAccount, Mailbox
+    from touchflow.domain.routing.team import Member, TeamConfig
 
 _log = logging.getLogger("touchflow")
 
@@ -122,6 +128,10 @@ def startup_report(settings: Settings, role: Role) -> StartupReport:
         ]
         if sample:
             refusals.append(f"{', '.join(sample)}: still the sample sender ({_SAMPLE_DOMAIN})")
+        if role == "worker":
+            # A mailbox whose secret is missing fails only its own sends (the
+            # tick says why); a production worker refuses to start that way.
+            refusals += mailbox_secrets_missing(settings)
     # The same checks the builders below make when they are called: asked first.
     unusable = [_crm_setting_missing(settings)]
     if role == "worker":
@@ -218,6 +228,84 @@ def sender_defaults(settings: Settings) -> SenderInfo:
     )
 
 
+def team(settings: Settings) -> TeamConfig | None:
+    """``config/team.yaml``, validated (ConfigFileError with findings); None when absent."""
+    path = settings.config_dir / "team.yaml"
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    return _team_at(str(path), stamp)
+
+
+@lru_cache(maxsize=4)
+def _team_at(path: str, stamp: int) -> TeamConfig:
+    # Keyed on the file's mtime: a tick every 5 minutes reads it once, an edit is seen.
+    from touchflow.domain.model_findings import read_text
+    from touchflow.domain.routing import team_from_yaml
+
+    return team_from_yaml(read_text(Path(path)), path)
+
+
+def sender_directory(settings: Settings) -> SenderDirectory:
+    """Who enrollments send as: team.yaml mailboxes by owner, over :func:`sender_defaults`."""
+    defaults = sender_defaults(settings)
+    found = team(settings)
+    return SenderDirectory(
+        defaults,
+        team_senders(found, defaults) if found is not None else {},
+        source=str(settings.config_dir / "team.yaml"),
+    )
+
+
+def _secret(name: str, where: str) -> str:
+    """The value of the environment variable ``name`` (or ``.env``); a ConfigError naming it."""
+    value = os.environ.get(name)
+    if not value:
+        value = _dotenv().get(name)
+    if not value:
+        raise ConfigError(f"{name} is not set ({where})")
+    return value
+
+
+def _dotenv() -> dict[str, str | None]:
+    from dotenv import dotenv_values
+
+    return dict(dotenv_values(".env")) if os.path.exists(".env") else {}
+
+
+def _mailboxes(settings: Settings) -> list[tuple[Member, Mailbox]]:
+    found = team(settings)
+    if found is None:
+        return []
+    return [(m, m.mailbox) for m in found.members if m.mailbox is not None]
+
+
+def _where(settings: Settings, member: Member, key: str) -> str:
+    return f"{key} of {member.email}'s mailbox in {settings.config_dir / 'team.yaml'}"
+
+
+def mailbox_secrets_missing(settings: Settings) -> list[str]:
+    """Each team mailbox secret whose environment variable is not set, as a sentence."""
+    missing: list[str] = []
+    sending = settings.email_transport != "outbox"
+    for member, box in _mailboxes(settings):
+        smtp, sendgrid = (box.smtp, box.sendgrid) if sending else (None, None)
+        refs = [
+            ("smtp.password_env", smtp.password_env if smtp else None),
+            ("sendgrid.api_key_env", sendgrid.api_key_env if sendgrid else None),
+            ("imap.password_env", box.imap.password_env if box.imap else None),
+        ]
+        for key, name in refs:
+            if name is None:
+                continue
+            try:
+                _secret(name, _where(settings, member, key))
+            except ConfigError as exc:
+                missing.append(str(exc))
+    return missing
+
+
 @lru_cache(maxsize=8)
 def _engine_for(url: str) -> Engine:
     return make_engine(url)
@@ -229,26 +317,81 @@ def database(settings: Settings) -> Engine:
 
 
 def email_sender(settings: Settings) -> EmailSender:
+    """The deployment's transport, with each team mailbox's own SMTP or SendGrid sender.
+
+    ``TOUCHFLOW_EMAIL_TRANSPORT=outbox`` writes every message to files, whatever
+    the mailboxes say (nothing leaves the machine). Otherwise a message from a
+    team mailbox with ``smtp:`` or ``sendgrid:`` goes through that mailbox's
+    sender, built on first use; every other message through the transport.
+    """
+    default = _transport_sender(settings)
+    if settings.email_transport == "outbox":
+        return default
+    own = {
+        member.from_address or member.email: partial(_mailbox_sender, settings, member, box)
+        for member, box in _mailboxes(settings)
+        if box.smtp is not None or box.sendgrid is not None
+    }
+    if not own:
+        return default
+    from touchflow.adapters.mailboxes import MailboxEmailSender
+
+    return MailboxEmailSender(default, own)
+
+
+def _mailbox_sender(settings: Settings, member: Member, box: Mailbox) -> EmailSender:
+    """One team mailbox's sender: its SMTP server and login, or SendGrid."""
+    if box.smtp is not None:
+        from touchflow.adapters.smtp.email_sender import SmtpEmailSender
+
+        smtp = box.smtp
+        password = None
+        if smtp.password_env is not None:
+            password = _secret(smtp.password_env, _where(settings, member, "smtp.password_env"))
+        return SmtpEmailSender(
+            smtp.host,
+            smtp.port,
+            username=smtp.username,
+            password=password,
+            starttls=smtp.starttls and not smtp.ssl,
+            ssl=smtp.ssl,
+            timeout=smtp.timeout_s,
+        )
+    assert box.sendgrid is not None  # what email_sender selects on
+    key_env = box.sendgrid.api_key_env
+    if key_env is None:
+        return _sendgrid(settings, None)
+    return _sendgrid(settings, _secret(key_env, _where(settings, member, "sendgrid.api_key_env")))
+
+
+def _sendgrid(settings: Settings, api_key: str | None) -> EmailSender:
+    """SendGrid with ``api_key``, or the deployment's (a ConfigError naming it when unset)."""
+    from touchflow.adapters.sendgrid.email_sender import SendgridEmailSender
+
+    sg = settings.sendgrid
+    if api_key is None:
+        missing = _sendgrid_key_missing(settings)
+        if missing is not None:
+            raise ConfigError(missing)
+        assert sg.api_key is not None  # what _sendgrid_key_missing checks
+        api_key = sg.api_key.get_secret_value()
+    return SendgridEmailSender(
+        api_key,
+        host=sg.host,
+        sandbox_mode=sg.sandbox_mode,
+        timeout_s=sg.timeout_s,
+        concurrency=sg.concurrency,
+    )
+
+
+def _transport_sender(settings: Settings) -> EmailSender:
     """SMTP (the rep's mailbox or a local sink), SendGrid, or the ``outbox/`` of .eml files."""
     if settings.email_transport == "outbox":
         from touchflow.adapters.outbox.email_sender import OutboxEmailSender
 
         return OutboxEmailSender(settings.outbox_dir / "email")
     if settings.email_transport == "sendgrid":
-        from touchflow.adapters.sendgrid.email_sender import SendgridEmailSender
-
-        missing = _sendgrid_key_missing(settings)
-        if missing is not None:
-            raise ConfigError(missing)
-        sg = settings.sendgrid
-        assert sg.api_key is not None  # what _sendgrid_key_missing checks
-        return SendgridEmailSender(
-            sg.api_key.get_secret_value(),
-            host=sg.host,
-            sandbox_mode=sg.sandbox_mode,
-            timeout_s=sg.timeout_s,
-            concurrency=sg.concurrency,
-        )
+        return _sendgrid(settings, None)
     from touchflow.adapters.smtp.email_sender import SmtpEmailSender
 
     smtp = settings.smtp
@@ -331,7 +474,7 @@ def ticker(
         database(settings),
         email=email or email_sender(settings),
         sms=sms or sms_sender(settings),
-        sender_defaults=sender_defaults(settings),
+        sender_defaults=sender_directory(settings),
         runtimes=cache or runtimes(settings),
         unsubscribe_mailto=settings.unsubscribe_mailto,
         lease=timedelta(seconds=settings.claim_lease_s),
@@ -388,17 +531,6 @@ def crm_sync(settings: Settings) -> CrmSync | None:
         owner_change_pause=timedelta(days=settings.crm.owner_change_pause_days),
         owner_ids=team_owner_ids(team(settings)),
     )
-
-
-def team(settings: Settings) -> TeamConfig | None:
-    """``config/team.yaml`` when it exists (ConfigFileError with its findings when invalid)."""
-    from touchflow.domain.model_findings import read_text
-    from touchflow.domain.routing import team_from_yaml
-
-    path = settings.config_dir / "team.yaml"
-    if not path.exists():
-        return None
-    return team_from_yaml(read_text(path), str(path))
 
 
 def required_crm_sync(settings: Settings) -> CrmSync:
@@ -505,6 +637,50 @@ def notifier(settings: Settings) -> Notifier | None:
     if settings.leads.notify_email:
         return EmailNotifier(email_sender(settings), settings.sender.email)
     return None
+
+
+@dataclass(frozen=True)
+class ReplyMailbox:
+    """One mailbox to poll for replies: a label for messages, and how to open it."""
+
+    label: str  # the IMAP username
+    open: Callable[[], ImapMailbox]  # a ConfigError when its password is not set
+
+
+def reply_mailboxes(settings: Settings) -> list[ReplyMailbox]:
+    """Every mailbox polled for replies: ``TOUCHFLOW_REPLIES__MAILBOXES``, then team.yaml's.
+
+    A team member's ``mailbox.imap`` joins the list unless the same login
+    (host and username) is already configured in the environment. Its password
+    is read when the mailbox is opened, so one missing secret fails that
+    mailbox alone.
+    """
+    env = settings.replies.mailboxes
+    found = [ReplyMailbox(cfg.username, partial(mailbox, cfg)) for cfg in env]
+    seen = {(cfg.host.lower(), cfg.username.lower()) for cfg in env}
+    for member, box in _mailboxes(settings):
+        imap = box.imap
+        if imap is None or (imap.host.lower(), imap.username.lower()) in seen:
+            continue
+        seen.add((imap.host.lower(), imap.username.lower()))
+        found.append(ReplyMailbox(imap.username, partial(_team_imap, settings, member, imap)))
+    return found
+
+
+def _team_imap(settings: Settings, member: Member, imap: ImapAccount) -> ImapMailbox:
+    password = _secret(imap.password_env, _where(settings, member, "imap.password_env"))
+    return mailbox(
+        ImapMailboxSettings(
+            host=imap.host,
+            port=imap.port,
+            username=imap.username,
+            password=SecretStr(password),
+            ssl=imap.ssl,
+            starttls=imap.starttls,
+            folder=imap.folder,
+            processed_folder=imap.processed_folder,
+        )
+    )
 
 
 def mailbox(cfg: ImapMailboxSettings) -> ImapMailbox:

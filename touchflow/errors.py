@@ -14,6 +14,8 @@
       MissingDataError     a template needs a prospect field that is empty
       TransitionError      an event not allowed in the enrollment's state
       LeadRejected         POST /leads: the lead cannot be taken as sent (422)
+      OwnerRefused         an enrollment owner that is not an email address, or
+                           not a team member with a mailbox
       CallRefused          click-to-call must not ring anyone; says why
         TaskNotFound       no task with that id
         CallNotPossible    never for this task as it is (not a call, no phone,
@@ -111,6 +113,14 @@ class LeadRejected(TouchflowError):
     def __init__(self, code: str, message: str) -> None:
         self.code = code
         super().__init__(message)
+
+
+class OwnerRefused(TouchflowError):
+    """An owner touchflow will not enroll under; ``usage``: the value is not an email at all."""
+
+    def __init__(self, message: str, *, usage: bool = False) -> None:
+        super().__init__(message)
+        self.usage = usage
 
 
 class CallRefused(TouchflowError):

@@ -146,7 +146,7 @@ def test_import_enroll_status_tasks_event(project: Path):
             "enterprise-outbound",
             "--all",
             "--owner",
-            "sdr@me.example",
+            "sam@yourco.com",
             "--now",
             "2026-11-28T12:00:00Z",
         ],

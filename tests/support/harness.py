@@ -137,6 +137,7 @@ class Harness:
         *,
         email: Any = None,
         sms: Any = None,
+        senders: Any = SENDER,
         **ticker_kw: Any,
     ) -> None:
         self.engine = engine
@@ -149,15 +150,23 @@ class Harness:
             engine,
             email=self.email,
             sms=self.sms,
-            sender_defaults=SENDER,
+            sender_defaults=senders,
             runtimes=self.runtimes,
             **ticker_kw,
         )
 
-    def add(self, people: list[Prospect], now: datetime) -> None:
+    def add(
+        self,
+        people: list[Prospect],
+        now: datetime,
+        *,
+        owner: str = "sdr@x.example",
+        sender: SenderInfo = SENDER,
+    ) -> None:
+        """Store ``people``; enroll every prospect not yet enrolled, as ``owner`` and ``sender``."""
         with self.engine.begin() as conn:
             upsert_prospects(conn, people, now)
-            enroll(conn, self.runtime, None, owner_email="sdr@x.example", sender=SENDER, now=now)
+            enroll(conn, self.runtime, None, owner_email=owner, sender=sender, now=now)
 
     def tick(self, now: datetime, batch: int = 100) -> TickReport:
         return self.ticker.run(now, batch)

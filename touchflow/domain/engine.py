@@ -49,9 +49,11 @@ class SenderInfo:
     phone: str | None = None
     timezone: str = "America/New_York"
     postal_address: str | None = None  # the footer's physical address (CAN-SPAM)
+    signature: str | None = None  # the rep's own sign-off (team.yaml mailbox)
 
     def context(self) -> dict[str, str | None]:
         return {
+            "signature": self.signature,
             "name": self.name,
             "email": self.email,
             "title": self.title,

@@ -45,7 +45,15 @@ KNOWN_TOP_LEVEL: frozenset[str] = frozenset(
 #: Attributes of ``prospect`` in templates (``fields.<column>`` is open-ended).
 PROSPECT_ATTRIBUTES: frozenset[str] = frozenset({*STANDARD_FIELDS, "fields", "full_name"})
 #: Attributes of ``sender`` in templates.
-SENDER_FIELDS: tuple[str, ...] = ("name", "email", "title", "company", "phone", "postal_address")
+SENDER_FIELDS: tuple[str, ...] = (
+    "name",
+    "email",
+    "title",
+    "company",
+    "phone",
+    "postal_address",
+    "signature",
+)
 
 
 class _Environment(SandboxedEnvironment):

@@ -54,6 +54,7 @@ from touchflow.domain.engine import (
 )
 from touchflow.domain.enrollment import Event, State, transition
 from touchflow.domain.phones import to_e164
+from touchflow.domain.senders import SenderDirectory
 from touchflow.errors import (
     DeliveryUnknown,
     FatalError,
@@ -230,7 +231,7 @@ class Ticker:
         *,
         email: EmailSender,
         sms: SmsSender | None,
-        sender_defaults: SenderInfo,
+        sender_defaults: SenderInfo | SenderDirectory,
         runtimes: RuntimeCache,
         unsubscribe_mailto: str | None = None,
         lease: timedelta = timedelta(minutes=10),
@@ -242,7 +243,8 @@ class Ticker:
         self.engine = engine
         self.email = email
         self.sms = sms
-        self.defaults = sender_defaults
+        # Who each enrollment sends as: its owner's mailbox, else the stored sender.
+        self.senders = SenderDirectory.of(sender_defaults)
         self.runtimes = runtimes
         self.unsubscribe_mailto = unsubscribe_mailto
         self.lease = lease
@@ -370,9 +372,9 @@ class Ticker:
             if not ids:
                 return []
             rows = enrollment_rows(conn, ids)
-            views = load_views(conn, rows, self.defaults)
+            views = load_views(conn, rows, self.senders)
             batch = _Batch(now, self.wall(), secrets.token_hex(8))
-            checks = self._checks(conn, rows, now)
+            checks = self._checks(conn, rows, views, now)
             for row in rows:
                 runtime = self.runtimes.get(conn, row.cadence_version)
                 self._plan(batch, row, views[row.id], runtime, report, checks)
@@ -410,7 +412,9 @@ class Ticker:
             update_enrollments(conn, batch.updates)
         return pending
 
-    def _checks(self, conn: Any, rows: list[Any], now: datetime) -> _Checks:
+    def _checks(
+        self, conn: Any, rows: list[Any], views: dict[int, EnrollmentView], now: datetime
+    ) -> _Checks:
         """Load what the claim-time guards need for a batch: a few queries, not one per row."""
         domains = {_domain(r) for r in rows}
         supp = guards.suppressed(
@@ -421,7 +425,8 @@ class Ticker:
         )
         gate = None
         if self.caps.enabled:
-            mailboxes = {r.sender_email.lower() for r in rows}
+            # Caps are per sending mailbox: the one each enrollment sends from now.
+            mailboxes = {v.sender.email.lower() for v in views.values()}
             counts = guards.load_send_counts(conn, now, mailboxes, domains)
             gate = CapGate(self.caps, counts, now)
         return _Checks(supp, gate)
@@ -507,7 +512,7 @@ class Ticker:
             ):
                 return
             if step.channel == "email" and checks.gate is not None:
-                refused = checks.gate.admit(row.sender_email.lower(), _domain(row))
+                refused = checks.gate.admit(view.sender.email.lower(), _domain(row))
                 if refused is not None:
                     # Over a cap: wait, visibly, for the slot where the window frees.
                     report.capped += 1
@@ -579,7 +584,7 @@ class Ticker:
                 texts.append(
                     OutboundSms(
                         touch_key=d.touch_key,
-                        from_number=self.sms_from or p.view.sender.phone or "",
+                        from_number=self.sms_from or _sender_number(p.view.sender.phone),
                         to_number=p.view.prospect.phone or "",
                         body=d.body,
                     )
@@ -725,6 +730,13 @@ def _own_domains(row: Any) -> set[str]:
 def _phone(row: Any) -> str | None:
     """The prospect's number in E.164 (suppressions are keyed on it), None if unusable."""
     return _e164(row.phone, row.country) if row.phone else None
+
+
+def _sender_number(phone: str | None) -> str:
+    """The sender's own phone as a texts' From number: E.164 (team.yaml keeps it as written)."""
+    if not phone:
+        return ""
+    return _e164(phone, None) or phone
 
 
 @lru_cache(maxsize=65536)

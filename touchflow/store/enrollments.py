@@ -14,7 +14,7 @@ a CLI command or a flow decides what is atomic. Time comes in as ``now``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -30,6 +30,7 @@ from touchflow.domain.engine import (
     enrollment_key,
 )
 from touchflow.domain.enrollment import EXIT_EVENTS, OPEN, Event, State, transition
+from touchflow.domain.senders import SenderDirectory
 from touchflow.errors import TouchflowError
 from touchflow.store import fastpath
 from touchflow.store.cadence_versions import RuntimeCache, save_cadence_version
@@ -57,7 +58,6 @@ __all__ = [
     "load_views",
     "reconcile_delivered",
     "retry_enrollments",
-    "sender_from_row",
     "update_enrollments",
 ]
 
@@ -68,11 +68,6 @@ class EnrollResult:
     already: int
     suppressed: int
     outside_audience: int = 0  # refused by the cadence's `audience:` (score, grade)
-
-
-def sender_from_row(row: Any, defaults: SenderInfo) -> SenderInfo:
-    """The enrollment's sender: its mailbox and name, the rest from the defaults."""
-    return replace(defaults, email=row.sender_email, name=row.sender_name or defaults.name)
 
 
 def enroll(
@@ -185,20 +180,25 @@ def _insert_enrollments(insert: Insert) -> Any:
 def load_views(
     conn: Connection,
     rows: Sequence[Any],
-    defaults: SenderInfo,
+    senders: SenderDirectory | SenderInfo,
 ) -> dict[int, EnrollmentView]:
     """Build engine views for enrollment rows (joined with their prospect columns).
 
-    Loads the executed steps and their engagement events in two queries for the
-    whole batch, never one per enrollment.
+    Each view's sender is the owner's mailbox, else the sender stored on the
+    enrollment (:meth:`SenderDirectory.for_enrollment`); a bare SenderInfo is
+    the default sender with no team mailboxes. Loads the executed steps and
+    their engagement events in two queries for the whole batch, never one per
+    enrollment.
     """
+    directory = SenderDirectory.of(senders)
     views: dict[int, EnrollmentView] = {}
-    # A batch has a few mailboxes, not one per row: one SenderInfo each.
-    senders: dict[tuple[str, str | None], SenderInfo] = {}
+    # A batch has a few owners and mailboxes, not one per row: resolve each once.
+    resolved: dict[tuple[str, str, str | None], SenderInfo] = {}
     for row in rows:
-        sender = senders.get((row.sender_email, row.sender_name))
+        who = (row.owner_email, row.sender_email, row.sender_name)
+        sender = resolved.get(who)
         if sender is None:
-            sender = senders[(row.sender_email, row.sender_name)] = sender_from_row(row, defaults)
+            sender = resolved[who] = directory.for_enrollment(*who)
         views[row.id] = EnrollmentView(
             key=enrollment_key(row.cadence_id, row.email),
             touch_prefix=str(row.id),

@@ -15,6 +15,8 @@
         working_hours: {timezone: America/Chicago, days: [mon, tue, wed, thu, fri],
                         start: "08:00", end: "17:00"}
         active: true
+        mailbox: {from: ana.souza@yourco.com, title: ..., smtp: {...}, imap: {...}}
+                                       # optional: see :mod:`.mailbox`
 
 The models below validate it; :mod:`touchflow.domain.routing.loader` reads it.
 """
@@ -40,6 +42,7 @@ from touchflow.domain.calendar import WEEKDAYS, BusinessCalendar, SendWindow
 from touchflow.domain.calendars import TimeOfDay, Weekday
 from touchflow.domain.model_findings import at as _at
 from touchflow.domain.routing.fields import ConfigModel, Email, Role, Segment, Territory
+from touchflow.domain.routing.mailbox import Mailbox
 from touchflow.domain.yaml_source import YamlDocument
 
 __all__ = ["Member", "TeamConfig"]
@@ -117,6 +120,14 @@ class Member(ConfigModel):
     pto: list[Annotated[Pto, BeforeValidator(_one_day_or_range)]] = Field(default_factory=list)
     working_hours: WorkingHours | None = None
     active: bool = True
+    mailbox: Mailbox | None = None  # who their email goes out as, and how
+
+    @property
+    def from_address(self) -> str | None:
+        """The address their email goes out from; None without a mailbox."""
+        if self.mailbox is None:
+            return None
+        return self.mailbox.from_ or self.email
 
     def on_pto(self, day: date) -> Pto | None:
         """The PTO range that covers ``day`` (a local date), if any."""
@@ -145,6 +156,20 @@ class TeamConfig(ConfigModel):
                     "email",
                 )
             seen[m.email] = i
+        senders: dict[str, int] = {}
+        for i, m in enumerate(self.members):
+            sender = m.from_address
+            if sender is None:
+                continue
+            if sender in senders:
+                other = self.members[senders[sender]].email
+                raise _at(
+                    f"{sender} already sends for {other}: one mailbox, one member",
+                    "members",
+                    i,
+                    "mailbox",
+                )
+            senders[sender] = i
         return self
 
     def member(self, email: str | None) -> Member | None:

@@ -15,6 +15,7 @@ from rich.table import Table
 from touchflow.domain.cadence import validate_paths
 from touchflow.domain.compliance import footer_findings
 from touchflow.domain.prospects import Prospect, normalize_email
+from touchflow.domain.senders import OwnerSender
 from touchflow.entrypoints.cli.app import (
     app,
     cadence_or_exit,
@@ -104,6 +105,14 @@ def preview(
     sample: Annotated[
         bool, typer.Option("--sample", help="Use a built-in sample prospect.")
     ] = False,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            "--owner",
+            help="Render as this team member's mailbox (config/team.yaml). "
+            "Default: TOUCHFLOW_SENDER__OWNER_EMAIL's, else the default sender.",
+        ),
+    ] = None,
 ) -> None:
     """Render every step of a cadence for one prospect, as the tick would send it.
 
@@ -111,18 +120,19 @@ def preview(
     as if every earlier step had gone out, so a threaded bump shows the
     ``Re:`` subject and the unsubscribe link the prospect would get.
     """
-    from touchflow.bootstrap import runtimes, sender_defaults
+    from touchflow.bootstrap import runtimes
     from touchflow.domain.cadence import choose_variant
     from touchflow.domain.engine import EnrollmentView, ExecutedStep, enrollment_key
 
     if (prospect is None) == (not sample):
         raise typer.BadParameter("give exactly one of --prospect EMAIL or --sample")
     settings = current_settings()
+    sender = _owner_and_sender(settings, owner).sender
     cadence = cadence_or_exit(settings, cadence_id)
     who = SAMPLE_PROSPECT if sample else _stored_prospect(settings, normalize_email(prospect or ""))
     runtime = runtimes(settings).add(cadence)
     key = enrollment_key(cadence.id, who.email)
-    view = EnrollmentView(key, "preview", who, sender_defaults(settings))
+    view = EnrollmentView(key, "preview", who, sender)
     # The window, holidays and blackouts this prospect's touches are timed by.
     out.print(f"Schedule: {runtime.calendar_for(who, view.sender).describe()}", markup=False)
     at = parse_now(None)
@@ -156,6 +166,19 @@ def preview(
                 )
     if problems:
         raise typer.Exit(1)
+
+
+def _owner_and_sender(settings: Settings, owner: str | None) -> OwnerSender:
+    """``--owner`` (None: not given) as an owner and sender; exit 2 or 1 when refused."""
+    from touchflow.bootstrap import sender_directory
+    from touchflow.errors import OwnerRefused
+
+    try:
+        return sender_directory(settings).choose(owner, settings.sender.owner_email)
+    except OwnerRefused as exc:
+        if exc.usage:  # not an email address at all
+            raise typer.BadParameter(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def _stored_prospect(settings: Settings, email: str) -> Prospect:
@@ -336,11 +359,23 @@ def enroll(
             "--prospects", exists=True, dir_okay=False, help="CSV whose emails to enroll."
         ),
     ] = None,
-    owner: Annotated[str | None, typer.Option("--owner", help="The SDR who owns them.")] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            "--owner",
+            help="The SDR who owns them: their mailbox in config/team.yaml sends. "
+            "Default: TOUCHFLOW_SENDER__OWNER_EMAIL.",
+        ),
+    ] = None,
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
-    """Enroll prospects in a cadence, pinned to its current version."""
-    from touchflow.bootstrap import runtimes, sender_defaults
+    """Enroll prospects in a cadence, pinned to its current version.
+
+    The owner's mailbox (config/team.yaml) is who the emails come from. Once
+    any team member has a mailbox, an owner without one is refused; with none
+    configured, every owner sends as the default sender (TOUCHFLOW_SENDER__*).
+    """
+    from touchflow.bootstrap import runtimes
     from touchflow.domain.normalize import Normalized
     from touchflow.services.enrollments import enroll_prospects
     from touchflow.services.importer import read_prospects
@@ -348,6 +383,7 @@ def enroll(
     if all_ == (prospects_csv is not None):
         raise typer.BadParameter("give exactly one of --all or --prospects FILE")
     settings = current_settings()
+    chosen = _owner_and_sender(settings, owner)
     cadence = cadence_or_exit(settings, cadence_id)
     at = parse_now(now)
     emails: list[str] | None = None
@@ -361,9 +397,20 @@ def enroll(
         engine_for(settings),
         runtimes(settings).add(cadence),
         emails,
-        owner_email=owner or settings.sender.owner_email,
-        sender=sender_defaults(settings),
+        owner_email=chosen.owner,
+        sender=chosen.sender,
         now=at,
+    )
+    sender = chosen.sender
+    who = f"{sender.name} <{sender.email}>" if sender.name else sender.email
+    out.print(
+        f"owner {chosen.owner}, sending as {who}: "
+        + (
+            f"their mailbox in {settings.config_dir / 'team.yaml'}"
+            if chosen.from_team
+            else "the default sender (TOUCHFLOW_SENDER__*; no team mailbox for this owner)"
+        ),
+        markup=False,
     )
     if result.not_imported:
         err.print(

@@ -21,7 +21,7 @@ from touchflow.entrypoints.cli.app import (
     out,
     parse_now,
 )
-from touchflow.errors import CadenceError, ConnectorError
+from touchflow.errors import CadenceError, ConnectorError, FindingsError
 from touchflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def config_findings(settings: Settings) -> list:  # type: ignore[type-arg]
     ).exists():
         try:
             router = load_router(settings.config_dir)
-        except CadenceError as exc:
+        except FindingsError as exc:  # ConfigFileError: team.yaml or routing.yaml
             found += exc.findings
         else:
             found += pool_warnings(router.team, router.routing)

@@ -24,6 +24,7 @@ from touchflow.entrypoints.cli.app import (
     parse_now,
     task_app,
 )
+from touchflow.errors import ConfigError
 
 cadence_app = typer.Typer(help="Pause and resume whole cadences.", no_args_is_help=True)
 suppress_app = typer.Typer(
@@ -247,21 +248,39 @@ def task_call(
 
 @app.command("replies")
 def replies_poll() -> None:
-    """Poll the reps' mailboxes once (what the poll-replies deployment runs)."""
+    """Poll the reps' mailboxes once (what the poll-replies deployment runs).
+
+    The mailboxes of ``TOUCHFLOW_REPLIES__MAILBOXES`` and every ``mailbox.imap``
+    in config/team.yaml. A mailbox that cannot be opened for want of its
+    password is named on stderr (exit 1) after the others were polled.
+    """
     from collections import Counter
 
-    from touchflow.bootstrap import mailbox, reply_poll
+    from touchflow.bootstrap import reply_mailboxes, reply_poll
 
     settings = current_settings()
-    if not settings.replies.mailboxes:
-        out.print("no mailboxes configured (TOUCHFLOW_REPLIES__MAILBOXES)")
+    boxes = reply_mailboxes(settings)
+    if not boxes:
+        out.print(
+            "no mailboxes configured "
+            "(TOUCHFLOW_REPLIES__MAILBOXES, or mailbox.imap in config/team.yaml)"
+        )
         return
     poll = reply_poll(settings)
     counts: Counter[str] = Counter()
-    for cfg in settings.replies.mailboxes:
-        with mailbox(cfg) as box:
-            counts += poll(box, now=parse_now(None))
+    unopened = 0
+    for box in boxes:
+        try:
+            opened = box.open()
+        except ConfigError as exc:
+            unopened += 1
+            err.print(f"[red]error:[/red] not polled: {box.label}: {exc}")
+            continue
+        with opened as mailbox:
+            counts += poll(mailbox, now=parse_now(None))
     out.print(", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) or "no new messages")
+    if unopened:
+        raise typer.Exit(1)
 
 
 @task_app.command("show")
