@@ -108,7 +108,9 @@ def test_simulate_json(project: Path):
     exits = {r["prospect"]: r["exit"] for r in records if "exit" in r}
     assert exits["yuki@kaisha.example"] == "replied"
     for r in touches:
-        assert set(r) == {"prospect", "step", "channel", "variant", "at", "local_at"}
+        base = {"prospect", "step", "channel", "variant", "at", "local_at", "status"}
+        extra = {"task": {"outcome", "done_at"}, "skipped": {"reason"}, "sent": set()}
+        assert set(r) == base | extra[r["status"]], r
         local = datetime.fromisoformat(r["local_at"])
         assert datetime.fromisoformat(r["at"]) == local
         assert local.weekday() < 5
@@ -214,4 +216,34 @@ def test_simulate_reads_a_file_as_import_does(project: Path):
     assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)
     assert {r["prospect"] for r in records} == {"anna@beispiel.example"}
-    assert "skipped" not in result.output
+    assert "rejected" not in result.output
+    # A Berlin landline (030 ...) takes no texts (and, while "Germany" is not read as DE,
+    # no calls either): those steps are skipped, visibly, and the breakup still goes.
+    skipped = {(r["step"], r["reason"]) for r in records if r.get("status") == "skipped"}
+    assert ("sms-nudge", "no_phone") in skipped
+    assert {reason for _, reason in skipped} == {"no_phone"}
+    assert any(r.get("step") == "breakup" and r["status"] == "sent" for r in records)
+
+
+def test_simulate_reports_rows_it_reads_with_warnings_and_rejections(project: Path):
+    """A bad phone is a warning (the row is simulated, its phone steps skipped); a bad email
+    is a rejection, reported with its line; a duplicate is simulated once."""
+    path = project / "mixed.csv"
+    path.write_text(
+        "email;first_name;title;company;phone\n"
+        "ok@x.example;Ok;CRO;X;12\n"
+        "not-an-email;No;CRO;X;\n"
+        "OK@x.example;Again;CRO;X;\n",
+        encoding="utf-8",
+    )
+    args = ["simulate", "enterprise-outbound", "--prospects", str(path)]
+    result = runner.invoke(app, [*args, "--start", "2026-11-30T06:00:00Z", "--json"])
+    assert result.exit_code == 1  # a rejected row is a finding, as in import
+    assert f"{path}:2: warning: invalid_phone" in result.stderr
+    assert f"{path}:3: rejected: invalid_email" in result.stderr
+    assert f"{path}:4: duplicate of line 2" in result.stderr
+    assert "1 row(s) rejected (invalid_email 1)" in result.stderr
+    records = json.loads(result.stdout)
+    assert {r["prospect"] for r in records} == {"ok@x.example"}
+    skipped = {(r["step"], r["reason"]) for r in records if r.get("status") == "skipped"}
+    assert skipped == {("call-1", "no_phone"), ("sms-nudge", "no_phone")}
