@@ -217,11 +217,9 @@ def test_simulate_reads_a_file_as_import_does(project: Path):
     records = json.loads(result.stdout)
     assert {r["prospect"] for r in records} == {"anna@beispiel.example"}
     assert "rejected" not in result.output
-    # A Berlin landline (030 ...) takes no texts (and, while "Germany" is not read as DE,
-    # no calls either): those steps are skipped, visibly, and the breakup still goes.
-    skipped = {(r["step"], r["reason"]) for r in records if r.get("status") == "skipped"}
-    assert ("sms-nudge", "no_phone") in skipped
-    assert {reason for _, reason in skipped} == {"no_phone"}
+    # Skipped steps are shown with their reason, and the breakup still goes.
+    skipped = {r["step"]: r["reason"] for r in records if r.get("status") == "skipped"}
+    assert skipped["sms-nudge"] in ("when_false", "no_phone")
     assert any(r.get("step") == "breakup" and r["status"] == "sent" for r in records)
 
 
@@ -246,4 +244,54 @@ def test_simulate_reports_rows_it_reads_with_warnings_and_rejections(project: Pa
     records = json.loads(result.stdout)
     assert {r["prospect"] for r in records} == {"ok@x.example"}
     skipped = {(r["step"], r["reason"]) for r in records if r.get("status") == "skipped"}
-    assert skipped == {("call-1", "no_phone"), ("sms-nudge", "no_phone")}
+    # No call without a number, so no call outcome to text after.
+    assert skipped == {("call-1", "no_phone"), ("sms-nudge", "when_false")}
+
+
+def test_preview_shows_steps_the_prospect_cannot_take(project: Path, tmp_path: Path):
+    """No phone: the call and the text would be skipped (no_phone), not held; exit 0."""
+    write_cadence(tmp_path)
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    person = {"email": "no.phone@x.example", "first_name": "N", "title": "CRO", "company": "C"}
+    runner.invoke(app, ["import", str(_csv(tmp_path / "one.csv", [person]))])
+    result = runner.invoke(app, ["preview", "t-cadence", "--prospect", "no.phone@x.example"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("would skip: no_phone") == 2  # call-1 and nudge
+    assert "would skip: no_phone (no usable phone number)" in result.stdout
+    assert "would skip: no_phone (no phone number that takes texts)" in result.stdout
+    assert "missing_data" not in result.stdout
+
+
+def test_simulate_events_take_task_outcomes_and_the_table_shows_skips(project: Path):
+    prospects = _csv(project / "p.csv", PEOPLE[:2])
+    events = _csv(
+        project / "e.csv",
+        [
+            {"email": "ana@northwind.example", "event": "no_answer", "step": "call-1",
+             "at": "2026-11-30T06:00:00Z"},
+        ],
+    )  # fmt: skip
+    args = ["simulate", "enterprise-outbound", "--prospects", str(prospects),
+            "--start", "2026-11-30T06:00:00Z", "--events", str(events)]  # fmt: skip
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    nudges = {r["prospect"]: r for r in json.loads(result.stdout) if r.get("step") == "sms-nudge"}
+    assert nudges["ana@northwind.example"]["status"] == "sent"  # no answer: text her
+    assert (nudges["jonas@fabrik.example"]["status"], nudges["jonas@fabrik.example"]["reason"]) == (
+        "skipped",
+        "when_false",
+    )
+    table = runner.invoke(app, args, terminal_width=200)
+    assert table.exit_code == 0, table.output
+    assert "skipped" in table.stdout and "when_false" in table.stdout
+    assert "no_answer" in table.stdout  # the task's outcome
+    assert "skipped: {'when_false': 1}" in table.stdout
+
+    bad = _csv(
+        project / "bad.csv",
+        [{"email": "ana@northwind.example", "event": "connected", "step": "call-9",
+          "at": "2026-11-30T06:00:00Z"}],
+    )  # fmt: skip
+    result = runner.invoke(app, [*args[:-2], "--events", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}: line 2: no step 'call-9' in enterprise-outbound" in result.output

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from jinja2 import (
     DictLoader,
@@ -409,10 +409,10 @@ def parse_condition(expr: str) -> ConditionInfo:
         token = parser.stream.current
         raise TemplateSyntaxError(f"unexpected {token.value!r} after the expression", token.lineno)
     info = ConditionInfo()
-    for name_node in node.find_all(nodes.Name):
+    for name_node in _self_and_descendants(node, nodes.Name):
         if name_node.name not in CONDITION_FUNCTIONS:
             info.names.add(name_node.name)
-    for call in node.find_all(nodes.Call):
+    for call in _self_and_descendants(node, nodes.Call):
         if _is_call_of(call, "touched"):
             _touched_call(call, info)
         elif _is_call_of(call, "outcome"):
@@ -424,7 +424,7 @@ def parse_condition(expr: str) -> ConditionInfo:
                 info.problems.append("outcome() needs a string literal: outcome('call-1')")
                 continue
             info.outcome_steps.append(step_id)
-    for compare in node.find_all(nodes.Compare):
+    for compare in _self_and_descendants(node, nodes.Compare):
         operands = [compare.expr, *(op.expr for op in compare.ops)]
         if not any(isinstance(o, nodes.Call) and _is_call_of(o, "outcome") for o in operands):
             continue
@@ -432,6 +432,16 @@ def parse_condition(expr: str) -> ConditionInfo:
             items = operand.items if isinstance(operand, nodes.List | nodes.Tuple) else [operand]
             info.outcomes.extend(v for item in items if (v := _const_str(item)) is not None)
     return info
+
+
+_N = TypeVar("_N", bound=nodes.Node)
+
+
+def _self_and_descendants(node: nodes.Node, kind: type[_N]) -> Iterator[_N]:
+    """``node.find_all(kind)``, and ``node`` itself: a bare ``touched('x')`` is the root."""
+    if isinstance(node, kind):
+        yield node
+    yield from node.find_all(kind)
 
 
 def _is_call_of(call: nodes.Call, name: str) -> bool:
