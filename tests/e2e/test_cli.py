@@ -295,3 +295,32 @@ def test_simulate_events_take_task_outcomes_and_the_table_shows_skips(project: P
     result = runner.invoke(app, [*args[:-2], "--events", str(bad)])
     assert result.exit_code == 1
     assert f"{bad}: line 2: no step 'call-9' in enterprise-outbound" in result.output
+
+
+def test_event_reply_applies_on_account_reply(project: Path):
+    """`touchflow event EMAIL reply` is a reply like one from a mailbox: the colleague at
+    the same account pauses (on_account_reply: pause), another account goes on.
+
+    Before, the CLI ended the replier's enrollment and left the colleague active.
+    """
+    path = project / "cadences" / "enterprise-outbound.yaml"
+    path.write_text(path.read_text().replace("exit_on:", "on_account_reply: pause\nexit_on:", 1))
+    people = [
+        {**PEOPLE[0]},
+        {**PEOPLE[0], "email": "bo@northwind.example", "first_name": "Bo"},
+        PEOPLE[1],
+    ]
+    csv_path = _csv(project / "people.csv", people)
+    now = "2026-11-28T12:00:00Z"
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["import", str(csv_path), "--now", now]).exit_code == 0
+    result = runner.invoke(app, ["enroll", "enterprise-outbound", "--all", "--now", now])
+    assert "3 enrolled" in result.stdout, result.output
+    result = runner.invoke(
+        app, ["event", "ana@northwind.example", "reply", "--at", "2026-11-29T12:00:00Z"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 enrollment(s) ended" in result.stdout
+    assert "at the same account 1 paused, 0 finished" in result.stdout
+    status = runner.invoke(app, ["status"], terminal_width=200).stdout
+    assert "account_replied" in status

@@ -554,11 +554,23 @@ def event(
     settings = current_settings()
     when = parse_now(at)
     res = record_exit_event(
-        engine_for(settings), runtimes(settings), email, kind, when, source="cli"
+        engine_for(settings),
+        runtimes(settings),
+        email,
+        kind,
+        when,
+        source="cli",
+        account_pause_days=settings.replies.account_pause_days,
     )
     if res is None:
         raise fail(f"no prospect {email!r}")
-    out.print(f"{email}: {kind}: {res.ended} enrollment(s) ended, {res.kept} kept going")
+    text = f"{email}: {kind}: {res.ended} enrollment(s) ended, {res.kept} kept going"
+    if res.account_paused or res.account_finished:
+        text += (
+            f"; at the same account {res.account_paused} paused, "
+            f"{res.account_finished} finished (on_account_reply)"
+        )
+    out.print(text)
 
 
 @app.command()
