@@ -11,7 +11,11 @@ Timing rules (the cadence format's contract):
 * every later step is due ``after`` the previous step's execution (a manual
   step: its completion), moved into the window;
 * a step only executes while the window is open in the prospect's local time:
-  a late tick never sends out of hours, it defers to the next opening.
+  a late tick never sends out of hours, it defers to the next opening;
+* a step whose ``when`` is false (it sees the earlier steps' events and task
+  outcomes), or whose channel the prospect's number cannot take (a text
+  without a mobile, a call without a phone), is skipped with its reason and
+  the next step counts from then.
 """
 
 from __future__ import annotations
