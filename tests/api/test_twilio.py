@@ -137,3 +137,26 @@ def test_bridge_dials_the_prospect(world: World, call_task):
     world.post_twilio("/webhooks/twilio/sms", _sms("SM1", "STOP"))
     r = world.post_twilio(f"/twilio/voice/bridge/{call_task.id}", {"CallSid": "CA2"})
     assert "<Dial" not in r.text and "<Hangup" in r.text
+
+
+def test_a_text_reply_applies_the_account_rule(world: World, tmp_path):
+    """A reply by text is a reply like any other: BOB's cadence pauses on an account reply.
+
+    Before, a text reply ended ANN's enrollments but left colleagues untouched.
+    """
+    from datetime import timedelta
+
+    from tests.support.harness import SENDER, cadence_yaml, make_cadence
+    from touchflow.store.enrollments import enroll
+
+    yaml = cadence_yaml("acct-pause").replace("exit_on:", "on_account_reply: pause\nexit_on:")
+    runtime = world.harness.runtimes.add(make_cadence(tmp_path / "acct", yaml))
+    with world.engine.begin() as conn:
+        enroll(conn, runtime, None, owner_email="sdr@x.example", sender=SENDER, now=world.clock[0])
+    r = world.post_twilio("/webhooks/twilio/sms", _sms("SM10", "Sure, call me Thursday"))
+    assert r.status_code == 200
+    bob = {e.cadence_id: e for e in world.enrollments_of(BOB)}
+    assert bob["t-cadence"].state == "active"  # on_account_reply: continue (the default)
+    assert (bob["acct-pause"].state, bob["acct-pause"].reason) == ("paused", "account_replied")
+    assert bob["acct-pause"].next_due_at == world.clock[0] + timedelta(days=14)
+    assert {e.state for e in world.enrollments_of(CY)} <= {"active", "pending"}

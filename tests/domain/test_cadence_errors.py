@@ -35,6 +35,18 @@ INTRO = """\
     template: email/intro.txt.j2
 """
 
+CALL = """\
+  - id: call-1
+    channel: call
+"""
+
+NUDGE = """\
+  - id: nudge
+    channel: sms
+    template: sms/nudge.txt.j2
+    when: "{when}"
+"""
+
 CASES: list[tuple[str, str, str, str]] = [
     # (case id, YAML, expected "file:line:col", message substring)
     (
@@ -343,6 +355,54 @@ CASES: list[tuple[str, str, str, str]] = [
         "unknown event 'read'",
     ),
     (
+        "when-bare-call-unknown-step",  # the call is the whole expression: checked too
+        HEAD + INTRO + "    when: \"touched('intor')\"\n",
+        "cadences/bad.yaml:10:11",
+        "touched('intor') names no step of this cadence",
+    ),
+    (
+        "when-unknown-outcome",
+        HEAD + INTRO + CALL + NUDGE.format(when="outcome('call-1') in ['no_anwser', 'voicemail']"),
+        "cadences/bad.yaml:15:11",
+        "unknown outcome 'no_anwser' (did you mean 'no_answer'?)",
+    ),
+    (
+        "when-unknown-outcome-equals",
+        HEAD + INTRO + CALL + NUDGE.format(when="outcome('call-1') != 'conected'"),
+        "cadences/bad.yaml:15:11",
+        "unknown outcome 'conected' (did you mean 'connected'?)",
+    ),
+    (
+        "when-outcome-event-typo",
+        HEAD + INTRO + CALL + NUDGE.format(when="not touched('call-1', 'conected')"),
+        "cadences/bad.yaml:15:11",
+        "unknown event 'conected' (did you mean 'connected'?)",
+    ),
+    (
+        "when-outcome-of-an-email",
+        HEAD + INTRO + CALL + NUDGE.format(when="outcome('intro') == 'connected'"),
+        "cadences/bad.yaml:15:11",
+        "outcome('intro') is always none: 'intro' is a email step",
+    ),
+    (
+        "when-outcome-event-of-an-email",
+        HEAD + INTRO + CALL + NUDGE.format(when="touched('intro', 'voicemail')"),
+        "cadences/bad.yaml:15:11",
+        "'voicemail' is a task outcome, but 'intro' is a email step",
+    ),
+    (
+        "when-outcome-later-step",
+        HEAD + INTRO + NUDGE.format(when="outcome('call-1') == 'no_answer'") + CALL,
+        "cadences/bad.yaml:13:11",
+        "outcome('call-1') must name an earlier step",
+    ),
+    (
+        "when-outcome-takes-one-literal",
+        HEAD + INTRO + CALL + NUDGE.format(when="outcome(step) == 'no_answer'"),
+        "cadences/bad.yaml:15:11",
+        "outcome() needs a string literal",
+    ),
+    (
         "when-unknown-name",
         HEAD + INTRO + '    when: "prospect.title"\n',
         "cadences/bad.yaml:10:11",
@@ -472,3 +532,17 @@ def test_validate_paths_mixes_cadences_templates_and_config(tree: Path) -> None:
 def test_validate_single_template_file(tree: Path) -> None:
     findings = validate_paths([Path("templates/email/typo.txt.j2")], Path("templates"))
     assert [(f.path, f.line, f.col) for f in findings] == [("templates/email/typo.txt.j2", 2, 7)]
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "outcome('call-1') in ['no_answer', 'voicemail']",
+        "outcome('call-1') not in ('connected', 'meeting_booked')",
+        "touched('call-1', 'connected') or outcome('call-1') == 'wrong_number'",
+        "touched('call-1', 'completed') and not touched('intro', 'opened')",
+    ],
+)
+def test_outcome_conditions_load(tree: Path, when: str) -> None:
+    Path("cadences/bad.yaml").write_text(HEAD + INTRO + CALL + NUDGE.format(when=when))
+    assert load_cadence(Path("cadences/bad.yaml"), Path("templates")).step("nudge").when == when

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from touchflow.domain.phones import region_of, timezones_of, to_e164
+from touchflow.domain.phones import phone_channels, region_of, timezones_of, to_e164
 
 
 @pytest.mark.parametrize(
@@ -126,3 +126,23 @@ def test_to_e164_only_ever_raises_value_error(raw: str) -> None:
     except ValueError:
         return
     assert result.startswith("+") and result[1:].isdigit()
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "channels"),
+    [
+        ("+4915112345678", None, {"call", "sms"}),  # a German mobile
+        ("+493012345678", None, {"call"}),  # a Berlin landline takes no texts
+        ("030 1234567", "DE", {"call"}),  # national, read with the country
+        ("(212) 555-0123", "US", {"call", "sms"}),  # US: fixed line or mobile, cannot tell
+        ("+15005550006", None, {"call", "sms"}),  # Twilio's test numbers
+        ("030 1234567", None, set()),  # national without a country: unreadable
+        ("030 1234567", "Germany", set()),  # not a region: ignored, still unreadable
+        ("+493012345678", "Germany", {"call"}),  # ...but an international number reads
+        ("12", "US", set()),
+        ("", "US", set()),
+        (None, None, set()),
+    ],
+)
+def test_phone_channels(raw: str | None, region: str | None, channels: set[str]) -> None:
+    assert phone_channels(raw, region) == channels

@@ -13,6 +13,7 @@ from touchflow.domain.render import (
     Renderer,
     build_context,
     lint_template,
+    parse_condition,
     prospect_context,
 )
 from touchflow.errors import MissingDataError
@@ -222,6 +223,35 @@ def test_conditions_with_touched() -> None:
     assert renderer.condition(expr)(touched) is False
     events.add(("call-1", "completed"))
     assert renderer.condition(expr)(touched) is True
+
+
+def test_conditions_with_outcome() -> None:
+    renderer = Renderer({})
+    outcomes = {"call-1": "no_answer"}
+    expr = "outcome('call-1') in ['no_answer', 'voicemail']"
+
+    def touched(step_id: str, event: str) -> bool:
+        return False
+
+    assert renderer.condition(expr)(touched, outcomes.get) is True
+    outcomes["call-1"] = "connected"
+    assert renderer.condition(expr)(touched, outcomes.get) is False
+    del outcomes["call-1"]  # no outcome yet (or the call was skipped)
+    assert renderer.condition(expr)(touched, outcomes.get) is False
+    assert renderer.condition("outcome('call-1') is none")(touched, outcomes.get) is True
+    # Without an outcome function, no step has an outcome.
+    assert renderer.condition(expr)(touched) is False
+
+
+def test_parse_condition_lists_outcomes_and_their_steps() -> None:
+    info = parse_condition(
+        "outcome('call-1') in ['no_answer', 'voicemail'] or 'connected' == outcome('call-2')"
+    )
+    assert info.outcome_steps == ["call-1", "call-2"]
+    assert sorted(info.outcomes) == ["connected", "no_answer", "voicemail"]
+    assert info.names == set() and info.problems == []
+    # A bare call is the expression's root node: it is found too.
+    assert parse_condition("touched('intro')").calls == [("intro", "sent")]
 
 
 def test_condition_is_compiled_once() -> None:

@@ -108,7 +108,9 @@ def test_simulate_json(project: Path):
     exits = {r["prospect"]: r["exit"] for r in records if "exit" in r}
     assert exits["yuki@kaisha.example"] == "replied"
     for r in touches:
-        assert set(r) == {"prospect", "step", "channel", "variant", "at", "local_at"}
+        base = {"prospect", "step", "channel", "variant", "at", "local_at", "status"}
+        extra = {"task": {"outcome", "done_at"}, "skipped": {"reason"}, "sent": set()}
+        assert set(r) == base | extra[r["status"]], r
         local = datetime.fromisoformat(r["local_at"])
         assert datetime.fromisoformat(r["at"]) == local
         assert local.weekday() < 5
@@ -214,4 +216,111 @@ def test_simulate_reads_a_file_as_import_does(project: Path):
     assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)
     assert {r["prospect"] for r in records} == {"anna@beispiel.example"}
-    assert "skipped" not in result.output
+    assert "rejected" not in result.output
+    # Skipped steps are shown with their reason, and the breakup still goes.
+    skipped = {r["step"]: r["reason"] for r in records if r.get("status") == "skipped"}
+    assert skipped["sms-nudge"] in ("when_false", "no_phone")
+    assert any(r.get("step") == "breakup" and r["status"] == "sent" for r in records)
+
+
+def test_simulate_reports_rows_it_reads_with_warnings_and_rejections(project: Path):
+    """A bad phone is a warning (the row is simulated, its phone steps skipped); a bad email
+    is a rejection, reported with its line; a duplicate is simulated once."""
+    path = project / "mixed.csv"
+    path.write_text(
+        "email;first_name;title;company;phone\n"
+        "ok@x.example;Ok;CRO;X;12\n"
+        "not-an-email;No;CRO;X;\n"
+        "OK@x.example;Again;CRO;X;\n",
+        encoding="utf-8",
+    )
+    args = ["simulate", "enterprise-outbound", "--prospects", str(path)]
+    result = runner.invoke(app, [*args, "--start", "2026-11-30T06:00:00Z", "--json"])
+    assert result.exit_code == 1  # a rejected row is a finding, as in import
+    assert f"{path}:2: warning: invalid_phone" in result.stderr
+    assert f"{path}:3: rejected: invalid_email" in result.stderr
+    assert f"{path}:4: duplicate of line 2" in result.stderr
+    assert "1 row(s) rejected (invalid_email 1)" in result.stderr
+    records = json.loads(result.stdout)
+    assert {r["prospect"] for r in records} == {"ok@x.example"}
+    skipped = {(r["step"], r["reason"]) for r in records if r.get("status") == "skipped"}
+    # No call without a number, so no call outcome to text after.
+    assert skipped == {("call-1", "no_phone"), ("sms-nudge", "when_false")}
+
+
+def test_preview_shows_steps_the_prospect_cannot_take(project: Path, tmp_path: Path):
+    """No phone: the call and the text would be skipped (no_phone), not held; exit 0."""
+    write_cadence(tmp_path)
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    person = {"email": "no.phone@x.example", "first_name": "N", "title": "CRO", "company": "C"}
+    runner.invoke(app, ["import", str(_csv(tmp_path / "one.csv", [person]))])
+    result = runner.invoke(app, ["preview", "t-cadence", "--prospect", "no.phone@x.example"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("would skip: no_phone") == 2  # call-1 and nudge
+    assert "would skip: no_phone (no usable phone number)" in result.stdout
+    assert "would skip: no_phone (no phone number that takes texts)" in result.stdout
+    assert "missing_data" not in result.stdout
+
+
+def test_simulate_events_take_task_outcomes_and_the_table_shows_skips(project: Path):
+    prospects = _csv(project / "p.csv", PEOPLE[:2])
+    events = _csv(
+        project / "e.csv",
+        [
+            {"email": "ana@northwind.example", "event": "no_answer", "step": "call-1",
+             "at": "2026-11-30T06:00:00Z"},
+        ],
+    )  # fmt: skip
+    args = ["simulate", "enterprise-outbound", "--prospects", str(prospects),
+            "--start", "2026-11-30T06:00:00Z", "--events", str(events)]  # fmt: skip
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    nudges = {r["prospect"]: r for r in json.loads(result.stdout) if r.get("step") == "sms-nudge"}
+    assert nudges["ana@northwind.example"]["status"] == "sent"  # no answer: text her
+    assert (nudges["jonas@fabrik.example"]["status"], nudges["jonas@fabrik.example"]["reason"]) == (
+        "skipped",
+        "when_false",
+    )
+    table = runner.invoke(app, args, terminal_width=200)
+    assert table.exit_code == 0, table.output
+    assert "skipped" in table.stdout and "when_false" in table.stdout
+    assert "no_answer" in table.stdout  # the task's outcome
+    assert "skipped: {'when_false': 1}" in table.stdout
+
+    bad = _csv(
+        project / "bad.csv",
+        [{"email": "ana@northwind.example", "event": "connected", "step": "call-9",
+          "at": "2026-11-30T06:00:00Z"}],
+    )  # fmt: skip
+    result = runner.invoke(app, [*args[:-2], "--events", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}: line 2: no step 'call-9' in enterprise-outbound" in result.output
+
+
+def test_event_reply_applies_on_account_reply(project: Path):
+    """`touchflow event EMAIL reply` is a reply like one from a mailbox: the colleague at
+    the same account pauses (on_account_reply: pause), another account goes on.
+
+    Before, the CLI ended the replier's enrollment and left the colleague active.
+    """
+    path = project / "cadences" / "enterprise-outbound.yaml"
+    path.write_text(path.read_text().replace("exit_on:", "on_account_reply: pause\nexit_on:", 1))
+    people = [
+        {**PEOPLE[0]},
+        {**PEOPLE[0], "email": "bo@northwind.example", "first_name": "Bo"},
+        PEOPLE[1],
+    ]
+    csv_path = _csv(project / "people.csv", people)
+    now = "2026-11-28T12:00:00Z"
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["import", str(csv_path), "--now", now]).exit_code == 0
+    result = runner.invoke(app, ["enroll", "enterprise-outbound", "--all", "--now", now])
+    assert "3 enrolled" in result.stdout, result.output
+    result = runner.invoke(
+        app, ["event", "ana@northwind.example", "reply", "--at", "2026-11-29T12:00:00Z"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 enrollment(s) ended" in result.stdout
+    assert "at the same account 1 paused, 0 finished" in result.stdout
+    status = runner.invoke(app, ["status"], terminal_width=200).stdout
+    assert "account_replied" in status

@@ -83,32 +83,52 @@ def test_a_second_tick_at_the_same_time_sends_nothing(h):
 
 
 def test_production_matches_the_simulation(h):
+    """Sent and skipped alike: a Berlin landline takes no text, a prospect without a phone
+    neither a call nor a text; the simulation shows the same skips, at the same times."""
     people = [
         prospect("ny@x.example"),
         prospect("be@x.example", "Europe/Berlin", "DE", phone="+493012345678"),
+        prospect("np@x.example", phone=None),
     ]
     h.add(people, SAT)
     h.run_until(SAT + timedelta(days=30))
     sim = simulate(h.cadence, people, start=SAT, days=30, sender=SENDER)
-    sim_touches = [(r["prospect"], r["step"], r["at"]) for r in sim if "step" in r]
+    sim_touches = [
+        (r["prospect"], r["step"], r["at"], r["status"], r.get("reason"))
+        for r in sim
+        if "step" in r
+    ]
     with h.engine.connect() as conn:
         rows = conn.execute(
             select(
                 touches.c.key,
                 touches.c.step_id,
+                touches.c.channel,
                 touches.c.executed_at,
                 touches.c.status,
+                touches.c.error,
                 touches.c.enrollment_id,
             ).order_by(touches.c.executed_at)
         ).all()
     emails = {h.enrollment(p.email).id: p.email for p in people}
+    task_channels = ("call", "linkedin", "task")
     prod = [
-        (emails[r.enrollment_id], r.step_id, r.executed_at.isoformat())
+        (
+            emails[r.enrollment_id],
+            r.step_id,
+            r.executed_at.isoformat(),
+            "task" if r.status == "sent" and r.channel in task_channels else r.status,
+            r.error,
+        )
         for r in rows
-        if r.status == "sent"
     ]
     assert sorted(prod) == sorted(sim_touches)
-    assert len(prod) == 10  # intro, call, bump, sms, breakup for both
+    assert {(p[0], p[1], p[4]) for p in prod if p[3] == "skipped"} == {
+        ("be@x.example", "nudge", "no_phone"),
+        ("np@x.example", "call-1", "no_phone"),
+        ("np@x.example", "nudge", "no_phone"),
+    }
+    assert len(prod) == 15  # intro, call, bump, sms, breakup for each
     for email in emails.values():
         e = h.enrollment(email)
         assert (e.state, e.reason) == ("finished", "completed")

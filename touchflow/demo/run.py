@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from touchflow.adapters.smtp.sink import LocalSmtpSink
 from touchflow.demo.data import generate_rows, write_csv
 from touchflow.domain.cadence import load_cadence
+from touchflow.services.account_replies import apply_reply
 from touchflow.services.importer import run_import
 from touchflow.settings import Settings, SmtpSettings
 from touchflow.store.db import upgrade
@@ -217,7 +218,9 @@ def _prospects_answer(
                 kind = "reply"
             elif f < 0.14 and rng.random() < 0.2:
                 kind = "meeting_booked"
-            if kind:
+            if kind == "reply":  # the colleagues' on_account_reply applies too
+                apply_reply(conn, cache, pid, now, source="demo")
+            elif kind:
                 apply_exit_event(conn, cache, pid, kind, now, source="demo")
 
 

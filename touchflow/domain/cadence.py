@@ -103,6 +103,20 @@ EXIT_EVENTS: tuple[ExitEvent, ...] = (
 )
 #: Events ``touched(step_id, event)`` can test in a ``when`` condition.
 TOUCH_EVENTS: tuple[str, ...] = ("sent", "opened", "clicked", "replied", "completed", "skipped")
+#: Outcomes of a task (``touchflow task done ID --outcome ...``): ``outcome(step_id)``
+#: in a ``when`` condition is one of them, and ``touched(step_id, <outcome>)`` tests one.
+TASK_OUTCOMES: tuple[str, ...] = (
+    "completed",
+    "skipped",
+    "connected",
+    "voicemail",
+    "no_answer",
+    "wrong_number",
+    "meeting_booked",
+    "not_interested",
+)
+#: What ``touched()`` accepts: touch events and task outcomes.
+CONDITION_EVENTS: tuple[str, ...] = tuple(dict.fromkeys((*TOUCH_EVENTS, *TASK_OUTCOMES)))
 
 #: What a reply from one contact does to this cadence's enrollments of the
 #: other contacts at the same account (same company domain).
@@ -135,8 +149,7 @@ def _countries() -> frozenset[str]:
 def _check_zone(value: str, *, allow: tuple[str, ...] = ()) -> str:
     if value in allow or value in _zones():
         return value
-    hint = difflib.get_close_matches(value, _zones(), n=1)
-    extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+    extra = _did_you_mean(value, sorted(_zones()))
     what = "".join(f"{a!r}, " for a in allow[:-1])
     what += f"{allow[-1]!r} or an IANA time zone" if allow else "an IANA time zone"
     raise ValueError(f"{value!r} is not {what}{extra}")
@@ -570,7 +583,7 @@ class _Checker:
                         )
                     self._subject(v["subject"], (*vloc, "subject"))
         if isinstance(s.get("when"), str):
-            self._when(s["when"], (*loc, "when"), i, ids)
+            self._when(s["when"], (*loc, "when"), i, ids, channels)
 
     def _template(self, name: str, loc: tuple[Any, ...]) -> None:
         if not _is_template_name(name):
@@ -612,29 +625,75 @@ class _Checker:
         for _dep, _ in template_dependencies(ast):
             self.add(loc, "subjects cannot include other templates")
 
-    def _when(self, expr: str, loc: tuple[Any, ...], index: int, ids: dict[str, int]) -> None:
+    def _when(
+        self,
+        expr: str,
+        loc: tuple[Any, ...],
+        index: int,
+        ids: dict[str, int],
+        channels: dict[str, Any],
+    ) -> None:
         try:
             info = parse_condition(expr)
         except TemplateSyntaxError as exc:
             self.add(loc, f"when does not compile: {exc.message}")
             return
         for name in sorted(info.names):
-            self.add(loc, f"when: unknown name {name!r} (conditions can only call touched())")
+            why = "conditions can only call touched() and outcome()"
+            self.add(loc, f"when: unknown name {name!r} ({why})")
         for problem in info.problems:
             self.add(loc, f"when: {problem}")
         for step_id, event in info.calls:
-            if step_id not in ids:
-                self.add(loc, f"when: touched({step_id!r}) names no step of this cadence")
-            elif ids[step_id] >= index:
+            self._when_step("touched", step_id, loc, index, ids)
+            if event not in CONDITION_EVENTS:
                 self.add(
                     loc,
-                    f"when: touched({step_id!r}) must name an earlier step, "
-                    "not this one or a later one",
+                    f"when: unknown event {event!r}{_did_you_mean(event, CONDITION_EVENTS)} "
+                    f"(use one of {', '.join(CONDITION_EVENTS)})",
                 )
-            if event not in TOUCH_EVENTS:
+            elif (
+                event not in TOUCH_EVENTS
+                and step_id in channels
+                and channels[step_id] in get_args(Channel)
+                and channels[step_id] not in MANUAL_CHANNELS
+            ):
                 self.add(
-                    loc, f"when: unknown event {event!r} (use one of {', '.join(TOUCH_EVENTS)})"
+                    loc,
+                    f"when: {event!r} is a task outcome, but {step_id!r} is a "
+                    f"{channels[step_id]} step (outcomes are for call, linkedin and task steps)",
                 )
+        for step_id in info.outcome_steps:
+            self._when_step("outcome", step_id, loc, index, ids)
+            channel = channels.get(step_id)
+            if channel in get_args(Channel) and channel not in MANUAL_CHANNELS:
+                self.add(
+                    loc,
+                    f"when: outcome({step_id!r}) is always none: {step_id!r} is a {channel} "
+                    "step (outcomes are for call, linkedin and task steps)",
+                )
+        for name in info.outcomes:
+            if name not in TASK_OUTCOMES:
+                self.add(
+                    loc,
+                    f"when: unknown outcome {name!r}{_did_you_mean(name, TASK_OUTCOMES)} "
+                    f"(use one of {', '.join(TASK_OUTCOMES)})",
+                )
+
+    def _when_step(
+        self, fn: str, step_id: str, loc: tuple[Any, ...], index: int, ids: dict[str, int]
+    ) -> None:
+        if step_id not in ids:
+            self.add(loc, f"when: {fn}({step_id!r}) names no step of this cadence")
+        elif ids[step_id] >= index:
+            self.add(
+                loc,
+                f"when: {fn}({step_id!r}) must name an earlier step, not this one or a later one",
+            )
+
+
+def _did_you_mean(value: str, choices: Sequence[str]) -> str:
+    hint = difflib.get_close_matches(value, choices, n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
 
 
 # ---------------------------------------------------------------------------- loading

@@ -34,6 +34,38 @@ BUCKET = timedelta(minutes=5)
 PHONE_CHANNELS = frozenset({"sms", "call"})
 
 
+#: Why a text step is skipped at claim time (the ledger row's note).
+SMS_OPTED_OUT = "sms_opted_out"
+NO_SMS_CONSENT = "no_sms_consent"
+
+_CONSENT_YES = frozenset({"1", "true", "yes", "y", "opt-in", "opted_in"})
+_CONSENT_NO = frozenset({"0", "false", "no", "n", "opt-out", "opted_out"})
+
+
+def sms_consent_answer(value: str | None) -> bool | None:
+    """An ``sms_consent`` column's answer: True (given), False (withdrawn), None (not said)."""
+    text = (value or "").strip().lower()
+    if text in _CONSENT_YES:
+        return True
+    if text in _CONSENT_NO:
+        return False
+    return None
+
+
+def text_skip_reason(cadence: Cadence, *, opted_out: bool, consented: bool) -> str | None:
+    """Why a text step must be skipped for this recipient, or None.
+
+    A number that texted STOP (or was reported a wrong number) is never
+    texted again; a cadence that ``requires: [sms_consent]`` texts only
+    prospects with recorded consent. The tick and ``simulate`` both ask here.
+    """
+    if opted_out:
+        return SMS_OPTED_OUT
+    if "sms_consent" in cadence.requires and not consented:
+        return NO_SMS_CONSENT
+    return None
+
+
 def within_contact_hours(
     at: datetime, tz: str, start: time = CONTACT_START, end: time = CONTACT_END
 ) -> bool:

@@ -11,7 +11,11 @@ Timing rules (the cadence format's contract):
 * every later step is due ``after`` the previous step's execution (a manual
   step: its completion), moved into the window;
 * a step only executes while the window is open in the prospect's local time:
-  a late tick never sends out of hours, it defers to the next opening.
+  a late tick never sends out of hours, it defers to the next opening;
+* a step whose ``when`` is false (it sees the earlier steps' events and task
+  outcomes), or whose channel the prospect's number cannot take (a text
+  without a mobile, a call without a phone), is skipped with its reason and
+  the next step counts from then.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ import phonenumbers
 from touchflow.domain.cadence import Cadence, Step
 from touchflow.domain.calendar import BusinessCalendar, has_holiday_calendar, resolve_timezone
 from touchflow.domain.calendars import ScheduleRules
+from touchflow.domain.phones import phone_channels
 from touchflow.domain.prospects import Prospect
-from touchflow.domain.render import Renderer, prospect_context, sender_context
+from touchflow.domain.render import Condition, Renderer, prospect_context, sender_context
 from touchflow.domain.unsubscribe import DEV_UNSUBSCRIBE_SECRET
 from touchflow.domain.unsubscribe import unsubscribe_url as unsubscribe_link
 from touchflow.errors import MissingDataError
@@ -72,6 +77,21 @@ class ExecutedStep:
     message_id: str | None = None
     subject: str | None = None
     events: set[str] = field(default_factory=lambda: {"sent"})
+    outcome: str | None = None  # a task step's outcome once its task is done
+
+
+#: Why the engine skipped a step: its ``when`` was false, or the prospect has
+#: no number the step's channel can reach (no phone for a call, no mobile for a text).
+WHEN_FALSE = "when_false"
+NO_PHONE = "no_phone"
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A step the engine passed over, and why (:data:`WHEN_FALSE`, :data:`NO_PHONE`)."""
+
+    step_id: str
+    reason: str
 
 
 @dataclass
@@ -101,7 +121,7 @@ class Execute:
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
     unsubscribe_url: str | None = None
-    skipped: tuple[str, ...] = ()
+    skipped: tuple[Skip, ...] = ()
 
     @property
     def channel(self) -> str:
@@ -114,7 +134,7 @@ class Hold:
 
     step_index: int
     field: str
-    skipped: tuple[str, ...] = ()
+    skipped: tuple[Skip, ...] = ()
 
     @property
     def reason(self) -> str:
@@ -127,14 +147,14 @@ class Defer:
 
     step_index: int
     due_at: datetime
-    skipped: tuple[str, ...] = ()
+    skipped: tuple[Skip, ...] = ()
 
 
 @dataclass(frozen=True)
 class Complete:
-    """No step left (the remaining ones were skipped by their ``when``)."""
+    """No step left (the remaining ones were skipped)."""
 
-    skipped: tuple[str, ...] = ()
+    skipped: tuple[Skip, ...] = ()
 
 
 Decision = Execute | Hold | Defer | Complete
@@ -216,7 +236,7 @@ class CadenceRuntime:
         # due_after before jitter, per (calendar, step, since): a tick records a whole
         # batch at one `now`, so most of its enrollments share the answer.
         self._due: dict[tuple[BusinessCalendar, int, datetime], datetime] = {}
-        self._conditions: dict[str, Callable[[Callable[[str, str], bool]], bool]] = {}
+        self._conditions: dict[str, Condition] = {}
         schedule = cadence.schedule
         self._rules = ScheduleRules(
             schedule.window, schedule.windows, schedule.blackouts, cadence.calendar_specs
@@ -316,7 +336,7 @@ class CadenceRuntime:
         steps = self.cadence.steps
         cal = self.calendar_for(view.prospect, view.sender)
         i = view.step_index
-        skipped: list[str] = []
+        skipped: list[Skip] = []
         while True:
             if i >= len(steps):
                 return Complete(tuple(skipped))
@@ -328,8 +348,13 @@ class CadenceRuntime:
                     return Defer(i, due, tuple(skipped))
             if not cal.is_open(now):
                 return Defer(i, cal.next_open(now), tuple(skipped))
-            if step.when and not self._condition(step.when)(self._touched(view)):
-                skipped.append(step.id)
+            if step.when and not self._condition(step.when)(*self._facts(view)):
+                skipped.append(Skip(step.id, WHEN_FALSE))
+                i += 1
+                continue
+            unreachable = self.unreachable(step, view.prospect)
+            if unreachable is not None:
+                skipped.append(Skip(step.id, unreachable))
                 i += 1
                 continue
             try:
@@ -348,26 +373,54 @@ class CadenceRuntime:
         """
         return self._render(view, step_index, self.cadence.steps[step_index], (), variant_id)
 
-    def _condition(self, expr: str) -> Callable[[Callable[[str, str], bool]], bool]:
+    @staticmethod
+    def unreachable(step: Step, prospect: Prospect) -> str | None:
+        """Why the prospect cannot take this step (:data:`NO_PHONE`), or None.
+
+        A text needs a number that takes texts, a call any usable number:
+        without one the step is skipped and the cadence goes on, never held
+        (nothing the tick waits for would bring a number) and no call task
+        is created that nobody can work.
+        """
+        if step.channel == "sms" and "sms" not in phone_channels(prospect.phone, prospect.country):
+            return NO_PHONE
+        if step.channel == "call" and not phone_channels(prospect.phone, prospect.country):
+            return NO_PHONE
+        return None
+
+    def _condition(self, expr: str) -> Condition:
         cond = self._conditions.get(expr)
         if cond is None:
             cond = self._conditions[expr] = self.renderer.condition(expr)
         return cond
 
     @staticmethod
-    def _touched(view: EnrollmentView) -> Callable[[str, str], bool]:
-        def touched(step_id: str, event: str = "sent") -> bool:
-            done = view.executed.get(step_id)
-            return done is not None and event in done.events
+    def _facts(
+        view: EnrollmentView,
+    ) -> tuple[Callable[[str, str], bool], Callable[[str], str | None]]:
+        """``touched(step, event)`` and ``outcome(step)`` over the enrollment's executed steps.
 
-        return touched
+        A task outcome counts as an event of its step too, so
+        ``touched('call-1', 'connected')`` reads like ``outcome('call-1') == 'connected'``.
+        """
+        executed = view.executed
+
+        def touched(step_id: str, event: str = "sent") -> bool:
+            done = executed.get(step_id)
+            return done is not None and (event in done.events or event == done.outcome)
+
+        def outcome(step_id: str) -> str | None:
+            done = executed.get(step_id)
+            return done.outcome if done is not None else None
+
+        return touched, outcome
 
     def _render(
         self,
         view: EnrollmentView,
         i: int,
         step: Step,
-        skipped: tuple[str, ...],
+        skipped: tuple[Skip, ...],
         variant_id: str | None = None,
     ) -> Execute:
         resolved = self.cadence.resolve(step.id, view.key, variant_id)
@@ -393,8 +446,6 @@ class CadenceRuntime:
             "cadence": self._cadence_context,
         }
         body = self.renderer.render_template(template, ctx) if template else ""
-        if step.channel == "sms" and not view.prospect.phone:
-            raise MissingDataError("prospect.phone")
         if step.channel != "email":
             subject = self.renderer.render_string(subject_src, ctx) if subject_src else None
             if step.manual and subject is None:

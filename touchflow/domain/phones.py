@@ -19,11 +19,13 @@ Quirks:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat
+from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat, PhoneNumberType
 from phonenumbers import timezone as _timezone
 
-__all__ = ["region_of", "timezones_of", "to_e164"]
+__all__ = ["e164_or_raw", "phone_channels", "region_of", "timezones_of", "to_e164"]
 
 # What libphonenumber answers when it cannot place a number.
 _UNKNOWN_REGIONS = frozenset({"ZZ", "001"})
@@ -85,6 +87,43 @@ def e164_or_raw(raw: str, default_region: str | None = None) -> str:
         return to_e164(raw, default_region)
     except ValueError:
         return raw.strip()
+
+
+#: Number types a text can reach. libphonenumber cannot tell a US or Canadian
+#: mobile from a landline (FIXED_LINE_OR_MOBILE): those count as mobile, and
+#: the carrier has the last word. VoIP and personal numbers (+1 500, Twilio's
+#: test numbers) commonly take texts.
+_TEXTABLE = frozenset(
+    {
+        PhoneNumberType.MOBILE,
+        PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        PhoneNumberType.VOIP,
+        PhoneNumberType.PERSONAL_NUMBER,
+    }
+)
+_CALL_ONLY = frozenset({"call"})
+_CALL_AND_TEXT = frozenset({"call", "sms"})
+
+
+@lru_cache(maxsize=65536)
+def phone_channels(raw: str | None, default_region: str | None = None) -> frozenset[str]:
+    """The channels a number can take: ``{"call", "sms"}``, ``{"call"}`` (a landline) or none.
+
+    None for a missing or unreadable number (``default_region`` reads a
+    national one; an unknown region is ignored rather than fatal). The
+    cadence engine skips a step whose channel the prospect's number cannot
+    take (``no_phone``). Cached: a tick asks again for the same prospects.
+    """
+    if not raw or not raw.strip():
+        return frozenset()
+    region = default_region.strip().upper() if default_region else None
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        region = None
+    try:
+        number = _parse(raw, region)
+    except ValueError:
+        return frozenset()
+    return _CALL_AND_TEXT if phonenumbers.number_type(number) in _TEXTABLE else _CALL_ONLY
 
 
 def region_of(e164: str) -> str | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from jinja2 import (
     DictLoader,
@@ -217,23 +217,36 @@ class Renderer:
             template = self._strings[source] = self.env.from_string(source)
         return template.render(context)
 
-    def condition(self, expr: str) -> Callable[[Callable[[str, str], bool]], bool]:
+    def condition(self, expr: str) -> Condition:
         """Compile a step's ``when`` expression.
 
-        The result takes a ``touched(step_id, event) -> bool`` function and
-        evaluates the expression with ``touched(step_id, event='sent')`` in scope.
+        The result takes a ``touched(step_id, event) -> bool`` function and an
+        ``outcome(step_id) -> str | None`` function (the outcome of a task
+        step, None while it has none) and evaluates the expression with
+        ``touched(step_id, event='sent')`` and ``outcome(step_id)`` in scope.
         """
         compiled = self._conditions.get(expr)
         if compiled is None:
             compiled = self._conditions[expr] = self.env.compile_expression(expr)
 
-        def evaluate(touched: Callable[[str, str], bool]) -> bool:
+        def evaluate(
+            touched: Callable[[str, str], bool],
+            outcome: Callable[[str], str | None] = _no_outcome,
+        ) -> bool:
             def touched_in_template(step_id: str, event: str = "sent") -> bool:
                 return bool(touched(step_id, event))
 
-            return bool(compiled(touched=touched_in_template))
+            return bool(compiled(touched=touched_in_template, outcome=outcome))
 
         return evaluate
+
+
+#: A compiled ``when``: ``(touched, outcome) -> bool`` (see :meth:`Renderer.condition`).
+Condition = Callable[..., bool]
+
+
+def _no_outcome(step_id: str) -> str | None:
+    return None
 
 
 # --------------------------------------------------------------------------- lint
@@ -377,13 +390,22 @@ def template_dependencies(ast: nodes.Template) -> list[tuple[str, int]]:
 class ConditionInfo:
     """What a ``when`` expression refers to.
 
-    ``calls`` lists each ``touched()`` call as ``(step_id, event)``; ``problems``
-    holds calls that cannot be checked statically; ``names`` other variables used.
+    ``calls`` lists each ``touched()`` call as ``(step_id, event)``;
+    ``outcome_steps`` the step of each ``outcome()`` call; ``outcomes`` the
+    string literals an ``outcome()`` call is compared with (``==``, ``!=``,
+    ``in``, ``not in``); ``problems`` holds calls that cannot be checked
+    statically; ``names`` other variables used.
     """
 
     calls: list[tuple[str, str]] = field(default_factory=list)
+    outcome_steps: list[str] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
+
+
+#: The functions a ``when`` expression may call.
+CONDITION_FUNCTIONS = frozenset({"touched", "outcome"})
 
 
 def parse_condition(expr: str) -> ConditionInfo:
@@ -395,23 +417,56 @@ def parse_condition(expr: str) -> ConditionInfo:
         token = parser.stream.current
         raise TemplateSyntaxError(f"unexpected {token.value!r} after the expression", token.lineno)
     info = ConditionInfo()
-    for name_node in node.find_all(nodes.Name):
-        if name_node.name != "touched":
+    for name_node in _self_and_descendants(node, nodes.Name):
+        if name_node.name not in CONDITION_FUNCTIONS:
             info.names.add(name_node.name)
-    for call in node.find_all(nodes.Call):
-        if not (isinstance(call.node, nodes.Name) and call.node.name == "touched"):
+    for call in _self_and_descendants(node, nodes.Call):
+        if _is_call_of(call, "touched"):
+            _touched_call(call, info)
+        elif _is_call_of(call, "outcome"):
+            if len(call.args) != 1 or call.kwargs or call.dyn_args or call.dyn_kwargs:
+                info.problems.append("outcome() takes one step id: outcome('call-1')")
+                continue
+            step_id = _const_str(call.args[0])
+            if step_id is None:
+                info.problems.append("outcome() needs a string literal: outcome('call-1')")
+                continue
+            info.outcome_steps.append(step_id)
+    for compare in _self_and_descendants(node, nodes.Compare):
+        operands = [compare.expr, *(op.expr for op in compare.ops)]
+        if not any(isinstance(o, nodes.Call) and _is_call_of(o, "outcome") for o in operands):
             continue
-        args: dict[str, nodes.Expr] = dict(zip(("step_id", "event"), call.args, strict=False))
-        for kw in call.kwargs:
-            args[kw.key] = kw.value
-        unknown = set(args) - {"step_id", "event"}
-        if len(call.args) > 2 or unknown or call.dyn_args or call.dyn_kwargs:
-            info.problems.append("touched() takes (step_id, event='sent')")
-            continue
-        step_id = _const_str(args["step_id"]) if "step_id" in args else None
-        event = _const_str(args["event"]) if "event" in args else "sent"
-        if step_id is None or event is None:
-            info.problems.append("touched() needs string literals: touched('intro', 'opened')")
-            continue
-        info.calls.append((step_id, event))
+        for operand in operands:
+            items = operand.items if isinstance(operand, nodes.List | nodes.Tuple) else [operand]
+            info.outcomes.extend(v for item in items if (v := _const_str(item)) is not None)
     return info
+
+
+_N = TypeVar("_N", bound=nodes.Node)
+
+
+def _self_and_descendants(node: nodes.Node, kind: type[_N]) -> Iterator[_N]:
+    """``node.find_all(kind)``, and ``node`` itself: a bare ``touched('x')`` is the root."""
+    if isinstance(node, kind):
+        yield node
+    yield from node.find_all(kind)
+
+
+def _is_call_of(call: nodes.Call, name: str) -> bool:
+    return isinstance(call.node, nodes.Name) and call.node.name == name
+
+
+def _touched_call(call: nodes.Call, info: ConditionInfo) -> None:
+    args: dict[str, nodes.Expr] = dict(zip(("step_id", "event"), call.args, strict=False))
+    for kw in call.kwargs:
+        args[kw.key] = kw.value
+    unknown = set(args) - {"step_id", "event"}
+    if len(call.args) > 2 or unknown or call.dyn_args or call.dyn_kwargs:
+        info.problems.append("touched() takes (step_id, event='sent')")
+        return
+    step_id = _const_str(args["step_id"]) if "step_id" in args else None
+    event = _const_str(args["event"]) if "event" in args else "sent"
+    if step_id is None or event is None:
+        info.problems.append("touched() needs string literals: touched('intro', 'opened')")
+        return
+    info.calls.append((step_id, event))

@@ -15,12 +15,13 @@ from sqlalchemy import Engine, select
 
 from touchflow.domain.engine import CadenceRuntime, SenderInfo
 from touchflow.domain.prospects import normalize_email
+from touchflow.services.account_replies import DEFAULT_ACCOUNT_PAUSE_DAYS, ReplyResult, apply_reply
 from touchflow.store.cadence_versions import RuntimeCache
-from touchflow.store.enrollments import ExitResult, apply_exit_event, enroll, retry_enrollments
+from touchflow.store.enrollments import apply_exit_event, enroll, retry_enrollments
 from touchflow.store.prospects import find_prospect_id
 from touchflow.store.schema import prospects
 
-__all__ = ["EnrollReport", "ExitResult", "enroll_prospects", "record_exit_event", "retry_failed"]
+__all__ = ["EnrollReport", "ReplyResult", "enroll_prospects", "record_exit_event", "retry_failed"]
 
 
 @dataclass(frozen=True)
@@ -72,17 +73,25 @@ def record_exit_event(
     at: datetime,
     *,
     source: str,
-) -> ExitResult | None:
+    account_pause_days: int = DEFAULT_ACCOUNT_PAUSE_DAYS,
+) -> ReplyResult | None:
     """Record a reply, bounce, unsubscribe or booked meeting for the prospect at ``email``.
 
     Ends the enrollments the event ends (:func:`touchflow.store.enrollments.apply_exit_event`);
+    a reply is :func:`~touchflow.services.account_replies.apply_reply`, as from a
+    mailbox or a webhook, so the colleagues' ``on_account_reply`` applies too.
     None when no prospect has that address (nothing is written).
     """
     with engine.begin() as conn:
         pid = find_prospect_id(conn, normalize_email(email))
         if pid is None:
             return None
-        return apply_exit_event(conn, runtimes, pid, kind, at, source=source)
+        if kind == "reply":
+            return apply_reply(
+                conn, runtimes, pid, at, source=source, account_pause_days=account_pause_days
+            )
+        res = apply_exit_event(conn, runtimes, pid, kind, at, source=source)
+        return ReplyResult(res.ended, res.kept)
 
 
 def retry_failed(engine: Engine, ids: Sequence[int] | None, now: datetime) -> int:

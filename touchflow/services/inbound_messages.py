@@ -23,14 +23,15 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, select, update
 
-from touchflow.domain.batching import IN_LIMIT, chunks
-from touchflow.domain.enrollment import Event, State, can, sources
+from touchflow.domain.batching import IN_LIMIT
+from touchflow.domain.enrollment import Event, State
 from touchflow.domain.replies import Classification, InboundMessage
+from touchflow.services.account_replies import DEFAULT_ACCOUNT_PAUSE_DAYS, apply_reply
 from touchflow.services.event_log import SOURCE_MAX, TYPE_MAX, column_safe, event_key
 from touchflow.store.cadence_versions import RuntimeCache
 from touchflow.store.enrollments import apply_exit_event
 from touchflow.store.prebuilt import dialect_insert
-from touchflow.store.schema import enrollments, events, prospects, tasks, touches
+from touchflow.store.schema import enrollments, events, prospects, touches
 from touchflow.store.transitions import transition_where
 
 __all__ = ["ReplyOutcome", "apply_inbound_message", "message_event_id"]
@@ -84,7 +85,7 @@ def apply_inbound_message(
     *,
     source: str,
     ooo_default_days: int = 7,
-    account_pause_days: int = 14,
+    account_pause_days: int = DEFAULT_ACCOUNT_PAUSE_DAYS,
 ) -> ReplyOutcome:
     """Store an inbound email once and act on its classification.
 
@@ -92,11 +93,10 @@ def apply_inbound_message(
     then References, newest first), else the prospect with the sender's
     address. Effects:
 
-    * ``reply``: the ``reply`` exit event; then every other prospect at the
-      same account (same ``domain``) follows its own cadence's
-      ``on_account_reply``: ``pause`` (paused, ``account_replied``, resumes
-      after ``account_pause_days``), ``finish`` (finished, ``account_replied``)
-      or ``continue``.
+    * ``reply``: :func:`~touchflow.services.account_replies.apply_reply`, the
+      ``reply`` exit event and then every other prospect at the same account
+      follows its own cadence's ``on_account_reply`` (``account_pause_days``
+      for ``pause``).
     * ``out_of_office``: the prospect's pending and active enrollments pause
       (``out_of_office``) until the return date at 00:00 UTC, or for
       ``ooo_default_days`` when there is none (or it has passed).
@@ -143,25 +143,28 @@ def apply_inbound_message(
     if prospect_id is None:
         return base
     src = source[:SOURCE_MAX]
-    if kind in ("reply", "unsubscribe", "bounce"):
-        # The row is stored: "" spares apply_exit_event looking up a touch to record.
-        tk = touch_key or ""
-        res = apply_exit_event(
-            conn, runtimes, prospect_id, kind, now, source=src, touch_key=tk, record=False
-        )
-        paused = finished = 0
-        if kind == "reply":
-            paused, finished = _account_rule(conn, runtimes, prospect_id, now, account_pause_days)
+    # The row is stored: "" spares apply_exit_event looking up a touch to record.
+    tk = touch_key or ""
+    if kind == "reply":
+        reply = apply_reply(
+            conn, runtimes, prospect_id, now, source=src, touch_key=tk, record=False,
+            account_pause_days=account_pause_days,
+        )  # fmt: skip
         return ReplyOutcome(
             kind,
             False,
             prospect_id,
             touch_key,
             matched_by,
-            ended=res.ended,
-            account_paused=paused,
-            account_finished=finished,
+            ended=reply.ended,
+            account_paused=reply.account_paused,
+            account_finished=reply.account_finished,
         )
+    if kind in ("unsubscribe", "bounce"):
+        res = apply_exit_event(
+            conn, runtimes, prospect_id, kind, now, source=src, touch_key=tk, record=False
+        )
+        return ReplyOutcome(kind, False, prospect_id, touch_key, matched_by, ended=res.ended)
     if kind == "out_of_office":
         resume = now + timedelta(days=ooo_default_days)
         if classification.return_date is not None:
@@ -248,69 +251,3 @@ def _pause(
         .values(next_due_at=resume, updated_at=now)
     )
     return paused
-
-
-def _account_rule(
-    conn: Connection, runtimes: RuntimeCache, prospect_id: int, now: datetime, pause_days: int
-) -> tuple[int, int]:
-    """Apply ``on_account_reply`` to the colleagues' enrollments; (paused, finished)."""
-    domain = conn.execute(select(prospects.c.domain).where(prospects.c.id == prospect_id)).scalar()
-    if not domain:
-        return 0, 0
-    rows = list(
-        conn.execute(
-            select(
-                enrollments.c.id,
-                enrollments.c.prospect_id,
-                enrollments.c.state,
-                enrollments.c.reason,
-                enrollments.c.cadence_version,
-            )
-            .join(prospects, prospects.c.id == enrollments.c.prospect_id)
-            .where(
-                prospects.c.domain == domain,
-                prospects.c.id != prospect_id,
-                enrollments.c.state.in_(sources(Event.FINISH)),
-            )
-        )
-    )
-    to_pause: list[int] = []
-    to_finish: list[int] = []
-    for row in rows:
-        rule = runtimes.get(conn, row.cadence_version).cadence.on_account_reply
-        if rule == "finish":
-            to_finish.append(row.id)
-        elif (
-            rule == "pause"
-            and can(row.state, Event.PAUSE)
-            and not (row.reason or "").startswith("waiting_task")
-        ):
-            to_pause.append(row.id)
-    resume = now + timedelta(days=pause_days)
-    for chunk in chunks(to_pause):
-        transition_where(
-            conn,
-            Event.PAUSE,
-            enrollments.c.id.in_(chunk),
-            {"reason": "account_replied", "next_due_at": resume, "claimed_at": None,
-             "updated_at": now},
-        )  # fmt: skip
-    for chunk in chunks(to_finish):
-        transition_where(
-            conn,
-            Event.FINISH,
-            enrollments.c.id.in_(chunk),
-            {"reason": "account_replied", "next_due_at": None, "claimed_at": None,
-             "updated_at": now},
-        )  # fmt: skip
-        conn.execute(
-            update(tasks)
-            .where(tasks.c.enrollment_id.in_(chunk), tasks.c.status == "open")
-            .values(
-                status="skipped",
-                outcome="enrollment_ended",
-                notes="enrollment ended: account_replied",
-                completed_at=now,
-            )
-        )
-    return len(to_pause), len(to_finish)

@@ -31,6 +31,7 @@ from touchflow.domain.batching import chunks
 from touchflow.domain.enrollment import State
 from touchflow.domain.events import EXIT_EFFECTS, Effect, ProviderEvent
 from touchflow.domain.phones import e164_or_raw
+from touchflow.services.account_replies import DEFAULT_ACCOUNT_PAUSE_DAYS, apply_reply
 from touchflow.services.event_log import ID_MAX, SOURCE_MAX, TYPE_MAX, column_safe, event_key
 from touchflow.services.opt_outs import sms_opt_in, sms_opt_out
 from touchflow.store.cadence_versions import RuntimeCache
@@ -70,13 +71,18 @@ def ingest_events(
     runtimes: RuntimeCache,
     items: Sequence[ProviderEvent],
     now: datetime,
+    *,
+    account_pause_days: int = DEFAULT_ACCOUNT_PAUSE_DAYS,
 ) -> IngestReport:
     """Store provider events (deduplicated) and apply the newly stored ones.
 
     One query resolves the touch keys to enrollments and prospects (then the
     email, then the phone, for events without a known touch), one multi-row
     insert-on-conflict-do-nothing stores the batch and returns which rows are
-    new; only those change state. Runs in the caller's transaction.
+    new; only those change state. A reply (a text answering ours) is
+    :func:`~touchflow.services.account_replies.apply_reply`, so the colleagues'
+    cadences' ``on_account_reply`` applies (``account_pause_days`` for ``pause``).
+    Runs in the caller's transaction.
     """
     report = IngestReport(received=len(items))
     unique: dict[str, ProviderEvent] = {}
@@ -128,7 +134,9 @@ def ingest_events(
         if m.prospect_id is None:
             report.unmatched += 1
         effect = ev.effect
-        if effect is not None and _apply(conn, runtimes, ev, m, effect, row["touch_key"], now):
+        if effect is not None and _apply(
+            conn, runtimes, ev, m, effect, row["touch_key"], now, account_pause_days
+        ):
             report.applied += 1
     return report
 
@@ -141,6 +149,7 @@ def _apply(
     effect: Effect,
     touch_key: str | None,
     now: datetime,
+    account_pause_days: int,
 ) -> bool:
     if effect not in EXIT_EFFECTS:
         phone = column_safe(ev.phone, 32)
@@ -152,17 +161,17 @@ def _apply(
         return sms_opt_in(conn, phone, now, source=ev.source)
     if m.prospect_id is None:
         return False
-    apply_exit_event(
-        conn,
-        runtimes,
-        m.prospect_id,
-        effect,
-        now,
-        source=ev.source[:SOURCE_MAX],
-        # "" rather than None: the row is stored, no need to look up a touch to record.
-        touch_key=touch_key or "",
-        record=False,
-    )
+    # "" rather than None: the row is stored, no need to look up a touch to record.
+    source, key = ev.source[:SOURCE_MAX], touch_key or ""
+    if effect == "reply":
+        apply_reply(
+            conn, runtimes, m.prospect_id, now, source=source, touch_key=key, record=False,
+            account_pause_days=account_pause_days,
+        )  # fmt: skip
+    else:
+        apply_exit_event(
+            conn, runtimes, m.prospect_id, effect, now, source=source, touch_key=key, record=False
+        )
     return True
 
 

@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from touchflow.domain.cadence import TASK_OUTCOMES
 from touchflow.domain.engine import SenderInfo
 from touchflow.store import tasks as task_store
 from touchflow.store.cadence_versions import RuntimeCache
 from touchflow.store.schema import enrollments, prospects, tasks
-from touchflow.store.tasks import TASK_OUTCOMES
 
 __all__ = ["TASK_OUTCOMES", "complete_task", "list_tasks", "task_with_prospect"]
 

@@ -38,10 +38,12 @@ from touchflow.domain.compliance import (
     domain_of,
     next_contact_opening,
     own_domains,
+    text_skip_reason,
     within_contact_hours,
 )
 from touchflow.domain.engine import (
     MAX_ATTEMPTS,
+    NO_PHONE,
     CadenceRuntime,
     Complete,
     Defer,
@@ -130,6 +132,7 @@ class TickReport:
     conflicts: int = 0
     suppressed: int = 0  # enrollments ended because the person or domain is suppressed
     skipped_sms: int = 0  # SMS steps skipped: number opted out, or no consent
+    no_phone: int = 0  # text and call steps skipped: no number that takes them
     quiet_hours: int = 0  # texts deferred to the recipient's 08:00
     capped: int = 0  # emails deferred by a send cap
 
@@ -191,7 +194,7 @@ class _Batch:
         status: str,
         note: str | None = None,
     ) -> None:
-        """A ledger row; ``decision`` is None for a step skipped by its ``when``."""
+        """A ledger row; ``decision`` is None for a skipped step (``note``: why)."""
         self.touches.append(
             {
                 "key": decision.touch_key
@@ -473,9 +476,12 @@ class Ticker:
         if state == State.PAUSED.value:
             state = transition(state, Event.RESUME).value
         decision = runtime.decide(view, batch.now)
-        for skipped in decision.skipped:
+        for skip in decision.skipped:
             report.skipped_steps += 1
-            batch.touch(row, skipped, runtime.cadence.step(skipped).channel, None, "skipped")
+            if skip.reason == NO_PHONE:
+                report.no_phone += 1
+            channel = runtime.cadence.step(skip.step_id).channel
+            batch.touch(row, skip.step_id, channel, None, "skipped", note=skip.reason)
         if isinstance(decision, Defer):
             report.deferred += 1
             batch.update(
@@ -765,12 +771,11 @@ def _hold_text(
     reason) and the cadence moves on. Outside 08:00-21:00 recipient time: the
     step waits for the next opening.
     """
-    phone = _phone(row)
-    why = None
-    if phone in checks.suppressed.phones:
-        why = "sms_opted_out"
-    elif "sms_consent" in runtime.cadence.requires and row.sms_consent_at is None:
-        why = "no_sms_consent"
+    why = text_skip_reason(
+        runtime.cadence,
+        opted_out=_phone(row) in checks.suppressed.phones,
+        consented=row.sms_consent_at is not None,
+    )
     if why is not None:
         report.skipped_sms += 1
         batch.touch(row, decision.step.id, decision.channel, None, "skipped", note=why)

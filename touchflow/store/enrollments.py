@@ -21,6 +21,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, bindparam, select, update
 
 from touchflow.domain.batching import chunks
+from touchflow.domain.cadence import MANUAL_CHANNELS
 from touchflow.domain.compliance import own_domains
 from touchflow.domain.engine import (
     CadenceRuntime,
@@ -211,11 +212,13 @@ def load_views(
         return views
     ids = list(views)
     by_key: dict[str, ExecutedStep] = {}
+    tasks_made = False
     for t in conn.execute(
         select(
             touches.c.key,
             touches.c.enrollment_id,
             touches.c.step_id,
+            touches.c.channel,
             touches.c.status,
             touches.c.message_id,
             touches.c.subject,
@@ -231,6 +234,18 @@ def load_views(
         )
         views[t.enrollment_id].executed[t.step_id] = done
         by_key[t.key] = done
+        tasks_made = tasks_made or (t.channel in MANUAL_CHANNELS and t.status == "sent")
+    if tasks_made:
+        # The outcomes of done tasks (`outcome('call-1')` in a `when`): one query
+        # for the batch, and none at all for a batch that never made a task.
+        for task in conn.execute(
+            select(tasks.c.touch_key, tasks.c.outcome).where(
+                tasks.c.enrollment_id.in_(ids), tasks.c.status != "open"
+            )
+        ):
+            hit = by_key.get(task.touch_key)
+            if hit is not None:
+                hit.outcome = task.outcome
     if by_key:
         for ev in conn.execute(
             select(events.c.touch_key, events.c.type).where(

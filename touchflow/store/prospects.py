@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, select, update
 
 from touchflow.domain.batching import chunks
+from touchflow.domain.compliance import sms_consent_answer
 from touchflow.domain.enrollment import State
 from touchflow.domain.prospects import STANDARD_FIELDS, Prospect
 from touchflow.store.schema import enrollments, prospects
@@ -81,10 +82,6 @@ def upsert_prospects(conn: Connection, items: Sequence[Prospect], now: datetime)
     return len(new_rows), len(changed)
 
 
-_YES = frozenset({"1", "true", "yes", "y", "opt-in", "opted_in"})
-_NO = frozenset({"0", "false", "no", "n", "opt-out", "opted_out"})
-
-
 def record_sms_consent(conn: Connection, items: Sequence[Prospect], now: datetime) -> None:
     """An ``sms_consent`` column (yes/no) records or withdraws consent to texts.
 
@@ -92,8 +89,9 @@ def record_sms_consent(conn: Connection, items: Sequence[Prospect], now: datetim
     time; an explicit "no" withdraws it. Public for the importer's intake
     (:mod:`touchflow.store.intake`), which records consent the same way.
     """
-    given = [p.email for p in items if p.fields.get("sms_consent", "").strip().lower() in _YES]
-    withdrawn = [p.email for p in items if p.fields.get("sms_consent", "").strip().lower() in _NO]
+    answers = [(p.email, sms_consent_answer(p.fields.get("sms_consent"))) for p in items]
+    given = [email for email, yes in answers if yes is True]
+    withdrawn = [email for email, yes in answers if yes is False]
     for chunk in chunks(given):
         conn.execute(
             update(prospects)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from touchflow.domain.cadence import TASK_OUTCOMES
 from touchflow.domain.engine import SenderInfo
 from touchflow.domain.enrollment import Event, State, transition
 from touchflow.domain.phones import e164_or_raw
@@ -30,17 +31,6 @@ from touchflow.store.schema import enrollments, events, prospects, tasks
 from touchflow.store.suppressions import add_suppression
 
 __all__ = ["TASK_OUTCOMES", "complete_tasks", "list_tasks"]
-
-TASK_OUTCOMES = (
-    "completed",
-    "skipped",
-    "connected",
-    "voicemail",
-    "no_answer",
-    "wrong_number",
-    "meeting_booked",
-    "not_interested",
-)
 
 
 def list_tasks(conn: Connection, *, owner: str | None = None, status: str = "open") -> list[Any]:

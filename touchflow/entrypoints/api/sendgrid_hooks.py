@@ -136,7 +136,14 @@ async def sendgrid_inbound(request: Request) -> JSONResponse:
 
     def work(conn: Connection) -> Any:
         return apply_inbound_message(
-            conn, ctx.runtimes, message, classification, now, source="sendgrid_parse"
+            conn,
+            ctx.runtimes,
+            message,
+            classification,
+            now,
+            source="sendgrid_parse",
+            ooo_default_days=ctx.settings.replies.ooo_default_days,
+            account_pause_days=ctx.settings.replies.account_pause_days,
         )
 
     outcome = await ctx.transaction(work)

@@ -70,7 +70,8 @@ async def _ingest(ctx: Context, ev: ProviderEvent) -> int:
     now = ctx.now()
 
     def work(conn: Connection) -> int:
-        return ingest_events(conn, ctx.runtimes, [ev], now).stored
+        pause_days = ctx.settings.replies.account_pause_days  # a text reply's on_account_reply
+        return ingest_events(conn, ctx.runtimes, [ev], now, account_pause_days=pause_days).stored
 
     return await ctx.transaction(work)
 

@@ -150,6 +150,13 @@ def preview(
             if step.when:
                 label += f", when {step.when}"
             out.rule(label)
+            unreachable = runtime.unreachable(step, who)
+            if unreachable is not None:
+                # Not a problem: the tick skips the step and the cadence goes on.
+                out.print(
+                    f"[yellow]would skip: {unreachable} ({_NO_PHONE_WHY[step.channel]})[/yellow]"
+                )
+                break
             try:
                 touch = runtime.render_step(view, n - 1, variant.id if variant else None)
             except MissingDataError as exc:
@@ -181,6 +188,12 @@ def _owner_and_sender(settings: Settings, owner: str | None) -> OwnerSender:
         raise fail(str(exc)) from None
 
 
+_NO_PHONE_WHY = {
+    "sms": "no phone number that takes texts",
+    "call": "no usable phone number",
+}
+
+
 def _stored_prospect(settings: Settings, email: str) -> Prospect:
     from touchflow.services.prospects import stored_prospect
 
@@ -198,11 +211,20 @@ def simulate(
     days: Annotated[int, typer.Option("--days", min=1, max=3660)] = 30,
     events_csv: Annotated[
         Path | None,
-        typer.Option("--events", exists=True, dir_okay=False, help="CSV of email,event,at."),
+        typer.Option(
+            "--events",
+            exists=True,
+            dir_okay=False,
+            help="CSV of email,event,at[,step]: exit events, opened/clicked, task outcomes.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
-    """Dry run: when each touch would go out. No database writes, no sends."""
+    """Dry run: every step the tick would send, create, skip or defer. No writes, no sends.
+
+    Prospects are read as ``import`` reads them; rejected rows are reported
+    (exit 1) and not simulated.
+    """
     from touchflow.bootstrap import sender_defaults
     from touchflow.domain.normalize import Rejection
     from touchflow.domain.simulate import read_events_csv
@@ -212,56 +234,74 @@ def simulate(
     settings = current_settings()
     cadence = cadence_or_exit(settings, cadence_id)
     good: list[Prospect] = []
-    rejected = 0
+    first_line: dict[str, int] = {}
+    rejected: Counter[str] = Counter()
     try:
         # Read as `import` reads it: a file simulate accepts is one import accepts.
         for line, item in read_prospects(prospects_csv):
+            where = f"{prospects_csv}:{line}"
             if isinstance(item, Rejection):
-                rejected += 1
-                err.print(f"{prospects_csv}:{line}: skipped: {item.message}", markup=False)
-            else:
-                good.append(item.to_prospect())
+                rejected[item.code] += 1
+                err.print(f"{where}: rejected: {item}", markup=False)
+                continue
+            for issue in item.warnings:
+                err.print(f"{where}: warning: {issue}", markup=False)
+            if item.email in first_line:
+                err.print(
+                    f"{where}: duplicate of line {first_line[item.email]}: simulated once",
+                    markup=False,
+                )
+                continue
+            first_line[item.email] = line
+            good.append(item.to_prospect())
         events = read_events_csv(events_csv) if events_csv else []
-    except ValueError as exc:  # ImportFileError is one
-        raise fail(str(exc)) from None
-    records = run_simulation(
-        cadence,
-        good,
-        start=parse_now(start),
-        days=days,
-        sender=sender_defaults(settings),
-        events=events,
-        public_url=settings.public_url,
-    )
+        records = run_simulation(
+            cadence,
+            good,
+            start=parse_now(start),
+            days=days,
+            sender=sender_defaults(settings),
+            events=events,
+            public_url=settings.public_url,
+        )
+    except ValueError as exc:  # ImportFileError is one; so are bad events files
+        where = f"{events_csv}: " if events_csv and str(exc).startswith("line ") else ""
+        raise fail(f"{where}{exc}") from None
+    if rejected:
+        reasons = ", ".join(f"{k} {v}" for k, v in rejected.most_common())
+        err.print(f"{sum(rejected.values())} row(s) rejected ({reasons}): not simulated")
     if as_json:
         sys.stdout.write(json.dumps(records, indent=2) + "\n")
+        if rejected:
+            raise typer.Exit(1)
         return
     table = Table(title=f"{cadence.name}: {len(good)} prospect(s), {days} day(s)")
-    for col in ("at (UTC)", "local", "prospect", "step", "channel", "variant / exit"):
+    for col in ("at (UTC)", "local", "prospect", "step", "channel", "status", "detail"):
         table.add_column(col)
     for r in records:
+        local = r["local_at"][:16] + r["local_at"][-6:] if "local_at" in r else ""
         if "exit" in r:
-            table.add_row(
-                r["at"][:16],
-                "",
-                r["prospect"],
-                "",
-                "",
-                f"[bold]exit: {r['exit']}[/bold] {r.get('field', '')}",
-            )
+            status, detail = "[bold]exit[/bold]", f"{r['exit']} {r.get('field', '')}".strip()
+        elif r["status"] == "skipped":
+            status, detail = "[yellow]skipped[/yellow]", r["reason"]
+        elif r["status"] == "ignored":
+            status, detail = "ignored", f"{r['event']}: {r['reason']}"
+        elif r["status"] == "task":
+            detail = r.get("outcome", "open")
+            if r.get("done_at", r["at"]) != r["at"]:
+                detail += f" at {r['done_at'][:16]}"
+            status = "task"
         else:
-            table.add_row(
-                r["at"][:16],
-                r["local_at"][:16] + r["local_at"][-6:],
-                r["prospect"],
-                r["step"],
-                r["channel"],
-                r["variant"] or "",
-            )
+            status, detail = "sent", (f"variant {r['variant']}" if r["variant"] else "")
+        table.add_row(
+            r["at"][:16], local, r["prospect"], r.get("step", ""), r.get("channel", ""),
+            status, detail,
+        )  # fmt: skip
     out.print(table)
-    touches = Counter(r["channel"] for r in records if "channel" in r)
+    touches = Counter(r["channel"] for r in records if r.get("status") in ("sent", "task"))
+    skipped = Counter(r["reason"] for r in records if r.get("status") == "skipped")
     exits = Counter(r["exit"] for r in records if "exit" in r)
-    out.print(f"touches: {dict(touches)}  exits: {dict(exits)}")
+    out.print(f"touches: {dict(touches)}  skipped: {dict(skipped)}  exits: {dict(exits)}")
     if rejected:
         raise typer.Exit(1)
 
@@ -571,11 +611,23 @@ def event(
     settings = current_settings()
     when = parse_now(at)
     res = record_exit_event(
-        engine_for(settings), runtimes(settings), email, kind, when, source="cli"
+        engine_for(settings),
+        runtimes(settings),
+        email,
+        kind,
+        when,
+        source="cli",
+        account_pause_days=settings.replies.account_pause_days,
     )
     if res is None:
         raise fail(f"no prospect {email!r}")
-    out.print(f"{email}: {kind}: {res.ended} enrollment(s) ended, {res.kept} kept going")
+    text = f"{email}: {kind}: {res.ended} enrollment(s) ended, {res.kept} kept going"
+    if res.account_paused or res.account_finished:
+        text += (
+            f"; at the same account {res.account_paused} paused, "
+            f"{res.account_finished} finished (on_account_reply)"
+        )
+    out.print(text)
 
 
 @app.command()
