@@ -30,7 +30,7 @@ from touchflow.entrypoints.cli.app import (
 from touchflow.entrypoints.cli.leads import config_findings
 from touchflow.entrypoints.cli.ops import print_guards
 from touchflow.errors import MissingDataError
-from touchflow.settings import Settings
+from touchflow.settings import Settings, redact_url
 
 # -- validate / preview / simulate -------------------------------------------------
 
@@ -243,7 +243,7 @@ def db_upgrade() -> None:
 
     settings = current_settings()
     upgrade_schema(engine_for(settings))
-    out.print(f"database at head: {settings.database_url}")
+    out.print(f"database at head: {redact_url(settings.database_url)}", markup=False)
 
 
 @app.command("import")
