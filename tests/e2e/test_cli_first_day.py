@@ -130,3 +130,46 @@ def test_db_upgrade_prints_the_url_without_its_password(
     password = make_url(driver_url(pg_schema_url)).password
     if password:
         assert password not in result.stdout
+
+
+def test_validate_without_a_cadences_folder_fails(project: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TOUCHFLOW_CADENCES_DIR", str(project / "nowhere"))
+    line = _one_line_error(["validate"])
+    assert "nowhere (TOUCHFLOW_CADENCES_DIR)" in line
+    assert "ok:" not in line
+
+
+def test_validate_in_an_empty_folder_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    line = _one_line_error(["validate"])
+    assert "cadences (TOUCHFLOW_CADENCES_DIR), templates (TOUCHFLOW_TEMPLATES_DIR)" in line
+
+
+def test_a_cadence_is_accepted_by_path_and_a_typo_gets_the_nearest(project: Path):
+    result = runner.invoke(app, ["preview", "cadences/enterprise-outbound.yaml", "--sample"])
+    assert result.exit_code == 0, result.output
+    assert "1. intro" in result.stdout
+    line = _one_line_error(["preview", "enterprise-outbond", "--sample"])
+    assert "did you mean 'enterprise-outbound'" in line
+    assert "cadences: enterprise-outbound, inbound-fast-follow" in line
+    line = _one_line_error(["preview", "cadences/enterprise-outbond.yaml", "--sample"])
+    assert "did you mean 'enterprise-outbound'" in line
+
+
+def test_cadence_pause_takes_a_path_and_refuses_an_unknown_id(project: Path):
+    runner.invoke(app, ["db", "upgrade"])
+    result = runner.invoke(app, ["cadence", "pause", "cadences/enterprise-outbound.yaml"])
+    assert result.exit_code == 0, result.output
+    assert "enterprise-outbound: paused" in result.stdout
+    assert "did you mean 'enterprise-outbound'" in _one_line_error(
+        ["cadence", "pause", "enterprise-outbund"]
+    )
+    result = runner.invoke(app, ["cadence", "resume", "cadences/enterprise-outbound.yaml"])
+    assert result.exit_code == 0 and "enterprise-outbound: resumed" in result.stdout
+
+
+def test_version(project: Path):
+    from touchflow import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"touchflow {__version__}"

@@ -7,7 +7,7 @@ import sys
 from collections import Counter
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -32,6 +32,8 @@ from touchflow.entrypoints.cli.ops import print_guards
 from touchflow.errors import MissingDataError
 from touchflow.settings import Settings, redact_url
 
+NOW_HELP = "Act as if it were this time (ISO 8601, e.g. 2026-12-02T20:30:00Z); default: now."
+
 # -- validate / preview / simulate -------------------------------------------------
 
 
@@ -44,6 +46,21 @@ def validate(
 ) -> None:
     """Check cadences, templates and config; print ``path:line:col: error: message``."""
     settings = current_settings()
+    if not paths:
+        # Cadences and templates are what there is to check: without them "ok"
+        # would be a lie. config/ is optional (ICP, routing, team).
+        absent = [
+            f"{folder} ({setting})"
+            for folder, setting in (
+                (settings.cadences_dir, "TOUCHFLOW_CADENCES_DIR"),
+                (settings.templates_dir, "TOUCHFLOW_TEMPLATES_DIR"),
+            )
+            if not folder.is_dir()
+        ]
+        if absent:
+            raise fail(
+                f"no such folder: {', '.join(absent)}; run touchflow from the project folder"
+            )
     targets = paths or [
         p
         for p in (settings.cadences_dir, settings.templates_dir, settings.config_dir)
@@ -438,23 +455,70 @@ def status() -> None:
 
 @app.command("tasks")
 def list_tasks_cmd(
-    owner: Annotated[str | None, typer.Option("--owner")] = None,
-    state: Annotated[str, typer.Option("--status", help="open | done | skipped | all")] = "open",
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="Only this SDR's tasks (their email).")
+    ] = None,
+    state: Annotated[str, typer.Option("--status", help="open, done, skipped or all.")] = "open",
+    due: Annotated[
+        str,
+        typer.Option(
+            "--due",
+            help="today: due by the end of the SDR's day (overdue ones too); "
+            "overdue: due before now; any: whenever.",
+        ),
+    ] = "any",
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            metavar="ZONE",
+            help="The SDR's time zone, e.g. Europe/Berlin (default: their working_hours "
+            "in config/team.yaml, else TOUCHFLOW_SENDER__TIMEZONE).",
+        ),
+    ] = None,
+    now: Annotated[str | None, typer.Option("--now", metavar="ISO8601", help=NOW_HELP)] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many.")] = 50,
 ) -> None:
-    """The SDRs' task list: calls, LinkedIn touches and manual steps."""
+    """The SDRs' task list: calls, LinkedIn touches and manual steps.
+
+    Each task shows when it is due in the SDR's time and in the prospect's
+    own time, with the prospect's phone, so a call list can be worked in order.
+    """
+    from datetime import timedelta
+
+    from touchflow.domain.calendar import resolve_timezone
     from touchflow.services.tasks import list_tasks
 
-    rows = list_tasks(engine_for(current_settings()), owner=owner, status=state)
-    t = Table(title=f"Tasks ({state}): {len(rows)}")
-    for col in ("id", "due (UTC)", "channel", "prospect", "owner", "title", "status"):
+    if state not in ("open", "done", "skipped", "all"):
+        raise typer.BadParameter("--status must be open, done, skipped or all")
+    if due not in ("today", "overdue", "any"):
+        raise typer.BadParameter("--due must be today, overdue or any")
+    settings = current_settings()
+    at = parse_now(now)
+    zone = _sdr_zone(settings, owner, tz)
+    local = at.astimezone(zone)
+    before = {
+        "today": (local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)),
+        "overdue": at,
+        "any": None,
+    }[due]
+    rows = list_tasks(engine_for(settings), owner=owner, status=state, due_before=before)
+    title = f"Tasks ({state}" + ("" if due == "any" else f", due {due}") + f"): {len(rows)}"
+    t = Table(title=title)
+    for col in ("id", f"due ({zone.key})", "their time", "channel", "prospect", "phone"):
+        t.add_column(col)
+    for col in ("owner", "title", "status"):
         t.add_column(col)
     for r in rows[:limit]:
+        theirs = resolve_timezone(r.timezone, r.phone, r.country, "UTC")
+        name = " ".join(n for n in (r.first_name, r.last_name) if n)
         t.add_row(
             str(r.id),
-            r.due_at.isoformat()[:16],
+            f"{r.due_at.astimezone(zone):%a %d %b %H:%M}",
+            f"{r.due_at.astimezone(theirs):%a %H:%M} {theirs.key}",
             r.channel,
-            r.email,
+            f"{name} <{r.email}>" if name else r.email,
+            r.phone or "-",
             r.owner_email,
             r.title,
             r.status + (f" ({r.outcome})" if r.outcome else ""),
@@ -462,9 +526,44 @@ def list_tasks_cmd(
     out.print(t)
 
 
+def _sdr_zone(settings: Settings, owner: str | None, tz: str | None) -> Any:
+    """The SDR's zone: --tz, else their working hours in team.yaml, else the sender's."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = tz
+    team_file = settings.config_dir / "team.yaml"
+    if name is None and owner and team_file.exists():
+        from touchflow.domain.routing.loader import team_from_yaml
+        from touchflow.errors import FindingsError
+
+        try:
+            team = team_from_yaml(team_file.read_text(encoding="utf-8"), str(team_file))
+        except FindingsError:
+            team = None  # `touchflow validate` reports it; the list still works
+        member = next(
+            (m for m in (team.members if team else []) if m.email.lower() == owner.lower()), None
+        )
+        if member is not None and member.working_hours is not None:
+            name = member.working_hours.timezone
+    try:
+        return ZoneInfo(name or settings.sender.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise typer.BadParameter(f"unknown time zone {name!r} (e.g. Europe/Berlin)") from None
+
+
 @task_app.command("done")
 def task_done(
-    task_id: Annotated[int, typer.Argument(metavar="ID")],
+    task_ids: Annotated[
+        list[int] | None,
+        typer.Argument(metavar="[ID]...", help="The task ids (see touchflow tasks)."),
+    ] = None,
+    all_due: Annotated[
+        bool,
+        typer.Option("--all-due", help="Every open task due by now (--now); with --owner, theirs."),
+    ] = False,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="With --all-due: only this SDR's tasks.")
+    ] = None,
     outcome: Annotated[
         str,
         typer.Option(
@@ -474,28 +573,64 @@ def task_done(
             "not_interested",
         ),
     ] = "completed",
-    notes: Annotated[str | None, typer.Option("--notes")] = None,
-    now: Annotated[str | None, typer.Option("--now")] = None,
+    notes: Annotated[
+        str | None, typer.Option("--notes", help="What happened, kept with the task.")
+    ] = None,
+    now: Annotated[str | None, typer.Option("--now", metavar="ISO8601", help=NOW_HELP)] = None,
 ) -> None:
-    """Complete a task; the enrollment moves on (timed from now)."""
+    """Complete tasks; each says what it did to its enrollment (timed from now).
+
+    A task already done is reported as such and left alone, so running the
+    same command twice changes nothing.
+    """
     from touchflow.bootstrap import runtimes, sender_defaults
-    from touchflow.services.tasks import TASK_OUTCOMES, complete_task
+    from touchflow.services.tasks import TASK_OUTCOMES, complete_tasks
 
     if outcome not in TASK_OUTCOMES:
         raise typer.BadParameter(f"--outcome must be one of {', '.join(TASK_OUTCOMES)}")
+    if bool(task_ids) == all_due:
+        raise typer.BadParameter("give task ids or --all-due")
+    if owner and not all_due:
+        raise typer.BadParameter("--owner goes with --all-due")
     settings = current_settings()
-    done = complete_task(
+    at = parse_now(now)
+    result = complete_tasks(
         engine_for(settings),
         runtimes(settings),
         sender_defaults(settings),
-        task_id,
-        outcome,
-        parse_now(now),
-        notes,
+        None if all_due else task_ids,
+        outcome=outcome,
+        at=at,
+        notes=notes,
+        owner=owner,
     )
-    if not done:
-        raise fail(f"no open task {task_id}")
-    out.print(f"task {task_id}: {outcome}")
+    for d in result.done:
+        out.print(f"task {d.task_id} ({d.title}): {outcome}; {_effect(d)}", markup=False)
+    for r in result.already:
+        when = f", {r.completed_at:%Y-%m-%d %H:%M} UTC" if r.completed_at else ""
+        out.print(
+            f"task {r.id} ({r.title}): already {r.status} ({r.outcome}{when}); nothing changed",
+            markup=False,
+        )
+    if all_due and not result.done and not result.already:
+        out.print(
+            f"no open task due by {at:%Y-%m-%d %H:%M} UTC" + (f" for {owner}" if owner else "")
+        )
+    if result.missing:
+        raise fail(f"no task {', '.join(map(str, result.missing))} (see touchflow tasks)")
+
+
+def _effect(d: Any) -> str:
+    """What completing a task did to its enrollment, in words."""
+    enrollment = f"enrollment {d.enrollment_id}"
+    if d.effect == "advanced":
+        return f"{enrollment} advanced to step {d.step_id}, due {d.next_due_at:%Y-%m-%d %H:%M} UTC"
+    if d.effect == "ended":
+        return f"meeting booked: {d.ended} enrollment(s) of the prospect ended"
+    if d.effect == "finished":
+        why = "the last step is done" if d.reason == "completed" else d.reason
+        return f"{enrollment} finished ({why})"
+    return f"{enrollment} unchanged: it is {d.state}" + (f" ({d.reason})" if d.reason else "")
 
 
 @app.command()
@@ -538,4 +673,3 @@ def retry(
     if not n:
         raise fail("no failed enrollment to retry")
     out.print(f"{n} enrollment(s) requeued; the next tick runs their step again")
-

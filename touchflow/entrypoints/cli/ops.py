@@ -16,6 +16,7 @@ from touchflow.domain.phones import to_e164
 from touchflow.domain.prospects import normalize_email
 from touchflow.entrypoints.cli.app import (
     app,
+    cadence_id_of,
     current_settings,
     engine_for,
     err,
@@ -63,7 +64,9 @@ def cadence_pause(
     """Stop claiming a cadence's enrollments until it is resumed."""
     from touchflow.services.cadence_pauses import pause_cadence
 
-    if not pause_cadence(engine_for(current_settings()), cadence_id, reason, parse_now(now)):
+    settings = current_settings()
+    cadence_id = cadence_id_of(settings, cadence_id)
+    if not pause_cadence(engine_for(settings), cadence_id, reason, parse_now(now)):
         raise fail(f"{cadence_id} is already paused")
     out.print(f"{cadence_id}: paused ({reason})")
 
@@ -76,7 +79,10 @@ def cadence_resume(
     """Resume a paused cadence; the bounce shield starts a fresh sample from now."""
     from touchflow.services.cadence_pauses import resume_cadence
 
-    if not resume_cadence(engine_for(current_settings()), cadence_id, parse_now(now)):
+    settings = current_settings()
+    if cadence_id.endswith((".yaml", ".yml")):  # a path; a removed cadence resumes by id
+        cadence_id = cadence_id_of(settings, cadence_id)
+    if not resume_cadence(engine_for(settings), cadence_id, parse_now(now)):
         raise fail(f"{cadence_id} is not paused")
     out.print(f"{cadence_id}: resumed; its due touches go out at the next tick")
 
