@@ -103,3 +103,31 @@ def test_task_done_with_several_ids(call_tasks: Path):
 )
 def test_task_done_usage(call_tasks: Path, args: list[str]):
     assert runner.invoke(app, args).exit_code == 2
+
+
+def test_run_on_an_idle_database_says_nothing_is_due(project: Path):
+    _ok(["db", "upgrade"])
+    shown = _ok(["run", "--now", "2026-11-30T16:25:00Z"])
+    assert shown.strip() == "nothing due at 2026-11-30 16:25 UTC; next touch due: none"
+
+
+def test_run_and_status_say_why_sends_fail(project: Path, monkeypatch: pytest.MonkeyPatch):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: the SMTP server is "down"
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (project / "prospects.csv").write_text(PROSPECTS)
+    _ok(["db", "upgrade"])
+    _ok(["import", "prospects.csv"])
+    _ok(["enroll", "enterprise-outbound", "--all", "--now", "2026-11-30T16:00:00Z"])
+    assert "next touch due: 2026-11-30 16:" in _ok(["run", "--now", "2026-11-30T15:00:00Z"])
+    monkeypatch.setenv("TOUCHFLOW_EMAIL_TRANSPORT", "smtp")
+    monkeypatch.setenv("TOUCHFLOW_SMTP__PORT", str(port))
+    monkeypatch.setenv("TOUCHFLOW_SMTP__TIMEOUT_S", "2")
+    ran = _ok(["run", "--now", "2026-11-30T16:25:00Z"])  # retrying, not failed: exit 0
+    assert "Sends that failed in this tick" in ran
+    assert "Connection refused" in ran and "│     2 │" in ran  # one line, counted
+    status = _ok(["status"])
+    assert "RetryableError" not in status
+    assert "retrying:smtp." in status and "Send failures, last 24 h" in status

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -394,15 +395,36 @@ def enroll(
 
 @app.command()
 def run(
-    now: Annotated[str | None, typer.Option("--now", help="Tick as if it were this time.")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
+    now: Annotated[
+        str | None,
+        typer.Option("--now", metavar="ISO8601", help="Tick as if it were this time."),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", min=1, help="Enrollments claimed per batch (TOUCHFLOW_BATCH_SIZE)."
+        ),
+    ] = None,
 ) -> None:
-    """One tick now: send what is due, create due tasks (what the run-cadences flow runs)."""
+    """One tick now: send what is due, create due tasks (what the run-cadences flow runs).
+
+    When nothing is due and no claim is outstanding it says so and stops,
+    without building the senders. Sends that failed are listed with the
+    provider's message and a count each; the exit code is then 1.
+    """
     from touchflow.bootstrap import ticker
+    from touchflow.services.status import due_work, send_failures
     from touchflow.services.tick import recover_step, tick_until_idle
 
     settings = current_settings()
     at = parse_now(now)
+    engine = engine_for(settings)
+    work = due_work(engine, at)
+    if work.idle:
+        nxt = f"{work.next_due_at:%Y-%m-%d %H:%M} UTC" if work.next_due_at else "none"
+        out.print(f"nothing due at {at:%Y-%m-%d %H:%M} UTC; next touch due: {nxt}")
+        return
+    started = datetime.now(UTC)  # the ledger's claimed_at is wall-clock time
     with ticker(settings) as tk:
         report = tick_until_idle(
             tk,
@@ -416,15 +438,28 @@ def run(
     for k, v in report.items():
         table.add_row(k, str(v))
     out.print(table)
+    _print_failures(send_failures(engine, started), "Sends that failed in this tick")
     if report.get("failed") or report.get("unknown"):
         raise typer.Exit(1)
+
+
+def _print_failures(rows: list[tuple[str, str, int]], title: str) -> None:
+    """Failed sends grouped by the connector's message, with counts."""
+    if not rows:
+        return
+    t = Table(title=title)
+    for col in ("channel", "why (the provider's message)", "count"):
+        t.add_column(col, justify="right" if col == "count" else "left")
+    for channel, error, n in rows:
+        t.add_row(channel, error, str(n))
+    out.print(t)
 
 
 @app.command()
 def status() -> None:
     """Enrollments by cadence, state and step; touches by channel and status."""
     from touchflow.bootstrap import runtimes
-    from touchflow.services.status import enrollment_status
+    from touchflow.services.status import enrollment_status, send_failures
 
     settings = current_settings()
     rep = enrollment_status(engine_for(settings), runtimes(settings))
@@ -450,6 +485,8 @@ def status() -> None:
         f"open tasks: {rep.open_tasks}; next touch due: "
         f"{rep.next_due_at.isoformat() if rep.next_due_at else '-'}"
     )
+    since = datetime.now(UTC) - timedelta(days=1)
+    _print_failures(send_failures(engine_for(settings), since), "Send failures, last 24 h")
     print_guards()
 
 
@@ -484,8 +521,6 @@ def list_tasks_cmd(
     Each task shows when it is due in the SDR's time and in the prospect's
     own time, with the prospect's phone, so a call list can be worked in order.
     """
-    from datetime import timedelta
-
     from touchflow.domain.calendar import resolve_timezone
     from touchflow.services.tasks import list_tasks
 
