@@ -88,17 +88,20 @@ def send_failures(conn: Connection, since: datetime) -> list[tuple[str, str, int
     so a hundred failures with one cause are one line.
     """
     n = func.count().label("n")
-    rows = conn.execute(
-        select(touches.c.channel, touches.c.error, n)
-        .where(
-            touches.c.status.in_(["failed", "unknown"]),
-            touches.c.error.is_not(None),
-            touches.c.claimed_at >= since,
-        )
-        .group_by(touches.c.channel, touches.c.error)
-        .order_by(n.desc(), touches.c.channel, touches.c.error)
+    rows = cast(
+        "Iterable[tuple[str, str, int]]",
+        conn.execute(
+            select(touches.c.channel, touches.c.error, n)
+            .where(
+                touches.c.status.in_(["failed", "unknown"]),
+                touches.c.error.is_not(None),
+                touches.c.claimed_at >= since,
+            )
+            .group_by(touches.c.channel, touches.c.error)
+            .order_by(n.desc(), touches.c.channel, touches.c.error)
+        ),
     )
-    return [(str(channel), str(error), int(count)) for channel, error, count in rows]
+    return [(channel, error, int(count)) for channel, error, count in rows]
 
 
 @dataclass(frozen=True)
