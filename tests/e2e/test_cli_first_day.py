@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -173,3 +174,39 @@ def test_version(project: Path):
 
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.strip() == f"touchflow {__version__}"
+
+
+def _commands() -> list[tuple[list[str], object]]:
+    import typer.main
+
+    found: list[tuple[list[str], object]] = []
+
+    def walk(cmd: object, path: list[str]) -> None:
+        found.append((path, cmd))
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+def test_every_command_and_option_is_documented():
+    undocumented = [
+        " ".join(["touchflow", *path, getattr(p, "opts", [p.name])[0]])
+        for path, cmd in _commands()
+        for p in cmd.params  # type: ignore[attr-defined]
+        if not p.help and p.name != "help"
+    ]
+    assert undocumented == []
+    assert [path for path, cmd in _commands() if not cmd.help] == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", [path for path, _ in _commands()], ids=" ".join)
+def test_help_has_no_rst_markup_or_type_noise(path: list[str]):
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "``" not in text and ":func:" not in text and ":class:" not in text
+    noise = re.findall(r"<(?:str|int|bool|float|file|path|int range|list\[\w+\])>", text)
+    assert noise == [], text
+    assert "<=x<=" not in text and "x>=" not in text

@@ -63,6 +63,12 @@ def _print_error(message: str) -> None:
     err.print(message, markup=False)
 
 
+#: Help for parameters many commands share, when a command does not give its own.
+NOW_HELP = "Act as if it were this time (ISO 8601, e.g. 2026-12-02T20:30:00Z); default: now."
+CADENCE_HELP = "A cadence id (enterprise-outbound) or its file (cadences/enterprise-outbound.yaml)."
+_SHARED_HELP = {"now": NOW_HELP, "cadence_id": CADENCE_HELP}
+_SHARED_METAVARS = {"now": "ISO8601", "at": "ISO8601", "start": "ISO8601"}
+
 # RST roles and literals in docstrings (``x``, :func:`x`) read as noise in a terminal.
 _RST_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
 _RST_LITERAL = re.compile(r"``(.+?)``")
@@ -78,17 +84,22 @@ def _tidy_help(command: Any) -> None:
     Typer shows ``<str>``, ``<bool>``, ``<int range> [1<=x<=3660]`` and
     ``<list[Path]>`` beside every parameter; here a value gets a word (``FILE``,
     ``N``, ``TEXT``, or its own ``metavar``), a flag gets none, and a range
-    is said in the help text.
+    is said in the help text. ``--now`` and a CADENCE get their shared help
+    when the command gives none.
     """
     if command.help:
         command.help = _plain(command.help)
     for param in command.params:
+        if not param.help:
+            param.help = _SHARED_HELP.get(param.name)
+        if param.metavar is None:
+            param.metavar = _SHARED_METAVARS.get(param.name)
         if param.help:
             param.help = _plain(param.help)
-        span = param._get_number_range_help_str()
+        span = _range_words(param.min, param.max) if param.help else None
         if span:
-            param.help = f"{param.help or ''} ({span.replace('x', 'value')})".strip()
-            param.min = param.max = None  # display only: the parser still checks the range
+            param.help = f"{param.help} ({span})"
+        param.min = param.max = None  # display only: the parser still checks the range
         if getattr(param, "is_bool_flag", False):
             param.metavar = ""
         elif param.metavar is None:
@@ -97,8 +108,31 @@ def _tidy_help(command: Any) -> None:
         if param.param_type_name == "argument":
             # Typer shows an argument's type beside its name: the name says enough.
             param.display_type_rich = lambda ctx: None
+    command.get_help_option = _without_type(command.get_help_option)
     for sub in getattr(command, "commands", {}).values():
         _tidy_help(sub)
+
+
+def _without_type(get_help_option: Any) -> Any:
+    """``--help`` is made when help is shown: make it without its ``<bool>`` too."""
+
+    def made(ctx: Any) -> Any:
+        option = get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    return made
+
+
+def _range_words(low: float | None, high: float | None) -> str | None:
+    if low is not None and high is not None:
+        return f"{low} to {high}"
+    if low is not None:
+        return f"at least {low}"
+    if high is not None:
+        return f"at most {high}"
+    return None
 
 
 def _value_word(param: Any) -> str:

@@ -17,6 +17,7 @@ from touchflow.domain.cadence import validate_paths
 from touchflow.domain.compliance import footer_findings
 from touchflow.domain.prospects import Prospect, normalize_email
 from touchflow.entrypoints.cli.app import (
+    NOW_HELP,
     app,
     cadence_or_exit,
     current_settings,
@@ -32,8 +33,6 @@ from touchflow.entrypoints.cli.leads import config_findings
 from touchflow.entrypoints.cli.ops import print_guards
 from touchflow.errors import MissingDataError
 from touchflow.settings import Settings, redact_url
-
-NOW_HELP = "Act as if it were this time (ISO 8601, e.g. 2026-12-02T20:30:00Z); default: now."
 
 # -- validate / preview / simulate -------------------------------------------------
 
@@ -178,9 +177,19 @@ def _stored_prospect(settings: Settings, email: str) -> Prospect:
 @app.command()
 def simulate(
     cadence_id: Annotated[str, typer.Argument(metavar="CADENCE")],
-    prospects_csv: Annotated[Path, typer.Option("--prospects", exists=True, dir_okay=False)],
+    prospects_csv: Annotated[
+        Path,
+        typer.Option(
+            "--prospects",
+            exists=True,
+            dir_okay=False,
+            help="CSV of prospects, read as import reads it.",
+        ),
+    ],
     start: Annotated[str, typer.Option("--start", help="ISO 8601 enrollment time.")],
-    days: Annotated[int, typer.Option("--days", min=1, max=3660)] = 30,
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=3660, help="How many days to simulate.")
+    ] = 30,
     events_csv: Annotated[
         Path | None,
         typer.Option("--events", exists=True, dir_okay=False, help="CSV of email,event,at."),
@@ -266,7 +275,12 @@ def db_upgrade() -> None:
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="FILE")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, metavar="FILE", help="The prospects: a CSV or JSONL file."
+        ),
+    ],
     fmt: Annotated[
         str | None, typer.Option("--format", help="csv | jsonl (default: by the file suffix)")
     ] = None,
@@ -590,7 +604,7 @@ def _sdr_zone(settings: Settings, owner: str | None, tz: str | None) -> Any:
 def task_done(
     task_ids: Annotated[
         list[int] | None,
-        typer.Argument(metavar="[ID]...", help="The task ids (see touchflow tasks)."),
+        typer.Argument(metavar="ID", help="The task ids (see touchflow tasks)."),
     ] = None,
     all_due: Annotated[
         bool,
@@ -670,9 +684,14 @@ def _effect(d: Any) -> str:
 
 @app.command()
 def event(
-    email: Annotated[str, typer.Argument()],
-    kind: Annotated[str, typer.Argument(metavar="reply|bounce|unsubscribe|meeting_booked")],
-    at: Annotated[str | None, typer.Option("--at")] = None,
+    email: Annotated[str, typer.Argument(help="The prospect's email address.")],
+    kind: Annotated[
+        str,
+        typer.Argument(metavar="reply|bounce|unsubscribe|meeting_booked", help="What happened."),
+    ],
+    at: Annotated[
+        str | None, typer.Option("--at", help="When it happened (ISO 8601); default: now.")
+    ] = None,
 ) -> None:
     """Record a reply, bounce, unsubscribe or booked meeting for a prospect."""
     from touchflow.bootstrap import runtimes
@@ -693,7 +712,12 @@ def event(
 
 @app.command()
 def retry(
-    ids: Annotated[list[int] | None, typer.Argument(metavar="[ENROLLMENT_ID ...]")] = None,
+    ids: Annotated[
+        list[int] | None,
+        typer.Argument(
+            metavar="ENROLLMENT_ID", help="The failed enrollments (see touchflow status)."
+        ),
+    ] = None,
     all_failed: Annotated[
         bool, typer.Option("--all-failed", help="Every failed enrollment.")
     ] = False,
