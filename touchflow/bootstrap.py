@@ -139,7 +139,7 @@ def startup_report(settings: Settings, role: Role) -> StartupReport:
         if sample:
             refusals.append(f"{', '.join(sample)}: still the sample sender ({_SAMPLE_DOMAIN})")
     # The same checks the builders below make when they are called: asked first.
-    unusable = [_crm_setting_missing(settings)]
+    unusable = [_crm_setting_missing(settings), _database_url_refusal(settings)]
     if role == "worker":
         if settings.email_transport == "sendgrid":
             unusable.append(_sendgrid_key_missing(settings))
@@ -180,6 +180,13 @@ def startup_report(settings: Settings, role: Role) -> StartupReport:
             except ConfigError as exc:
                 refusals.append(str(exc))
     return StartupReport(tuple(refusals), tuple(warnings))
+
+
+def _database_url_refusal(settings: Settings) -> str | None:
+    problem = url_problem(settings.database_url)
+    if problem is None:
+        return None
+    return f"{DATABASE_SETTING}={redact_url(settings.database_url)}: {problem}"
 
 
 def _sendgrid_key_missing(settings: Settings) -> str | None:
@@ -246,9 +253,9 @@ def database(settings: Settings) -> Engine:
     folder is missing or read-only) is a :class:`ConfigError` naming
     ``TOUCHFLOW_DATABASE_URL``, before anything connects.
     """
-    problem = url_problem(settings.database_url)
-    if problem is not None:
-        raise ConfigError(f"{DATABASE_SETTING}={redact_url(settings.database_url)}: {problem}")
+    refusal = _database_url_refusal(settings)
+    if refusal is not None:
+        raise ConfigError(refusal)
     return _engine_for(settings.database_url.strip())
 
 

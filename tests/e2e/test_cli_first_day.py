@@ -210,3 +210,17 @@ def test_help_has_no_rst_markup_or_type_noise(path: list[str]):
     noise = re.findall(r"<(?:str|int|bool|float|file|path|int range|list\[\w+\])>", text)
     assert noise == [], text
     assert "<=x<=" not in text and "x>=" not in text
+
+
+def test_serve_refuses_a_database_url_that_cannot_work(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import uvicorn
+
+    started: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append(a))
+    monkeypatch.setenv("TOUCHFLOW_DATABASE_URL", "mysql+nope://u:s3cret@h/x")
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 1 and started == []
+    assert "TOUCHFLOW_DATABASE_URL=mysql+nope://u:***@h/x: unknown database scheme" in result.stderr
+    assert "s3cret" not in result.output
