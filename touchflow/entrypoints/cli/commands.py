@@ -554,24 +554,26 @@ def list_tasks_cmd(
     rows = list_tasks(engine_for(settings), owner=owner, status=state, due_before=before)
     title = f"Tasks ({state}" + ("" if due == "any" else f", due {due}") + f"): {len(rows)}"
     t = Table(title=title)
-    for col in ("id", f"due ({zone.key})", "their time", "channel", "prospect", "phone"):
-        t.add_column(col)
-    for col in ("owner", "title", "status"):
+    columns = ["id", f"due ({zone.key})", "their time", "channel", "prospect", "phone"]
+    columns += ([] if owner else ["owner"]) + ["title", "status"]  # one SDR's: no owner column
+    for col in columns:
         t.add_column(col)
     for r in rows[:limit]:
         theirs = resolve_timezone(r.timezone, r.phone, r.country, "UTC")
         name = " ".join(n for n in (r.first_name, r.last_name) if n)
-        t.add_row(
+        cells = [
             str(r.id),
             f"{r.due_at.astimezone(zone):%a %d %b %H:%M}",
             f"{r.due_at.astimezone(theirs):%a %H:%M} {theirs.key}",
             r.channel,
             f"{name} <{r.email}>" if name else r.email,
             r.phone or "-",
-            r.owner_email,
+        ]
+        cells += ([] if owner else [r.owner_email]) + [
             r.title,
             r.status + (f" ({r.outcome})" if r.outcome else ""),
-        )
+        ]
+        t.add_row(*cells)
     out.print(t)
 
 
