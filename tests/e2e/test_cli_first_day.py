@@ -224,3 +224,16 @@ def test_serve_refuses_a_database_url_that_cannot_work(
     assert result.exit_code == 1 and started == []
     assert "TOUCHFLOW_DATABASE_URL=mysql+nope://u:***@h/x: unknown database scheme" in result.stderr
     assert "s3cret" not in result.output
+
+
+def test_a_schema_older_than_the_code_says_to_upgrade(project: Path):
+    from sqlalchemy import text
+
+    from touchflow.store.db import make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{project / 'tf.db'}")
+    upgrade(engine)
+    with engine.begin() as conn:  # as if a later migration had not run yet
+        conn.execute(text("ALTER TABLE tasks DROP COLUMN notes"))
+    line = _one_line_error(["tasks"])
+    assert "older than this touchflow: run `touchflow db upgrade`" in line

@@ -166,7 +166,9 @@ def database_problem(exc: BaseException, url: str) -> str | None:
     except ArgumentError:
         parsed = None
     if code == _UNDEFINED_TABLE or "no such table" in message:
-        return f"the database has no touchflow schema yet: {UPGRADE_HINT}"
+        # No table at all before the first upgrade; a missing one after a pull
+        # that added a migration.
+        return f"the database has no touchflow schema yet (or an older one): {UPGRADE_HINT}"
     if code == _UNDEFINED_COLUMN or "no such column" in message or "has no column" in message:
         return f"the database schema is older than this touchflow: {UPGRADE_HINT}"
     if code == _NO_DATABASE or ("database" in message and "does not exist" in message):
