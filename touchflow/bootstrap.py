@@ -21,7 +21,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import Engine
 
 from touchflow.domain.compliance import BounceShield, CapPolicy, MailboxCaps
@@ -45,9 +45,9 @@ from touchflow.services.crm_sync import CrmSync, team_owner_ids
 from touchflow.services.leads import LeadServices
 from touchflow.services.replies import poll_mailbox
 from touchflow.services.tick import Ticker
-from touchflow.settings import ImapMailboxSettings, Settings
+from touchflow.settings import ImapMailboxSettings, Settings, redact_url
 from touchflow.store.cadence_versions import RuntimeCache as RuntimeCache  # for the edges
-from touchflow.store.db import make_engine
+from touchflow.store.db import database_problem, make_engine, url_problem
 
 if TYPE_CHECKING:  # adapters are imported when built: `preview` loads no vendor SDK
     from touchflow.adapters.imap.replies import ImapMailbox
@@ -69,7 +69,23 @@ def load_settings(**overrides: Any) -> Settings:
     """
     if _pinned is not None and not overrides:
         return _pinned
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_settings_errors(exc)) from None
+
+
+#: The environment variable behind :attr:`Settings.database_url`.
+DATABASE_SETTING = "TOUCHFLOW_DATABASE_URL"
+
+
+def _settings_errors(exc: ValidationError) -> str:
+    """Pydantic's errors as the environment variables a person sets, one per line."""
+    lines = []
+    for error in exc.errors():
+        name = "TOUCHFLOW_" + "__".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"{name}: {error['msg']}")
+    return "\n".join(lines)
 
 
 @contextmanager
@@ -133,7 +149,7 @@ def startup_report(settings: Settings, role: Role) -> StartupReport:
             # tick says why); a production worker refuses to start that way.
             refusals += mailbox_secrets_missing(settings)
     # The same checks the builders below make when they are called: asked first.
-    unusable = [_crm_setting_missing(settings)]
+    unusable = [_crm_setting_missing(settings), _database_url_refusal(settings)]
     if role == "worker":
         if settings.email_transport == "sendgrid":
             unusable.append(_sendgrid_key_missing(settings))
@@ -174,6 +190,13 @@ def startup_report(settings: Settings, role: Role) -> StartupReport:
             except ConfigError as exc:
                 refusals.append(str(exc))
     return StartupReport(tuple(refusals), tuple(warnings))
+
+
+def _database_url_refusal(settings: Settings) -> str | None:
+    problem = url_problem(settings.database_url)
+    if problem is None:
+        return None
+    return f"{DATABASE_SETTING}={redact_url(settings.database_url)}: {problem}"
 
 
 def _sendgrid_key_missing(settings: Settings) -> str | None:
@@ -312,8 +335,35 @@ def _engine_for(url: str) -> Engine:
 
 
 def database(settings: Settings) -> Engine:
-    """One engine per database URL per process."""
-    return _engine_for(settings.database_url)
+    """One engine per database URL per process.
+
+    A URL that cannot work (unknown scheme, no driver, a SQLite file whose
+    folder is missing or read-only) is a :class:`ConfigError` naming
+    ``TOUCHFLOW_DATABASE_URL``, before anything connects.
+    """
+    refusal = _database_url_refusal(settings)
+    if refusal is not None:
+        raise ConfigError(refusal)
+    return _engine_for(settings.database_url.strip())
+
+
+def explain_failure(exc: BaseException, settings: Settings | None = None) -> str | None:
+    """One line for a person about a database failure, naming the setting; None for others.
+
+    The edges call this on an exception they are about to let through: a
+    database without the schema, a server that does not answer, a database that
+    does not exist are first-day mistakes, not tracebacks. The URL is shown with
+    its password masked.
+    """
+    if settings is None:
+        try:
+            settings = load_settings()
+        except ConfigError:
+            return None
+    problem = database_problem(exc, settings.database_url)
+    if problem is None:
+        return None
+    return f"{DATABASE_SETTING}={redact_url(settings.database_url)}: {problem}"
 
 
 def email_sender(settings: Settings) -> EmailSender:

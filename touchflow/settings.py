@@ -8,11 +8,42 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from touchflow.domain.unsubscribe import DEV_UNSUBSCRIBE_SECRET
+
+#: Query parameters of a URL that carry a secret (libpq's ``?password=``, API keys).
+_SECRET_PARAMS = ("password", "passwd", "pwd", "token", "secret", "key", "apikey", "api_key")
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to print: its password (and secret query parameters) replaced by ``***``.
+
+    ``postgresql://app:s3cret@db:5432/tf`` -> ``postgresql://app:***@db:5432/tf``.
+    Every URL touchflow prints or logs goes through this, so no secret reaches
+    a terminal, a CI log or a bug report.
+    """
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL (a bad port): show only what cannot hold a secret
+        return url.split("@")[-1] if "@" in url else url
+    shown = url
+    if password is not None:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        shown = shown.replace(parts.netloc, f"{user}:***@{host}", 1)
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(k.lower() in _SECRET_PARAMS for k, _ in pairs):
+            query = urlencode(
+                [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="*/:"
+            )
+            shown = shown.replace(f"?{parts.query}", f"?{query}", 1)
+    return shown
 
 
 class SmtpSettings(BaseModel):
@@ -168,7 +199,10 @@ class Settings(BaseSettings):
     )
     database_url: str = Field(
         default="sqlite:///touchflow.db",
-        description="SQLAlchemy URL; a SQLite file in the working directory by default.",
+        description=(
+            "SQLAlchemy URL: sqlite:///file.db (the default, in the working directory) or "
+            "postgresql://user:password@host:5432/dbname (postgres:// is accepted too)."
+        ),
     )
     cadences_dir: Path = Path("cadences")
     templates_dir: Path = Path("templates")

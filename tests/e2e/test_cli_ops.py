@@ -82,7 +82,7 @@ def test_task_show_prints_the_script_and_call_needs_twilio(
     assert result.exit_code == 1 and "TOUCHFLOW_TWILIO__FROM_NUMBER" in result.stderr
     monkeypatch.setenv("TOUCHFLOW_TWILIO__FROM_NUMBER", "+12125550100")
     result = runner.invoke(app, call)
-    assert "TOUCHFLOW_TWILIO__ACCOUNT_SID" in str(result.exception)  # main() prints it, exit 1
+    assert result.exit_code == 1 and "TOUCHFLOW_TWILIO__ACCOUNT_SID" in result.stderr
 
 
 def test_route_takes_mqls_by_default_and_a_lower_stage_when_asked(project: Path):

@@ -132,3 +132,18 @@ def test_intake_then_sync_crm_through_the_flows(harness, tmp_path: Path, monkeyp
     result = sync_crm(now=at)
     assert result["push"]["pushed"] >= len(routed)
     assert fake_crm().count("person") >= len(routed)
+
+
+def test_main_on_an_idle_database_does_not_start_prefect(tmp_path, monkeypatch, capsys) -> None:
+    """``python -m ...run_cadences`` answers an idle database without the ~10 s server start."""
+    from touchflow.entrypoints.flows import run_cadences as module
+    from touchflow.store.db import make_engine, upgrade
+
+    url = f"sqlite:///{tmp_path / 'idle.db'}"
+    upgrade(make_engine(url))
+    monkeypatch.setenv("TOUCHFLOW_DATABASE_URL", url)
+    started: list[object] = []
+    monkeypatch.setattr(module, "run_cadences", lambda **kw: started.append(kw))
+    module.main()
+    assert started == []
+    assert "the flow was not started" in capsys.readouterr().out

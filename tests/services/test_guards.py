@@ -276,7 +276,7 @@ def test_rate_limited_send_waits_at_least_retry_after(db, tmp_path):
     h.add([prospect("a@x.example")], MON_10_NY)
     h.tick(MON_10_NY)
     e = h.enrollment("a@x.example")
-    assert e.reason == "retrying:RateLimited"
+    assert e.reason == "retrying:fake.send: slow down"
     assert e.next_due_at == MON_10_NY + timedelta(hours=2)
 
 

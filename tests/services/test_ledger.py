@@ -280,7 +280,7 @@ def test_retryable_error_is_retried_with_a_new_attempt_then_sent_once(db, tmp_pa
     mon = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
     assert h.tick(mon).retrying == 1
     e = h.enrollment("ny@x.example")
-    assert (e.attempt, e.reason) == (2, "retrying:RetryableError")
+    assert (e.attempt, e.reason) == (2, "retrying:test.send: boom")  # the connector's words
     assert e.next_due_at == mon + timedelta(minutes=15)
     assert h.tick(e.next_due_at).retrying == 1
     e = h.enrollment("ny@x.example")

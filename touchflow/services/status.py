@@ -16,9 +16,19 @@ from sqlalchemy import Engine
 
 from touchflow.store import guards
 from touchflow.store.cadence_versions import RuntimeCache
-from touchflow.store.status import StatusReport, status
+from touchflow.store.status import DueWork, StatusReport, status
+from touchflow.store.status import due_work as _due_work
+from touchflow.store.status import send_failures as _send_failures
 
-__all__ = ["GuardStatus", "StatusReport", "enrollment_status", "guard_status"]
+__all__ = [
+    "DueWork",
+    "GuardStatus",
+    "StatusReport",
+    "due_work",
+    "enrollment_status",
+    "guard_status",
+    "send_failures",
+]
 
 
 @dataclass(frozen=True)
@@ -44,3 +54,15 @@ def guard_status(engine: Engine, now: datetime) -> GuardStatus:
             mailbox_usage=guards.mailbox_usage(conn, now),
             suppressions=guards.count_suppressions(conn),
         )
+
+
+def send_failures(engine: Engine, since: datetime) -> list[tuple[str, str, int]]:
+    """Failed and unknown sends since ``since``, grouped by channel and the connector's message."""
+    with engine.connect() as conn:
+        return _send_failures(conn, since)
+
+
+def due_work(engine: Engine, now: datetime) -> DueWork:
+    """Whether a tick at ``now`` has work: ``touchflow run`` skips building senders when idle."""
+    with engine.connect() as conn:
+        return _due_work(conn, now)

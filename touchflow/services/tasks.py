@@ -8,6 +8,8 @@ this one, every other outcome advances it to its next step, timed from ``at``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,38 +20,77 @@ from touchflow.domain.engine import SenderInfo
 from touchflow.store import tasks as task_store
 from touchflow.store.cadence_versions import RuntimeCache
 from touchflow.store.schema import enrollments, prospects, tasks
+from touchflow.store.tasks import TaskDone
 
-__all__ = ["TASK_OUTCOMES", "complete_task", "list_tasks", "task_with_prospect"]
+__all__ = [
+    "TASK_OUTCOMES",
+    "TaskCompletion",
+    "TaskDone",
+    "complete_tasks",
+    "list_tasks",
+    "task_with_prospect",
+]
 
 
-def list_tasks(engine: Engine, *, owner: str | None = None, status: str = "open") -> list[Any]:
-    """Tasks with their prospect's email, soonest due first.
+def list_tasks(
+    engine: Engine,
+    *,
+    owner: str | None = None,
+    status: str = "open",
+    due_before: datetime | None = None,
+) -> list[Any]:
+    """Tasks with their prospect's email, name, phone, country and time zone, soonest due first.
 
-    ``owner``: one SDR's only; ``status``: ``open``, ``done``, ``skipped`` or ``all``.
+    ``owner``: one SDR's only; ``status``: ``open``, ``done``, ``skipped`` or
+    ``all``; ``due_before``: only those due before that instant.
     """
     with engine.connect() as conn:
-        return task_store.list_tasks(conn, owner=owner, status=status)
+        return task_store.list_tasks(conn, owner=owner, status=status, due_before=due_before)
 
 
-def complete_task(
+@dataclass(frozen=True)
+class TaskCompletion:
+    """What ``task done`` did: the tasks it completed, and the ids it could not."""
+
+    done: list[TaskDone] = field(default_factory=list)
+    already: list[Any] = field(default_factory=list)  # task rows closed before (done/skipped)
+    missing: list[int] = field(default_factory=list)  # no task has these ids
+
+
+def complete_tasks(
     engine: Engine,
     runtimes: RuntimeCache,
     sender: SenderInfo,
-    task_id: int,
+    task_ids: Sequence[int] | None,
+    *,
     outcome: str,
     at: datetime,
     notes: str | None = None,
-) -> bool:
-    """Complete (or skip) one open task with ``outcome``; False when no open task has that id.
+    owner: str | None = None,
+) -> TaskCompletion:
+    """Complete (or skip) open tasks with ``outcome``, in one transaction; what it did to each.
 
-    ``outcome`` is one of :data:`TASK_OUTCOMES`; ``sender`` gives what the
-    enrollment's own sender row does not (the defaults).
+    ``task_ids`` None: every open task due by ``at`` (``owner``'s only, when
+    given). ``outcome`` is one of :data:`TASK_OUTCOMES`; ``sender`` gives what
+    the enrollment's own sender row does not (the defaults). A task already
+    closed is reported as such and not touched again, so repeating a command
+    is harmless.
     """
     with engine.begin() as conn:
-        done = task_store.complete_tasks(
-            conn, runtimes, sender, [task_id], outcome=outcome, at=at, notes=notes
+        if task_ids is None:
+            due = task_store.list_tasks(conn, owner=owner, status="open")
+            task_ids = [t.id for t in due if t.due_at <= at]
+        done = task_store.finish_tasks(
+            conn, runtimes, sender, task_ids, outcome=outcome, at=at, notes=notes
         )
-    return bool(done)
+        completed = {d.task_id for d in done}
+        rest = [i for i in task_ids if i not in completed]
+        found = {r.id: r for r in task_store.task_rows(conn, rest)} if rest else {}
+    return TaskCompletion(
+        done=done,
+        already=[found[i] for i in rest if i in found],
+        missing=[i for i in rest if i not in found],
+    )
 
 
 def task_with_prospect(engine: Engine, task_id: int) -> Any | None:

@@ -672,7 +672,8 @@ class Ticker:
                 touch_updates.append({**base, "status": "failed", "error": str(err)})
                 enr.update(
                     state=p.state,
-                    reason=f"retrying:{type(err).__name__}",
+                    # The connector's words: `touchflow status` groups enrollments by them.
+                    reason=f"retrying:{str(err)[:180]}",
                     attempt=p.row.attempt + 1,
                     next_due_at=_retry_at(p, err, now),
                     last_executed_at=p.row.last_executed_at,

@@ -1,21 +1,44 @@
-"""Engine creation and migrations for SQLite (default) and PostgreSQL."""
+"""Engine creation and migrations for SQLite (default) and PostgreSQL.
+
+Also what a person is told when the database URL or the database itself is
+wrong (:func:`url_problem`, :func:`database_problem`): one line each, without
+the URL (the caller names the setting and shows the URL with its password
+masked).
+"""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+#: What to run when the schema is missing or behind the code.
+UPGRADE_HINT = "run `touchflow db upgrade`"
+_URL_FORMS = "sqlite:///path/to/file.db or postgresql://user:password@host:5432/dbname"
+
+
+def driver_url(url: str) -> str:
+    """``url`` with the driver touchflow ships: psycopg 3 for PostgreSQL.
+
+    Plain ``postgresql://`` would ask SQLAlchemy for psycopg2, and
+    ``postgres://`` (Heroku's and many hosts' spelling) for no dialect at all.
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
 
 
 def make_engine(url: str, **kw: Any) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and foreign keys."""
-    if url.startswith("postgresql://"):
-        # psycopg 3 is the driver we ship; plain URLs would ask for psycopg2.
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    url = driver_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kw)
 
@@ -73,3 +96,99 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be touchflow's database, in one line; None when it can be tried.
+
+    Checks what can be known without connecting: the URL parses, its scheme is
+    SQLite or PostgreSQL with an installed driver, and a SQLite file's folder
+    exists and is writable (SQLite would create the file there).
+    """
+    try:
+        parsed = make_url(driver_url(url.strip()))
+    except ArgumentError:
+        return f"not a database URL; expected {_URL_FORMS}"
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        return f"unknown database scheme {parsed.drivername!r}; expected {_URL_FORMS}"
+    try:
+        dialect = parsed.get_dialect()
+        dialect.import_dbapi()
+    except (NoSuchModuleError, ImportError) as exc:
+        return f"no driver for {parsed.drivername!r} ({exc}); use {_URL_FORMS}"
+    if getattr(dialect, "is_async", False):
+        return f"{parsed.drivername!r} is an asyncio driver; use {_URL_FORMS}"
+    if backend == "sqlite":
+        return _sqlite_file_problem(parsed)
+    return None
+
+
+def _sqlite_file_problem(url: URL) -> str | None:
+    name = url.database or ""
+    if name in ("", ":memory:") or name.startswith("file:") or url.query.get("mode") == "memory":
+        return None
+    path = Path(name).expanduser()
+    folder = path.parent
+    if not folder.is_dir():
+        return f"the folder of the SQLite file, {folder}, does not exist"
+    if path.exists():
+        if path.is_dir():
+            return f"{path} is a folder, not a SQLite file"
+        if not os.access(path, os.R_OK | os.W_OK):
+            return f"cannot write the SQLite file {path} (permissions)"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot create the SQLite file {path}: no write permission in {folder}"
+    return None
+
+
+# PostgreSQL SQLSTATE codes worth their own sentence.
+_UNDEFINED_TABLE, _UNDEFINED_COLUMN = "42P01", "42703"
+_NO_DATABASE, _BAD_PASSWORD, _NO_ROLE = "3D000", "28P01", "28000"
+
+
+def database_problem(exc: BaseException, url: str) -> str | None:
+    """A one-line account of a database error for a person; None when it is not one of these.
+
+    Covers a database without the schema (or behind the code), one that does
+    not exist, a server that does not answer, refused credentials and a SQLite
+    file that cannot be opened. Anything else (a bug, a constraint) is left to
+    the caller to raise as it is.
+    """
+    if not isinstance(exc, DBAPIError):
+        return None
+    orig = exc.orig
+    message = str(orig).strip()
+    first = message.splitlines()[0] if message else type(orig).__name__
+    code = getattr(orig, "sqlstate", None)
+    try:
+        parsed: URL | None = make_url(driver_url(url))
+    except ArgumentError:
+        parsed = None
+    if code == _UNDEFINED_TABLE or "no such table" in message:
+        # No table at all before the first upgrade; a missing one after a pull
+        # that added a migration.
+        return f"the database has no touchflow schema yet (or an older one): {UPGRADE_HINT}"
+    if code == _UNDEFINED_COLUMN or "no such column" in message or "has no column" in message:
+        return f"the database schema is older than this touchflow: {UPGRADE_HINT}"
+    if code == _NO_DATABASE or ("database" in message and "does not exist" in message):
+        name = parsed.database if parsed is not None else "?"
+        return f"database {name!r} does not exist on the server: create it (createdb {name})"
+    if code in (_BAD_PASSWORD, _NO_ROLE) or "authentication failed" in message:
+        return f"the server refused the user and password: {first}"
+    if "unable to open database file" in message:
+        return "cannot open the SQLite file: check the path and its folder's permissions"
+    if "readonly database" in message:
+        return "the SQLite file is read-only: check its permissions"
+    if parsed is not None and parsed.get_backend_name() == "postgresql" and code is None:
+        where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+        return f"cannot connect to PostgreSQL at {where}: {_connection_reason(message)}"
+    return None
+
+
+def _connection_reason(message: str) -> str:
+    """psycopg's connection failure without its repeated preamble."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    text = lines[0] if lines else "connection failed"
+    # "connection failed: connection to server at "h", port 1 failed: Connection refused"
+    return text.rsplit("failed: ", 1)[-1] if "failed: " in text else text

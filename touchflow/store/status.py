@@ -18,7 +18,7 @@ from touchflow.domain.enrollment import OPEN
 from touchflow.store.cadence_versions import RuntimeCache
 from touchflow.store.schema import enrollments, tasks, touches
 
-__all__ = ["StatusReport", "status"]
+__all__ = ["DueWork", "StatusReport", "due_work", "send_failures", "status"]
 
 
 @dataclass
@@ -79,3 +79,51 @@ def status(conn: Connection, runtimes: RuntimeCache) -> StatusReport:
         select(func.min(enrollments.c.next_due_at)).where(enrollments.c.claimed_at.is_(None))
     ).scalar()
     return StatusReport(by_state, by_step, by_touch, open_tasks, next_due)
+
+
+def send_failures(conn: Connection, since: datetime) -> list[tuple[str, str, int]]:
+    """Why sends failed since ``since`` (wall clock): ``(channel, error, count)``, most first.
+
+    The error is the connector's own message (``smtp.send: connection refused``),
+    so a hundred failures with one cause are one line.
+    """
+    n = func.count().label("n")
+    rows = cast(
+        "Iterable[tuple[str, str, int]]",
+        conn.execute(
+            select(touches.c.channel, touches.c.error, n)
+            .where(
+                touches.c.status.in_(["failed", "unknown"]),
+                touches.c.error.is_not(None),
+                touches.c.claimed_at >= since,
+            )
+            .group_by(touches.c.channel, touches.c.error)
+            .order_by(n.desc(), touches.c.channel, touches.c.error)
+        ),
+    )
+    return [(channel, error, int(count)) for channel, error, count in rows]
+
+
+@dataclass(frozen=True)
+class DueWork:
+    """Whether a tick at some instant has anything to do (two indexed reads)."""
+
+    due: int  # unclaimed enrollments due by then (a paused cadence's too)
+    claimed: int  # enrollments claimed now: in flight, or left by a crashed worker
+    next_due_at: datetime | None  # the soonest due time, when nothing is due yet
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to send and no claim to recover: a tick would only read."""
+        return self.due == 0 and self.claimed == 0
+
+
+def due_work(conn: Connection, now: datetime) -> DueWork:
+    """What a tick at ``now`` would find: due enrollments, outstanding claims, the next due time."""
+    e = enrollments.c
+    due = conn.execute(
+        select(func.count()).where(e.next_due_at <= now, e.claimed_at.is_(None))
+    ).scalar_one()
+    claimed = conn.execute(select(func.count()).where(e.claimed_at.is_not(None))).scalar_one()
+    nxt = conn.execute(select(func.min(e.next_due_at)).where(e.claimed_at.is_(None))).scalar()
+    return DueWork(int(due), int(claimed), nxt)

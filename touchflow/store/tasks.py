@@ -10,6 +10,7 @@ a CLI command or a flow decides what is atomic. Time comes in as ``now``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,21 +31,68 @@ from touchflow.store.enrollments import (
 from touchflow.store.schema import enrollments, events, prospects, tasks
 from touchflow.store.suppressions import add_suppression
 
-__all__ = ["TASK_OUTCOMES", "complete_tasks", "list_tasks"]
+__all__ = [
+    "TASK_OUTCOMES",
+    "TaskDone",
+    "complete_tasks",
+    "finish_tasks",
+    "list_tasks",
+    "task_rows",
+]
 
 
-def list_tasks(conn: Connection, *, owner: str | None = None, status: str = "open") -> list[Any]:
+def list_tasks(
+    conn: Connection,
+    *,
+    owner: str | None = None,
+    status: str = "open",
+    due_before: datetime | None = None,
+) -> list[Any]:
+    """Tasks with their prospect's email, name, phone, country and time zone, soonest first.
+
+    ``due_before``: only tasks due before that instant.
+    """
+    p = prospects.c
     q = (
-        select(tasks, prospects.c.email)
+        select(tasks, p.email, p.first_name, p.last_name, p.phone, p.country, p.timezone)
         .join(enrollments, enrollments.c.id == tasks.c.enrollment_id)
-        .join(prospects, prospects.c.id == enrollments.c.prospect_id)
+        .join(prospects, p.id == enrollments.c.prospect_id)
         .order_by(tasks.c.due_at, tasks.c.id)
     )
     if status != "all":
         q = q.where(tasks.c.status == status)
     if owner:
         q = q.where(tasks.c.owner_email == owner)
+    if due_before is not None:
+        q = q.where(tasks.c.due_at < due_before)
     return list(conn.execute(q))
+
+
+def task_rows(conn: Connection, task_ids: Sequence[int]) -> list[Any]:
+    """The tasks with these ids, whatever their status."""
+    return list(conn.execute(select(tasks).where(tasks.c.id.in_(list(task_ids)))))
+
+
+@dataclass(frozen=True)
+class TaskDone:
+    """One completed task and what it did to its enrollment.
+
+    ``effect``: ``advanced`` (to ``step_id`` due at ``next_due_at``),
+    ``finished`` (``reason``: completed, the last step; or not_interested),
+    ``ended`` (meeting_booked ended ``ended`` enrollments of the prospect), or
+    ``unchanged`` (the enrollment had already left the task's step: its
+    ``state`` and ``reason`` say where it is).
+    """
+
+    task_id: int
+    title: str
+    enrollment_id: int
+    effect: str
+    state: str
+    reason: str | None = None
+    step_id: str | None = None
+    next_due_at: datetime | None = None
+    ended: int = 0
 
 
 def complete_tasks(
@@ -59,9 +107,29 @@ def complete_tasks(
 ) -> int:
     """Complete (or skip) open tasks and move their enrollments on; returns how many.
 
+    :func:`finish_tasks`, counted.
+    """
+    return len(
+        finish_tasks(conn, runtimes, defaults, task_ids, outcome=outcome, at=at, notes=notes)
+    )
+
+
+def finish_tasks(
+    conn: Connection,
+    runtimes: RuntimeCache,
+    defaults: SenderInfo,
+    task_ids: Sequence[int],
+    *,
+    outcome: str,
+    at: datetime,
+    notes: str | None = None,
+) -> list[TaskDone]:
+    """Complete (or skip) open tasks and move their enrollments on; what each did.
+
     ``meeting_booked`` ends the prospect's enrollments like the exit event;
     ``not_interested`` finishes this enrollment; every other outcome advances it
-    to the next step, timed from ``at`` (the task's completion).
+    to the next step, timed from ``at`` (the task's completion). Ids that are
+    not open tasks are left out of the answer.
     """
     if outcome not in TASK_OUTCOMES:
         raise TouchflowError(f"unknown outcome {outcome!r}; expected one of {list(TASK_OUTCOMES)}")
@@ -69,7 +137,7 @@ def complete_tasks(
         conn.execute(select(tasks).where(tasks.c.id.in_(list(task_ids)), tasks.c.status == "open"))
     )
     if not rows:
-        return 0
+        return []
     status = "skipped" if outcome == "skipped" else "done"
     conn.execute(
         update(tasks)
@@ -79,6 +147,7 @@ def complete_tasks(
     enr = {r.id: r for r in enrollment_rows(conn, [t.enrollment_id for t in rows])}
     views = load_views(conn, list(enr.values()), defaults)
     updates: list[dict[str, Any]] = []
+    done: list[TaskDone] = []
     for task in rows:
         conn.execute(
             events.insert().values(
@@ -103,10 +172,13 @@ def complete_tasks(
                 source="task",
                 now=at,
             )
+        said = {"task_id": task.id, "title": task.title, "enrollment_id": row.id}
         if row.state != State.ACTIVE.value or not (row.reason or "").startswith("waiting_task"):
-            continue  # ended meanwhile (reply, opt-out): nothing to advance
+            # ended meanwhile (reply, opt-out): nothing to advance
+            done.append(TaskDone(**said, effect="unchanged", state=row.state, reason=row.reason))
+            continue
         if outcome == "meeting_booked":
-            apply_exit_event(
+            result = apply_exit_event(
                 conn,
                 runtimes,
                 row.prospect_id,
@@ -114,6 +186,15 @@ def complete_tasks(
                 at,
                 source="task",
                 touch_key=task.touch_key,
+            )
+            done.append(
+                TaskDone(
+                    **said,
+                    effect="ended",
+                    state=State.FINISHED.value,
+                    reason="meeting_booked",
+                    ended=result.ended,
+                )
             )
             continue
         runtime = runtimes.get(conn, row.cadence_version)
@@ -131,6 +212,8 @@ def complete_tasks(
         )
         if nxt is None:
             reason = "not_interested" if outcome == "not_interested" else "completed"
+            finished = transition(row.state, Event.FINISH).value
+            done.append(TaskDone(**said, effect="finished", state=finished, reason=reason))
             updates.append(
                 {
                     **base,
@@ -141,6 +224,16 @@ def complete_tasks(
                 }
             )
         else:
+            steps = runtime.cadence.steps
+            done.append(
+                TaskDone(
+                    **said,
+                    effect="advanced",
+                    state=row.state,
+                    step_id=f"{nxt[0] + 1}. {steps[nxt[0]].id}",
+                    next_due_at=nxt[1],
+                )
+            )
             updates.append(
                 {
                     **base,
@@ -151,4 +244,4 @@ def complete_tasks(
                 }
             )
     update_enrollments(conn, updates)
-    return len(rows)
+    return done

@@ -12,6 +12,7 @@
     POST /tasks/{task_id}/call          click-to-call (X-API-Key)
     POST /leads                         speed to lead (X-API-Key, Idempotency-Key)
     GET  /healthz
+    GET  /docs, /redoc, /openapi.json   the API reference (assets served locally)
 
 Webhooks are verified before anything is read into the store: a forged,
 stale or unsigned request gets 403 and changes nothing. Bad input gets a 4xx,
@@ -29,10 +30,11 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from touchflow import bootstrap
+from touchflow import __version__, bootstrap
 from touchflow.bootstrap import RuntimeCache
 from touchflow.entrypoints.api import calls, sendgrid_hooks, twilio_hooks, unsubscribe
 from touchflow.entrypoints.api import leads as leads_route
@@ -65,11 +67,17 @@ def create_app(
     ``clock`` returns the aware current time (tests pass a fixed one); it also
     decides whether a signed webhook is stale.
     """
-    app = FastAPI(
+    # FastAPI's own /docs loads Swagger UI from a CDN; these assets ship in a
+    # package, so the reference works on a closed network too.
+    app = FastAPIOffline(
         title="touchflow",
-        summary="Provider webhooks, one-click unsubscribe and click-to-call for touchflow.",
-        docs_url=None,
-        redoc_url=None,
+        summary=(
+            "Provider webhooks, one-click unsubscribe, click-to-call and inbound leads "
+            "for touchflow."
+        ),
+        version=__version__,
+        docs_url="/docs",
+        redoc_url="/redoc",
     )
     app.state.touchflow = Context(
         settings=settings,

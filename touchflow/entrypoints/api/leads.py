@@ -24,6 +24,7 @@ from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from touchflow.entrypoints.api.context import Context, api_key_refusal, context
@@ -34,6 +35,70 @@ from touchflow.services.leads import LeadDecision, process_lead, save_inbound_ve
 router = APIRouter()
 _log = logging.getLogger("touchflow.api")
 _MAX_BODY = 64 * 1024
+
+
+# The route reads the body itself (size limit first, then one JSON object) and
+# services.leads.process_lead validates and normalizes it: LeadIn documents the
+# request in /openapi.json, it does not parse it, so /leads answers as before.
+class LeadIn(BaseModel):
+    """A lead from a form or another system. Only `email` is required; any other
+    field (text or a number) is kept on the prospect as a custom field."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "jordan.lee@northwind-analytics.com",
+                    "first_name": "Jordan",
+                    "last_name": "Lee",
+                    "title": "VP Revenue Operations",
+                    "company": "Northwind Analytics",
+                    "website": "https://northwind-analytics.com",
+                    "phone": "+14155550100",
+                    "country": "US",
+                    "timezone": "America/Los_Angeles",
+                    "employees": 850,
+                    "utm_source": "webinar",
+                }
+            ]
+        },
+    )
+
+    email: str = Field(description="Required; the lead's identity (normalized, deduplicated).")
+    first_name: str | None = None
+    last_name: str | None = None
+    title: str | None = Field(default=None, description="Job title: seniority and department.")
+    company: str | None = None
+    website: str | None = Field(default=None, description="Or `domain`: matches the account.")
+    domain: str | None = None
+    phone: str | None = Field(default=None, description="E.164, or local with `country`.")
+    country: str | None = Field(default=None, description="ISO 3166 alpha-2, e.g. DE.")
+    timezone: str | None = Field(default=None, description="IANA zone, e.g. Europe/Berlin.")
+    idempotency_key: str | None = Field(
+        default=None, description="Same as the Idempotency-Key header (1-200 characters)."
+    )
+
+
+class LeadAnswer(BaseModel):
+    """What touchflow did with the lead: its score, owner, cadence and CRM state."""
+
+    email: str
+    prospect_id: int
+    new: bool
+    score: int | None = None
+    grade: str | None = None
+    lifecycle: str | None = None
+    reasons: list[str] = []
+    assignee: str | None = Field(default=None, description="The AE the lead was routed to.")
+    rule: str | None = Field(default=None, description="The routing rule that chose them.")
+    sla_due_at: str | None = None
+    cadence: str | None = None
+    enrolled: bool = False
+    crm_queued: bool = False
+    warnings: list[str] = []
+    duplicate: bool = False
+    crm: str = Field(description="pushed, queued (the sync-crm flow retries) or off.")
 
 
 def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
@@ -95,8 +160,39 @@ def _slots(ctx: Context) -> asyncio.Semaphore:
     return slots
 
 
-@router.post("/leads")
+_ERROR = {"content": {"application/json": {"example": {"detail": "why", "code": "bad_email"}}}}
+
+
+@router.post(
+    "/leads",
+    summary="Take an inbound lead: score, route, enroll, push to the CRM",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": LeadIn.model_json_schema()}},
+        },
+        "parameters": [
+            {"name": "X-API-Key", "in": "header", "required": True, "schema": {"type": "string"}},
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 200},
+                "description": "A retry with the same key gets the first answer.",
+            },
+        ],
+    },
+    responses={
+        201: {"model": LeadAnswer, "description": "A new lead."},
+        200: {"model": LeadAnswer, "description": "A known lead, or the same key again."},
+        401: {"description": "A missing or wrong X-API-Key."},
+        413: {"description": "A body over 64 KiB."},
+        422: {"description": "A lead that cannot be taken, with why.", **_ERROR},
+        503: {"description": "Lead intake or TOUCHFLOW_API_KEY is not configured."},
+    },
+)
 async def post_lead(request: Request, background: BackgroundTasks) -> JSONResponse:
+    """Speed to lead: the lead is stored, scored, routed and enrolled in one transaction."""
     ctx = context(request)
     refusal = api_key_refusal(ctx, request, "leads")
     if refusal is not None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -17,6 +18,7 @@ from touchflow.domain.compliance import footer_findings
 from touchflow.domain.prospects import Prospect, normalize_email
 from touchflow.domain.senders import OwnerSender
 from touchflow.entrypoints.cli.app import (
+    NOW_HELP,
     app,
     cadence_or_exit,
     current_settings,
@@ -31,7 +33,7 @@ from touchflow.entrypoints.cli.app import (
 from touchflow.entrypoints.cli.leads import config_findings
 from touchflow.entrypoints.cli.ops import print_guards
 from touchflow.errors import MissingDataError
-from touchflow.settings import Settings
+from touchflow.settings import Settings, redact_url
 
 # -- validate / preview / simulate -------------------------------------------------
 
@@ -48,6 +50,21 @@ def validate(
     Warnings (``path:line:col: warning: message``) are printed too but do not fail the check.
     """
     settings = current_settings()
+    if not paths:
+        # Cadences and templates are what there is to check: without them "ok"
+        # would be a lie. config/ is optional (ICP, routing, team).
+        absent = [
+            f"{folder} ({setting})"
+            for folder, setting in (
+                (settings.cadences_dir, "TOUCHFLOW_CADENCES_DIR"),
+                (settings.templates_dir, "TOUCHFLOW_TEMPLATES_DIR"),
+            )
+            if not folder.is_dir()
+        ]
+        if absent:
+            raise fail(
+                f"no such folder: {', '.join(absent)}; run touchflow from the project folder"
+            )
     targets = paths or [
         p
         for p in (settings.cadences_dir, settings.templates_dir, settings.config_dir)
@@ -206,9 +223,19 @@ def _stored_prospect(settings: Settings, email: str) -> Prospect:
 @app.command()
 def simulate(
     cadence_id: Annotated[str, typer.Argument(metavar="CADENCE")],
-    prospects_csv: Annotated[Path, typer.Option("--prospects", exists=True, dir_okay=False)],
+    prospects_csv: Annotated[
+        Path,
+        typer.Option(
+            "--prospects",
+            exists=True,
+            dir_okay=False,
+            help="CSV of prospects, read as import reads it.",
+        ),
+    ],
     start: Annotated[str, typer.Option("--start", help="ISO 8601 enrollment time.")],
-    days: Annotated[int, typer.Option("--days", min=1, max=3660)] = 30,
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=3660, help="How many days to simulate.")
+    ] = 30,
     events_csv: Annotated[
         Path | None,
         typer.Option(
@@ -316,12 +343,17 @@ def db_upgrade() -> None:
 
     settings = current_settings()
     upgrade_schema(engine_for(settings))
-    out.print(f"database at head: {settings.database_url}")
+    out.print(f"database at head: {redact_url(settings.database_url)}", markup=False)
 
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="FILE")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, metavar="FILE", help="The prospects: a CSV or JSONL file."
+        ),
+    ],
     fmt: Annotated[
         str | None, typer.Option("--format", help="csv | jsonl (default: by the file suffix)")
     ] = None,
@@ -474,15 +506,36 @@ def enroll(
 
 @app.command()
 def run(
-    now: Annotated[str | None, typer.Option("--now", help="Tick as if it were this time.")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
+    now: Annotated[
+        str | None,
+        typer.Option("--now", metavar="ISO8601", help="Tick as if it were this time."),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", min=1, help="Enrollments claimed per batch (TOUCHFLOW_BATCH_SIZE)."
+        ),
+    ] = None,
 ) -> None:
-    """One tick now: send what is due, create due tasks (what the run-cadences flow runs)."""
+    """One tick now: send what is due, create due tasks (what the run-cadences flow runs).
+
+    When nothing is due and no claim is outstanding it says so and stops,
+    without building the senders. Sends that failed are listed with the
+    provider's message and a count each; the exit code is then 1.
+    """
     from touchflow.bootstrap import ticker
+    from touchflow.services.status import due_work, send_failures
     from touchflow.services.tick import recover_step, tick_until_idle
 
     settings = current_settings()
     at = parse_now(now)
+    engine = engine_for(settings)
+    work = due_work(engine, at)
+    if work.idle:
+        nxt = f"{work.next_due_at:%Y-%m-%d %H:%M} UTC" if work.next_due_at else "none"
+        out.print(f"nothing due at {at:%Y-%m-%d %H:%M} UTC; next touch due: {nxt}")
+        return
+    started = datetime.now(UTC)  # the ledger's claimed_at is wall-clock time
     with ticker(settings) as tk:
         report = tick_until_idle(
             tk,
@@ -496,15 +549,28 @@ def run(
     for k, v in report.items():
         table.add_row(k, str(v))
     out.print(table)
+    _print_failures(send_failures(engine, started), "Sends that failed in this tick")
     if report.get("failed") or report.get("unknown"):
         raise typer.Exit(1)
+
+
+def _print_failures(rows: list[tuple[str, str, int]], title: str) -> None:
+    """Failed sends grouped by the connector's message, with counts."""
+    if not rows:
+        return
+    t = Table(title=title)
+    for col in ("channel", "why (the provider's message)", "count"):
+        t.add_column(col, justify="right" if col == "count" else "left")
+    for channel, error, n in rows:
+        t.add_row(channel, error, str(n))
+    out.print(t)
 
 
 @app.command()
 def status() -> None:
     """Enrollments by cadence, state and step; touches by channel and status."""
     from touchflow.bootstrap import runtimes
-    from touchflow.services.status import enrollment_status
+    from touchflow.services.status import enrollment_status, send_failures
 
     settings = current_settings()
     rep = enrollment_status(engine_for(settings), runtimes(settings))
@@ -530,38 +596,122 @@ def status() -> None:
         f"open tasks: {rep.open_tasks}; next touch due: "
         f"{rep.next_due_at.isoformat() if rep.next_due_at else '-'}"
     )
+    since = datetime.now(UTC) - timedelta(days=1)
+    _print_failures(send_failures(engine_for(settings), since), "Send failures, last 24 h")
     print_guards()
 
 
 @app.command("tasks")
 def list_tasks_cmd(
-    owner: Annotated[str | None, typer.Option("--owner")] = None,
-    state: Annotated[str, typer.Option("--status", help="open | done | skipped | all")] = "open",
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="Only this SDR's tasks (their email).")
+    ] = None,
+    state: Annotated[str, typer.Option("--status", help="open, done, skipped or all.")] = "open",
+    due: Annotated[
+        str,
+        typer.Option(
+            "--due",
+            help="today: due by the end of the SDR's day (overdue ones too); "
+            "overdue: due before now; any: whenever.",
+        ),
+    ] = "any",
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            metavar="ZONE",
+            help="The SDR's time zone, e.g. Europe/Berlin (default: their working_hours "
+            "in config/team.yaml, else TOUCHFLOW_SENDER__TIMEZONE).",
+        ),
+    ] = None,
+    now: Annotated[str | None, typer.Option("--now", metavar="ISO8601", help=NOW_HELP)] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many.")] = 50,
 ) -> None:
-    """The SDRs' task list: calls, LinkedIn touches and manual steps."""
+    """The SDRs' task list: calls, LinkedIn touches and manual steps.
+
+    Each task shows when it is due in the SDR's time and in the prospect's
+    own time, with the prospect's phone, so a call list can be worked in order.
+    """
+    from touchflow.domain.calendar import resolve_timezone
     from touchflow.services.tasks import list_tasks
 
-    rows = list_tasks(engine_for(current_settings()), owner=owner, status=state)
-    t = Table(title=f"Tasks ({state}): {len(rows)}")
-    for col in ("id", "due (UTC)", "channel", "prospect", "owner", "title", "status"):
+    if state not in ("open", "done", "skipped", "all"):
+        raise typer.BadParameter("--status must be open, done, skipped or all")
+    if due not in ("today", "overdue", "any"):
+        raise typer.BadParameter("--due must be today, overdue or any")
+    settings = current_settings()
+    at = parse_now(now)
+    zone = _sdr_zone(settings, owner, tz)
+    local = at.astimezone(zone)
+    before = {
+        "today": (local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)),
+        "overdue": at,
+        "any": None,
+    }[due]
+    rows = list_tasks(engine_for(settings), owner=owner, status=state, due_before=before)
+    title = f"Tasks ({state}" + ("" if due == "any" else f", due {due}") + f"): {len(rows)}"
+    t = Table(title=title)
+    columns = ["id", f"due ({zone.key})", "their time", "channel", "prospect", "phone"]
+    columns += ([] if owner else ["owner"]) + ["title", "status"]  # one SDR's: no owner column
+    for col in columns:
         t.add_column(col)
     for r in rows[:limit]:
-        t.add_row(
+        theirs = resolve_timezone(r.timezone, r.phone, r.country, "UTC")
+        name = " ".join(n for n in (r.first_name, r.last_name) if n)
+        cells = [
             str(r.id),
-            r.due_at.isoformat()[:16],
+            f"{r.due_at.astimezone(zone):%a %d %b %H:%M}",
+            f"{r.due_at.astimezone(theirs):%a %H:%M} {theirs.key}",
             r.channel,
-            r.email,
-            r.owner_email,
+            f"{name} <{r.email}>" if name else r.email,
+            r.phone or "-",
+        ]
+        cells += ([] if owner else [r.owner_email]) + [
             r.title,
             r.status + (f" ({r.outcome})" if r.outcome else ""),
-        )
+        ]
+        t.add_row(*cells)
     out.print(t)
+
+
+def _sdr_zone(settings: Settings, owner: str | None, tz: str | None) -> Any:
+    """The SDR's zone: --tz, else their working hours in team.yaml, else the sender's."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = tz
+    team_file = settings.config_dir / "team.yaml"
+    if name is None and owner and team_file.exists():
+        from touchflow.domain.routing.loader import team_from_yaml
+        from touchflow.errors import FindingsError
+
+        try:
+            team = team_from_yaml(team_file.read_text(encoding="utf-8"), str(team_file))
+        except FindingsError:
+            team = None  # `touchflow validate` reports it; the list still works
+        member = next(
+            (m for m in (team.members if team else []) if m.email.lower() == owner.lower()), None
+        )
+        if member is not None and member.working_hours is not None:
+            name = member.working_hours.timezone
+    try:
+        return ZoneInfo(name or settings.sender.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise typer.BadParameter(f"unknown time zone {name!r} (e.g. Europe/Berlin)") from None
 
 
 @task_app.command("done")
 def task_done(
-    task_id: Annotated[int, typer.Argument(metavar="ID")],
+    task_ids: Annotated[
+        list[int] | None,
+        typer.Argument(metavar="ID", help="The task ids (see touchflow tasks)."),
+    ] = None,
+    all_due: Annotated[
+        bool,
+        typer.Option("--all-due", help="Every open task due by now (--now); with --owner, theirs."),
+    ] = False,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="With --all-due: only this SDR's tasks.")
+    ] = None,
     outcome: Annotated[
         str,
         typer.Option(
@@ -571,35 +721,76 @@ def task_done(
             "not_interested",
         ),
     ] = "completed",
-    notes: Annotated[str | None, typer.Option("--notes")] = None,
-    now: Annotated[str | None, typer.Option("--now")] = None,
+    notes: Annotated[
+        str | None, typer.Option("--notes", help="What happened, kept with the task.")
+    ] = None,
+    now: Annotated[str | None, typer.Option("--now", metavar="ISO8601", help=NOW_HELP)] = None,
 ) -> None:
-    """Complete a task; the enrollment moves on (timed from now)."""
+    """Complete tasks; each says what it did to its enrollment (timed from now).
+
+    A task already done is reported as such and left alone, so running the
+    same command twice changes nothing.
+    """
     from touchflow.bootstrap import runtimes, sender_defaults
-    from touchflow.services.tasks import TASK_OUTCOMES, complete_task
+    from touchflow.services.tasks import TASK_OUTCOMES, complete_tasks
 
     if outcome not in TASK_OUTCOMES:
         raise typer.BadParameter(f"--outcome must be one of {', '.join(TASK_OUTCOMES)}")
+    if bool(task_ids) == all_due:
+        raise typer.BadParameter("give task ids or --all-due")
+    if owner and not all_due:
+        raise typer.BadParameter("--owner goes with --all-due")
     settings = current_settings()
-    done = complete_task(
+    at = parse_now(now)
+    result = complete_tasks(
         engine_for(settings),
         runtimes(settings),
         sender_defaults(settings),
-        task_id,
-        outcome,
-        parse_now(now),
-        notes,
+        None if all_due else task_ids,
+        outcome=outcome,
+        at=at,
+        notes=notes,
+        owner=owner,
     )
-    if not done:
-        raise fail(f"no open task {task_id}")
-    out.print(f"task {task_id}: {outcome}")
+    for d in result.done:
+        out.print(f"task {d.task_id} ({d.title}): {outcome}; {_effect(d)}", markup=False)
+    for r in result.already:
+        when = f", {r.completed_at:%Y-%m-%d %H:%M} UTC" if r.completed_at else ""
+        out.print(
+            f"task {r.id} ({r.title}): already {r.status} ({r.outcome}{when}); nothing changed",
+            markup=False,
+        )
+    if all_due and not result.done and not result.already:
+        out.print(
+            f"no open task due by {at:%Y-%m-%d %H:%M} UTC" + (f" for {owner}" if owner else "")
+        )
+    if result.missing:
+        raise fail(f"no task {', '.join(map(str, result.missing))} (see touchflow tasks)")
+
+
+def _effect(d: Any) -> str:
+    """What completing a task did to its enrollment, in words."""
+    enrollment = f"enrollment {d.enrollment_id}"
+    if d.effect == "advanced":
+        return f"{enrollment} advanced to step {d.step_id}, due {d.next_due_at:%Y-%m-%d %H:%M} UTC"
+    if d.effect == "ended":
+        return f"meeting booked: {d.ended} enrollment(s) of the prospect ended"
+    if d.effect == "finished":
+        why = "the last step is done" if d.reason == "completed" else d.reason
+        return f"{enrollment} finished ({why})"
+    return f"{enrollment} unchanged: it is {d.state}" + (f" ({d.reason})" if d.reason else "")
 
 
 @app.command()
 def event(
-    email: Annotated[str, typer.Argument()],
-    kind: Annotated[str, typer.Argument(metavar="reply|bounce|unsubscribe|meeting_booked")],
-    at: Annotated[str | None, typer.Option("--at")] = None,
+    email: Annotated[str, typer.Argument(help="The prospect's email address.")],
+    kind: Annotated[
+        str,
+        typer.Argument(metavar="reply|bounce|unsubscribe|meeting_booked", help="What happened."),
+    ],
+    at: Annotated[
+        str | None, typer.Option("--at", help="When it happened (ISO 8601); default: now.")
+    ] = None,
 ) -> None:
     """Record a reply, bounce, unsubscribe or booked meeting for a prospect."""
     from touchflow.bootstrap import runtimes
@@ -632,7 +823,12 @@ def event(
 
 @app.command()
 def retry(
-    ids: Annotated[list[int] | None, typer.Argument(metavar="[ENROLLMENT_ID ...]")] = None,
+    ids: Annotated[
+        list[int] | None,
+        typer.Argument(
+            metavar="ENROLLMENT_ID", help="The failed enrollments (see touchflow status)."
+        ),
+    ] = None,
     all_failed: Annotated[
         bool, typer.Option("--all-failed", help="Every failed enrollment.")
     ] = False,

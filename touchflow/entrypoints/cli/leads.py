@@ -130,7 +130,7 @@ def score(now: Annotated[str | None, typer.Option("--now")] = None) -> None:
 
 @app.command()
 def explain(
-    email: Annotated[str, typer.Argument()],
+    email: Annotated[str, typer.Argument(help="The prospect's email address.")],
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
     """Why a prospect scores what they score: every reason, and the score history."""

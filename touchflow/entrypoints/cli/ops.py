@@ -16,6 +16,7 @@ from touchflow.domain.phones import to_e164
 from touchflow.domain.prospects import normalize_email
 from touchflow.entrypoints.cli.app import (
     app,
+    cadence_id_of,
     current_settings,
     engine_for,
     err,
@@ -58,13 +59,17 @@ def _normalize(kind: str, value: str, country: str | None = None) -> str:
 @cadence_app.command("pause")
 def cadence_pause(
     cadence_id: Annotated[str, typer.Argument(metavar="CADENCE")],
-    reason: Annotated[str, typer.Option("--reason")] = "paused by an operator",
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why, shown by status and cadence paused.")
+    ] = "paused by an operator",
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
     """Stop claiming a cadence's enrollments until it is resumed."""
     from touchflow.services.cadence_pauses import pause_cadence
 
-    if not pause_cadence(engine_for(current_settings()), cadence_id, reason, parse_now(now)):
+    settings = current_settings()
+    cadence_id = cadence_id_of(settings, cadence_id)
+    if not pause_cadence(engine_for(settings), cadence_id, reason, parse_now(now)):
         raise fail(f"{cadence_id} is already paused")
     out.print(f"{cadence_id}: paused ({reason})")
 
@@ -77,7 +82,10 @@ def cadence_resume(
     """Resume a paused cadence; the bounce shield starts a fresh sample from now."""
     from touchflow.services.cadence_pauses import resume_cadence
 
-    if not resume_cadence(engine_for(current_settings()), cadence_id, parse_now(now)):
+    settings = current_settings()
+    if cadence_id.endswith((".yaml", ".yml")):  # a path; a removed cadence resumes by id
+        cadence_id = cadence_id_of(settings, cadence_id)
+    if not resume_cadence(engine_for(settings), cadence_id, parse_now(now)):
         raise fail(f"{cadence_id} is not paused")
     out.print(f"{cadence_id}: resumed; its due touches go out at the next tick")
 
@@ -104,9 +112,11 @@ def cadence_paused() -> None:
 
 @suppress_app.command("add")
 def suppress_add(
-    kind: Annotated[str, typer.Argument(metavar="email|phone|domain")],
-    value: Annotated[str, typer.Argument()],
-    reason: Annotated[str, typer.Option("--reason")] = "manual",
+    kind: Annotated[str, typer.Argument(metavar="email|phone|domain", help="What VALUE is.")],
+    value: Annotated[str, typer.Argument(help="The address, number or company domain.")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why, kept on record with the suppression.")
+    ] = "manual",
     country: Annotated[str | None, typer.Option("--country", help=COUNTRY_HELP)] = None,
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
@@ -121,8 +131,8 @@ def suppress_add(
 
 @suppress_app.command("remove")
 def suppress_remove(
-    kind: Annotated[str, typer.Argument(metavar="email|phone|domain")],
-    value: Annotated[str, typer.Argument()],
+    kind: Annotated[str, typer.Argument(metavar="email|phone|domain", help="What VALUE is.")],
+    value: Annotated[str, typer.Argument(help="The address, number or company domain.")],
     country: Annotated[str | None, typer.Option("--country", help=COUNTRY_HELP)] = None,
 ) -> None:
     """Lift a suppression (only with the person's consent: it is on record why it was added)."""
@@ -136,8 +146,10 @@ def suppress_remove(
 
 @suppress_app.command("list")
 def suppress_list(
-    kind: Annotated[str | None, typer.Option("--kind")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 100,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Only email, phone or domain suppressions.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many.")] = 100,
 ) -> None:
     """The most recent suppressions with their source and reason."""
     from touchflow.services.suppressions import recent_suppressions
@@ -181,9 +193,13 @@ def print_guards(now_text: str | None = None) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 8000,
-    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = True,
+    host: Annotated[
+        str, typer.Option("--host", help="The address to listen on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="The port to listen on.")] = 8000,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
+    ] = True,
 ) -> None:
     """Run the API: webhooks, one-click unsubscribe, click-to-call, POST /leads.
 
@@ -211,7 +227,9 @@ def serve(
 
 @task_app.command("call")
 def task_call(
-    task_id: Annotated[int, typer.Argument(metavar="ID")],
+    task_id: Annotated[
+        int, typer.Argument(metavar="ID", help="The task id (see touchflow tasks).")
+    ],
     agent_number: Annotated[
         str | None,
         typer.Option("--agent-number", help="Your phone, rung first (default: the sender's)."),
@@ -284,7 +302,11 @@ def replies_poll() -> None:
 
 
 @task_app.command("show")
-def task_show(task_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+def task_show(
+    task_id: Annotated[
+        int, typer.Argument(metavar="ID", help="The task id (see touchflow tasks).")
+    ],
+) -> None:
     """A task with its prospect, their local time and the script or message to use."""
     from touchflow.domain.calendar import resolve_timezone
     from touchflow.services.tasks import task_with_prospect

@@ -50,5 +50,21 @@ def run_cadences(now: datetime | None = None, batch_size: int | None = None) -> 
     return report.as_dict()
 
 
+def main() -> None:
+    """``python -m touchflow.entrypoints.flows.run_cadences``: one tick through Prefect.
+
+    Starting the flow locally starts Prefect's ephemeral server (~10 s), so an
+    idle database is answered from two cheap reads without it.
+    """
+    from touchflow.services.status import due_work
+
+    now = datetime.now(UTC)
+    work = due_work(bootstrap.database(bootstrap.load_settings()), now)
+    if work.idle:
+        print(f"nothing due at {now:%Y-%m-%d %H:%M} UTC; the flow was not started")
+        return
+    print(run_cadences(now=now))
+
+
 if __name__ == "__main__":
-    print(run_cadences())
+    main()
