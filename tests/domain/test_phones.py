@@ -37,11 +37,11 @@ def test_to_e164_normalizes(raw: str, region: str | None, expected: str) -> None
         ("", None, "empty"),
         ("   ", "US", "empty"),
         ("hello", "US", "not a phone number"),
-        ("(415) 555-2671", None, "no known country code"),
+        ("(415) 555-2671", None, "no country code (write it with + or 00"),
         ("+1 415 555", None, "not a valid number for +1"),
         ("+1 415 555 26711", None, "not a valid number for +1"),
-        ("+999 1234 5678", None, "no known country code"),
-        ("415 555 2671", "XX", "unknown default region"),
+        ("+999 1234 5678", None, "no country has the code it starts with"),
+        ("415 555 2671", "XX", "unknown country 'XX'"),
         ("12", "US", "not a valid number"),
     ],
 )
@@ -57,7 +57,7 @@ def test_region_of() -> None:
     assert region_of("+442079460958") == "GB"
     assert region_of("+16135550123") == "CA"  # +1 is shared: the area code decides
     assert region_of("+80012345678") is None  # international freephone: no country
-    with pytest.raises(ValueError, match="no known country code"):
+    with pytest.raises(ValueError, match="no country code"):
         region_of("4155552671")
 
 

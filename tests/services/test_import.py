@@ -12,7 +12,7 @@ import psutil
 import pytest
 from sqlalchemy import Engine, func, select
 
-from touchflow.errors import ImportFileError
+from touchflow.errors import ImportFileError, ImportFormatError
 from touchflow.services.importer import load_mapping, run_import
 from touchflow.store.schema import accounts, prospects
 
@@ -328,8 +328,10 @@ def test_files_that_cannot_be_imported(db: Engine, tmp_path: Path):
     twice.write_text("Email,e-mail\na@b.com,c@d.com\n")
     with pytest.raises(ImportFileError, match="both give 'email'"):
         run_import(db, twice, now=NOW, mapping={"e-mail": "email"})
-    with pytest.raises(ImportFileError, match="suffix"):
-        run_import(db, tmp_path / "x.xlsx", now=NOW)
+    old_excel = tmp_path / "x.xls"
+    old_excel.write_bytes(b"\xd0\xcf\x11\xe0")
+    with pytest.raises(ImportFormatError, match=r"cannot read a \.xls file; it reads CSV"):
+        run_import(db, old_excel, now=NOW)
 
 
 @pytest.mark.slow

@@ -49,6 +49,7 @@ __all__ = [
     "SendWindow",
     "country_timezone",
     "resolve_timezone",
+    "zone_country",
 ]
 
 #: How far ahead (in days) we look for a business day before giving up. Ten years is far more
@@ -517,6 +518,32 @@ def country_timezone(country: str) -> str | None:
     where that zone is a sparsely populated corner (see ``_PRIMARY_ZONE_OVERRIDES``).
     """
     return _country_timezone(country.strip().upper())
+
+
+@lru_cache(maxsize=1)
+def _zone_countries() -> dict[str, str]:
+    """Zone name -> the ISO alpha-2 code zone.tab lists it under (one country a line)."""
+    text = _read_tz_table("zone.tab") or ""
+    countries: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) >= 3:
+            countries.setdefault(fields[2], fields[0])
+    return countries
+
+
+def zone_country(zone: str) -> str | None:
+    """The country (ISO 3166 alpha-2) of an IANA zone: ``Asia/Tehran`` -> ``IR``.
+
+    Legacy names count (``Asia/Calcutta`` -> ``IN``); None for zones of no one
+    country (``UTC``, ``Etc/GMT+3``) and for names that are not zones.
+    """
+    name = zone.strip()
+    countries = _zone_countries()
+    # Look the name up before its link target: Europe/Vaduz links to Europe/Zurich but is LI.
+    return countries.get(name) or countries.get(_zone_links().get(name, ""))
 
 
 @lru_cache(maxsize=1 << 16)
