@@ -4,7 +4,10 @@ The caller owns the transaction (like every repository here). Per batch of
 ``batch_size`` accounts: one ``enricher.lookup`` call, one ``executemany``
 update of the accounts that change, then one read and one ``executemany`` of
 their prospects whose ``country`` is empty (or itself derived), which get the
-account's country.
+account's country. A phone such a prospect's import could not read for want
+of a country (kept as ``fields["phone_raw"]``) is read again in that country:
+it becomes the prospect's E.164 ``phone`` (its provenance stays the file it
+came from) and, when the prospect has no time zone, gives one (derived).
 
 What may be written is decided by :func:`touchflow.domain.enrich.merge`: empty or
 enricher-written fields only, never a value whose source is an import, a
@@ -31,7 +34,7 @@ from touchflow.domain.enrich import (
     merge,
     provenance,
 )
-from touchflow.domain.normalize import domain_key
+from touchflow.domain.normalize import DERIVED, domain_key, reread_phone
 from touchflow.ports import Enricher
 from touchflow.store.schema import accounts, prospects
 
@@ -87,9 +90,10 @@ _UPDATE_PROSPECT = (
     update(prospects)
     .where(prospects.c.id == bindparam("b_id"), prospects.c.updated_at == bindparam("b_seen"))
     .values(
-        country=bindparam("b_country", type_=prospects.c.country.type),
-        field_sources=bindparam("b_field_sources", type_=prospects.c.field_sources.type),
-        updated_at=bindparam("b_updated_at", type_=prospects.c.updated_at.type),
+        {
+            name: bindparam(f"b_{name}", type_=prospects.c[name].type)
+            for name in ("country", "phone", "timezone", "fields", "field_sources", "updated_at")
+        }
     )
 )
 
@@ -197,6 +201,9 @@ def _copy_country(
         prospects.c.id,
         prospects.c.account_id,
         prospects.c.country,
+        prospects.c.phone,
+        prospects.c.timezone,
+        prospects.c.fields,
         prospects.c.field_sources,
         prospects.c.updated_at,
     ).where(prospects.c.account_id.in_(list(countries)))
@@ -211,11 +218,23 @@ def _copy_country(
         if origin:
             entry["origin"] = origin
         sources["country"] = entry
+        fields, phone, timezone = p.fields, p.phone, p.timezone
+        raw = (fields or {}).get("phone_raw")
+        if phone is None and raw and (found := reread_phone(raw, country, timezone)):
+            phone, zone = found
+            fields = {k: v for k, v in fields.items() if k != "phone_raw"}
+            sources["phone"] = sources.pop("phone_raw", None) or {"source": DERIVED}
+            if zone is not None:
+                timezone = zone
+                sources["timezone"] = {"source": DERIVED}
         updates.append(
             {
                 "b_id": p.id,
                 "b_seen": p.updated_at,
                 "b_country": country,
+                "b_phone": phone,
+                "b_timezone": timezone,
+                "b_fields": fields,
                 "b_field_sources": sources,
                 "b_updated_at": now,
             }
