@@ -479,16 +479,25 @@ def _read_tz_table(name: str) -> str | None:
 
 
 @lru_cache(maxsize=1)
-def _first_zones() -> dict[str, str]:
-    """ISO alpha-2 code -> first zone listed for it in zone.tab."""
+def _zone_tab() -> tuple[tuple[str, str], ...]:
+    """``(ISO alpha-2 code, zone)`` for each line of zone.tab, in its order."""
     text = _read_tz_table("zone.tab") or ""
-    first: dict[str, str] = {}
+    rows: list[tuple[str, str]] = []
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
         fields = line.split("\t")
         if len(fields) >= 3:
-            first.setdefault(fields[0], fields[2])
+            rows.append((fields[0], fields[2]))
+    return tuple(rows)
+
+
+@lru_cache(maxsize=1)
+def _first_zones() -> dict[str, str]:
+    """ISO alpha-2 code -> first zone listed for it in zone.tab."""
+    first: dict[str, str] = {}
+    for code, zone in _zone_tab():
+        first.setdefault(code, zone)
     return first
 
 
@@ -523,14 +532,9 @@ def country_timezone(country: str) -> str | None:
 @lru_cache(maxsize=1)
 def _zone_countries() -> dict[str, str]:
     """Zone name -> the ISO alpha-2 code zone.tab lists it under (one country a line)."""
-    text = _read_tz_table("zone.tab") or ""
     countries: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        fields = line.split("\t")
-        if len(fields) >= 3:
-            countries.setdefault(fields[2], fields[0])
+    for code, zone in _zone_tab():
+        countries.setdefault(zone, code)
     return countries
 
 

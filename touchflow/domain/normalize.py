@@ -11,19 +11,29 @@ has already applied the column mapping) and returns :class:`Normalized` or
   ``email_free`` (a consumer mailbox, ``touchflow/data/free_email_domains.txt``)
   and ``email_role`` (a shared inbox such as ``info@``,
   ``touchflow/data/role_email_local_parts.txt``). Empty or invalid: rejected.
-* **phone**: E.164 with the row's country as the default region; the country
-  is filled from the phone when missing, the time zone from the phone when it
+* **country**: an ISO 3166 code or a country's name in any language
+  (``Iran``, ``UAE``, ``Deutschland``, ``ایران``; see
+  :func:`touchflow.domain.places.country_code`) -> alpha-2. One that names no
+  country does **not** reject the row: its text is kept in
+  ``fields["country_raw"]`` with an ``invalid_country`` warning.
+* **phone**: E.164. A number without a country code (``0912 123 4567``, in
+  any script's digits) is read in the row's country; without one, in the
+  country of the row's time zone, then of the email's ccTLD (see
+  :func:`phone_facts`); ``00`` is the international prefix. The country is
+  filled from the phone when missing, the time zone from the phone when it
   has exactly one, else from the country. A phone that cannot be read does
   **not** reject the row (a good lead is worth more than its phone number):
   the number is dropped, its text kept in ``fields["phone_raw"]`` and an
-  ``invalid_phone`` warning recorded. A country that is not an ISO 3166
-  alpha-2 code is treated the same way (``fields["country_raw"]``).
-* **timezone**: an explicit zone that is not an IANA name rejects the row (a
-  wrong zone sends at 3 a.m.; a missing one is derived).
+  ``invalid_phone`` warning recorded; :func:`reread_phone` reads it again
+  once the account's country is known (import, enrichment).
+* **timezone**: an IANA name in any case (``asia/tehran`` is read as
+  ``Asia/Tehran`` with a ``timezone_case`` warning); anything else rejects the
+  row, with the nearest zone as a suggestion (a wrong zone sends at 3 a.m.; a
+  missing one is derived).
 * **title** -> ``seniority`` (c_level, vp, director, manager, ic) and
   ``department`` (sales, marketing, revops, engineering, finance, it, hr,
   operations, other) by the rules table ``touchflow/data/title_rules.csv``
-  (English, Spanish, German, French, Persian).
+  (English, Spanish, German, French, Persian, Arabic).
 * **domain** (the company, which keys the account): the ``domain`` column,
   else the ``website`` column, else the email's domain unless it is free
   mail; lower-case ASCII (IDNA, ``bücher.de`` -> ``xn--bcher-kva.de``), then

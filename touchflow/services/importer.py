@@ -497,6 +497,9 @@ class _Source:
     def position(self) -> int:
         return self._fh.tell() if not self._fh.closed else 0
 
+    def close(self) -> None:
+        self._fh.close()
+
     def __enter__(self) -> _Source:
         return self
 
@@ -506,7 +509,7 @@ class _Source:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._fh.close()
+        self.close()
 
 
 def _target(name: str, mapping: Mapping[str, str]) -> str | None:
@@ -661,15 +664,7 @@ class _XlsxSource(_Source):
 
     def close(self) -> None:
         self._book.close()
-        self._fh.close()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        super().close()
 
 
 def _cell_text(value: Any) -> str:
