@@ -83,6 +83,8 @@ def test_zone_names_in_any_case_and_near_misses():
     assert zone_named("Asia/Tehrn") is None
     assert closest_zone("Asia/Tehrn") == "Asia/Tehran"
     assert closest_zone("europe/berln") == "Europe/Berlin"
+    assert closest_zone("Tehran") == "Asia/Tehran"  # a city alone
+    assert closest_zone("new york") == "America/New_York"
     assert closest_zone("Mars/Olympus_Mons") is None
 
 

@@ -20,7 +20,8 @@ Pure lookups over well-kept tables, read once per process and cached:
   nothing about where the company is.
 * **time zones** (:func:`zone_named`, :func:`closest_zone`): an IANA name in
   the wrong case is the zone it names (``asia/tehran`` -> ``Asia/Tehran``);
-  a near miss has a suggestion (``Asia/Tehrn`` -> ``Asia/Tehran``). The
+  a near miss or a city alone has a suggestion (``Asia/Tehrn``, ``Tehran`` ->
+  ``Asia/Tehran``). The
   country of a zone is :func:`touchflow.domain.calendar.zone_country`.
 """
 
@@ -179,9 +180,24 @@ def zone_named(text: str) -> str | None:
     return _zones_by_folded_name().get(text.strip().casefold())
 
 
+@cache
+def _zones_by_city() -> dict[str, str]:
+    """Folded last part of a zone name (``tehran``) -> the zone, for cities only one zone has."""
+    cities: dict[str, str | None] = {}
+    for name in available_timezones():
+        city = name.rpartition("/")[2].replace("_", " ").casefold()
+        cities[city] = None if city in cities else name
+    return {city: zone for city, zone in cities.items() if zone is not None}
+
+
 @lru_cache(maxsize=1024)
 def closest_zone(text: str) -> str | None:
-    """The IANA zone ``text`` most likely meant (``Asia/Tehrn`` -> ``Asia/Tehran``), or None."""
+    """The IANA zone ``text`` most likely meant, or None: a near miss (``Asia/Tehrn``) or a
+    city alone (``Tehran``, ``new york``) -> ``Asia/Tehran``, ``America/New_York``."""
+    folded = text.strip().casefold()
+    by_city = _zones_by_city().get(folded.replace("_", " "))
+    if by_city is not None:
+        return by_city
     zones = _zones_by_folded_name()
-    close = difflib.get_close_matches(text.strip().casefold(), list(zones), n=1, cutoff=0.8)
+    close = difflib.get_close_matches(folded, list(zones), n=1, cutoff=0.8)
     return zones[close[0]] if close else None
