@@ -12,8 +12,11 @@ Pure lookups over well-kept tables, read once per process and cached:
   Republic of`` is also ``Republic of Korea``). Initialisms of the English
   names count when they are unambiguous and not an ISO code themselves:
   ``UAE``, ``UK``, ``KSA``, ``DRC``. The English tables load on first use
-  (~40 ms); the other languages of CLDR only when a name is not English
-  (~0.6 s, once per process).
+  (~40 ms); the languages touchflow's title rules read (German, Spanish,
+  French, Persian, Arabic) when a name is not English (~20 ms), and the other
+  languages of CLDR only when a name is in none of those (~0.6 s). Each table
+  loads once per process; a name found in an earlier table is not looked for
+  in a later one.
 * **e-mail domains** (:func:`email_country`): a country-code top-level domain
   names its country (``.ir`` -> ``IR``, ``.uk`` -> ``GB``), except the ccTLDs
   sold worldwide as generic ones (``.io``, ``.co``, ``.ai``...), which say
@@ -116,15 +119,24 @@ def _english_names() -> dict[str, str | None]:
     return table
 
 
+#: Languages whose country names are looked up before the rest of CLDR's.
+FIRST_LANGUAGES = ("de", "es", "fr", "fa", "ar")
+
+
 @cache
-def _local_names() -> dict[str, str | None]:
-    """Folded territory name -> alpha-2 in every language CLDR has (``deutschland``, ``ایران``)."""
+def _local_names(everyone: bool) -> dict[str, str | None]:
+    """Folded territory name -> alpha-2 (``deutschland``, ``ایران``) in the first languages,
+    or (``everyone``) in every other language CLDR has."""
     codes = _codes()
+    if everyone:
+        # Regional variants (de_AT) repeat their language's names.
+        languages = [i for i in localedata.locale_identifiers() if "_" not in i]
+        languages = [i for i in languages if i not in FIRST_LANGUAGES and i != "en"]
+    else:
+        languages = list(FIRST_LANGUAGES)
     table: dict[str, str | None] = {}
-    for locale_id in localedata.locale_identifiers():
-        if "_" in locale_id:
-            continue  # regional variants repeat their language's names
-        for code, name in babel.Locale.parse(locale_id).territories.items():
+    for language in languages:
+        for code, name in babel.Locale.parse(language).territories.items():
             if code in codes:
                 _add(table, name, code)
     return table
@@ -151,7 +163,11 @@ def country_code(text: str) -> str | None:
     english = _english_names()
     if key in english:
         return english[key]
-    return _local_names().get(key)
+    for everyone in (False, True):
+        local = _local_names(everyone)
+        if key in local:
+            return local[key]
+    return None
 
 
 def email_country(domain: str) -> str | None:
