@@ -53,9 +53,10 @@ class Conflict:
 def email_key(text: str | None) -> str | None:
     """The email :func:`~touchflow.domain.normalize.normalize` would key a row on, or None.
 
-    Cheap for plain ASCII addresses (trimmed, lower case: what normalization
-    gives them); others go through the full check. None when ``text`` is
-    empty or not an address.
+    Cheap for plain ASCII text (trimmed, lower case: what normalization gives
+    a valid address; an invalid one gets a key too, and its rows are refused
+    later, never merged); other text goes through the full check. None when
+    ``text`` is empty or a non-ASCII text that is not an address.
     """
     if text is None or not (stripped := text.strip()):
         return None
