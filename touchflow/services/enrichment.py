@@ -86,15 +86,18 @@ _UPDATE_ACCOUNT = (
     )
 )
 
-_UPDATE_PROSPECT = (
-    update(prospects)
-    .where(prospects.c.id == bindparam("b_id"), prospects.c.updated_at == bindparam("b_seen"))
-    .values(
-        {
-            name: bindparam(f"b_{name}", type_=prospects.c[name].type)
-            for name in ("country", "phone", "timezone", "fields", "field_sources", "updated_at")
-        }
+def _prospect_update(*columns: str) -> Any:
+    return (
+        update(prospects)
+        .where(prospects.c.id == bindparam("b_id"), prospects.c.updated_at == bindparam("b_seen"))
+        .values({name: bindparam(f"b_{name}", type_=prospects.c[name].type) for name in columns})
     )
+
+
+_UPDATE_PROSPECT = _prospect_update("country", "field_sources", "updated_at")
+# For the few whose raw phone the country made readable: the wider row costs more to write.
+_UPDATE_PROSPECT_PHONE = _prospect_update(
+    "country", "phone", "timezone", "fields", "field_sources", "updated_at"
 )
 
 
@@ -194,7 +197,8 @@ def _enrich_batch(
 def _copy_country(
     conn: Connection, countries: dict[int, tuple[str, str, Any]], now: datetime
 ) -> int:
-    """Give prospects with an empty (or derived) country their account's country."""
+    """Give prospects with an empty (or derived) country their account's country, and read
+    their phones kept raw for want of one again in it."""
     if not countries:
         return 0
     stmt = select(
@@ -203,12 +207,12 @@ def _copy_country(
         prospects.c.country,
         prospects.c.phone,
         prospects.c.timezone,
-        prospects.c.fields,
         prospects.c.field_sources,
         prospects.c.updated_at,
     ).where(prospects.c.account_id.in_(list(countries)))
     at = provenance(PROSPECT_COUNTRY_SOURCE, now)["at"]
-    updates: list[dict[str, Any]] = []
+    updates: dict[int, dict[str, Any]] = {}
+    no_phone: dict[int, str | None] = {}  # prospect id -> its time zone
     for p in conn.execute(stmt):
         country, domain, origin = countries[p.account_id]
         sources = dict(p.field_sources or {})
@@ -218,28 +222,47 @@ def _copy_country(
         if origin:
             entry["origin"] = origin
         sources["country"] = entry
-        fields, phone, timezone = p.fields, p.phone, p.timezone
-        raw = (fields or {}).get("phone_raw")
-        if phone is None and raw and (found := reread_phone(raw, country, timezone)):
+        updates[p.id] = {
+            "b_id": p.id,
+            "b_seen": p.updated_at,
+            "b_country": country,
+            "b_field_sources": sources,
+            "b_updated_at": now,
+        }
+        if p.phone is None:
+            no_phone[p.id] = p.timezone
+    with_phone = _read_raw_phones(conn, updates, no_phone)
+    if updates:
+        conn.execute(_UPDATE_PROSPECT, list(updates.values()))
+    if with_phone:
+        conn.execute(_UPDATE_PROSPECT_PHONE, with_phone)
+    return len(updates) + len(with_phone)
+
+
+def _read_raw_phones(
+    conn: Connection, updates: dict[int, dict[str, Any]], no_phone: dict[int, str | None]
+) -> list[dict[str, Any]]:
+    """The updates (taken out of ``updates``) of prospects whose raw phone their new country
+    makes readable. Their ``fields`` are read here, for them alone: decoding every
+    prospect's would cost more than the rest of the copy."""
+    out: list[dict[str, Any]] = []
+    for chunk in chunks(list(no_phone)):
+        stmt = select(prospects.c.id, prospects.c.fields).where(prospects.c.id.in_(chunk))
+        for p in conn.execute(stmt):
+            raw = (p.fields or {}).get("phone_raw")
+            row = updates[p.id]
+            found = reread_phone(raw, row["b_country"], no_phone[p.id]) if raw else None
+            if found is None:
+                continue
             phone, zone = found
-            fields = {k: v for k, v in fields.items() if k != "phone_raw"}
+            sources = row["b_field_sources"]
             sources["phone"] = sources.pop("phone_raw", None) or {"source": DERIVED}
             if zone is not None:
-                timezone = zone
                 sources["timezone"] = {"source": DERIVED}
-        updates.append(
-            {
-                "b_id": p.id,
-                "b_seen": p.updated_at,
-                "b_country": country,
+            row |= {
                 "b_phone": phone,
-                "b_timezone": timezone,
-                "b_fields": fields,
-                "b_field_sources": sources,
-                "b_updated_at": now,
+                "b_timezone": zone or no_phone[p.id],
+                "b_fields": {k: v for k, v in p.fields.items() if k != "phone_raw"},
             }
-        )
-    if updates:
-        conn.execute(_UPDATE_PROSPECT, updates)
-    return len(updates)
-
+            out.append(updates.pop(p.id))
+    return out
