@@ -1,4 +1,4 @@
-"""Prospect normalization: titles in five languages, email flags, phones, domains, aliases."""
+"""Prospect normalization: titles in six languages, email flags, phones, countries, domains."""
 
 from __future__ import annotations
 
