@@ -24,8 +24,8 @@ Pure lookups over well-kept tables, read once per process and cached:
 * **time zones** (:func:`zone_named`, :func:`closest_zone`): an IANA name in
   the wrong case is the zone it names (``asia/tehran`` -> ``Asia/Tehran``);
   a near miss or a city alone has a suggestion (``Asia/Tehrn``, ``Tehran`` ->
-  ``Asia/Tehran``). The
-  country of a zone is :func:`touchflow.domain.calendar.zone_country`.
+  ``Asia/Tehran``). The country of a zone is
+  :func:`touchflow.domain.calendar.zone_country`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,14 @@ from babel import localedata
 
 from touchflow.domain.text import fold_words
 
-__all__ = ["closest_zone", "country_code", "email_country", "zone_named"]
+__all__ = [
+    "FIRST_LANGUAGES",
+    "GENERIC_CCTLDS",
+    "closest_zone",
+    "country_code",
+    "email_country",
+    "zone_named",
+]
 
 # Words an initialism skips: "United States of America" is USA, not USOA.
 _MINOR_WORDS = frozenset({"of", "the", "and", "da", "de", "du", "des", "la", "le"})
