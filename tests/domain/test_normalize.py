@@ -379,6 +379,10 @@ def test_bad_country_keeps_the_lead_with_a_warning():
     assert n.country == "DE" and n.fields["country_raw"] == "Atlantis"
     assert [w.code for w in n.warnings] == ["invalid_country"]
     assert "not a country name or ISO 3166 code" in n.warnings[0].message
+    germny = ok({"email": "a@acme.com", "country": "Germny"})
+    assert germny.warnings[0].message == (
+        "country 'Germny' is not a country name or ISO 3166 code (did you mean 'Germany'?)"
+    )
     assert ok({"email": "a@acme.com", "country": "uk"}).country == "GB"
 
 

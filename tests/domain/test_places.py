@@ -6,7 +6,13 @@ import pycountry
 import pytest
 
 from touchflow.domain.calendar import zone_country
-from touchflow.domain.places import closest_zone, country_code, email_country, zone_named
+from touchflow.domain.places import (
+    closest_country,
+    closest_zone,
+    country_code,
+    email_country,
+    zone_named,
+)
 
 
 @pytest.mark.parametrize(
@@ -47,6 +53,12 @@ from touchflow.domain.places import closest_zone, country_code, email_country, z
 )
 def test_country_code(text: str, code: str | None):
     assert country_code(text) == code
+
+
+def test_a_near_miss_country_gets_a_suggestion():
+    assert closest_country("Germny") == "Germany"
+    assert closest_country("Untied Arab Emirates") == "United Arab Emirates"
+    assert closest_country("Atlantis") is None
 
 
 def test_every_iso_name_is_read_as_its_code():

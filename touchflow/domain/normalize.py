@@ -70,7 +70,13 @@ from touchflow.domain.calendar import (  # _zone_links: tzdata's link table
     zone_country,
 )
 from touchflow.domain.phones import NO_COUNTRY_CODE, PhoneNumberError, parse_phone
-from touchflow.domain.places import closest_zone, country_code, email_country, zone_named
+from touchflow.domain.places import (
+    closest_country,
+    closest_zone,
+    country_code,
+    email_country,
+    zone_named,
+)
 from touchflow.domain.prospects import STANDARD_FIELDS, Prospect
 from touchflow.domain.text import fold_letters, fold_words
 
@@ -285,10 +291,12 @@ def normalize(
     if country is not None:
         code = country_code(country)
         if code is None:
+            hint = closest_country(country)
+            also = f" (did you mean {hint!r}?)" if hint else ""
             warnings.append(
                 Issue(
                     "invalid_country",
-                    f"country {country!r} is not a country name or ISO 3166 code",
+                    f"country {country!r} is not a country name or ISO 3166 code{also}",
                 )
             )
             extra["country_raw"] = country

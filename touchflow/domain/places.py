@@ -44,6 +44,7 @@ from touchflow.domain.text import fold_words
 __all__ = [
     "FIRST_LANGUAGES",
     "GENERIC_CCTLDS",
+    "closest_country",
     "closest_zone",
     "country_code",
     "email_country",
@@ -175,6 +176,16 @@ def country_code(text: str) -> str | None:
         if key in local:
             return local[key]
     return None
+
+
+@lru_cache(maxsize=1024)
+def closest_country(text: str) -> str | None:
+    """The English name of the country ``text`` most likely meant (``Germny`` ->
+    ``Germany``), or None; for a text :func:`country_code` does not read."""
+    english = _english_names()
+    close = difflib.get_close_matches(_fold_name(text), list(english), n=1, cutoff=0.8)
+    code = english[close[0]] if close else None
+    return babel.Locale("en").territories.get(code) if code is not None else None
 
 
 def email_country(domain: str) -> str | None:
