@@ -9,8 +9,10 @@
                            undefined variable
         ConfigFileError    icp.yaml, team.yaml, routing.yaml, a column map,
                            domain aliases, a routing backtest CSV
-      ImportFileError      a prospect file cannot be imported at all (format,
-                           header, no email column); bad rows are set aside
+      ImportFileError      a prospect file cannot be imported at all (header,
+                           no email column); bad rows are set aside
+        ImportFormatError  a format or text encoding touchflow does not read
+                           (a usage error: the CLI exits 2)
       MissingDataError     a template needs a prospect field that is empty
       TransitionError      an event not allowed in the enrollment's state
       LeadRejected         POST /leads: the lead cannot be taken as sent (422)
@@ -88,6 +90,10 @@ class ConfigFileError(FindingsError):
 
 class ImportFileError(TouchflowError, ValueError):
     """The input file cannot be imported at all (unknown format, no header, no email column)."""
+
+
+class ImportFormatError(ImportFileError):
+    """The file is in a format (``.xls``) or text encoding touchflow does not read."""
 
 
 class MissingDataError(TouchflowError):

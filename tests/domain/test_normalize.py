@@ -1,4 +1,4 @@
-"""Prospect normalization: titles in five languages, email flags, phones, domains, aliases."""
+"""Prospect normalization: titles in six languages, email flags, phones, countries, domains."""
 
 from __future__ import annotations
 
@@ -107,6 +107,30 @@ TITLES = [
     ("رئیس هیئت مدیره", "c_level", "other"),
     ("رييس هيئت مديره", "c_level", "other"),  # Arabic yeh: folded to Persian
     ("مهندس نرم افزار", "ic", "engineering"),
+    # Arabic: the same rules as Persian, with the article (ال) and "for the" (لل)
+    ("الرئيس التنفيذي", "c_level", "other"),
+    ("الرئيس التنفيذي للتكنولوجيا", "c_level", "engineering"),
+    ("رئيس مجلس الإدارة", "c_level", "other"),
+    ("مؤسس ومدير عام", "c_level", "other"),
+    ("نائب الرئيس للمبيعات", "vp", "sales"),
+    ("المدير العام", "director", "other"),
+    ("المدير التنفيذي", "director", "other"),  # executive director, as in English
+    ("رئيس قسم الموارد البشرية", "director", "hr"),
+    ("مدير المبيعات", "manager", "sales"),
+    ("مدیر فروش", "manager", "sales"),
+    ("مدير التسويق", "manager", "marketing"),
+    ("مدير تقنية المعلومات", "manager", "it"),
+    ("مدير العمليات", "manager", "operations"),
+    ("مدير عمليات المبيعات", "manager", "revops"),
+    ("مدير تطوير الأعمال", "manager", "sales"),
+    ("مدير الحسابات الرئيسية", "manager", "sales"),  # key accounts, not accounting
+    ("رئيس فريق المبيعات", "manager", "sales"),  # a team lead
+    ("مشرف خدمة العملاء", "manager", "operations"),
+    ("مهندس برمجيات", "ic", "engineering"),
+    ("محاسب", "ic", "finance"),
+    ("أخصائي تسويق", "ic", "marketing"),
+    ("مندوب مبيعات", "ic", "sales"),
+    ("مساعد المدير العام", "ic", "other"),
 ]
 
 
@@ -115,9 +139,9 @@ def test_title_rules(title: str, seniority: str | None, department: str):
     assert classify_title(title) == (seniority, department)
 
 
-def test_title_rules_cover_five_languages_and_every_value():
+def test_title_rules_cover_six_languages_and_every_value():
     rules = title_rules()
-    assert {"en", "es", "de", "fr", "fa"} <= {r.language for r in rules}
+    assert {"en", "es", "de", "fr", "fa", "ar"} <= {r.language for r in rules}
     assert {r.value for r in rules if r.kind == "seniority"} == set(SENIORITIES)
     assert {r.value for r in rules if r.kind == "department"} == set(DEPARTMENTS)
     assert title_rules() is rules  # loaded once
@@ -286,10 +310,79 @@ def test_bad_phone_keeps_the_lead_with_a_warning():
     assert n.timezone == "Europe/Paris"  # from the country
 
 
+@pytest.mark.parametrize(
+    ("raw", "phone", "country", "timezone"),
+    [
+        # The country column, in English, German or Persian, a code or an alias.
+        ({"country": "Iran", "phone": "0912 123 4567"}, "+989121234567", "IR", "Asia/Tehran"),
+        ({"country": "ایران", "phone": "۰۹۱۲ ۱۲۳ ۴۵۶۷"}, "+989121234567", "IR", "Asia/Tehran"),
+        ({"country": "Deutschland", "phone": "030 1234567"}, "+49301234567", "DE", "Europe/Berlin"),
+        ({"country": "UAE", "phone": "٠٥٠ ١٢٣ ٤٥٦٧"}, "+971501234567", "AE", "Asia/Dubai"),
+        # No country: the time zone's, then the e-mail's ccTLD.
+        ({"timezone": "Asia/Tehran", "phone": "021 8888 7777"}, "+982188887777", "IR", None),
+        ({"timezone": "asia/dubai", "phone": "050 123 4567"}, "+971501234567", "AE", None),
+        ({"email": "a@acme.ir", "phone": "021 8888 7777"}, "+982188887777", "IR", "Asia/Tehran"),
+        ({"email": "a@acme.de", "phone": "030 1234567"}, "+49301234567", "DE", "Europe/Berlin"),
+        # 00 needs no country at all.
+        ({"phone": "0098 912 123 4567"}, "+989121234567", "IR", "Asia/Tehran"),
+    ],
+)
+def test_local_numbers_read_in_the_country_the_row_implies(
+    raw: dict[str, str], phone: str, country: str, timezone: str | None
+):
+    n = ok({"email": "a@acme.com"} | raw)
+    assert (n.phone, n.country) == (phone, country)
+    if timezone is not None:
+        assert n.timezone == timezone
+    assert "phone_raw" not in n.fields
+
+
+def test_the_rows_country_wins_over_what_the_email_implies():
+    # A German number of a person at an Iranian domain, with the country given: read as DE.
+    n = ok({"email": "a@acme.ir", "country": "Germany", "phone": "030 1234567"})
+    assert (n.phone, n.country) == ("+49301234567", "DE")
+
+
+def test_a_generic_cctld_implies_no_country():
+    n = ok({"email": "a@acme.io", "phone": "030 1234567"})
+    assert n.phone is None and n.fields["phone_raw"] == "030 1234567"
+
+
+def test_a_number_without_country_says_which_columns_to_fill():
+    n = ok({"email": "a@acme.com", "phone": "0912 123 4567"})
+    (warning,) = n.warnings
+    assert warning.code == "invalid_phone"
+    assert "fill the country or timezone column" in warning.message
+    assert "default_region" not in warning.message and "region" not in warning.message
+
+
+def test_timezone_in_the_wrong_case_is_read_with_a_warning():
+    n = ok({"email": "a@acme.com", "timezone": "asia/tehran"})
+    assert n.timezone == "Asia/Tehran"
+    assert n.field_sources["timezone"] == {"source": "import"}
+    assert [str(w) for w in n.warnings] == [
+        "timezone_case: timezone 'asia/tehran' read as 'Asia/Tehran'"
+    ]
+    assert ok({"email": "a@acme.com", "timezone": "Asia/Tehran"}).warnings == ()
+
+
+def test_a_near_miss_timezone_is_refused_with_a_suggestion():
+    rejection = refused({"email": "a@acme.com", "timezone": "Asia/Tehrn"})
+    assert rejection.code == "invalid_timezone"
+    assert rejection.message == (
+        "timezone 'Asia/Tehrn' is not an IANA time zone (did you mean 'Asia/Tehran'?)"
+    )
+
+
 def test_bad_country_keeps_the_lead_with_a_warning():
-    n = ok({"email": "a@acme.com", "country": "Germany", "phone": "+49 30 1234567"})
-    assert n.country == "DE" and n.fields["country_raw"] == "Germany"
+    n = ok({"email": "a@acme.com", "country": "Atlantis", "phone": "+49 30 1234567"})
+    assert n.country == "DE" and n.fields["country_raw"] == "Atlantis"
     assert [w.code for w in n.warnings] == ["invalid_country"]
+    assert "not a country name or ISO 3166 code" in n.warnings[0].message
+    germny = ok({"email": "a@acme.com", "country": "Germny"})
+    assert germny.warnings[0].message == (
+        "country 'Germny' is not a country name or ISO 3166 code (did you mean 'Germany'?)"
+    )
     assert ok({"email": "a@acme.com", "country": "uk"}).country == "GB"
 
 

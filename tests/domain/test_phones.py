@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from touchflow.domain.phones import phone_channels, region_of, timezones_of, to_e164
+from touchflow.domain.phones import (
+    PhoneNumberError,
+    phone_channels,
+    region_of,
+    timezones_of,
+    to_e164,
+)
 
 
 @pytest.mark.parametrize(
@@ -25,6 +31,15 @@ from touchflow.domain.phones import phone_channels, region_of, timezones_of, to_
         ("+49 30 901820", "US", "+4930901820"),  # a + ignores the default region
         ("+1 415 555 2671 ext. 12", None, "+14155552671"),  # extension dropped
         ("+15005550006", None, "+15005550006"),  # Twilio's magic test numbers are valid
+        # 00 is the international prefix whatever the country (libphonenumber alone
+        # reads it only where the country's own prefix is 00).
+        ("0098 912 123 4567", None, "+989121234567"),
+        ("00 98 912 123 4567", "US", "+989121234567"),
+        ("(00) 971 50 123 4567", "GB", "+971501234567"),
+        # Digits in Persian and Arabic-Indic script.
+        ("۰۹۱۲ ۱۲۳ ۴۵۶۷", "IR", "+989121234567"),
+        ("٠٥٠ ١٢٣ ٤٥٦٧", "AE", "+971501234567"),
+        ("۰۰۹۸ ۹۱۲ ۱۲۳ ۴۵۶۷", None, "+989121234567"),
     ],
 )
 def test_to_e164_normalizes(raw: str, region: str | None, expected: str) -> None:
@@ -37,11 +52,11 @@ def test_to_e164_normalizes(raw: str, region: str | None, expected: str) -> None
         ("", None, "empty"),
         ("   ", "US", "empty"),
         ("hello", "US", "not a phone number"),
-        ("(415) 555-2671", None, "no known country code"),
+        ("(415) 555-2671", None, "no country code (write it with + or 00"),
         ("+1 415 555", None, "not a valid number for +1"),
         ("+1 415 555 26711", None, "not a valid number for +1"),
-        ("+999 1234 5678", None, "no known country code"),
-        ("415 555 2671", "XX", "unknown default region"),
+        ("+999 1234 5678", None, "no country has the code it starts with"),
+        ("415 555 2671", "XX", "unknown country 'XX'"),
         ("12", "US", "not a valid number"),
     ],
 )
@@ -52,12 +67,28 @@ def test_to_e164_rejects_with_the_input_and_reason(raw: str, region: str | None,
     assert reason in str(info.value)
 
 
+def test_errors_carry_a_reason_code_and_speak_no_library_parameter() -> None:
+    cases = {
+        ("0912 123 4567", None): "no_country_code",
+        ("+999 1234 5678", None): "unknown_country_code",
+        ("0912 123 4567", "XX"): "unknown_country",
+        ("+1 415 555", None): "invalid",
+        ("hello", "US"): "not_a_number",
+        ("", None): "empty",
+    }
+    for (raw, country), reason in cases.items():
+        with pytest.raises(PhoneNumberError) as info:
+            to_e164(raw, country)
+        assert info.value.reason == reason
+        assert "default_region" not in str(info.value) and "region" not in str(info.value)
+
+
 def test_region_of() -> None:
     assert region_of("+14155552671") == "US"
     assert region_of("+442079460958") == "GB"
     assert region_of("+16135550123") == "CA"  # +1 is shared: the area code decides
     assert region_of("+80012345678") is None  # international freephone: no country
-    with pytest.raises(ValueError, match="no known country code"):
+    with pytest.raises(ValueError, match="no country code"):
         region_of("4155552671")
 
 
@@ -117,6 +148,17 @@ def test_national_format_round_trips_with_its_region(number: phonenumbers.PhoneN
     region = phonenumbers.region_code_for_number(number)
     national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
     assert to_e164(national, region) == phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+@settings(max_examples=100, deadline=None)
+@given(number=_valid_numbers(), home=st.sampled_from(_REGIONS))
+def test_double_zero_prefix_reads_from_any_country(
+    number: phonenumbers.PhoneNumber, home: str
+) -> None:
+    written = "00" + phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)[1:]
+    expected = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    assert to_e164(written, home) == expected
+    assert to_e164(written) == expected
 
 
 @given(st.text(max_size=30))

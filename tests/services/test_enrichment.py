@@ -184,6 +184,40 @@ def test_copies_the_country_to_prospects_without_one(db):
     assert rows[loose].country is None
 
 
+def test_a_phone_kept_raw_is_read_in_the_country_enrichment_gives(db):
+    """Imported without a country, a local number waits in phone_raw for its account's."""
+    known = {"parsian.ir": Firmographics("parsian.ir", "Parsian", country="IR")}
+    imported = {"source": "import:leads.csv"}
+    with db.begin() as conn:
+        parsian = add_account(conn, "parsian.ir")
+        waiting = add_prospect(
+            conn,
+            "ali@parsian.ir",
+            parsian,
+            fields={"phone_raw": "۰۹۱۲ ۱۲۳ ۴۵۶۷", "notes": "x"},
+            field_sources={"phone_raw": imported, "notes": imported},
+        )
+        unreadable = add_prospect(
+            conn,
+            "sara@parsian.ir",
+            parsian,
+            timezone="Asia/Dubai",
+            fields={"phone_raw": "12"},
+            field_sources={"phone_raw": imported},
+        )
+        enrich_accounts(conn, DictEnricher(known), NOW)
+    with db.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(prospects))}
+    ali = rows[waiting]
+    assert (ali.country, ali.phone, ali.timezone) == ("IR", "+989121234567", "Asia/Tehran")
+    assert ali.fields == {"notes": "x"}
+    assert ali.field_sources["phone"] == imported  # the number is still the file's word
+    assert ali.field_sources["timezone"] == {"source": "derived"}
+    sara = rows[unreadable]
+    assert (sara.country, sara.phone, sara.timezone) == ("IR", None, "Asia/Dubai")
+    assert sara.fields == {"phone_raw": "12"}
+
+
 def test_a_row_changed_since_it_was_read_is_not_overwritten(db):
     class Racing(DictEnricher):
         """A human edits the account while the lookup is in flight."""

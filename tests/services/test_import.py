@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import psutil
 import pytest
 from sqlalchemy import Engine, func, select
 
-from touchflow.errors import ImportFileError
+from touchflow.errors import ImportFileError, ImportFormatError
 from touchflow.services.importer import load_mapping, run_import
 from touchflow.store.schema import accounts, prospects
 
@@ -142,12 +142,13 @@ def test_dedupe_within_and_across_files(db: Engine, tmp_path: Path):
     first.write_text(
         "email,first_name,title,sms_consent\n"
         "ann@acme.com,Ann,CEO,yes\n"
-        "ANN@Acme.com,Annie,CTO,no\n"  # the same person: the first row wins
+        "ANN@Acme.com,Annie,CTO,no\n"  # the same person: her first row's values are kept
         "bob@acme.com,Bob,,\n"
         "ann@acme.com,Ann,CEO,yes\n"
     )
     summary = run_import(db, first, now=NOW)
     assert (summary.rows_read, summary.new, summary.duplicates) == (4, 2, 2)
+    assert summary.conflicts == 3  # first_name, title, sms_consent: line 2 against line 3
     ann = rows(db)["ann@acme.com"]
     assert (ann.first_name, ann.title, ann.sms_consent_at) == ("Ann", "CEO", NOW)
 
@@ -328,8 +329,10 @@ def test_files_that_cannot_be_imported(db: Engine, tmp_path: Path):
     twice.write_text("Email,e-mail\na@b.com,c@d.com\n")
     with pytest.raises(ImportFileError, match="both give 'email'"):
         run_import(db, twice, now=NOW, mapping={"e-mail": "email"})
-    with pytest.raises(ImportFileError, match="suffix"):
-        run_import(db, tmp_path / "x.xlsx", now=NOW)
+    old_excel = tmp_path / "x.xls"
+    old_excel.write_bytes(b"\xd0\xcf\x11\xe0")
+    with pytest.raises(ImportFormatError, match=r"cannot read a \.xls file; it reads CSV"):
+        run_import(db, old_excel, now=NOW)
 
 
 @pytest.mark.slow
@@ -372,3 +375,209 @@ def test_a_worker_process_normalizes_to_the_same_result(db: Engine, tmp_path: Pa
     inline = run_import(db, path, now=NOW, rejects_path=tmp_path / "r2.csv", workers=0)
     assert (inline.new, inline.updated) == (0, 0)  # the same rows, already there
     assert (tmp_path / "r.csv").read_bytes() == (tmp_path / "r2.csv").read_bytes()
+
+
+# -- messy international files (issue 10) -------------------------------------------
+
+MESSY_MAP = {
+    "E-Mail": "email",
+    "Vorname / نام": "first_name",
+    "Nachname / نام خانوادگی": "last_name",
+    "Position": "title",
+    "Firma": "company",
+    "Telefon": "phone",
+    "Land": "country",
+    "Zeitzone": "timezone",
+    "Notiz": "notes",
+}
+# What a RevOps team pasted together from three lists: a BOM, ";", Persian and
+# Arabic-Indic digits, 00 prefixes, country names in English, German and Persian, a
+# time zone in lower case, one misspelt, and two people listed twice.
+MESSY_ROWS = [
+    "E-Mail;Vorname / نام;Nachname / نام خانوادگی;Position;Firma;Telefon;Land;Zeitzone;Notiz",
+    "ali.rezaei@parsian.ir;علی;رضایی;مدیر فروش;Parsian;۰۹۱۲ ۱۲۳ ۴۵۶۷;ایران;;",  # line 2
+    "sara@gulf-trading.ae;سارة;الحربي;الرئيس التنفيذي;Gulf Trading;٠٥٠ ١٢٣ ٤٥٦٧;UAE;asia/dubai;",
+    "jonas@fabrik.de;Jonas;Weber;Leiter Vertrieb;Fabrik;030 1234567;Deutschland;;",  # line 4
+    "omid@tehransoft.com;Omid;Karimi;مهندس نرم افزار;Tehran Soft;0098 912 765 4321;;;",
+    "maryam@tehransoft.com;Maryam;;مدير التسويق;Tehran Soft;021 8888 7777;;Asia/Tehran;",
+    "x@fabrik.de;X;;;Fabrik;;Germany;Europe/Berln;",  # line 7: refused, with a suggestion
+    "ALI.REZAEI@parsian.ir;;;;;;Iran;Asia/Tehran;met at GITEX",  # line 8: fills line 2
+    "sara@gulf-trading.ae;;;CEO;;;;;",  # line 9: contradicts line 3
+    "hans@fabrik.de;Hans;Schmidt;Geschäftsführer;Fabrik;+49 30 7654321;Germany;;",
+]
+
+
+def write_messy_csv(path: Path, encoding: str = "utf-8") -> None:
+    text = "\r\n".join(MESSY_ROWS) + "\r\n"
+    bom = "\ufeff" if encoding == "utf-8" else ""
+    path.write_bytes((bom + text).encode(encoding))
+
+
+def test_a_messy_international_file_loads(db: Engine, tmp_path: Path):
+    path = tmp_path / "messe.csv"
+    write_messy_csv(path)
+    rejects = tmp_path / "messe.rejects.csv"
+
+    # Batches of two: the repeated rows are merged across batch boundaries.
+    summary = run_import(
+        db, path, now=NOW, mapping=MESSY_MAP, rejects_path=rejects, batch_size=2
+    )
+
+    assert (summary.rows_read, summary.new, summary.duplicates) == (9, 6, 2)
+    assert summary.rejected == {"invalid_timezone": 1}
+    assert summary.warnings == {"timezone_case": 1}
+    assert summary.warning_lines == [
+        "line 3: timezone_case: timezone 'asia/dubai' read as 'Asia/Dubai'"
+    ]
+    assert summary.conflicts == 1
+    assert summary.conflict_lines == [
+        "sara@gulf-trading.ae: title differs between line 3 ('الرئيس التنفيذي', kept) "
+        "and line 9 ('CEO')"
+    ]
+    stored = rows(db)
+    facts = {
+        email: (p.phone, p.country, p.timezone, p.seniority, p.department)
+        for email, p in stored.items()
+    }
+    assert facts == {
+        "ali.rezaei@parsian.ir": ("+989121234567", "IR", "Asia/Tehran", "manager", "sales"),
+        "sara@gulf-trading.ae": ("+971501234567", "AE", "Asia/Dubai", "c_level", "other"),
+        "jonas@fabrik.de": ("+49301234567", "DE", "Europe/Berlin", "director", "sales"),
+        "omid@tehransoft.com": ("+989127654321", "IR", "Asia/Tehran", "ic", "engineering"),
+        "maryam@tehransoft.com": ("+982188887777", "IR", "Asia/Tehran", "manager", "marketing"),
+        "hans@fabrik.de": ("+49307654321", "DE", "Europe/Berlin", "c_level", "other"),
+    }
+    ali = stored["ali.rezaei@parsian.ir"]
+    # Line 8 filled what line 2 left empty; "Iran" and "ایران" are the same country.
+    assert (ali.first_name, ali.fields) == ("علی", {"notes": "met at GITEX"})
+    assert ali.field_sources["timezone"] == {"source": "import:messe.csv"}
+    with open(rejects, encoding="utf-8", newline="") as fh:
+        (header, refused) = list(csv.reader(fh, delimiter=";"))
+    assert header[:3] == ["_line", "_reason", "E-Mail"]
+    assert refused[:2] == [
+        "7",
+        "invalid_timezone: timezone 'Europe/Berln' is not an IANA time zone "
+        "(did you mean 'Europe/Berlin'?)",
+    ]
+
+    again = run_import(db, path, now=NOW, mapping=MESSY_MAP, batch_size=2)
+    assert (again.new, again.updated, again.unchanged) == (0, 0, 6)
+
+
+def test_a_windows_1256_csv_needs_its_encoding(db: Engine, tmp_path: Path):
+    """Excel on a Persian Windows saves CSV as cp1256 (Arabic yeh and kaf for Persian ones)."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes(
+        "email,first_name,last_name,title,phone,country\r\n"
+        "ali@parsian.ir,علي,رضايي,مدير فروش,0912 123 4567,ايران\r\n"
+        "not-an-email,بد,,,,\r\n".encode("cp1256")
+    )
+    as_utf8 = run_import(db, path, now=NOW)
+    assert as_utf8.rejected == {"invalid_utf8": 2}
+    assert as_utf8.new == 0
+
+    rejects = tmp_path / "excel.rejects.csv"
+    summary = run_import(db, path, now=NOW, encoding="cp1256", rejects_path=rejects)
+    assert (summary.new, summary.rejected) == (1, {"invalid_email": 1})
+    ali = rows(db)["ali@parsian.ir"]
+    assert (ali.first_name, ali.phone, ali.country) == ("علي", "+989121234567", "IR")
+    assert (ali.seniority, ali.department) == ("manager", "sales")
+    # The rejects are written in the file's own encoding, so they import as it did.
+    assert "not-an-email,بد" in rejects.read_bytes().decode("cp1256")
+
+
+def test_an_excel_workbook_loads_from_its_first_sheet(db: Engine, tmp_path: Path):
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Email", "First Name", "Title", "Phone", "Country", "Met On", None])
+    sheet.append(["ali@parsian.ir", "علی", "مدیر فروش", 989121234567, "Iran", date(2026, 3, 1)])
+    sheet.append(["jonas@fabrik.de", "Jonas", "Leiter Vertrieb", "030 1234567", "Deutschland"])
+    sheet.append(["bad@", "Bad"])
+    sheet.append(["wide@fabrik.de", "W", None, None, None, None, None, "stray"])
+    sheet.cell(row=7, column=1, value="late@fabrik.de")  # after an empty row 6
+    sheet.cell(row=7, column=4, value="12")
+    book.create_sheet("Notes").append(["not", "read"])
+    path = tmp_path / "leads.xlsx"
+    book.save(path)
+    rejects = tmp_path / "leads.rejects.csv"
+
+    summary = run_import(
+        db,
+        path,
+        now=NOW,
+        mapping={"First Name": "first_name", "Met On": "met_on"},
+        rejects_path=rejects,
+    )
+
+    assert summary.format == "xlsx"
+    assert (summary.rows_read, summary.new) == (5, 3)
+    assert summary.rejected == {"invalid_email": 1, "ragged_row": 1}
+    # Lines are the sheet's row numbers.
+    assert [w.split(": ")[:2] for w in summary.warning_lines] == [["line 7", "invalid_phone"]]
+    stored = rows(db)
+    ali = stored["ali@parsian.ir"]
+    # A phone typed as a number comes back as its digits; a date as ISO 8601.
+    assert (ali.phone, ali.country, ali.fields) == (
+        "+989121234567",
+        "IR",
+        {"met_on": "2026-03-01T00:00:00"},
+    )
+    assert stored["jonas@fabrik.de"].phone == "+49301234567"
+    with open(rejects, encoding="utf-8", newline="") as fh:
+        written = list(csv.reader(fh))
+    assert written[0] == ["_line", "_reason", "Email", "First Name", "Title", "Phone",
+                          "Country", "Met On"]  # fmt: skip
+    assert [(r[0], r[1].split(":")[0]) for r in written[1:]] == [
+        ("4", "invalid_email"),
+        ("5", "ragged_row"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "message"),
+    [
+        ("old.xls", {}, r"cannot read a \.xls file; it reads CSV \(.csv, .tsv, .txt\)"),
+        ("sheet.ods", {}, r"cannot read a \.ods file; it reads .*Excel \(.xlsx\)"),
+        ("people", {}, "cannot read a file without a suffix"),
+        ("people.jsonl", {"encoding": "cp1256"}, "an encoding applies to CSV files only"),
+        ("people.csv", {"encoding": "klingon"}, "unknown text encoding 'klingon'"),
+    ],
+)
+def test_formats_and_encodings_touchflow_does_not_read(
+    db: Engine, tmp_path: Path, name: str, kwargs: dict[str, str], message: str
+):
+    path = tmp_path / name
+    path.write_bytes(b"email\nann@acme.com\n")
+    with pytest.raises(ImportFormatError, match=message):
+        run_import(db, path, now=NOW, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_broken_workbook_is_one_error(db: Engine, tmp_path: Path):
+    path = tmp_path / "broken.xlsx"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(ImportFileError, match=r"not a readable Excel \.xlsx workbook"):
+        run_import(db, path, now=NOW)
+
+
+def test_a_local_phone_is_read_in_its_accounts_country(db: Engine, tmp_path: Path):
+    with db.begin() as conn:
+        conn.execute(
+            accounts.insert().values(
+                domain="kaisha.example", country="JP", created_at=NOW, updated_at=NOW
+            )
+        )
+    path = tmp_path / "jp.csv"
+    path.write_text("email,phone\nyuki@kaisha.example,03-1234-5678\nken@other.example,03-1234-5678\n")
+
+    summary = run_import(db, path, now=NOW)
+
+    assert summary.warnings == {"invalid_phone": 1}  # ken's company has no country
+    assert summary.warning_lines[0].startswith("line 3: invalid_phone:")
+    stored = rows(db)
+    yuki = stored["yuki@kaisha.example"]
+    assert (yuki.phone, yuki.country, yuki.timezone) == ("+81312345678", "JP", "Asia/Tokyo")
+    assert yuki.field_sources["phone"] == {"source": "import:jp.csv"}
+    assert yuki.field_sources["country"] == {"source": "derived"}
+    assert "phone_raw" not in yuki.fields
+    assert stored["ken@other.example"].fields == {"phone_raw": "03-1234-5678"}

@@ -97,6 +97,7 @@ __all__ = [
     "SendWindow",
     "country_timezone",
     "resolve_timezone",
+    "zone_country",
 ]
 
 #: How far ahead (in days) we look for a business day before giving up. Ten years is far more
@@ -591,16 +592,25 @@ def _read_tz_table(name: str) -> str | None:
 
 
 @lru_cache(maxsize=1)
-def _first_zones() -> dict[str, str]:
-    """ISO alpha-2 code -> first zone listed for it in zone.tab."""
+def _zone_tab() -> tuple[tuple[str, str], ...]:
+    """``(ISO alpha-2 code, zone)`` for each line of zone.tab, in its order."""
     text = _read_tz_table("zone.tab") or ""
-    first: dict[str, str] = {}
+    rows: list[tuple[str, str]] = []
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
         fields = line.split("\t")
         if len(fields) >= 3:
-            first.setdefault(fields[0], fields[2])
+            rows.append((fields[0], fields[2]))
+    return tuple(rows)
+
+
+@lru_cache(maxsize=1)
+def _first_zones() -> dict[str, str]:
+    """ISO alpha-2 code -> first zone listed for it in zone.tab."""
+    first: dict[str, str] = {}
+    for code, zone in _zone_tab():
+        first.setdefault(code, zone)
     return first
 
 
@@ -630,6 +640,27 @@ def country_timezone(country: str) -> str | None:
     where that zone is a sparsely populated corner (see ``_PRIMARY_ZONE_OVERRIDES``).
     """
     return _country_timezone(country.strip().upper())
+
+
+@lru_cache(maxsize=1)
+def _zone_countries() -> dict[str, str]:
+    """Zone name -> the ISO alpha-2 code zone.tab lists it under (one country a line)."""
+    countries: dict[str, str] = {}
+    for code, zone in _zone_tab():
+        countries.setdefault(zone, code)
+    return countries
+
+
+def zone_country(zone: str) -> str | None:
+    """The country (ISO 3166 alpha-2) of an IANA zone: ``Asia/Tehran`` -> ``IR``.
+
+    Legacy names count (``Asia/Calcutta`` -> ``IN``); None for zones of no one
+    country (``UTC``, ``Etc/GMT+3``) and for names that are not zones.
+    """
+    name = zone.strip()
+    countries = _zone_countries()
+    # Look the name up before its link target: Europe/Vaduz links to Europe/Zurich but is LI.
+    return countries.get(name) or countries.get(_zone_links().get(name, ""))
 
 
 @lru_cache(maxsize=1 << 16)

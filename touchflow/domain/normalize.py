@@ -11,19 +11,29 @@ has already applied the column mapping) and returns :class:`Normalized` or
   ``email_free`` (a consumer mailbox, ``touchflow/data/free_email_domains.txt``)
   and ``email_role`` (a shared inbox such as ``info@``,
   ``touchflow/data/role_email_local_parts.txt``). Empty or invalid: rejected.
-* **phone**: E.164 with the row's country as the default region; the country
-  is filled from the phone when missing, the time zone from the phone when it
+* **country**: an ISO 3166 code or a country's name in any language
+  (``Iran``, ``UAE``, ``Deutschland``, ``ایران``; see
+  :func:`touchflow.domain.places.country_code`) -> alpha-2. One that names no
+  country does **not** reject the row: its text is kept in
+  ``fields["country_raw"]`` with an ``invalid_country`` warning.
+* **phone**: E.164. A number without a country code (``0912 123 4567``, in
+  any script's digits) is read in the row's country; without one, in the
+  country of the row's time zone, then of the email's ccTLD (see
+  :func:`phone_facts`); ``00`` is the international prefix. The country is
+  filled from the phone when missing, the time zone from the phone when it
   has exactly one, else from the country. A phone that cannot be read does
   **not** reject the row (a good lead is worth more than its phone number):
   the number is dropped, its text kept in ``fields["phone_raw"]`` and an
-  ``invalid_phone`` warning recorded. A country that is not an ISO 3166
-  alpha-2 code is treated the same way (``fields["country_raw"]``).
-* **timezone**: an explicit zone that is not an IANA name rejects the row (a
-  wrong zone sends at 3 a.m.; a missing one is derived).
+  ``invalid_phone`` warning recorded; :func:`reread_phone` reads it again
+  once the account's country is known (import, enrichment).
+* **timezone**: an IANA name in any case (``asia/tehran`` is read as
+  ``Asia/Tehran`` with a ``timezone_case`` warning); anything else rejects the
+  row, with the nearest zone as a suggestion (a wrong zone sends at 3 a.m.; a
+  missing one is derived).
 * **title** -> ``seniority`` (c_level, vp, director, manager, ic) and
   ``department`` (sales, marketing, revops, engineering, finance, it, hr,
   operations, other) by the rules table ``touchflow/data/title_rules.csv``
-  (English, Spanish, German, French, Persian).
+  (English, Spanish, German, French, Persian, Arabic).
 * **domain** (the company, which keys the account): the ``domain`` column,
   else the ``website`` column, else the email's domain unless it is free
   mail; lower-case ASCII (IDNA, ``bücher.de`` -> ``xn--bcher-kva.de``), then
@@ -43,8 +53,7 @@ from __future__ import annotations
 
 import csv
 import re
-import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib import resources
@@ -55,9 +64,21 @@ import phonenumbers
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 from phonenumbers import timezone as phone_timezone
 
-from touchflow.domain.calendar import _zone_links, country_timezone  # tzdata's link table
-from touchflow.domain.phones import to_e164
+from touchflow.domain.calendar import (  # _zone_links: tzdata's link table
+    _zone_links,
+    country_timezone,
+    zone_country,
+)
+from touchflow.domain.phones import NO_COUNTRY_CODE, PhoneNumberError, parse_phone
+from touchflow.domain.places import (
+    closest_country,
+    closest_zone,
+    country_code,
+    email_country,
+    zone_named,
+)
 from touchflow.domain.prospects import STANDARD_FIELDS, Prospect
+from touchflow.domain.text import fold_letters, fold_words
 
 __all__ = [
     "DEPARTMENTS",
@@ -76,6 +97,8 @@ __all__ = [
     "normalize",
     "normalize_domain",
     "parse_title_rules",
+    "phone_facts",
+    "reread_phone",
     "title_rules",
 ]
 
@@ -117,9 +140,6 @@ DERIVED = "derived"
 _TEXT_FIELDS = frozenset(STANDARD_FIELDS) | {"website", "seniority", "department"}
 _BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _SPACES = re.compile(r"\s+")
-_COUNTRY_ALIASES = {"UK": "GB"}
-# What libphonenumber answers when it cannot place a number (as in touchflow.domain.phones).
-_UNKNOWN_REGIONS = frozenset({"ZZ", "001"})
 _UNKNOWN_ZONE = "Etc/Unknown"
 
 
@@ -251,9 +271,14 @@ def normalize(
 
     tz = values.pop("timezone", None)
     if tz is not None:
-        if not _zone_ok(tz):
-            return Rejection("invalid_timezone", f"timezone {tz!r} is not an IANA time zone")
-        out.timezone = tz
+        zone = _zone_of(tz)
+        if zone is None:
+            hint = closest_zone(tz)
+            also = f" (did you mean {hint!r}?)" if hint else ""
+            return Rejection("invalid_timezone", f"timezone {tz!r} is not an IANA time zone{also}")
+        if zone != tz:
+            warnings.append(Issue("timezone_case", f"timezone {tz!r} read as {zone!r}"))
+        out.timezone = zone
         sources["timezone"] = mine
 
     for name in ("first_name", "last_name", "company"):
@@ -264,10 +289,15 @@ def normalize(
 
     country = values.pop("country", None)
     if country is not None:
-        code = _country_code(country)
+        code = country_code(country)
         if code is None:
+            hint = closest_country(country)
+            also = f" (did you mean {hint!r}?)" if hint else ""
             warnings.append(
-                Issue("invalid_country", f"country {country!r} is not an ISO 3166 alpha-2 code")
+                Issue(
+                    "invalid_country",
+                    f"country {country!r} is not a country name or ISO 3166 code{also}",
+                )
             )
             extra["country_raw"] = country
         else:
@@ -276,7 +306,7 @@ def normalize(
 
     phone = values.pop("phone", None)
     if phone is not None:
-        facts = _phone_facts(phone, out.country, out.timezone is None)
+        facts = phone_facts(phone, _phone_countries(out, email_domain), out.timezone is None)
         if isinstance(facts, str):
             warnings.append(Issue("invalid_phone", facts))
             extra["phone_raw"] = phone
@@ -380,16 +410,6 @@ def _company_domain(
     return None, "derived"
 
 
-def _country_code(text: str) -> str | None:
-    code = text.upper()
-    code = _COUNTRY_ALIASES.get(code, code)
-    if len(code) != 2 or not code.isascii() or not code.isalpha():
-        return None
-    if code in phonenumbers.SUPPORTED_REGIONS or country_timezone(code) is not None:
-        return code
-    return None
-
-
 @lru_cache(maxsize=1024)
 def _zone_ok(name: str) -> bool:
     try:
@@ -399,35 +419,59 @@ def _zone_ok(name: str) -> bool:
     return True
 
 
-def _phone_facts(
-    raw: str, country: str | None, want_zone: bool
-) -> tuple[str, str | None, str | None] | str:
-    """``(e164, region, zone)`` of a phone, or the message saying why it cannot be read.
+def _zone_of(text: str) -> str | None:
+    """The IANA zone ``text`` names, in its own case (``asia/tehran`` -> ``Asia/Tehran``)."""
+    # The name in tzdata's case first: on a case-insensitive file system ZoneInfo would
+    # also take "asia/tehran", and store it so.
+    return zone_named(text) or (text if _zone_ok(text) else None)
 
-    libphonenumber costs ~20 us per number-type match, the bulk of a row's
-    time: this parses once, reuses the region that validation needs anyway,
-    and looks the zone up only when ``want_zone``.
+
+def _phone_countries(out: Normalized, email_domain: str) -> tuple[str, ...]:
+    """The countries a number without a country code is read in, most telling first.
+
+    The row's country when it has one (the row says where the person is); else
+    the country of its time zone, then of its e-mail's ccTLD. The account's
+    country comes later: :func:`phone_facts` again, once enrichment or the
+    store knows it.
     """
-    region = country if country in phonenumbers.SUPPORTED_REGIONS else None
-    number_region: str | None = None
-    try:
-        number = phonenumbers.parse(raw, region)
-        number_region = phonenumbers.region_code_for_number(number)
-        # is_valid_number() is exactly this, but would look the region up again.
-        valid = number_region is not None and phonenumbers.is_valid_number_for_region(
-            number, number_region
-        )
-    except phonenumbers.NumberParseException:
-        valid = False
-    if not valid:
+    if out.country is not None:
+        return (out.country,)
+    found: list[str] = []
+    if out.timezone is not None and (code := zone_country(out.timezone)) is not None:
+        found.append(code)
+    if (code := email_country(email_domain)) is not None and code not in found:
+        found.append(code)
+    return tuple(found)
+
+
+def phone_facts(
+    raw: str, countries: Sequence[str], want_zone: bool = True
+) -> tuple[str, str | None, str | None] | str:
+    """``(e164, country, zone)`` of a phone, or the message saying why it cannot be read.
+
+    A number without a country code is read in each of ``countries`` in turn
+    (the first where it is a valid number wins). ``country`` is the number's
+    own (None for non-geographic numbers); ``zone`` its time zone when it has
+    exactly one, looked up only when ``want_zone`` (libphonenumber costs ~20 us
+    per lookup, the bulk of a row's time).
+    """
+    error: PhoneNumberError | None = None
+    for region in countries or (None,):
         try:
-            to_e164(raw, region)  # only for its message naming the reason
-        except ValueError as exc:
-            return str(exc)
-        return f"invalid phone number {raw!r}"  # pragma: no cover - to_e164 agrees
+            number, number_region = parse_phone(raw, region)
+            break
+        except PhoneNumberError as exc:
+            error = error or exc
+    else:
+        assert error is not None
+        if error.reason == NO_COUNTRY_CODE and not countries:
+            return (
+                f"invalid phone number {raw!r}: no country code, and the row names no "
+                "country (write it with + or 00 and the country code, or fill the "
+                "country or timezone column)"
+            )
+        return str(error)
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    if number_region in _UNKNOWN_REGIONS:
-        number_region = None
     zone = None
     if want_zone:
         zones = {
@@ -439,6 +483,20 @@ def _phone_facts(
         if zone is not None and not _zone_ok(zone):
             zone = None
     return e164, number_region, zone
+
+
+def reread_phone(raw: str, country: str, timezone: str | None) -> tuple[str, str | None] | None:
+    """A phone set aside for want of a country (``phone_raw``), read in ``country`` now it is
+    known: ``(e164, zone)``, ``zone`` being the time zone to fill when ``timezone`` is empty
+    (the phone's, else the country's). None when it still cannot be read.
+    """
+    facts = phone_facts(raw, (country,), timezone is None)
+    if isinstance(facts, str):
+        return None
+    e164, _, zone = facts
+    if timezone is not None:
+        return e164, None
+    return e164, zone or country_timezone(country)
 
 
 def _canonical_zone(name: str) -> str:
@@ -563,24 +621,9 @@ class TitleRule:
     line: int
 
 
-_ARABIC_TO_PERSIAN = str.maketrans(
-    {"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه", "ە": "ه", "\u0640": None}
-)
-_NON_WORD = re.compile(r"[\W_]+")
-
-
-def _fold_letters(text: str) -> str:
-    """Strip accents and fold Arabic letter variants to Persian (case untouched)."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFKD", text)
-        text = "".join(c for c in text if not unicodedata.combining(c))
-        text = text.translate(_ARABIC_TO_PERSIAN)
-    return text
-
-
 def fold_title(title: str) -> str:
     """The text title rules match: case-folded, accent-folded, punctuation as single spaces."""
-    return _NON_WORD.sub(" ", _fold_letters(title.casefold())).strip()
+    return fold_words(title)
 
 
 def parse_title_rules(text: str, path: str = "title_rules.csv") -> tuple[TitleRule, ...]:
@@ -607,7 +650,7 @@ def parse_title_rules(text: str, path: str = "title_rules.csv") -> tuple[TitleRu
         if value not in allowed:
             raise ValueError(f"{path}:{number}: {kind} {value!r} is not one of {allowed}")
         try:
-            compiled = re.compile(_fold_letters(pattern), re.IGNORECASE)
+            compiled = re.compile(fold_letters(pattern), re.IGNORECASE)
         except re.error as exc:
             raise ValueError(f"{path}:{number}: bad pattern {pattern!r}: {exc}") from None
         try:

@@ -4,7 +4,10 @@ The caller owns the transaction (like every repository here). Per batch of
 ``batch_size`` accounts: one ``enricher.lookup`` call, one ``executemany``
 update of the accounts that change, then one read and one ``executemany`` of
 their prospects whose ``country`` is empty (or itself derived), which get the
-account's country.
+account's country. A phone such a prospect's import could not read for want
+of a country (kept as ``fields["phone_raw"]``) is read again in that country:
+it becomes the prospect's E.164 ``phone`` (its provenance stays the file it
+came from) and, when the prospect has no time zone, gives one (derived).
 
 What may be written is decided by :func:`touchflow.domain.enrich.merge`: empty or
 enricher-written fields only, never a value whose source is an import, a
@@ -31,7 +34,7 @@ from touchflow.domain.enrich import (
     merge,
     provenance,
 )
-from touchflow.domain.normalize import domain_key
+from touchflow.domain.normalize import DERIVED, domain_key, reread_phone
 from touchflow.ports import Enricher
 from touchflow.store.schema import accounts, prospects
 
@@ -83,14 +86,18 @@ _UPDATE_ACCOUNT = (
     )
 )
 
-_UPDATE_PROSPECT = (
-    update(prospects)
-    .where(prospects.c.id == bindparam("b_id"), prospects.c.updated_at == bindparam("b_seen"))
-    .values(
-        country=bindparam("b_country", type_=prospects.c.country.type),
-        field_sources=bindparam("b_field_sources", type_=prospects.c.field_sources.type),
-        updated_at=bindparam("b_updated_at", type_=prospects.c.updated_at.type),
+def _prospect_update(*columns: str) -> Any:
+    return (
+        update(prospects)
+        .where(prospects.c.id == bindparam("b_id"), prospects.c.updated_at == bindparam("b_seen"))
+        .values({name: bindparam(f"b_{name}", type_=prospects.c[name].type) for name in columns})
     )
+
+
+_UPDATE_PROSPECT = _prospect_update("country", "field_sources", "updated_at")
+# For the few whose raw phone the country made readable: the wider row costs more to write.
+_UPDATE_PROSPECT_PHONE = _prospect_update(
+    "country", "phone", "timezone", "fields", "field_sources", "updated_at"
 )
 
 
@@ -190,18 +197,22 @@ def _enrich_batch(
 def _copy_country(
     conn: Connection, countries: dict[int, tuple[str, str, Any]], now: datetime
 ) -> int:
-    """Give prospects with an empty (or derived) country their account's country."""
+    """Give prospects with an empty (or derived) country their account's country, and read
+    their phones kept raw for want of one again in it."""
     if not countries:
         return 0
     stmt = select(
         prospects.c.id,
         prospects.c.account_id,
         prospects.c.country,
+        prospects.c.phone,
+        prospects.c.timezone,
         prospects.c.field_sources,
         prospects.c.updated_at,
     ).where(prospects.c.account_id.in_(list(countries)))
     at = provenance(PROSPECT_COUNTRY_SOURCE, now)["at"]
-    updates: list[dict[str, Any]] = []
+    updates: dict[int, dict[str, Any]] = {}
+    no_phone: dict[int, str | None] = {}  # prospect id -> its time zone
     for p in conn.execute(stmt):
         country, domain, origin = countries[p.account_id]
         sources = dict(p.field_sources or {})
@@ -211,16 +222,47 @@ def _copy_country(
         if origin:
             entry["origin"] = origin
         sources["country"] = entry
-        updates.append(
-            {
-                "b_id": p.id,
-                "b_seen": p.updated_at,
-                "b_country": country,
-                "b_field_sources": sources,
-                "b_updated_at": now,
-            }
-        )
+        updates[p.id] = {
+            "b_id": p.id,
+            "b_seen": p.updated_at,
+            "b_country": country,
+            "b_field_sources": sources,
+            "b_updated_at": now,
+        }
+        if p.phone is None:
+            no_phone[p.id] = p.timezone
+    with_phone = _read_raw_phones(conn, updates, no_phone)
     if updates:
-        conn.execute(_UPDATE_PROSPECT, updates)
-    return len(updates)
+        conn.execute(_UPDATE_PROSPECT, list(updates.values()))
+    if with_phone:
+        conn.execute(_UPDATE_PROSPECT_PHONE, with_phone)
+    return len(updates) + len(with_phone)
 
+
+def _read_raw_phones(
+    conn: Connection, updates: dict[int, dict[str, Any]], no_phone: dict[int, str | None]
+) -> list[dict[str, Any]]:
+    """The updates (taken out of ``updates``) of prospects whose raw phone their new country
+    makes readable. Their ``fields`` are read here, for them alone: decoding every
+    prospect's would cost more than the rest of the copy."""
+    out: list[dict[str, Any]] = []
+    for chunk in chunks(list(no_phone)):
+        stmt = select(prospects.c.id, prospects.c.fields).where(prospects.c.id.in_(chunk))
+        for p in conn.execute(stmt):
+            raw = (p.fields or {}).get("phone_raw")
+            row = updates[p.id]
+            found = reread_phone(raw, row["b_country"], no_phone[p.id]) if raw else None
+            if found is None:
+                continue
+            phone, zone = found
+            sources = row["b_field_sources"]
+            sources["phone"] = sources.pop("phone_raw", None) or {"source": DERIVED}
+            if zone is not None:
+                sources["timezone"] = {"source": DERIVED}
+            row |= {
+                "b_phone": phone,
+                "b_timezone": zone or no_phone[p.id],
+                "b_fields": {k: v for k, v in p.fields.items() if k != "phone_raw"},
+            }
+            out.append(updates.pop(p.id))
+    return out

@@ -1,24 +1,47 @@
-"""Streaming prospect import: CSV or JSONL of any size -> normalize -> dedupe -> store, in batches.
+"""Streaming prospect import: CSV, JSONL or Excel of any size -> normalize -> merge -> store.
 
 ::
 
-    file --(reader: CSV dialect sniffed, BOM-safe | JSONL one object a line)--> records
+    file --(reader: CSV dialect sniffed, BOM-safe, any encoding | JSONL one object
+            a line | .xlsx first sheet)--> records
          --(column mapping)--> {touchflow field: text}
          --(touchflow.domain.normalize)--> Normalized | Rejection
-         --(dedupe on the normalized email: the first row wins)--> batches of 2,000
+         --(rows of one email merged: touchflow.domain.duplicates)--> batches of 2,000
+         --(phones without a country code read in their account's country)
          --(store.intake.load_batch, one transaction per batch)--> accounts, prospects
 
-The file is never held in memory: rows are read one at a time and only the
-current batch and the set of emails already seen are kept. Every row is
+The file is read twice: once for its email column alone, to learn which
+emails repeat and on which line each appears last, then for the rows. A row
+whose email is not repeated goes straight to the batch; the rows of a repeated
+email are held until its last line, then merged into one (later non-empty
+values fill earlier empty ones; a value that contradicts the kept one is a
+conflict, reported with both line numbers, see
+:mod:`touchflow.domain.duplicates`). So only the current batch, the held rows
+and the repeated emails are kept in memory, never the file. Every row is
 accounted for in :class:`ImportSummary`::
 
     rows_read == new + updated + unchanged + duplicates + sum(rejected.values())
 
+(``duplicates``: rows merged into an earlier row of the same email.)
+
+CSV files are read as UTF-8 (a BOM is skipped; a UTF-16 BOM means UTF-16)
+unless ``encoding`` names another codec: a CSV that Excel saved on a Persian
+or Arabic Windows is ``cp1256``. Excel workbooks (``.xlsx``, read by
+``openpyxl``) are read from their first sheet, header first; numbers stored
+as numbers come back without a trailing ``.0`` (a phone typed as a number),
+dates in ISO 8601. Other formats (``.xls``, ``.ods``...) are refused with
+:class:`~touchflow.errors.ImportFormatError` naming the ones touchflow reads.
+
+A phone that could not be read for want of a country (``phone_raw``) is read
+again in its account's country when the account has one, here and when
+enrichment later fills the country (:mod:`touchflow.services.enrichment`).
+
 A row that cannot be loaded goes to the rejects file (same format as the
 input, with ``_line`` and ``_reason`` first; a CSV keeps the input's
-delimiter and bytes, so non-UTF-8 rows come back as they were) and the good
-rows still load. A fixed rejects file can be imported as it is: ``_line`` and
-``_reason`` columns are ignored on input. Reason codes: those of
+delimiter, encoding and bytes, so undecodable rows come back as they were;
+a workbook's rejects are a UTF-8 CSV) and the good rows still load. A fixed
+rejects file can be imported as it is: ``_line`` and ``_reason`` columns are
+ignored on input. Reason codes: those of
 :class:`touchflow.domain.normalize.Rejection` plus ``ragged_row`` (a CSV row whose
 cell count differs from the header's), ``csv_error`` (a row the csv module
 cannot read, such as a field over 128 KiB), ``invalid_json``,
@@ -41,30 +64,37 @@ account; see :func:`load_aliases`.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import multiprocessing
 import os
 import re
+import zipfile
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from time import perf_counter
 from types import TracebackType
 from typing import IO, Any, Literal
 
-from sqlalchemy import Engine
+import openpyxl
+from openpyxl.utils.exceptions import InvalidFileException
+from sqlalchemy import Connection, Engine
 
+from touchflow.domain.duplicates import email_key, merge_duplicates
 from touchflow.domain.normalize import (
+    DERIVED,
     Normalized,
     Rejection,
     is_free_mail,
     normalize,
     normalize_domain,
+    reread_phone,
 )
 from touchflow.domain.yaml_source import YamlDocument, parse_yaml
 from touchflow.errors import (
@@ -73,8 +103,9 @@ from touchflow.errors import (
     Finding,
     FindingsError,
     ImportFileError,
+    ImportFormatError,
 )
-from touchflow.store.intake import IntakeCounts, load_batch
+from touchflow.store.intake import IntakeCounts, account_countries, load_batch
 
 __all__ = [
     "ImportSummary",
@@ -85,7 +116,7 @@ __all__ = [
     "run_import",
 ]
 
-Format = Literal["csv", "jsonl"]
+Format = Literal["csv", "jsonl", "xlsx"]
 
 #: Columns of a rejects file, ignored when a file is imported.
 RESERVED_COLUMNS = frozenset({"_line", "_reason"})
@@ -95,7 +126,11 @@ _SUFFIXES: dict[str, Format] = {
     ".txt": "csv",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
 }
+#: The formats, as an error message names them.
+SUPPORTED_FORMATS = "CSV (.csv, .tsv, .txt), JSON Lines (.jsonl, .ndjson), Excel (.xlsx)"
 _SNIFF_BYTES = 64 * 1024
 _MAX_JSON_LINE = 1024 * 1024
 _MAX_WARNING_LINES = 100
@@ -114,11 +149,16 @@ class ImportSummary:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    #: Rows merged into an earlier row of the same email.
     duplicates: int = 0
+    #: Fields on which rows of one email disagreed (the earlier value was kept).
+    conflicts: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     warnings: Counter[str] = field(default_factory=Counter)
     #: The first warnings, as ``"line 12: invalid_phone: ..."``.
     warning_lines: list[str] = field(default_factory=list)
+    #: The first conflicts, as ``"ann@acme.com: title differs between line 3 (...) and ..."``.
+    conflict_lines: list[str] = field(default_factory=list)
     accounts_created: int = 0
     bytes_read: int = 0
     elapsed: float = 0.0
@@ -141,9 +181,10 @@ class ImportSummary:
         if self.rejected:
             reasons = ", ".join(f"{k} {v}" for k, v in self.rejected.most_common())
             text += f" ({reasons})"
-        text += (
-            f", {self.unchanged} unchanged, {self.duplicates} duplicates of {self.rows_read} rows"
-        )
+        text += f", {self.unchanged} unchanged, {self.duplicates} duplicates merged"
+        if self.conflicts:
+            text += f" ({self.conflicts} conflicts)"
+        text += f" of {self.rows_read} rows"
         text += f"; {self.accounts_created} accounts created"
         if self.warnings:
             text += "; warnings: " + ", ".join(f"{k} {v}" for k, v in self.warnings.most_common())
@@ -163,49 +204,67 @@ def run_import(
     source_label: str | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
+    encoding: str | None = None,
 ) -> ImportSummary:
-    """Import prospects from a CSV or JSONL file; see the module docstring.
+    """Import prospects from a CSV, JSONL or .xlsx file; see the module docstring.
 
     ``fmt`` defaults from the suffix (``.csv``, ``.tsv``, ``.txt``: CSV;
-    ``.jsonl``, ``.ndjson``: JSONL). ``mapping`` maps a source column to a
-    touchflow field (:func:`load_mapping` reads one from YAML); ``aliases``
-    maps alias company domains to primary ones (:func:`load_aliases`).
-    Rejected rows go to ``rejects_path`` (created, or overwritten, at the
-    first rejected row). Each batch of ``batch_size`` rows is one
-    transaction. ``progress`` is called after each batch with the number of
-    bytes of the file read so far (the file's size at the end).
+    ``.jsonl``, ``.ndjson``: JSONL; ``.xlsx``: Excel). ``encoding`` is a CSV
+    file's text encoding (a Python codec name such as ``cp1256``; default
+    UTF-8). ``mapping`` maps a source column to a touchflow field
+    (:func:`load_mapping` reads one from YAML); ``aliases`` maps alias company
+    domains to primary ones (:func:`load_aliases`). Rejected rows go to
+    ``rejects_path`` (created, or overwritten, at the first rejected row).
+    Each batch of ``batch_size`` rows is one transaction. ``progress`` is
+    called after each batch with the number of bytes of the file read so far
+    (the file's size at the end).
 
     ``workers`` processes normalize rows while this one reads and stores
     them (normalization is most of the CPU); by default one for files over
     ``PARALLEL_FROM_BYTES`` on a machine with more than one core, none for
     small files (starting a process costs more than it saves).
 
-    Raises :class:`ImportFileError` when the file cannot be imported at all.
+    Raises :class:`ImportFormatError` for a format or encoding touchflow does
+    not read, :class:`ImportFileError` when the file cannot be imported at all.
     """
     path = Path(path)
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    fmt = fmt or _format_of(path)
-    if fmt not in ("csv", "jsonl"):
-        raise ImportFileError(f"{path}: unknown format {fmt!r} (csv or jsonl)")
+    fmt = _checked_format(path, fmt, encoding)
     label = source_label or f"import:{path.name}"
     table = resolve_aliases(aliases) if aliases else {}
     columns = {k.strip().lower(): v.strip().lower() for k, v in (mapping or {}).items()}
     summary = ImportSummary(path=path, format=fmt, source=label)
     started = perf_counter()
-    source: _Source = _CsvSource(path, columns) if fmt == "csv" else _JsonlSource(path, columns)
-    seen: set[str] = set()
-    batch: list[Normalized] = []
+    # Pass one: which emails repeat, and the line each appears on last.
+    with _open_source(path, fmt, columns, encoding) as first_pass:
+        last_lines = _repeated_emails(first_pass)
+    ends = {line: email for email, line in last_lines.items()}
+    held: dict[str, list[tuple[int, dict[str, str], Normalized]]] = {}
+    source = _open_source(path, fmt, columns, encoding)
+    batch: list[tuple[int, Normalized]] = []
     totals = IntakeCounts()
 
     def flush() -> None:
         if batch:
+            rows = [row for _, row in batch]
             with engine.begin() as conn:
-                totals.add(load_batch(conn, batch, now))
+                _read_phones_in_account_countries(conn, rows)
+                totals.add(load_batch(conn, rows, now))
+            for line, row in batch:
+                for issue in row.warnings:
+                    summary.warnings[issue.code] += 1
+                    if len(summary.warning_lines) < _MAX_WARNING_LINES:
+                        summary.warning_lines.append(f"line {line}: {issue}")
             batch.clear()
         summary.bytes_read = source.position()
         if progress is not None:
             progress(summary.bytes_read)
+
+    def add(line: int, row: Normalized) -> None:
+        batch.append((line, row))
+        if len(batch) >= batch_size:
+            flush()
 
     if workers is None:
         big = path.stat().st_size >= PARALLEL_FROM_BYTES
@@ -216,24 +275,81 @@ def run_import(
             if isinstance(result, Rejection):
                 summary.rejected[result.code] += 1
                 rejects.write(record, str(result))
-                continue
-            if result.email in seen:
-                summary.duplicates += 1
-                continue
-            seen.add(result.email)
-            for issue in result.warnings:
-                summary.warnings[issue.code] += 1
-                if len(summary.warning_lines) < _MAX_WARNING_LINES:
-                    summary.warning_lines.append(f"line {record.line}: {issue}")
-            batch.append(result)
-            if len(batch) >= batch_size:
-                flush()
+            elif result.email in last_lines:
+                held.setdefault(result.email, []).append((record.line, record.values, result))
+            else:
+                add(record.line, result)
+            # A repeated email's last line (even a rejected one) completes its rows.
+            done = ends.pop(record.line, None)
+            if done is not None and (rows := held.pop(done, None)):
+                add(rows[0][0], _merged(rows, table, label, summary))
         flush()
         summary.rejects_path = rejects.path if rejects.written else None
     summary.new, summary.updated = totals.new, totals.updated
     summary.unchanged, summary.accounts_created = totals.unchanged, totals.accounts_created
     summary.elapsed = perf_counter() - started
     return summary
+
+
+def _repeated_emails(source: Iterable[_Record]) -> dict[str, int]:
+    """``{email: line of its last row}`` for every email on more than one readable row."""
+    last: dict[str, int] = {}
+    repeated: set[str] = set()
+    for record in source:
+        if record.rejection is None and (key := email_key(record.values.get("email"))):
+            if key in last:
+                repeated.add(key)
+            last[key] = record.line
+    return {key: last[key] for key in repeated}
+
+
+def _merged(
+    rows: list[tuple[int, dict[str, str], Normalized]],
+    aliases: Mapping[str, str],
+    label: str,
+    summary: ImportSummary,
+) -> Normalized:
+    """The held rows of one email as one row; their conflicts counted in ``summary``."""
+    if len(rows) == 1:
+        return rows[0][2]
+    values, conflicts = merge_duplicates(rows)
+    summary.duplicates += len(rows) - 1
+    summary.conflicts += len(conflicts)
+    for conflict in conflicts:
+        if len(summary.conflict_lines) < _MAX_WARNING_LINES:
+            summary.conflict_lines.append(str(conflict))
+    merged = normalize(values, aliases=aliases, source=label)
+    # Every value came from a row that normalized; should the whole still be refused,
+    # the first row stands for the person rather than losing them.
+    return merged if isinstance(merged, Normalized) else rows[0][2]
+
+
+def _read_phones_in_account_countries(conn: Connection, rows: list[Normalized]) -> None:
+    """Read again, in their account's country, phones set aside for want of a country."""
+    waiting = [
+        row
+        for row in rows
+        if row.phone is None and row.country is None and row.domain and "phone_raw" in row.fields
+    ]
+    if not waiting:
+        return
+    countries = account_countries(conn, {row.domain for row in waiting if row.domain})
+    for row in waiting:
+        country = countries.get(row.domain or "")
+        if country is None:
+            continue
+        found = reread_phone(row.fields["phone_raw"], country, row.timezone)
+        if found is None:
+            continue
+        row.phone, zone = found
+        row.field_sources["phone"] = row.field_sources.pop("phone_raw", {"source": DERIVED})
+        del row.fields["phone_raw"]
+        row.country = country
+        row.field_sources["country"] = {"source": DERIVED}
+        if zone is not None:
+            row.timezone = zone
+            row.field_sources["timezone"] = {"source": DERIVED}
+        row.warnings = tuple(w for w in row.warnings if w.code != "invalid_phone")
 
 
 #: Files at least this big are normalized in a worker process by default.
@@ -257,26 +373,25 @@ def _normalize_chunk(values: list[dict[str, str]]) -> list[Normalized | Rejectio
 def read_prospects(
     path: Path | str,
     *,
-    fmt: Literal["csv", "jsonl"] | None = None,
+    fmt: Format | None = None,
     mapping: Mapping[str, str] | None = None,
     aliases: Mapping[str, str] | None = None,
+    encoding: str | None = None,
 ) -> Iterator[tuple[int, Normalized | Rejection]]:
     """Each row of a prospect file as ``import`` reads it: ``(line, prospect or rejection)``.
 
-    The same readers (delimiter and encoding sniffing, column map) and the same
-    normalization as :func:`run_import`, without storing anything: ``simulate``
-    and ``enroll --prospects`` read files through it, so a file either command
-    accepts is a file ``import`` accepts. Raises :class:`ImportFileError` when
-    the file cannot be read at all.
+    The same readers (delimiter and encoding sniffing, ``encoding``, Excel,
+    column map) and the same normalization as :func:`run_import`, without
+    storing anything and without merging rows of one email: ``simulate`` and
+    ``enroll --prospects`` read files through it, so a file either command
+    accepts is a file ``import`` accepts. Raises :class:`ImportFormatError`
+    or :class:`ImportFileError` when the file cannot be read at all.
     """
     path = Path(path)
-    fmt = fmt or _format_of(path)
-    if fmt not in ("csv", "jsonl"):
-        raise ImportFileError(f"{path}: unknown format {fmt!r} (csv or jsonl)")
+    fmt = _checked_format(path, fmt, encoding)
     table = resolve_aliases(aliases) if aliases else {}
     columns = {k.strip().lower(): v.strip().lower() for k, v in (mapping or {}).items()}
-    source: _Source = _CsvSource(path, columns) if fmt == "csv" else _JsonlSource(path, columns)
-    with source:
+    with _open_source(path, fmt, columns, encoding) as source:
         for record, result in _normalized(source, table, f"file:{path.name}", 0):
             yield record.line, result
 
@@ -322,14 +437,41 @@ def _normalized(
             yield from emit()
 
 
-def _format_of(path: Path) -> Format:
-    fmt = _SUFFIXES.get(path.suffix.lower())
+def _checked_format(path: Path, fmt: str | None, encoding: str | None) -> Format:
+    """The file's format (given, else from its suffix) and a usable ``encoding``, or why not."""
     if fmt is None:
-        raise ImportFileError(
-            f"{path}: cannot tell the format from the suffix {path.suffix!r} "
-            "(use .csv or .jsonl, or pass the format)"
-        )
-    return fmt
+        found = _SUFFIXES.get(path.suffix.lower())
+        if found is None:
+            what = f"a {path.suffix} file" if path.suffix else "a file without a suffix"
+            raise ImportFormatError(
+                f"{path}: touchflow cannot read {what}; it reads {SUPPORTED_FORMATS}"
+            )
+        fmt = found
+    if fmt not in ("csv", "jsonl", "xlsx"):
+        raise ImportFormatError(f"{path}: unknown format {fmt!r} (csv, jsonl or xlsx)")
+    if encoding is not None:
+        if fmt != "csv":
+            raise ImportFormatError(
+                f"{path}: an encoding applies to CSV files only "
+                "(JSON Lines are UTF-8, a workbook carries its own)"
+            )
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ImportFormatError(
+                f"unknown text encoding {encoding!r} (for example utf-8, cp1256, utf-16, latin-1)"
+            ) from None
+    return fmt  # type: ignore[return-value]  # checked against Format just above
+
+
+def _open_source(
+    path: Path, fmt: Format, mapping: Mapping[str, str], encoding: str | None
+) -> _Source:
+    if fmt == "csv":
+        return _CsvSource(path, mapping, encoding)
+    if fmt == "xlsx":
+        return _XlsxSource(path, mapping)
+    return _JsonlSource(path, mapping)
 
 
 # -- readers -----------------------------------------------------------------
@@ -355,6 +497,9 @@ class _Source:
     def position(self) -> int:
         return self._fh.tell() if not self._fh.closed else 0
 
+    def close(self) -> None:
+        self._fh.close()
+
     def __enter__(self) -> _Source:
         return self
 
@@ -364,7 +509,7 @@ class _Source:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._fh.close()
+        self.close()
 
 
 def _target(name: str, mapping: Mapping[str, str]) -> str | None:
@@ -374,6 +519,36 @@ def _target(name: str, mapping: Mapping[str, str]) -> str | None:
     return mapping.get(key, key)
 
 
+def _header_targets(path: Path, header: list[str], mapping: Mapping[str, str]) -> list[str | None]:
+    """The touchflow field of each header column (None: ignored); ImportFileError if unusable."""
+    targets: list[str | None] = []
+    where: dict[str, str] = {}
+    for name in header:
+        target = _target(name, mapping)
+        if target is not None and target in where:
+            raise ImportFileError(
+                f"{path}:1: columns {where[target]!r} and {name!r} both give {target!r}"
+            )
+        if target is not None:
+            where[target] = name
+        targets.append(target)
+    if "email" not in where:
+        mapped = [s for s, t in mapping.items() if t == "email"]
+        hint = f" (the mapping names {mapped[0]!r})" if mapped else ""
+        raise ImportFileError(f"{path}:1: no email column{hint}; the header is {', '.join(header)}")
+    return targets
+
+
+def _csv_encoding(path: Path, encoding: str | None) -> str:
+    """The codec a CSV is read with: ``encoding``, else UTF-16 after its BOM, else UTF-8."""
+    if encoding is None:
+        with open(path, "rb") as fh:
+            start = fh.read(2)
+        return "utf-16" if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+    # A BOM is not data whoever named the encoding.
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
 class _CsvSource(_Source):
     """A CSV file: header first, dialect sniffed, read with ``surrogateescape``.
 
@@ -381,44 +556,29 @@ class _CsvSource(_Source):
     ``invalid_utf8`` and the rejects writer turns back into the same bytes.
     """
 
-    def __init__(self, path: Path, mapping: Mapping[str, str]) -> None:
+    def __init__(self, path: Path, mapping: Mapping[str, str], encoding: str | None) -> None:
         self.path = path
+        self.encoding = _csv_encoding(path, encoding)
         with open(path, "rb") as fh:
-            sample = fh.read(_SNIFF_BYTES).decode("utf-8-sig", errors="surrogateescape")
+            sample = fh.read(_SNIFF_BYTES).decode(self.encoding, errors="replace")
         self.delimiter = _sniff_delimiter(sample, mapping)
         self._fh = open(path, "rb")  # noqa: SIM115 - closed by __exit__
         self._text = io.TextIOWrapper(
-            self._fh, encoding="utf-8-sig", errors="surrogateescape", newline=""
+            self._fh, encoding=self.encoding, errors="surrogateescape", newline=""
         )
         self._reader = csv.reader(self._text, delimiter=self.delimiter)
         try:
             header = next(self._reader, None)
+            if not header:
+                raise ImportFileError(f"{path}: the file is empty (a header row is required)")
+            self.header = header
+            self.targets = _header_targets(path, header, mapping)
         except csv.Error as exc:
             self._fh.close()
             raise ImportFileError(f"{path}:1: cannot read the header: {exc}") from None
-        if not header:
+        except ImportFileError:
             self._fh.close()
-            raise ImportFileError(f"{path}: the file is empty (a header row is required)")
-        self.header = header
-        self.targets: list[str | None] = []
-        where: dict[str, str] = {}
-        for name in header:
-            target = _target(name, mapping)
-            if target is not None and target in where:
-                self._fh.close()
-                raise ImportFileError(
-                    f"{path}:1: columns {where[target]!r} and {name!r} both give {target!r}"
-                )
-            if target is not None:
-                where[target] = name
-            self.targets.append(target)
-        if "email" not in where:
-            self._fh.close()
-            mapped = [s for s, t in mapping.items() if t == "email"]
-            hint = f" (the mapping names {mapped[0]!r})" if mapped else ""
-            raise ImportFileError(
-                f"{path}:1: no email column{hint}; the header is {', '.join(header)}"
-            )
+            raise
 
     def __iter__(self) -> Iterator[_Record]:
         reader, targets = self._reader, self.targets
@@ -440,6 +600,86 @@ class _CsvSource(_Source):
                 continue
             values = {t: c for t, c in zip(targets, cells, strict=True) if t is not None}
             yield _Record(line, values, cells)
+
+
+class _XlsxSource(_Source):
+    """The first sheet of an Excel workbook: header row first, cells as text.
+
+    Rows are numbered as Excel numbers them. A row shorter than the header is
+    padded (Excel leaves trailing empty cells out); one with values beyond the
+    header is ``ragged_row``.
+    """
+
+    def __init__(self, path: Path, mapping: Mapping[str, str]) -> None:
+        self.path = path
+        self._size = path.stat().st_size
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed by __exit__
+        try:
+            self._book = openpyxl.load_workbook(self._fh, read_only=True, data_only=True)
+        except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
+            self._fh.close()
+            raise ImportFileError(f"{path}: not a readable Excel .xlsx workbook ({exc})") from None
+        sheet = self._book.worksheets[0]
+        self._rows_total = sheet.max_row or 0
+        self._row = 0
+        self._rows = sheet.iter_rows(values_only=True)
+        first = next(self._rows, None)
+        header = [_cell_text(c) for c in first or ()]
+        while header and not header[-1].strip():
+            header.pop()
+        try:
+            if not header:
+                raise ImportFileError(
+                    f"{path}: the first sheet is empty (a header row is required)"
+                )
+            self.header = header
+            self.targets = _header_targets(path, header, mapping)
+        except ImportFileError:
+            self.close()
+            raise
+
+    def __iter__(self) -> Iterator[_Record]:
+        targets = self.targets
+        width = len(targets)
+        for line, row in enumerate(self._rows, start=2):
+            self._row = line
+            cells = [_cell_text(c) for c in row]
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) > width:
+                if any(c.strip() for c in cells[width:]):
+                    why = f"the row has values in {len(cells)} columns, the header has {width}"
+                    yield _Record(line, {}, cells, Rejection("ragged_row", why))
+                    continue
+                cells = cells[:width]
+            cells += [""] * (width - len(cells))
+            values = {t: c for t, c in zip(targets, cells, strict=True) if t is not None}
+            yield _Record(line, values, cells)
+
+    def position(self) -> int:
+        # A workbook is a zip read out of order: progress by rows instead of bytes.
+        if self._fh.closed or not self._rows_total:
+            return 0
+        return min(self._size, self._size * self._row // self._rows_total)
+
+    def close(self) -> None:
+        self._book.close()
+        super().close()
+
+
+def _cell_text(value: Any) -> str:
+    """A workbook cell as the text a CSV would hold."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a phone or an id typed as a number
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return str(value)
 
 
 def _sniff_delimiter(sample: str, mapping: Mapping[str, str]) -> str:
@@ -559,12 +799,17 @@ class _RejectsWriter:
             return
         if self._fh is None:
             # surrogateescape: undecodable input bytes are written back unchanged.
+            source = self.source
+            # A CSV's rejects are in its encoding, so they import again as the file did.
+            encoding = source.encoding if isinstance(source, _CsvSource) else "utf-8"
+            encoding = "utf-8" if encoding == "utf-8-sig" else encoding  # no BOM added
             self._fh = open(  # noqa: SIM115 - closed by __exit__
-                self.path, "w", encoding="utf-8", errors="surrogateescape", newline=""
+                self.path, "w", encoding=encoding, errors="surrogateescape", newline=""
             )
-            if isinstance(self.source, _CsvSource):
-                self._csv = csv.writer(self._fh, delimiter=self.source.delimiter)
-                self._csv.writerow(["_line", "_reason", *self.source.header])
+            if isinstance(source, _CsvSource | _XlsxSource):
+                delimiter = source.delimiter if isinstance(source, _CsvSource) else ","
+                self._csv = csv.writer(self._fh, delimiter=delimiter)
+                self._csv.writerow(["_line", "_reason", *source.header])
         self.written += 1
         if self._csv is not None:
             self._csv.writerow([record.line, reason, *record.raw])

@@ -40,7 +40,7 @@ from touchflow.store.prebuilt import Insert, per_dialect
 from touchflow.store.prospects import record_sms_consent
 from touchflow.store.schema import accounts, enrollments, prospects
 
-__all__ = ["PROSPECT_COLUMNS", "IntakeCounts", "load_batch"]
+__all__ = ["PROSPECT_COLUMNS", "IntakeCounts", "account_countries", "load_batch"]
 
 #: Prospect columns the importer writes, besides email, fields, field_sources and account_id.
 PROSPECT_COLUMNS: tuple[str, ...] = (
@@ -67,6 +67,9 @@ _INSERT_PROSPECTS = prospects.insert()
 _ACCOUNTS_BY_DOMAIN = select(
     accounts.c.id, accounts.c.domain, accounts.c.name, accounts.c.field_sources
 ).where(accounts.c.domain.in_(bindparam("domains", expanding=True)))
+_COUNTRIES_BY_DOMAIN = select(accounts.c.domain, accounts.c.country).where(
+    accounts.c.domain.in_(bindparam("domains", expanding=True)), accounts.c.country.is_not(None)
+)
 
 
 @per_dialect
@@ -155,6 +158,15 @@ def load_batch(conn: Connection, rows: Sequence[Normalized], now: datetime) -> I
     counts.new = len(new_rows)
     counts.updated = len(changed)
     return counts
+
+
+def account_countries(conn: Connection, domains: Iterable[str]) -> dict[str, str]:
+    """``{domain: country}`` of the stored accounts of ``domains`` that have a country."""
+    found: dict[str, str] = {}
+    for chunk in chunks(list(domains)):
+        for row in conn.execute(_COUNTRIES_BY_DOMAIN, {"domains": list(chunk)}):
+            found[row.domain] = row.country
+    return found
 
 
 def _merge(old: Any, row: Normalized, account_id: int | None) -> dict[str, Any] | None:
@@ -284,4 +296,3 @@ def _release_missing_data(conn: Connection, ids: list[int], now: datetime) -> No
 def _consent_view(row: Normalized) -> Prospect:
     # record_sms_consent reads only the email and the sms_consent field.
     return Prospect(email=row.email, fields=row.fields)
-

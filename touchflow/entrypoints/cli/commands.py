@@ -355,7 +355,16 @@ def import_(
         ),
     ],
     fmt: Annotated[
-        str | None, typer.Option("--format", help="csv | jsonl (default: by the file suffix)")
+        str | None,
+        typer.Option("--format", help="csv | jsonl | xlsx (default: by the file suffix)"),
+    ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding",
+            help="A CSV file's text encoding, e.g. cp1256 for a CSV saved by Excel on a "
+            "Persian or Arabic Windows (default: UTF-8).",
+        ),
     ] = None,
     mapping: Annotated[
         Path | None,
@@ -367,24 +376,41 @@ def import_(
     ] = None,
     rejects: Annotated[
         Path | None,
-        typer.Option("--rejects", help="Where bad rows go (default FILE.rejects.<suffix>)."),
+        typer.Option(
+            "--rejects",
+            help="Where bad rows go (default FILE.rejects.<suffix>; .csv for a workbook).",
+        ),
     ] = None,
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
-    """Stream prospects in from CSV or JSONL: normalized, deduplicated, matched to accounts.
+    """Stream prospects in from CSV, JSONL or Excel (.xlsx): normalized, merged, matched.
 
     Good rows load in batches; bad rows are reported with their line and reason
-    and written aside; re-importing the same file changes nothing.
+    and written aside; rows of one email are merged into one (conflicts are
+    reported with both lines); re-importing the same file changes nothing.
     """
+    import codecs
+
+    from rich.markup import escape
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    from touchflow.errors import ConfigFileError, ImportFileError
+    from touchflow.errors import ConfigFileError, ImportFileError, ImportFormatError
     from touchflow.services.importer import load_aliases, load_mapping, run_import
 
     settings = current_settings()
-    if fmt is not None and fmt not in ("csv", "jsonl"):
-        raise typer.BadParameter("--format must be csv or jsonl")
-    rejects = rejects or file.with_name(f"{file.stem}.rejects{file.suffix}")
+    if fmt is not None and fmt not in ("csv", "jsonl", "xlsx"):
+        raise typer.BadParameter("--format must be csv, jsonl or xlsx")
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise typer.BadParameter(
+                f"unknown encoding {encoding!r} (for example utf-8, cp1256, utf-16, latin-1)",
+                param_hint="--encoding",
+            ) from None
+    workbook = (fmt or file.suffix.lower().lstrip(".")) in ("xlsx", "xlsm")
+    suffix = ".csv" if workbook else file.suffix
+    rejects = rejects or file.with_name(f"{file.stem}.rejects{suffix}")
     alias_file = aliases or settings.config_dir / "domain_aliases.yaml"
     try:
         column_map = load_mapping(mapping) if mapping else None
@@ -407,16 +433,27 @@ def import_(
                 rejects_path=rejects,
                 now=parse_now(now),
                 progress=lambda n: bar.update(task, completed=n),
+                encoding=encoding,
             )
     except ConfigFileError as exc:
         for finding in exc.findings:
             err.print(str(finding), markup=False)
         raise fail(str(exc)) from None
+    except ImportFormatError as exc:
+        err.print("[red]error:[/red] " + escape(str(exc)))
+        raise typer.Exit(2) from None
     except ImportFileError as exc:
         raise fail(str(exc)) from None
     for line in summary.warning_lines:
         err.print(line, markup=False)
+    for line in summary.conflict_lines:
+        err.print(f"conflict: {line}", markup=False)
     out.print(str(summary), markup=False)
+    if summary.rejected["invalid_utf8"] and encoding is None:
+        err.print(
+            "hint: the file is not UTF-8; name its encoding with --encoding "
+            "(a CSV saved by Excel on a Persian or Arabic Windows is --encoding cp1256)"
+        )
     if summary.rejected_total:
         raise typer.Exit(1)
 
