@@ -250,3 +250,23 @@ def test_crm_sync_shows_why_pushes_failed_and_exits_1(
     assert [c.strip() for c in row.split("│")[3:6]] == ["0", "0", "1"]  # pushed, retrying, failed
     assert "Not pushed, and why" in result.stdout and "Authentication" in result.stdout
     assert "pull failed: hubspot.changes_since" in result.stderr.replace("\n", " ")
+
+
+@pytest.mark.parametrize(
+    ("command", "broken", "where"),
+    [
+        (["route"], "routing.yaml", "routing.yaml:"),
+        (["score"], "icp.yaml", "icp.yaml:"),
+    ],
+)
+def test_route_and_score_list_a_broken_config_files_findings(
+    project: Path, command: list[str], broken: str, where: str
+):
+    """A broken config file is reported as its findings (file:line:col), not one error line."""
+    path = project / "config" / broken
+    path.write_text(path.read_text() + "\nnot_a_key_anyone_knows: 1\n")
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    result = runner.invoke(app, command)
+    assert result.exit_code == 1
+    assert where in result.output, result.output
+    assert "error(s)" in result.output

@@ -21,7 +21,7 @@ from touchflow.entrypoints.cli.app import (
     out,
     parse_now,
 )
-from touchflow.errors import CadenceError, ConnectorError, FindingsError
+from touchflow.errors import ConnectorError, FindingsError
 from touchflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ crm_app = typer.Typer(help="Keep the CRM in sync (push leads and activities, pul
 app.add_typer(crm_app, name="crm")
 
 
-def _findings_exit(exc: CadenceError) -> typer.Exit:
+def _findings_exit(exc: FindingsError) -> typer.Exit:
     for finding in exc.findings:
         out.print(str(finding), markup=False, soft_wrap=True)
     err.print(f"{len(exc.findings)} error(s)")
@@ -47,7 +47,7 @@ def _icp(settings: Settings):  # type: ignore[no-untyped-def]
         raise fail(f"no ICP: {path} does not exist")
     try:
         return load_icp(path)
-    except CadenceError as exc:
+    except FindingsError as exc:  # ConfigFileError: icp.yaml
         raise _findings_exit(exc) from None
 
 
@@ -56,7 +56,7 @@ def _router(settings: Settings):  # type: ignore[no-untyped-def]
 
     try:
         return load_router(settings.config_dir)
-    except CadenceError as exc:
+    except FindingsError as exc:  # ConfigFileError: team.yaml or routing.yaml
         raise _findings_exit(exc) from None
 
 
@@ -177,7 +177,7 @@ def route(
     if backtest is not None:
         try:
             leads = read_backtest_csv(backtest)
-        except CadenceError as exc:
+        except FindingsError as exc:
             raise _findings_exit(exc) from None
         report = run_backtest(leads, router.team, router.routing)
         for line in report.lines():
