@@ -351,7 +351,10 @@ def import_(
     file: Annotated[
         Path,
         typer.Argument(
-            exists=True, dir_okay=False, metavar="FILE", help="The prospects: a CSV or JSONL file."
+            exists=True,
+            dir_okay=False,
+            metavar="FILE",
+            help="The prospects: a CSV, JSONL or Excel (.xlsx) file.",
         ),
     ],
     fmt: Annotated[
