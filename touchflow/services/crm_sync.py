@@ -121,9 +121,14 @@ def queue_new_activities(conn: Connection, crm: str, now: datetime, *,
             touches.c.key.not_in(queued),
         )
     )
-    keys: list[str] = list(conn.execute(q).scalars())
+    return _queue_new(conn, crm, LOG_ACTIVITY, list(conn.execute(q).scalars()), now)
+
+
+def _queue_new(conn: Connection, crm: str, operation: str, keys: Sequence[str],
+               now: datetime) -> int:  # fmt: skip
+    """Queue ``operation`` for each key not queued yet (a queued one is left as it is)."""
     rows = [
-        {"crm": crm, "operation": LOG_ACTIVITY, "key": k, "payload": {}, "status": "pending",
+        {"crm": crm, "operation": operation, "key": k, "payload": {}, "status": "pending",
          "attempts": 0, "next_attempt_at": now, "created_at": now}
         for k in keys
     ]  # fmt: skip
@@ -172,20 +177,7 @@ def queue_backfill(conn: Connection, crm: str, now: datetime) -> int:
     linked to a ``crm`` record, is left alone, so running it twice queues nothing twice. The
     push carries the person's name, title, company and owner, as every lead push does.
     """
-    emails: list[str] = list(conn.execute(_unqueued_leads(crm)).scalars())
-    rows = [
-        {"crm": crm, "operation": PUSH_LEAD, "key": e, "payload": {}, "status": "pending",
-         "attempts": 0, "next_attempt_at": now, "created_at": now}
-        for e in emails
-    ]  # fmt: skip
-    if rows:
-        conn.execute(
-            dialect_insert(conn, crm_outbox).on_conflict_do_nothing(
-                index_elements=["crm", "operation", "key"]
-            ),
-            rows,
-        )
-    return len(rows)
+    return _queue_new(conn, crm, PUSH_LEAD, list(conn.execute(_unqueued_leads(crm)).scalars()), now)
 
 
 def outbox_status(conn: Connection, crm: str) -> dict[str, int]:
