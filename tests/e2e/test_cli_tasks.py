@@ -131,3 +131,27 @@ def test_run_and_status_say_why_sends_fail(project: Path, monkeypatch: pytest.Mo
     status = _ok(["status"])
     assert "RetryableError" not in status
     assert "retrying:smtp." in status and "Send failures, last 24 h" in status
+
+
+def test_a_meeting_on_a_cadence_that_does_not_exit_on_one_moves_the_enrollment_on(
+    project: Path,
+):
+    """meeting_booked ends the cadences that list it in exit_on; one that does not goes on.
+
+    Before, the enrollment stayed waiting on a task that was already done.
+    """
+    cadence = project / "cadences" / "enterprise-outbound.yaml"
+    text = cadence.read_text()
+    assert "meeting_booked, deal_created]" in text
+    cadence.write_text(text.replace("meeting_booked, deal_created]", "deal_created]"))
+    (project / "prospects.csv").write_text(PROSPECTS)
+    _ok(["db", "upgrade"])
+    _ok(["import", "prospects.csv"])
+    _ok(["enroll", "enterprise-outbound", "--all", "--owner", OWNER,
+         "--now", "2026-11-30T16:00:00Z"])  # fmt: skip
+    _ok(["run", "--now", "2026-11-30T16:25:00Z"])
+    _ok(["run", "--now", "2026-12-02T20:00:00Z"])
+    said = _ok(["task", "done", "1", "--outcome", "meeting_booked",
+                "--now", "2026-12-02T20:30:00Z"])  # fmt: skip
+    assert "advanced to step 3. linkedin-connect" in said, said
+    assert "waiting_task" not in _ok(["status"])

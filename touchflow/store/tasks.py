@@ -79,7 +79,9 @@ class TaskDone:
 
     ``effect``: ``advanced`` (to ``step_id`` due at ``next_due_at``),
     ``finished`` (``reason``: completed, the last step; or not_interested),
-    ``ended`` (meeting_booked ended ``ended`` enrollments of the prospect), or
+    ``ended`` (meeting_booked ended ``ended`` enrollments of the prospect, this one
+    among them; when this cadence does not exit on a meeting it advances or finishes
+    instead, ``ended`` counting the others), or
     ``unchanged`` (the enrollment had already left the task's step: its
     ``state`` and ``reason`` say where it is).
     """
@@ -177,6 +179,7 @@ def finish_tasks(
             # ended meanwhile (reply, opt-out): nothing to advance
             done.append(TaskDone(**said, effect="unchanged", state=row.state, reason=row.reason))
             continue
+        ended_others = 0
         if outcome == "meeting_booked":
             result = apply_exit_event(
                 conn,
@@ -187,16 +190,23 @@ def finish_tasks(
                 source="task",
                 touch_key=task.touch_key,
             )
-            done.append(
-                TaskDone(
-                    **said,
-                    effect="ended",
-                    state=State.FINISHED.value,
-                    reason="meeting_booked",
-                    ended=result.ended,
+            now_state = conn.execute(
+                select(enrollments.c.state).where(enrollments.c.id == row.id)
+            ).scalar()
+            if now_state != row.state:
+                done.append(
+                    TaskDone(
+                        **said,
+                        effect="ended",
+                        state=State.FINISHED.value,
+                        reason="meeting_booked",
+                        ended=result.ended,
+                    )
                 )
-            )
-            continue
+                continue
+            # This cadence does not exit on a meeting (not in its exit_on): the task is
+            # done, so the enrollment goes on like after any other outcome.
+            ended_others = result.ended
         runtime = runtimes.get(conn, row.cadence_version)
         base = {
             "b_id": row.id,
@@ -213,7 +223,11 @@ def finish_tasks(
         if nxt is None:
             reason = "not_interested" if outcome == "not_interested" else "completed"
             finished = transition(row.state, Event.FINISH).value
-            done.append(TaskDone(**said, effect="finished", state=finished, reason=reason))
+            done.append(
+                TaskDone(
+                    **said, effect="finished", state=finished, reason=reason, ended=ended_others
+                )
+            )
             updates.append(
                 {
                     **base,
@@ -232,6 +246,7 @@ def finish_tasks(
                     state=row.state,
                     step_id=f"{nxt[0] + 1}. {steps[nxt[0]].id}",
                     next_due_at=nxt[1],
+                    ended=ended_others,
                 )
             )
             updates.append(

@@ -811,13 +811,16 @@ def task_done(
 def _effect(d: Any) -> str:
     """What completing a task did to its enrollment, in words."""
     enrollment = f"enrollment {d.enrollment_id}"
+    # A meeting on a cadence that does not exit on one: this enrollment goes on.
+    others = f"; meeting booked: {d.ended} other enrollment(s) ended" if d.ended else ""
     if d.effect == "advanced":
-        return f"{enrollment} advanced to step {d.step_id}, due {d.next_due_at:%Y-%m-%d %H:%M} UTC"
+        due = f"{d.next_due_at:%Y-%m-%d %H:%M} UTC"
+        return f"{enrollment} advanced to step {d.step_id}, due {due}{others}"
     if d.effect == "ended":
         return f"meeting booked: {d.ended} enrollment(s) of the prospect ended"
     if d.effect == "finished":
         why = "the last step is done" if d.reason == "completed" else d.reason
-        return f"{enrollment} finished ({why})"
+        return f"{enrollment} finished ({why}){others}"
     return f"{enrollment} unchanged: it is {d.state}" + (f" ({d.reason})" if d.reason else "")
 
 
