@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
@@ -80,6 +82,25 @@ def _serialize_transactions(engine: Engine) -> None:
 
     event.listen(engine, "commit", _end)
     event.listen(engine, "rollback", _end)
+
+
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds SQLite's write lock from its first statement on.
+
+    For a transaction that reads what it is about to change (the tick's claim:
+    due enrollments, send counts) when another process may change it too. The
+    driver opens SQLite transactions lazily, at the first write, so the reads
+    before it see whatever another process commits meanwhile; ``BEGIN
+    IMMEDIATE`` takes the single writer's lock first (waiting up to the busy
+    timeout) and the reads are then this transaction's alone. Readers are not
+    blocked (WAL). On PostgreSQL a plain transaction: there, row locks
+    (``FOR UPDATE SKIP LOCKED``) and advisory locks serialize what must be.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
