@@ -185,9 +185,7 @@ _RELEASE_COUNT = (
 )
 
 
-def release_send_counts(
-    conn: Connection, now: datetime, unsent: Counter[tuple[str, str]]
-) -> None:
+def release_send_counts(conn: Connection, now: datetime, unsent: Counter[tuple[str, str]]) -> None:
     """Give back the slots of admitted messages that did not go (one statement).
 
     ``now`` is the tick's, as given to :func:`add_send_counts`: the slots return
