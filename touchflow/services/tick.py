@@ -56,7 +56,7 @@ from touchflow.domain.engine import (
     message_id,
     touch_key,
 )
-from touchflow.domain.enrollment import Event, State, transition
+from touchflow.domain.enrollment import Event, State, delivery_unknown, transition
 from touchflow.domain.phones import to_e164
 from touchflow.domain.senders import SenderDirectory
 from touchflow.errors import (
@@ -316,7 +316,7 @@ class Ticker:
                 if row.id in in_flight:
                     values: dict[str, Any] = {
                         "state": transition(row.state, Event.FAIL).value,
-                        "reason": f"delivery_unknown:{in_flight[row.id]}",
+                        "reason": delivery_unknown(in_flight[row.id]),
                         "next_due_at": None,
                     }
                     report.unknown += 1
@@ -679,7 +679,7 @@ class Ticker:
             elif isinstance(err, DeliveryUnknown):
                 report.unknown += 1
                 touch_updates.append({**base, "status": "unknown", "error": str(err)})
-                enr.update(_failed(p, f"delivery_unknown:{d.step.id}"))
+                enr.update(_failed(p, delivery_unknown(d.step.id)))
             elif isinstance(err, RecipientRejected):
                 report.bounced += 1
                 touch_updates.append({**base, "status": "failed", "error": str(err)})

@@ -99,7 +99,6 @@ def _uid_set(uids: Iterable[int]) -> str:
     return ",".join(str(int(u)) for u in uids)
 
 
-
 class ImapMailbox(ClosesOnExit):
     """One IMAP mailbox polled for replies; a context manager that holds one connection.
 
