@@ -92,6 +92,19 @@ def test_a_flow_pointed_at_no_database_fails_at_start_in_one_line(
     assert not missing.exists()
 
 
+def test_local_runs_keep_flow_runs_quiet_and_give_the_level_back(monkeypatch):
+    """The demo prints its own report: no three INFO lines per tick on its screen."""
+    from touchflow.entrypoints.flows import local
+    from touchflow.entrypoints.flows.tasks import FLOW_RUN_LOGGER
+
+    monkeypatch.setattr(local, "RECORDER_DRAIN_S", 0)
+    flow_runs = logging.getLogger(FLOW_RUN_LOGGER)
+    before = flow_runs.level
+    with local.local_prefect():
+        assert flow_runs.level == logging.WARNING
+    assert flow_runs.level == before
+
+
 class _State:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
