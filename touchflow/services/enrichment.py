@@ -86,7 +86,6 @@ _UPDATE_ACCOUNT = (
     )
 )
 
-
 def _prospect_update(*columns: str) -> Any:
     return (
         update(prospects)

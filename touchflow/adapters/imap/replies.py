@@ -99,6 +99,7 @@ def _uid_set(uids: Iterable[int]) -> str:
     return ",".join(str(int(u)) for u in uids)
 
 
+
 class ImapMailbox(ClosesOnExit):
     """One IMAP mailbox polled for replies; a context manager that holds one connection.
 

@@ -31,7 +31,9 @@ _XML = "application/xml"
 Form = list[tuple[str, str]]
 
 
-async def _verified(request: Request, ctx: Context) -> tuple[MessagingWebhook, Form] | Response:
+async def _verified(
+    request: Request, ctx: Context
+) -> tuple[MessagingWebhook, Form] | Response:
     """The adapter and the form of an authentic Twilio request, or the response refusing it."""
     webhook = ctx.adapter("messaging_webhook", bootstrap.messaging_webhook)
     if isinstance(webhook, str):
