@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from touchflow import bootstrap
 from touchflow.errors import ConfigError
 from touchflow.settings import SenderDefaults, SendgridSettings, Settings
+from touchflow.store.db import make_engine, upgrade
 
 SAFE_SENDER = SenderDefaults(owner_email="sdr@acme.example", email="sam@acme.example")
 
@@ -88,6 +89,31 @@ def test_checked_settings_raise_every_refusal_at_once(monkeypatch: pytest.Monkey
     assert message.startswith("touchflow worker refuses to start")
     for name in ("TOUCHFLOW_UNSUBSCRIBE_SECRET", "TOUCHFLOW_SENDGRID__API_KEY"):
         assert name in message
+
+
+def test_a_worker_refuses_a_database_without_the_schema_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env; the default URL is ./touchflow.db
+    monkeypatch.delenv("TOUCHFLOW_DATABASE_URL", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        bootstrap.checked_settings("worker")
+    assert str(caught.value) == (
+        "touchflow worker refuses to start: TOUCHFLOW_DATABASE_URL=sqlite:///touchflow.db: "
+        f"the SQLite file {tmp_path / 'touchflow.db'} does not exist: "
+        "run `touchflow db upgrade` to create it"
+    )
+    assert not (tmp_path / "touchflow.db").exists()  # nothing created on the way
+    # A file, but no schema. (An absolute URL: engines are cached per URL, and
+    # another test's ./touchflow.db may be open under the relative one.)
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    (tmp_path / "empty.db").touch()
+    monkeypatch.setenv("TOUCHFLOW_DATABASE_URL", url)
+    with pytest.raises(ConfigError, match="no touchflow schema yet") as caught:
+        bootstrap.checked_settings("worker")
+    assert "\n" not in str(caught.value)
+    upgrade(make_engine(url))
+    assert bootstrap.checked_settings("worker").database_url == url
 
 
 def test_serve_refuses_to_start_in_production_with_the_samples(

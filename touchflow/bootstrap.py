@@ -47,7 +47,7 @@ from touchflow.services.replies import poll_mailbox
 from touchflow.services.tick import Ticker
 from touchflow.settings import ImapMailboxSettings, Settings, redact_url
 from touchflow.store.cadence_versions import RuntimeCache as RuntimeCache  # for the edges
-from touchflow.store.db import database_problem, make_engine, url_problem
+from touchflow.store.db import database_problem, make_engine, schema_problem, url_problem
 
 if TYPE_CHECKING:  # adapters are imported when built: `preview` loads no vendor SDK
     from touchflow.adapters.imap.replies import ImapMailbox
@@ -224,17 +224,38 @@ def _crm_setting_missing(settings: Settings) -> str | None:
 def checked_settings(role: Role, log: Callable[[str], object] | None = None) -> Settings:
     """This process's settings, checked for ``role``: a ConfigError listing every refusal.
 
-    Warnings go to ``log`` (default: the ``touchflow`` logger).
+    A worker also connects and checks that the database has touchflow's
+    schema (:func:`schema_refusal`): a flow run pointed at the wrong place
+    fails at its start with one line, instead of creating an empty SQLite
+    file and failing in its first query. Warnings go to ``log`` (default: the
+    ``touchflow`` logger).
     """
     settings = load_settings()
     report = startup_report(settings, role)
     for warning in report.warnings:
         (log or _log.warning)(f"warning: {warning}")
-    if report.refusals:
+    refusals = list(report.refusals)
+    if role == "worker" and _database_url_refusal(settings) is None:
+        refusals += [r for r in [schema_refusal(settings)] if r is not None]
+    if len(refusals) == 1:
+        raise ConfigError(f"touchflow {role} refuses to start: {refusals[0]}")
+    if refusals:
         raise ConfigError(
-            f"touchflow {role} refuses to start:\n" + "\n".join(f"  - {r}" for r in report.refusals)
+            f"touchflow {role} refuses to start:\n" + "\n".join(f"  - {r}" for r in refusals)
         )
     return settings
+
+
+def schema_refusal(settings: Settings) -> str | None:
+    """Why the configured database cannot be worked on (no file, no schema, an old one...).
+
+    One line naming ``TOUCHFLOW_DATABASE_URL`` (password masked); None when
+    the schema is current. Never creates a SQLite file.
+    """
+    problem = schema_problem(database(settings))
+    if problem is None:
+        return None
+    return f"{DATABASE_SETTING}={redact_url(settings.database_url)}: {problem}"
 
 
 def sender_defaults(settings: Settings) -> SenderInfo:

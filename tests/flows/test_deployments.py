@@ -1,13 +1,17 @@
-"""prefect.yaml points every deployment at a real flow with a schedule."""
+"""prefect.yaml's deployments (a flow, a schedule, heartbeats); pyproject's Prefect settings."""
 
 from __future__ import annotations
 
 import importlib
+import tomllib
+from collections.abc import Iterator
+from typing import Any
 
 import yaml
 from prefect import Flow
 
 from tests.conftest import ROOT
+from touchflow.entrypoints.flows.zombies import SILENCE, TAG
 
 
 def test_every_deployment_entrypoint_is_a_flow():
@@ -20,3 +24,30 @@ def test_every_deployment_entrypoint_is_a_flow():
         assert dep["schedules"] and dep["work_pool"]["name"] == "touchflow"
         names.add(dep["name"])
     assert {"run-cadences", "poll-replies", "sync-crm", "intake"} <= names
+
+
+def test_every_deployment_sends_heartbeats_the_zombie_automation_watches():
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    for dep in spec["deployments"]:
+        assert TAG in dep["tags"], dep["name"]
+        env = dep["work_pool"]["job_variables"]["env"]
+        beat = int(env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"])
+        # Prefect's minimum is 30; the automation waits three missed heartbeats.
+        assert beat >= 30 and 3 * beat <= SILENCE.total_seconds(), dep["name"]
+
+
+def _flush_intervals(table: dict[str, Any], path: str = "tool.prefect") -> Iterator[tuple]:
+    for key, value in table.items():
+        if isinstance(value, dict):
+            yield from _flush_intervals(value, f"{path}.{key}")
+        elif key == "flush_interval":
+            yield f"{path}.{key}", value
+
+
+def test_prefect_flush_intervals_in_pyproject_are_whole_positive_seconds():
+    """Prefect truncates them to int: 0.5 became 0, and a flush loop of sleep(0) spins a core."""
+    prefect = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["prefect"]
+    found = list(_flush_intervals(prefect))
+    assert found  # the task-run recorder's, at least
+    for where, value in found:
+        assert type(value) is int and value >= 1, f"{where} = {value!r}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,6 +63,48 @@ def test_flow_tick_sends_to_the_outbox_in_batches(harness, enrolled, tmp_path: P
         assert {r.status for r in conn.execute(select(touches))} == {"sent"}
 
 
+def test_a_flow_run_logs_one_summary_line_at_info_and_no_task_chatter(
+    harness, enrolled, caplog: pytest.LogCaptureFixture
+):
+    enrolled(5)
+    run_cadences(now=datetime(2026, 11, 30, 15, 0, tzinfo=UTC), batch_size=2)
+    flow_lines = [r for r in caplog.records if r.name == "prefect.flow_runs"]
+    summaries = [r for r in flow_lines if r.getMessage().startswith("run_cadences: ")]
+    assert len(summaries) == 1 and summaries[0].levelno == logging.INFO
+    assert re.fullmatch(r"run_cadences: claimed 5, sent 5 in \d+\.\d s", summaries[0].getMessage())
+    # Four batch tasks ran: none of them said anything at INFO (pyproject: WARNING).
+    assert not [r for r in caplog.records if r.name == "prefect.task_runs"]
+
+
+def test_a_flow_pointed_at_no_database_fails_at_start_in_one_line(
+    harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from touchflow.errors import ConfigError
+
+    missing = tmp_path / "nowhere.db"
+    monkeypatch.setenv("TOUCHFLOW_DATABASE_URL", f"sqlite:///{missing}")
+    with pytest.raises(ConfigError) as caught:
+        run_cadences(now=datetime(2026, 11, 30, 15, 0, tzinfo=UTC))
+    assert str(caught.value) == (
+        f"touchflow worker refuses to start: TOUCHFLOW_DATABASE_URL=sqlite:///{missing}: "
+        f"the SQLite file {missing} does not exist: run `touchflow db upgrade` to create it"
+    )
+    assert not missing.exists()
+
+
+def test_local_runs_keep_flow_runs_quiet_and_give_the_level_back(monkeypatch):
+    """The demo prints its own report: no three INFO lines per tick on its screen."""
+    from touchflow.entrypoints.flows import local
+    from touchflow.entrypoints.flows.tasks import FLOW_RUN_LOGGER
+
+    monkeypatch.setattr(local, "RECORDER_DRAIN_S", 0)
+    flow_runs = logging.getLogger(FLOW_RUN_LOGGER)
+    before = flow_runs.level
+    with local.local_prefect():
+        assert flow_runs.level == logging.WARNING
+    assert flow_runs.level == before
+
+
 class _State:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
@@ -77,6 +121,18 @@ def test_retry_condition_retries_only_retryable_errors():
         None, None, _State(FatalError("x", connector="c", operation="o"))
     )
     assert not retry_only_retryable(None, None, _State(ValueError("bug")))
+
+
+def test_retry_condition_retries_a_busy_database_never_a_missing_table():
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    def sqlite_error(message: str) -> OperationalError:
+        return OperationalError("SELECT 1", {}, sqlite3.OperationalError(message))
+
+    assert retry_only_retryable(None, None, _State(sqlite_error("database is locked")))
+    assert not retry_only_retryable(None, None, _State(sqlite_error("no such table: touches")))
 
 
 def test_cli_run_ticks_once_without_prefect(harness, enrolled, tmp_path: Path):

@@ -29,6 +29,7 @@ from touchflow.errors import (
 from touchflow.store.enrollments import enroll
 from touchflow.store.prospects import upsert_prospects
 from touchflow.store.schema import enrollments, events, tasks, touches
+from touchflow.store.status import status
 
 SAT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # a Saturday
 
@@ -337,6 +338,12 @@ def test_a_crash_after_claim_leaves_unknown_not_a_resend(db, tmp_path):
     h.ticker.email = FakeEmailSender()
     assert h.tick(mon + timedelta(minutes=1)).sent == 0
     # ... after it, they become unknown and are never sent.
+    with h.engine.connect() as conn:
+        report = status(conn, h.runtimes)
+    # In flight, not waiting: counted apart from the enrollments' states.
+    (flying,) = report.in_flight
+    assert (flying.cadence_id, flying.enrollments, flying.sending) == ("t-cadence", 2, 2)
+    assert not report.enrollments_by_state
     h.ticker.lease = timedelta(0)
     assert h.tick(mon + timedelta(minutes=2)).unknown == 2
     assert {t.status for t in _touches(h)} == {"unknown"}
@@ -423,7 +430,7 @@ def test_a_bounce_ends_even_an_enrollment_whose_cadence_kept_going(db, tmp_path)
 
 
 def test_retry_requeues_a_failed_enrollment_under_a_new_key(db, tmp_path):
-    from touchflow.store.enrollments import retry_enrollments
+    from touchflow.store.enrollments import Retried, retry_enrollments
 
     h = Harness(db, make_cadence(tmp_path), email=FlakySender(_err(DeliveryUnknown)))
     h.add([prospect("ny@x.example")], SAT)
@@ -431,8 +438,10 @@ def test_retry_requeues_a_failed_enrollment_under_a_new_key(db, tmp_path):
     assert h.tick(mon).unknown == 1
     later = mon + timedelta(hours=1)
     with h.engine.begin() as conn:
-        assert retry_enrollments(conn, None, later) == 1
-        assert retry_enrollments(conn, None, later) == 0
+        # It may have arrived: requeued only when the operator says it did not.
+        assert retry_enrollments(conn, None, later) == Retried(0, (1,))
+        assert retry_enrollments(conn, None, later, force=True) == Retried(1)
+        assert retry_enrollments(conn, None, later, force=True) == Retried(0)
     assert h.tick(later).sent == 1
     assert [(t.key.rsplit("-", 1)[1], t.status) for t in _touches(h)] == [
         ("1", "unknown"),

@@ -175,11 +175,18 @@ class CapGate:
             return "cap:domain_daily", self.now + timedelta(hours=1)
         for counter in (c.mailbox_bucket, c.mailbox_hour, c.mailbox_day):
             counter[mailbox] += 1
-        self.admitted["mailbox", mailbox] += 1
         if domain:
             c.domain_day[domain] += 1
-            self.admitted["domain", domain] += 1
+        self.admitted.update(counted_keys(mailbox, domain))
         return None
+
+
+def counted_keys(mailbox: str, domain: str | None) -> list[tuple[str, str]]:
+    """The send counters one admitted message takes a slot of: (scope, key) pairs."""
+    keys = [("mailbox", mailbox)]
+    if domain:
+        keys.append(("domain", domain))
+    return keys
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,22 @@ EXIT_EVENTS: dict[str, tuple[Event, str]] = {
 }
 
 
+#: Why an enrollment failed when its touch may or may not have arrived (a worker
+#: lost mid-send, a provider timeout after the request went out): the reason is
+#: ``delivery_unknown:<step id>``, and a retry could deliver that step twice.
+DELIVERY_UNKNOWN = "delivery_unknown"
+
+
+def delivery_unknown(step_id: str) -> str:
+    """The failure reason of an enrollment whose ``step_id`` touch is ``unknown``."""
+    return f"{DELIVERY_UNKNOWN}:{step_id}"
+
+
+def is_delivery_unknown(reason: str | None) -> bool:
+    """Whether a failure reason says the touch may have been delivered."""
+    return (reason or "").startswith(f"{DELIVERY_UNKNOWN}:")
+
+
 def transition(state: State | str, event: Event | str) -> State:
     """Return the state after ``event``; raise :class:`TransitionError` if not allowed."""
     state = State(state)

@@ -1,12 +1,12 @@
-"""The database's schema: migrate it to the newest revision (``touchflow db upgrade``)."""
+"""The database's schema (``touchflow db upgrade``), and which database errors pass."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from touchflow.store.db import upgrade
+from touchflow.store.db import transient_error, upgrade
 
-__all__ = ["upgrade_schema"]
+__all__ = ["transient_error", "upgrade_schema"]
 
 
 def upgrade_schema(engine: Engine) -> None:

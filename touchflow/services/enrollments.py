@@ -17,11 +17,18 @@ from touchflow.domain.engine import CadenceRuntime, SenderInfo
 from touchflow.domain.prospects import normalize_email
 from touchflow.services.account_replies import DEFAULT_ACCOUNT_PAUSE_DAYS, ReplyResult, apply_reply
 from touchflow.store.cadence_versions import RuntimeCache
-from touchflow.store.enrollments import apply_exit_event, enroll, retry_enrollments
+from touchflow.store.enrollments import Retried, apply_exit_event, enroll, retry_enrollments
 from touchflow.store.prospects import find_prospect_id
 from touchflow.store.schema import prospects
 
-__all__ = ["EnrollReport", "ReplyResult", "enroll_prospects", "record_exit_event", "retry_failed"]
+__all__ = [
+    "EnrollReport",
+    "ReplyResult",
+    "Retried",
+    "enroll_prospects",
+    "record_exit_event",
+    "retry_failed",
+]
 
 
 @dataclass(frozen=True)
@@ -94,10 +101,14 @@ def record_exit_event(
         return ReplyResult(res.ended, res.kept)
 
 
-def retry_failed(engine: Engine, ids: Sequence[int] | None, now: datetime) -> int:
-    """Requeue failed enrollments (every failed one when ``ids`` is None); how many.
+def retry_failed(
+    engine: Engine, ids: Sequence[int] | None, now: datetime, *, force: bool = False
+) -> Retried:
+    """Requeue failed enrollments (every failed one when ``ids`` is None).
 
-    Their step runs again at the next tick, under the next attempt's key.
+    Their step runs again at the next tick, under the next attempt's key. One
+    whose touch is ``unknown`` (it may have been delivered) is left as it is
+    and reported, unless ``force``: the operator checked it did not arrive.
     """
     with engine.begin() as conn:
-        return retry_enrollments(conn, ids, now)
+        return retry_enrollments(conn, ids, now, force=force)

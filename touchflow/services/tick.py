@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from touchflow.domain.compliance import (
     BounceShield,
     CapGate,
     CapPolicy,
+    counted_keys,
     domain_of,
     next_contact_opening,
     own_domains,
@@ -54,7 +56,7 @@ from touchflow.domain.engine import (
     message_id,
     touch_key,
 )
-from touchflow.domain.enrollment import Event, State, transition
+from touchflow.domain.enrollment import Event, State, delivery_unknown, transition
 from touchflow.domain.phones import to_e164
 from touchflow.domain.senders import SenderDirectory
 from touchflow.errors import (
@@ -67,6 +69,7 @@ from touchflow.errors import (
 from touchflow.ports import EmailSender, OutboundEmail, OutboundSms, SendResult, SmsSender
 from touchflow.store import fastpath, guards
 from touchflow.store.cadence_versions import RuntimeCache
+from touchflow.store.db import begin_write
 from touchflow.store.enrollments import (
     UPDATE_ENROLLMENT_IF_STATE,
     apply_exit_event,
@@ -313,7 +316,7 @@ class Ticker:
                 if row.id in in_flight:
                     values: dict[str, Any] = {
                         "state": transition(row.state, Event.FAIL).value,
-                        "reason": f"delivery_unknown:{in_flight[row.id]}",
+                        "reason": delivery_unknown(in_flight[row.id]),
                         "next_due_at": None,
                     }
                     report.unknown += 1
@@ -358,7 +361,9 @@ class Ticker:
         return report
 
     def _claim_and_prepare(self, now: datetime, limit: int, report: TickReport) -> list[_Pending]:
-        with self.engine.begin() as conn:
+        # The write lock from the start on SQLite: what is due and what the caps
+        # have left are read and claimed in one step, even across processes.
+        with begin_write(self.engine) as conn:
             q = (
                 select(enrollments.c.id)
                 .where(enrollments.c.next_due_at <= now, enrollments.c.claimed_at.is_(None))
@@ -382,6 +387,7 @@ class Ticker:
                 runtime = self.runtimes.get(conn, row.cadence_version)
                 self._plan(batch, row, views[row.id], runtime, report, checks)
             if checks.gate is not None:
+                # The reservation: the counts stay locked from their read to this commit.
                 guards.add_send_counts(conn, now, checks.gate.admitted)
             # The claim: mark every picked enrollment before anything is inserted.
             conn.execute(
@@ -619,9 +625,22 @@ class Ticker:
         touch_updates: list[dict[str, Any]] = []
         enr_updates: list[dict[str, Any]] = []
         exits: list[tuple[_Pending, str]] = []
+        # Cap slots taken at the claim by emails that did not go (see below).
+        unsent: Counter[tuple[str, str]] = Counter()
         for p in pending:
             d = p.decision
             res = results[d.touch_key]
+            if (
+                d.channel == "email"
+                and self.caps.enabled
+                and res.error is not None
+                and not isinstance(res.error, DeliveryUnknown | RecipientRejected)
+            ):
+                # The provider refused the message itself (an error, not a
+                # bounce): nothing went out, so it frees its slot. A rejected
+                # recipient was an attempt the provider counts (and so does
+                # the bounce shield); an unknown one may have been delivered.
+                unsent.update(counted_keys(p.view.sender.email.lower(), _domain(p.row)))
             base = {
                 "b_key": d.touch_key,
                 "provider_id": res.provider_id,
@@ -660,7 +679,7 @@ class Ticker:
             elif isinstance(err, DeliveryUnknown):
                 report.unknown += 1
                 touch_updates.append({**base, "status": "unknown", "error": str(err)})
-                enr.update(_failed(p, f"delivery_unknown:{d.step.id}"))
+                enr.update(_failed(p, delivery_unknown(d.step.id)))
             elif isinstance(err, RecipientRejected):
                 report.bounced += 1
                 touch_updates.append({**base, "status": "failed", "error": str(err)})
@@ -708,6 +727,9 @@ class Ticker:
                 conn.execute(
                     update(enrollments).where(enrollments.c.id == p.row.id).values(claimed_at=None)
                 )
+            # Last: it locks count rows a concurrent claim may hold while it waits
+            # for nothing of ours, so taking them last cannot deadlock.
+            guards.release_send_counts(conn, now, unsent)
 
 
 def _retry_at(p: _Pending, err: RetryableError, now: datetime) -> datetime:

@@ -1,21 +1,27 @@
 """Engine creation and migrations for SQLite (default) and PostgreSQL.
 
 Also what a person is told when the database URL or the database itself is
-wrong (:func:`url_problem`, :func:`database_problem`): one line each, without
-the URL (the caller names the setting and shows the URL with its password
-masked).
+wrong (:func:`url_problem`, :func:`database_problem`, :func:`schema_problem`):
+one line each, without the URL (the caller names the setting and shows the URL
+with its password masked); and which errors pass if the work is tried again
+(:func:`transient_error`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -80,6 +86,25 @@ def _serialize_transactions(engine: Engine) -> None:
 
     event.listen(engine, "commit", _end)
     event.listen(engine, "rollback", _end)
+
+
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds SQLite's write lock from its first statement on.
+
+    For a transaction that reads what it is about to change (the tick's claim:
+    due enrollments, send counts) when another process may change it too. The
+    driver opens SQLite transactions lazily, at the first write, so the reads
+    before it see whatever another process commits meanwhile; ``BEGIN
+    IMMEDIATE`` takes the single writer's lock first (waiting up to the busy
+    timeout) and the reads are then this transaction's alone. Readers are not
+    blocked (WAL). On PostgreSQL a plain transaction: there, row locks
+    (``FOR UPDATE SKIP LOCKED``) and advisory locks serialize what must be.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -192,3 +217,112 @@ def _connection_reason(message: str) -> str:
     text = lines[0] if lines else "connection failed"
     # "connection failed: connection to server at "h", port 1 failed: Connection refused"
     return text.rsplit("failed: ", 1)[-1] if "failed: " in text else text
+
+
+# -- errors that pass ---------------------------------------------------------------
+
+# SQLSTATE codes a second try can get past: serialization failure, deadlock,
+# lock not available (lock_timeout), too many connections, and the server
+# shutting down, restarting or not yet accepting connections.
+_TRANSIENT_CODES = frozenset({"40001", "40P01", "55P03", "53300", "57P01", "57P02", "57P03"})
+_CONNECTION_CLASS = "08"  # connection exception: lost, refused, failed
+
+
+def transient_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a database error that can pass if the work is tried again.
+
+    Yes: a lost or refused connection, a serialization failure, a deadlock, a
+    lock or pool timeout, SQLite's "database is locked". No: everything that
+    stays wrong until a person acts (no such table, a missing column, a bad
+    password, a constraint, a bug in a statement).
+    """
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None)
+    if code is not None:
+        return code in _TRANSIENT_CODES or code.startswith(_CONNECTION_CLASS)
+    message = str(orig)
+    if "is locked" in message:  # SQLITE_BUSY "database is locked", SQLITE_LOCKED "table is locked"
+        return True
+    kind = type(orig)
+    if not (kind.__module__.startswith("psycopg") and kind.__name__ == "OperationalError"):
+        return False
+    # psycopg reports a failed connection without a SQLSTATE. No answer at all
+    # (refused, timed out, reset) can pass; a server that answered FATAL
+    # refused for good (no such database or role, a wrong password) unless
+    # it is starting, stopping or full.
+    if "FATAL:" not in message:
+        return True
+    return any(reason in message for reason in _PASSING_FATAL)
+
+
+_PASSING_FATAL = (
+    "starting up",
+    "shutting down",
+    "in recovery mode",
+    "too many clients",
+    "remaining connection slots",
+    "administrator command",
+)
+
+
+# -- is the schema there ------------------------------------------------------------
+
+_REVISION = re.compile(r"^(down_revision|revision)\s*=\s*['\"]?([^'\"\s]+)", re.MULTILINE)
+
+
+@lru_cache(maxsize=1)
+def code_revisions() -> tuple[str, frozenset[str]]:
+    """This code's head revision and every revision it knows (read from the version files).
+
+    Read with a regular expression, not Alembic's script loader: a flow checks
+    the schema at every start, and importing Alembic's loader costs ~0.2 s.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        found = dict(_REVISION.findall(path.read_text()))
+        if "revision" in found:
+            revisions.add(found["revision"])
+            if found.get("down_revision") not in (None, "None"):
+                parents.add(found["down_revision"])
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations have {len(heads)} heads, expected 1: {sorted(heads)}")
+    return heads.pop(), frozenset(revisions)
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """Why this database cannot be worked on yet, in one line; None when its schema is current.
+
+    A SQLite file that does not exist is reported without connecting (connecting
+    would create an empty one). A schema newer than this code is not a problem
+    here: the migrations only add, and refusing would stop every worker not yet
+    updated during a deploy.
+    """
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        name = url.database or ""
+        in_memory = name in ("", ":memory:") or name.startswith("file:")
+        if not in_memory and not Path(name).expanduser().exists():
+            path = Path(name).expanduser().resolve()
+            return f"the SQLite file {path} does not exist: {UPGRADE_HINT} to create it"
+    try:
+        with engine.connect() as conn:
+            found: set[str] = set(
+                conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+            )
+    except DBAPIError as exc:
+        problem = database_problem(exc, url.render_as_string(hide_password=False))
+        if problem is None:
+            raise
+        return problem
+    head, known = code_revisions()
+    if head in found or found - known:
+        return None
+    return f"the database schema is older than this touchflow: {UPGRADE_HINT}"

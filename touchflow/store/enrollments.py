@@ -30,7 +30,15 @@ from touchflow.domain.engine import (
     SenderInfo,
     enrollment_key,
 )
-from touchflow.domain.enrollment import EXIT_EVENTS, OPEN, Event, State, transition
+from touchflow.domain.enrollment import (
+    EXIT_EVENTS,
+    OPEN,
+    Event,
+    State,
+    delivery_unknown,
+    is_delivery_unknown,
+    transition,
+)
 from touchflow.domain.senders import SenderDirectory
 from touchflow.errors import TouchflowError
 from touchflow.store import fastpath
@@ -53,6 +61,7 @@ __all__ = [
     "UPDATE_ENROLLMENT_IF_STATE",
     "EnrollResult",
     "ExitResult",
+    "Retried",
     "apply_exit_event",
     "enroll",
     "enrollment_rows",
@@ -433,20 +442,36 @@ def update_enrollments(conn: Connection, updates: list[dict[str, Any]]) -> None:
     fastpath.executemany(conn, UPDATE_ENROLLMENT, updates)
 
 
-def retry_enrollments(conn: Connection, ids: Sequence[int] | None, now: datetime) -> int:
-    """Put failed enrollments (all when ``ids`` is None) back in the queue; returns how many.
+@dataclass(frozen=True)
+class Retried:
+    """What a retry did: enrollments requeued, and those left alone as they may have arrived."""
 
-    For a ``delivery_unknown`` failure this is the operator saying "it did not
-    arrive": the step runs again under the next attempt's key, so the
-    ``unknown`` touch stays in the ledger as it was.
+    requeued: int
+    unknown: tuple[int, ...] = ()  # failed(delivery_unknown) ids not requeued (no force)
+
+
+def retry_enrollments(
+    conn: Connection, ids: Sequence[int] | None, now: datetime, *, force: bool = False
+) -> Retried:
+    """Put failed enrollments (all when ``ids`` is None) back in the queue.
+
+    A ``delivery_unknown`` failure is requeued only with ``force``: its touch
+    may have been delivered (a worker lost after handing it to the provider, a
+    timeout after the request went out), so requeuing it could send the step
+    twice. With ``force`` this is the operator saying "it did not arrive": the
+    step runs again under the next attempt's key, and the ``unknown`` touch
+    stays in the ledger as it was.
     """
-    q = select(enrollments.c.id, enrollments.c.state, enrollments.c.attempt).where(
-        enrollments.c.state == State.FAILED.value
-    )
+    q = select(
+        enrollments.c.id, enrollments.c.state, enrollments.c.reason, enrollments.c.attempt
+    ).where(enrollments.c.state == State.FAILED.value)
     if ids is not None:
         q = q.where(enrollments.c.id.in_(list(ids)))
-    rows = list(conn.execute(q))
+    rows = list(conn.execute(q.order_by(enrollments.c.id)))
+    held = tuple(r.id for r in rows if not force and is_delivery_unknown(r.reason))
     for row in rows:
+        if row.id in held:
+            continue
         conn.execute(
             update(enrollments)
             .where(enrollments.c.id == row.id)
@@ -459,7 +484,7 @@ def retry_enrollments(conn: Connection, ids: Sequence[int] | None, now: datetime
                 updated_at=now,
             )
         )
-    return len(rows)
+    return Retried(len(rows) - len(held), held)
 
 
 def reconcile_delivered(
@@ -492,7 +517,7 @@ def reconcile_delivered(
     rows = [
         r
         for r in enrollment_rows(conn, list(touched))
-        if r.state == State.FAILED.value and r.reason == f"delivery_unknown:{touched[r.id].step_id}"
+        if r.state == State.FAILED.value and r.reason == delivery_unknown(touched[r.id].step_id)
     ]
     views = load_views(conn, rows, runtimes.sender_defaults or SenderInfo(email=""))
     updates: list[dict[str, Any]] = []

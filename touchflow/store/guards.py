@@ -2,17 +2,34 @@
 
 Each function is one or two queries for a whole batch; the rules themselves are
 in :mod:`touchflow.domain.compliance`.
+
+Send counts are a reservation: the claim reads them, admits what fits and adds
+what it admitted in one transaction, with the counts of its mailboxes and
+domains locked from the read to the commit (:func:`load_send_counts`), so
+ticks that overlap never admit the same capacity twice. A message that then
+did not go gives its slot back (:func:`release_send_counts`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, ScalarResult, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    ScalarResult,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from touchflow.domain.compliance import BounceShield, SendCounts, bucket_of, window_starts
@@ -57,13 +74,54 @@ def suppressed(
     )
 
 
+# The first key of touchflow's two-key advisory locks on send counts ("tf" in ASCII):
+# keeps them apart from any other application's advisory locks in the database.
+_CAP_LOCK_SPACE = 0x7466
+# Takes the locks in the order of the array (a function scan reads it in order);
+# the caller sorts it, so two claims never wait on each other crosswise.
+_LOCK_CAPS = text(
+    "SELECT count(pg_advisory_xact_lock(:space, k)) FROM unnest(CAST(:keys AS int[])) AS k"
+)
+
+
+def _lock_key(scope: str, key: str) -> int:
+    """A stable signed 32-bit key for one counter; a collision only makes two claims queue."""
+    digest = hashlib.blake2b(f"{scope}:{key}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_send_counts(conn: Connection, mailboxes: list[str], domains: list[str]) -> None:
+    """Hold these counters until the transaction ends (PostgreSQL; one statement).
+
+    An advisory transaction lock per mailbox and domain: a second claim for
+    the same mailbox waits here, before reading, until the first committed
+    what it admitted, and then reads it (READ COMMITTED: every statement sees
+    what was committed before it began). SQLite needs none: the claim holds
+    the single writer's lock from its first statement (:func:`~touchflow.store.db.begin_write`).
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    keys = sorted(
+        {_lock_key("mailbox", m) for m in mailboxes} | {_lock_key("domain", d) for d in domains}
+    )
+    if keys:
+        conn.execute(_LOCK_CAPS, {"space": _CAP_LOCK_SPACE, "keys": keys})
+
+
 def load_send_counts(
     conn: Connection, now: datetime, mailboxes: Iterable[str], domains: Iterable[str]
 ) -> SendCounts:
-    """Messages counted in the current bucket, rolling hour and rolling day (one query)."""
+    """Messages counted in the current bucket, rolling hour and rolling day, locked.
+
+    Call it in the claim's write transaction (``begin_write``) and add what was
+    admitted (:func:`add_send_counts`) before that commits: the counts of these
+    mailboxes and domains stay locked until then. Two statements on PostgreSQL
+    (the locks, the read), one on SQLite.
+    """
     bucket, hour, day = window_starts(now)
     counts = SendCounts()
     mailboxes, domains = sorted(set(mailboxes)), sorted(set(domains))
+    _lock_send_counts(conn, mailboxes, domains)
     clauses = []
     if mailboxes:
         clauses.append(and_(send_counts.c.scope == "mailbox", send_counts.c.key.in_(mailboxes)))
@@ -114,6 +172,35 @@ def add_send_counts(conn: Connection, now: datetime, admitted: Counter[tuple[str
         for (scope, key), n in sorted(admitted.items())
     ]
     fastpath.executemany(conn, _ADD_COUNT[conn.dialect.name], rows)
+
+
+_RELEASE_COUNT = (
+    update(send_counts)
+    .where(
+        send_counts.c.scope == bindparam("b_scope"),
+        send_counts.c.key == bindparam("b_key"),
+        send_counts.c.bucket == bindparam("b_bucket"),
+    )
+    .values(n=send_counts.c.n - bindparam("n"))
+)
+
+
+def release_send_counts(conn: Connection, now: datetime, unsent: Counter[tuple[str, str]]) -> None:
+    """Give back the slots of admitted messages that did not go (one statement).
+
+    ``now`` is the tick's, as given to :func:`add_send_counts`: the slots return
+    to the bucket they were taken from. Lowering a count needs no lock (it can
+    only make room); run it last in its transaction, so the row lock it takes is
+    held for a moment only.
+    """
+    if not unsent:
+        return
+    bucket = bucket_of(now)
+    rows = [
+        {"b_scope": scope, "b_key": key, "b_bucket": bucket, "n": n}
+        for (scope, key), n in sorted(unsent.items())
+    ]
+    fastpath.executemany(conn, _RELEASE_COUNT, rows)
 
 
 def paused_cadences(conn: Connection) -> set[str]:

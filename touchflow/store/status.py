@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
@@ -18,20 +18,40 @@ from touchflow.domain.enrollment import OPEN
 from touchflow.store.cadence_versions import RuntimeCache
 from touchflow.store.schema import enrollments, tasks, touches
 
-__all__ = ["DueWork", "StatusReport", "due_work", "send_failures", "status"]
+__all__ = ["DueWork", "InFlight", "StatusReport", "due_work", "send_failures", "status"]
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """One cadence's enrollments that a tick claimed and has not settled yet.
+
+    Their touches are ``sending``: handed to the provider, or about to be. A
+    claim older than the lease was left by a worker that died; the next tick
+    marks its touches ``unknown``.
+    """
+
+    cadence_id: str
+    enrollments: int
+    sending: int  # their touches in `sending`
+    oldest_claim: datetime  # wall clock, when the oldest of them was claimed
 
 
 @dataclass
 class StatusReport:
-    enrollments_by_state: Counter[tuple[str, str, str]]  # (cadence, state, reason)
+    enrollments_by_state: Counter[tuple[str, str, str]]  # (cadence, state, reason), unclaimed
     active_by_step: Counter[tuple[str, str]]  # (cadence, step id)
     touches_by_status: Counter[tuple[str, str]]  # (channel, status)
     open_tasks: int
     next_due_at: datetime | None
+    in_flight: list[InFlight] = field(default_factory=list)  # by cadence
 
 
 def status(conn: Connection, runtimes: RuntimeCache) -> StatusReport:
-    """Counts for ``touchflow status``: enrollments by state and step, touches by status."""
+    """Counts for ``touchflow status``: enrollments by state and step, touches by status.
+
+    A claimed enrollment is counted in ``in_flight``, not under its state: a
+    ``pending`` one being sent right now is not waiting for anything.
+    """
     by_state: Counter[tuple[str, str, str]] = Counter()
     # Rows unpack as `object` to mypy: SQLAlchemy cannot type untyped Table columns.
     for cid, state, reason, n in cast(
@@ -39,7 +59,9 @@ def status(conn: Connection, runtimes: RuntimeCache) -> StatusReport:
         conn.execute(
             select(
                 enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason, func.count()
-            ).group_by(enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason)
+            )
+            .where(enrollments.c.claimed_at.is_(None))
+            .group_by(enrollments.c.cadence_id, enrollments.c.state, enrollments.c.reason)
         ),
     ):
         # "missing_data:prospect.title" is one reason per field; keep the field.
@@ -78,7 +100,35 @@ def status(conn: Connection, runtimes: RuntimeCache) -> StatusReport:
     next_due = conn.execute(
         select(func.min(enrollments.c.next_due_at)).where(enrollments.c.claimed_at.is_(None))
     ).scalar()
-    return StatusReport(by_state, by_step, by_touch, open_tasks, next_due)
+    return StatusReport(by_state, by_step, by_touch, open_tasks, next_due, in_flight(conn))
+
+
+def in_flight(conn: Connection) -> list[InFlight]:
+    """Claimed enrollments per cadence, their ``sending`` touches and the oldest claim."""
+    e, t = enrollments.c, touches.c
+    # A comprehension, not dict(): a result has keys() and would be read as a mapping.
+    sending: dict[str, int] = {
+        cid: int(n)
+        for cid, n in cast(
+            "Iterable[tuple[str, int]]",
+            conn.execute(
+                select(e.cadence_id, func.count())
+                .select_from(touches.join(enrollments, e.id == t.enrollment_id))
+                .where(t.status == "sending")
+                .group_by(e.cadence_id)
+            ),
+        )
+    }
+    rows = cast(
+        "Iterable[tuple[str, int, datetime]]",
+        conn.execute(
+            select(e.cadence_id, func.count(), func.min(e.claimed_at))
+            .where(e.claimed_at.is_not(None))
+            .group_by(e.cadence_id)
+            .order_by(e.cadence_id)
+        ),
+    )
+    return [InFlight(cid, int(n), sending.get(cid, 0), oldest) for cid, n, oldest in rows]
 
 
 def send_failures(conn: Connection, since: datetime) -> list[tuple[str, str, int]]:

@@ -608,18 +608,36 @@ def _print_failures(rows: list[tuple[str, str, int]], title: str) -> None:
 
 @app.command()
 def status() -> None:
-    """Enrollments by cadence, state and step; touches by channel and status."""
+    """Enrollments by cadence, state and step; touches by channel and status.
+
+    Enrollments a tick has claimed and not settled yet are shown as ``in flight``
+    with the age of the oldest claim (their touches are ``sending``), not under
+    their state: they are being sent, not waiting.
+    """
     from touchflow.bootstrap import runtimes
     from touchflow.services.status import enrollment_status, send_failures
 
     settings = current_settings()
     rep = enrollment_status(engine_for(settings), runtimes(settings))
+    wall = datetime.now(UTC)  # claims are stamped with the wall clock
+    lease = timedelta(seconds=settings.claim_lease_s)
     t = Table(title="Enrollments")
     for col in ("cadence", "state", "reason", "count"):
         t.add_column(col, justify="right" if col == "count" else "left")
-    for (cid, state, reason), n in sorted(rep.enrollments_by_state.items()):
+    rows = [(cid, state, reason, n) for (cid, state, reason), n in rep.enrollments_by_state.items()]
+    # Claimed by a tick that has not recorded the outcome yet: being sent, not waiting.
+    rows += [
+        (f.cadence_id, IN_FLIGHT, _claim_age(f, wall, lease), f.enrollments) for f in rep.in_flight
+    ]
+    for cid, state, reason, n in sorted(rows):
         t.add_row(cid, state, reason, str(n))
     out.print(t)
+    lost = sum(f.enrollments for f in rep.in_flight if wall - f.oldest_claim > lease)
+    if lost:
+        out.print(
+            f"{lost} in flight past the {_duration(lease)} claim lease (TOUCHFLOW_CLAIM_LEASE_S): "
+            "their worker was lost; the next tick marks their touches unknown"
+        )
     s = Table(title="Open enrollments by current step")
     for col in ("cadence", "step", "count"):
         s.add_column(col, justify="right" if col == "count" else "left")
@@ -630,7 +648,7 @@ def status() -> None:
     for col in ("channel", "status", "count"):
         u.add_column(col, justify="right" if col == "count" else "left")
     for (channel, st), n in sorted(rep.touches_by_status.items()):
-        u.add_row(channel, st, str(n))
+        u.add_row(channel, f"{st} ({IN_FLIGHT})" if st == "sending" else st, str(n))
     out.print(u)
     out.print(
         f"open tasks: {rep.open_tasks}; next touch due: "
@@ -639,6 +657,31 @@ def status() -> None:
     since = datetime.now(UTC) - timedelta(days=1)
     _print_failures(send_failures(engine_for(settings), since), "Send failures, last 24 h")
     print_guards()
+
+
+#: How ``status`` shows a claimed enrollment and a ``sending`` touch.
+IN_FLIGHT = "in flight"
+
+
+def _claim_age(flight: Any, wall: datetime, lease: timedelta) -> str:
+    """``claimed 42 s ago``, or ``claimed 2 h ago, past the lease``."""
+    age = wall - flight.oldest_claim
+    return f"claimed {_duration(age)} ago" + (", past the lease" if age > lease else "")
+
+
+def _duration(delta: timedelta) -> str:
+    """42 s, 7 min, 3 h 5 min, 2 d 4 h: the two largest units."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if hours == 0:
+        return f"{minutes} min"
+    if days == 0:
+        rest = minutes % 60
+        return f"{hours} h" + (f" {rest} min" if rest else "")
+    rest = hours % 24
+    return f"{days} d" + (f" {rest} h" if rest else "")
 
 
 @app.command("tasks")
@@ -875,14 +918,40 @@ def retry(
     all_failed: Annotated[
         bool, typer.Option("--all-failed", help="Every failed enrollment.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Requeue delivery_unknown ones too: their touch may have arrived; "
+            "check the provider or the rep's Sent folder first.",
+        ),
+    ] = False,
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
-    """Requeue failed enrollments (after a send failure or a delivery found not to arrive)."""
+    """Requeue failed enrollments (after a send failure or a delivery found not to arrive).
+
+    An enrollment failed with ``delivery_unknown`` is left alone without
+    ``--force``: its touch was handed to the provider (or about to be) when
+    the worker was lost or the provider stopped answering, so it may have been
+    delivered, and requeuing it would send that step a second time.
+    """
     from touchflow.services.enrollments import retry_failed
 
     if bool(ids) == all_failed:
         raise typer.BadParameter("give enrollment ids or --all-failed")
-    n = retry_failed(engine_for(current_settings()), None if all_failed else ids, parse_now(now))
-    if not n:
+    done = retry_failed(
+        engine_for(current_settings()), None if all_failed else ids, parse_now(now), force=force
+    )
+    if done.requeued:
+        out.print(f"{done.requeued} enrollment(s) requeued; the next tick runs their step again")
+    if done.unknown:
+        shown = ", ".join(str(i) for i in done.unknown[:10])
+        more = f" and {len(done.unknown) - 10} more" if len(done.unknown) > 10 else ""
+        raise fail(
+            f"{len(done.unknown)} enrollment(s) not requeued ({shown}{more}): their touch is "
+            "unknown and may have been delivered (the worker was lost or the provider timed "
+            "out after taking it); check the provider or the rep's Sent folder, then requeue "
+            "the ones that did not arrive with --force"
+        )
+    if not done.requeued:
         raise fail("no failed enrollment to retry")
-    out.print(f"{n} enrollment(s) requeued; the next tick runs their step again")

@@ -10,6 +10,7 @@ changes, routing skips routed prospects and the CRM push is an upsert.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from touchflow.bootstrap import (
 )
 from touchflow.domain.routing import load_router
 from touchflow.domain.scoring import load_icp
-from touchflow.entrypoints.flows.tasks import batch_task
+from touchflow.entrypoints.flows.tasks import batch_task, flow_log, log_summary
 from touchflow.services.enrichment import enrich_accounts
 from touchflow.services.importer import load_aliases, run_import
 from touchflow.services.routing import route_qualified
@@ -86,7 +87,8 @@ def route(now: datetime) -> dict[str, int]:
 @flow(name="intake", log_prints=True, persist_result=False)
 def intake(path: str | None = None, now: datetime | None = None) -> dict[str, dict[str, int]]:
     """Import ``path`` (if given), then enrich, score and route the base."""
-    checked_settings("worker", log=print)
+    started, log = time.perf_counter(), flow_log()
+    checked_settings("worker", log=log.warning)
     at = now or datetime.now(UTC)
     out: dict[str, dict[str, int]] = {}
     if path:
@@ -94,6 +96,7 @@ def intake(path: str | None = None, now: datetime | None = None) -> dict[str, di
     out["enrich"] = enrich(at)
     out["score"] = score(at)
     out["route"] = route(at)
+    log_summary(log, "intake", out, started)
     return out
 
 

@@ -6,13 +6,14 @@ One task per mailbox (never one per message); the work is
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime
 
 from prefect import flow
 
 from touchflow import bootstrap
-from touchflow.entrypoints.flows.tasks import batch_task
+from touchflow.entrypoints.flows.tasks import batch_task, flow_log, log_summary
 from touchflow.errors import ConfigError
 
 NO_MAILBOXES = (
@@ -42,7 +43,8 @@ def poll_one(index: int, now: datetime) -> dict[str, int]:
 @flow(name="poll_replies", log_prints=True, persist_result=False)
 def poll_replies(now: datetime | None = None) -> dict[str, int]:
     """Poll every configured mailbox once (the environment's and team.yaml's); totals."""
-    settings = bootstrap.checked_settings("worker", log=print)
+    started, log = time.perf_counter(), flow_log()
+    settings = bootstrap.checked_settings("worker", log=log.warning)
     at = now or datetime.now(UTC)
     total: Counter[str] = Counter()
     boxes = bootstrap.reply_mailboxes(settings)
@@ -50,7 +52,8 @@ def poll_replies(now: datetime | None = None) -> dict[str, int]:
         counts = poll_one.with_options(name=f"poll {box.label}")(i, at)
         total.update(counts)
     if not boxes:
-        print(NO_MAILBOXES)
+        log.info(NO_MAILBOXES)
+    log_summary(log, "poll_replies", {"mailboxes": len(boxes), **total}, started)
     return dict(total)
 
 

@@ -10,12 +10,18 @@ decides what was sent.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from touchflow import bootstrap
-from touchflow.entrypoints.flows.tasks import batch_task, retry_only_retryable
+from touchflow.entrypoints.flows.tasks import (
+    batch_task,
+    flow_log,
+    log_summary,
+    retry_only_retryable,
+)
 from touchflow.services.tick import Ticker, batch_step, recover_step, tick_until_idle
 
 __all__ = ["retry_only_retryable", "run_cadences"]
@@ -26,7 +32,8 @@ ledger_task = batch_task(retry_delay_seconds=1)
 @ledger_task
 def recover_claims(tk: Ticker, now: datetime) -> dict[str, int]:
     """Mark touches left ``sending`` by a crashed worker as ``unknown``; run the bounce shield."""
-    return recover_step(tk, now, announce=print)
+    # A cadence the shield paused is a warning: seen whatever the log level.
+    return recover_step(tk, now, announce=get_run_logger().warning)
 
 
 @ledger_task
@@ -38,7 +45,8 @@ def run_batch(tk: Ticker, now: datetime, limit: int) -> dict[str, int]:
 @flow(name="run_cadences", log_prints=True, persist_result=False)
 def run_cadences(now: datetime | None = None, batch_size: int | None = None) -> dict[str, int]:
     """One tick: send every touch and create every task that is due at ``now``."""
-    settings = bootstrap.checked_settings("worker", log=print)
+    started, log = time.perf_counter(), flow_log()
+    settings = bootstrap.checked_settings("worker", log=log.warning)
     with bootstrap.ticker(settings) as tk:
         report = tick_until_idle(
             tk,
@@ -46,8 +54,9 @@ def run_cadences(now: datetime | None = None, batch_size: int | None = None) -> 
             batch_size or settings.batch_size,
             recover=recover_claims,
             run_batch=run_batch,
-        )
-    return report.as_dict()
+        ).as_dict()
+    log_summary(log, "run_cadences", report, started)
+    return report
 
 
 def main() -> None:

@@ -9,13 +9,14 @@ keeps every push with its attempts and next try.
 
 from __future__ import annotations
 
+import time
 from contextlib import closing
 from datetime import UTC, datetime
 
 from prefect import flow
 
 from touchflow import bootstrap
-from touchflow.entrypoints.flows.tasks import batch_task
+from touchflow.entrypoints.flows.tasks import batch_task, flow_log, log_summary
 
 crm_task = batch_task(retry_delay_seconds=10)
 
@@ -44,13 +45,16 @@ def pull(now: datetime) -> dict[str, int]:
 @flow(name="sync_crm", log_prints=True, persist_result=False)
 def sync_crm(now: datetime | None = None) -> dict[str, dict[str, int] | int]:
     """One sync: queue new activities, push the outbox, pull changes."""
-    settings = bootstrap.checked_settings("worker", log=print)
+    started, log = time.perf_counter(), flow_log()
+    settings = bootstrap.checked_settings("worker", log=log.warning)
     if settings.crm.provider == "none":
-        print("no CRM configured (TOUCHFLOW_CRM__PROVIDER)")
+        log.info("no CRM configured (TOUCHFLOW_CRM__PROVIDER)")
         return {}
     at = now or datetime.now(UTC)
     queued = queue_activities(at)
-    return {"queued": queued, "push": push(at), "pull": pull(at)}
+    result: dict[str, dict[str, int] | int] = {"queued": queued, "push": push(at), "pull": pull(at)}
+    log_summary(log, "sync_crm", result, started)
+    return result
 
 
 if __name__ == "__main__":
