@@ -11,6 +11,7 @@ the commit (``touchflow/entrypoints/api/leads.py``): a CRM that is down only lea
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -37,6 +38,8 @@ from touchflow.store.scores import rescore
 #: Scalar fields a lead may carry; anything else in the body is refused.
 _MAX_FIELDS = 60
 _MAX_VALUE = 2000
+#: (fields, characters per value): the API documents these bounds in its schema.
+LEAD_LIMITS = (_MAX_FIELDS, _MAX_VALUE)
 
 
 @dataclass
@@ -95,6 +98,9 @@ def _fields(payload: Mapping[str, Any]) -> dict[str, str]:
             value = "yes" if value else "no"
         if not isinstance(value, str | int | float):
             raise LeadRejected("bad_field", f"field {key!r} must be text or a number")
+        # JSON's 1e999 parses as infinity and NaN as nan: neither is a number a lead has.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise LeadRejected("bad_number", f"field {key!r} must be a finite number")
         text = str(value)
         if len(text) > _MAX_VALUE:
             raise LeadRejected("value_too_long", f"field {key!r} is longer than {_MAX_VALUE}")

@@ -28,13 +28,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from touchflow.entrypoints.api.context import Context, api_key_refusal, context
+from touchflow.entrypoints.api.contract import errors
+from touchflow.entrypoints.api.problems import problem
 from touchflow.errors import ConnectorError, LeadRejected
 from touchflow.services.crm_sync import push_leads_now, team_owner_ids
-from touchflow.services.leads import LeadDecision, process_lead, save_inbound_version
+from touchflow.services.leads import (
+    LEAD_LIMITS,
+    LeadDecision,
+    process_lead,
+    save_inbound_version,
+)
 
 router = APIRouter()
 _log = logging.getLogger("touchflow.api")
 _MAX_BODY = 64 * 1024
+_MAX_FIELDS, _MAX_VALUE = LEAD_LIMITS
 
 
 # The route reads the body itself (size limit first, then one JSON object) and
@@ -47,6 +55,16 @@ class LeadIn(BaseModel):
     model_config = ConfigDict(
         extra="allow",
         json_schema_extra={
+            # Any other field: text, a finite number, yes/no, or null (ignored).
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string", "maxLength": _MAX_VALUE},
+                    {"type": "number"},
+                    {"type": "boolean"},
+                    {"type": "null"},
+                ]
+            },
+            "maxProperties": _MAX_FIELDS,
             "examples": [
                 {
                     "email": "jordan.lee@northwind-analytics.com",
@@ -65,18 +83,33 @@ class LeadIn(BaseModel):
         },
     )
 
-    email: str = Field(description="Required; the lead's identity (normalized, deduplicated).")
-    first_name: str | None = None
-    last_name: str | None = None
-    title: str | None = Field(default=None, description="Job title: seniority and department.")
-    company: str | None = None
-    website: str | None = Field(default=None, description="Or `domain`: matches the account.")
-    domain: str | None = None
-    phone: str | None = Field(default=None, description="E.164, or local with `country`.")
-    country: str | None = Field(default=None, description="ISO 3166 alpha-2, e.g. DE.")
-    timezone: str | None = Field(default=None, description="IANA zone, e.g. Europe/Berlin.")
+    email: str = Field(
+        max_length=320, description="Required; the lead's identity (normalized, deduplicated)."
+    )
+    first_name: str | None = Field(default=None, max_length=_MAX_VALUE)
+    last_name: str | None = Field(default=None, max_length=_MAX_VALUE)
+    title: str | None = Field(
+        default=None, max_length=_MAX_VALUE, description="Job title: seniority and department."
+    )
+    company: str | None = Field(default=None, max_length=_MAX_VALUE)
+    website: str | None = Field(
+        default=None, max_length=_MAX_VALUE, description="Or `domain`: matches the account."
+    )
+    domain: str | None = Field(default=None, max_length=_MAX_VALUE)
+    phone: str | None = Field(
+        default=None, max_length=_MAX_VALUE, description="E.164, or local with `country`."
+    )
+    country: str | None = Field(
+        default=None, max_length=_MAX_VALUE, description="ISO 3166 alpha-2, e.g. DE."
+    )
+    timezone: str | None = Field(
+        default=None, max_length=_MAX_VALUE, description="IANA zone, e.g. Europe/Berlin."
+    )
     idempotency_key: str | None = Field(
-        default=None, description="Same as the Idempotency-Key header (1-200 characters)."
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Same as the Idempotency-Key header (1-200 characters).",
     )
 
 
@@ -99,10 +132,6 @@ class LeadAnswer(BaseModel):
     warnings: list[str] = []
     duplicate: bool = False
     crm: str = Field(description="pushed, queued (the sync-crm flow retries) or off.")
-
-
-def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"detail": detail, **extra}, status_code=status)
 
 
 def _notify(ctx: Context, decision: LeadDecision) -> None:
@@ -160,9 +189,6 @@ def _slots(ctx: Context) -> asyncio.Semaphore:
     return slots
 
 
-_ERROR = {"content": {"application/json": {"example": {"detail": "why", "code": "bad_email"}}}}
-
-
 @router.post(
     "/leads",
     summary="Take an inbound lead: score, route, enroll, push to the CRM",
@@ -185,15 +211,24 @@ _ERROR = {"content": {"application/json": {"example": {"detail": "why", "code": 
     responses={
         201: {"model": LeadAnswer, "description": "A new lead."},
         200: {"model": LeadAnswer, "description": "A known lead, or the same key again."},
-        401: {"description": "A missing or wrong X-API-Key."},
-        413: {"description": "A body over 64 KiB."},
-        422: {"description": "A lead that cannot be taken, with why.", **_ERROR},
-        503: {"description": "Lead intake or TOUCHFLOW_API_KEY is not configured."},
+        **errors(
+            {
+                401: "A missing or wrong X-API-Key.",
+                413: "A body over 64 KiB.",
+                422: "A lead that cannot be taken (code says why), or an Idempotency-Key "
+                "of 0 or over 200 characters, or one reused with another body.",
+                503: "Lead intake or TOUCHFLOW_API_KEY is not configured.",
+            }
+        ),
     },
 )
 async def post_lead(request: Request, background: BackgroundTasks) -> JSONResponse:
     """Speed to lead: the lead is stored, scored, routed and enrolled in one transaction."""
     ctx = context(request)
+
+    def _error(status: int, detail: str, code: str | None = None) -> JSONResponse:
+        return problem(request, status, detail, code=code)
+
     refusal = api_key_refusal(ctx, request, "leads")
     if refusal is not None:
         return refusal
@@ -219,7 +254,7 @@ async def post_lead(request: Request, background: BackgroundTasks) -> JSONRespon
         async with _slots(ctx):
             decision, crm = await run_in_threadpool(_take, ctx, body, now, key)
     except LeadRejected as exc:
-        return _error(422, str(exc), code=exc.code)
+        return _error(422, str(exc), exc.code)
     if not decision.duplicate:
         background.add_task(_notify, ctx, decision)
     status = 201 if decision.new and not decision.duplicate else 200
