@@ -4,7 +4,9 @@ The routes read their bodies themselves (a size limit first, a signature check
 over the raw bytes, then the parse), so FastAPI cannot infer the request
 bodies; the models here describe them in ``/openapi.json``. The webhook forms
 carry the fields the vendors document, and more: Twilio and SendGrid add
-fields without notice, so every form allows extra text fields.
+fields without notice, so every form allows extra text fields. The forms'
+fields have no length bounds here because the app does not refuse long ones
+(a signed form is the vendor's; what is stored is cut to its column).
 
 * Twilio (application/x-www-form-urlencoded):
   https://www.twilio.com/docs/messaging/guides/webhook-request (inbound texts),
@@ -38,7 +40,6 @@ from touchflow.entrypoints.api.problems import MEDIA_TYPE, Problem, ValidationIt
 
 #: Bounds every path and query id shares: the store's ids are 32-bit on PostgreSQL.
 MAX_ID = 2_147_483_647
-_SID = {"max_length": 64}
 
 
 def _form(description: str, example: dict[str, str]) -> ConfigDict:
@@ -69,15 +70,15 @@ class TwilioInboundSms(BaseModel):
         },
     )
 
-    MessageSid: str | None = Field(default=None, **_SID)
-    SmsSid: str | None = Field(default=None, **_SID)
-    AccountSid: str | None = Field(default=None, **_SID)
-    MessagingServiceSid: str | None = Field(default=None, **_SID)
-    From: str | None = Field(default=None, max_length=64, description="The sender's number.")
-    To: str | None = Field(default=None, max_length=64)
-    Body: str | None = Field(default=None, max_length=1600)
-    NumMedia: str | None = Field(default=None, max_length=4)
-    NumSegments: str | None = Field(default=None, max_length=4)
+    MessageSid: str | None = Field(default=None)
+    SmsSid: str | None = Field(default=None)
+    AccountSid: str | None = Field(default=None)
+    MessagingServiceSid: str | None = Field(default=None)
+    From: str | None = Field(default=None, description="The sender's number.")
+    To: str | None = Field(default=None)
+    Body: str | None = Field(default=None)
+    NumMedia: str | None = Field(default=None)
+    NumSegments: str | None = Field(default=None)
 
 
 class TwilioMessageStatus(BaseModel):
@@ -95,18 +96,17 @@ class TwilioMessageStatus(BaseModel):
         },
     )
 
-    MessageSid: str | None = Field(default=None, **_SID)
-    SmsSid: str | None = Field(default=None, **_SID)
+    MessageSid: str | None = Field(default=None)
+    SmsSid: str | None = Field(default=None)
     MessageStatus: str | None = Field(
         default=None,
-        max_length=32,
         description="queued, sending, sent, delivered, undelivered, failed, read, ...",
     )
-    SmsStatus: str | None = Field(default=None, max_length=32)
-    ErrorCode: str | None = Field(default=None, max_length=8)
-    AccountSid: str | None = Field(default=None, **_SID)
-    From: str | None = Field(default=None, max_length=64)
-    To: str | None = Field(default=None, max_length=64)
+    SmsStatus: str | None = Field(default=None)
+    ErrorCode: str | None = Field(default=None)
+    AccountSid: str | None = Field(default=None)
+    From: str | None = Field(default=None)
+    To: str | None = Field(default=None)
 
 
 class TwilioCallStatus(BaseModel):
@@ -122,17 +122,16 @@ class TwilioCallStatus(BaseModel):
         },
     )
 
-    CallSid: str | None = Field(default=None, **_SID)
+    CallSid: str | None = Field(default=None)
     CallStatus: str | None = Field(
         default=None,
-        max_length=32,
         description="queued, ringing, in-progress, completed, busy, failed, no-answer, canceled.",
     )
-    AccountSid: str | None = Field(default=None, **_SID)
-    From: str | None = Field(default=None, max_length=64)
-    To: str | None = Field(default=None, max_length=64)
-    Direction: str | None = Field(default=None, max_length=32)
-    CallDuration: str | None = Field(default=None, max_length=10)
+    AccountSid: str | None = Field(default=None)
+    From: str | None = Field(default=None)
+    To: str | None = Field(default=None)
+    Direction: str | None = Field(default=None)
+    CallDuration: str | None = Field(default=None)
 
 
 class TwilioVoiceRequest(BaseModel):
@@ -144,12 +143,12 @@ class TwilioVoiceRequest(BaseModel):
         {"CallSid": "CA0123456789abcdef0123456789abcdef", "CallStatus": "in-progress"},
     )
 
-    CallSid: str | None = Field(default=None, **_SID)
-    AccountSid: str | None = Field(default=None, **_SID)
-    From: str | None = Field(default=None, max_length=64)
-    To: str | None = Field(default=None, max_length=64)
-    CallStatus: str | None = Field(default=None, max_length=32)
-    Direction: str | None = Field(default=None, max_length=32)
+    CallSid: str | None = Field(default=None)
+    AccountSid: str | None = Field(default=None)
+    From: str | None = Field(default=None)
+    To: str | None = Field(default=None)
+    CallStatus: str | None = Field(default=None)
+    Direction: str | None = Field(default=None)
 
 
 class SendgridEvent(BaseModel):
@@ -223,6 +222,13 @@ class SendgridInboundParse(BaseModel):
     email: str | None = Field(default=None, description="The raw MIME message ('send raw').")
 
 
+class SkippedEvent(BaseModel):
+    """An event of the batch that was not stored, and why."""
+
+    index: int = Field(description="Its position in the batch, from 0.")
+    error: str
+
+
 class EventsAnswer(BaseModel):
     """What a batch of events did."""
 
@@ -233,7 +239,7 @@ class EventsAnswer(BaseModel):
     unmatched: int
     reconciled: int
     malformed: int
-    errors: list[str] = Field(description="The first 20 reasons events were skipped.")
+    errors: list[SkippedEvent] = Field(description="The first 20 events skipped, and why.")
 
 
 class InboundAnswer(BaseModel):
@@ -292,7 +298,8 @@ def _problems_everywhere(schema: dict[str, Any]) -> None:
         for operation in methods.values():
             responses = operation.setdefault("responses", {})
             for status, answer in responses.items():
-                if int(status) >= 400:
+                # An HTML page for people (the unsubscribe link) keeps its own content.
+                if int(status) >= 400 and set(answer.get("content", {})) <= {"application/json"}:
                     description = answer.get("description", "")
                     if status == "422" and description == "Validation Error":
                         description = "A path, query or header value out of bounds."

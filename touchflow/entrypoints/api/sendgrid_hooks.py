@@ -72,7 +72,7 @@ _SG_HEADERS = [
         "name": "X-Twilio-Email-Event-Webhook-Signature",
         "in": "header",
         "required": True,
-        "schema": {"type": "string", "maxLength": 200},
+        "schema": {"type": "string"},
         "description": "Base64 ECDSA (P-256, SHA-256) signature of the timestamp + the raw body.",
     },
     {

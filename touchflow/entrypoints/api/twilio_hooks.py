@@ -51,7 +51,7 @@ _SIGNATURE = {
     "name": "X-Twilio-Signature",
     "in": "header",
     "required": True,
-    "schema": {"type": "string", "maxLength": 200},
+    "schema": {"type": "string"},
     "description": "Base64 HMAC of the URL and the sorted form under the auth token.",
 }
 

@@ -12,17 +12,17 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
+from touchflow import bootstrap
 from touchflow.entrypoints.api.app import create_app
 from touchflow.entrypoints.api.contract import render
-from touchflow.settings import Settings
 
 DEFAULT = Path("docs/openapi.json")
 
 
 def document() -> str:
     """The document the code serves, as checked in."""
-    # It depends on the code only: default settings, an in-memory store.
-    return render(create_app(Settings(_env_file=None), engine=create_engine("sqlite://")))
+    # It depends on the code only (no setting shows in it): an in-memory store will do.
+    return render(create_app(bootstrap.load_settings(), engine=create_engine("sqlite://")))
 
 
 def main(argv: list[str] | None = None) -> int:
