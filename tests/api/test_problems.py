@@ -99,3 +99,9 @@ def test_an_unexpected_error_is_a_500_problem_logged_and_counted(
 def test_a_request_id_that_is_not_an_id_is_replaced(world: World):
     r = world.client.get("/healthz", headers={"X-Request-ID": "x\ty" * 40})
     assert r.headers["x-request-id"] != "x\ty" * 40 and len(r.headers["x-request-id"]) == 32
+
+
+def test_a_twilio_form_over_64_kib_is_refused_unread(world: World):
+    r = world.post_twilio("/webhooks/twilio/sms", {"MessageSid": "SM1", "Body": "x" * 70_000})
+    _is_problem(r, 413)
+    assert world.event_count() == 0
