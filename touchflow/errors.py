@@ -16,6 +16,8 @@
       MissingDataError     a template needs a prospect field that is empty
       TransitionError      an event not allowed in the enrollment's state
       LeadRejected         POST /leads: the lead cannot be taken as sent (422)
+      IdempotencyConflict  an Idempotency-Key in use by a request still in flight
+                           (409), or reused with another payload (422)
       OwnerRefused         an enrollment owner that is not an email address, or
                            not a team member with a mailbox
       CallRefused          click-to-call must not ring anyone; says why
@@ -118,6 +120,14 @@ class LeadRejected(TouchflowError):
 
     def __init__(self, code: str, message: str) -> None:
         self.code = code
+        super().__init__(message)
+
+
+class IdempotencyConflict(TouchflowError):
+    """An Idempotency-Key that cannot answer this request: in flight (409) or reused (422)."""
+
+    def __init__(self, message: str, *, in_flight: bool) -> None:
+        self.in_flight = in_flight
         super().__init__(message)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from touchflow.entrypoints.api import create_app
 from touchflow.entrypoints.api.leads import PUSH_HOLD
 from touchflow.errors import RetryableError
 from touchflow.services.crm_sync import drain_outbox
+from touchflow.services.leads import IN_FLIGHT_TIMEOUT, KEY_TTL, begin_request, payload_hash
 from touchflow.settings import Settings
 from touchflow.store.schema import crm_outbox, enrollments, prospects, route_assignments
 
@@ -58,7 +59,11 @@ class DownCrm(FakeCrm):
 
 
 def _app(
-    db: Engine, crm: FakeCrm, notifier: Recorder, config: Path = ROOT / "config"
+    db: Engine,
+    crm: FakeCrm,
+    notifier: Recorder,
+    config: Path = ROOT / "config",
+    clock: list[datetime] | None = None,
 ) -> TestClient:
     settings = Settings(
         _env_file=None,
@@ -72,8 +77,9 @@ def _app(
     services.crm = crm.name
     for email in {m.email for m in services.router.team.members}:  # type: ignore[union-attr]
         crm.seed_owner(email, email.split("@")[0])
+    now = clock if clock is not None else [NOW]
     app = create_app(settings, engine=db, leads=services, crm=crm, notifier=notifier,
-                     clock=lambda: NOW)  # fmt: skip
+                     clock=lambda: now[0])  # fmt: skip
     return TestClient(app)
 
 
@@ -163,8 +169,10 @@ class CrashingCrm(FakeCrm):
 def test_a_push_cut_off_by_a_crash_is_left_to_the_drain_after_the_hold(db: Engine):
     crm = CrashingCrm()
     client = _app(db, crm, Recorder())
-    with pytest.raises(RuntimeError, match="killed"):
-        _post(client, LEAD)
+    # The crash is an unexpected error: a 500 problem document, the traceback only in the log.
+    r = _post(client, LEAD)
+    assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["request_id"] == r.headers["x-request-id"] and "killed" not in r.text
     with db.connect() as conn:
         (row,) = conn.execute(select(crm_outbox)).all()
         assert conn.execute(select(prospects.c.ae_email)).scalar()  # the lead itself committed
@@ -206,3 +214,73 @@ def test_an_iranian_lead_goes_to_mena_not_to_europe_when_regions_overlap(
         assert r.json()["rule"] == "mena"
         got.add(r.json()["assignee"])
     assert got == {"farid.haddad@yourco.com"}
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1e999", b"NaN", b"Infinity"])
+def test_a_number_that_is_not_finite_is_refused(db: Engine, number: bytes):
+    # 1e999 parsed as infinity and was stored as "inf" on the prospect.
+    client = _app(db, FakeCrm(), Recorder())
+    raw = b'{"email": "a@northwind.example", "employees": ' + number + b"}"
+    r = client.post("/leads", content=raw, headers={"X-API-Key": KEY})
+    assert r.status_code == 422 and r.json()["code"] == "bad_number", r.text
+    with db.connect() as conn:
+        assert conn.execute(select(prospects)).all() == []
+
+
+def _prospect_count(db: Engine) -> int:
+    with db.connect() as conn:
+        return len(conn.execute(select(prospects)).all())
+
+
+def test_a_key_reused_with_another_body_is_refused(db: Engine):
+    # This used to answer the first lead again, silently dropping the second.
+    client = _app(db, FakeCrm(), Recorder())
+    assert _post(client, LEAD, key="k-7").status_code == 201
+    other = {**LEAD, "email": "someone.else@northwind.example"}
+    r = _post(client, other, key="k-7")
+    assert r.status_code == 422 and r.json()["code"] == "idempotency_key_reused", r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert _prospect_count(db) == 1
+    # The same body again is still the first answer; the key in the body counts the same.
+    again = client.post(
+        "/leads", json={**LEAD, "idempotency_key": "k-7"}, headers={"X-API-Key": KEY}
+    )
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+
+
+def test_a_key_in_flight_gets_409_until_its_claim_is_abandoned(db: Engine):
+    clock = [NOW]
+    client = _app(db, FakeCrm(), Recorder(), clock=clock)
+    # Another process claimed the key and is still processing its lead.
+    with db.begin() as conn:
+        assert begin_request(conn, "k-9", payload_hash(LEAD), NOW) is None
+    r = _post(client, LEAD, key="k-9")
+    assert r.status_code == 409 and r.json()["code"] == "request_in_flight", r.text
+    assert r.headers["retry-after"] == "1"
+    assert _prospect_count(db) == 0
+    # That process died: after the timeout the key is free, and the lead is taken once.
+    clock[0] = NOW + IN_FLIGHT_TIMEOUT + timedelta(seconds=1)
+    assert _post(client, LEAD, key="k-9").status_code == 201
+    assert _post(client, LEAD, key="k-9").json()["duplicate"] is True
+
+
+def test_keys_expire_after_a_day(db: Engine):
+    clock = [NOW]
+    client = _app(db, FakeCrm(), Recorder(), clock=clock)
+    assert _post(client, LEAD, key="k-1").status_code == 201
+    clock[0] = NOW + KEY_TTL + timedelta(seconds=1)
+    other = {**LEAD, "email": "someone.else@northwind.example"}
+    assert _post(client, other, key="k-1").status_code == 201  # a new request, a new lead
+
+
+def test_a_rejected_lead_frees_its_key_for_the_corrected_one(db: Engine):
+    client = _app(db, FakeCrm(), Recorder())
+    bad = {**LEAD, "email": "not an email"}
+    assert _post(client, bad, key="k-3").json()["code"] == "invalid_email"
+    assert _post(client, LEAD, key="k-3").status_code == 201
+
+
+def test_a_quoted_key_is_the_same_key(db: Engine):
+    client = _app(db, FakeCrm(), Recorder())
+    assert _post(client, LEAD, key='"k-5"').status_code == 201
+    assert _post(client, LEAD, key="k-5").json()["duplicate"] is True

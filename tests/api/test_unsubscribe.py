@@ -64,3 +64,20 @@ def test_forged_or_unknown_tokens_get_404_and_change_nothing(world: World):
         assert world.client.get(f"/unsubscribe/{token}").status_code == 404
     assert world.prospect(ANN).opted_out_at is None
     assert world.event_count() == 0
+
+
+def test_a_token_with_non_ascii_text_is_not_valid_never_a_500(world: World):
+    # hmac.compare_digest refuses str with non-ASCII characters (TypeError): this was a 500.
+    key = world.touch(ANN).key
+    paths = ("/unsubscribe/k.%C3%A9", f"/unsubscribe/{key}.%C3%A9t", "/unsubscribe/%E2%82%AC.x")
+    for path in paths:
+        assert world.client.get(path).status_code == 404, path
+        assert world.client.post(path).status_code == 404, path
+    assert world.prospect(ANN).opted_out_at is None
+    assert world.event_count() == 0
+
+
+def test_an_overlong_token_is_not_valid(world: World):
+    token = sign("k" * 5000, UNSUB_SECRET)
+    assert world.client.get(f"/unsubscribe/{token}").status_code == 404
+    assert world.client.post(f"/unsubscribe/{token}").status_code == 404

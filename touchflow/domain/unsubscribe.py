@@ -12,6 +12,8 @@ import hashlib
 import hmac
 
 _SIG_BYTES = 16
+#: A touch key is at most 200 characters (the ledger's column); a token adds the signature.
+MAX_TOKEN_LENGTH = 256
 #: The default of Settings.unsubscribe_secret, for local runs; production sets its own.
 DEV_UNSUBSCRIBE_SECRET = "change-me-unsubscribe-secret"
 
@@ -27,7 +29,14 @@ def sign(touch_key: str, secret: str) -> str:
 
 
 def verify(token: str, secret: str) -> str | None:
-    """The touch key a token was signed for, or None if it is malformed or forged."""
+    """The touch key a token was signed for, or None if it is malformed or forged.
+
+    Tokens are ASCII (touch keys and base64url): anything else, or anything
+    longer than :data:`MAX_TOKEN_LENGTH`, is refused before comparing, because
+    ``hmac.compare_digest`` raises on a ``str`` with non-ASCII characters.
+    """
+    if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+        return None
     key, sep, sig = token.rpartition(".")
     if not sep or not key:
         return None

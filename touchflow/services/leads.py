@@ -5,12 +5,26 @@ its account), enriches the account, scores it against the ICP, routes it to
 an AE, enrolls it in the inbound cadence owned by that AE and queues the CRM
 push in the transactional outbox. The answer (the decision) is stored under
 the client's idempotency key, so a retried request gets the same answer and
-changes nothing. The CRM push itself and the AE's notification happen after
+changes nothing.
+
+Idempotency-Key follows the IETF draft (draft-ietf-httpapi-idempotency-key-header):
+:func:`begin_request` claims the key in its own transaction before the lead
+is processed. The same key with the same payload (a SHA-256 of the JSON
+body, the key field left out) gets the stored answer; with another payload,
+:class:`~touchflow.errors.IdempotencyConflict` (422); while the first request
+is still being processed, the same error with ``in_flight`` (409). A request
+that fails releases its key (:func:`release_request`), so a rejected lead
+may be corrected and sent again under it. Keys are forgotten after
+:data:`KEY_TTL` (24 hours); a claim left by a process that died is dropped
+after :data:`IN_FLIGHT_TIMEOUT`. The CRM push itself and the AE's notification happen after
 the commit (``touchflow/entrypoints/api/leads.py``): a CRM that is down only leaves the push queued.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -22,14 +36,14 @@ from touchflow.domain.engine import CadenceRuntime, SenderInfo
 from touchflow.domain.normalize import Rejection, normalize
 from touchflow.domain.routing import Router
 from touchflow.domain.scoring import IcpConfig, ScoreResult
-from touchflow.errors import LeadRejected
+from touchflow.errors import IdempotencyConflict, LeadRejected
 from touchflow.ports import Enricher
 from touchflow.services.crm_sync import lead_rows, queue_lead
 from touchflow.services.enrichment import enrich_accounts
+from touchflow.store import lead_requests as keys
 from touchflow.store.cadence_versions import save_cadence_version
 from touchflow.store.enrollments import enroll
 from touchflow.store.intake import load_batch
-from touchflow.store.prebuilt import Insert, per_dialect
 from touchflow.store.routing_store import route_prospects
 from touchflow.store.schema import accounts, enrollments, lead_requests, prospects
 from touchflow.store.scores import rescore
@@ -37,6 +51,12 @@ from touchflow.store.scores import rescore
 #: Scalar fields a lead may carry; anything else in the body is refused.
 _MAX_FIELDS = 60
 _MAX_VALUE = 2000
+#: (fields, characters per value): the API documents these bounds in its schema.
+LEAD_LIMITS = (_MAX_FIELDS, _MAX_VALUE)
+#: How long an Idempotency-Key is remembered: a retry within this answers the first answer.
+KEY_TTL = timedelta(hours=24)
+#: A claim older than this was left by a request whose process died: the key is free again.
+IN_FLIGHT_TIMEOUT = timedelta(minutes=1)
 
 
 @dataclass
@@ -95,6 +115,9 @@ def _fields(payload: Mapping[str, Any]) -> dict[str, str]:
             value = "yes" if value else "no"
         if not isinstance(value, str | int | float):
             raise LeadRejected("bad_field", f"field {key!r} must be text or a number")
+        # JSON's 1e999 parses as infinity and NaN as nan: neither is a number a lead has.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise LeadRejected("bad_number", f"field {key!r} must be a finite number")
         text = str(value)
         if len(text) > _MAX_VALUE:
             raise LeadRejected("value_too_long", f"field {key!r} is longer than {_MAX_VALUE}")
@@ -134,9 +157,56 @@ class _Owned:
         return getattr(self._row, name)
 
 
-@per_dialect
-def _remember(insert: Insert) -> Any:
-    return insert(lead_requests).on_conflict_do_nothing(index_elements=["idempotency_key"])
+def payload_hash(payload: Mapping[str, Any]) -> str:
+    """The fingerprint an Idempotency-Key is bound to: SHA-256 of the canonical JSON body.
+
+    The ``idempotency_key`` field itself is left out, so the key in the header
+    or in the body fingerprints the same lead alike.
+    """
+    body = {k: v for k, v in payload.items() if k != "idempotency_key"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def begin_request(
+    conn: Connection, key: str, fingerprint: str, now: datetime
+) -> LeadDecision | None:
+    """Claim ``key`` for a request with this payload ``fingerprint`` (None: go on and process it).
+
+    Returns the stored decision for a repeat of a request that was answered;
+    raises :class:`~touchflow.errors.IdempotencyConflict` for a key in flight
+    or reused with another payload. Run it in its own transaction, committed
+    before the lead is processed, so other processes see the claim.
+    """
+    held = keys.claim(
+        conn,
+        key,
+        fingerprint,
+        now,
+        expired_before=now - KEY_TTL,
+        abandoned_before=now - IN_FLIGHT_TIMEOUT,
+    )
+    if held is None:
+        return None
+    if held.state != keys.DONE or held.response is None:
+        raise IdempotencyConflict(
+            "a request with this Idempotency-Key is still being processed; retry in a moment",
+            in_flight=True,
+        )
+    # Keys stored before payloads were fingerprinted answer whatever the payload.
+    if held.payload_hash is not None and held.payload_hash != fingerprint:
+        raise IdempotencyConflict(
+            "this Idempotency-Key was used with another payload; use a new key for a new lead",
+            in_flight=False,
+        )
+    decision = LeadDecision(**held.response)
+    decision.duplicate = True
+    return decision
+
+
+def release_request(conn: Connection, key: str) -> None:
+    """Free ``key`` after its request failed (a rejected lead may be sent again under it)."""
+    keys.release(conn, key)
 
 
 def previous_answer(conn: Connection, key: str) -> LeadDecision | None:
@@ -239,13 +309,12 @@ def process_lead(
         # The push reads the owner from ae_email, which routing just set.
         decision.crm_rows = [_Owned(r, owner) for r in decision.crm_rows]
     if idempotency_key:
-        conn.execute(
-            _remember(conn),
-            {
-                "idempotency_key": idempotency_key,
-                "prospect_id": row.id,
-                "response": decision.as_dict(),
-                "created_at": now,
-            },
+        keys.finish(
+            conn,
+            idempotency_key,
+            payload_hash(payload),
+            row.id,
+            decision.as_dict(),
+            now,
         )
     return decision

@@ -354,9 +354,14 @@ crm_cursors = Table(
 lead_requests = Table(
     "lead_requests",
     metadata,
-    # POST /leads idempotency: the same client key answers the same decision.
+    # POST /leads idempotency (the IETF Idempotency-Key draft): a key is claimed
+    # ("processing") in its own transaction before the lead is processed, then
+    # "done" with the answer; the same key and payload answer the same decision.
     Column("idempotency_key", String(200), primary_key=True),
     Column("prospect_id", ForeignKey("prospects.id")),
-    Column("response", JSON, nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
+    Column("response", JSON),  # null while processing
+    Column("created_at", UTCDateTime(), nullable=False, index=True),
+    # SHA-256 of the payload; null on keys stored before it was recorded.
+    Column("payload_hash", String(64)),
+    Column("state", String(10), nullable=False, server_default="done"),
 )

@@ -12,12 +12,16 @@
     POST /tasks/{task_id}/call          click-to-call (X-API-Key)
     POST /leads                         speed to lead (X-API-Key, Idempotency-Key)
     GET  /healthz
+    GET  /metrics                       Prometheus counters of this process
     GET  /docs, /redoc, /openapi.json   the API reference (assets served locally)
 
 Webhooks are verified before anything is read into the store: a forged,
 stale or unsigned request gets 403 and changes nothing. Bad input gets a 4xx,
-never a 500. The work runs in a worker thread inside one transaction per
-request; the domain logic is in :mod:`touchflow.services.provider_events`,
+never a 500; every error is an RFC 9457 problem document
+(:mod:`touchflow.entrypoints.api.problems`), and the contract is checked in as
+``docs/openapi.json`` (:mod:`touchflow.entrypoints.api.contract`). The work
+runs in a worker thread inside one transaction per request; the domain logic
+is in :mod:`touchflow.services.provider_events`,
 :mod:`touchflow.services.inbound_messages`, :mod:`touchflow.services.opt_outs`
 and :mod:`touchflow.services.calls`.
 """
@@ -29,8 +33,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
@@ -39,6 +44,8 @@ from touchflow.bootstrap import RuntimeCache
 from touchflow.entrypoints.api import calls, sendgrid_hooks, twilio_hooks, unsubscribe
 from touchflow.entrypoints.api import leads as leads_route
 from touchflow.entrypoints.api.context import Context, context
+from touchflow.entrypoints.api.contract import HEALTH_RESPONSES, install_openapi
+from touchflow.entrypoints.api.problems import HANDLERS, ApiMetrics, ProblemMiddleware, problem
 from touchflow.errors import StoreUnavailable
 from touchflow.ports import CrmConnector, Dialer, Notifier
 from touchflow.services.leads import LeadServices
@@ -91,18 +98,23 @@ def create_app(
     )
     for module in (sendgrid_hooks, twilio_hooks, unsubscribe, calls, leads_route):
         app.include_router(module.router)
+    metrics = ApiMetrics()
+    app.state.metrics = metrics
+    app.add_middleware(ProblemMiddleware, metrics=metrics)
+    for exc_type, handler in HANDLERS.items():
+        app.add_exception_handler(exc_type, handler)
 
     @app.exception_handler(StoreUnavailable)
     async def _unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
         _log.error("store unavailable for %s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse({"detail": "store unavailable, retry later"}, status_code=503)
+        return problem(request, 503, "store unavailable, retry later", code="store_unavailable")
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
         _log.error("database error for %s %s: %s", request.method, request.url.path, exc.orig)
-        return JSONResponse({"detail": "store unavailable, retry later"}, status_code=503)
+        return problem(request, 503, "store unavailable, retry later", code="store_unavailable")
 
-    @app.get("/healthz")
+    @app.get("/healthz", summary="Whether the database answers", responses=HEALTH_RESPONSES)
     async def healthz(request: Request) -> JSONResponse:
         ctx = context(request)
 
@@ -112,7 +124,17 @@ def create_app(
         try:
             await ctx.transaction(ping, rerun=False)
         except StoreUnavailable as exc:
-            return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+            return problem(request, 503, str(exc), code="store_unavailable")
         return JSONResponse({"status": "ok"})
 
+    @app.get(
+        "/metrics",
+        summary="This process's counters, in the Prometheus text format",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+    )
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    install_openapi(app)
     return app

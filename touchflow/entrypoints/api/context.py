@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from touchflow.bootstrap import RuntimeCache
+from touchflow.entrypoints.api.problems import problem
 from touchflow.errors import ConfigError, StoreUnavailable
 from touchflow.ports import CrmConnector, Dialer, Notifier
 from touchflow.services.leads import LeadServices
@@ -93,11 +94,11 @@ def api_key_refusal(ctx: Context, request: Request, what: str) -> JSONResponse |
     """
     expected = ctx.settings.api_key
     if expected is None or not expected.get_secret_value():
-        return JSONResponse(
-            {"detail": f"TOUCHFLOW_API_KEY is not set: the API refuses all {what}"},
-            status_code=503,
+        return problem(
+            request, 503, f"TOUCHFLOW_API_KEY is not set: the API refuses all {what}"
         )
-    given = request.headers.get("x-api-key", "")
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
-        return JSONResponse({"detail": "missing or wrong X-API-Key"}, status_code=401)
+    # Header values are latin-1 on the wire; bytes compare safely whatever they hold.
+    given = request.headers.get("x-api-key", "").encode("latin-1", "replace")
+    if not hmac.compare_digest(given, expected.get_secret_value().encode()):
+        return problem(request, 401, "missing or wrong X-API-Key")
     return None

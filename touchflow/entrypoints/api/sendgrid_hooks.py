@@ -4,7 +4,8 @@ The routes are thin: the adapter (``touchflow.adapters.sendgrid.webhooks``,
 reached through :mod:`touchflow.bootstrap`) checks the signature and parses
 the body into vendor-free events and messages; the services store and apply
 them. Inbound Parse is not signed: its URL carries a shared secret as
-``?token=`` (``TOUCHFLOW_SENDGRID__INBOUND_PARSE_TOKEN``).
+``?token=`` (``TOUCHFLOW_SENDGRID__INBOUND_PARSE_TOKEN``). Refusals are problem
+documents (:mod:`touchflow.entrypoints.api.problems`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +24,16 @@ from starlette.datastructures import UploadFile
 from touchflow import bootstrap
 from touchflow.domain.replies import Classification, classify
 from touchflow.entrypoints.api.context import Context, context
+from touchflow.entrypoints.api.contract import (
+    EventsAnswer,
+    InboundAnswer,
+    SendgridEvent,
+    SendgridInboundParse,
+    body,
+    errors,
+    model_schema,
+)
+from touchflow.entrypoints.api.problems import problem
 from touchflow.ports import EmailEventWebhook
 from touchflow.services.inbound_messages import apply_inbound_message
 from touchflow.services.provider_events import IngestReport, ingest_events
@@ -51,48 +62,86 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-@router.post("/webhooks/sendgrid/events")
+_EVENTS_SCHEMA = {
+    "type": "array",
+    "items": model_schema(SendgridEvent),
+    "description": "A batch of events (SendGrid sends up to a few MB at a time).",
+}
+_SG_HEADERS = [
+    {
+        "name": "X-Twilio-Email-Event-Webhook-Signature",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "Base64 ECDSA (P-256, SHA-256) signature of the timestamp + the raw body.",
+    },
+    {
+        "name": "X-Twilio-Email-Event-Webhook-Timestamp",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]{1,10}$"},
+        "description": "Unix seconds; a stale one is refused.",
+    },
+]
+
+
+@router.post(
+    "/webhooks/sendgrid/events",
+    summary="A batch of SendGrid Event Webhook events (ECDSA-signed)",
+    openapi_extra={**body("application/json", _EVENTS_SCHEMA), "parameters": _SG_HEADERS},
+    responses={
+        200: {"model": EventsAnswer, "description": "Stored and applied; malformed ones skipped."},
+        **errors(
+            {
+                400: "Not a JSON array, or no valid event in it (the reasons in errors).",
+                403: "A forged, missing or stale signature (nothing is stored).",
+                413: "A body over 32 MiB.",
+                503: "TOUCHFLOW_SENDGRID__WEBHOOK_PUBLIC_KEY is not set or does not parse.",
+            }
+        ),
+    },
+)
 async def sendgrid_events(request: Request) -> JSONResponse:
     """Verify, parse, store and apply a batch of SendGrid events."""
     ctx = context(request)
     webhook = ctx.adapter("email_event_webhook", bootstrap.email_event_webhook)
     if isinstance(webhook, str):
         _log.error("refusing SendGrid events: %s", webhook)
-        return JSONResponse({"detail": webhook}, status_code=503)
-    body = await _read_body(request, MAX_EVENTS_BODY)
-    if body is None:
-        return JSONResponse({"detail": "body too large"}, status_code=413)
+        return problem(request, 503, webhook)
+    raw = await _read_body(request, MAX_EVENTS_BODY)
+    if raw is None:
+        return problem(request, 413, "body too large")
     # Headers as received (case-insensitive): the adapter knows which carry the signature.
-    return await run_in_threadpool(_process_events, ctx, webhook, body, request.headers)
+    return await run_in_threadpool(_process_events, ctx, webhook, raw, request)
 
 
 def _process_events(
-    ctx: Context, webhook: EmailEventWebhook, body: bytes, headers: Mapping[str, str]
+    ctx: Context, webhook: EmailEventWebhook, raw: bytes, request: Request
 ) -> JSONResponse:
     now = ctx.now()
-    problem = webhook.refusal(body, headers, now)
-    if problem is not None:
-        _log.warning("refused SendGrid event batch: %s", problem)
-        return JSONResponse({"detail": f"signature check failed: {problem}"}, status_code=403)
+    headers: Mapping[str, str] = request.headers
+    refused = webhook.refusal(raw, headers, now)
+    if refused is not None:
+        _log.warning("refused SendGrid event batch: %s", refused)
+        return problem(request, 403, f"signature check failed: {refused}")
     try:
-        batch, errors = webhook.parse_events(body)
+        batch, skipped = webhook.parse_events(raw)
     except ValueError as exc:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-    if errors and not batch:
-        return JSONResponse(
-            {"detail": "no valid event in the batch", "errors": errors[:_MAX_REPORTED_ERRORS]},
-            status_code=400,
+        return problem(request, 400, str(exc))
+    if skipped and not batch:
+        return problem(
+            request, 400, "no valid event in the batch", errors=skipped[:_MAX_REPORTED_ERRORS]
         )
     report = IngestReport()
     if batch:
         report = ctx.transaction_sync(lambda conn: ingest_events(conn, ctx.runtimes, batch, now))
-    if errors:
-        _log.warning("SendGrid batch: %d malformed events skipped", len(errors))
+    if skipped:
+        _log.warning("SendGrid batch: %d malformed events skipped", len(skipped))
     return JSONResponse(
         {
             **report.as_dict(),
-            "malformed": len(errors),
-            "errors": errors[:_MAX_REPORTED_ERRORS],
+            "malformed": len(skipped),
+            "errors": skipped[:_MAX_REPORTED_ERRORS],
         }
     )
 
@@ -100,18 +149,34 @@ def _process_events(
 # -- Inbound Parse -----------------------------------------------------------------
 
 
-@router.post("/webhooks/sendgrid/inbound")
-async def sendgrid_inbound(request: Request) -> JSONResponse:
+@router.post(
+    "/webhooks/sendgrid/inbound",
+    summary="One received email from SendGrid Inbound Parse (?token= shared secret)",
+    openapi_extra=body("multipart/form-data", model_schema(SendgridInboundParse)),
+    responses={
+        200: {"model": InboundAnswer, "description": "Matched, classified and applied."},
+        **errors(
+            {
+                400: "Not an email touchflow can read, or a form part over 32 MiB.",
+                403: "A bad or missing token (nothing is stored).",
+                503: "TOUCHFLOW_SENDGRID__INBOUND_PARSE_TOKEN is not set.",
+            }
+        ),
+    },
+)
+async def sendgrid_inbound(
+    request: Request,
+    token: str = Query(default="", max_length=200, description="The shared secret."),
+) -> JSONResponse:
     """One received email from Inbound Parse: match, classify, apply."""
     ctx = context(request)
     secret = ctx.settings.sendgrid.inbound_parse_token
     if secret is None or not secret.get_secret_value():
-        return JSONResponse(
-            {"detail": "TOUCHFLOW_SENDGRID__INBOUND_PARSE_TOKEN is not set"}, status_code=503
-        )
-    token = request.query_params.get("token") or ""
+        return problem(request, 503, "TOUCHFLOW_SENDGRID__INBOUND_PARSE_TOKEN is not set")
     if not hmac.compare_digest(token.encode(), secret.get_secret_value().encode()):
-        return JSONResponse({"detail": "bad or missing token"}, status_code=403)
+        return problem(request, 403, "bad or missing token")
+    # A form the parser refuses (too large a part, bad multipart) is a 400 problem
+    # document: Starlette raises HTTPException, which problems.HANDLERS answers.
     form = await request.form(max_part_size=MAX_PARSE_PART)
     fields: dict[str, str] = {}
     for key, value in form.multi_items():
@@ -123,11 +188,11 @@ async def sendgrid_inbound(request: Request) -> JSONResponse:
     now = ctx.now()
     parser = ctx.adapter("inbound_email_webhook", bootstrap.inbound_email_webhook)
     if isinstance(parser, str):
-        return JSONResponse({"detail": parser}, status_code=503)
+        return problem(request, 503, parser)
     try:
         message = await run_in_threadpool(parser.inbound_message, fields, now)
     except ValueError as exc:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return problem(request, 400, str(exc))
     try:
         classification = classify(message)
     except Exception:  # a classifier bug must not lose a reply: treat it as one

@@ -5,20 +5,33 @@ reached through :mod:`touchflow.bootstrap`) checks ``X-Twilio-Signature``
 against the URL as Twilio requested it (``TOUCHFLOW_PUBLIC_URL`` + path +
 query, so a proxy in front does not break the check), reads the form into
 vendor-free events and writes the TwiML answers. A request that fails the
-check gets 403 and stores nothing.
+check gets 403 and stores nothing. Refusals are problem documents
+(:mod:`touchflow.entrypoints.api.problems`); Twilio only reads their status.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy import Connection
 from starlette.datastructures import UploadFile
 
 from touchflow import bootstrap
 from touchflow.domain.events import ProviderEvent
 from touchflow.entrypoints.api.context import Context, context
+from touchflow.entrypoints.api.contract import (
+    MAX_ID,
+    TwilioCallStatus,
+    TwilioInboundSms,
+    TwilioMessageStatus,
+    TwilioVoiceRequest,
+    body,
+    errors,
+    model_schema,
+)
+from touchflow.entrypoints.api.problems import problem
 from touchflow.ports import MessagingWebhook
 from touchflow.services.calls import call_target, task_touch_key
 from touchflow.services.provider_events import ingest_events
@@ -26,6 +39,34 @@ from touchflow.services.provider_events import ingest_events
 router = APIRouter()
 _log = logging.getLogger("touchflow.api.twilio")
 _XML = "application/xml"
+_FORM = "application/x-www-form-urlencoded"
+#: Twilio's own bodies are a few KiB; a larger form is refused before it is parsed.
+MAX_FORM = 64 * 1024
+_REFUSALS = {
+    403: "A forged, missing or stale X-Twilio-Signature (nothing is stored).",
+    413: "A form over 64 KiB.",
+    503: "TOUCHFLOW_TWILIO__AUTH_TOKEN is not set.",
+}
+_SIGNATURE = {
+    "name": "X-Twilio-Signature",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "Base64 HMAC of the URL and the sorted form under the auth token.",
+}
+
+
+def _docs(
+    form: Any, answers: dict[int | str, dict[str, Any]], bad: str | None
+) -> dict[str, Any]:
+    refusals = {400: bad, **_REFUSALS} if bad else _REFUSALS
+    return {
+        "openapi_extra": {**body(_FORM, model_schema(form)), "parameters": [_SIGNATURE]},
+        "responses": {**answers, **errors(refusals)},
+    }
+
+
+_TWIML = {"description": "TwiML for Twilio.", "content": {_XML: {"schema": {"type": "string"}}}}
 
 
 Form = list[tuple[str, str]]
@@ -38,27 +79,26 @@ async def _verified(
     webhook = ctx.adapter("messaging_webhook", bootstrap.messaging_webhook)
     if isinstance(webhook, str):
         _log.error("refusing a Twilio webhook: %s", webhook)
-        return _plain(503, webhook)
+        return problem(request, 503, webhook)
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_FORM:
+        return problem(request, 413, f"a Twilio form is at most {MAX_FORM} bytes")
     try:
-        form = await request.form()
+        form = await request.form(max_part_size=MAX_FORM)
     except Exception:  # a body the form parser chokes on cannot carry a valid signature
-        return _plain(403, "signature check failed")
+        return problem(request, 403, "signature check failed")
     items: Form = []
     for key, value in form.multi_items():
         if isinstance(value, UploadFile):  # Twilio never uploads files
-            return _plain(403, "signature check failed")
+            return problem(request, 403, "signature check failed")
         items.append((key, value))
     url = ctx.settings.public_url.rstrip("/") + request.url.path
     if request.url.query:
         url += "?" + request.url.query
     if not webhook.authentic(url, items, request.headers):
         _log.warning("refused a Twilio webhook to %s: bad or missing signature", request.url.path)
-        return _plain(403, "signature check failed")
+        return problem(request, 403, "signature check failed")
     return webhook, items
-
-
-def _plain(status: int, text: str) -> Response:
-    return Response(text, status_code=status, media_type="text/plain")
 
 
 def _twiml(body: str) -> Response:
@@ -76,7 +116,11 @@ async def _ingest(ctx: Context, ev: ProviderEvent) -> int:
     return await ctx.transaction(work)
 
 
-@router.post("/webhooks/twilio/sms")
+@router.post(
+    "/webhooks/twilio/sms",
+    summary="An inbound text (Twilio)",
+    **_docs(TwilioInboundSms, {200: _TWIML}, "MessageSid and From are required."),
+)
 async def twilio_sms(request: Request) -> Response:
     """An inbound text: STOP/START/HELP keywords, or a reply to our SMS."""
     ctx = context(request)
@@ -86,52 +130,79 @@ async def twilio_sms(request: Request) -> Response:
     webhook, items = verified
     ev = webhook.inbound_sms_event(items, ctx.now())
     if isinstance(ev, str):
-        return _plain(400, ev)
+        return problem(request, 400, ev)
     stored = await _ingest(ctx, ev)
     # A retried delivery is not answered twice.
     return _twiml(webhook.sms_answer(ev if stored else None, ctx.settings.sender.company))
 
 
-@router.post("/webhooks/twilio/message-status")
-async def twilio_message_status(request: Request) -> Response:
+_NO_CONTENT = {204: {"description": "Stored (or a known duplicate)."}}
+TouchKey = Annotated[
+    str | None, Query(max_length=200, description="The touch the text was for (our callback URL).")
+]
+TaskQuery = Annotated[
+    int | None, Query(ge=1, le=MAX_ID, description="The call task (our callback URL).")
+]
+
+
+@router.post(
+    "/webhooks/twilio/message-status",
+    summary="A delivery callback for one of our texts (Twilio)",
+    status_code=204,
+    **_docs(TwilioMessageStatus, _NO_CONTENT, "MessageSid and MessageStatus are required."),
+)
+async def twilio_message_status(request: Request, touch_key: TouchKey = None) -> Response:
     """Delivery progress of one of our texts (``?touch_key=`` names its touch)."""
     ctx = context(request)
     verified = await _verified(request, ctx)
     if isinstance(verified, Response):
         return verified
     webhook, items = verified
-    ev = webhook.message_status_event(items, request.query_params.get("touch_key"), ctx.now())
+    ev = webhook.message_status_event(items, touch_key, ctx.now())
     if isinstance(ev, str):
-        return _plain(400, ev)
+        return problem(request, 400, ev)
     await _ingest(ctx, ev)
     return Response(status_code=204)
 
 
-@router.post("/webhooks/twilio/call-status")
-async def twilio_call_status(request: Request) -> Response:
+@router.post(
+    "/webhooks/twilio/call-status",
+    summary="A progress callback of a click-to-call call (Twilio)",
+    status_code=204,
+    **_docs(TwilioCallStatus, _NO_CONTENT, "CallSid and CallStatus are required."),
+)
+async def twilio_call_status(request: Request, task_id: TaskQuery = None) -> Response:
     """Progress of a click-to-call call (``?task_id=`` names its task)."""
     ctx = context(request)
     verified = await _verified(request, ctx)
     if isinstance(verified, Response):
         return verified
     webhook, items = verified
-    task_id = request.query_params.get("task_id", "")
     touch_key: str | None = None
-    if task_id.isascii() and task_id.isdigit() and len(task_id) < 12:
+    if task_id is not None:
+        task = task_id
 
         def lookup(conn: Connection) -> str | None:
-            return task_touch_key(conn, int(task_id))
+            return task_touch_key(conn, task)
 
         touch_key = await ctx.transaction(lookup)
     ev = webhook.call_status_event(items, touch_key, ctx.now())
     if isinstance(ev, str):
-        return _plain(400, ev)
+        return problem(request, 400, ev)
     await _ingest(ctx, ev)
     return Response(status_code=204)
 
 
-@router.post("/twilio/voice/bridge/{task_id}")
-async def twilio_bridge(task_id: int, request: Request) -> Response:
+@router.post(
+    "/twilio/voice/bridge/{task_id}",
+    summary="TwiML that bridges the SDR's answered call to the prospect (Twilio)",
+    # A call that cannot be bridged gets TwiML that says so and hangs up: no 400.
+    **_docs(TwilioVoiceRequest, {200: _TWIML}, None),
+)
+async def twilio_bridge(
+    task_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The call task's id.")],
+    request: Request,
+) -> Response:
     """The SDR's answered leg: dial the prospect with our caller id, or refuse."""
     ctx = context(request)
     verified = await _verified(request, ctx)

@@ -5,17 +5,20 @@ because mail scanners follow links. ``POST /unsubscribe/{token}`` (the button,
 or a mail client's ``List-Unsubscribe=One-Click`` POST) opts the person out of
 every cadence, for good. A forged or unknown token gets a 404 page and changes
 nothing; a second POST finds the person opted out already and answers the same.
+These answers are HTML pages for people, not problem documents: the only
+error a person can meet here is a link that is not valid (404).
 """
 
 from __future__ import annotations
 
 import html
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import Connection
 
-from touchflow.domain.unsubscribe import verify
+from touchflow.domain.unsubscribe import MAX_TOKEN_LENGTH, verify
 from touchflow.entrypoints.api.context import context
 from touchflow.services.opt_outs import unsubscribe_touch
 
@@ -47,8 +50,31 @@ def _not_found() -> HTMLResponse:
     )
 
 
-@router.get("/unsubscribe/{token}")
-async def confirm_page(token: str, request: Request) -> HTMLResponse:
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+_DOCS: dict[str, Any] = {
+    "response_class": HTMLResponse,
+    "responses": {
+        200: {"description": "An HTML page.", "content": _HTML},
+        404: {"description": "An HTML page: the link is not valid.", "content": _HTML},
+    },
+}
+# Documented, not enforced by FastAPI: a longer token gets the 404 page (verify
+# refuses it), not a 422, because a person followed that link.
+Token = Annotated[
+    str,
+    Path(
+        description="<touch key>.<signature>, from the email's link.",
+        json_schema_extra={"maxLength": MAX_TOKEN_LENGTH},
+    ),
+]
+
+
+@router.get(
+    "/unsubscribe/{token}",
+    summary="The unsubscribe page: one button, changes nothing",
+    **_DOCS,
+)
+async def confirm_page(token: Token, request: Request) -> HTMLResponse:
     """The confirmation page: one button that POSTs back here."""
     ctx = context(request)
     if verify(token, ctx.settings.unsubscribe_secret.get_secret_value()) is None:
@@ -62,8 +88,27 @@ async def confirm_page(token: str, request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/unsubscribe/{token}")
-async def unsubscribe(token: str, request: Request) -> HTMLResponse:
+@router.post(
+    "/unsubscribe/{token}",
+    summary="One-click unsubscribe (RFC 8058): opt the person out of everything",
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "List-Unsubscribe": {"type": "string", "enum": ["One-Click"]}
+                        },
+                    }
+                }
+            },
+        },
+    },
+    **_DOCS,
+)
+async def unsubscribe(token: Token, request: Request) -> HTMLResponse:
     """Opt out (the body, ``List-Unsubscribe=One-Click`` or the button's, is not needed)."""
     ctx = context(request)
     touch_key = verify(token, ctx.settings.unsubscribe_secret.get_secret_value())

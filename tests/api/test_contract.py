@@ -1,0 +1,33 @@
+"""docs/openapi.json is the contract the code serves: a change to either is a visible diff."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import ROOT
+from touchflow.entrypoints.api.write_openapi import document
+
+CHECKED_IN = ROOT / "docs" / "openapi.json"
+PROBLEM = "application/problem+json"
+
+
+def test_the_checked_in_contract_is_what_the_code_serves():
+    assert CHECKED_IN.read_text(encoding="utf-8") == document(), (
+        "the API contract changed: run `.venv/bin/python -m "
+        "touchflow.entrypoints.api.write_openapi` and commit docs/openapi.json"
+    )
+
+
+def test_every_operation_documents_its_body_and_its_errors_as_problems():
+    spec = json.loads(document())
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            where = f"{method.upper()} {path}"
+            assert op.get("summary"), where
+            if method == "post":
+                assert op.get("requestBody", {}).get("content"), f"{where}: no request body"
+            assert "500" in op["responses"], where
+            for status, answer in op["responses"].items():
+                if int(status) >= 400 and not path.startswith("/unsubscribe"):
+                    assert list(answer["content"]) == [PROBLEM], f"{where} {status}"
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
