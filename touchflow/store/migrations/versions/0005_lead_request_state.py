@@ -1,15 +1,15 @@
 """lead_requests: payload hash and state (Idempotency-Key by the IETF draft)
 
-Revision ID: 0004_lead_request_state
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-06
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_lead_request_state"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
