@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["ID_MAX", "SOURCE_MAX", "TYPE_MAX", "column_safe", "event_key"]
+__all__ = ["ID_MAX", "SOURCE_MAX", "TYPE_MAX", "column_safe", "column_text", "event_key"]
 
 # Column sizes of ``events`` (schema.py): longer ids are hashed, longer keys dropped.
 ID_MAX = 200
@@ -41,3 +41,14 @@ def column_safe(value: object, max_len: int) -> str | None:
     except UnicodeEncodeError:
         return None
     return value
+
+
+def column_text(value: str, max_len: int) -> str:
+    """``value`` made storable in a text column: without NUL, lone surrogates as ``?``, clipped.
+
+    For the values a row cannot go without (an event's type and source):
+    :func:`column_safe` drops what it cannot store, this keeps what it can.
+    """
+    text = value.replace("\x00", "")
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return text[:max_len]

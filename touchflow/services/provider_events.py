@@ -32,7 +32,14 @@ from touchflow.domain.enrollment import State
 from touchflow.domain.events import EXIT_EFFECTS, Effect, ProviderEvent
 from touchflow.domain.phones import e164_or_raw
 from touchflow.services.account_replies import DEFAULT_ACCOUNT_PAUSE_DAYS, apply_reply
-from touchflow.services.event_log import ID_MAX, SOURCE_MAX, TYPE_MAX, column_safe, event_key
+from touchflow.services.event_log import (
+    ID_MAX,
+    SOURCE_MAX,
+    TYPE_MAX,
+    column_safe,
+    column_text,
+    event_key,
+)
 from touchflow.services.opt_outs import sms_opt_in, sms_opt_out
 from touchflow.store.cadence_versions import RuntimeCache
 from touchflow.store.enrollments import apply_exit_event, reconcile_delivered
@@ -102,9 +109,10 @@ def ingest_events(
             "prospect_id": m.prospect_id,
             "enrollment_id": m.enrollment_id,
             "touch_key": column_safe(ev.touch_key, ID_MAX),
-            "type": ev.type[:TYPE_MAX],
+            # PostgreSQL refuses NUL in text: a fuzzed CallStatus once made this a 500.
+            "type": column_text(ev.type, TYPE_MAX),
             "occurred_at": ev.occurred_at,
-            "source": ev.source[:SOURCE_MAX],
+            "source": column_text(ev.source, SOURCE_MAX),
             "payload": ev.payload,
             "created_at": now,
         }
@@ -162,7 +170,7 @@ def _apply(
     if m.prospect_id is None:
         return False
     # "" rather than None: the row is stored, no need to look up a touch to record.
-    source, key = ev.source[:SOURCE_MAX], touch_key or ""
+    source, key = column_text(ev.source, SOURCE_MAX), touch_key or ""
     if effect == "reply":
         apply_reply(
             conn, runtimes, m.prospect_id, now, source=source, touch_key=key, record=False,

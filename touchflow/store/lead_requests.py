@@ -35,7 +35,13 @@ class KeyRow:
 
 @per_dialect
 def _claim(insert: Insert) -> Any:
-    return insert(lead_requests).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    # RETURNING says whether this insert took the key: psycopg reports rowcount -1
+    # for INSERT ... ON CONFLICT DO NOTHING here, so a rowcount cannot.
+    return (
+        insert(lead_requests)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(lead_requests.c.idempotency_key)
+    )
 
 
 _ROW = select(lead_requests.c.state, lead_requests.c.payload_hash, lead_requests.c.response).where(
@@ -77,7 +83,7 @@ def claim(
             "created_at": now,
         },
     )
-    if inserted.rowcount == 1:
+    if inserted.first() is not None:
         return None
     row = conn.execute(_ROW, {"key": key}).one_or_none()
     if row is None:  # released between our insert and this read: a retry will claim it
