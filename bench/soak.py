@@ -23,8 +23,8 @@ Twilio message status  15 %    signed delivery callbacks
 
 It reports requests, errors by status (a 5xx or a connection error is an
 error; the 4xx the mix provokes on purpose are counted apart), p50 and p99
-per route, and each server's RSS after the warm-up and at the end. The last
-line of output is one JSON object.
+per route, and each server's RSS after the warm-up, every tenth of the run
+and at the end. The last line of output is one JSON object.
 
 Run: ``.venv/bin/python bench/soak.py --seconds 600 --database-url postgresql://...``
 (two servers on PostgreSQL, a fresh schema in it). Without
@@ -210,6 +210,16 @@ def main() -> None:
         for i in range(50):  # connections, caches, the first writes
             mix.send(kinds[i % len(kinds)], 10_000_000 + i, warm)
         rss_start = {p.pid: _rss_mb(p.pid) for p in apis}
+        # RSS every tenth of the run: growth that levels off (caches filling) is not a leak.
+        timeline: list[list[float]] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(args.seconds / 10):
+                timeline.append([_rss_mb(p.pid) for p in apis])
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
 
         def one(i: int, due: float) -> None:
             delay = due - time.perf_counter()
@@ -232,6 +242,7 @@ def main() -> None:
             for i in range(n):
                 pool.submit(one, i, start + i / args.rate)
         wall = time.perf_counter() - start
+        done.set()
         rss_end = {p.pid: _rss_mb(p.pid) for p in apis}
     finally:
         for proc in apis:
@@ -264,13 +275,14 @@ def main() -> None:
         "p99_ms": {k: round(_percentile(v, 0.99), 1) for k, v in latencies.items()},
         "rss_mb_start": list(rss_start.values()),
         "rss_mb_end": list(rss_end.values()),
+        "rss_mb_every_tenth": timeline,
     }
     print(f"{out['requests']} requests in {out['seconds']} s on {out['database']}, "
           f"{args.servers} server(s): {out['server_errors']} 5xx/connection errors")  # fmt: skip
     for kind in sorted(latencies):
         print(f"  {kind:<11} p50 {out['p50_ms'][kind]:>7} ms  p99 {out['p99_ms'][kind]:>7} ms"
               f"  {dict(statuses[kind])}")  # fmt: skip
-    print(f"RSS MB start {out['rss_mb_start']} end {out['rss_mb_end']}")
+    print(f"RSS MB start {out['rss_mb_start']} end {out['rss_mb_end']}; every tenth: {timeline}")
     print(json.dumps(out))
 
 
