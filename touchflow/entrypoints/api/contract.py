@@ -288,6 +288,10 @@ HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 _UNEXPECTED = "An unexpected error: logged with the request_id, counted in /metrics."
 
 
+#: ``openapi_extra`` marker of a route whose parameters take any value (no 422 exists).
+NO_VALIDATION_ERROR = "x-touchflow-no-validation-error"
+
+
 def _problems_everywhere(schema: dict[str, Any]) -> None:
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
@@ -297,6 +301,10 @@ def _problems_everywhere(schema: dict[str, Any]) -> None:
     for methods in schema.get("paths", {}).values():
         for operation in methods.values():
             responses = operation.setdefault("responses", {})
+            if operation.pop(NO_VALIDATION_ERROR, False):
+                # FastAPI lists a 422 for every route with parameters, even one
+                # whose parameters take any value: such a route never answers it.
+                responses.pop("422", None)
             for status, answer in responses.items():
                 # An HTML page for people (the unsubscribe link) keeps its own content.
                 if int(status) >= 400 and set(answer.get("content", {})) <= {"application/json"}:

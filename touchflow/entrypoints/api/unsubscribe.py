@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 
 from touchflow.domain.unsubscribe import MAX_TOKEN_LENGTH, verify
 from touchflow.entrypoints.api.context import context
+from touchflow.entrypoints.api.contract import NO_VALIDATION_ERROR
 from touchflow.services.opt_outs import unsubscribe_touch
 
 router = APIRouter()
@@ -51,13 +52,15 @@ def _not_found() -> HTMLResponse:
 
 
 _HTML = {"text/html": {"schema": {"type": "string"}}}
-_DOCS: dict[str, Any] = {
+_PAGES: dict[str, Any] = {
     "response_class": HTMLResponse,
     "responses": {
         200: {"description": "An HTML page.", "content": _HTML},
         404: {"description": "An HTML page: the link is not valid.", "content": _HTML},
     },
 }
+# Any token is taken (an unknown one gets the 404 page): there is no 422.
+_ANY_TOKEN = {NO_VALIDATION_ERROR: True}
 # Documented, not enforced by FastAPI: a longer token gets the 404 page (verify
 # refuses it), not a 422, because a person followed that link.
 Token = Annotated[
@@ -72,7 +75,8 @@ Token = Annotated[
 @router.get(
     "/unsubscribe/{token}",
     summary="The unsubscribe page: one button, changes nothing",
-    **_DOCS,
+    openapi_extra=_ANY_TOKEN,
+    **_PAGES,
 )
 async def confirm_page(token: Token, request: Request) -> HTMLResponse:
     """The confirmation page: one button that POSTs back here."""
@@ -92,6 +96,7 @@ async def confirm_page(token: Token, request: Request) -> HTMLResponse:
     "/unsubscribe/{token}",
     summary="One-click unsubscribe (RFC 8058): opt the person out of everything",
     openapi_extra={
+        **_ANY_TOKEN,
         "requestBody": {
             "required": False,
             "content": {
@@ -106,7 +111,7 @@ async def confirm_page(token: Token, request: Request) -> HTMLResponse:
             },
         },
     },
-    **_DOCS,
+    **_PAGES,
 )
 async def unsubscribe(token: Token, request: Request) -> HTMLResponse:
     """Opt out (the body, ``List-Unsubscribe=One-Click`` or the button's, is not needed)."""

@@ -28,6 +28,9 @@ def document() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Write the contract to ``argv[0]`` (default ``docs/openapi.json``)."""
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0].startswith("-"):  # --help, or a mistyped option: never a file name
+        print(__doc__)
+        return 0 if args[0] in ("-h", "--help") else 2
     target = Path(args[0]) if args else DEFAULT
     target.write_text(document(), encoding="utf-8")
     print(f"wrote {target}")
