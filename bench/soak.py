@@ -182,6 +182,10 @@ def main() -> None:
         "TOUCHFLOW_API_KEY": API_KEY,
         "TOUCHFLOW_PUBLIC_URL": PUBLIC_URL,
         "TOUCHFLOW_UNSUBSCRIBE_SECRET": UNSUB_SECRET,
+        # On PostgreSQL serve runs as production and refuses the sample sender.
+        "TOUCHFLOW_SENDER__EMAIL": "sdr@soak.example",
+        "TOUCHFLOW_SENDER__OWNER_EMAIL": "sdr@soak.example",
+        "TOUCHFLOW_UNSUBSCRIBE_MAILTO": "unsubscribe@soak.example",
         "TOUCHFLOW_TWILIO__AUTH_TOKEN": TWILIO_TOKEN,
         "TOUCHFLOW_SENDGRID__WEBHOOK_PUBLIC_KEY": base64.b64encode(public).decode(),
     }
@@ -193,7 +197,8 @@ def main() -> None:
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            # Kept for the start: a server that refuses to start says why there.
+            stderr=(tmp / f"serve-{port}.log").open("w"),
         )
         for port in ports
     ]
@@ -203,8 +208,12 @@ def main() -> None:
     statuses: dict[str, Counter[str]] = defaultdict(Counter)
     lock = threading.Lock()
     try:
-        for base in bases:
-            _wait(f"{base}/healthz")
+        for base, port in zip(bases, ports, strict=True):
+            try:
+                _wait(f"{base}/healthz")
+            except RuntimeError:
+                sys.stderr.write((tmp / f"serve-{port}.log").read_text())
+                raise
         mix = Mix(bases, key)
         warm = random.Random(0)
         for i in range(50):  # connections, caches, the first writes
