@@ -177,6 +177,11 @@ def main() -> None:
         "TOUCHFLOW_CRM__PROVIDER": "hubspot",
         "TOUCHFLOW_CRM__TOKEN": CRM_TOKEN,
         "TOUCHFLOW_CRM__BASE_URL": f"http://127.0.0.1:{crm_port}",
+        # On PostgreSQL serve runs as production: its own secret and sender, not the samples.
+        "TOUCHFLOW_UNSUBSCRIBE_SECRET": "speed-to-lead-secret",
+        "TOUCHFLOW_SENDER__EMAIL": "sdr@bench.example",
+        "TOUCHFLOW_SENDER__OWNER_EMAIL": "sdr@bench.example",
+        "TOUCHFLOW_UNSUBSCRIBE_MAILTO": "unsubscribe@bench.example",
     }
     apis = [
         subprocess.Popen(
