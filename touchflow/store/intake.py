@@ -33,12 +33,11 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from touchflow.domain.batching import chunks
-from touchflow.domain.enrollment import State
 from touchflow.domain.normalize import DERIVED, Normalized
 from touchflow.domain.prospects import Prospect
 from touchflow.store.prebuilt import Insert, per_dialect
-from touchflow.store.prospects import record_sms_consent
-from touchflow.store.schema import accounts, enrollments, prospects
+from touchflow.store.prospects import record_sms_consent, release_missing_data
+from touchflow.store.schema import accounts, prospects
 
 __all__ = ["PROSPECT_COLUMNS", "IntakeCounts", "account_countries", "load_batch"]
 
@@ -153,7 +152,7 @@ def load_batch(conn: Connection, rows: Sequence[Normalized], now: datetime) -> I
             .values({c: bindparam(c) for c in (*_WRITTEN, "updated_at")}),
             changed,
         )
-        _release_missing_data(conn, [c["b_id"] for c in changed], now)
+        release_missing_data(conn, [c["b_id"] for c in changed], now)
     record_sms_consent(conn, [_consent_view(r) for r in unique.values()], now)
     counts.new = len(new_rows)
     counts.updated = len(changed)
@@ -274,23 +273,6 @@ def _account_row(domain: str, row: Normalized, now: datetime) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
-
-
-def _release_missing_data(conn: Connection, ids: list[int], now: datetime) -> None:
-    """A held enrollment (missing data) gets another chance once its data changed.
-
-    Mirrors ``prospects.upsert_prospects``.
-    """
-    for chunk in chunks(ids):
-        conn.execute(
-            update(enrollments)
-            .where(
-                enrollments.c.prospect_id.in_(chunk),
-                enrollments.c.state == State.PENDING.value,
-                enrollments.c.reason.like("missing_data:%"),
-            )
-            .values(reason=None, next_due_at=now, updated_at=now)
-        )
 
 
 def _consent_view(row: Normalized) -> Prospect:

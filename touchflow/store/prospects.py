@@ -23,6 +23,7 @@ __all__ = [
     "find_prospect_id",
     "prospect_from_row",
     "record_sms_consent",
+    "release_missing_data",
     "upsert_prospects",
 ]
 
@@ -67,17 +68,7 @@ def upsert_prospects(conn: Connection, items: Sequence[Prospect], now: datetime)
             .values({c: bindparam(c) for c in (*PROSPECT_COLS, "fields", "updated_at")}),
             changed,
         )
-        # A held enrollment (missing data) gets another chance once its data changed.
-        ids = [c["b_id"] for c in changed]
-        conn.execute(
-            update(enrollments)
-            .where(
-                enrollments.c.prospect_id.in_(ids),
-                enrollments.c.state == State.PENDING.value,
-                enrollments.c.reason.like("missing_data:%"),
-            )
-            .values(reason=None, next_due_at=now, updated_at=now)
-        )
+        release_missing_data(conn, [c["b_id"] for c in changed], now)
     record_sms_consent(conn, items, now)
     return len(new_rows), len(changed)
 
@@ -120,6 +111,24 @@ def prospect_from_row(row: Any) -> Prospect:
         timezone=row.timezone,
         fields=dict(row.fields or {}),
     )
+
+
+def release_missing_data(conn: Connection, prospect_ids: Sequence[int], now: datetime) -> None:
+    """A held enrollment (missing data) gets another chance once its prospect's data changed.
+
+    Due at ``now``: the next tick decides it again. Every path that changes
+    prospect data (upsert here, the bulk import) calls this.
+    """
+    for chunk in chunks(prospect_ids):
+        conn.execute(
+            update(enrollments)
+            .where(
+                enrollments.c.prospect_id.in_(chunk),
+                enrollments.c.state == State.PENDING.value,
+                enrollments.c.reason.like("missing_data:%"),
+            )
+            .values(reason=None, next_due_at=now, updated_at=now)
+        )
 
 
 def find_prospect_id(conn: Connection, email: str) -> int | None:
