@@ -58,7 +58,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from speed_to_lead import _free_port, _fresh_schema, _lead, _percentile, _wait  # noqa: E402
+from speed_to_lead import (  # noqa: E402
+    PRODUCTION_SENDER_ENV,
+    _free_port,
+    _fresh_schema,
+    _lead,
+    _percentile,
+    _wait,
+)
 
 from touchflow.domain.unsubscribe import sign as sign_token  # noqa: E402
 from touchflow.store.db import make_engine, upgrade  # noqa: E402
@@ -182,10 +189,7 @@ def main() -> None:
         "TOUCHFLOW_API_KEY": API_KEY,
         "TOUCHFLOW_PUBLIC_URL": PUBLIC_URL,
         "TOUCHFLOW_UNSUBSCRIBE_SECRET": UNSUB_SECRET,
-        # On PostgreSQL serve runs as production and refuses the sample sender.
-        "TOUCHFLOW_SENDER__EMAIL": "sdr@soak.example",
-        "TOUCHFLOW_SENDER__OWNER_EMAIL": "sdr@soak.example",
-        "TOUCHFLOW_UNSUBSCRIBE_MAILTO": "unsubscribe@soak.example",
+        **PRODUCTION_SENDER_ENV,
         "TOUCHFLOW_TWILIO__AUTH_TOKEN": TWILIO_TOKEN,
         "TOUCHFLOW_SENDGRID__WEBHOOK_PUBLIC_KEY": base64.b64encode(public).decode(),
     }

@@ -89,6 +89,15 @@ def _lead(i: int) -> dict[str, Any]:
     }
 
 
+# On PostgreSQL `serve` runs as production and refuses the sample sender
+# (@touchflow.example): the benchmarks' servers send as a bench address of their own.
+PRODUCTION_SENDER_ENV = {
+    "TOUCHFLOW_SENDER__EMAIL": "sdr@bench.example",
+    "TOUCHFLOW_SENDER__OWNER_EMAIL": "sdr@bench.example",
+    "TOUCHFLOW_UNSUBSCRIBE_MAILTO": "unsubscribe@bench.example",
+}
+
+
 def _fresh_schema(url: str) -> str:
     """A URL of ``url``'s database whose search_path is a new, empty schema."""
     schema = f"bench_{uuid.uuid4().hex[:10]}"
@@ -177,11 +186,8 @@ def main() -> None:
         "TOUCHFLOW_CRM__PROVIDER": "hubspot",
         "TOUCHFLOW_CRM__TOKEN": CRM_TOKEN,
         "TOUCHFLOW_CRM__BASE_URL": f"http://127.0.0.1:{crm_port}",
-        # On PostgreSQL serve runs as production: its own secret and sender, not the samples.
         "TOUCHFLOW_UNSUBSCRIBE_SECRET": "speed-to-lead-secret",
-        "TOUCHFLOW_SENDER__EMAIL": "sdr@bench.example",
-        "TOUCHFLOW_SENDER__OWNER_EMAIL": "sdr@bench.example",
-        "TOUCHFLOW_UNSUBSCRIBE_MAILTO": "unsubscribe@bench.example",
+        **PRODUCTION_SENDER_ENV,
     }
     apis = [
         subprocess.Popen(
