@@ -2,7 +2,7 @@
 
 Ports: :class:`EmailSender`, :class:`SmsSender`, :class:`Dialer`,
 :class:`MailboxReader`, :class:`CrmConnector`, :class:`Enricher`,
-:class:`Notifier` and :class:`Clock`; the webhooks the API receives are read
+:class:`Notifier`, :class:`Clock` and :class:`TranscriptStream`; the webhooks the API receives are read
 through :class:`EmailEventWebhook`, :class:`InboundEmailWebhook` and
 :class:`MessagingWebhook`, so no route knows a vendor's field names. Fakes of each are public
 (``touchflow.adapters.fakes``, ``touchflow.adapters.fake_crm``).
@@ -32,6 +32,7 @@ from touchflow.domain.crm import (
 from touchflow.domain.enrich import Firmographics
 from touchflow.domain.events import ProviderEvent
 from touchflow.domain.replies import InboundMessage
+from touchflow.domain.transcripts import TranscriptSegment
 from touchflow.errors import ConnectorError
 
 
@@ -122,6 +123,49 @@ class Dialer(Protocol):
         status_callback_url: str | None = None,
     ) -> str:
         """Start the call; return the provider's call id (a Twilio Call SID)."""
+        ...
+
+
+@dataclass(frozen=True)
+class TranscriptStarted:
+    """A call's transcript began (Twilio's ``transcription-started``, a Media Stream's ``start``).
+
+    ``source`` is ``twilio`` (Real-Time Transcription) or ``media_stream`` (our
+    own recogniser); ``task_id`` is the call task when the source knows it.
+    """
+
+    call_sid: str
+    at: datetime
+    source: str
+    language: str | None = None
+    task_id: int | None = None
+    consent: str | None = None
+
+
+@dataclass(frozen=True)
+class TranscriptStopped:
+    """A call's transcript ended (stopped, the call hung up, or the source failed: ``error``)."""
+
+    call_sid: str
+    at: datetime
+    error: str | None = None
+
+
+#: What a transcript source hands on: start, segments (partial or final), stop.
+TranscriptEvent = TranscriptStarted | TranscriptSegment | TranscriptStopped
+
+
+class TranscriptStream(Protocol):
+    """Where every transcript source hands what it heard: one port for both sources.
+
+    Twilio's transcription callbacks and the Media Stream recogniser both turn
+    their vendor's input into :data:`TranscriptEvent` values and publish them
+    here. Publishing is idempotent (a redelivered or older segment is not new)
+    and returns the events that were new, in the order they were applied.
+    """
+
+    def publish(self, events: Sequence[TranscriptEvent]) -> list[TranscriptEvent]:
+        """Record ``events``; return those that changed what is known."""
         ...
 
 
