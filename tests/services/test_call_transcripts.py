@@ -107,6 +107,5 @@ def test_purge_deletes_transcripts_past_retention_only(db):
     with db.begin() as conn:
         assert purge_transcripts(conn, T0, 30) == (0, 0)
         assert conn.execute(select(call_transcripts.c.call_sid)).scalars().all() == [recent]
-    with pytest.raises(ValueError):
-        with db.begin() as conn:
-            purge_transcripts(conn, T0, -1)
+    with pytest.raises(ValueError), db.begin() as conn:
+        purge_transcripts(conn, T0, -1)
