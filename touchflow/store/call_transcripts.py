@@ -22,7 +22,7 @@ from sqlalchemy import Connection, delete, select, update
 
 from touchflow.domain.transcripts import Speaker, TranscriptSegment
 from touchflow.store.prebuilt import dialect_insert
-from touchflow.store.schema import call_segments, call_transcripts
+from touchflow.store.schema import call_segments, call_transcripts, tasks
 
 __all__ = [
     "CallTranscriptRow",
@@ -74,7 +74,12 @@ def start_call(
 
     A segment that arrived before the start already made the row: the start
     then fills in what the segment did not know (language, task, consent).
+    A ``task_id`` that names no task is not kept (the transcript still is).
     """
+    if task_id is not None and conn.execute(
+        select(tasks.c.id).where(tasks.c.id == task_id)
+    ).first() is None:
+        task_id = None
     if _ensure(
         conn, call_sid, at, source, language=language, task_id=task_id, consent=consent
     ):
