@@ -124,7 +124,9 @@ class MediaStreamTranscriber:
         self.audio_seconds += seconds
         return self._segments(name, track, track.recognizer.feed(pcm_bytes(pcm)))
 
-    def _segments(self, name: str, track: _Track, heard: list[Utterance]) -> list[TranscriptEvent]:
+    def _segments(
+        self, name: str, track: _Track, heard: list[Utterance], *, final: bool = True
+    ) -> list[TranscriptEvent]:
         assert self.call_sid is not None
         base = self._started_at or self._now()
         out: list[TranscriptEvent] = []
@@ -137,7 +139,7 @@ class MediaStreamTranscriber:
                     seq=seq,
                     said_by=Speaker.REP if name == self._rep else Speaker.PROSPECT,
                     text=u.text,
-                    final=True,
+                    final=final,
                     at=base + timedelta(milliseconds=seq),
                     language=self.language,
                     confidence=u.confidence,
@@ -148,12 +150,14 @@ class MediaStreamTranscriber:
     def finish(self, *, stopped: bool = False) -> list[TranscriptEvent]:
         """The stream ended (``stop``) or the socket dropped: flush every track.
 
-        Only a ``stop`` ends the call's transcript; a dropped socket may be
-        reconnected and the call goes on.
+        Only a ``stop`` ends the call's transcript, and makes the words still
+        pending final. A dropped socket may be reconnected and the audio sent
+        again: what it cut off is kept as a partial, which the complete
+        utterance (same ``seq``) then replaces.
         """
         out: list[TranscriptEvent] = []
         for name, track in self._tracks.items():
-            out += self._segments(name, track, track.recognizer.finish())
+            out += self._segments(name, track, track.recognizer.finish(), final=stopped)
         self._tracks.clear()
         if stopped and self.call_sid is not None:
             out.append(TranscriptStopped(call_sid=self.call_sid, at=self._now()))
