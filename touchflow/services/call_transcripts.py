@@ -34,6 +34,7 @@ from touchflow.store.call_transcripts import (
 
 __all__ = [
     "CallTranscripts",
+    "purge_old_transcripts",
     "purge_transcripts",
     "read_call_transcript",
     "record_events",
@@ -118,3 +119,9 @@ def purge_transcripts(
     if retention_days < 0:
         raise ValueError("retention_days must be 0 or more")
     return purge_before(conn, now - timedelta(days=retention_days))
+
+
+def purge_old_transcripts(engine: Engine, now: datetime, retention_days: int) -> tuple[int, int]:
+    """:func:`purge_transcripts` in its own transaction (the CLI and the daily flow)."""
+    with engine.begin() as conn:
+        return purge_transcripts(conn, now, retention_days)
