@@ -58,3 +58,14 @@ def test_purge_keeps_what_is_within_retention(project: Path):
     assert purge(settings, NOW) == {"calls": 1, "segments": 1, "retention_days": 30}
     assert purge(settings, NOW)["calls"] == 0  # a rerun deletes nothing more
     assert _sids(engine) == ["CA-today"]
+
+
+def test_validate_reports_a_broken_calls_yaml_at_file_line_col(project: Path):
+    assert runner.invoke(app, ["validate"]).exit_code == 0
+    (project / "config" / "calls.yaml").write_text(
+        "retention_days: 30\ncountries:\n  US: {consent: maybe}\n  de: announce\n"
+    )
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code != 0
+    output = result.stdout + result.stderr
+    assert "calls.yaml:3:" in output and "calls.yaml:4:3" in output, output

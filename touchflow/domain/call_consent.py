@@ -44,7 +44,13 @@ from touchflow.domain.model_findings import model_findings, reported_as
 from touchflow.domain.yaml_source import parse_yaml
 from touchflow.errors import ConfigFileError, Finding
 
-__all__ = ["CallConsent", "CallsConfig", "ConsentMode", "calls_config_from_yaml"]
+__all__ = [
+    "CallConsent",
+    "CallsConfig",
+    "ConsentMode",
+    "calls_config_from_yaml",
+    "calls_findings",
+]
 
 ConsentMode = Literal["transcribe", "announce", "off"]
 _BCP47 = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -142,3 +148,12 @@ def calls_config_from_yaml(text: str, path: str = "config/calls.yaml") -> CallsC
     if findings or parsed is None:
         raise ConfigFileError(sorted(set(findings)))
     return parsed
+
+
+def calls_findings(text: str, path: str) -> list[Finding]:
+    """Every problem of a ``calls.yaml`` text (empty when it is valid)."""
+    try:
+        calls_config_from_yaml(text, path)
+    except ConfigFileError as exc:
+        return exc.findings
+    return []
