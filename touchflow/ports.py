@@ -2,9 +2,10 @@
 
 Ports: :class:`EmailSender`, :class:`SmsSender`, :class:`Dialer`,
 :class:`MailboxReader`, :class:`CrmConnector`, :class:`Enricher`,
-:class:`Notifier`, :class:`Clock` and :class:`TranscriptStream`; the webhooks the
-API receives are read
-through :class:`EmailEventWebhook`, :class:`InboundEmailWebhook` and
+:class:`Notifier`, :class:`Clock`, :class:`TranscriptStream` (where both call
+transcript sources hand what they heard), :class:`SpeechRecognizer` and
+:class:`MediaStreamReader`; the webhooks the API receives are read through
+:class:`EmailEventWebhook`, :class:`InboundEmailWebhook` and
 :class:`MessagingWebhook`, so no route knows a vendor's field names. Fakes of each are public
 (``touchflow.adapters.fakes``, ``touchflow.adapters.fake_crm``).
 

@@ -176,6 +176,18 @@ def test_a_dropped_and_reconnected_stream_stores_each_segment_once(served):
     assert all(s.final for s in row.segments) and row.status == "ended"
 
 
+def test_a_call_ending_mid_sentence_keeps_the_words_as_final(served):
+    prospect = say_mulaw(*PROSPECT)
+    frames = media_messages(prospect, "outbound")
+    cut = int(len(frames) * 0.8)  # the prospect is cut off mid-question
+    with served.connect() as ws:
+        _send_all(ws, [CONNECTED, start_message(SID), *frames[:cut], stop_message(SID)])
+        _wait_closed(ws)
+    row = served.transcript()
+    assert row.status == "ended" and len(row.segments) == 2
+    assert all(s.final for s in row.segments) and row.segments[1].text
+
+
 def test_the_recogniser_keeps_up_with_real_time(capsys):
     """Real-time factor = CPU seconds per second of audio (CPU, not wall: the machine is
     shared); the model is loaded before the clock starts (once per track, ~0.5 s)."""

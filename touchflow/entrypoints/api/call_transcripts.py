@@ -25,10 +25,10 @@ from starlette.concurrency import run_in_threadpool
 
 from touchflow import bootstrap
 from touchflow.entrypoints.api.context import Context, context
-from touchflow.entrypoints.api.contract import MAX_ID
+from touchflow.entrypoints.api.contract import MAX_ID, TwilioTranscriptionEvent
 from touchflow.entrypoints.api.problems import problem
 from touchflow.entrypoints.api.transcript_plan import TRANSCRIPTION_PATH
-from touchflow.entrypoints.api.twilio_hooks import verified_twilio
+from touchflow.entrypoints.api.twilio_hooks import twilio_docs, verified_twilio
 from touchflow.ports import TranscriptEvent
 from touchflow.services.call_transcripts import CallTranscripts
 
@@ -56,17 +56,22 @@ async def _publish(ctx: Context, events: list[TranscriptEvent]) -> list[Transcri
     TRANSCRIPTION_PATH,
     summary="A Real-Time Transcription callback (Twilio)",
     status_code=204,
-    responses={
-        204: {"description": "Recorded (or a known duplicate)."},
-        400: {"description": "TranscriptionEvent and CallSid are required."},
-        403: {"description": "A forged or missing X-Twilio-Signature (nothing is stored)."},
-        503: {"description": "TOUCHFLOW_TWILIO__AUTH_TOKEN is not set."},
-    },
+    **twilio_docs(
+        TwilioTranscriptionEvent,
+        {204: {"description": "Recorded (or a known duplicate)."}},
+        "TranscriptionEvent and CallSid are required (and Track and a numeric SequenceId "
+        "for transcription-content), TranscriptionData must be a JSON object.",
+    ),
 )
 async def twilio_transcription(
     request: Request,
-    task_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    consent: Annotated[str | None, Query(max_length=16)] = None,
+    task_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="The call task (our callback URL).")
+    ] = None,
+    consent: Annotated[
+        str | None,
+        Query(max_length=16, description="The consent mode the call runs under (our URL)."),
+    ] = None,
 ) -> Response:
     """One transcription event of a call: started, a partial or final segment, stopped, error."""
     ctx = context(request)

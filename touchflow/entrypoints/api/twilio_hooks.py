@@ -102,8 +102,9 @@ async def _verified(
     return webhook, items
 
 
-#: For the other Twilio routes (call transcripts): the same check, one implementation.
+#: For the other Twilio routes (call transcripts): the same check and docs, one implementation.
 verified_twilio = _verified
+twilio_docs = _docs
 
 
 def _twiml(body: str) -> Response:
