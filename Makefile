@@ -26,6 +26,7 @@ test: $(STAMP) test-services lint
 
 # The reply tests run against a real IMAP server: Dovecot from Debian's
 # packages (started by the tests themselves, on a free port, as this user).
+# The speech tests need espeak-ng and sox (Debian packages too).
 test-services:
 	@test -x /usr/sbin/dovecot || command -v dovecot >/dev/null || { \
 	  echo "installing dovecot-imapd for the IMAP tests"; \
@@ -33,6 +34,14 @@ test-services:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dovecot-imapd >/dev/null; \
 	} || echo "warning: could not install dovecot-imapd; the IMAP tests will be skipped (and fail under CI=true)"
+	@# The speech tests synthesize a call's audio (espeak-ng) and turn it into
+	@# Twilio's 8 kHz mu-law (sox), then run it through the offline recogniser.
+	@{ command -v espeak-ng >/dev/null && command -v sox >/dev/null; } || { \
+	  echo "installing espeak-ng and sox for the speech tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq espeak-ng sox >/dev/null; \
+	} || echo "warning: could not install espeak-ng and sox; the speech tests will be skipped (and fail under CI=true)"
 
 # Style, the tiers' import contracts (pyproject [tool.importlinter]) and types.
 lint: $(STAMP)

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import Engine
 
+from touchflow.domain.call_consent import CallsConfig
 from touchflow.domain.compliance import BounceShield, CapPolicy, MailboxCaps
 from touchflow.domain.engine import SenderInfo
 from touchflow.domain.routing.team import TeamConfig
@@ -37,6 +38,7 @@ from touchflow.ports import (
     EmailSender,
     Enricher,
     InboundEmailWebhook,
+    MediaStreamReader,
     MessagingWebhook,
     Notifier,
     SmsSender,
@@ -794,4 +796,41 @@ def messaging_webhook(settings: Settings) -> MessagingWebhook:
         raise ConfigError("TOUCHFLOW_TWILIO__AUTH_TOKEN is not set")
     from touchflow.adapters.twilio.webhooks import TwilioWebhooks
 
-    return TwilioWebhooks(token.get_secret_value())
+    return TwilioWebhooks(token.get_secret_value(), rep_track=settings.transcripts.rep_track)
+
+
+def calls_config(settings: Settings) -> CallsConfig:
+    """``config/calls.yaml`` (transcript consent and retention); the defaults when absent.
+
+    A ConfigFileError (file:line:col) when it is invalid.
+    """
+    path = settings.calls_file
+    if not path.exists():
+        return CallsConfig()
+    from touchflow.domain.call_consent import calls_config_from_yaml
+    from touchflow.domain.model_findings import read_text
+
+    return calls_config_from_yaml(read_text(path), str(path))
+
+
+def media_stream_url(settings: Settings) -> str:
+    """The wss:// URL Twilio opens the Media Stream to (and signs)."""
+    if settings.transcripts.media_stream_url:
+        return settings.transcripts.media_stream_url
+    base = settings.public_url.rstrip("/")
+    scheme, _, rest = base.partition("://")
+    return ("wss" if scheme == "https" else "ws") + "://" + rest + "/media-stream"
+
+
+def media_stream_transcriber(
+    settings: Settings, now: Callable[[], datetime]
+) -> MediaStreamReader:
+    """One Media Stream connection's reader: the offline recogniser per track.
+
+    pocketsphinx with the US-English model its wheel ships (no download).
+    """
+    from touchflow.adapters.speech import MediaStreamTranscriber, PocketsphinxRecognizer
+
+    return MediaStreamTranscriber(
+        PocketsphinxRecognizer, now, rep_track=settings.transcripts.rep_track
+    )

@@ -2,8 +2,10 @@
 
 Ports: :class:`EmailSender`, :class:`SmsSender`, :class:`Dialer`,
 :class:`MailboxReader`, :class:`CrmConnector`, :class:`Enricher`,
-:class:`Notifier` and :class:`Clock`; the webhooks the API receives are read
-through :class:`EmailEventWebhook`, :class:`InboundEmailWebhook` and
+:class:`Notifier`, :class:`Clock`, :class:`TranscriptStream` (where both call
+transcript sources hand what they heard), :class:`SpeechRecognizer` and
+:class:`MediaStreamReader`; the webhooks the API receives are read through
+:class:`EmailEventWebhook`, :class:`InboundEmailWebhook` and
 :class:`MessagingWebhook`, so no route knows a vendor's field names. Fakes of each are public
 (``touchflow.adapters.fakes``, ``touchflow.adapters.fake_crm``).
 
@@ -32,6 +34,7 @@ from touchflow.domain.crm import (
 from touchflow.domain.enrich import Firmographics
 from touchflow.domain.events import ProviderEvent
 from touchflow.domain.replies import InboundMessage
+from touchflow.domain.transcripts import TranscriptSegment
 from touchflow.errors import ConnectorError
 
 
@@ -122,6 +125,108 @@ class Dialer(Protocol):
         status_callback_url: str | None = None,
     ) -> str:
         """Start the call; return the provider's call id (a Twilio Call SID)."""
+        ...
+
+
+@dataclass(frozen=True)
+class TranscriptStarted:
+    """A call's transcript began (Twilio's ``transcription-started``, a Media Stream's ``start``).
+
+    ``source`` is ``twilio`` (Real-Time Transcription) or ``media_stream`` (our
+    own recogniser); ``task_id`` is the call task when the source knows it.
+    """
+
+    call_sid: str
+    at: datetime
+    source: str
+    language: str | None = None
+    task_id: int | None = None
+    consent: str | None = None
+
+
+@dataclass(frozen=True)
+class TranscriptStopped:
+    """A call's transcript ended (stopped, the call hung up, or the source failed: ``error``)."""
+
+    call_sid: str
+    at: datetime
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TranscriptionStart:
+    """How the bridge starts a call's transcript: Twilio's engine or our Media Stream.
+
+    ``announcement``: said to both parties before the prospect is dialed
+    (two-party consent), in ``language``.
+    """
+
+    source: str  # twilio | media_stream
+    url: str  # the status callback URL, or the wss:// Media Stream URL
+    language: str
+    announcement: str | None = None
+    partial_results: bool = True
+    parameters: tuple[tuple[str, str], ...] = ()
+
+
+#: What a transcript source hands on: start, segments (partial or final), stop.
+TranscriptEvent = TranscriptStarted | TranscriptSegment | TranscriptStopped
+
+
+class TranscriptStream(Protocol):
+    """Where every transcript source hands what it heard: one port for both sources.
+
+    Twilio's transcription callbacks and the Media Stream recogniser both turn
+    their vendor's input into :data:`TranscriptEvent` values and publish them
+    here. Publishing is idempotent (a redelivered or older segment is not new)
+    and returns the events that were new, in the order they were applied.
+    """
+
+    def publish(self, events: Sequence[TranscriptEvent]) -> list[TranscriptEvent]:
+        """Record ``events``; return those that changed what is known."""
+        ...
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """What a recogniser heard between two silences: text and where it was (ms in the track)."""
+
+    text: str
+    start_ms: int
+    end_ms: int
+    confidence: float | None = None
+
+
+class SpeechRecognizer(Protocol):
+    """One audio track in, final utterances out (an utterance ends at a silence).
+
+    Fed 16-bit little-endian mono PCM at ``sample_rate`` in any chunk size; an
+    engine that hears better can replace the offline one behind this.
+    """
+
+    sample_rate: int
+
+    def feed(self, pcm: bytes) -> list[Utterance]:
+        """Take more audio; the utterances it completed."""
+        ...
+
+    def finish(self) -> list[Utterance]:
+        """The stream ended (hang-up mid-sentence too): what is still pending."""
+        ...
+
+
+class MediaStreamReader(Protocol):
+    """One audio stream's messages (decoded JSON) in, transcript events out."""
+
+    call_sid: str | None
+    audio_seconds: float
+
+    def message(self, msg: Mapping[str, Any]) -> list[TranscriptEvent]:
+        """Apply one message; the events it completed (ValueError: not a stream message)."""
+        ...
+
+    def finish(self, *, stopped: bool = False) -> list[TranscriptEvent]:
+        """The connection ended; flush what is pending (``stopped``: the call's stream ended)."""
         ...
 
 
@@ -283,6 +388,25 @@ class MessagingWebhook(Protocol):
         """The body answering an inbound text (keyword replies); None: answer nothing."""
         ...
 
-    def bridge(self, prospect_number: str | None, caller_id: str | None) -> str:
-        """The call instructions once the SDR answered: dial the prospect, or refuse."""
+    def bridge(
+        self,
+        prospect_number: str | None,
+        caller_id: str | None,
+        transcription: TranscriptionStart | None = None,
+    ) -> str:
+        """The call instructions once the SDR answered: dial the prospect, or refuse.
+
+        ``transcription``: start the call's transcript first (consent allowing).
+        """
+        ...
+
+    def transcription_events(
+        self,
+        items: Sequence[tuple[str, str]],
+        now: datetime,
+        *,
+        task_id: int | None = None,
+        consent: str | None = None,
+    ) -> list[TranscriptEvent] | str:
+        """The transcript events a transcription callback carries, or why it is refused."""
         ...

@@ -96,6 +96,21 @@ class TwilioSettings(BaseModel):
     concurrency: int = Field(default=8, ge=1, le=64)
 
 
+class TranscriptSettings(BaseModel):
+    """Live call transcripts (docs/calls.md): which source, which track is the rep."""
+
+    # off: no transcription; twilio: Twilio Real-Time Transcription callbacks;
+    # media_stream: a Twilio Media Stream into touchflow's own offline recogniser.
+    source: Literal["off", "twilio", "media_stream"] = "off"
+    # On the SDR's leg (the one that runs the bridge TwiML) the inbound track is
+    # what the SDR says, the outbound track what the prospect says.
+    rep_track: Literal["inbound_track", "outbound_track"] = "inbound_track"
+    # wss://host/media-stream as Twilio reaches it; None: TOUCHFLOW_PUBLIC_URL's
+    # host with wss:// (ws:// for http://) and /media-stream.
+    media_stream_url: str | None = None
+    partial_results: bool = True
+
+
 class CapSettings(BaseModel):
     """Send limits of one mailbox (None: no limit)."""
 
@@ -219,6 +234,7 @@ class Settings(BaseSettings):
     leads: LeadSettings = LeadSettings()
     sendgrid: SendgridSettings = SendgridSettings()
     twilio: TwilioSettings = TwilioSettings()
+    transcripts: TranscriptSettings = TranscriptSettings()
     public_url: str = "http://localhost:8000"
     unsubscribe_secret: SecretStr = Field(
         default=SecretStr(DEV_UNSUBSCRIBE_SECRET),
@@ -239,6 +255,11 @@ class Settings(BaseSettings):
     def calendars_file(self) -> Path:
         """``config/calendars.yaml``: the shared calendars cadences name (need not exist)."""
         return self.config_dir / "calendars.yaml"
+
+    @property
+    def calls_file(self) -> Path:
+        """``config/calls.yaml``: transcript consent per country and retention (need not exist)."""
+        return self.config_dir / "calls.yaml"
 
     @property
     def production(self) -> bool:

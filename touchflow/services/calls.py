@@ -185,3 +185,9 @@ def call_target(conn: Connection, task_id: int) -> str | None:
 def task_touch_key(conn: Connection, task_id: int) -> str | None:
     """The touch key of a task (call status callbacks are matched to the touch with it)."""
     return conn.execute(select(tasks.c.touch_key).where(tasks.c.id == task_id)).scalar()
+
+
+def call_country(conn: Connection, task_id: int) -> str | None:
+    """The ISO country of the prospect a task's call is to (consent is decided by it)."""
+    row = _task_row(conn, task_id)
+    return str(row.country).upper() if row is not None and row.country else None

@@ -365,3 +365,34 @@ lead_requests = Table(
     Column("payload_hash", String(64)),
     Column("state", String(10), nullable=False, server_default="done"),
 )
+
+call_transcripts = Table(
+    "call_transcripts",
+    metadata,
+    # One row per transcribed call (a Twilio Call SID); segments hang off it.
+    Column("call_sid", String(64), primary_key=True),
+    Column("task_id", ForeignKey("tasks.id")),  # null when the call is not a task's
+    Column("status", String(8), nullable=False),  # live|ended
+    Column("source", String(16), nullable=False),  # twilio|media_stream
+    Column("language", String(16)),
+    Column("consent", String(16)),  # the consent mode the call ran under
+    Column("started_at", UTCDateTime(), nullable=False, index=True),
+    Column("ended_at", UTCDateTime()),
+)
+
+call_segments = Table(
+    "call_segments",
+    metadata,
+    # (call_sid, track, seq) is the segment: a redelivery is the same row, a
+    # final replaces the partial of the same seq, never the other way round.
+    Column("call_sid", ForeignKey("call_transcripts.call_sid"), primary_key=True),
+    Column("track", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("said_by", String(8), nullable=False),  # rep|prospect
+    Column("text", Text, nullable=False),
+    Column("final", Boolean, nullable=False),
+    Column("stability", Float),
+    Column("confidence", Float),
+    Column("language", String(16)),
+    Column("at", UTCDateTime(), nullable=False, index=True),
+)

@@ -66,6 +66,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from touchflow.adapters._http import error_for_status, parse_retry_after
 from touchflow.adapters.closing import ClosesOnExit
+from touchflow.adapters.twilio.transcription import start_transcription
 from touchflow.domain.phones import to_e164
 from touchflow.errors import (
     ConfigError,
@@ -75,7 +76,7 @@ from touchflow.errors import (
     RecipientRejected,
     RetryableError,
 )
-from touchflow.ports import OutboundSms, SendResult
+from touchflow.ports import OutboundSms, SendResult, TranscriptionStart
 
 __all__ = [
     "CALL_STATUS_EVENTS",
@@ -315,12 +316,19 @@ def _with_touch_key(url: str, touch_key: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def bridge_twiml(prospect_number: str, caller_id: str, record: bool = False) -> str:
+def bridge_twiml(
+    prospect_number: str,
+    caller_id: str,
+    record: bool = False,
+    transcription: TranscriptionStart | None = None,
+) -> str:
     """TwiML that dials the prospect once the SDR answered: ``<Response><Dial callerId=...>``.
 
     Both numbers are normalized to E.164 (``ValueError`` when one is not a
     valid number). ``record`` records both legs from the moment the prospect
     answers, one channel each; recording consent is the caller's business.
+    ``transcription`` (decided by the caller from the consent config) puts the
+    announcement and ``<Start><Transcription>`` or ``<Start><Stream>`` first.
     """
     dial = Dial(
         caller_id=to_e164(caller_id),
@@ -328,6 +336,8 @@ def bridge_twiml(prospect_number: str, caller_id: str, record: bool = False) -> 
     )
     dial.number(to_e164(prospect_number))
     response = VoiceResponse()
+    if transcription is not None:
+        start_transcription(response, transcription)
     response.append(dial)
     return str(response)
 

@@ -36,8 +36,10 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
 from touchflow.adapters.twilio.sms_voice import bridge_twiml
+from touchflow.adapters.twilio.transcription import TwilioTranscription
 from touchflow.domain.events import Effect, ProviderEvent
 from touchflow.domain.sms import sms_help_text, sms_keyword, sms_start_text, sms_stop_text
+from touchflow.ports import TranscriptEvent, TranscriptionStart
 
 __all__ = ["FormParams", "TwilioWebhooks"]
 
@@ -77,8 +79,20 @@ class TwilioWebhooks:
     fields (a 400 for the caller).
     """
 
-    def __init__(self, auth_token: str) -> None:
+    def __init__(self, auth_token: str, rep_track: str = "inbound_track") -> None:
         self._validator = RequestValidator(auth_token)
+        self._transcription = TwilioTranscription(rep_track)
+
+    def transcription_events(
+        self,
+        items: Sequence[tuple[str, str]],
+        now: datetime,
+        *,
+        task_id: int | None = None,
+        consent: str | None = None,
+    ) -> list[TranscriptEvent] | str:
+        """Real-Time Transcription callbacks (:mod:`touchflow.adapters.twilio.transcription`)."""
+        return self._transcription.events(items, now, task_id=task_id, consent=consent)
 
     def authentic(
         self, url: str, items: Sequence[tuple[str, str]], headers: Mapping[str, str]
@@ -165,14 +179,21 @@ class TwilioWebhooks:
             reply.message(answer(company))
         return str(reply)
 
-    def bridge(self, prospect_number: str | None, caller_id: str | None) -> str:
+    def bridge(
+        self,
+        prospect_number: str | None,
+        caller_id: str | None,
+        transcription: TranscriptionStart | None = None,
+    ) -> str:
         """TwiML for the SDR's answered leg: dial the prospect, or say why not and hang up.
 
-        ``ValueError`` never escapes: a number that is not one is a refusal.
+        ``transcription``: start the call's transcript (and say the consent
+        announcement) before dialing. ``ValueError`` never escapes: a number
+        that is not one is a refusal.
         """
         if prospect_number and caller_id:
             try:
-                return bridge_twiml(prospect_number, caller_id)
+                return bridge_twiml(prospect_number, caller_id, transcription=transcription)
             except ValueError:
                 pass
         refusal = VoiceResponse()

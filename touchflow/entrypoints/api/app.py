@@ -41,7 +41,13 @@ from sqlalchemy.exc import DBAPIError
 
 from touchflow import __version__, bootstrap
 from touchflow.bootstrap import RuntimeCache
-from touchflow.entrypoints.api import calls, sendgrid_hooks, twilio_hooks, unsubscribe
+from touchflow.entrypoints.api import (
+    call_transcripts,
+    calls,
+    sendgrid_hooks,
+    twilio_hooks,
+    unsubscribe,
+)
 from touchflow.entrypoints.api import leads as leads_route
 from touchflow.entrypoints.api.context import Context, context
 from touchflow.entrypoints.api.contract import HEALTH_RESPONSES, install_openapi
@@ -96,7 +102,7 @@ def create_app(
         crm=crm,
         notifier=notifier,
     )
-    for module in (sendgrid_hooks, twilio_hooks, unsubscribe, calls, leads_route):
+    for module in (sendgrid_hooks, twilio_hooks, call_transcripts, unsubscribe, calls, leads_route):
         app.include_router(module.router)
     metrics = ApiMetrics()
     app.state.metrics = metrics

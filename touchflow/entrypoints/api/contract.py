@@ -134,6 +134,44 @@ class TwilioCallStatus(BaseModel):
     CallDuration: str | None = Field(default=None)
 
 
+class TwilioTranscriptionEvent(BaseModel):
+    """A Real-Time Transcription status callback (``<Start><Transcription statusCallbackUrl>``)."""
+
+    model_config = _form(
+        "Twilio's Real-Time Transcription callback. TranscriptionEvent and CallSid are "
+        "required; a transcription-content event also needs Track and a numeric SequenceId.",
+        {
+            "TranscriptionEvent": "transcription-content",
+            "CallSid": "CA0123456789abcdef0123456789abcdef",
+            "TranscriptionSid": "GT0123456789abcdef0123456789abcdef",
+            "Track": "outbound_track",
+            "SequenceId": "3",
+            "Final": "true",
+            "Stability": "0.9",
+            "LanguageCode": "en-US",
+            "Timestamp": "2026-12-06T10:00:00.000000Z",
+            "TranscriptionData": '{"transcript": "what is the price", "confidence": 0.93}',
+        },
+    )
+
+    TranscriptionEvent: str | None = Field(
+        default=None,
+        description="transcription-started, transcription-content, transcription-stopped "
+        "or transcription-error.",
+    )
+    CallSid: str | None = Field(default=None)
+    TranscriptionSid: str | None = Field(default=None)
+    Track: str | None = Field(default=None, description="inbound_track or outbound_track.")
+    SequenceId: str | None = Field(default=None, description="Orders a call's callbacks.")
+    Final: str | None = Field(default=None, description="true for a final result.")
+    Stability: str | None = Field(default=None, description="0 to 1, for partial results.")
+    LanguageCode: str | None = Field(default=None)
+    Timestamp: str | None = Field(default=None, description="ISO 8601.")
+    TranscriptionData: str | None = Field(
+        default=None, description='JSON: {"transcript": ..., "confidence": ...}.'
+    )
+
+
 class TwilioVoiceRequest(BaseModel):
     """Twilio's request for TwiML once the SDR answered (the bridge)."""
 

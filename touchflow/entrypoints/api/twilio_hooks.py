@@ -32,6 +32,7 @@ from touchflow.entrypoints.api.contract import (
     model_schema,
 )
 from touchflow.entrypoints.api.problems import problem
+from touchflow.entrypoints.api.transcript_plan import transcription_plan
 from touchflow.ports import MessagingWebhook
 from touchflow.services.calls import call_target, task_touch_key
 from touchflow.services.provider_events import ingest_events
@@ -99,6 +100,11 @@ async def _verified(
         _log.warning("refused a Twilio webhook to %s: bad or missing signature", request.url.path)
         return problem(request, 403, "signature check failed")
     return webhook, items
+
+
+#: For the other Twilio routes (call transcripts): the same check and docs, one implementation.
+verified_twilio = _verified
+twilio_docs = _docs
 
 
 def _twiml(body: str) -> Response:
@@ -217,4 +223,6 @@ async def twilio_bridge(
     caller_id = ctx.settings.twilio.from_number or ctx.settings.sender.phone
     if target is None or not caller_id:
         _log.warning("cannot bridge task %s: no number to dial or no caller id", task_id)
-    return _twiml(webhook.bridge(target, caller_id))
+        return _twiml(webhook.bridge(target, caller_id))
+    plan = await transcription_plan(ctx, task_id)
+    return _twiml(webhook.bridge(target, caller_id, plan))

@@ -61,7 +61,7 @@ def _router(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def config_findings(settings: Settings) -> list:  # type: ignore[type-arg]
-    """House rules for ``touchflow validate`` on config/: the ICP and the routing files.
+    """House rules for ``touchflow validate`` on config/: the ICP, the routing files, calls.yaml.
 
     Routing files that load also get their warnings (pools that could surprise).
     """
@@ -72,6 +72,14 @@ def config_findings(settings: Settings) -> list:  # type: ignore[type-arg]
     icp = settings.config_dir / "icp.yaml"
     if icp.exists():
         found += icp_findings(icp)
+    if settings.calls_file.exists():
+        from touchflow.domain.call_consent import calls_findings
+        from touchflow.domain.model_findings import read_text
+
+        try:
+            found += calls_findings(read_text(settings.calls_file), str(settings.calls_file))
+        except FindingsError as exc:  # unreadable
+            found += exc.findings
     if (settings.config_dir / "team.yaml").exists() or (
         settings.config_dir / "routing.yaml"
     ).exists():

@@ -1,0 +1,129 @@
+"""Call transcripts in: Twilio Real-Time Transcription callbacks and Twilio Media Streams.
+
+Both sources end in the same port (:class:`~touchflow.ports.TranscriptStream`,
+:class:`touchflow.services.call_transcripts.CallTranscripts`, one per app in
+``ctx.cache["call_transcripts"]``; the live guidance hub sets its ``on_new``).
+
+* ``POST /webhooks/twilio/transcription?task_id=&consent=``: checked with
+  ``X-Twilio-Signature`` like every Twilio webhook (403 and nothing stored
+  otherwise), read by the Twilio adapter, recorded idempotently.
+* ``WS /media-stream``: the upgrade must carry ``X-Twilio-Signature`` over the
+  ``wss://`` URL Twilio was given (``TOUCHFLOW_TRANSCRIPTS__MEDIA_STREAM_URL``);
+  a request without a valid one is refused before the socket is accepted (HTTP
+  403), so nothing is read or stored. The audio goes through the offline
+  recogniser; utterances are recorded as final segments as they complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from touchflow import bootstrap
+from touchflow.entrypoints.api.context import Context, context
+from touchflow.entrypoints.api.contract import MAX_ID, TwilioTranscriptionEvent
+from touchflow.entrypoints.api.problems import problem
+from touchflow.entrypoints.api.transcript_plan import TRANSCRIPTION_PATH
+from touchflow.entrypoints.api.twilio_hooks import twilio_docs, verified_twilio
+from touchflow.ports import TranscriptEvent
+from touchflow.services.call_transcripts import CallTranscripts
+
+router = APIRouter()
+_log = logging.getLogger("touchflow.api.transcripts")
+#: A Media Stream message is a few KiB (20 ms of audio); more is not Twilio.
+MAX_MESSAGE = 64 * 1024
+
+
+def transcript_stream(ctx: Context) -> CallTranscripts:
+    """The app's transcript port (made on first use)."""
+    stream = ctx.cache.get("call_transcripts")
+    if stream is None:
+        stream = ctx.cache["call_transcripts"] = CallTranscripts(ctx.engine, source="twilio")
+    return stream  # type: ignore[no-any-return]
+
+
+async def _publish(ctx: Context, events: list[TranscriptEvent]) -> list[TranscriptEvent]:
+    if not events:
+        return []
+    return await run_in_threadpool(transcript_stream(ctx).publish, events)
+
+
+@router.post(
+    TRANSCRIPTION_PATH,
+    summary="A Real-Time Transcription callback (Twilio)",
+    status_code=204,
+    **twilio_docs(
+        TwilioTranscriptionEvent,
+        {204: {"description": "Recorded (or a known duplicate)."}},
+        "TranscriptionEvent and CallSid are required (and Track and a numeric SequenceId "
+        "for transcription-content), TranscriptionData must be a JSON object.",
+    ),
+)
+async def twilio_transcription(
+    request: Request,
+    task_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="The call task (our callback URL).")
+    ] = None,
+    consent: Annotated[
+        str | None,
+        Query(max_length=16, description="The consent mode the call runs under (our URL)."),
+    ] = None,
+) -> Response:
+    """One transcription event of a call: started, a partial or final segment, stopped, error."""
+    ctx = context(request)
+    verified = await verified_twilio(request, ctx)
+    if isinstance(verified, Response):
+        return verified
+    webhook, items = verified
+    events = webhook.transcription_events(items, ctx.now(), task_id=task_id, consent=consent)
+    if isinstance(events, str):
+        return problem(request, 400, events)
+    await _publish(ctx, events)
+    return Response(status_code=204)
+
+
+def _stream_url(ctx: Context, websocket: WebSocket) -> str:
+    url = bootstrap.media_stream_url(ctx.settings)
+    if websocket.url.query:
+        url += "?" + websocket.url.query
+    return url
+
+
+@router.websocket("/media-stream")
+async def media_stream(websocket: WebSocket) -> None:
+    """A Twilio Media Stream (``<Start><Stream>``): audio in, transcript segments recorded."""
+    ctx: Context = websocket.app.state.touchflow
+    webhook = ctx.adapter("messaging_webhook", bootstrap.messaging_webhook)
+    if isinstance(webhook, str) or not webhook.authentic(
+        _stream_url(ctx, websocket), [], websocket.headers
+    ):
+        _log.warning("refused a Media Stream upgrade: bad or missing signature")
+        await websocket.close(code=1008)  # before accept: the upgrade gets HTTP 403
+        return
+    await websocket.accept()
+    reader = bootstrap.media_stream_transcriber(ctx.settings, ctx.now)
+    stopped = False
+    try:
+        while not stopped:
+            raw = await websocket.receive_text()
+            if len(raw) > MAX_MESSAGE:
+                raise ValueError("a Media Stream message over 64 KiB")
+            msg: Any = json.loads(raw)
+            if not isinstance(msg, dict):
+                raise ValueError("a Media Stream message is a JSON object")
+            stopped = msg.get("event") == "stop"
+            await _publish(ctx, await run_in_threadpool(reader.message, msg))
+    except WebSocketDisconnect:
+        # Dropped mid-call: keep what was heard; a reconnect may go on.
+        await _publish(ctx, await run_in_threadpool(reader.finish))
+        return
+    except ValueError as exc:  # not JSON, not a stream message
+        _log.warning("closing a Media Stream: %s", exc)
+        await _publish(ctx, await run_in_threadpool(reader.finish))
+        await websocket.close(code=1003)
+        return
+    await websocket.close()

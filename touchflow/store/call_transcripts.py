@@ -1,0 +1,196 @@
+"""Call transcripts in the store: one row per call, one per segment.
+
+A segment is ``(call_sid, track, seq)``. Sources deliver twice and out of
+order, so every write is an upsert that says whether it changed anything:
+
+* a segment seen for the first time is inserted;
+* a final replaces a partial of the same ``seq`` (and a partial with other
+  words replaces an older partial), never the other way round: a final is
+  never overwritten, so a late partial or a redelivery changes nothing.
+
+Functions take a ``Connection`` inside the caller's transaction; time comes
+in as arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+
+from touchflow.domain.transcripts import Speaker, TranscriptSegment
+from touchflow.store.prebuilt import dialect_insert
+from touchflow.store.schema import call_segments, call_transcripts, tasks
+
+__all__ = [
+    "CallTranscriptRow",
+    "end_call",
+    "purge_before",
+    "read_transcript",
+    "start_call",
+    "upsert_segment",
+]
+
+
+@dataclass(frozen=True)
+class CallTranscriptRow:
+    """A call's transcript as stored: its status and its segments in (track, seq) order."""
+
+    call_sid: str
+    task_id: int | None
+    status: str
+    source: str
+    language: str | None
+    consent: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    segments: list[TranscriptSegment]
+
+
+def _ensure(conn: Connection, call_sid: str, at: datetime, source: str, **extra: Any) -> bool:
+    """Insert the call's row if it is not there yet; whether it was inserted."""
+    stmt = (
+        dialect_insert(conn, call_transcripts)
+        .values(call_sid=call_sid, status="live", source=source, started_at=at, **extra)
+        .on_conflict_do_nothing(index_elements=["call_sid"])
+        .returning(call_transcripts.c.call_sid)
+    )
+    return conn.execute(stmt).first() is not None
+
+
+def start_call(
+    conn: Connection,
+    call_sid: str,
+    at: datetime,
+    *,
+    source: str,
+    language: str | None = None,
+    task_id: int | None = None,
+    consent: str | None = None,
+) -> bool:
+    """Record that a call's transcript started; whether that is news.
+
+    A segment that arrived before the start already made the row: the start
+    then fills in what the segment did not know (language, task, consent).
+    A ``task_id`` that names no task is not kept (the transcript still is).
+    """
+    if task_id is not None and conn.execute(
+        select(tasks.c.id).where(tasks.c.id == task_id)
+    ).first() is None:
+        task_id = None
+    if _ensure(
+        conn, call_sid, at, source, language=language, task_id=task_id, consent=consent
+    ):
+        return True
+    known = {"language": language, "task_id": task_id, "consent": consent}
+    for column, value in known.items():
+        if value is not None:
+            conn.execute(
+                update(call_transcripts)
+                .where(
+                    call_transcripts.c.call_sid == call_sid,
+                    call_transcripts.c[column].is_(None),
+                )
+                .values({column: value})
+            )
+    return False
+
+
+def end_call(conn: Connection, call_sid: str, at: datetime, *, source: str) -> bool:
+    """Mark the call's transcript ended; whether it was live (a second stop is no news)."""
+    _ensure(conn, call_sid, at, source)
+    changed = conn.execute(
+        update(call_transcripts)
+        .where(call_transcripts.c.call_sid == call_sid, call_transcripts.c.status == "live")
+        .values(status="ended", ended_at=at)
+    ).rowcount
+    return bool(changed)
+
+
+def upsert_segment(conn: Connection, seg: TranscriptSegment, *, source: str) -> bool:
+    """Store one segment; whether it changed what is stored (see the module docstring)."""
+    _ensure(conn, seg.call_sid, seg.at, source)
+    values = {
+        "call_sid": seg.call_sid,
+        "track": seg.track,
+        "seq": seg.seq,
+        "said_by": seg.said_by.value,
+        "text": seg.text,
+        "final": seg.final,
+        "stability": seg.stability,
+        "confidence": seg.confidence,
+        "language": seg.language,
+        "at": seg.at,
+    }
+    ins = dialect_insert(conn, call_segments).values(**values)
+    stored = call_segments.c
+    stmt = ins.on_conflict_do_update(
+        index_elements=["call_sid", "track", "seq"],
+        set_={k: ins.excluded[k] for k in values if k not in ("call_sid", "track", "seq")},
+        # A final is never overwritten; a partial only by a final or other words.
+        where=(stored.final.is_(False))
+        & (ins.excluded.final.is_(True) | (ins.excluded.text != stored.text)),
+    ).returning(stored.seq)
+    return conn.execute(stmt).first() is not None
+
+
+def read_transcript(conn: Connection, call_sid: str) -> CallTranscriptRow | None:
+    """The call's transcript, or None if nothing was ever recorded for it."""
+    row = conn.execute(
+        select(call_transcripts).where(call_transcripts.c.call_sid == call_sid)
+    ).first()
+    if row is None:
+        return None
+    segs = conn.execute(
+        select(call_segments)
+        .where(call_segments.c.call_sid == call_sid)
+        .order_by(call_segments.c.track, call_segments.c.seq)
+    )
+    return CallTranscriptRow(
+        call_sid=row.call_sid,
+        task_id=row.task_id,
+        status=row.status,
+        source=row.source,
+        language=row.language,
+        consent=row.consent,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        segments=[
+            TranscriptSegment(
+                call_sid=s.call_sid,
+                track=s.track,
+                seq=s.seq,
+                said_by=Speaker(s.said_by),
+                text=s.text,
+                final=s.final,
+                at=s.at,
+                language=s.language or "en",
+                confidence=s.confidence,
+                stability=s.stability,
+            )
+            for s in segs
+        ],
+    )
+
+
+def purge_before(conn: Connection, cutoff: datetime) -> tuple[int, int]:
+    """Delete transcripts of calls started before ``cutoff``, segments and all.
+
+    Segments older than the cutoff go too, whatever their call (a call that
+    ran past midnight of its retention day keeps only its newer words).
+    Returns (calls, segments) deleted.
+    """
+    old_calls = select(call_transcripts.c.call_sid).where(
+        call_transcripts.c.started_at < cutoff
+    )
+    segments = conn.execute(
+        delete(call_segments).where(
+            call_segments.c.call_sid.in_(old_calls) | (call_segments.c.at < cutoff)
+        )
+    ).rowcount
+    calls = conn.execute(
+        delete(call_transcripts).where(call_transcripts.c.started_at < cutoff)
+    ).rowcount
+    return int(calls or 0), int(segments or 0)
