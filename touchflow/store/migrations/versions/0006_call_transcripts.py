@@ -1,6 +1,6 @@
 """call_transcripts and call_segments: live call transcripts (Twilio or a Media Stream)
 
-Revision ID: 0009_call_transcripts
+Revision ID: 0006_call_transcripts
 Revises: 0005
 Create Date: 2026-12-06
 """
@@ -8,7 +8,7 @@ Create Date: 2026-12-06
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_call_transcripts"
+revision = "0006_call_transcripts"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
