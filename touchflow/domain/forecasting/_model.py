@@ -1,0 +1,237 @@
+"""A semi-Markov model of the pipeline, learned from the stage history.
+
+The open stages plus two absorbing states (won, lost). Time moves in weekly
+steps; a deal's state is (stage, weeks spent in it so far). For every stage
+and week-in-stage the model holds the weekly hazard of leaving for each
+destination (any other stage, a regression included, won or lost), counted
+from every stay known at the cut: finished stays give the exit, stays still
+running give their exposure (censoring), so slow deals are not forgotten.
+
+Few observations are shrunk toward the stage's pooled (all weeks) rates:
+``(exits + m * pooled) / (exposure + m)``; a stage never seen falls back on
+the rates pooled over all stages.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import datetime
+from statistics import median
+
+from touchflow.domain.deals import DealOutcome
+from touchflow.domain.forecasting._history import KnownDeal, KnownHistory
+
+STEP_DAYS = 7
+BUCKETS = 26  # weeks in stage; the last bucket holds every longer stay
+PRIOR_WEEKS = 12.0  # shrinkage strength, in weeks of exposure
+
+
+@dataclass(frozen=True)
+class Stay:
+    """One stay in an open stage: ``dest`` is a stage, ``won``, ``lost`` or None (still there)."""
+
+    stage: str
+    start: datetime
+    end: datetime
+    dest: str | None
+
+
+def steps_in(days: int) -> int:
+    """Days as whole weekly steps, rounded half up."""
+    return (2 * days + STEP_DAYS) // (2 * STEP_DAYS)
+
+
+def survived(days: int) -> int:
+    """Steps a stay still running after ``days`` has come through (the bucket it is in now)."""
+    return max(0, (2 * days - STEP_DAYS) // (2 * STEP_DAYS))
+
+
+WON = "won"
+LOST = "lost"
+
+
+def stays_of(deal: KnownDeal, stages: tuple[str, ...], as_of: datetime) -> list[Stay]:
+    """The deal's stays in open stages, the last one ended by its outcome or still running."""
+    open_set = set(stages)
+    path: list[tuple[str, datetime]] = []
+    for stage, at in deal.path:
+        if stage not in open_set:
+            continue
+        if path and path[-1][0] == stage:
+            continue
+        path.append((stage, at))
+    out: list[Stay] = []
+    for (stage, start), (nxt, end) in itertools.pairwise(path):
+        out.append(Stay(stage, start, end, nxt))
+    if path:
+        stage, start = path[-1]
+        if deal.outcome is not None and deal.closed_at is not None:
+            dest = WON if deal.outcome is DealOutcome.WON else LOST
+            out.append(Stay(stage, start, max(start, deal.closed_at), dest))
+        else:
+            out.append(Stay(stage, start, max(start, as_of), None))
+    return out
+
+
+@dataclass(frozen=True)
+class StageModel:
+    """Weekly exit hazards per (stage, week in stage) and what they imply."""
+
+    stages: tuple[str, ...]
+    # hazards[s][b][d]: d indexes stages, then won, then lost
+    hazards: tuple[tuple[tuple[float, ...], ...], ...]
+    typical_days: tuple[float | None, ...]
+    finished_stays: tuple[int, ...]
+
+    @property
+    def destinations(self) -> int:
+        return len(self.stages) + 2
+
+    def index(self, stage: str) -> int:
+        return self.stages.index(stage)
+
+    def period_probabilities(
+        self, step_period: list[int], won_factor: list[float], periods: int
+    ) -> list[list[list[float]]]:
+        """``out[s][b][p]``: probability of being won during period ``p`` from (s, b) now.
+
+        ``step_period[t]`` is the period step ``t`` (the week after ``t`` weeks)
+        falls in, -1 for none; ``won_factor[t]`` scales the closing hazards
+        (won and lost together, so the odds stay) in that step: the calendar's
+        pull, e.g. quarter ends. Backward induction over
+        the steps, once per period.
+        """
+        n, k = len(self.stages), BUCKETS
+        won = n
+        horizon = len(step_period)
+        out = [[[0.0] * periods for _ in range(k)] for _ in range(n)]
+        for p in range(periods):
+            last = max((t for t in range(horizon) if step_period[t] == p), default=-1)
+            if last < 0:
+                continue
+            nxt = [[0.0] * k for _ in range(n)]
+            for t in range(last, -1, -1):
+                f = won_factor[t]
+                counts = step_period[t] == p
+                cur = [[0.0] * k for _ in range(n)]
+                for s in range(n):
+                    for b in range(k):
+                        h = self.hazards[s][b]
+                        # Closing (won and lost alike) speeds up or slows down; its odds stay.
+                        closing = h[won] + h[won + 1]
+                        moving = sum(h) - closing
+                        g = min(f, (1.0 - moving) / closing) if closing > 0 else 1.0
+                        stay = 1.0 - moving - closing * g
+                        v = h[won] * g if counts else 0.0
+                        v += stay * nxt[s][min(b + 1, k - 1)]
+                        for d in range(n):
+                            if h[d]:
+                                v += h[d] * nxt[d][0]
+                        cur[s][b] = v
+                nxt = cur
+            for s in range(n):
+                for b in range(k):
+                    out[s][b][p] = nxt[s][b]
+        return out
+
+    def eventual_win(self) -> list[list[float]]:
+        """``out[s][b]``: probability of being won at all from (s, b), by fixed-point iteration."""
+        n, k = len(self.stages), BUCKETS
+        won = n
+        e = [[0.0] * k for _ in range(n)]
+        for _ in range(500):
+            change = 0.0
+            for s in range(n):
+                row = e[s]
+                for b in range(k - 1, -1, -1):
+                    h = self.hazards[s][b]
+                    stay = 1.0 - sum(h)
+                    move = h[won] + sum(h[d] * e[d][0] for d in range(n) if h[d])
+                    if b == k - 1:
+                        v = move / (1.0 - stay) if stay < 1.0 else 0.0
+                    else:
+                        v = move + stay * row[b + 1]
+                    change = max(change, abs(v - row[b]))
+                    row[b] = v
+            if change < 1e-10:
+                break
+        return e
+
+
+def estimate(
+    history: KnownHistory, stages: tuple[str, ...], prior: float = PRIOR_WEEKS
+) -> StageModel:
+    """Learn the hazards from every stay known in ``history``."""
+    n, k = len(stages), BUCKETS
+    nd = n + 2
+    pos = {s: i for i, s in enumerate(stages)}
+    pos[WON], pos[LOST] = n, n + 1
+    diff = [[0] * (k + 1) for _ in range(n)]  # exposure of buckets 0..k-2 by difference
+    tail = [0] * n  # exposure weeks in the last bucket
+    exits = [[[0] * nd for _ in range(k)] for _ in range(n)]
+    durations: list[list[int]] = [[] for _ in range(n)]
+    for deal in history.deals:
+        for stay in stays_of(deal, stages, history.as_of):
+            s = pos[stay.stage]
+            days = (stay.end - stay.start).days
+            if stay.dest is not None:
+                # A finished stay of d days is round(d / 7) steps (at least one):
+                # the step model then takes as long as the history did.
+                covered = max(1, steps_in(days))
+                exits[s][min(covered - 1, k - 1)][pos[stay.dest]] += 1
+                durations[s].append(days)
+            else:
+                covered = survived(days)
+            if covered <= 0:
+                continue
+            diff[s][0] += 1
+            diff[s][min(covered, k - 1)] -= 1
+            tail[s] += max(0, covered - (k - 1))
+    exposure = []
+    for s in range(n):
+        run, row = 0, []
+        for b in range(k - 1):
+            run += diff[s][b]
+            row.append(run)
+        row.append(tail[s])
+        exposure.append(row)
+
+    total_exp = [sum(exposure[s]) for s in range(n)]
+    stage_exits = [[sum(exits[s][b][d] for b in range(k)) for d in range(nd)] for s in range(n)]
+    all_exp = sum(total_exp)
+    # Pooled over all stages, by kind of move: next stage, won, lost (others too rare to pool).
+    fwd = sum(stage_exits[s][s + 1] for s in range(n - 1))
+    glob_won = sum(stage_exits[s][n] for s in range(n))
+    glob_lost = sum(stage_exits[s][n + 1] for s in range(n))
+
+    def pooled(s: int) -> list[float]:
+        if total_exp[s] > 0:
+            x = float(total_exp[s])
+            return [stage_exits[s][d] / x for d in range(nd)]
+        rates = [0.0] * nd
+        if all_exp:
+            if s + 1 < n:
+                rates[s + 1] = fwd / all_exp
+            rates[n] = glob_won / all_exp
+            rates[n + 1] = glob_lost / all_exp
+        return rates
+
+    hazards = []
+    for s in range(n):
+        base = pooled(s)
+        rows = []
+        for b in range(k):
+            x = exposure[s][b]
+            if x + prior <= 0:
+                rows.append(tuple(base))
+                continue
+            rows.append(tuple((exits[s][b][d] + prior * base[d]) / (x + prior) for d in range(nd)))
+        hazards.append(tuple(rows))
+    typical = tuple(float(median(d)) if d else None for d in durations)
+    return StageModel(
+        stages=stages,
+        hazards=tuple(hazards),
+        typical_days=typical,
+        finished_stays=tuple(len(d) for d in durations),
+    )
