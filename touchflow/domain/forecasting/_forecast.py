@@ -185,11 +185,11 @@ def forecast_known(
     eventual_by_state = model.eventual_win()
     step_period: list[int] = []
     step_factor: list[float] = []
-    factors = _month_in_quarter_factors(history)
+    factors = _quarter_calendar_factors(history)
     for t in range(steps):
         mid = as_of + timedelta(days=STEP_DAYS * (t + 0.5))
         step_period.append(next((i for i, p in enumerate(plist) if p.contains(mid)), -1))
-        step_factor.append(factors[(mid.month - 1) % 3])
+        step_factor.append(factors[_half_month_of_quarter(mid)])
     by_state = model.period_probabilities(step_period, step_factor, periods)
 
     won_to_date = [0.0] * periods
@@ -355,20 +355,31 @@ def _deal_forecast(
     )
 
 
-def _month_in_quarter_factors(history: KnownHistory) -> tuple[float, float, float]:
-    """How much likelier a win is in the first, second and third month of a quarter.
+def _half_month_of_quarter(moment: datetime) -> int:
+    """0..5: the first or second half of the first, second or third month of the quarter."""
+    return 2 * ((moment.month - 1) % 3) + (moment.day > 15)
 
-    From the wins known at the cut (the quarter-end push shows here), shrunk
-    toward 1 by ``QUARTER_PRIOR`` wins per month; the three average to 1.
+
+def _quarter_calendar_factors(history: KnownHistory) -> list[float]:
+    """How much faster deals close in each half-month of a quarter than on average.
+
+    From the wins known at the cut (the quarter-end push shows here), per day,
+    shrunk toward 1 by ``QUARTER_PRIOR`` wins per half-month; weighted by
+    their days, the six average to 1.
     """
-    counts = [0, 0, 0]
+    counts = [0] * 6
     for d in history.deals:
         if d.outcome is DealOutcome.WON and d.closed_at is not None:
-            counts[(d.closed_at.month - 1) % 3] += 1
+            counts[_half_month_of_quarter(d.closed_at)] += 1
     total = sum(counts)
-    raw = [(c + QUARTER_PRIOR) / (total / 3 + QUARTER_PRIOR) for c in counts]
-    mean = sum(raw) / 3
-    return (raw[0] / mean, raw[1] / mean, raw[2] / mean)
+    days = [15.0, 15.4] * 3  # a half-month's average length (second halves: 15.4 days)
+    share = [x / sum(days) for x in days]
+    raw = [
+        (c + QUARTER_PRIOR) / (total * w + QUARTER_PRIOR)
+        for c, w in zip(counts, share, strict=True)
+    ]
+    mean = sum(r * w for r, w in zip(raw, share, strict=True))
+    return [r / mean for r in raw]
 
 
 def _owner_rates(history: KnownHistory) -> dict[str | None, tuple[int, int]]:
