@@ -8,6 +8,7 @@ import pytest
 
 from touchflow.domain.deals import Deal, DealOutcome, ForecastCategory, StageChange
 from touchflow.domain.forecasting import (
+    STEP_DAYS,
     CloseDateChange,
     ForecastPipeline,
     backtest,
@@ -21,6 +22,7 @@ from touchflow.domain.forecasting import (
 )
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+S = STEP_DAYS  # the model's step, in days
 STAGES = ("a", "b")
 
 
@@ -163,7 +165,7 @@ def test_cut_keeps_only_what_was_known() -> None:
 
 
 def _two_stage_history(extra_open: int = 0) -> tuple[list[Deal], list[StageChange]]:
-    """10 deals: 14 days in a, 7 in b, then 5 won and 5 lost; ``extra_open`` still in a."""
+    """10 deals: two steps in a, one in b, then 5 won and 5 lost; ``extra_open`` still in a."""
     deals: list[Deal] = []
     changes: list[StageChange] = []
     for i in range(10):
@@ -173,11 +175,11 @@ def _two_stage_history(extra_open: int = 0) -> tuple[list[Deal], list[StageChang
                 f"d{i}",
                 0,
                 stage="closed_won" if won else "closed_lost",
-                closed=21,
+                closed=3 * S,
                 outcome=DealOutcome.WON if won else DealOutcome.LOST,
             )
         )
-        changes += [StageChange(f"d{i}", "a", at(0)), StageChange(f"d{i}", "b", at(14))]
+        changes += [StageChange(f"d{i}", "a", at(0)), StageChange(f"d{i}", "b", at(2 * S))]
     for i in range(extra_open):
         deals.append(deal(f"o{i}", 80))
         changes.append(StageChange(f"o{i}", "a", at(80)))
@@ -192,7 +194,7 @@ def test_model_learns_hazards_and_times() -> None:
     assert m.hazards[a][0] == (0.0, 0.0, 0.0, 0.0)  # nobody leaves a in the first week
     assert m.hazards[a][1] == (0.0, 1.0, 0.0, 0.0)  # everybody moves to b in the second
     assert m.hazards[b][0][won] == 0.5 and m.hazards[b][0][lost] == 0.5
-    assert m.typical_days == (14.0, 7.0) and m.finished_stays == (10, 10)
+    assert m.typical_days == (2.0 * S, 1.0 * S) and m.finished_stays == (10, 10)
     eventual = m.eventual_win()
     assert eventual[a][0] == pytest.approx(0.5)
     # a takes two steps, b one: won in the third step or never.
@@ -212,17 +214,23 @@ def test_model_learns_hazards_and_times() -> None:
 
 def test_model_counts_running_stays_and_shrinks() -> None:
     deals, changes = _two_stage_history(extra_open=10)
-    # The 10 open deals have been in a for 20 days: they came through weeks 0 and 1.
-    h = cut_history(deals, changes, at(100))
+    # The 10 open deals have been in a for 4 steps' worth of days at the cut:
+    # they came through buckets 0, 1 and 2 (the one they are in does not count).
+    h = cut_history(deals, changes, at(80 + 4 * S))
     m = estimate(h, STAGES, prior=0.0)
-    assert m.hazards[0][1][1] == pytest.approx(0.5)
+    assert m.hazards[0][1][1] == pytest.approx(10 / 20)
     assert m.hazards[0][0][1] == 0.0
+    assert m.hazards[0][2][1] == 0.0
     shrunk = estimate(h, STAGES, prior=20.0)
-    pooled = 10 / 40  # 10 exits over 40 weeks of exposure in a
+    pooled = 10 / 50  # 10 exits over 2 x 10 + 3 x 10 steps of exposure in a
     assert shrunk.hazards[0][0][1] == pytest.approx((0 + 20 * pooled) / (20 + 20))
     assert shrunk.hazards[0][1][1] == pytest.approx((10 + 20 * pooled) / (20 + 20))
-    # Week 3 of a has no exposure at all: it falls back on the stage's pooled rate.
+    assert shrunk.hazards[0][2][1] == pytest.approx((0 + 20 * pooled) / (10 + 20))
+    # Bucket 3 of a has no exposure at all: it falls back on the stage's pooled rate.
     assert shrunk.hazards[0][3][1] == pytest.approx(pooled)
+    # A stage never seen falls back on the rates pooled over every stage.
+    blank = estimate(cut_history([], [], at(0)), STAGES, prior=20.0)
+    assert blank.hazards[0][0] == (0.0, 0.0, 0.0, 0.0)
 
 
 # --- the forecast ---------------------------------------------------------------
@@ -238,7 +246,7 @@ def _live() -> tuple[list[Deal], list[StageChange], list[CloseDateChange]]:
     changes += [
         StageChange("late", "a", at(60)),
         StageChange("fresh", "a", at(80)),
-        StageChange("fresh", "b", at(88)),
+        StageChange("fresh", "b", at(89)),
     ]
     dates = [
         CloseDateChange("late", date(2026, 3, 10), at(60)),
@@ -265,7 +273,7 @@ def test_forecast_is_deterministic_and_consistent() -> None:
     for p in f1.periods:
         assert p.p10 <= p.p50 <= p.p90
     q2 = f1.periods[0]
-    # 'fresh' (b, 2 days in) wins in its next step half the time; 'late' (a, 30
+    # 'fresh' (b, 1 day in) wins in its next step half the time; 'late' (a, 30
     # days in, longer than any past stay) moves on at a's pooled rate, then wins
     # half the time: nearly all of it within the quarter.
     by = {d.deal_id: d for d in f1.deals}
@@ -294,16 +302,18 @@ def test_reasons_say_why() -> None:
     f = forecast(deals, changes, at(90), pipe(), close_date_changes=dates, draws=50)
     late = next(d for d in f.deals if d.deal_id == "late")
     assert late.close_date_pushes == 2
-    assert late.days_in_stage == 30 and late.typical_days_in_stage == 14.0
+    assert late.days_in_stage == 30 and late.typical_days_in_stage == 2.0 * S
     assert late.days_to_close_date == -5
     text = " | ".join(late.reasons)
     assert "a (pipeline): 50% chance of being won from here" in text
-    assert "30 days in a, typical 14 (median of 11 past stays): stalled, 2.1x" in text
+    # a's stays: ten of 2 steps and fresh's 9 days.
+    ratio = 30 / (2 * S)
+    assert f"30 days in a, typical {2 * S} (median of 11 past stays): stalled, {ratio:.1f}x" in text
     assert "close date pushed 2 times" in text
     assert "close date 2026-03-31 passed 5 days ago" in text
     assert "owner rep@yourco.com won 50% (5/10) of closed deals (team 50% (5/10))" in text
     fresh = next(d for d in f.deals if d.deal_id == "fresh")
-    assert "2 days in b, typical 7 (median of 10 past stays): on pace" in fresh.reasons
+    assert f"1 day in b, typical {S} (median of 10 past stays): on pace" in fresh.reasons
 
 
 def test_won_to_date_and_new_deals() -> None:

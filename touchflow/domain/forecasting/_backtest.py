@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 from touchflow.domain.deals import Deal, DealOutcome, StageChange
-from touchflow.domain.forecasting._forecast import DEFAULT_DRAWS, forecast_known
+from touchflow.domain.forecasting._forecast import DEFAULT_DRAWS, DEFAULT_REPLICAS, forecast_known
 from touchflow.domain.forecasting._history import CloseDateChange, ForecastPipeline, cut_history
 from touchflow.domain.forecasting._periods import Period, periods_starting_between, utc
 
@@ -106,6 +106,7 @@ def backtest(
     draws: int = DEFAULT_DRAWS,
     seed: int = 0,
     now: datetime | None = None,
+    replicas: int = DEFAULT_REPLICAS,
 ) -> BacktestResult:
     """Every period of ``pipeline.period`` starting within ``[start, end]``.
 
@@ -120,7 +121,12 @@ def backtest(
         # The seed depends on the period only: a period's result does not move
         # when the backtest's range does.
         f = forecast_known(
-            history, pipeline, periods=1, draws=draws, seed=seed ^ zlib.crc32(period.label.encode())
+            history,
+            pipeline,
+            periods=1,
+            draws=draws,
+            seed=seed ^ zlib.crc32(period.label.encode()),
+            replicas=replicas,
         )
         one = f.periods[0]
         actual = sum(

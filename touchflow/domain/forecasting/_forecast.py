@@ -1,7 +1,7 @@
 """The forecast: per period what is won already, what open deals will add, what new deals will add.
 
 Open deals: each deal's chance of being won in each period comes from the
-stage model (its stage and weeks in stage at ``as_of``). New deals, not yet
+stage model (its stage and time in stage at ``as_of``). New deals, not yet
 created: the rate of deals created in one period and won ``L`` periods later,
 measured over the last year known at ``as_of``, with amounts drawn from those
 deals. Monte Carlo over both (a seeded ``random.Random``: same inputs, same
@@ -26,12 +26,20 @@ from touchflow.domain.forecasting._history import (
     KnownHistory,
     cut_history,
 )
-from touchflow.domain.forecasting._model import BUCKETS, STEP_DAYS, StageModel, estimate, survived
+from touchflow.domain.forecasting._model import (
+    BUCKETS,
+    STEP_DAYS,
+    StageModel,
+    estimate,
+    observe,
+    survived,
+)
 from touchflow.domain.forecasting._periods import Period, following, period_containing, periods_from
 
 LOOKBACK_DAYS = 365  # how far back the rate of new deals is measured
 DEFAULT_DRAWS = 2000
-QUARTER_PRIOR = 10.0  # wins per month of a quarter that pull the pull toward none
+DEFAULT_REPLICAS = 10  # refits of the model on resampled deals, for the intervals
+QUARTER_PRIOR = 10.0  # wins per half-month that shrink the calendar factors toward 1
 
 
 @dataclass(frozen=True)
@@ -161,6 +169,7 @@ def forecast(
 class _NewDeals:
     expected_counts: tuple[float, ...]
     amounts: tuple[float, ...]
+    evidence: int = 0  # deals the rates were counted from
 
 
 def forecast_known(
@@ -170,9 +179,15 @@ def forecast_known(
     periods: int = 2,
     draws: int = DEFAULT_DRAWS,
     seed: int = 0,
-    model: StageModel | None = None,
+    replicas: int = DEFAULT_REPLICAS,
 ) -> Forecast:
-    """The forecast from a history already cut at its ``as_of``."""
+    """The forecast from a history already cut at its ``as_of``.
+
+    The expected values and each deal's probabilities come from the model
+    fitted on the whole history; the draws are spread over ``replicas`` refits
+    on Bayesian-bootstrap resamples of the deals, so P10-P90 carry the
+    uncertainty of the learned rates as well as the luck of each deal.
+    """
     if periods < 1:
         raise ValueError("periods must be at least 1")
     if draws < 1:
@@ -180,7 +195,8 @@ def forecast_known(
     as_of = history.as_of
     kind = pipeline.period
     plist = periods_from(as_of.date(), kind, periods)
-    model = model or estimate(history, pipeline.stages)
+    obs = observe(history, pipeline.stages)
+    model = estimate(obs, pipeline.stages)
     steps = max(1, math.ceil((plist[-1].end_at - as_of).total_seconds() / (STEP_DAYS * 86400)))
     eventual_by_state = model.eventual_win()
     step_period: list[int] = []
@@ -202,6 +218,7 @@ def forecast_known(
     rates = _owner_rates(history)
     team = _rate_text(*rates.get(None, (0, 0)))
     deal_rows: list[DealForecast] = []
+    states: list[tuple[int, int]] = []
     weighted = [0.0] * periods
     commit = [0.0] * periods
     best = [0.0] * periods
@@ -211,6 +228,7 @@ def forecast_known(
             d, amount, model, eventual_by_state, by_state, plist, pipeline, as_of, rates, team
         )
         deal_rows.append(row)
+        states.append(_state(d, model, as_of))
         ci = _close_period(d.close_date, plist)
         if ci is not None:
             weighted[ci] += amount * pipeline.probability(d.stage)
@@ -222,14 +240,25 @@ def forecast_known(
     new = _new_deals(history, pipeline, plist)
     rng = random.Random(seed)
     totals = [[0.0] * periods for _ in range(draws)]
-    for row in deal_rows:
-        _simulate_deal(row.probabilities, row.amount, totals, rng)
-    for i, lam in enumerate(new.expected_counts):
-        if lam <= 0 or not new.amounts:
-            continue
-        for draw in totals:
-            for _ in range(_poisson(lam, rng)):
-                draw[i] += rng.choice(new.amounts)
+    replicas = max(1, min(replicas, draws))
+    for r in range(replicas):
+        if replicas == 1:
+            probs_by_state, new_factor = by_state, 1.0
+        else:
+            weights = [rng.expovariate(1.0) for _ in range(obs.deals)]
+            refit = estimate(obs, pipeline.stages, weights=weights)
+            probs_by_state = refit.period_probabilities(step_period, step_factor, periods)
+            k = new.evidence + 0.5
+            new_factor = rng.gammavariate(k, 1.0) / k
+        share = totals[r::replicas]
+        for row, (s, b) in zip(deal_rows, states, strict=True):
+            _simulate_deal(probs_by_state[s][b], row.amount, share, rng)
+        for i, lam in enumerate(new.expected_counts):
+            if lam <= 0 or not new.amounts:
+                continue
+            for draw in share:
+                for _ in range(_poisson(lam * new_factor, rng)):
+                    draw[i] += rng.choice(new.amounts)
 
     mean_new = sum(new.amounts) / len(new.amounts) if new.amounts else 0.0
     out: list[PeriodForecast] = []
@@ -261,6 +290,13 @@ def forecast_known(
         deals=tuple(deal_rows),
         draws=draws,
     )
+
+
+def _state(d: KnownDeal, model: StageModel, as_of: datetime) -> tuple[int, int]:
+    """(stage index, step bucket) of an open deal; a stage the pipeline lacks reads as the first."""
+    s = model.index(d.stage) if d.stage in model.stages else 0
+    days = max(0, (as_of - d.stage_entered_at).days)
+    return s, min(survived(days), BUCKETS - 1)
 
 
 def _close_period(close_date: date | None, plist: list[Period]) -> int | None:
@@ -297,7 +333,7 @@ def _deal_forecast(
         reasons.append(
             f"stage {d.stage!r} is not an open stage of the pipeline: read as {model.stages[0]}"
         )
-    b = min(survived(days), BUCKETS - 1)
+    b = _state(d, model, as_of)[1]
     probs = list(by_state[s][b])
     eventual = eventual_by_state[s][b]
     category = pipeline.category(d.stage)
@@ -315,12 +351,14 @@ def _deal_forecast(
         else:
             verdict = "on pace"
         reasons.append(
-            f"{days} days in {d.stage}, typical {typical:.0f} "
+            f"{days} day{'s' * (days != 1)} in {d.stage}, typical {typical:.0f} "
             f"(median of {model.finished_stays[s]} past stays): {verdict}"
             + (f", {ratio:.1f}x" if verdict != "on pace" else "")
         )
     else:
-        reasons.append(f"{days} days in {d.stage}; no finished stay in it yet to compare")
+        reasons.append(
+            f"{days} day{'s' * (days != 1)} in {d.stage}; no finished stay in it yet to compare"
+        )
     if d.close_date_pushes:
         reasons.append(
             f"close date pushed {d.close_date_pushes} time{'s' * (d.close_date_pushes > 1)}"
@@ -447,7 +485,7 @@ def _new_deals(history: KnownHistory, pipeline: ForecastPipeline, plist: list[Pe
                 r *= left * left if i == 0 else left
             total += r
         counts_out.append(total)
-    return _NewDeals(tuple(counts_out), tuple(amounts))
+    return _NewDeals(tuple(counts_out), tuple(amounts), len(amounts))
 
 
 def _simulate_deal(

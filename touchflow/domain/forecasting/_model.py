@@ -1,13 +1,13 @@
 """A semi-Markov model of the pipeline, learned from the stage history.
 
-The open stages plus two absorbing states (won, lost). Time moves in weekly
-steps; a deal's state is (stage, weeks spent in it so far). For every stage
-and week-in-stage the model holds the weekly hazard of leaving for each
+The open stages plus two absorbing states (won, lost). Time moves in steps
+of ``STEP_DAYS``; a deal's state is (stage, steps spent in it so far). For
+every stage and step-in-stage the model holds the hazard of leaving for each
 destination (any other stage, a regression included, won or lost), counted
 from every stay known at the cut: finished stays give the exit, stays still
 running give their exposure (censoring), so slow deals are not forgotten.
 
-Few observations are shrunk toward the stage's pooled (all weeks) rates:
+Few observations are shrunk toward the stage's pooled (all steps) rates:
 ``(exits + m * pooled) / (exposure + m)``; a stage never seen falls back on
 the rates pooled over all stages.
 """
@@ -22,9 +22,9 @@ from statistics import median
 from touchflow.domain.deals import DealOutcome
 from touchflow.domain.forecasting._history import KnownDeal, KnownHistory
 
-STEP_DAYS = 7
-BUCKETS = 26  # weeks in stage; the last bucket holds every longer stay
-PRIOR_WEEKS = 12.0  # shrinkage strength, in weeks of exposure
+STEP_DAYS = 3  # finer steps cost time; weekly ones made deals a few days slow a stage
+BUCKETS = 60  # steps in stage; the last bucket holds every longer stay
+PRIOR_STEPS = 12.0  # shrinkage strength, in steps of exposure
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Stay:
 
 
 def steps_in(days: int) -> int:
-    """Days as whole weekly steps, rounded half up."""
+    """Days as whole steps, rounded half up."""
     return (2 * days + STEP_DAYS) // (2 * STEP_DAYS)
 
 
@@ -76,7 +76,7 @@ def stays_of(deal: KnownDeal, stages: tuple[str, ...], as_of: datetime) -> list[
 
 @dataclass(frozen=True)
 class StageModel:
-    """Weekly exit hazards per (stage, week in stage) and what they imply."""
+    """Exit hazards per (stage, step in stage) and what they imply."""
 
     stages: tuple[str, ...]
     # hazards[s][b][d]: d indexes stages, then won, then lost
@@ -96,7 +96,7 @@ class StageModel:
     ) -> list[list[list[float]]]:
         """``out[s][b][p]``: probability of being won during period ``p`` from (s, b) now.
 
-        ``step_period[t]`` is the period step ``t`` (the week after ``t`` weeks)
+        ``step_period[t]`` is the period step ``t`` (the step after ``t`` steps)
         falls in, -1 for none; ``won_factor[t]`` scales the closing hazards
         (won and lost together, so the odds stay) in that step: the calendar's
         pull, e.g. quarter ends. Backward induction over
@@ -159,19 +159,28 @@ class StageModel:
         return e
 
 
-def estimate(
-    history: KnownHistory, stages: tuple[str, ...], prior: float = PRIOR_WEEKS
-) -> StageModel:
-    """Learn the hazards from every stay known in ``history``."""
+@dataclass(frozen=True)
+class Observations:
+    """Every stay known at the cut, as the model counts it: (deal, stage, covered, exit, dest).
+
+    ``covered`` is the steps of exposure, ``exit`` the bucket it left in (-1:
+    still there), ``dest`` the destination's index (-1: none).
+    """
+
+    stages: tuple[str, ...]
+    rows: tuple[tuple[int, int, int, int, int], ...]
+    durations: tuple[tuple[int, ...], ...]
+    deals: int
+
+
+def observe(history: KnownHistory, stages: tuple[str, ...]) -> Observations:
+    """Turn the history's stays into counts, once (refits with weights reuse them)."""
     n, k = len(stages), BUCKETS
-    nd = n + 2
     pos = {s: i for i, s in enumerate(stages)}
     pos[WON], pos[LOST] = n, n + 1
-    diff = [[0] * (k + 1) for _ in range(n)]  # exposure of buckets 0..k-2 by difference
-    tail = [0] * n  # exposure weeks in the last bucket
-    exits = [[[0] * nd for _ in range(k)] for _ in range(n)]
+    rows: list[tuple[int, int, int, int, int]] = []
     durations: list[list[int]] = [[] for _ in range(n)]
-    for deal in history.deals:
+    for i, deal in enumerate(history.deals):
         for stay in stays_of(deal, stages, history.as_of):
             s = pos[stay.stage]
             days = (stay.end - stay.start).days
@@ -179,18 +188,48 @@ def estimate(
                 # A finished stay of d days is round(d / 7) steps (at least one):
                 # the step model then takes as long as the history did.
                 covered = max(1, steps_in(days))
-                exits[s][min(covered - 1, k - 1)][pos[stay.dest]] += 1
+                rows.append((i, s, covered, min(covered - 1, k - 1), pos[stay.dest]))
                 durations[s].append(days)
             else:
-                covered = survived(days)
-            if covered <= 0:
-                continue
-            diff[s][0] += 1
-            diff[s][min(covered, k - 1)] -= 1
-            tail[s] += max(0, covered - (k - 1))
+                rows.append((i, s, survived(days), -1, -1))
+    return Observations(
+        stages=stages,
+        rows=tuple(rows),
+        durations=tuple(tuple(d) for d in durations),
+        deals=len(history.deals),
+    )
+
+
+def estimate(
+    history: KnownHistory | Observations,
+    stages: tuple[str, ...],
+    prior: float = PRIOR_STEPS,
+    weights: list[float] | None = None,
+) -> StageModel:
+    """Learn the hazards from every stay known in ``history``.
+
+    ``weights`` (one per deal of the history) refit the model on a resample
+    of the deals: the Bayesian bootstrap behind the forecast's intervals.
+    """
+    obs = history if isinstance(history, Observations) else observe(history, stages)
+    n, k = len(stages), BUCKETS
+    nd = n + 2
+    diff = [[0.0] * (k + 1) for _ in range(n)]  # exposure of buckets 0..k-2 by difference
+    tail = [0.0] * n  # exposure steps in the last bucket
+    exits = [[[0.0] * nd for _ in range(k)] for _ in range(n)]
+    for i, s, covered, exit_bucket, dest in obs.rows:
+        w = 1.0 if weights is None else weights[i]
+        if exit_bucket >= 0:
+            exits[s][exit_bucket][dest] += w
+        if covered <= 0:
+            continue
+        diff[s][0] += w
+        diff[s][min(covered, k - 1)] -= w
+        tail[s] += w * max(0, covered - (k - 1))
+    durations = obs.durations
     exposure = []
     for s in range(n):
-        run, row = 0, []
+        run, row = 0.0, []
         for b in range(k - 1):
             run += diff[s][b]
             row.append(run)
