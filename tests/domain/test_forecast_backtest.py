@@ -13,7 +13,12 @@ import pytest
 
 from touchflow.demo import deal_history as dh
 from touchflow.domain.deals import Deal, DealOutcome, StageChange
-from touchflow.domain.forecasting import CloseDateChange, backtest, period_containing
+from touchflow.domain.forecasting import (
+    BacktestResult,
+    CloseDateChange,
+    backtest,
+    period_containing,
+)
 
 DRAWS = 400
 
@@ -21,6 +26,21 @@ DRAWS = 400
 @pytest.fixture(scope="module")
 def history() -> dh.DealHistory:
     return dh.generate()
+
+
+@pytest.fixture(scope="module")
+def quarterly(history: dh.DealHistory) -> BacktestResult:
+    """The last complete quarters of the demo history, each forecast as of its first day."""
+    return backtest(
+        history.deals,
+        history.changes,
+        dh.pipeline("quarter"),
+        start=date(2025, 1, 1),
+        end=date(2026, 12, 31),
+        close_date_changes=history.close_dates,
+        draws=DRAWS,
+        now=history.as_of,
+    )
 
 
 def _as_known_then(
@@ -41,24 +61,17 @@ def _as_known_then(
     return deals, changes, dates
 
 
-def test_a_period_sees_nothing_after_its_start(history: dh.DealHistory) -> None:
+def test_a_period_sees_nothing_after_its_start(
+    history: dh.DealHistory, quarterly: BacktestResult
+) -> None:
     pipe = dh.pipeline("quarter")
     q = period_containing(date(2025, 10, 1), "quarter")
-    full = backtest(
-        history.deals,
-        history.changes,
-        pipe,
-        start=date(2025, 1, 1),
-        end=date(2026, 7, 1),
-        close_date_changes=history.close_dates,
-        draws=DRAWS,
-    )
     deals, changes, dates = _as_known_then(history, q.start_at)
     assert len(deals) < len(history.deals) and len(changes) < len(history.changes)
     cut = backtest(
         deals, changes, pipe, start=q.start, end=q.start, close_date_changes=dates, draws=DRAWS
     )
-    row = next(p for p in full.periods if p.period == q)
+    row = next(p for p in quarterly.periods if p.period == q)
     (alone,) = cut.periods
     assert (alone.expected, alone.p10, alone.p50, alone.p90, alone.naive, alone.commit) == (
         row.expected,
@@ -84,17 +97,8 @@ def _print(label: str, result: dict) -> None:  # type: ignore[type-arg]
     print(f"  P10-P90 coverage {result['interval_coverage']:.0%}")
 
 
-def test_touchflow_beats_the_naive_pipeline_quarterly(history: dh.DealHistory) -> None:
-    r = backtest(
-        history.deals,
-        history.changes,
-        dh.pipeline("quarter"),
-        start=date(2025, 1, 1),
-        end=date(2026, 12, 31),
-        close_date_changes=history.close_dates,
-        draws=DRAWS,
-        now=history.as_of,
-    ).to_json()
+def test_touchflow_beats_the_naive_pipeline_quarterly(quarterly: BacktestResult) -> None:
+    r = quarterly.to_json()
     _print("quarterly", r)
     assert next(p["period"] for p in r["periods"]) == "2025-Q1"
     assert len(r["periods"]) == 7  # 2026-Q4 is not over at the history's end

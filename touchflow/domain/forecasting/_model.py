@@ -105,6 +105,37 @@ class StageModel:
         n, k = len(self.stages), BUCKETS
         won = n
         horizon = len(step_period)
+        h = self.hazards
+        wins = [[h[s][b][won] for b in range(k)] for s in range(n)]
+        closing = [[h[s][b][won] + h[s][b][won + 1] for b in range(k)] for s in range(n)]
+        moving = [[sum(h[s][b][:n]) for b in range(k)] for s in range(n)]
+        moves = [
+            [
+                (d, [h[s][b][d] for b in range(k)])
+                for d in range(n)
+                if any(h[s][b][d] for b in range(k))
+            ]
+            for s in range(n)
+        ]
+        scaled: dict[float, tuple[list[list[float]], list[list[float]]]] = {}
+
+        def at_factor(f: float) -> tuple[list[list[float]], list[list[float]]]:
+            # Closing (won and lost alike) speeds up or slows down; its odds stay,
+            # and it never takes more than the stay leaves.
+            if f not in scaled:
+                won_now, stay = [], []
+                for s in range(n):
+                    g = [
+                        min(f, (1.0 - m) / c) if c > 0 else 1.0
+                        for m, c in zip(moving[s], closing[s], strict=True)
+                    ]
+                    won_now.append([w * x for w, x in zip(wins[s], g, strict=True)])
+                    stay.append(
+                        [1.0 - m - c * x for m, c, x in zip(moving[s], closing[s], g, strict=True)]
+                    )
+                scaled[f] = (won_now, stay)
+            return scaled[f]
+
         out = [[[0.0] * periods for _ in range(k)] for _ in range(n)]
         for p in range(periods):
             last = max((t for t in range(horizon) if step_period[t] == p), default=-1)
@@ -112,23 +143,20 @@ class StageModel:
                 continue
             nxt = [[0.0] * k for _ in range(n)]
             for t in range(last, -1, -1):
-                f = won_factor[t]
+                won_now, stay = at_factor(won_factor[t])
                 counts = step_period[t] == p
-                cur = [[0.0] * k for _ in range(n)]
+                cur = []
                 for s in range(n):
-                    for b in range(k):
-                        h = self.hazards[s][b]
-                        # Closing (won and lost alike) speeds up or slows down; its odds stay.
-                        closing = h[won] + h[won + 1]
-                        moving = sum(h) - closing
-                        g = min(f, (1.0 - moving) / closing) if closing > 0 else 1.0
-                        stay = 1.0 - moving - closing * g
-                        v = h[won] * g if counts else 0.0
-                        v += stay * nxt[s][min(b + 1, k - 1)]
-                        for d in range(n):
-                            if h[d]:
-                                v += h[d] * nxt[d][0]
-                        cur[s][b] = v
+                    ns = nxt[s]
+                    shifted = ns[1:] + ns[-1:]
+                    row = [a * b for a, b in zip(stay[s], shifted, strict=True)]
+                    if counts:
+                        row = [r + w for r, w in zip(row, won_now[s], strict=True)]
+                    for d, col in moves[s]:
+                        z = nxt[d][0]
+                        if z:
+                            row = [r + c * z for r, c in zip(row, col, strict=True)]
+                    cur.append(row)
                 nxt = cur
             for s in range(n):
                 for b in range(k):
