@@ -245,8 +245,7 @@ def forecast_known(
         if replicas == 1:
             probs_by_state, new_factor = by_state, 1.0
         else:
-            weights = [rng.expovariate(1.0) for _ in range(obs.deals)]
-            refit = estimate(obs, pipeline.stages, weights=weights)
+            refit = estimate(obs, pipeline.stages, resample=rng)
             probs_by_state = refit.period_probabilities(step_period, step_factor, periods)
             k = new.evidence + 0.5
             new_factor = rng.gammavariate(k, 1.0) / k

@@ -15,6 +15,7 @@ the rates pooled over all stages.
 from __future__ import annotations
 
 import itertools
+import random
 from dataclasses import dataclass
 from datetime import datetime
 from statistics import median
@@ -189,42 +190,42 @@ class StageModel:
 
 @dataclass(frozen=True)
 class Observations:
-    """Every stay known at the cut, as the model counts it: (deal, stage, covered, exit, dest).
+    """Every stay known at the cut, as the model counts it.
 
-    ``covered`` is the steps of exposure, ``exit`` the bucket it left in (-1:
-    still there), ``dest`` the destination's index (-1: none).
+    ``kinds`` maps (stage, covered, exit, dest) to how many stays were like
+    that: ``covered`` is the steps of exposure, ``exit`` the bucket the stay
+    ended in and ``dest`` the destination's index (both -1 while it runs).
     """
 
     stages: tuple[str, ...]
-    rows: tuple[tuple[int, int, int, int, int], ...]
+    kinds: tuple[tuple[tuple[int, int, int, int], int], ...]
     durations: tuple[tuple[int, ...], ...]
-    deals: int
 
 
 def observe(history: KnownHistory, stages: tuple[str, ...]) -> Observations:
-    """Turn the history's stays into counts, once (refits with weights reuse them)."""
+    """Turn the history's stays into counts, once (the bootstrap's refits reuse them)."""
     n, k = len(stages), BUCKETS
     pos = {s: i for i, s in enumerate(stages)}
     pos[WON], pos[LOST] = n, n + 1
-    rows: list[tuple[int, int, int, int, int]] = []
+    kinds: dict[tuple[int, int, int, int], int] = {}
     durations: list[list[int]] = [[] for _ in range(n)]
-    for i, deal in enumerate(history.deals):
+    for deal in history.deals:
         for stay in stays_of(deal, stages, history.as_of):
             s = pos[stay.stage]
             days = (stay.end - stay.start).days
             if stay.dest is not None:
-                # A finished stay of d days is round(d / 7) steps (at least one):
-                # the step model then takes as long as the history did.
+                # A finished stay of d days is round(d / STEP_DAYS) steps (at
+                # least one): the step model then takes as long as the history did.
                 covered = max(1, steps_in(days))
-                rows.append((i, s, covered, min(covered - 1, k - 1), pos[stay.dest]))
+                key = (s, covered, min(covered - 1, k - 1), pos[stay.dest])
                 durations[s].append(days)
             else:
-                rows.append((i, s, survived(days), -1, -1))
+                key = (s, survived(days), -1, -1)
+            kinds[key] = kinds.get(key, 0) + 1
     return Observations(
         stages=stages,
-        rows=tuple(rows),
+        kinds=tuple(sorted(kinds.items())),
         durations=tuple(tuple(d) for d in durations),
-        deals=len(history.deals),
     )
 
 
@@ -232,12 +233,13 @@ def estimate(
     history: KnownHistory | Observations,
     stages: tuple[str, ...],
     prior: float = PRIOR_STEPS,
-    weights: list[float] | None = None,
+    resample: random.Random | None = None,
 ) -> StageModel:
     """Learn the hazards from every stay known in ``history``.
 
-    ``weights`` (one per deal of the history) refit the model on a resample
-    of the deals: the Bayesian bootstrap behind the forecast's intervals.
+    With ``resample``, refit on a Bayesian-bootstrap resample of the stays
+    (each stay weighted by an Exp(1) draw; a kind seen ``c`` times, by a
+    Gamma(c) draw): the forecast's intervals carry the rates' uncertainty.
     """
     obs = history if isinstance(history, Observations) else observe(history, stages)
     n, k = len(stages), BUCKETS
@@ -245,8 +247,8 @@ def estimate(
     diff = [[0.0] * (k + 1) for _ in range(n)]  # exposure of buckets 0..k-2 by difference
     tail = [0.0] * n  # exposure steps in the last bucket
     exits = [[[0.0] * nd for _ in range(k)] for _ in range(n)]
-    for i, s, covered, exit_bucket, dest in obs.rows:
-        w = 1.0 if weights is None else weights[i]
+    for (s, covered, exit_bucket, dest), count in obs.kinds:
+        w = float(count) if resample is None else resample.gammavariate(count, 1.0)
         if exit_bucket >= 0:
             exits[s][exit_bucket][dest] += w
         if covered <= 0:
