@@ -498,25 +498,28 @@ def _simulate_deal(
     if total <= 1e-9 or amount == 0:
         return
     draws = len(totals)
+    rand = rng.random
+    log = math.log
+    last = len(probs) - 1
     cum: list[float] = []
     acc = 0.0
     for p in probs:
         acc += p
         cum.append(acc)
-    log_miss = math.log1p(-total) if total < 1.0 else None
-    i = -1
-    while True:
-        if log_miss is None:
-            i += 1
-        else:
-            i += 1 + int(math.log(1.0 - rng.random()) / log_miss)
-        if i >= draws:
-            return
-        u = rng.random() * total
+    if total >= 1.0:
+        log_miss = 0.0  # won in every draw: no gaps
+        i = 0
+    else:
+        log_miss = math.log1p(-total)
+        i = int(log(1.0 - rand()) / log_miss)
+    while i < draws:
         k = 0
-        while k < len(cum) - 1 and u >= cum[k]:
-            k += 1
+        if last:
+            u = rand() * total
+            while k < last and u >= cum[k]:
+                k += 1
         totals[i][k] += amount
+        i += 1 if not log_miss else 1 + int(log(1.0 - rand()) / log_miss)
 
 
 def _poisson(lam: float, rng: random.Random) -> int:
