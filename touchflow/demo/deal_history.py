@@ -157,6 +157,7 @@ def _one_deal(
     while True:
         median_days, advance, back = FLOW[STAGES[i]]
         t = t + timedelta(days=max(1.0, rng.lognormvariate(math.log(median_days), 0.55)))
+        t = t.replace(second=0, microsecond=0)  # a CRM keeps minutes
         odds = advance / (1 - advance) * skill
         p_adv = odds / (1 + odds)
         u = rng.random()
@@ -308,3 +309,20 @@ def write_csvs(directory: Path, history: DealHistory | None = None) -> tuple[Pat
         for cd in history.close_dates:
             w.writerow((cd.deal_id, cd.close_date.isoformat(), cd.changed_at.isoformat()))
     return deals_path, stages_path, dates_path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m touchflow.demo.deal_history DIR``: write the demo's deal CSVs into DIR."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args(argv)
+    paths = write_csvs(args.directory, generate(seed=args.seed))
+    for path in paths:
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
