@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/speed_to_lead.py
+	$(BIN)/python bench/forecast.py
 
 clean:
 	rm -rf demo-run .pytest_cache .hypothesis touchflow.db* outbox
