@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import ahocorasick  # type: ignore[import-not-found,unused-ignore]
+import ahocorasick
 
 from touchflow.domain.guidance.text import Stemmers, tokens
 

@@ -34,7 +34,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-import snowballstemmer  # type: ignore[import-untyped,unused-ignore]
+import snowballstemmer
 
 __all__ = [
     "LANGUAGES",
