@@ -430,7 +430,8 @@ class CallSession:
         if spec.max_per_call is not None and count >= spec.max_per_call:
             return None
         last = self._last_card.get(tracker)
-        if last is not None and (at - last).total_seconds() < spec.cooldown_s:
+        # abs(): the other track's segments may be applied after later ones of this track.
+        if last is not None and abs((at - last).total_seconds()) < spec.cooldown_s:
             return None
         card = self.guidance.file.cards[spec.card]
         fired = CardFired(
