@@ -192,7 +192,7 @@ def test_partials_are_provisional_and_fire_only_when_stable_and_once() -> None:
     assert cards(stable) == [("competitor", "prospect")]
     final = s.receive(seg(1, "we use gong and the price is high"), T0)
     # The final shows the text and fires what is new in it, not the competitor again.
-    assert [type(e) for e in final][0] is TranscriptUpdate
+    assert isinstance(final[0], TranscriptUpdate) and final[0].final
     assert cards(final) == [("pricing", "prospect")]
     assert [(x.seq, x.final) for x in s.segments] == [(1, True)]
     # A partial of the next utterance holds its place until its final.
