@@ -70,6 +70,7 @@ _PRONOUNS = {
     "en": {"you", "we", "they", "it", "i", "he", "she", "there", "that", "this", "your", "our"},
     "de": {"sie", "ihr", "du", "wir", "es", "man", "er"},
 }
+_OBJECTS = {"it", "this", "that"}
 _FR_INVERSION = re.compile(r"\w+-(?:t-)?(?:vous|tu|ils?|elles?|on|nous)\b", re.IGNORECASE)
 _FA_QUESTION = {"آیا", "چرا", "چه", "چی", "کی", "کجا", "چطور", "چگونه", "چند", "کدام", "مگر", "مگه"}
 
@@ -91,7 +92,11 @@ def is_question(sentence: str, language: str) -> bool:
         return True
     if lang == "fr" and (stripped.lower().startswith("est-ce") or _FR_INVERSION.search(stripped)):
         return True
-    return len(words) > 1 and words[0] in _AUX.get(lang, ()) and words[1] in _PRONOUNS.get(lang, ())
+    if len(words) < 2 or words[0] not in _AUX.get(lang, ()):
+        return False
+    if lang == "en" and words[0] == "do" and words[1] in _OBJECTS:
+        return False  # "do it now" is an order
+    return words[1] in _PRONOUNS.get(lang, ())
 
 
 def _sentences(text: str) -> list[str]:
@@ -230,7 +235,8 @@ class CallSummary:
 
 
 def _word_count(text: str) -> int:
-    return len(normalise(text).split())
+    """Words as spoken: ``what's`` is one word (``normalise`` would split it in two)."""
+    return sum(any(c.isalnum() for c in word) for word in text.split())
 
 
 def _longest_monologue(
