@@ -4,6 +4,8 @@ exclusions and the segment's language."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from touchflow.domain.guidance import (
     Guidance,
@@ -144,3 +146,34 @@ def test_stemmers_memoise_and_leave_unknown_languages_alone() -> None:
     assert stemmers.stem("en", "pricing") == stemmers.stem("en", "prices") == "price"
     assert stemmers.stem("fr", "intéressés") == "interess"  # accents stripped after stemming
     assert stemmers.stem("xx", "running") == "running"
+
+
+WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "zeta"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    phrases=st.lists(
+        st.tuples(st.integers(0, 5), st.lists(st.sampled_from(WORDS), min_size=1, max_size=3)),
+        min_size=1,
+        max_size=30,
+    ),
+    extra_vocabulary=st.integers(0, 3000),
+    said=st.lists(st.sampled_from([*WORDS, "noise", "more"]), max_size=25),
+)
+def test_the_automaton_finds_what_a_word_by_word_search_finds(
+    phrases: list[tuple[int, list[str]]], extra_vocabulary: int, said: list[str]
+) -> None:
+    """Whatever the vocabulary size (it sets the code width), hits start and end on words."""
+    rules = [PhraseRule(f"t{n}", "xx", " ".join(words)) for n, words in phrases]
+    rules += [PhraseRule("filler", "xx", f"w{i}") for i in range(extra_vocabulary)]
+    matcher = PhraseMatcher(rules)
+    expected: dict[str, tuple[int, int]] = {}
+    for rule in rules:
+        words = rule.phrase.split()
+        for start in range(len(said) - len(words) + 1):
+            if said[start : start + len(words)] == words:
+                span = (start, start + len(words))
+                expected[rule.tracker] = min(expected.get(rule.tracker, span), span)
+    got = {hit.tracker: (hit.start, hit.end) for hit in matcher.match(" ".join(said), ["xx"])}
+    assert {t: s[0] for t, s in got.items()} == {t: s[0] for t, s in expected.items()}

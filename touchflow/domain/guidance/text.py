@@ -103,7 +103,9 @@ def normalise(text: str) -> str:
 
     Words are separated by single spaces; the result has no leading or trailing space.
     """
-    folded = unicodedata.normalize("NFKC", text).casefold().translate(_ARABIC_SCRIPT)
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    if not folded.isascii():  # the table only maps non-ASCII characters
+        folded = folded.translate(_ARABIC_SCRIPT)
     return " ".join(_NOT_WORD.sub(" ", folded).split())
 
 
