@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from touchflow.domain.guidance import (
+    LANGUAGES,
     Guidance,
     PhraseMatcher,
     PhraseRule,
@@ -177,3 +178,8 @@ def test_the_automaton_finds_what_a_word_by_word_search_finds(
                 expected[rule.tracker] = min(expected.get(rule.tracker, span), span)
     got = {hit.tracker: (hit.start, hit.end) for hit in matcher.match(" ".join(said), ["xx"])}
     assert {t: s[0] for t, s in got.items()} == {t: s[0] for t, s in expected.items()}
+
+
+@pytest.mark.parametrize("language", sorted(LANGUAGES))
+def test_every_language_a_tracker_may_use_has_a_stemmer(language: str) -> None:
+    Stemmers().stem(language, "test")  # raises KeyError for an algorithm snowball lacks

@@ -136,10 +136,8 @@ class GuidanceFile(_Model):
     match_all_languages: bool = False
     partial_stability: float = Field(default=0.8, ge=0, le=1)
     reorder_timeout_s: float = Field(default=2.0, ge=0)
-    trackers: dict[Annotated[str, AfterValidator(_check_id)], TrackerSpec] = Field(
-        default_factory=dict
-    )
-    cards: dict[Annotated[str, AfterValidator(_check_id)], CardSpec] = Field(default_factory=dict)
+    trackers: dict[Id, TrackerSpec] = Field(default_factory=dict)
+    cards: dict[Id, CardSpec] = Field(default_factory=dict)
     checklist: list[ChecklistItem] = Field(default_factory=list)
 
     def rules(self) -> Iterator[PhraseRule]:

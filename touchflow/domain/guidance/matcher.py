@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import ahocorasick
 
-from touchflow.domain.guidance.text import Stemmers, tokens
+from touchflow.domain.guidance.text import CACHE_LIMIT, Stemmers, tokens
 
 __all__ = ["Hit", "PhraseMatcher", "PhraseRule"]
 
@@ -117,7 +117,7 @@ class PhraseMatcher:
         for word in words:
             code = memo.get(word)
             if code is None:
-                if len(memo) >= 100_000:
+                if len(memo) >= CACHE_LIMIT:
                     memo.clear()
                 stem = self._stemmers.stem(language, word)
                 code = memo[word] = self._codes.get((language, stem), self._unknown)

@@ -33,7 +33,6 @@ other party's transcript.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -477,18 +476,3 @@ class CallSession:
             if card is not None:
                 events.append(card)
         return events
-
-
-def replay(
-    guidance: Guidance,
-    call_sid: str,
-    started_at: datetime,
-    segments: Sequence[TranscriptSegment],
-    now: datetime,
-) -> CallSession:
-    """A session fed ``segments`` (all arriving at ``now``) and ended at ``now``."""
-    session = CallSession(guidance, call_sid, started_at)
-    for segment in segments:
-        session.receive(segment, now)
-    session.end(now)
-    return session

@@ -37,6 +37,7 @@ from collections.abc import Callable
 import snowballstemmer
 
 __all__ = [
+    "CACHE_LIMIT",
     "LANGUAGES",
     "Stemmers",
     "language_of",
