@@ -936,6 +936,16 @@ def _validate_calendars(path: Path) -> list[Finding]:
         return exc.findings
 
 
+def _validate_guidance(path: Path) -> list[Finding]:
+    # Imported here: the stemmers and the automaton are not needed to load a cadence.
+    from touchflow.domain.guidance.config import guidance_findings
+
+    try:
+        return guidance_findings(read_text(path), str(path))
+    except FindingsError as exc:
+        return exc.findings
+
+
 def _validate_template_file(path: Path, templates_dir: Path) -> list[Finding]:
     try:
         source = read_text(path)
@@ -965,8 +975,9 @@ def validate_paths(
     ``calendars`` is the calendars file cadences name calendars from.
 
     - a ``.yaml``/``.yml`` file is a cadence, unless it lives under a ``config``
-      directory: then ``calendars.yaml`` is checked in full, and any other file only
-      has to parse as YAML (the CLI checks the ICP, team and routing files itself);
+      directory: then ``calendars.yaml`` and ``guidance.yaml`` are checked in full, and
+      any other file only has to parse as YAML (the CLI checks the ICP, team and routing
+      files itself);
     - a ``.j2`` file is linted on its own (syntax, variables, includes);
     - a directory is searched recursively for both (hidden dirs and ``.venv`` skipped).
     """
@@ -985,6 +996,8 @@ def validate_paths(
             elif file.suffix in (".yaml", ".yml"):
                 if _is_config(file) and file.name == "calendars.yaml":
                     findings.extend(_validate_calendars(file))
+                elif _is_config(file) and file.name == "guidance.yaml":
+                    findings.extend(_validate_guidance(file))
                 elif _is_config(file):
                     findings.extend(_validate_yaml_only(file))
                 else:
