@@ -28,6 +28,7 @@ from touchflow.domain.crm import (
     CrmFieldCheck,
     CrmOwner,
     CrmPerson,
+    DealPage,
 )
 from touchflow.domain.enrich import Firmographics
 from touchflow.domain.events import ProviderEvent
@@ -196,6 +197,22 @@ class CrmConnector(Protocol):
 
     def close(self) -> None:
         """Release HTTP connections."""
+        ...
+
+
+@runtime_checkable
+class DealSource(Protocol):
+    """A CRM whose deals (opportunities) touchflow reads (``touchflow deals sync``).
+
+    Separate from :class:`CrmConnector` so a connector can be used for pushes
+    before its deal pull exists; the sync names a connector that lacks it.
+    """
+
+    name: str
+
+    def deals_since(self, since: datetime, cursor: str | None = None) -> DealPage:
+        """Deals modified after ``since`` with their stage history and contacts, a page at
+        a time (``cursor`` from the previous page)."""
         ...
 
 

@@ -18,7 +18,27 @@ from datetime import datetime
 from touchflow.domain.deals import CommitteeRole
 from touchflow.domain.pipeline import CommitteeConfig, Pipeline
 
-__all__ = ["CommitteeMember", "Coverage", "committee_role", "coverage"]
+__all__ = ["CommitteeMember", "Coverage", "committee_role", "coverage", "role_from_label"]
+
+# A CRM's contact-role label (Salesforce's OpportunityContactRole.Role picklist,
+# HubSpot's deal-contact association labels), folded: lower case, single spaces.
+_LABELS: dict[str, CommitteeRole] = {
+    "champion": CommitteeRole.CHAMPION,
+    "economic buyer": CommitteeRole.ECONOMIC_BUYER,
+    "economic decision maker": CommitteeRole.ECONOMIC_BUYER,
+    "decision maker": CommitteeRole.ECONOMIC_BUYER,
+    "executive sponsor": CommitteeRole.ECONOMIC_BUYER,
+    "budget holder": CommitteeRole.ECONOMIC_BUYER,
+    "technical evaluator": CommitteeRole.TECHNICAL_EVALUATOR,
+    "technical buyer": CommitteeRole.TECHNICAL_EVALUATOR,
+    "evaluator": CommitteeRole.TECHNICAL_EVALUATOR,
+    "end user": CommitteeRole.END_USER,
+    "business user": CommitteeRole.END_USER,
+    "user": CommitteeRole.END_USER,
+    "influencer": CommitteeRole.INFLUENCER,
+    "blocker": CommitteeRole.BLOCKER,
+    "detractor": CommitteeRole.BLOCKER,
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +67,19 @@ class Coverage:
         """Whole days since anyone touched an economic buyer; None if never (or none)."""
         last = self.economic_buyer_last_touched_at
         return None if last is None else max(0, (now - last).days)
+
+
+def role_from_label(label: str | None) -> CommitteeRole:
+    """A CRM's contact-role label as a committee role (``other`` when unknown or empty).
+
+    ``"Economic Decision Maker"``, ``"economic_buyer"`` and ``"Decision Maker"`` are
+    all :attr:`CommitteeRole.ECONOMIC_BUYER`; ``"Other"`` and labels such as
+    HubSpot's ``"Primary"`` are :attr:`CommitteeRole.OTHER` (the title decides then).
+    """
+    if not label:
+        return CommitteeRole.OTHER
+    folded = " ".join(label.replace("_", " ").replace("-", " ").lower().split())
+    return _LABELS.get(folded, CommitteeRole.OTHER)
 
 
 def committee_role(

@@ -9,6 +9,10 @@ input (``_line,_reason`` then the row's own cells, as ``touchflow import``
 does), so it can be fixed and imported again; the rest still load. A history
 row for a deal that is in neither file nor the database is rejected too.
 
+:func:`sync_deals` pulls a CRM's deals changed since the last sync (their stage
+history and contact roles too), maps the CRM's stage ids to ours with
+``sources`` in ``config/pipeline.yaml`` and writes them the same way.
+
 :func:`take_snapshot` records every open deal under a date (idempotent per date).
 """
 
@@ -17,14 +21,15 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from touchflow.domain.batching import chunks
+from touchflow.domain.crm import DealPage
 from touchflow.domain.deal_rows import (
     DEAL_COLUMNS,
     STAGE_COLUMNS,
@@ -34,13 +39,30 @@ from touchflow.domain.deal_rows import (
 )
 from touchflow.domain.deals import Deal, StageChange
 from touchflow.domain.pipeline import Pipeline
-from touchflow.errors import ImportFileError
-from touchflow.store.deals import DealCounts, add_stage_changes, upsert_deals, write_snapshot
+from touchflow.errors import ConfigError, ImportFileError
+from touchflow.ports import DealSource
+from touchflow.store.deals import (
+    DealCounts,
+    add_stage_changes,
+    upsert_contacts,
+    upsert_deals,
+    write_snapshot,
+)
+from touchflow.store.prebuilt import dialect_insert
+from touchflow.store.schema import crm_cursors
 from touchflow.store.schema import deals as deals_table
 
-__all__ = ["DealImportSummary", "RejectedRow", "import_deals", "take_snapshot"]
+__all__ = [
+    "DealImportSummary",
+    "DealSyncReport",
+    "RejectedRow",
+    "import_deals",
+    "sync_deals",
+    "take_snapshot",
+]
 
 SOURCE = "csv"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BATCH = 5000
 
 
@@ -250,3 +272,104 @@ def take_snapshot(engine: Engine, day: date) -> int:
     """Record every open deal under ``day`` (a rerun replaces the day's rows); the count."""
     with engine.begin() as conn:
         return write_snapshot(conn, day)
+
+
+# -- deals from the CRM ---------------------------------------------------------------
+
+
+@dataclass
+class DealSyncReport:
+    """What one ``deals sync`` did."""
+
+    pages: int = 0
+    deals: DealCounts = field(default_factory=DealCounts)
+    stage_changes: int = 0
+    contacts: int = 0
+
+    def __str__(self) -> str:
+        d = self.deals
+        return (
+            f"deals: {d.new} new, {d.updated} updated, {d.unchanged} unchanged; "
+            f"stage changes: {self.stage_changes + d.stage_changes} new; "
+            f"contacts: {self.contacts} written ({self.pages} page(s))"
+        )
+
+
+def _cursor_key(source: DealSource) -> str:
+    return f"{source.name}:deals"
+
+
+def _mapped(pipeline: Pipeline, source: str, page: DealPage) -> DealPage:
+    """The page with the CRM's stage ids as our stage names; ConfigError naming the unmapped."""
+    unknown: set[str] = set()
+
+    def stage(vendor: str) -> str:
+        ours = pipeline.map_stage(source, vendor)
+        if ours is None:
+            unknown.add(vendor)
+            return vendor
+        return ours
+
+    deals = [replace(d, stage=stage(d.stage)) for d in page.deals]
+    changes = [replace(c, stage=stage(c.stage)) for c in page.stage_changes]
+    if unknown:
+        raise ConfigError(
+            f"{source} stage(s) {', '.join(sorted(map(repr, unknown)))} are not mapped: add them "
+            f"under sources.{source} in config/pipeline.yaml (stages: "
+            f"{', '.join(pipeline.stage_names)})"
+        )
+    return replace(page, deals=deals, stage_changes=changes)
+
+
+def sync_deals(
+    engine: Engine,
+    source: DealSource,
+    pipeline: Pipeline,
+    now: datetime,
+    *,
+    first_since: datetime | None = None,
+    max_pages: int = 1000,
+) -> DealSyncReport:
+    """Pull deals changed since the last sync, a page per transaction (resumable).
+
+    The high-water mark and the page cursor are kept in ``crm_cursors`` under
+    ``<crm>:deals``; a page seen twice changes nothing (idempotent writes). The
+    first sync reads from ``first_since`` (default: everything).
+    """
+    report = DealSyncReport()
+    key = _cursor_key(source)
+    with engine.connect() as conn:
+        state = conn.execute(select(crm_cursors).where(crm_cursors.c.crm == key)).one_or_none()
+    since = state.since if state else (first_since or EPOCH)
+    cursor = state.cursor if state else None
+    latest = since
+    for _ in range(max_pages):
+        page = _mapped(pipeline, source.name, source.deals_since(since, cursor))
+        report.pages += 1
+        with engine.begin() as conn:
+            report.stage_changes += add_stage_changes(conn, source.name, page.stage_changes)
+            report.deals.add(
+                upsert_deals(
+                    conn, page.deals, lambda d: pipeline.category_for(d.stage, d.outcome), now
+                )
+            )
+            report.contacts += upsert_contacts(conn, source.name, page.contacts)
+            if page.modified_at is not None:
+                latest = max(latest, page.modified_at)
+            cursor = page.cursor
+            _save_cursor(conn, key, since if cursor else latest, cursor, now)
+        if cursor is None:
+            break
+    return report
+
+
+def _save_cursor(conn: Connection, key: str, since: datetime, cursor: str | None,
+                 now: datetime) -> None:  # fmt: skip
+    stmt = dialect_insert(conn, crm_cursors).values(
+        crm=key, since=since, cursor=cursor, updated_at=now
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["crm"], set_={"since": since, "cursor": cursor, "updated_at": now}
+        )
+    )

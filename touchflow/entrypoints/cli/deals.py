@@ -163,3 +163,38 @@ def snapshot(
             ) from None
     count = take_snapshot(engine_for(settings), when)
     out.print(f"snapshot {when}: {count} open deal(s)")
+
+
+@deals_app.command("sync")
+def sync_cmd(
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="First sync only: read deals changed after this time."),
+    ] = None,
+    now: Annotated[str | None, typer.Option("--now")] = None,
+) -> None:
+    """Pull deals changed in the CRM since the last sync: stages (mapped by
+    config/pipeline.yaml's sources), stage history, contact roles."""
+    from contextlib import closing
+
+    from touchflow.bootstrap import deal_source
+    from touchflow.errors import ConfigError, ConnectorError
+    from touchflow.services.deals import sync_deals
+
+    settings = current_settings()
+    pipeline = pipeline_or_exit(settings)
+    try:
+        source = deal_source(settings)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    first = parse_now(since) if since else None
+    try:
+        with closing(source):  # type: ignore[type-var]
+            report = sync_deals(
+                engine_for(settings), source, pipeline, parse_now(now), first_since=first
+            )
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    except ConnectorError as exc:
+        raise fail(f"deal pull failed: {exc}") from None
+    out.print(f"{source.name}: {report}", markup=False)
