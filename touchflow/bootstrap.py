@@ -617,14 +617,10 @@ def pipeline(settings: Settings) -> Pipeline:
 
 
 def deal_source(settings: Settings) -> DealSource:
-    """The configured CRM as a source of deals; ConfigError when there is none or it
-    cannot pull deals."""
+    """The configured CRM as a source of deals; ConfigError when there is none."""
     connector = crm_connector(settings)
     if connector is None:
         raise ConfigError("no CRM configured: set TOUCHFLOW_CRM__PROVIDER")
-    if not isinstance(connector, DealSource):
-        connector.close()
-        raise ConfigError(f"the {connector.name} connector does not pull deals yet")
     return connector
 
 

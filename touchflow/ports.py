@@ -187,6 +187,11 @@ class CrmConnector(Protocol):
         """Meetings booked, deals created and owner changes after ``since``, a page at a time."""
         ...
 
+    def deals_since(self, since: datetime, cursor: str | None = None) -> DealPage:
+        """Deals modified after ``since`` with their stage history and contact roles, a
+        page at a time (``cursor`` from the previous page); stages are the CRM's ids."""
+        ...
+
     def check_fields(self) -> list[CrmFieldCheck]:
         """Every custom field or property this connector (as configured) needs, checked.
 
@@ -202,11 +207,8 @@ class CrmConnector(Protocol):
 
 @runtime_checkable
 class DealSource(Protocol):
-    """A CRM whose deals (opportunities) touchflow reads (``touchflow deals sync``).
-
-    Separate from :class:`CrmConnector` so a connector can be used for pushes
-    before its deal pull exists; the sync names a connector that lacks it.
-    """
+    """The part of :class:`CrmConnector` the deal sync needs (``touchflow deals sync``):
+    every CRM connector is one; a test or another source of deals can be too."""
 
     name: str
 
