@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -149,3 +150,41 @@ def test_committee_and_snapshot(project: Path) -> None:
         assert len(snapshot(conn, date(2027, 2, 1))) == 2
     assert runner.invoke(app, ["snapshot", "--date", "yesterday"]).exit_code == 2
     engine.dispose()
+
+
+def test_sync_from_the_fake_crm_and_the_flow_tasks(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`deals sync` with TOUCHFLOW_CRM__PROVIDER=fake; the flows' tasks on the same store."""
+    from datetime import date, timedelta
+
+    from touchflow import bootstrap
+    from touchflow.entrypoints.flows.snapshot_pipeline import snapshot_open_deals
+    from touchflow.entrypoints.flows.sync_deals import pull_deals
+
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    monkeypatch.setenv("TOUCHFLOW_CRM__PROVIDER", "fake")
+    bootstrap.fake_crm.cache_clear()
+    crm = bootstrap.fake_crm()
+    t0 = datetime(2027, 1, 4, 15, tzinfo=UTC)
+    crm.add_pipeline_deal("Demo", at=t0, domain="acme.example")  # type: ignore[attr-defined]
+    crm.add_pipeline_deal("Lunch", at=t0)  # type: ignore[attr-defined]
+    result = runner.invoke(app, ["deals", "sync"])
+    assert result.exit_code == 1
+    assert "'Lunch' are not mapped" in result.output.replace("\n", " ")
+    path = project / "config" / "pipeline.yaml"
+    path.write_text(path.read_text().replace("sources:\n", "sources:\n  fake: {Lunch: demo}\n"))
+    result = runner.invoke(app, ["deals", "sync"])
+    assert result.exit_code == 0, result.output
+    assert "fake: deals: 2 new" in result.stdout
+    crm.move_deal(deal_id := "o1", "Lunch", at=t0 + timedelta(days=1))  # type: ignore[attr-defined]
+    assert pull_deals.fn(t0 + timedelta(days=2)) == {
+        "pages": 1, "new": 0, "updated": 0, "stage_changes": 0, "contacts": 0,
+    }  # fmt: skip
+    engine = _engine(project)
+    with engine.connect() as conn:
+        history = stage_history(conn)[("fake", deal_id)]
+    assert [c.stage for c in history] == ["demo"]  # Demo -> Lunch: both are our demo
+    assert snapshot_open_deals.fn(date(2027, 1, 6)) == 2
+    engine.dispose()
+    bootstrap.fake_crm.cache_clear()

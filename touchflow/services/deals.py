@@ -311,7 +311,14 @@ def _mapped(pipeline: Pipeline, source: str, page: DealPage) -> DealPage:
         return ours
 
     deals = [replace(d, stage=stage(d.stage)) for d in page.deals]
-    changes = [replace(c, stage=stage(c.stage)) for c in page.stage_changes]
+    # Two CRM stages mapped to one of ours: moving between them is no change here.
+    changes: list[StageChange] = []
+    last: dict[str, str] = {}
+    for c in sorted(page.stage_changes, key=lambda c: (c.deal_id, c.entered_at)):
+        mapped = replace(c, stage=stage(c.stage))
+        if last.get(c.deal_id) != mapped.stage:
+            changes.append(mapped)
+        last[c.deal_id] = mapped.stage
     if unknown:
         raise ConfigError(
             f"{source} stage(s) {', '.join(sorted(map(repr, unknown)))} are not mapped: add them "
