@@ -33,6 +33,7 @@ from touchflow.domain.unsubscribe import DEV_UNSUBSCRIBE_SECRET
 from touchflow.errors import ConfigError
 from touchflow.ports import (
     CrmConnector,
+    DealSource,
     Dialer,
     EmailEventWebhook,
     EmailSender,
@@ -54,6 +55,7 @@ from touchflow.store.db import database_problem, make_engine, schema_problem, ur
 if TYPE_CHECKING:  # adapters are imported when built: `preview` loads no vendor SDK
     from touchflow.adapters.imap.replies import ImapMailbox
     from touchflow.adapters.twilio.sms_voice import TwilioSmsSender
+    from touchflow.domain.pipeline import Pipeline
     from touchflow.domain.routing.mailbox import ImapAccount, Mailbox
     from touchflow.domain.routing.team import Member, TeamConfig
 
@@ -604,6 +606,24 @@ def crm_sync(settings: Settings) -> CrmSync | None:
         owner_change_pause=timedelta(days=settings.crm.owner_change_pause_days),
         owner_ids=team_owner_ids(team(settings)),
     )
+
+
+def pipeline(settings: Settings) -> Pipeline:
+    """``config/pipeline.yaml`` of this project (ConfigFileError with its findings if bad)."""
+    from touchflow.domain.pipeline import load_pipeline
+
+    path = settings.config_dir / "pipeline.yaml"
+    if not path.exists():
+        raise ConfigError(f"no pipeline: {path} does not exist (stages, forecast categories)")
+    return load_pipeline(path)
+
+
+def deal_source(settings: Settings) -> DealSource:
+    """The configured CRM as a source of deals; ConfigError when there is none."""
+    connector = crm_connector(settings)
+    if connector is None:
+        raise ConfigError("no CRM configured: set TOUCHFLOW_CRM__PROVIDER")
+    return connector
 
 
 def required_crm_sync(settings: Settings) -> CrmSync:

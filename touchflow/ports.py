@@ -30,6 +30,7 @@ from touchflow.domain.crm import (
     CrmFieldCheck,
     CrmOwner,
     CrmPerson,
+    DealPage,
 )
 from touchflow.domain.enrich import Firmographics
 from touchflow.domain.events import ProviderEvent
@@ -291,6 +292,11 @@ class CrmConnector(Protocol):
         """Meetings booked, deals created and owner changes after ``since``, a page at a time."""
         ...
 
+    def deals_since(self, since: datetime, cursor: str | None = None) -> DealPage:
+        """Deals modified after ``since`` with their stage history and contact roles, a
+        page at a time (``cursor`` from the previous page); stages are the CRM's ids."""
+        ...
+
     def check_fields(self) -> list[CrmFieldCheck]:
         """Every custom field or property this connector (as configured) needs, checked.
 
@@ -301,6 +307,19 @@ class CrmConnector(Protocol):
 
     def close(self) -> None:
         """Release HTTP connections."""
+        ...
+
+
+@runtime_checkable
+class DealSource(Protocol):
+    """The part of :class:`CrmConnector` the deal sync needs (``touchflow deals sync``):
+    every CRM connector is one; a test or another source of deals can be too."""
+
+    name: str
+
+    def deals_since(self, since: datetime, cursor: str | None = None) -> DealPage:
+        """Deals modified after ``since`` with their stage history and contacts, a page at
+        a time (``cursor`` from the previous page)."""
         ...
 
 

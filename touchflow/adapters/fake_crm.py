@@ -27,6 +27,7 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from touchflow.domain.committee import role_from_label
 from touchflow.domain.crm import (
     ChangeKind,
     ChangePage,
@@ -37,7 +38,9 @@ from touchflow.domain.crm import (
     CrmFieldCheck,
     CrmOwner,
     CrmPerson,
+    DealPage,
 )
+from touchflow.domain.deals import Deal, DealContact, DealOutcome, StageChange
 from touchflow.errors import FatalError
 
 __all__ = ["FakeCrm"]
@@ -77,6 +80,8 @@ class FakeCrm:
         self._by_key: dict[str, str] = {}
         self.closed = False
         self.fields: set[tuple[str, str]] = {("activity", "touchflow_key")}
+        # Deals as the pipeline sees them (add_pipeline_deal / move_deal): id -> record.
+        self.pipeline_deals: dict[str, dict[str, Any]] = {}
 
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids)}"
@@ -183,6 +188,43 @@ class FakeCrm:
         end = start + len(page)
         return ChangePage(changes=page, cursor=str(end) if end < len(after) else None)
 
+    def deals_since(self, since: datetime, cursor: str | None = None) -> DealPage:
+        since = _utc(since)
+        try:
+            start = int(cursor) if cursor else 0
+        except ValueError as exc:
+            raise self._fatal("deals_since", f"bad cursor {cursor!r}", 400) from exc
+        with self._lock:
+            changed = sorted(
+                (r for r in self.pipeline_deals.values() if r["modified_at"] > since),
+                key=lambda r: (r["modified_at"], r["id"]),
+            )
+            page = changed[start : start + self.page_size]
+            deals, history, contacts = [], [], []
+            for r in page:
+                deals.append(
+                    Deal(
+                        deal_id=r["id"], source=self.name, account_domain=r["domain"],
+                        owner_email=r["owner_email"], amount=r["amount"],
+                        currency=r["currency"], stage=r["stage"], created_at=r["created_at"],
+                        close_date=r["close_date"], closed_at=r["closed_at"],
+                        outcome=r["outcome"], name=r["name"],
+                    )
+                )  # fmt: skip
+                history += [StageChange(r["id"], stage, at) for stage, at in r["history"]]
+                contacts += [
+                    DealContact(r["id"], email, role_from_label(label), crm_id)
+                    for crm_id, email, label in r["contacts"]
+                ]
+        end = start + len(page)
+        return DealPage(
+            deals=deals,
+            stage_changes=history,
+            contacts=contacts,
+            cursor=str(end) if end < len(changed) else None,
+            modified_at=max((r["modified_at"] for r in page), default=None),
+        )
+
     def check_fields(self) -> list[CrmFieldCheck]:
         with self._lock:
             present = ("activity", "touchflow_key") in self.fields
@@ -242,6 +284,45 @@ class FakeCrm:
                     self.deals[change.external_id] = {"id": change.external_id, "name": "Deal"}
             self._add(change)
             return change.external_id
+
+    def add_pipeline_deal(
+        self,
+        stage: str,
+        *,
+        at: datetime,
+        amount: float = 10_000.0,
+        currency: str = "USD",
+        domain: str | None = None,
+        owner_email: str | None = None,
+        name: str | None = None,
+        close_date: Any = None,
+        contacts: Sequence[tuple[str | None, str | None]] = (),
+    ) -> str:
+        """A deal created at ``at`` in ``stage`` (a stage id of this CRM); contacts are
+        ``(email, role label)``. Returns its id."""
+        at = _utc(at)
+        with self._lock:
+            deal_id = self._new_id("o")
+            self.pipeline_deals[deal_id] = {
+                "id": deal_id, "stage": stage, "created_at": at, "modified_at": at,
+                "amount": amount, "currency": currency, "domain": domain,
+                "owner_email": owner_email, "name": name, "close_date": close_date,
+                "closed_at": None, "outcome": None, "history": [(stage, at)],
+                "contacts": [(self._new_id("p"), e, label) for e, label in contacts],
+            }  # fmt: skip
+            return deal_id
+
+    def move_deal(
+        self, deal_id: str, stage: str, *, at: datetime, outcome: DealOutcome | None = None
+    ) -> None:
+        """Move a deal to ``stage`` at ``at`` (closing it when ``outcome`` is given)."""
+        at = _utc(at)
+        with self._lock:
+            r = self.pipeline_deals[deal_id]
+            r["stage"], r["modified_at"] = stage, at
+            r["history"].append((stage, at))
+            if outcome is not None:
+                r["outcome"], r["closed_at"] = outcome, at
 
     def count(self, kind: RecordKind) -> int:
         with self._lock:

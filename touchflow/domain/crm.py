@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from touchflow.domain.deals import Deal, DealContact, StageChange
+
 ChangeKind = Literal["meeting_booked", "deal_created", "owner_changed"]
 ActivityKind = Literal["email", "call", "sms", "linkedin", "task", "note"]
 
@@ -118,6 +120,23 @@ class ChangePage:
 
     changes: list[CrmChange]
     cursor: str | None
+
+
+@dataclass(frozen=True)
+class DealPage:
+    """One page of a CRM's deals changed since a time, with their stage history and
+    contacts, and the cursor for the next page (None: caught up).
+
+    Stages are the CRM's own stage ids (``closedwon``, ``Closed Won``, ``5``):
+    ``config/pipeline.yaml``'s ``sources`` map them to touchflow's stage names.
+    ``modified_at`` is the latest modification time among the page's deals.
+    """
+
+    deals: list[Deal]
+    stage_changes: list[StageChange]
+    contacts: list[DealContact]
+    cursor: str | None
+    modified_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -395,4 +396,74 @@ call_segments = Table(
     Column("confidence", Float),
     Column("language", String(16)),
     Column("at", UTCDateTime(), nullable=False, index=True),
+)
+
+# -- Deals (issue 11): from `touchflow deals import` and each CRM's deal pull. A deal
+# is keyed on (source, deal_id): `csv` or the CRM's name, and that source's id.
+deals = Table(
+    "deals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(20), nullable=False),
+    Column("deal_id", String(100), nullable=False),
+    Column("name", String(300)),
+    Column("account_domain", String(255), index=True),
+    Column("owner_email", String(320)),
+    Column("amount", Float, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("stage", String(100), nullable=False),
+    Column("forecast_category", String(16), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("close_date", Date),
+    Column("closed_at", UTCDateTime()),
+    Column("outcome", String(8)),  # won|lost; NULL while open
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("source", "deal_id"),
+    Index("ix_deals_outcome", "outcome"),
+)
+
+deal_stage_changes = Table(
+    "deal_stage_changes",
+    metadata,
+    # The deal entered `stage` at `entered_at`: one row per change, recorded once.
+    Column("id", Integer, primary_key=True),
+    Column("source", String(20), nullable=False),
+    Column("deal_id", String(100), nullable=False),
+    Column("stage", String(100), nullable=False),
+    Column("entered_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("source", "deal_id", "entered_at", "stage"),
+    Index("ix_deal_stage_changes_entered_at", "entered_at"),
+)
+
+deal_contacts = Table(
+    "deal_contacts",
+    metadata,
+    # A person on a deal with their buying-committee role (CRM's, or inferred from title).
+    Column("id", Integer, primary_key=True),
+    Column("source", String(20), nullable=False),
+    Column("deal_id", String(100), nullable=False),
+    # The email when known, else "crm:<contact id>": one row per person per deal.
+    Column("contact_key", String(320), nullable=False),
+    Column("email", String(320), index=True),
+    Column("crm_contact_id", String(100)),
+    Column("role", String(32), nullable=False),
+    Column("inferred", Boolean, nullable=False),
+    UniqueConstraint("source", "deal_id", "contact_key"),
+)
+
+pipeline_snapshots = Table(
+    "pipeline_snapshots",
+    metadata,
+    # Each open deal as it stood on a day (`touchflow snapshot`): history even where
+    # the CRM keeps none. One row per date and deal; a rerun of the day replaces it.
+    Column("snapshot_date", Date, primary_key=True),
+    Column("source", String(20), primary_key=True),
+    Column("deal_id", String(100), primary_key=True),
+    Column("stage", String(100), nullable=False),
+    Column("forecast_category", String(16), nullable=False),
+    Column("amount", Float, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("close_date", Date),
+    Column("owner_email", String(320)),
+    Column("account_domain", String(255)),
 )

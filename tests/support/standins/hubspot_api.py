@@ -123,6 +123,8 @@ class HubspotStandin(HttpStandin):
         self.objects: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in OBJECT_TYPES}
         # (from type, from id, to type, to id, association type id), both directions.
         self.associations: set[tuple[str, str, str, str, int]] = set()
+        # User-defined association labels ("Decision maker"), by (from type, id, to type, id).
+        self.labels: dict[tuple[str, str, str, str], str] = {}
         # Indexes, as the real service has: lookups stay O(1) however many records
         # a benchmark creates (a linear scan made the stand-in the bottleneck).
         self._linked: set[tuple[str, str, str, str]] = set()  # associations without type id
@@ -215,6 +217,56 @@ class HubspotStandin(HttpStandin):
                     }
                     return {"id": id, "type": t, **obj["properties"], "associations": linked}
         raise KeyError(f"no {kind} {id}")
+
+    def add_pipeline_deal(
+        self,
+        stage: str,
+        *,
+        at: datetime,
+        amount: float = 10_000.0,
+        currency: str = "USD",
+        domain: str | None = None,
+        owner_email: str | None = None,
+        name: str | None = None,
+        close_date: Any = None,
+        contacts: Any = (),
+    ) -> str:
+        """A deal created at ``at`` in ``stage`` (a dealstage id), its company and labelled
+        contacts (``(email, label)``), as a rep would make it in HubSpot."""
+        with self.lock:
+            props = {"dealname": name or "Deal", "amount": str(amount), "dealstage": stage,
+                     "deal_currency_code": currency, "pipeline": "default",
+                     "hs_is_closed": "false", "hs_is_closed_won": "false"}  # fmt: skip
+            if close_date is not None:
+                props["closedate"] = f"{close_date.isoformat()}T00:00:00.000Z"
+            if owner_email:
+                owner = next((o for o in self.owners if o["email"] == owner_email), None)
+                props["hubspot_owner_id"] = (
+                    owner["id"] if owner else self.seed_owner(owner_email, "Rep")
+                )
+            deal = self._create("deals", props, at=at)
+            if domain:
+                company = self._find("companies", "domain", domain) or self._create(
+                    "companies", {"domain": domain, "name": domain}, at=at
+                )
+                self._associate("deals", deal["id"], "companies", company["id"], 5)
+            for email, label in contacts:
+                contact = self._find("contacts", "email", email) or self._create(
+                    "contacts", {"email": email}, at=at
+                )
+                self._associate("deals", deal["id"], "contacts", contact["id"], 3)
+                if label:
+                    self.labels[("deals", deal["id"], "contacts", contact["id"])] = label
+            return str(deal["id"])
+
+    def move_deal(self, deal_id: str, stage: str, *, at: datetime, outcome: Any = None) -> None:
+        """Move a deal to ``stage`` at ``at``; ``outcome`` won/lost closes it."""
+        with self.lock:
+            props = {"dealstage": stage}
+            if outcome is not None:
+                props["hs_is_closed"] = "true"
+                props["hs_is_closed_won"] = "true" if str(outcome) == "won" else "false"
+            self._update(self.objects["deals"][deal_id], props, at=at)
 
     def drop_field(self, object_type: str, name: str) -> None:
         """Delete a property definition (an account where it was never created)."""
@@ -381,6 +433,12 @@ class HubspotStandin(HttpStandin):
                 index.pop(current.get(prop) or "", None)
                 if props[prop]:
                     index[props[prop]] = obj
+        for name, value in props.items():
+            if value != current.get(name):
+                # HubSpot keeps every version of a property (propertiesWithHistory).
+                obj.setdefault("history", {}).setdefault(name, []).append(
+                    {"value": value, "timestamp": now, "sourceType": "API"}
+                )
         current.update(props)
         if not created:
             current["lastmodifieddate"] = current["hs_lastmodifieddate"] = now
@@ -471,11 +529,18 @@ class HubspotStandin(HttpStandin):
 
     def _batch_read(self, t: str, body: dict[str, Any]) -> dict[str, Any]:
         wanted = self._wanted(body.get("properties") or [])
+        with_history = self._wanted(body.get("propertiesWithHistory") or [])
         results = []
         for item in body.get("inputs") or []:
             obj = self.objects[t].get(str(item.get("id")))
             if obj is not None:
-                results.append(self._public(obj, wanted))
+                found = self._public(obj, wanted)
+                if with_history:  # newest first, as HubSpot answers
+                    history = obj.get("history") or {}
+                    found["propertiesWithHistory"] = {
+                        n: list(reversed(history.get(n, []))) for n in with_history
+                    }
+                results.append(found)
         now = _iso(datetime.now(UTC))
         return {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
 
@@ -578,7 +643,12 @@ class HubspotStandin(HttpStandin):
                 {
                     "toObjectId": int(a[3]),
                     "associationTypes": [
-                        {"category": "HUBSPOT_DEFINED", "typeId": a[4], "label": None}
+                        {"category": "HUBSPOT_DEFINED", "typeId": a[4], "label": None},
+                        *(
+                            [{"category": "USER_DEFINED", "typeId": 1001, "label": label}]
+                            if (label := self.labels.get(a[:4]))
+                            else []
+                        ),
                     ],
                 }
                 for a in sorted(self.associations)

@@ -92,6 +92,9 @@ class PipedriveStandin(HttpStandin):
         self.deals: dict[int, dict[str, Any]] = {}
         self.activities: dict[int, dict[str, Any]] = {}
         self.users: dict[int, dict[str, Any]] = {}
+        # GET /v1/deals/{id}/flow (dealChange rows, oldest first) and /participants.
+        self.deal_flow: dict[int, list[dict[str, Any]]] = {}
+        self.participants: dict[int, list[int]] = {}
         self._next = {"person": 1, "org": 1, "deal": 1, "activity": 1, "user": 9001}
         # Time of each item's last change, for /v1/recents: (item, id) -> datetime.
         self._changed: dict[tuple[str, int], datetime] = {}
@@ -251,6 +254,16 @@ class PipedriveStandin(HttpStandin):
             return 200, self._page(request, list(self.fields[kind]))
         if p == "/v1/recents" and m == "GET":
             return 200, self._recents(request)
+        if (match := re.fullmatch(r"/v1/deals/(\d+)/(flow|participants)", p)) and m == "GET":
+            deal = self._get(self.deals, int(match[1]), "Deal")
+            if match[2] == "flow":  # newest first, as Pipedrive lists the flow
+                return 200, self._page(request, list(reversed(self.deal_flow.get(deal["id"], []))))
+            people = [
+                {"id": n, "person_id": {**self._public_deal_person(pid), "value": pid},
+                 "active_flag": True}
+                for n, pid in enumerate(self.participants.get(deal["id"], []), start=1)
+            ]  # fmt: skip
+            return 200, self._page(request, people)
         if match := re.fullmatch(r"/v1/persons/(\d+)/activities", p):
             person = self._get(self.persons, int(match[1]), "Person")
             items = [a for a in self.activities.values() if a["person_id"] == person["id"]]
@@ -442,11 +455,82 @@ class PipedriveStandin(HttpStandin):
             "user_id": self._user(body.get("user_id")),
             "stage_id": int(body.get("stage_id") or 1),
             "status": "open",
+            "won_time": None,
+            "lost_time": None,
+            "close_time": None,
+            "expected_close_date": None,
             "add_time": now,
             "update_time": now,
         }
         self.deals[deal_id] = deal
         return deal
+
+    def _public_deal_person(self, person_id: int) -> dict[str, Any]:
+        public = self._public_person(self.persons[person_id])
+        return {"name": public["name"], "email": public["email"], "phone": public["phone"]}
+
+    def _log_deal_change(
+        self, deal: dict[str, Any], key: str, old: Any, new: Any, at: datetime
+    ) -> None:
+        rows = self.deal_flow.setdefault(deal["id"], [])
+        stamp = _ts(at)
+        rows.append({
+            "object": "dealChange", "timestamp": stamp,
+            "data": {"id": len(rows) + 1, "item_id": deal["id"], "field_key": key,
+                     "old_value": None if old is None else str(old),
+                     "new_value": None if new is None else str(new), "log_time": stamp},
+        })  # fmt: skip
+
+    def add_pipeline_deal(
+        self,
+        stage: str,
+        *,
+        at: datetime,
+        amount: float = 10_000.0,
+        currency: str = "USD",
+        domain: str | None = None,
+        owner_email: str | None = None,
+        name: str | None = None,
+        close_date: Any = None,
+        contacts: Any = (),
+    ) -> str:
+        """A deal added at ``at`` in stage ``stage`` (a stage id), its organization (the
+        domain in the custom domain field) and participants (``(email, _)``: Pipedrive
+        has no participant roles)."""
+        with self.lock:
+            org_id = None
+            if domain:
+                org_id = self._create_org({"name": domain, DOMAIN_FIELD_KEY: domain})["id"]
+            people = []
+            for email, _ in contacts:
+                person = self._person_by_email(email) or self._create_person(
+                    {"name": email.split("@")[0], "email": [email]}, at=at
+                )
+                people.append(person["id"])
+            deal = self._create_deal(
+                {"title": name or "Deal", "value": amount, "currency": currency,
+                 "stage_id": int(stage), "org_id": org_id,
+                 "person_id": people[0] if people else None},
+                at=at,
+            )  # fmt: skip
+            deal["expected_close_date"] = close_date.isoformat() if close_date else None
+            self.participants[deal["id"]] = people
+            self._log_deal_change(deal, "add_time", None, _ts(at), at)
+            return str(deal["id"])
+
+    def move_deal(self, deal_id: str, stage: str, *, at: datetime, outcome: Any = None) -> None:
+        """Move a deal to stage ``stage`` at ``at``; ``outcome`` won/lost sets its status."""
+        with self.lock:
+            deal = self.deals[int(deal_id)]
+            if int(stage) != deal["stage_id"]:
+                self._log_deal_change(deal, "stage_id", deal["stage_id"], int(stage), at)
+                deal["stage_id"] = int(stage)
+            if outcome is not None:
+                status = str(outcome)
+                self._log_deal_change(deal, "status", deal["status"], status, at)
+                deal["status"] = status
+                deal[f"{status}_time"] = deal["close_time"] = _ts(at)
+            deal["update_time"] = self._touch("deal", deal["id"], at)
 
     def _public_deal(self, deal: dict[str, Any]) -> dict[str, Any]:
         person = self.persons.get(deal["person_id"] or -1)
@@ -462,7 +546,8 @@ class PipedriveStandin(HttpStandin):
             }
         if deal["user_id"] is not None:
             user = self.users[deal["user_id"]]
-            out["user_id"] = {"id": user["id"], "name": user["name"], "value": user["id"]}
+            out["user_id"] = {"id": user["id"], "name": user["name"], "email": user["email"],
+                              "value": user["id"]}  # fmt: skip
         return out
 
     def _create_activity(

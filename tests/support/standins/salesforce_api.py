@@ -93,6 +93,7 @@ _PREFIX = {
     "Task": "00T",
     "Event": "00U",
     "OpportunityContactRole": "00K",
+    "OpportunityHistory": "008",
 }
 _SYSTEM = ("Id", "CreatedDate", "LastModifiedDate")
 _FIELDS: dict[str, tuple[str, ...]] = {
@@ -130,6 +131,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
         "ContactId",
         "OwnerId",
         "IsClosed",
+        "IsWon",
     ),
     "Task": (
         "Subject",
@@ -150,6 +152,8 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "ContactHistory": ("ContactId", "Field", "DataType", "OldValue", "NewValue"),
     "LeadHistory": ("LeadId", "Field", "DataType", "OldValue", "NewValue"),
     "OpportunityContactRole": ("OpportunityId", "ContactId", "IsPrimary", "Role"),
+    # Salesforce writes a row whenever an opportunity's stage (or amount, close date) is set.
+    "OpportunityHistory": ("OpportunityId", "StageName", "Amount", "CloseDate"),
 }
 _REQUIRED = {
     "Contact": ("LastName",),
@@ -158,7 +162,12 @@ _REQUIRED = {
     "Opportunity": ("Name", "StageName", "CloseDate"),
 }
 _READ_ONLY = {"Id", "CreatedDate", "LastModifiedDate"}
-_DERIVED = {("Contact", "Name"), ("Lead", "Name"), ("Opportunity", "IsClosed")}
+_DERIVED = {
+    ("Contact", "Name"),
+    ("Lead", "Name"),
+    ("Opportunity", "IsClosed"),
+    ("Opportunity", "IsWon"),
+}
 _CREATE_ONLY = {("Task", "TaskSubtype"), ("Opportunity", "ContactId")}
 _WRITABLE_OBJECTS = ("Contact", "Lead", "Account", "Opportunity", "Task", "Event")
 # lookup field -> the objects it may point at
@@ -534,6 +543,52 @@ class SalesforceStandin(HttpStandin):
         with self.lock:
             return str(self._insert(sobject, dict(fields), at=at)["Id"])
 
+    def add_pipeline_deal(
+        self,
+        stage: str,
+        *,
+        at: datetime,
+        amount: float = 10_000.0,
+        currency: str = "USD",
+        domain: str | None = None,
+        owner_email: str | None = None,
+        name: str | None = None,
+        close_date: Any = None,
+        contacts: Any = (),
+    ) -> str:
+        """An Opportunity created at ``at`` in ``stage`` (a StageName), with its Account
+        (Website = ``domain``) and OpportunityContactRole rows (``(email, Role)``)."""
+        with self.lock:
+            fields: dict[str, Any] = {
+                "Name": name or "Deal", "StageName": stage, "Amount": amount,
+                "CloseDate": (close_date or at.date()).isoformat(),
+            }  # fmt: skip
+            if domain:
+                account = self._insert("Account", {"Name": domain, "Website": domain}, at=at)
+                fields["AccountId"] = account["Id"]
+            if owner_email:
+                fields["OwnerId"] = self.seed_owner(owner_email, "Rep")
+            opp = self._insert("Opportunity", fields, at=at)
+            for email, role in contacts:
+                contact = self._person_for(email, at)
+                self._insert(
+                    "OpportunityContactRole",
+                    {"OpportunityId": opp["Id"], "ContactId": contact["Id"],
+                     "IsPrimary": False, "Role": role},
+                    at=at,
+                    validate=False,
+                )  # fmt: skip
+            return str(opp["Id"])
+
+    def move_deal(self, deal_id: str, stage: str, *, at: datetime, outcome: Any = None) -> None:
+        """Set the Opportunity's StageName at ``at`` (a closed stage closes it)."""
+        with self.lock:
+            record = self._tables["Opportunity"][deal_id]
+            record["StageName"] = stage
+            record["LastModifiedDate"] = _stamp(at)
+            self._derive("Opportunity", record)
+            self._stage_history(record, at)
+
     # -- HttpStandin hooks ------------------------------------------------------------
 
     def authorized(self, request: Request) -> bool:
@@ -871,7 +926,9 @@ class SalesforceStandin(HttpStandin):
         stamp = _stamp(at or datetime.now(UTC))
         record: dict[str, Any] = {"Id": self._new_id(sobject), **clean}
         record["CreatedDate"] = record["LastModifiedDate"] = stamp
-        if sobject not in ("User", "ContactHistory", "LeadHistory", "OpportunityContactRole"):
+        no_owner = ("User", "ContactHistory", "LeadHistory", "OpportunityContactRole",
+                    "OpportunityHistory")  # fmt: skip
+        if sobject not in no_owner:
             record.setdefault("OwnerId", getattr(self, "default_owner", None))
         if sobject == "Task":
             record.setdefault("Status", "Not Started")
@@ -880,6 +937,8 @@ class SalesforceStandin(HttpStandin):
             record.setdefault("Status", "Open - Not Contacted")
         self._derive(sobject, record)
         self._tables[sobject][record["Id"]] = record
+        if sobject == "Opportunity":
+            self._stage_history(record, at or datetime.now(UTC))
         if sobject == "Opportunity" and record.get("ContactId"):
             self._insert(
                 "OpportunityContactRole",
@@ -905,9 +964,12 @@ class SalesforceStandin(HttpStandin):
             )
         self._check_unique(sobject, clean, record["Id"])
         old_owner = record.get("OwnerId")
+        old_stage = record.get("StageName")
         record.update(clean)
         record["LastModifiedDate"] = _stamp(datetime.now(UTC))
         self._derive(sobject, record)
+        if sobject == "Opportunity" and record.get("StageName") != old_stage:
+            self._stage_history(record, datetime.now(UTC))
         if sobject in ("Contact", "Lead") and clean.get("OwnerId", old_owner) != old_owner:
             self._history(sobject, record, old_owner, clean["OwnerId"], datetime.now(UTC))
 
@@ -918,6 +980,16 @@ class SalesforceStandin(HttpStandin):
             record["Name"] = " ".join(p for p in parts if p)
         if sobject == "Opportunity":
             record["IsClosed"] = str(record.get("StageName", "")).startswith("Closed")
+            record["IsWon"] = record.get("StageName") == "Closed Won"
+
+    def _stage_history(self, opportunity: dict[str, Any], at: datetime) -> None:
+        self._insert(
+            "OpportunityHistory",
+            {"OpportunityId": opportunity["Id"], "StageName": opportunity.get("StageName"),
+             "Amount": opportunity.get("Amount"), "CloseDate": opportunity.get("CloseDate")},
+            at=at,
+            validate=False,
+        )  # fmt: skip
 
     def _history(
         self, sobject: str, record: dict[str, Any], old: str | None, new: str, at: datetime

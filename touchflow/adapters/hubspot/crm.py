@@ -31,6 +31,19 @@ Talks to (https://developers.hubspot.com/docs/api/crm/understanding-the-crm):
   ``POST /crm/v4/associations/{type}/contacts/batch/read`` and
   ``POST /crm/v3/objects/contacts/batch/read``. The cursor names the search and
   its ``after``: a page never mixes searches.
+* deals (:meth:`HubspotCrm.deals_since`, the pipeline's deal pull): a search of
+  deals by ``hs_lastmodifieddate > since`` sorted ascending (``dealname``,
+  ``amount``, ``deal_currency_code``, ``dealstage``, ``closedate``,
+  ``createdate``, ``hubspot_owner_id``, ``hs_is_closed``, ``hs_is_closed_won``),
+  then for the page: ``POST /crm/v3/objects/deals/batch/read`` with
+  ``propertiesWithHistory: ["dealstage"]`` (every stage the deal entered, with
+  its timestamp: the stage history), deal -> contact associations with their
+  labels (``POST /crm/v4/associations/deals/contacts/batch/read``; a label such
+  as "Decision maker" is the contact's committee role), the contacts' emails,
+  the deal -> company association and the company's ``domain``, and the owners'
+  emails (``GET /crm/v3/owners``, once per connector). ``dealstage`` values are
+  the portal's stage ids (``appointmentscheduled``, ``closedwon``, or numbers in a
+  custom pipeline): ``config/pipeline.yaml`` maps them.
 
 Limits: private apps get 100 or 190 requests per rolling 10 seconds depending on
 the plan (``X-HubSpot-RateLimit-Max``/``-Remaining``/``-Interval-Milliseconds``
@@ -56,6 +69,7 @@ import httpx
 
 from touchflow.adapters._http.client import HUBSPOT_QUOTA, CrmHttp, RetryPolicy, hubspot_error
 from touchflow.adapters.closing import ClosesOnExit
+from touchflow.domain.committee import role_from_label
 from touchflow.domain.crm import (
     ChangeKind,
     ChangePage,
@@ -66,7 +80,9 @@ from touchflow.domain.crm import (
     CrmFieldCheck,
     CrmOwner,
     CrmPerson,
+    DealPage,
 )
+from touchflow.domain.deals import Deal, DealContact, DealOutcome, StageChange
 from touchflow.errors import FatalError
 
 __all__ = ["HubspotCrm"]
@@ -95,6 +111,13 @@ _PERSON_PROPERTIES = {
     "state": "state",
     "linkedin_url": "hs_linkedin_url",
 }
+
+
+# What a deal pull reads (``deal_currency_code`` is set on multi-currency portals).
+_DEAL_PROPS = (
+    "dealname", "amount", "deal_currency_code", "dealstage", "pipeline", "closedate",
+    "createdate", "hs_lastmodifieddate", "hubspot_owner_id", "hs_is_closed", "hs_is_closed_won",
+)  # fmt: skip
 
 
 def _iso(dt: datetime) -> str:
@@ -138,6 +161,7 @@ class HubspotCrm(ClosesOnExit):
         deal_pipeline: str = "default",
         deal_stage: str = "appointmentscheduled",
         page_size: int = 100,
+        currency: str = "USD",
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
@@ -147,6 +171,8 @@ class HubspotCrm(ClosesOnExit):
         self.deal_pipeline = deal_pipeline
         self.deal_stage = deal_stage
         self.page_size = min(page_size, 200)
+        self.currency = currency
+        self._owners: dict[str, str] | None = None
         self.http = CrmHttp(
             connector=CONNECTOR,
             base_url=base_url,
@@ -482,6 +508,151 @@ class HubspotCrm(ClosesOnExit):
         else:
             next_cursor = None
         return ChangePage(changes=changes, cursor=next_cursor)
+
+    # -- deals (the pipeline) ------------------------------------------------------
+
+    def deals_since(self, since: datetime, cursor: str | None = None) -> DealPage:
+        op = "deals_since"
+        body: dict[str, Any] = {
+            "filterGroups": [{"filters": [
+                {"propertyName": "hs_lastmodifieddate", "operator": "GT", "value": _ms(since)}
+            ]}],
+            "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": list(_DEAL_PROPS),
+            "limit": self.page_size,
+        }  # fmt: skip
+        if cursor:
+            body["after"] = cursor
+        page = self.http.request("POST", "/crm/v3/objects/deals/search", operation=op, json=body)
+        results = page.get("results") or []
+        ids = [str(r["id"]) for r in results]
+        history = self._stage_history(ids)
+        contact_links = self._links("deals", "contacts", ids)
+        company_links = self._links("deals", "companies", ids)
+        emails = self._property_of(
+            "contacts", "email", sorted({c for links in contact_links.values() for c, _ in links})
+        )
+        domains = self._property_of(
+            "companies", "domain", sorted({c for links in company_links.values() for c, _ in links})
+        )
+        owners = self._owner_emails() if any(
+            (r.get("properties") or {}).get("hubspot_owner_id") for r in results
+        ) else {}  # fmt: skip
+        deals, changes, contacts = [], [], []
+        latest: datetime | None = None
+        for r in results:
+            deal_id, props = str(r["id"]), r.get("properties") or {}
+            created = _parse_time(props.get("createdate")) or _parse_time(r.get("createdAt"))
+            modified = _parse_time(props.get("hs_lastmodifieddate"))
+            if created is None:
+                continue
+            if modified is not None:
+                latest = modified if latest is None else max(latest, modified)
+            stages = history.get(deal_id, [])
+            changes += [StageChange(deal_id, stage, at) for stage, at in stages]
+            outcome = None
+            if str(props.get("hs_is_closed_won")).lower() == "true":
+                outcome = DealOutcome.WON
+            elif str(props.get("hs_is_closed")).lower() == "true":
+                outcome = DealOutcome.LOST
+            close = _parse_time(props.get("closedate"))
+            closed_at = None
+            if outcome is not None:
+                closed_at = stages[-1][1] if stages else close or modified
+            company = next(iter(company_links.get(deal_id, [])), None)
+            deals.append(
+                Deal(
+                    deal_id=deal_id,
+                    source=self.name,
+                    account_domain=domains.get(company[0]) if company else None,
+                    owner_email=owners.get(str(props.get("hubspot_owner_id") or "")),
+                    amount=float(props.get("amount") or 0),
+                    currency=(props.get("deal_currency_code") or self.currency).upper(),
+                    stage=str(props.get("dealstage") or ""),
+                    created_at=created,
+                    close_date=close.date() if close else None,
+                    closed_at=closed_at,
+                    outcome=outcome,
+                    name=props.get("dealname") or None,
+                )
+            )
+            for contact_id, label in contact_links.get(deal_id, []):
+                contacts.append(
+                    DealContact(deal_id, emails.get(contact_id), role_from_label(label), contact_id)
+                )
+        after = ((page.get("paging") or {}).get("next") or {}).get("after")
+        return DealPage(deals, changes, contacts, str(after) if after else None, latest)
+
+    def _stage_history(self, ids: list[str]) -> dict[str, list[tuple[str, datetime]]]:
+        """Each deal's ``dealstage`` versions, oldest first."""
+        if not ids:
+            return {}
+        answer = self.http.request(
+            "POST",
+            "/crm/v3/objects/deals/batch/read",
+            operation="deals_since",
+            json={
+                "properties": ["dealstage"],
+                "propertiesWithHistory": ["dealstage"],
+                "inputs": [{"id": i} for i in ids],
+            },
+        )
+        out: dict[str, list[tuple[str, datetime]]] = {}
+        for r in answer.get("results") or []:
+            versions = (r.get("propertiesWithHistory") or {}).get("dealstage") or []
+            stages = [
+                (str(v["value"]), at)
+                for v in versions
+                if v.get("value") and (at := _parse_time(v.get("timestamp"))) is not None
+            ]
+            out[str(r["id"])] = sorted(stages, key=lambda s: s[1])
+        return out
+
+    def _links(
+        self, from_type: str, to_type: str, ids: list[str]
+    ) -> dict[str, list[tuple[str, str | None]]]:
+        """``from id -> [(to id, first association label or None)]`` (v4 batch read)."""
+        if not ids:
+            return {}
+        answer = self.http.request(
+            "POST",
+            f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
+            operation="deals_since",
+            json={"inputs": [{"id": i} for i in ids]},
+        )
+        out: dict[str, list[tuple[str, str | None]]] = {}
+        for r in answer.get("results") or []:
+            links = []
+            for to in r.get("to") or []:
+                labels = [
+                    t.get("label") for t in to.get("associationTypes") or [] if t.get("label")
+                ]
+                links.append((str(to["toObjectId"]), labels[0] if labels else None))
+            out[str(r["from"]["id"])] = links
+        return out
+
+    def _property_of(self, object_type: str, prop: str, ids: list[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), BATCH):
+            answer = self.http.request(
+                "POST",
+                f"/crm/v3/objects/{object_type}/batch/read",
+                operation="deals_since",
+                json={
+                    "properties": [prop],
+                    "inputs": [{"id": i} for i in ids[start : start + BATCH]],
+                },
+            )
+            for r in answer.get("results") or []:
+                value = (r.get("properties") or {}).get(prop)
+                if value:
+                    out[str(r["id"])] = str(value).lower()
+        return out
+
+    def _owner_emails(self) -> dict[str, str]:
+        if self._owners is None:
+            self._owners = {o.id: o.email.lower() for o in self.list_owners() if o.email}
+        return self._owners
 
     def _contact_emails(self, object_type: str, ids: list[str]) -> dict[str, str]:
         """The first associated contact's email for each meeting/deal id."""

@@ -38,6 +38,19 @@ Talks to (https://developers.pipedrive.com/docs/api/v1), authenticated with the
   repeats an id already seen, which the caller deduplicates. Pipedrive numbers
   each item type on its own, so every ``external_id`` is prefixed with the type
   (``activity:12``, ``deal:12``, ``person:7:3``).
+* deals (:meth:`PipedriveCrm.deals_since`, the pipeline's deal pull): deals in
+  ``GET /v1/recents?items=deal`` updated after ``since`` (the cursor is
+  ``next_start``), in their current state (``stage_id``, ``status`` open / won /
+  lost with ``won_time``/``lost_time``, ``value``, ``currency``, ``add_time``,
+  ``expected_close_date``, ``user_id.email``); per deal its stage history from
+  ``GET /v1/deals/{id}/flow`` (``dealChange`` rows whose ``field_key`` is
+  ``stage_id``: ``old_value`` -> ``new_value`` at ``log_time``; the first stage
+  is the first change's ``old_value``, entered at ``add_time``), its people from
+  ``GET /v1/deals/{id}/participants`` (Pipedrive has no participant roles: the
+  committee role comes from their title) and, with ``org_domain_field``, the
+  organization's domain (``GET /v1/organizations/{id}``). ``stage_id`` values are
+  numbers: ``config/pipeline.yaml`` maps them. Three calls a deal: fine for a
+  sync every few minutes, slow for a first backfill of many thousands.
 
 Limits: token-based budgets per company (daily), plus a burst limit per rolling
 2-second window; every answer carries ``x-ratelimit-limit``,
@@ -59,6 +72,7 @@ import httpx
 
 from touchflow.adapters._http.client import PIPEDRIVE_QUOTA, CrmHttp, RetryPolicy, pipedrive_error
 from touchflow.adapters.closing import ClosesOnExit
+from touchflow.domain.committee import role_from_label
 from touchflow.domain.crm import (
     ChangePage,
     CrmActivity,
@@ -68,7 +82,9 @@ from touchflow.domain.crm import (
     CrmFieldCheck,
     CrmOwner,
     CrmPerson,
+    DealPage,
 )
+from touchflow.domain.deals import Deal, DealContact, DealOutcome, StageChange
 from touchflow.errors import FatalError
 
 __all__ = ["PipedriveCrm", "activity_marker"]
@@ -429,6 +445,93 @@ class PipedriveCrm(ClosesOnExit):
                 owner_id=str(owner),
             )
         return None
+
+    # -- deals (the pipeline) ------------------------------------------------------
+
+    def deals_since(self, since: datetime, cursor: str | None = None) -> DealPage:
+        op = "deals_since"
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        try:
+            start = int(cursor) if cursor else 0
+        except ValueError as exc:
+            raise FatalError(f"bad cursor {cursor!r}", connector=CONNECTOR, operation=op) from exc
+        answer = self._call(
+            "GET",
+            "/v1/recents",
+            op,
+            params={"since_timestamp": _ts(since), "items": "deal", "start": start,
+                    "limit": self.page_size},
+        )  # fmt: skip
+        deals, changes, contacts = [], [], []
+        latest: datetime | None = None
+        domains: dict[int, str | None] = {}
+        for row in answer.get("data") or []:
+            data = row.get("data") or {}
+            updated, added = _parse_ts(data.get("update_time")), _parse_ts(data.get("add_time"))
+            if row.get("item") != "deal" or updated is None or added is None or updated <= since:
+                continue
+            latest = updated if latest is None else max(latest, updated)
+            deal_id = str(data["id"])
+            stages = self._stage_history(deal_id, added, str(data.get("stage_id") or ""))
+            changes += [StageChange(deal_id, stage, at) for stage, at in stages]
+            status = data.get("status")
+            outcome = {"won": DealOutcome.WON, "lost": DealOutcome.LOST}.get(str(status))
+            closed = _parse_ts(data.get(f"{status}_time")) if outcome else None
+            owner = data.get("user_id")
+            org = _ref(data.get("org_id"))
+            expected = data.get("expected_close_date")
+            deals.append(
+                Deal(
+                    deal_id=deal_id,
+                    source=self.name,
+                    account_domain=self._org_domain(org, domains) if org is not None else None,
+                    owner_email=(owner.get("email") or "").lower() or None
+                    if isinstance(owner, dict)
+                    else None,
+                    amount=float(data.get("value") or 0),
+                    currency=str(data.get("currency") or "USD").upper(),
+                    stage=str(data.get("stage_id") or ""),
+                    created_at=added,
+                    close_date=datetime.fromisoformat(str(expected)).date() if expected else None,
+                    closed_at=closed or (updated if outcome else None),
+                    outcome=outcome,
+                    name=data.get("title"),
+                )
+            )
+            for p in self._pages(f"/v1/deals/{deal_id}/participants", op, {}):
+                person = p.get("person_id") or {}
+                emails = _emails(person.get("email")) if isinstance(person, dict) else []
+                contacts.append(
+                    DealContact(deal_id, emails[0] if emails else None, role_from_label(None),
+                                str(_ref(person)) if person else None)
+                )  # fmt: skip
+        pagination = (answer.get("additional_data") or {}).get("pagination") or {}
+        next_start = pagination.get("next_start")
+        more = pagination.get("more_items_in_collection") and next_start is not None
+        return DealPage(deals, changes, contacts, str(next_start) if more else None, latest)
+
+    def _stage_history(
+        self, deal_id: str, added: datetime, current: str
+    ) -> list[tuple[str, datetime]]:
+        moves = []
+        for row in self._pages(f"/v1/deals/{deal_id}/flow", "deals_since", {}):
+            data = row.get("data") or {}
+            if row.get("object") == "dealChange" and data.get("field_key") == "stage_id":
+                at = _parse_ts(data.get("log_time"))
+                if at is not None:
+                    moves.append((at, str(data.get("old_value") or ""), str(data.get("new_value"))))
+        moves.sort()
+        first = moves[0][1] if moves and moves[0][1] else current
+        return [(first, added)] + [(new, at) for at, _, new in moves]
+
+    def _org_domain(self, org_id: int, cache: dict[int, str | None]) -> str | None:
+        if self.org_domain_field is None:
+            return None
+        if org_id not in cache:
+            data = self._call("GET", f"/v1/organizations/{org_id}", "deals_since").get("data")
+            value = (data or {}).get(self.org_domain_field)
+            cache[org_id] = str(value).lower() if value else None
+        return cache[org_id]
 
     def _email(self, person_id: int, cache: dict[int, str | None]) -> str | None:
         if person_id not in cache:

@@ -64,6 +64,17 @@ Mapping (touchflow -> Salesforce):
   ``Field = 'Owner'`` (owner_changed; field history tracking must be on for
   Owner). Salesforce writes two history rows per owner change, one with user
   names and one with user ids; only the id row is reported.
+* deals (:meth:`SalesforceCrm.deals_since`, the pipeline's deal pull):
+  ``Opportunity`` rows with ``LastModifiedDate`` after ``since`` (``Name``,
+  ``StageName``, ``Amount``, ``CloseDate``, ``CreatedDate``, ``IsClosed``,
+  ``IsWon``, ``Account.Website``, ``Owner.Email``), then for the page their
+  ``OpportunityHistory`` rows (``StageName``, ``CreatedDate``: the stage history,
+  which Salesforce writes itself) and ``OpportunityContactRole`` rows (``Role``
+  such as "Economic Buyer" or "Decision Maker" is the committee role;
+  ``Contact.Email``). A closed opportunity's ``closed_at`` is when its last
+  history row was written. Amounts are in ``deal_currency`` (single-currency
+  orgs have no ``CurrencyIsoCode``). ``StageName`` values are the org's stage
+  labels: ``config/pipeline.yaml`` maps them.
 
 Quirks:
 
@@ -119,6 +130,7 @@ from touchflow.adapters.salesforce.soql import (
     soql_quote,
 )
 from touchflow.domain.batching import chunks
+from touchflow.domain.committee import role_from_label
 from touchflow.domain.crm import (
     ChangeKind,
     ChangePage,
@@ -129,7 +141,9 @@ from touchflow.domain.crm import (
     CrmFieldCheck,
     CrmOwner,
     CrmPerson,
+    DealPage,
 )
+from touchflow.domain.deals import Deal, DealContact, DealOutcome, StageChange
 from touchflow.domain.normalize import domain_key
 from touchflow.errors import (
     ConfigError,
@@ -217,6 +231,7 @@ class SalesforceCrm(SalesforceAuth, ClosesOnExit):
         default_stage: str = "Prospecting",
         deal_close_days: int = 30,
         changes_page_size: int = 200,
+        deal_currency: str = "USD",
         retry: RetryPolicy | None = None,
         timeout_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
@@ -248,6 +263,7 @@ class SalesforceCrm(SalesforceAuth, ClosesOnExit):
         self.default_stage = default_stage
         self.deal_close_days = deal_close_days
         self.changes_page_size = max(1, changes_page_size)
+        self.deal_currency = deal_currency
         self.retry = retry or RetryPolicy()
         self._client_id = client_id
         self._client_secret = client_secret
@@ -871,6 +887,102 @@ class SalesforceCrm(SalesforceAuth, ClosesOnExit):
         page = taken[: self.changes_page_size]
         more = len(taken) > self.changes_page_size
         return ChangePage(changes=page, cursor=_encode_cursor(key(page[-1])) if more else None)
+
+    # -- deals (the pipeline) ----------------------------------------------------------
+
+    def deals_since(self, since: datetime, cursor: str | None = None) -> DealPage:
+        """Opportunities modified after ``since``, oldest first, with history and roles.
+
+        The cursor is the last opportunity returned (its LastModifiedDate and Id,
+        as for :meth:`changes_since`); each page queries again from that second.
+        """
+        op = "deals_since"
+        since = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
+        after = _decode_cursor(cursor)[::2] if cursor else None
+        start = after[0] if after else since
+        soql = (
+            f"SELECT {_DEAL_FIELDS} FROM Opportunity WHERE LastModifiedDate >= "
+            f"{soql_datetime(start.replace(microsecond=0))} ORDER BY LastModifiedDate, Id"
+        )
+
+        def key(r: dict[str, Any]) -> tuple[datetime, str]:
+            return parse_sf_datetime(str(r["LastModifiedDate"])), str(r["Id"])
+
+        fresh = (
+            r for r in self.query(soql, operation=op)
+            if (key(r) > after if after else key(r)[0] > since)
+        )  # fmt: skip
+        taken = list(itertools.islice(fresh, self.changes_page_size + 1))
+        rows = taken[: self.changes_page_size]
+        ids = [str(r["Id"]) for r in rows]
+        history: dict[str, list[tuple[str, datetime]]] = {}
+        roles: dict[str, list[tuple[str, str | None, str | None]]] = {}
+        for part in _in_list(ids):
+            for h in self.query(
+                "SELECT OpportunityId, StageName, CreatedDate FROM OpportunityHistory "
+                f"WHERE OpportunityId IN ({part}) ORDER BY CreatedDate",
+                operation=op,
+            ):
+                if h.get("StageName"):
+                    history.setdefault(str(h["OpportunityId"]), []).append(
+                        (str(h["StageName"]), parse_sf_datetime(str(h["CreatedDate"])))
+                    )
+            for c in self.query(
+                "SELECT OpportunityId, ContactId, Role, Contact.Email FROM OpportunityContactRole "
+                f"WHERE OpportunityId IN ({part})",
+                operation=op,
+            ):
+                email = (c.get("Contact") or {}).get("Email")
+                roles.setdefault(str(c["OpportunityId"]), []).append(
+                    (str(c["ContactId"]), str(email).lower() if email else None, c.get("Role"))
+                )
+        deals, changes, contacts = [], [], []
+        for r in rows:
+            deal_id = str(r["Id"])
+            stages = sorted(history.get(deal_id, []), key=lambda s: s[1])
+            # Consecutive rows of one stage (an amount edit) are not stage changes.
+            entered = [s for i, s in enumerate(stages) if i == 0 or stages[i - 1][0] != s[0]]
+            changes += [StageChange(deal_id, stage, at) for stage, at in entered]
+            outcome = None
+            if r.get("IsClosed"):
+                outcome = DealOutcome.WON if r.get("IsWon") else DealOutcome.LOST
+            website = (r.get("Account") or {}).get("Website")
+            close = r.get("CloseDate")
+            deals.append(
+                Deal(
+                    deal_id=deal_id,
+                    source=self.name,
+                    account_domain=domain_key(str(website)) if website else None,
+                    owner_email=((r.get("Owner") or {}).get("Email") or "").lower() or None,
+                    amount=float(r.get("Amount") or 0),
+                    currency=self.deal_currency,
+                    stage=str(r.get("StageName") or ""),
+                    created_at=parse_sf_datetime(str(r["CreatedDate"])),
+                    close_date=datetime.fromisoformat(str(close)).date() if close else None,
+                    closed_at=(entered[-1][1] if entered else key(r)[0]) if outcome else None,
+                    outcome=outcome,
+                    name=r.get("Name"),
+                )
+            )
+            contacts += [
+                DealContact(deal_id, email, role_from_label(role), contact_id)
+                for contact_id, email, role in roles.get(deal_id, [])
+            ]
+        more = len(taken) > self.changes_page_size
+        last = key(rows[-1]) if rows else None
+        return DealPage(
+            deals,
+            changes,
+            contacts,
+            _encode_cursor((last[0], 0, last[1])) if more and last else None,
+            max((key(r)[0] for r in rows), default=None),
+        )
+
+
+_DEAL_FIELDS = (
+    "Id, Name, StageName, Amount, CloseDate, CreatedDate, LastModifiedDate, IsClosed, IsWon, "
+    "Account.Website, Owner.Email"
+)
 
 
 def _encode_cursor(key: tuple[datetime, int, str]) -> str:

@@ -61,14 +61,18 @@ def _router(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def config_findings(settings: Settings) -> list:  # type: ignore[type-arg]
-    """House rules for ``touchflow validate`` on config/: the ICP, the routing files, calls.yaml.
+    """House rules for ``touchflow validate`` on config/: ICP, routing, pipeline and calls files.
 
     Routing files that load also get their warnings (pools that could surprise).
     """
+    from touchflow.domain.pipeline import pipeline_findings
     from touchflow.domain.routing import load_router, pool_warnings
     from touchflow.domain.scoring import icp_findings
 
     found = []
+    pipeline = settings.config_dir / "pipeline.yaml"
+    if pipeline.exists():
+        found += pipeline_findings(pipeline)
     icp = settings.config_dir / "icp.yaml"
     if icp.exists():
         found += icp_findings(icp)

@@ -1,0 +1,134 @@
+"""Buying-committee coverage per account and open deal (``touchflow deals committee``).
+
+A deal's people are its contacts (from the CRM's contact roles) and the
+account's prospects that outreach has touched (a sent touch in the ledger),
+one entry per email. Each gets a role from the CRM, else from their title
+(the prospect's title in touchflow); :func:`touchflow.domain.committee.coverage`
+scores them. The last touch of each person is the latest sent touch of any of
+their enrollments, so "days since the economic buyer was last touched" counts
+email, SMS and call touches alike.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from touchflow.domain.batching import chunks
+from touchflow.domain.committee import CommitteeMember, Coverage, committee_role, coverage
+from touchflow.domain.deals import Deal
+from touchflow.domain.pipeline import Pipeline
+from touchflow.store.deals import deal_contacts_for, open_deals
+from touchflow.store.schema import enrollments, prospects, touches
+
+__all__ = ["DealCommittee", "committee_report"]
+
+
+@dataclass(frozen=True)
+class DealCommittee:
+    """One open deal with its committee and coverage."""
+
+    deal: Deal
+    members: tuple[CommitteeMember, ...]
+    coverage: Coverage
+
+    def as_json(self, now: datetime) -> dict[str, Any]:
+        c = self.coverage
+        last = c.economic_buyer_last_touched_at
+        return {
+            "account": self.deal.account_domain,
+            "deal_id": self.deal.deal_id,
+            "source": self.deal.source,
+            "name": self.deal.name,
+            "stage": self.deal.stage,
+            "amount": self.deal.amount,
+            "currency": self.deal.currency,
+            "coverage": c.score,
+            "covered": [r.value for r in c.covered],
+            "missing": [r.value for r in c.missing],
+            "people": c.people,
+            "single_threaded": c.single_threaded,
+            "economic_buyer_last_touched_at": last.isoformat() if last else None,
+            "days_since_economic_buyer_touch": c.days_since_economic_buyer_touch(now),
+            "contacts": [
+                {
+                    "email": m.email,
+                    "role": m.role.value,
+                    "via": m.via,
+                    "title": m.title,
+                    "last_touched_at": m.last_touched_at.isoformat() if m.last_touched_at else None,
+                }
+                for m in self.members
+            ],
+        }
+
+
+def _people(conn: Connection, emails: Sequence[str], domains: Sequence[str]) -> dict[str, Any]:
+    """Prospects by email (those named, and those at the domains who were touched)."""
+    p, e, t = prospects, enrollments, touches
+    last_touch = (
+        select(e.c.prospect_id, func.max(t.c.executed_at).label("last"))
+        .join(t, t.c.enrollment_id == e.c.id)
+        .where(t.c.status == "sent")
+        .group_by(e.c.prospect_id)
+        .subquery()
+    )
+    base = select(p.c.email, p.c.title, p.c.domain, last_touch.c.last).outerjoin(
+        last_touch, last_touch.c.prospect_id == p.c.id
+    )
+    out: dict[str, Any] = {}
+    for part in chunks(list(emails)):
+        for r in conn.execute(base.where(p.c.email.in_(list(part)))):
+            out[r.email] = r
+    for part in chunks(list(domains)):
+        for r in conn.execute(
+            base.where(p.c.domain.in_(list(part)), last_touch.c.last.is_not(None))
+        ):
+            out[r.email] = r
+    return out
+
+
+def committee_report(
+    conn: Connection, pipeline: Pipeline, *, account_domain: str | None = None
+) -> list[DealCommittee]:
+    """Every open deal (of one account, if given) with its committee, by account then id."""
+    found = open_deals(conn, account_domain=account_domain)
+    keys = [(d.source, d.deal_id) for d in found]
+    contacts = deal_contacts_for(conn, keys)
+    emails = sorted({c.email for cs in contacts.values() for c in cs if c.email})
+    domains = sorted({d.account_domain for d in found if d.account_domain})
+    people = _people(conn, emails, domains)
+    by_domain: dict[str, list[Any]] = defaultdict(list)
+    for row in people.values():
+        if row.domain and row.last is not None:
+            by_domain[row.domain].append(row)
+    out = []
+    for deal in found:
+        members: dict[str, CommitteeMember] = {}
+        anonymous: list[CommitteeMember] = []
+        for c in contacts.get((deal.source, deal.deal_id), []):
+            person = people.get(c.email) if c.email else None
+            title = person.title if person is not None else None
+            role, via = committee_role(pipeline, None if c.inferred else c.role, title)
+            if c.inferred and role.value == "other":
+                role, via = c.role, "title"
+            member = CommitteeMember(
+                c.email, role, via, title, person.last if person is not None else None
+            )
+            if c.email:
+                members[c.email] = member
+            else:
+                anonymous.append(member)
+        for row in by_domain.get(deal.account_domain or "", []):
+            if row.email not in members:
+                role, via = committee_role(pipeline, None, row.title)
+                members[row.email] = CommitteeMember(row.email, role, via, row.title, row.last)
+        team = (*sorted(members.values(), key=lambda m: m.email or ""), *anonymous)
+        out.append(DealCommittee(deal, team, coverage(team, pipeline.committee)))
+    out.sort(key=lambda d: (d.deal.account_domain or "", d.deal.source, d.deal.deal_id))
+    return out
