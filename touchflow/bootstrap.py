@@ -427,6 +427,7 @@ def _mailbox_sender(settings: Settings, member: Member, box: Mailbox) -> EmailSe
             starttls=smtp.starttls and not smtp.ssl,
             ssl=smtp.ssl,
             timeout=smtp.timeout_s,
+            pool_size=smtp.pool_size,
         )
     assert box.sendgrid is not None  # what email_sender selects on
     key_env = box.sendgrid.api_key_env
@@ -474,6 +475,7 @@ def _transport_sender(settings: Settings) -> EmailSender:
         starttls=smtp.starttls,
         ssl=smtp.ssl,
         timeout=smtp.timeout_s,
+        pool_size=smtp.pool_size,
     )
 
 

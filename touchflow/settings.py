@@ -56,6 +56,8 @@ class SmtpSettings(BaseModel):
     starttls: bool = False
     ssl: bool = False
     timeout_s: float = 30.0
+    # Connections one process sends through in parallel (per mailbox).
+    pool_size: int = Field(default=4, ge=1, le=32)
 
 
 class SenderDefaults(BaseModel):
