@@ -551,6 +551,7 @@ def ticker(
         runtimes=cache or runtimes(settings),
         unsubscribe_mailto=settings.unsubscribe_mailto,
         lease=timedelta(seconds=settings.claim_lease_s),
+        record_every=settings.record_every,
         caps=cap_policy(settings),
         bounce_shield=bounce_shield(settings),
         sms_from=settings.twilio.from_number,

@@ -236,6 +236,12 @@ class Settings(BaseSettings):
         ge=0,
         description="A touch left `sending` longer than this (wall clock) is marked unknown.",
     )
+    record_every: int = Field(
+        default=50,
+        ge=1,
+        description="Send outcomes are committed every this many messages: a crash leaves "
+        "at most this many touches `unknown`.",
+    )
 
     @property
     def calendars_file(self) -> Path:
