@@ -753,6 +753,7 @@ def _team_imap(settings: Settings, member: Member, imap: ImapAccount) -> ImapMai
             starttls=imap.starttls,
             folder=imap.folder,
             processed_folder=imap.processed_folder,
+            sent_folder=imap.sent_folder,
         )
     )
 
@@ -770,6 +771,7 @@ def mailbox(cfg: ImapMailboxSettings) -> ImapMailbox:
         starttls=cfg.starttls,
         folder=cfg.folder,
         processed_folder=cfg.processed_folder,
+        sent_folder=cfg.sent_folder,
     )
 
 

@@ -132,6 +132,8 @@ class ImapMailboxSettings(BaseModel):
     folder: str = "INBOX"
     # Handled messages are moved here (None: only flagged \\Seen).
     processed_folder: str | None = "touchflow-processed"
+    # Where `unknown` touches are looked for (None: the folder marked \\Sent, else "Sent").
+    sent_folder: str | None = None
 
 
 class RepliesSettings(BaseModel):

@@ -128,6 +128,7 @@ class ImapAccount(_Account):
     starttls: bool = False
     folder: str = "INBOX"
     processed_folder: str | None = "touchflow-processed"
+    sent_folder: str | None = None  # None: the folder the server marks \\Sent, else "Sent"
 
     @field_validator("password_env")
     @classmethod
