@@ -18,6 +18,7 @@ from tests.support.harness import (
     prospect,
 )
 from touchflow.adapters.fakes import FakeEmailSender
+from touchflow.domain.compliance import CapPolicy, MailboxCaps
 from touchflow.domain.simulate import SimEvent, simulate
 from touchflow.domain.unsubscribe import DEV_UNSUBSCRIBE_SECRET, verify
 from touchflow.errors import (
@@ -517,10 +518,25 @@ def test_outcomes_are_recorded_in_sub_batches(db, tmp_path):
     assert {t.status for t in _touches(h)} == {"sent"}
 
 
+def _mailbox_slots(engine) -> int:
+    from sqlalchemy import func
+
+    from touchflow.store.schema import send_counts
+
+    with engine.connect() as conn:
+        q = select(func.coalesce(func.sum(send_counts.c.n), 0)).where(
+            send_counts.c.scope == "mailbox"
+        )
+        return int(conn.execute(q).scalar_one())
+
+
 def test_a_crash_leaves_one_sub_batch_unknown_and_the_queued_rest_is_sent_later(db, tmp_path):
     now = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
     dying = _Observing(db, crash_at=2)
-    h = Harness(db, make_cadence(tmp_path), email=dying, record_every=10, lease=timedelta(0))
+    caps = CapPolicy(MailboxCaps(hourly=None, daily=1000), {}, None)
+    h = Harness(
+        db, make_cadence(tmp_path), email=dying, record_every=10, lease=timedelta(0), caps=caps
+    )
     h.add([prospect(f"p{i}@x.example") for i in range(35)], SAT)
     with pytest.raises(KeyboardInterrupt):
         h.tick(now, batch=100)
@@ -531,10 +547,16 @@ def test_a_crash_leaves_one_sub_batch_unknown_and_the_queued_rest_is_sent_later(
         5,
     )
 
+    assert _mailbox_slots(db) == 35  # the claim reserved a slot for every message
+
     survivor = FakeEmailSender()
-    h2 = Harness(db, h.cadence, email=survivor, record_every=10, lease=timedelta(0))
+    h2 = Harness(db, h.cadence, email=survivor, record_every=10, lease=timedelta(0), caps=caps)
+    recovered = h2.ticker.recover()
+    # The queued five never went: their slots came back; the unknown ten may have gone.
+    assert _mailbox_slots(db) == 30
     report = h2.tick(now, batch=100)
-    assert report.unknown == 10  # the sub-batch that was with the provider
+    assert _mailbox_slots(db) == 35
+    assert recovered.unknown == 10  # the sub-batch that was with the provider
     assert report.sent == 5  # the queued ones never went out: sent now, once
     assert {m.to_addr for m in survivor.sent}.isdisjoint({m.to_addr for m in dying.sent})
     statuses = [t.status for t in _touches(h)]

@@ -323,6 +323,7 @@ class Ticker:
                 )
             }
             now = self.wall()
+            unsent = self._queued_slots(conn, ids)
             conn.execute(
                 delete(touches).where(touches.c.enrollment_id.in_(ids), touches.c.status == QUEUED)
             )
@@ -346,7 +347,32 @@ class Ticker:
                     .where(enrollments.c.id == row.id)
                     .values(claimed_at=None, updated_at=now, **values)
                 )
+            # Last, as in _record: the queued emails never went, their cap slots return.
+            for tick_now, slots in unsent.items():
+                guards.release_send_counts(conn, tick_now, slots)
         return report
+
+    def _queued_slots(self, conn: Any, ids: list[int]) -> dict[datetime, Counter[tuple[str, str]]]:
+        """The cap slots the claim took for ``queued`` emails, by the claiming tick's ``now``."""
+        if not self.caps.enabled:
+            return {}
+        queued = conn.execute(
+            select(touches.c.enrollment_id, touches.c.executed_at).where(
+                touches.c.enrollment_id.in_(ids),
+                touches.c.status == QUEUED,
+                touches.c.channel == "email",
+            )
+        ).all()
+        if not queued:
+            return {}
+        rows = {r.id: r for r in enrollment_rows(conn, sorted({q.enrollment_id for q in queued}))}
+        views = load_views(conn, list(rows.values()), self.senders)
+        slots: dict[datetime, Counter[tuple[str, str]]] = {}
+        for q in queued:
+            row = rows[q.enrollment_id]
+            keys = counted_keys(views[row.id].sender.email.lower(), _domain(row))
+            slots.setdefault(q.executed_at, Counter()).update(keys)
+        return slots
 
     def check_bounce_shield(self, now: datetime) -> list[str]:
         """Pause cadences whose bounce rate is over the shield's threshold; returns them."""
