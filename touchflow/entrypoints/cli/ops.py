@@ -335,7 +335,8 @@ def reconcile() -> None:
             unread += 1
             err.print(f"[red]error:[/red] Sent folder not searched: {box.label}: {exc}")
     left = sum(
-        n for (_ch, st), n in enrollment_status(engine, cache).touches_by_status.items()
+        n
+        for (_ch, st), n in enrollment_status(engine, cache).touches_by_status.items()
         if st == "unknown"
     )
     out.print(
