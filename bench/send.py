@@ -1,4 +1,4 @@
-"""Benchmark: SendGrid sends per second through SendgridEmailSender, beside a sequential baseline.
+"""Benchmark: sends per second through SendgridEmailSender and SmtpEmailSender, beside baselines.
 
 Everything runs in this one process: the real sendgrid library sends over real
 HTTP to the local stand-in (``tests.support.standins.sendgrid_api``), which
@@ -15,26 +15,49 @@ Measured in the same run:
   (concurrency 1), on ``--sequential-n`` messages (default 100);
 * a sweep over ``--sweep`` concurrencies on ``--sweep-n`` messages each, for the table;
 * ``cpu_ms_per_msg``: process CPU time per message in the main run (client and
-  stand-in together), which bounds what more concurrency can buy.
+  stand-in together), which bounds what more concurrency can buy;
+* ``library_close_msgs_per_s``: the same messages at the same concurrency
+  through sendgrid-python's own client (``SendGridAPIClient.send``, urllib,
+  ``Connection: close``: a new TCP connection per message), the design before
+  keep-alive; ``keepalive_connections`` / ``library_close_connections``: TCP
+  connections the stand-in accepted for each;
+* SMTP to the local sink (aiosmtpd) answering each message's data after
+  ``--smtp-delay-ms`` (default 20 ms), ``--smtp-n`` messages (default 400):
+  ``smtp_raw_floor_msgs_per_s`` (the same messages built the same way and
+  sent with plain ``smtplib.sendmail`` over one connection),
+  ``smtp_single_msgs_per_s`` (the sender with ``pool_size=1``) and
+  ``smtp_pool_msgs_per_s`` (``pool_size`` 4, the default).
 
 The last line of output is one JSON object with these keys.
-Run: ``.venv/bin/python bench/send.py [--n 2000] [--concurrency 16] [--latency-ms 50]``.
+Run: ``.venv/bin/python bench/send.py [--n 2000] [--concurrency 16] [--latency-ms 50]``
+``[--smtp-n 400] [--smtp-delay-ms 20]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import smtplib
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sendgrid import SendGridAPIClient  # noqa: E402
+
 from tests.support.standins.sendgrid_api import DEFAULT_API_KEY, SendgridStandin  # noqa: E402
-from touchflow.adapters.sendgrid.email_sender import SendgridEmailSender  # noqa: E402
+from touchflow.adapters.sendgrid.email_sender import SendgridEmailSender, build_mail  # noqa: E402
+from touchflow.adapters.smtp.email_sender import (  # noqa: E402
+    DEFAULT_POOL_SIZE,
+    MESSAGE_POLICY,
+    SmtpEmailSender,
+)
+from touchflow.adapters.smtp.sink import LocalSmtpSink  # noqa: E402
 from touchflow.ports import OutboundEmail  # noqa: E402
 from touchflow.settings import SendgridSettings  # noqa: E402
 
@@ -91,6 +114,58 @@ def run(standin: SendgridStandin, n: int, concurrency: int, offset: int) -> dict
     }
 
 
+def run_library(
+    standin: SendgridStandin, n: int, concurrency: int, offset: int
+) -> dict[str, float]:
+    """The design before keep-alive: sendgrid-python's client, one connection per message."""
+    messages = make_messages(n, offset)
+    local = threading.local()
+
+    def send(msg: OutboundEmail) -> int:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = SendGridAPIClient(api_key=DEFAULT_API_KEY, host=standin.url)
+        return int(client.send(build_mail(msg)).status_code)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(send, make_messages(min(concurrency, 8), offset + n)))  # start the threads
+        before, conns = len(standin.messages), standin.connections
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        statuses = list(pool.map(send, messages))
+        elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+    assert all(200 <= st < 300 for st in statuses)
+    assert len(standin.messages) - before == n
+    return {
+        "msgs_per_s": n / elapsed,
+        "cpu_ms_per_msg": cpu * 1000 / n,
+        "connections": standin.connections - conns,
+    }
+
+
+def run_smtp(n: int, delay_s: float, pool_size: int | None) -> dict[str, float]:
+    """``n`` messages to a sink answering after ``delay_s``; ``pool_size`` None: raw smtplib."""
+    messages = make_messages(n, 500_000)
+    with LocalSmtpSink(data_delay_s=delay_s) as sink:
+        if pool_size is None:
+            t0 = time.perf_counter()
+            with smtplib.SMTP(sink.host, sink.port, local_hostname="bench.local") as conn:
+                for m in messages:
+                    raw = SmtpEmailSender.build_message(m).as_bytes(MESSAGE_POLICY)
+                    conn.sendmail(m.from_addr, [m.to_addr], raw)
+            elapsed = time.perf_counter() - t0
+            ok = n
+        else:
+            with SmtpEmailSender(
+                sink.host, sink.port, local_hostname="bench.local", pool_size=pool_size
+            ) as sender:
+                t0 = time.perf_counter()
+                ok = sum(r.ok for r in sender.send_batch(messages))
+                elapsed = time.perf_counter() - t0
+        assert sink.count == n == ok, (sink.count, n, ok)
+        return {"msgs_per_s": n / elapsed, "connections": sink.connection_count}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000)
@@ -101,6 +176,8 @@ def main() -> None:
         "--sweep", default="4,8,32", help="extra concurrencies for the table ('' for none)"
     )
     ap.add_argument("--sweep-n", type=int, default=500)
+    ap.add_argument("--smtp-n", type=int, default=400)
+    ap.add_argument("--smtp-delay-ms", type=float, default=20.0)
     args = ap.parse_args()
 
     rows: list[dict[str, float]] = []
@@ -112,8 +189,11 @@ def main() -> None:
             if c != args.concurrency:
                 rows.append(run(standin, args.sweep_n, c, offset=offset))
                 offset += 100_000
+        conns = standin.connections
         main_run = run(standin, args.n, args.concurrency, offset=offset)
+        keepalive_connections = standin.connections - conns
         rows.append(main_run)
+        library = run_library(standin, args.n, args.concurrency, offset=offset + 100_000)
         rejected = standin.rejected
     assert rejected == 0, f"the stand-in rejected {rejected} bodies"
 
@@ -129,6 +209,22 @@ def main() -> None:
             f"{row['msgs_per_s']:>8.1f} {ceiling:>8.0f} {row['cpu_ms_per_msg']:>10.2f}{mark}"
         )
     print("ceiling = concurrency / latency: what the requests in flight allow at best")
+    print(
+        f"sendgrid library (Connection: close) at {args.concurrency}: "
+        f"{library['msgs_per_s']:.1f} msgs/s, {library['cpu_ms_per_msg']:.2f} cpu ms/msg, "
+        f"{library['connections']:.0f} connections; keep-alive: {keepalive_connections} connections"
+    )
+    delay = args.smtp_delay_ms / 1000
+    smtp_floor = run_smtp(args.smtp_n, delay, None)
+    smtp_single = run_smtp(args.smtp_n, delay, 1)
+    smtp_pool = run_smtp(args.smtp_n, delay, DEFAULT_POOL_SIZE)
+    print(f"SMTP to the sink, {args.smtp_delay_ms:g} ms before each final reply:")
+    for label, row in (
+        ("raw smtplib, 1 connection", smtp_floor),
+        ("sender, pool_size 1", smtp_single),
+        (f"sender, pool_size {DEFAULT_POOL_SIZE}", smtp_pool),
+    ):
+        print(f"  {label:<28} {row['msgs_per_s']:>8.1f} msgs/s  ({row['connections']:.0f} conn)")
     results: dict[str, Any] = {
         "msgs_per_s": round(main_run["msgs_per_s"], 1),
         "concurrency": args.concurrency,
@@ -139,6 +235,16 @@ def main() -> None:
         "latency_ms": args.latency_ms,
         "cpu_ms_per_msg": round(main_run["cpu_ms_per_msg"], 2),
         "failed": int(main_run["failed"]),
+        "keepalive_connections": keepalive_connections,
+        "library_close_msgs_per_s": round(library["msgs_per_s"], 1),
+        "library_close_cpu_ms_per_msg": round(library["cpu_ms_per_msg"], 2),
+        "library_close_connections": int(library["connections"]),
+        "smtp_delay_ms": args.smtp_delay_ms,
+        "smtp_raw_floor_msgs_per_s": round(smtp_floor["msgs_per_s"], 1),
+        "smtp_single_msgs_per_s": round(smtp_single["msgs_per_s"], 1),
+        "smtp_pool_msgs_per_s": round(smtp_pool["msgs_per_s"], 1),
+        "smtp_pool_size": DEFAULT_POOL_SIZE,
+        "smtp_pool_vs_single_x": round(smtp_pool["msgs_per_s"] / smtp_single["msgs_per_s"], 2),
     }
     print(json.dumps(results))
 

@@ -10,6 +10,9 @@ Measured in the same run:
   bulk-inserting the same ledger rows with no engine at all;
 * ``capped_touches_per_s``: the same tick with send caps on (limits high
   enough to admit every message): the cost of the cap accounting;
+* ``one_record_touches_per_s``: the same tick recording each batch's
+  outcomes in one transaction (``record_every`` = the batch size), the design
+  before sub-batches: the cost of committing every ``--record-every``;
 * ``peak_rss_mb``: peak resident memory of this process after the tick;
 * ``idle_tick_s``: a tick through the flow over 1,000,000 enrollments of which
   none is due.
@@ -134,7 +137,10 @@ def make_db(path: Path, n: int, *, due: bool) -> Any:
     return engine
 
 
-def ticker(engine: Any, caps: CapPolicy = NO_CAPS) -> Ticker:
+RECORD_EVERY = 50  # --record-every
+
+
+def ticker(engine: Any, caps: CapPolicy = NO_CAPS, record_every: int | None = None) -> Ticker:
     return Ticker(
         engine,
         email=FakeEmailSender(),
@@ -142,6 +148,7 @@ def ticker(engine: Any, caps: CapPolicy = NO_CAPS) -> Ticker:
         sender_defaults=SENDER,
         runtimes=RuntimeCache("http://localhost:8000"),
         caps=caps,
+        record_every=record_every or RECORD_EVERY,
     )
 
 
@@ -215,7 +222,10 @@ def main() -> None:
     ap.add_argument("--idle", type=int, default=1_000_000)
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3, help="tick/floor pairs; medians reported")
+    ap.add_argument("--record-every", type=int, default=50)
     args = ap.parse_args()
+    global RECORD_EVERY
+    RECORD_EVERY = args.record_every
     tmp = Path(tempfile.mkdtemp(prefix="touchflow-bench-"))
     results: dict[str, Any] = {}
     with local_prefect():
@@ -252,6 +262,14 @@ def main() -> None:
         assert capped["sent"] == args.enrollments, capped
         results["capped_touches_per_s"] = round(capped["sent"] / capped_elapsed)
         print(f"tick with send caps on: {capped_elapsed:.2f} s", file=sys.stderr)
+
+        one_engine = make_db(tmp / "one_record.db", args.enrollments, due=True)
+        t0 = time.perf_counter()
+        one = batched_tick(ticker(one_engine, record_every=args.batch_size), args.batch_size)
+        one_elapsed = time.perf_counter() - t0
+        assert one["sent"] == args.enrollments, one
+        results["one_record_touches_per_s"] = round(one["sent"] / one_elapsed)
+        print(f"tick recording once per batch: {one_elapsed:.2f} s", file=sys.stderr)
 
         naive_engine = make_db(tmp / "naive.db", args.naive_sample, due=True)
         t0 = time.perf_counter()

@@ -431,6 +431,7 @@ def _mailbox_sender(settings: Settings, member: Member, box: Mailbox) -> EmailSe
             starttls=smtp.starttls and not smtp.ssl,
             ssl=smtp.ssl,
             timeout=smtp.timeout_s,
+            pool_size=smtp.pool_size,
         )
     assert box.sendgrid is not None  # what email_sender selects on
     key_env = box.sendgrid.api_key_env
@@ -478,6 +479,7 @@ def _transport_sender(settings: Settings) -> EmailSender:
         starttls=smtp.starttls,
         ssl=smtp.ssl,
         timeout=smtp.timeout_s,
+        pool_size=smtp.pool_size,
     )
 
 
@@ -553,6 +555,7 @@ def ticker(
         runtimes=cache or runtimes(settings),
         unsubscribe_mailto=settings.unsubscribe_mailto,
         lease=timedelta(seconds=settings.claim_lease_s),
+        record_every=settings.record_every,
         caps=cap_policy(settings),
         bounce_shield=bounce_shield(settings),
         sms_from=settings.twilio.from_number,
@@ -772,6 +775,7 @@ def _team_imap(settings: Settings, member: Member, imap: ImapAccount) -> ImapMai
             starttls=imap.starttls,
             folder=imap.folder,
             processed_folder=imap.processed_folder,
+            sent_folder=imap.sent_folder,
         )
     )
 
@@ -789,6 +793,7 @@ def mailbox(cfg: ImapMailboxSettings) -> ImapMailbox:
         starttls=cfg.starttls,
         folder=cfg.folder,
         processed_folder=cfg.processed_folder,
+        sent_folder=cfg.sent_folder,
     )
 
 

@@ -331,6 +331,15 @@ class FetchedMessage:
     message: InboundMessage
 
 
+@runtime_checkable
+class SentFolder(Protocol):
+    """A mailbox whose Sent folder shows what its SMTP server accepted (IMAP today)."""
+
+    def find_sent(self, message_ids: Iterable[str]) -> set[str]:
+        """Which of ``message_ids`` are in the Sent folder."""
+        ...
+
+
 class MailboxReader(Protocol):
     """A rep's mailbox that replies arrive in (IMAP today)."""
 

@@ -56,6 +56,8 @@ class SmtpSettings(BaseModel):
     starttls: bool = False
     ssl: bool = False
     timeout_s: float = 30.0
+    # Connections one process sends through in parallel (per mailbox).
+    pool_size: int = Field(default=4, ge=1, le=32)
 
 
 class SenderDefaults(BaseModel):
@@ -145,6 +147,8 @@ class ImapMailboxSettings(BaseModel):
     folder: str = "INBOX"
     # Handled messages are moved here (None: only flagged \\Seen).
     processed_folder: str | None = "touchflow-processed"
+    # Where `unknown` touches are looked for (None: the folder marked \\Sent, else "Sent").
+    sent_folder: str | None = None
 
 
 class RepliesSettings(BaseModel):
@@ -249,6 +253,12 @@ class Settings(BaseSettings):
         default=600,
         ge=0,
         description="A touch left `sending` longer than this (wall clock) is marked unknown.",
+    )
+    record_every: int = Field(
+        default=50,
+        ge=1,
+        description="Send outcomes are committed every this many messages: a crash leaves "
+        "at most this many touches `unknown`.",
     )
 
     @property

@@ -410,3 +410,43 @@ def test_german_out_of_office_and_spanish_unsubscribe_end_to_end(
     assert es.kind == "unsubscribe"
     assert es.language == "es"
     assert es.evidence == "elimínenme"
+
+
+# -- the Sent folder ------------------------------------------------------------------------
+
+
+def _create(server: DovecotServer, user: str, folder: str) -> None:
+    conn = server.connect(user)
+    try:
+        conn.create(f'"{folder}"')
+    finally:
+        conn.logout()
+
+
+def test_find_sent_looks_message_ids_up_in_the_sent_folder(dovecot: DovecotServer, user: str):
+    _create(dovecot, user, "Sent")
+    for i in (1, 2):
+        dovecot.append(user, _msg(message_id=f"<tf.{i}.abc@touchflow.example>"), folder="Sent")
+    # A reply in the INBOX with a matching id is not proof of sending.
+    dovecot.append(user, _msg(message_id="<tf.3.abc@touchflow.example>"))
+    wanted = [f"<tf.{i}.abc@touchflow.example>" for i in (1, 2, 3)] + ['<bad" id@x>', "plain"]
+    with mailbox(dovecot, user) as box:
+        assert box.find_sent(wanted) == {
+            "<tf.1.abc@touchflow.example>",
+            "<tf.2.abc@touchflow.example>",
+        }
+        # The connection goes back to the reply folder afterwards, read-write.
+        assert [m.message.message_id for m in box.fetch_new()] == ["<tf.3.abc@touchflow.example>"]
+        assert box.find_sent([]) == set()
+    assert dovecot.uids(user, "Sent", "UNSEEN") == dovecot.uids(user, "Sent")  # left unread
+
+
+def test_find_sent_uses_the_configured_folder_and_fails_without_it(
+    dovecot: DovecotServer, user: str
+):
+    _create(dovecot, user, "Sent Items")
+    dovecot.append(user, _msg(message_id="<tf.9@touchflow.example>"), folder="Sent Items")
+    with mailbox(dovecot, user, sent_folder="Sent Items") as box:
+        assert box.find_sent(["<tf.9@touchflow.example>"]) == {"<tf.9@touchflow.example>"}
+    with mailbox(dovecot, user, sent_folder="No Such") as box, pytest.raises(FatalError):
+        box.find_sent(["<tf.9@touchflow.example>"])

@@ -110,6 +110,56 @@ def test_connection_is_reused_across_calls(sink: LocalSmtpSink, make_email: Make
     assert sink.connection_count == 1
 
 
+def test_a_large_batch_is_shared_by_a_bounded_pool_of_reused_connections(
+    sink: LocalSmtpSink, make_email: MakeEmail
+) -> None:
+    batch = [make_email(i) for i in range(60)]
+    with sender_for(sink, pool_size=3) as sender:
+        results = sender.send_batch(batch)
+        assert [r.touch_key for r in results] == [m.touch_key for m in batch]
+        assert all(r.ok for r in results)
+        assert sink.connection_count == 3  # bounded by pool_size, not one per message
+        assert sender.send_batch(batch[:25])  # a later call reuses the pool's connections
+        assert sink.connection_count == 3
+    assert sink.count == 85
+    assert sorted(m.rcpt_tos[0] for m in sink.messages[:60]) == sorted(m.to_addr for m in batch)
+
+
+def test_small_batches_use_one_connection_and_pool_size_one_never_more(
+    sink: LocalSmtpSink, make_email: MakeEmail
+) -> None:
+    with sender_for(sink) as sender:
+        assert all(r.ok for r in sender.send_batch([make_email(i) for i in range(5)]))
+    assert sink.connection_count == 1
+    with sender_for(sink, pool_size=1) as sender:
+        assert all(r.ok for r in sender.send_batch([make_email(i) for i in range(40)]))
+    assert sink.connection_count == 2
+    with pytest.raises(ConfigError, match="pool_size"):
+        SmtpEmailSender("smtp.acme.test", 587, pool_size=0)
+
+
+def test_failures_in_a_pooled_batch_stay_with_their_message(make_email: MakeEmail) -> None:
+    bad = {f"gone{i}@example.test" for i in range(0, 40, 7)}
+    with (
+        LocalSmtpSink(reject_rcpt=bad, drop_after_data={"crash@example.test"}) as sink,
+        sender_for(sink, pool_size=4) as sender,
+    ):
+        batch = [
+            make_email(i, to_addr=f"gone{i}@example.test")
+            if i % 7 == 0
+            else make_email(i, to_addr="crash@example.test")
+            if i == 20
+            else make_email(i)
+            for i in range(40)
+        ]
+        results = sender.send_batch(batch)
+        kinds = {m.to_addr: type(r.error) for m, r in zip(batch, results, strict=True)}
+        assert {a for a, k in kinds.items() if k is RecipientRejected} == bad
+        assert kinds["crash@example.test"] is DeliveryUnknown
+        assert sum(r.ok for r in results) == 40 - len(bad) - 1
+        assert sink.count == 40 - len(bad) - 1
+
+
 def test_reconnects_once_when_the_server_closed_an_idle_connection(
     make_email: MakeEmail,
 ) -> None:

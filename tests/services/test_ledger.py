@@ -18,6 +18,7 @@ from tests.support.harness import (
     prospect,
 )
 from touchflow.adapters.fakes import FakeEmailSender
+from touchflow.domain.compliance import CapPolicy, MailboxCaps
 from touchflow.domain.simulate import SimEvent, simulate
 from touchflow.domain.unsubscribe import DEV_UNSUBSCRIBE_SECRET, verify
 from touchflow.errors import (
@@ -476,3 +477,87 @@ def test_a_rejected_recipient_does_not_release_another_workers_claim(db, tmp_pat
         rows = {r.cadence_id: r for r in conn.execute(select(enrollments))}
     assert rows["t-cadence"].claimed_at is None
     assert rows["other-cadence"].claimed_at == held_at
+
+
+class _Observing(FakeEmailSender):
+    """Accepts messages and, before each sub-batch, notes the ledger's statuses."""
+
+    def __init__(self, engine, crash_at: int | None = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.seen: list[dict[str, int]] = []
+        self.crash_at = crash_at
+
+    def send_batch(self, messages):
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(touches.c.key, touches.c.status)).all()
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        mine = {m.touch_key for m in messages}
+        assert {r.key for r in rows if r.status == "sending"} == mine
+        self.seen.append(counts)
+        if self.crash_at is not None and len(self.seen) > self.crash_at:
+            raise KeyboardInterrupt("the worker dies mid-batch")
+        return super().send_batch(messages)
+
+
+def test_outcomes_are_recorded_in_sub_batches(db, tmp_path):
+    sender = _Observing(db)
+    h = Harness(db, make_cadence(tmp_path), email=sender, record_every=10)
+    h.add([prospect(f"p{i}@x.example") for i in range(35)], SAT)
+    report = h.tick(datetime(2026, 11, 30, 15, 0, tzinfo=UTC), batch=100)
+    assert report.sent == 35
+    # Only the sub-batch with the provider is `sending`; what went before is recorded.
+    assert sender.seen == [
+        {"sending": 10, "queued": 25},
+        {"sent": 10, "sending": 10, "queued": 15},
+        {"sent": 20, "sending": 10, "queued": 5},
+        {"sent": 30, "sending": 5},
+    ]
+    assert {t.status for t in _touches(h)} == {"sent"}
+
+
+def _mailbox_slots(engine) -> int:
+    from sqlalchemy import func
+
+    from touchflow.store.schema import send_counts
+
+    with engine.connect() as conn:
+        q = select(func.coalesce(func.sum(send_counts.c.n), 0)).where(
+            send_counts.c.scope == "mailbox"
+        )
+        return int(conn.execute(q).scalar_one())
+
+
+def test_a_crash_leaves_one_sub_batch_unknown_and_the_queued_rest_is_sent_later(db, tmp_path):
+    now = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+    dying = _Observing(db, crash_at=2)
+    caps = CapPolicy(MailboxCaps(hourly=None, daily=1000), {}, None)
+    h = Harness(
+        db, make_cadence(tmp_path), email=dying, record_every=10, lease=timedelta(0), caps=caps
+    )
+    h.add([prospect(f"p{i}@x.example") for i in range(35)], SAT)
+    with pytest.raises(KeyboardInterrupt):
+        h.tick(now, batch=100)
+    statuses = [t.status for t in _touches(h)]
+    assert (statuses.count("sent"), statuses.count("sending"), statuses.count("queued")) == (
+        20,
+        10,
+        5,
+    )
+
+    assert _mailbox_slots(db) == 35  # the claim reserved a slot for every message
+
+    survivor = FakeEmailSender()
+    h2 = Harness(db, h.cadence, email=survivor, record_every=10, lease=timedelta(0), caps=caps)
+    recovered = h2.ticker.recover()
+    # The queued five never went: their slots came back; the unknown ten may have gone.
+    assert _mailbox_slots(db) == 30
+    report = h2.tick(now, batch=100)
+    assert _mailbox_slots(db) == 35
+    assert recovered.unknown == 10  # the sub-batch that was with the provider
+    assert report.sent == 5  # the queued ones never went out: sent now, once
+    assert {m.to_addr for m in survivor.sent}.isdisjoint({m.to_addr for m in dying.sent})
+    statuses = [t.status for t in _touches(h)]
+    assert (statuses.count("sent"), statuses.count("unknown"), len(statuses)) == (25, 10, 35)

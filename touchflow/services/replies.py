@@ -5,6 +5,11 @@ classify each (reply, out of office, unsubscribe request, auto-reply,
 bounce), apply it in the store, then mark the handled ones processed. A crash
 between applying and marking is harmless: messages are deduplicated on their
 Message-ID, so the next poll changes nothing for them.
+
+A mailbox that can show its Sent folder (:class:`~touchflow.ports.SentFolder`,
+IMAP) also settles touches left ``unknown`` by a crash or a lost SMTP reply:
+:func:`reconcile_sent` looks their Message-IDs up there, and every poll does
+it (one indexed query when nothing is ``unknown``).
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from touchflow.domain.replies import classify
-from touchflow.ports import MailboxReader
+from touchflow.errors import ConnectorError
+from touchflow.ports import MailboxReader, SentFolder
 from touchflow.services.inbound_messages import apply_inbound_message
 from touchflow.store.cadence_versions import RuntimeCache
+from touchflow.store.enrollments import reconcile_delivered, unknown_email_touches
 
-__all__ = ["poll_mailbox"]
+__all__ = ["poll_mailbox", "reconcile_sent"]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +46,8 @@ def poll_mailbox(
 
     Keys: the classification kinds (``reply``, ``out_of_office``, ...),
     ``unmatched`` (no touch or prospect found), ``duplicate`` and ``errors``
-    (left in the mailbox for the next poll).
+    (left in the mailbox for the next poll); ``reconciled``: ``unknown``
+    touches found in this mailbox's Sent folder (see :func:`reconcile_sent`).
     """
     counts: Counter[str] = Counter()
     fetched = mailbox.fetch_new(limit)
@@ -74,4 +82,43 @@ def poll_mailbox(
                 counts[outcome.kind] += 1
     if done:
         mailbox.mark_processed(done)
+    if isinstance(mailbox, SentFolder):
+        try:
+            counts["reconciled"] += reconcile_sent(mailbox, engine, cache, now=now)
+        except ConnectorError as exc:  # the replies were handled; this can wait
+            log.warning("sent folder of %s not searched: %s", source, exc)
+        if not counts["reconciled"]:
+            del counts["reconciled"]
     return counts
+
+
+def reconcile_sent(
+    mailbox: SentFolder, engine: Engine, cache: RuntimeCache, *, now: datetime, limit: int = 5000
+) -> int:
+    """Mark ``unknown`` email touches whose message is in ``mailbox``'s Sent folder as ``sent``.
+
+    A touch is ``unknown`` when the SMTP server may have accepted it but never
+    said so (the connection dropped after the data, or the worker was killed
+    with the message in flight). A server that saves what it accepts to the
+    Sent folder (Gmail, Microsoft 365, a mail server with save-to-sent) is
+    the proof: the touch becomes ``sent`` and its enrollment moves on, as
+    when a provider event reconciles it. What is not found stays ``unknown``
+    for ``touchflow retry --force`` or a person. Returns how many were settled.
+    Every mailbox is asked about every ``unknown`` touch: Message-IDs are
+    unique, and there are few such touches (one sub-batch per crash).
+    """
+    with engine.connect() as conn:
+        by_id = unknown_email_touches(conn, limit)
+    if not by_id:
+        return 0
+    found = mailbox.find_sent(by_id)
+    if not found:
+        return 0
+    with engine.begin() as conn:
+        return reconcile_delivered(
+            conn,
+            cache,
+            [by_id[m] for m in found if m in by_id],
+            now,
+            note="reconciled: found in the mailbox's Sent folder",
+        )

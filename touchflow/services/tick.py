@@ -7,13 +7,19 @@ The ledger protocol, per batch of due enrollments:
    engine decide, and insert one touch per message with status ``sending``
    using insert-on-conflict on the deterministic touch key. Only the touches
    this batch inserted (its ``claim_token``) are sent. Tasks, holds and
-   deferrals are final here.
-2. **Send** outside any transaction, one connector call per channel.
-3. **Record** (one transaction): ``sent`` with the provider id and the
-   enrollment advanced; or failed / bounced / ``unknown``.
+   deferrals are final here. Only the first sub-batch (``record_every``
+   messages) is inserted ``sending``; the rest wait as ``queued``.
+2. **Send** one sub-batch outside any transaction, one connector call per
+   channel.
+3. **Record** that sub-batch (one transaction, one executemany per table):
+   ``sent`` with the provider id and the enrollment advanced; or failed /
+   bounced / ``unknown``; and, in the same transaction, mark the next
+   sub-batch ``sending``. Then 2 and 3 again until the batch is done.
 
-A crash between 1 and 3 leaves ``sending`` touches behind; :func:`recover`
-marks them ``unknown`` (never resent blindly) once the claim lease expired.
+A crash between 1 and 3 leaves at most one sub-batch ``sending``;
+:func:`recover` marks those ``unknown`` (never resent blindly) once the claim
+lease expired, and deletes the ``queued`` touches, whose messages never went
+to a provider (their enrollments are claimed again at the next tick).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from touchflow.domain.compliance import (
@@ -80,6 +86,9 @@ from touchflow.store.enrollments import (
 from touchflow.store.schema import enrollments, tasks, touches
 
 _log = logging.getLogger(__name__)
+
+QUEUED = "queued"
+"""A claimed touch whose message has not gone to a provider yet (it waits for its sub-batch)."""
 
 _TOUCH_INSERT_COLS = (
     "key",
@@ -150,7 +159,7 @@ class TickReport:
 
 @dataclass
 class _Pending:
-    """A message inserted as ``sending`` and waiting for the provider's answer."""
+    """A message inserted as ``sending`` (or ``queued``) and waiting for the provider's answer."""
 
     row: Any  # as claimed; row.state is what an exit event meanwhile would change
     state: str  # where the enrollment is now (a pending one has started)
@@ -245,7 +254,10 @@ class Ticker:
         caps: CapPolicy = NO_CAPS,
         bounce_shield: BounceShield | None = None,
         sms_from: str | None = None,
+        record_every: int = 50,
     ) -> None:
+        if record_every < 1:
+            raise ValueError(f"record_every must be at least 1, got {record_every}")
         self.engine = engine
         self.email = email
         self.sms = sms
@@ -259,6 +271,9 @@ class Ticker:
         self.bounce_shield = bounce_shield
         # The number texts go out from (a Twilio number); else the sender's own phone.
         self.sms_from = sms_from
+        # Outcomes are committed every this many messages: a crash leaves at most
+        # this many touches `unknown` (the sub-batch that was with the provider).
+        self.record_every = record_every
         self._pg = engine.dialect.name == "postgresql"
 
     def close(self) -> None:
@@ -282,8 +297,9 @@ class Ticker:
 
         A ``sending`` touch may or may not have reached the provider: it becomes
         ``unknown`` and its enrollment ``failed(delivery_unknown)``, visible in
-        ``status`` and never resent blindly. A claim with no touch in flight is
-        released: nothing was sent for it.
+        ``status`` and never resent blindly. A ``queued`` touch never reached a
+        provider: it is deleted. A claim with no touch in flight is released:
+        nothing was sent for it, and the enrollment is due again.
         """
         report = TickReport()
         cutoff = self.wall() - self.lease
@@ -307,6 +323,10 @@ class Ticker:
                 )
             }
             now = self.wall()
+            unsent = self._queued_slots(conn, ids)
+            conn.execute(
+                delete(touches).where(touches.c.enrollment_id.in_(ids), touches.c.status == QUEUED)
+            )
             conn.execute(
                 update(touches)
                 .where(touches.c.enrollment_id.in_(ids), touches.c.status == "sending")
@@ -327,7 +347,32 @@ class Ticker:
                     .where(enrollments.c.id == row.id)
                     .values(claimed_at=None, updated_at=now, **values)
                 )
+            # Last, as in _record: the queued emails never went, their cap slots return.
+            for tick_now, slots in unsent.items():
+                guards.release_send_counts(conn, tick_now, slots)
         return report
+
+    def _queued_slots(self, conn: Any, ids: list[int]) -> dict[datetime, Counter[tuple[str, str]]]:
+        """The cap slots the claim took for ``queued`` emails, by the claiming tick's ``now``."""
+        if not self.caps.enabled:
+            return {}
+        queued = conn.execute(
+            select(touches.c.enrollment_id, touches.c.executed_at).where(
+                touches.c.enrollment_id.in_(ids),
+                touches.c.status == QUEUED,
+                touches.c.channel == "email",
+            )
+        ).all()
+        if not queued:
+            return {}
+        rows = {r.id: r for r in enrollment_rows(conn, sorted({q.enrollment_id for q in queued}))}
+        views = load_views(conn, list(rows.values()), self.senders)
+        slots: dict[datetime, Counter[tuple[str, str]]] = {}
+        for q in queued:
+            row = rows[q.enrollment_id]
+            keys = counted_keys(views[row.id].sender.email.lower(), _domain(row))
+            slots.setdefault(q.executed_at, Counter()).update(keys)
+        return slots
 
     def check_bounce_shield(self, now: datetime) -> list[str]:
         """Pause cadences whose bounce rate is over the shield's threshold; returns them."""
@@ -352,15 +397,30 @@ class Ticker:
                 return total
 
     def run_batch(self, now: datetime, limit: int) -> TickReport:
-        """Claim up to ``limit`` due enrollments and run them; ``claimed == 0`` when none."""
+        """Claim up to ``limit`` due enrollments and run them; ``claimed == 0`` when none.
+
+        The messages go in sub-batches of ``record_every``: each one's outcomes
+        are committed (with the next sub-batch marked ``sending``) before the
+        next goes to the provider.
+        """
         report = TickReport()
-        pending = self._claim_and_prepare(now, limit, report)
-        if pending:
-            results = self._send(pending)
-            self._record(now, pending, results, report)
+        chunk, rest = self._claim_and_prepare(now, limit, report)
+        if not chunk and rest:
+            # Ledger conflicts took the whole first sub-batch: hand over the next one.
+            chunk, rest = rest[: self.record_every], rest[self.record_every :]
+            with self.engine.begin() as conn:
+                _mark_sending(conn, chunk)
+        while chunk:
+            results = self._send(chunk)
+            following, rest = rest[: self.record_every], rest[self.record_every :]
+            self._record(now, chunk, results, report, following)
+            chunk = following
         return report
 
-    def _claim_and_prepare(self, now: datetime, limit: int, report: TickReport) -> list[_Pending]:
+    def _claim_and_prepare(
+        self, now: datetime, limit: int, report: TickReport
+    ) -> tuple[list[_Pending], list[_Pending]]:
+        """Claim and insert; the first sub-batch (inserted ``sending``) and the ``queued`` rest."""
         # The write lock from the start on SQLite: what is due and what the caps
         # have left are read and claimed in one step, even across processes.
         with begin_write(self.engine) as conn:
@@ -378,7 +438,7 @@ class Ticker:
             ids: list[int] = list(conn.execute(q).scalars().all())
             report.claimed = len(ids)
             if not ids:
-                return []
+                return [], []
             rows = enrollment_rows(conn, ids)
             views = load_views(conn, rows, self.senders)
             batch = _Batch(now, self.wall(), secrets.token_hex(8))
@@ -393,6 +453,11 @@ class Ticker:
             conn.execute(
                 update(enrollments).where(enrollments.c.id.in_(ids)).values(claimed_at=batch.wall)
             )
+            first = {c.decision.touch_key for c in batch.candidates[: self.record_every]}
+            if len(batch.candidates) > len(first):
+                for t in batch.touches:
+                    if t["status"] == "sending" and t["key"] not in first:
+                        t["status"] = QUEUED
             fastpath.executemany(conn, _INSERT_TOUCH[conn.dialect.name], batch.touches)
             won: set[str] = set(
                 conn.execute(
@@ -419,7 +484,9 @@ class Ticker:
                     next_due_at=None,
                 )
             update_enrollments(conn, batch.updates)
-        return pending
+        # A prefix of pending (conflicts may have shortened it, even to nothing).
+        head = [p for p in pending if p.decision.touch_key in first]
+        return head, pending[len(head) :]
 
     def _checks(
         self, conn: Any, rows: list[Any], views: dict[int, EnrollmentView], now: datetime
@@ -620,7 +687,9 @@ class Ticker:
         pending: list[_Pending],
         results: dict[str, SendResult],
         report: TickReport,
+        following: list[_Pending],
     ) -> None:
+        """Record one sub-batch's outcomes and mark ``following`` ``sending``: one transaction."""
         wall = self.wall()
         touch_updates: list[dict[str, Any]] = []
         enr_updates: list[dict[str, Any]] = []
@@ -706,6 +775,8 @@ class Ticker:
         with self.engine.begin() as conn:
             if touch_updates:
                 fastpath.executemany(conn, _UPDATE_TOUCH_RESULT, touch_updates)
+            if following:
+                _mark_sending(conn, following)
             if enr_updates:
                 # Guarded by the state we left it in: an exit event that arrived
                 # while the message was in flight wins, and is not undone here.
@@ -730,6 +801,15 @@ class Ticker:
             # Last: it locks count rows a concurrent claim may hold while it waits
             # for nothing of ours, so taking them last cannot deadlock.
             guards.release_send_counts(conn, now, unsent)
+
+
+def _mark_sending(conn: Any, chunk: list[_Pending]) -> None:
+    """The sub-batch about to go to the provider: ``queued`` -> ``sending``."""
+    conn.execute(
+        update(touches)
+        .where(touches.c.key.in_([p.decision.touch_key for p in chunk]), touches.c.status == QUEUED)
+        .values(status="sending")
+    )
 
 
 def _retry_at(p: _Pending, err: RetryableError, now: datetime) -> datetime:

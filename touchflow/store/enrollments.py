@@ -68,6 +68,7 @@ __all__ = [
     "load_views",
     "reconcile_delivered",
     "retry_enrollments",
+    "unknown_email_touches",
     "update_enrollments",
 ]
 
@@ -487,8 +488,27 @@ def retry_enrollments(
     return Retried(len(rows) - len(held), held)
 
 
+def unknown_email_touches(conn: Connection, limit: int) -> dict[str, str]:
+    """Email touches whose delivery is ``unknown``: Message-ID -> touch key, oldest first."""
+    rows = conn.execute(
+        select(touches.c.message_id, touches.c.key)
+        .where(
+            touches.c.status == "unknown",
+            touches.c.channel == "email",
+            touches.c.message_id.is_not(None),
+        )
+        .order_by(touches.c.id)
+        .limit(limit)
+    )
+    return {r.message_id: r.key for r in rows}
+
+
 def reconcile_delivered(
-    conn: Connection, runtimes: RuntimeCache, touch_keys: Iterable[str], now: datetime
+    conn: Connection,
+    runtimes: RuntimeCache,
+    touch_keys: Iterable[str],
+    now: datetime,
+    note: str = "reconciled: provider reported the message",
 ) -> int:
     """Touches marked ``unknown`` that the provider says it accepted become ``sent``.
 
@@ -511,7 +531,7 @@ def reconcile_delivered(
     conn.execute(
         update(touches)
         .where(touches.c.key.in_([t.key for t in found]), touches.c.status == "unknown")
-        .values(status="sent", sent_at=now, error="reconciled: provider reported the message")
+        .values(status="sent", sent_at=now, error=note)
     )
     touched = {t.enrollment_id: t for t in found}
     rows = [

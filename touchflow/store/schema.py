@@ -156,7 +156,7 @@ touches = Table(
     Column("step_id", String(100), nullable=False),
     Column("channel", String(16), nullable=False),
     Column("variant", String(50)),
-    Column("status", String(16), nullable=False),  # sending|sent|failed|unknown|skipped
+    Column("status", String(16), nullable=False),  # queued|sending|sent|failed|unknown|skipped
     Column("provider_id", String(300)),
     Column("message_id", String(300)),
     Column("subject", String(1000)),

@@ -104,7 +104,7 @@ def status(conn: Connection, runtimes: RuntimeCache) -> StatusReport:
 
 
 def in_flight(conn: Connection) -> list[InFlight]:
-    """Claimed enrollments per cadence, their ``sending`` touches and the oldest claim."""
+    """Claimed enrollments per cadence, their ``sending``/``queued`` touches, the oldest claim."""
     e, t = enrollments.c, touches.c
     # A comprehension, not dict(): a result has keys() and would be read as a mapping.
     sending: dict[str, int] = {
@@ -114,7 +114,7 @@ def in_flight(conn: Connection) -> list[InFlight]:
             conn.execute(
                 select(e.cadence_id, func.count())
                 .select_from(touches.join(enrollments, e.id == t.enrollment_id))
-                .where(t.status == "sending")
+                .where(t.status.in_(("queued", "sending")))
                 .group_by(e.cadence_id)
             ),
         )

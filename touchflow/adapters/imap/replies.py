@@ -27,6 +27,12 @@ Quirks:
   the same messages again on the next poll. The caller deduplicates on
   Message-ID (the provider event id), which is why fetch and mark are two steps.
 * Folder names must be ASCII (no modified UTF-7 encoding is done here).
+* :meth:`ImapMailbox.find_sent` looks Message-IDs up in the Sent folder
+  (``sent_folder``; by default the folder the server marks ``\\Sent``,
+  RFC 6154, else ``Sent``), opened read-only with ``EXAMINE``. It finds what
+  the mail client or the server saved there: Gmail and Microsoft 365 keep a
+  copy of what is sent over SMTP submission; a plain relay does not, so
+  reconciliation from the Sent folder needs a server that saves sent mail.
 * Dates: the ``Date`` header, read as UTC when it says ``-0000`` or has no zone;
   the server's INTERNALDATE when the header is missing or unreadable.
 
@@ -99,7 +105,6 @@ def _uid_set(uids: Iterable[int]) -> str:
     return ",".join(str(int(u)) for u in uids)
 
 
-
 class ImapMailbox(ClosesOnExit):
     """One IMAP mailbox polled for replies; a context manager that holds one connection.
 
@@ -120,6 +125,7 @@ class ImapMailbox(ClosesOnExit):
         starttls: bool = False,
         folder: str = "INBOX",
         processed_folder: str | None = "touchflow-processed",
+        sent_folder: str | None = None,
         timeout_s: float = 30,
         ssl_context: _SslContext | None = None,
     ) -> None:
@@ -133,6 +139,7 @@ class ImapMailbox(ClosesOnExit):
         self.starttls = starttls
         self.folder = folder
         self.processed_folder = processed_folder
+        self.sent_folder = sent_folder
         self.timeout_s = timeout_s
         self._ssl_context = ssl_context
         self._conn: imaplib.IMAP4 | None = None
@@ -143,6 +150,8 @@ class ImapMailbox(ClosesOnExit):
         _quote(folder)
         if processed_folder is not None:
             _quote(processed_folder)
+        if sent_folder is not None:
+            _quote(sent_folder)
 
     def __repr__(self) -> str:  # never the password
         return f"ImapMailbox({self.username!r} at {self.host}:{self.port}, folder={self.folder!r})"
@@ -272,6 +281,35 @@ class ImapMailbox(ClosesOnExit):
             else:
                 self._call("expunge", conn.expunge)
 
+    def find_sent(self, message_ids: Iterable[str]) -> set[str]:
+        """Which of ``message_ids`` (``<...>``) are in the Sent folder; the mailbox is not changed.
+
+        One ``UID SEARCH HEADER Message-ID`` per id, on a connection reused for
+        all of them; an id that is not a plain ``<...>`` token is never found.
+        """
+        wanted = sorted({m for m in message_ids if _MESSAGE_ID.fullmatch(m)})
+        if not wanted:
+            return set()
+        conn = self._connect()
+        folder = self.sent_folder or self._special_use_sent(conn)
+        self._call("examine", conn.select, _quote(folder), True)
+        self._selected = None  # the next fetch_new selects its folder again, read-write
+        found: set[str] = set()
+        for mid in wanted:
+            query = ("HEADER", "Message-ID", f'"{mid}"')
+            data = self._call("search", conn.uid, "SEARCH", None, *query)
+            if any(chunk and chunk.split() for chunk in data):
+                found.add(mid)
+        return found
+
+    def _special_use_sent(self, conn: imaplib.IMAP4) -> str:
+        for item in self._call("list", conn.list, '""', "*"):
+            line = item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item)
+            match = _LIST_LINE.match(line)
+            if match and "\\sent" in match.group(1).lower():
+                return match.group(2).strip('"')
+        return "Sent"
+
     def _ensure_processed_folder(self, conn: imaplib.IMAP4) -> None:
         if self._processed_exists or self.processed_folder is None:
             return
@@ -292,6 +330,9 @@ def _shutdown(conn: imaplib.IMAP4) -> None:
 # --------------------------------------------------------------------------- FETCH responses
 
 _UID = re.compile(rb"\bUID (\d+)")
+# RFC 5322 msg-id in dot-atom form: no space, quote or backslash, so it quotes as is.
+_MESSAGE_ID = re.compile(r"<[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\[\]-]+>")
+_LIST_LINE = re.compile(r'\(([^)]*)\) (?:"[^"]*"|NIL) (.+)$')
 _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
 _MONTHS = {
     m: i

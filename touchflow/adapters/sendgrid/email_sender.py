@@ -1,10 +1,10 @@
-"""Send email through SendGrid's v3 Mail Send API with the official ``sendgrid`` library.
+"""Send email through SendGrid's v3 Mail Send API; the body is built by the ``sendgrid`` library.
 
 Talks to: ``POST /v3/mail/send``
-(https://www.twilio.com/docs/sendgrid/api-reference/mail-send/mail-send) through
-``sendgrid.SendGridAPIClient`` (sendgrid-python 6.x); the request body is built
-with the library's ``sendgrid.helpers.mail`` classes. One request per message,
-one recipient per message.
+(https://www.twilio.com/docs/sendgrid/api-reference/mail-send/mail-send). The
+request body is built with sendgrid-python 6.x's ``sendgrid.helpers.mail``
+classes (``Mail(...).get()``) and posted with httpx on one keep-alive client
+(see "HTTP layer" below). One request per message, one recipient per message.
 
 Limits: SendGrid publishes no fixed number for Mail Send; every response carries
 ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` (epoch seconds) and an exceeded
@@ -36,39 +36,40 @@ Quirks:
 * An ASM group (``asm_group_id``) or subscription tracking makes SendGrid manage
   unsubscribes and it may add its own List-Unsubscribe; touchflow's RFC 8058
   one-click header is set from the message either way.
-* HTTP layer: sendgrid-python sends through ``python_http_client``, which builds
-  a new ``urllib`` opener per request; urllib sends ``Connection: close``, so
-  **connections are not kept alive**: every message pays a TCP (and, against
-  api.sendgrid.com, a TLS) handshake. Throughput comes from concurrency instead
-  (a thread pool of ``concurrency`` workers, created once and reused).
+* HTTP layer: sendgrid-python's own client (``python_http_client``) builds a
+  new ``urllib`` opener per request and urllib sends ``Connection: close``:
+  every message would pay a TCP and TLS handshake. So only the body comes from
+  the library; it is posted through one ``httpx.Client`` whose pool keeps up to
+  ``concurrency`` connections alive, shared by a thread pool of ``concurrency``
+  workers (both created once and reused across batches).
 * The only ambiguous moment is after the request went out and before the
-  status line came back: a timeout or reset there is
-  :class:`~touchflow.errors.DeliveryUnknown` (SendGrid may have queued it), never
-  retried blindly. urllib wraps everything that fails while connecting or
-  writing the request in ``URLError``, and lets read failures through unwrapped;
-  that split is what tells the two apart.
+  status line came back: a read timeout, reset or a connection closed without
+  a response there is :class:`~touchflow.errors.DeliveryUnknown` (SendGrid may
+  have queued it), never retried blindly. Failing to connect (refused, DNS,
+  connect or pool timeout) or to write the request is retryable: SendGrid
+  never had a whole request. A kept-alive connection the server closed while
+  idle is detected by httpx before reuse; the race where it closes just as
+  the request goes out reads as ``DeliveryUnknown``, on the safe side.
 
-Every sendgrid, python_http_client, urllib and socket exception becomes a
-:mod:`touchflow.errors` error in :func:`map_outcome` and nowhere else.
+Every httpx, ssl and socket exception, and every status, becomes a
+:mod:`touchflow.errors` error in :func:`map_outcome` and nowhere else (status
+rules and ``Retry-After`` through :mod:`touchflow.adapters._http`).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import re
 import ssl
 import threading
 import time
-import urllib.error
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
-from python_http_client.client import Response
-from python_http_client.exceptions import HTTPError as VendorHTTPError
-from sendgrid import SendGridAPIClient
+import httpx
+from sendgrid import __version__ as _SENDGRID_VERSION
 from sendgrid.helpers.mail import (
     Asm,
     Category,
@@ -223,9 +224,31 @@ def _retry_after(headers: HeaderLookup | None, now: float) -> float | None:
     return parse_retry_after(headers, now, reset_headers=(_RATE_LIMIT_RESET,), naive_dates="ignore")
 
 
+#: Failures before SendGrid could have a whole request: nothing was queued.
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+    httpx.UnsupportedProtocol,
+)
+#: Failures after the request went out and before a status line came back.
+_NO_ANSWER = (httpx.ReadError, httpx.ReadTimeout, httpx.RemoteProtocolError)
+
+
+def _cert_rejected(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def map_outcome(
     touch_key: str,
-    outcome: Response | BaseException,
+    outcome: httpx.Response | BaseException,
     *,
     operation: Operation = "mail_send",
     now: float | None = None,
@@ -237,52 +260,47 @@ def map_outcome(
       ``X-RateLimit-Reset`` (``now`` is the epoch clock, for the latter);
     * 5xx: :class:`RetryableError`; any other status: :class:`FatalError` with
       SendGrid's error text;
-    * nothing sent (refused, DNS, connect timeout: urllib's ``URLError``):
-      :class:`RetryableError`;
+    * nothing sent (refused, DNS, connect timeout, the request not written):
+      :class:`RetryableError`; an untrusted TLS certificate: :class:`FatalError`;
     * the request went out and no status came back (read timeout, reset,
       closed connection): :class:`DeliveryUnknown`;
     * ``operation="build"``: the body could not be built, :class:`FatalError`.
 
-    An error result has ``outcome`` as the error's ``__cause__``.
+    An error result has ``outcome`` as the error's ``__cause__`` (for a
+    response, an ``httpx.HTTPStatusError`` carrying it).
     """
-    if isinstance(outcome, Response):
+    kw: dict[str, Any] = {"connector": CONNECTOR, "operation": operation}
+    error: ConnectorError
+    if isinstance(outcome, httpx.Response):
         status = outcome.status_code
         if 200 <= status < 300:
-            provider_id = outcome.headers.get("X-Message-Id") if outcome.headers else None
+            provider_id = outcome.headers.get("X-Message-Id")
             if provider_id is None:
                 _log.info("sendgrid %s for touch %s without X-Message-Id", status, touch_key)
             return SendResult(touch_key, provider_id=provider_id)
-        # python_http_client raises for every non-2xx; a response here would be 1xx.
-        error: ConnectorError = FatalError(
-            f"unexpected response {status}",
-            connector=CONNECTOR,
-            operation=operation,
-            status=status,
+        error = error_for_status(
+            status,
+            message=_error_text(outcome.content) or outcome.reason_phrase,
+            retry_after=_retry_after(outcome.headers, time.time() if now is None else now),
+            **kw,
+        )
+        # The cause a reader (and a log) follows: httpx's own error for the status.
+        error.__cause__ = httpx.HTTPStatusError(
+            f"{status} {outcome.reason_phrase}", request=outcome.request, response=outcome
         )
         return SendResult(touch_key, error=error)
 
     exc = outcome
-    kw: dict[str, Any] = {"connector": CONNECTOR, "operation": operation}
+    cert = _cert_rejected(exc)
     if operation == "build":
         error = FatalError(f"cannot build the request ({type(exc).__name__}: {exc})", **kw)
-    elif isinstance(exc, VendorHTTPError):
-        error = error_for_status(
-            int(exc.status_code),
-            message=_error_text(exc.body) or str(exc.reason),
-            retry_after=_retry_after(exc.headers, time.time() if now is None else now),
-            **kw,
-        )
-    elif isinstance(exc, urllib.error.URLError) and isinstance(
-        exc.reason, ssl.SSLCertVerificationError
-    ):
-        error = FatalError(f"server TLS certificate rejected ({describe(exc.reason)})", **kw)
-    elif isinstance(exc, urllib.error.URLError):
-        # urllib raises URLError only while connecting or writing the request:
-        # SendGrid has not got a complete request, the same call may work later.
-        error = RetryableError(f"request not sent ({describe(exc.reason)})", **kw)
-    elif isinstance(exc, OSError | http.client.HTTPException):
-        # Read timeout, reset, closed without a status line: the request was
-        # sent, SendGrid may have queued it.
+    elif cert is not None:
+        error = FatalError(f"server TLS certificate rejected ({describe(cert)})", **kw)
+    elif isinstance(exc, _NOT_SENT):
+        # SendGrid has not got a complete request: the same call may work later.
+        error = RetryableError(f"request not sent ({describe(exc)})", **kw)
+    elif isinstance(exc, (*_NO_ANSWER, OSError)):
+        # The request was sent, SendGrid may have queued it.
         error = DeliveryUnknown(f"no response after the request was sent ({describe(exc)})", **kw)
     else:
         error = FatalError(f"cannot send ({describe(exc)})", **kw)
@@ -294,11 +312,11 @@ class SendgridEmailSender(ClosesOnExit):
     """:class:`~touchflow.ports.EmailSender` over SendGrid's v3 Mail Send API.
 
     Messages of a batch are sent concurrently by a pool of ``concurrency``
-    threads, created on first use and reused across batches; each thread has
-    its own ``SendGridAPIClient`` because python_http_client mutates the
-    client's header dict while sending. ``timeout_s`` bounds connecting and
-    each read of the response. ``clock`` returns epoch seconds (used to turn
-    ``X-RateLimit-Reset`` into a delay); tests may inject one.
+    threads over one keep-alive ``httpx.Client`` of as many connections, both
+    created on first use and reused across batches. ``timeout_s`` bounds
+    connecting and each read of the response. ``clock`` returns epoch seconds
+    (used to turn ``X-RateLimit-Reset`` into a delay); tests may inject one;
+    ``transport`` is httpx's transport seam.
     """
 
     def __init__(
@@ -311,6 +329,7 @@ class SendgridEmailSender(ClosesOnExit):
         concurrency: int = 16,
         asm_group_id: int | None = None,
         clock: Callable[[], float] = time.time,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not api_key:
             raise ConfigError(
@@ -332,7 +351,8 @@ class SendgridEmailSender(ClosesOnExit):
         self._concurrency = concurrency
         self._asm_group_id = asm_group_id
         self._clock = clock
-        self._local = threading.local()
+        self._transport = transport
+        self._http: httpx.Client | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -365,11 +385,14 @@ class SendgridEmailSender(ClosesOnExit):
         return list(pool.map(self._send_one, messages))
 
     def close(self) -> None:
-        """Stop the worker threads (no connection stays open between requests); stays usable."""
+        """Stop the worker threads and close the kept-alive connections; stays usable."""
         with self._lock:
             pool, self._pool = self._pool, None
+            http, self._http = self._http, None
         if pool is not None:
             pool.shutdown(wait=True)
+        if http is not None:
+            http.close()
 
     # -- internals ---------------------------------------------------------
 
@@ -381,15 +404,24 @@ class SendgridEmailSender(ClosesOnExit):
                 )
             return self._pool
 
-    def _client(self) -> SendGridAPIClient:
-        client: SendGridAPIClient | None = getattr(self._local, "client", None)
-        if client is None:
-            client = SendGridAPIClient(api_key=self._api_key, host=self._host)
-            # The library has no timeout argument; python_http_client passes this
-            # attribute to urlopen for every request made through this client.
-            client.client.timeout = self._timeout_s
-            self._local.client = client
-        return client
+    def _client(self) -> httpx.Client:
+        with self._lock:
+            if self._http is None:
+                self._http = httpx.Client(
+                    base_url=self._host,
+                    headers={
+                        "Authorization": f"Bearer {self._api_key}",
+                        "Accept": "application/json",
+                        "User-Agent": f"sendgrid/{_SENDGRID_VERSION};python (touchflow)",
+                    },
+                    timeout=httpx.Timeout(self._timeout_s),
+                    limits=httpx.Limits(
+                        max_connections=self._concurrency,
+                        max_keepalive_connections=self._concurrency,
+                    ),
+                    transport=self._transport,
+                )
+            return self._http
 
     def _send_one(self, msg: OutboundEmail) -> SendResult:
         try:
@@ -398,11 +430,11 @@ class SendgridEmailSender(ClosesOnExit):
             result = map_outcome(msg.touch_key, exc, operation="build")
         else:
             try:
-                response = self._client().send(mail)
+                response = self._client().post("/v3/mail/send", json=mail.get())
             except Exception as exc:  # mapped in map_outcome, the one place
                 result = map_outcome(msg.touch_key, exc, now=self._clock())
             else:
-                result = map_outcome(msg.touch_key, response)
+                result = map_outcome(msg.touch_key, response, now=self._clock())
         if result.error is not None:
             _log.info("sendgrid send of touch %s failed: %s", msg.touch_key, result.error)
         return result

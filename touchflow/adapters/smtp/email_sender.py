@@ -12,10 +12,17 @@ the cadence engine, which know the sender. One recipient per message.
 
 Quirks:
 
-* One connection is reused for a batch and across calls. Servers drop idle
-  connections (often after one to five minutes); when MAIL FROM meets such a
-  dropped connection nothing of that message has been sent yet, so the sender
-  reconnects once and carries on.
+* A small pool of connections (``pool_size``, 4 by default) is reused for
+  batches and across calls; a batch opens one more connection per
+  ``_PER_CONNECTION`` messages, up to the pool size, and the connections send
+  in parallel threads (SMTP is latency-bound: one connection waits for the
+  server's reply to every command). Keep the pool small: Microsoft 365
+  allows 3 concurrent connections per mailbox, Google about 10. Servers
+  drop idle connections (often after one to five minutes); when MAIL FROM
+  meets such a dropped connection (or a ``421``) nothing of that message has
+  been sent yet, so the sender reconnects once and carries on. After a failed
+  transaction the connection is reset with ``RSET`` (or dropped when its
+  state is unknown).
 * The only ambiguous moment is after the message data went out and before the
   server's final reply. A failure there is :class:`~touchflow.errors.DeliveryUnknown`:
   the server may have queued the message, so the ledger marks the touch
@@ -44,6 +51,7 @@ import smtplib
 import ssl
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import EmailPolicy
@@ -68,6 +76,11 @@ __all__ = ["MESSAGE_POLICY", "Phase", "SmtpEmailSender", "build_message", "map_s
 _log = logging.getLogger(__name__)
 
 CONNECTOR = "smtp"
+
+DEFAULT_POOL_SIZE = 4
+# Opening a connection costs a handshake (and TLS and AUTH): a batch uses one
+# more connection per this many messages, up to the pool size.
+_PER_CONNECTION = 10
 
 Phase = Literal["build", "connect", "ehlo", "starttls", "login", "mail", "rcpt", "data_cmd", "data"]
 """Where an SMTP exchange failed.
@@ -279,6 +292,39 @@ def _close_quietly(conn: smtplib.SMTP) -> None:
         _log.debug("closing SMTP connection failed", exc_info=True)
 
 
+class _Session:
+    """One pooled connection (``None`` until opened, or after it was dropped)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self) -> None:
+        self.conn: smtplib.SMTP | None = None
+
+    def drop(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            _close_quietly(conn)
+
+
+class _Run:
+    """One ``send_batch`` call shared by the pool's threads: the next message, the results."""
+
+    def __init__(self, messages: Sequence[OutboundEmail]) -> None:
+        self.messages = messages
+        self.results: list[SendResult | None] = [None] * len(messages)
+        self.no_session: _SmtpFailure | None = None
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> int | None:
+        with self._lock:
+            i = self._next
+            if i >= len(self.messages):
+                return None
+            self._next = i + 1
+            return i
+
+
 class SmtpEmailSender(ClosesOnExit):
     """:class:`~touchflow.ports.EmailSender` over SMTP, one connection reused across messages.
 
@@ -288,8 +334,8 @@ class SmtpEmailSender(ClosesOnExit):
     plus ``context`` when ``ssl`` is true, and returns a connected
     :class:`smtplib.SMTP` that has read the server's greeting.
 
-    Calls are serialised by a lock; the sender may be shared between threads
-    but sends one message at a time.
+    Calls are serialised by a lock; within a call up to ``pool_size``
+    connections send in parallel, each one message at a time.
     """
 
     def __init__(
@@ -305,7 +351,10 @@ class SmtpEmailSender(ClosesOnExit):
         local_hostname: str | None = None,
         ssl_context: SSLContext | None = None,
         smtp_factory: Callable[..., smtplib.SMTP] | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
+        if pool_size < 1:
+            raise ConfigError(f"SMTP: pool_size must be at least 1, got {pool_size}")
         if ssl and starttls:
             raise ConfigError(
                 "SMTP: choose implicit TLS (ssl, usually port 465) or STARTTLS "
@@ -323,7 +372,9 @@ class SmtpEmailSender(ClosesOnExit):
         self._local_hostname = local_hostname
         self._ssl_context = ssl_context
         self._smtp_factory = smtp_factory
-        self._conn: smtplib.SMTP | None = None
+        self._pool_size = pool_size
+        self._sessions: list[_Session] = []  # idle between calls, reused
+        self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -343,45 +394,75 @@ class SmtpEmailSender(ClosesOnExit):
     def send_batch(self, messages: Sequence[OutboundEmail]) -> list[SendResult]:
         """Send each message; return one result per message, in order. Never raises for a message.
 
-        If no session can be established (refused, TLS, authentication), the
-        remaining messages get the same error without another attempt.
+        The messages are shared out to up to ``pool_size`` connections, which
+        take the next unsent message as they finish one. If no session can be
+        established (refused, TLS, authentication), the remaining messages get
+        the same error without another attempt.
         """
-        results: list[SendResult] = []
+        if not messages:
+            return []
         with self._lock:
-            no_session: _SmtpFailure | None = None
-            for msg in messages:
-                if no_session is not None:
-                    error = map_smtp_error(no_session.exc, no_session.phase)
-                    results.append(SendResult(msg.touch_key, error=error))
-                    continue
-                try:
-                    provider_id = self._send_one(msg)
-                except _SmtpFailure as failure:
-                    if failure.phase in _SESSION_PHASES:
-                        no_session = failure
-                    error = map_smtp_error(failure.exc, failure.phase)
-                    _log.info("smtp send of touch %s failed: %s", msg.touch_key, error)
-                    results.append(SendResult(msg.touch_key, error=error))
-                else:
-                    results.append(SendResult(msg.touch_key, provider_id=provider_id))
-        return results
+            wanted = min(self._pool_size, -(-len(messages) // _PER_CONNECTION))
+            while len(self._sessions) < wanted:
+                self._sessions.append(_Session())
+            run = _Run(messages)
+            sessions = self._sessions[:wanted]
+            if wanted == 1:
+                self._work(sessions[0], run)
+            else:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(
+                        self._pool_size - 1, thread_name_prefix="smtp-pool"
+                    )
+                futures = [self._executor.submit(self._work, s, run) for s in sessions[1:]]
+                self._work(sessions[0], run)
+                for f in futures:
+                    f.result()
+            return [r for r in run.results if r is not None]
+
+    def _work(self, session: _Session, run: _Run) -> None:
+        """Send messages of ``run`` through ``session`` until none is left."""
+        while (i := run.take()) is not None:
+            msg = run.messages[i]
+            if run.no_session is not None:
+                error = map_smtp_error(run.no_session.exc, run.no_session.phase)
+                run.results[i] = SendResult(msg.touch_key, error=error)
+                continue
+            try:
+                provider_id = self._send_one(session, msg)
+            except _SmtpFailure as failure:
+                if failure.phase in _SESSION_PHASES:
+                    run.no_session = failure
+                error = map_smtp_error(failure.exc, failure.phase)
+                _log.info("smtp send of touch %s failed: %s", msg.touch_key, error)
+                run.results[i] = SendResult(msg.touch_key, error=error)
+            except Exception as exc:  # a bug must not lose the other results
+                _log.exception("smtp send of touch %s crashed", msg.touch_key)
+                run.results[i] = SendResult(msg.touch_key, error=map_smtp_error(exc, "build"))
+            else:
+                run.results[i] = SendResult(msg.touch_key, provider_id=provider_id)
 
     def close(self) -> None:
-        """Say QUIT and close the connection, if one is open. The sender stays usable."""
+        """Say QUIT and close the connections that are open. The sender stays usable."""
         with self._lock:
-            conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        try:
-            conn.quit()
-        except Exception:  # the server may be gone already; closing is all that matters
-            _log.debug("SMTP QUIT failed", exc_info=True)
-        finally:
-            _close_quietly(conn)
+            sessions, self._sessions = self._sessions, []
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        for session in sessions:
+            conn, session.conn = session.conn, None
+            if conn is None:
+                continue
+            try:
+                conn.quit()
+            except Exception:  # the server may be gone already; closing is all that matters
+                _log.debug("SMTP QUIT failed", exc_info=True)
+            finally:
+                _close_quietly(conn)
 
     # -- one message -------------------------------------------------------
 
-    def _send_one(self, msg: OutboundEmail) -> str:
+    def _send_one(self, session: _Session, msg: OutboundEmail) -> str:
         smtputf8 = not (msg.from_addr.isascii() and msg.to_addr.isascii())
         try:
             policy = _UTF8_POLICY if smtputf8 else MESSAGE_POLICY
@@ -389,20 +470,20 @@ class SmtpEmailSender(ClosesOnExit):
         except Exception as exc:
             raise _SmtpFailure(exc, "build") from exc
 
-        reused = self._conn is not None
+        reused = session.conn is not None
         try:
-            self._transaction(self._connection(), msg, payload, smtputf8)
+            self._transaction(self._connection(session), msg, payload, smtputf8)
         except _SmtpFailure as failure:
             if not (reused and failure.phase == "mail" and _dropped(failure.exc)):
-                self._recover(failure)
+                self._recover(session, failure)
                 raise
             # An idle connection the server closed: nothing of this message went out.
             _log.debug("SMTP connection was closed while idle; reconnecting")
-            self._drop()
+            session.drop()
             try:
-                self._transaction(self._connection(), msg, payload, smtputf8)
+                self._transaction(self._connection(session), msg, payload, smtputf8)
             except _SmtpFailure as second:
-                self._recover(second)
+                self._recover(session, second)
                 raise
         return msg.message_id
 
@@ -441,13 +522,13 @@ class SmtpEmailSender(ClosesOnExit):
             raise _SmtpFailure(exc, phase) from exc
         _log.debug("smtp accepted %s for %s: %s %r", msg.message_id, msg.to_addr, code, reply)
 
-    def _recover(self, failure: _SmtpFailure) -> None:
+    def _recover(self, session: _Session, failure: _SmtpFailure) -> None:
         """Leave the connection clean for the next message, or drop it if its state is unknown."""
-        conn = self._conn
+        conn = session.conn
         if conn is None:
             return
         if not _connection_survives(failure.exc):
-            self._drop()
+            session.drop()
             return
         if failure.phase == "data":
             return  # the server answered the data: the transaction is over
@@ -456,19 +537,14 @@ class SmtpEmailSender(ClosesOnExit):
         except Exception:
             code = -1
         if code != 250:
-            self._drop()
+            session.drop()
 
     # -- the connection ----------------------------------------------------
 
-    def _connection(self) -> smtplib.SMTP:
-        if self._conn is None:
-            self._conn = self._open()
-        return self._conn
-
-    def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            _close_quietly(conn)
+    def _connection(self, session: _Session) -> smtplib.SMTP:
+        if session.conn is None:
+            session.conn = self._open()
+        return session.conn
 
     def _tls_context(self) -> SSLContext:
         if self._ssl_context is None:

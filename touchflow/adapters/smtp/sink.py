@@ -21,6 +21,9 @@ Quirks and test switches:
   then drops the connection without the final ``250``, as a server that crashed
   or timed out after the data went out. Such messages land in ``dropped``.
 * ``idle_timeout`` closes connections idle that long, as real servers do.
+* ``data_delay_s`` waits that long before the final reply to each message's
+  data (a real server's queueing and the round trips), without blocking the
+  other connections: what makes a pool of connections measurable here.
 
 Run it by hand: ``python -m touchflow.adapters.smtp.sink --port 8025 --dir outbox/sink``.
 """
@@ -123,6 +126,8 @@ class _Handler:
             # connection_lost() cancels this coroutine; the sleep only guards against a hang.
             await asyncio.sleep(30)
             return "451 4.3.0 dropped"
+        if self._sink.data_delay_s > 0:
+            await asyncio.sleep(self._sink.data_delay_s)
         name = self._sink._record(message)
         return f"250 2.0.0 Ok: queued as {name}"
 
@@ -161,6 +166,7 @@ class LocalSmtpSink:
         drop_after_data: Iterable[str] = (),
         idle_timeout: float = 300.0,
         on_message: Callable[[ReceivedMessage], None] | None = None,
+        data_delay_s: float = 0.0,
     ) -> None:
         if (require_starttls or implicit_tls) and tls_context is None:
             raise ValueError("require_starttls and implicit_tls need a tls_context")
@@ -168,6 +174,7 @@ class LocalSmtpSink:
         self.reject_rcpt = frozenset(a.lower() for a in reject_rcpt)
         self.tempfail_rcpt = frozenset(a.lower() for a in tempfail_rcpt)
         self.drop_after_data = frozenset(a.lower() for a in drop_after_data)
+        self.data_delay_s = data_delay_s
         self._bind_host = host
         self._bind_port = port
         self._auth = auth

@@ -90,6 +90,8 @@ class SmtpAccount(_Account):
     starttls: bool = True
     ssl: bool = False  # implicit TLS (port 465); then starttls is ignored
     timeout_s: float = Field(default=30.0, gt=0)
+    # Parallel connections per sending process (Microsoft 365 allows 3 per mailbox).
+    pool_size: int = Field(default=4, ge=1, le=32)
 
     @field_validator("password_env")
     @classmethod
@@ -126,6 +128,7 @@ class ImapAccount(_Account):
     starttls: bool = False
     folder: str = "INBOX"
     processed_folder: str | None = "touchflow-processed"
+    sent_folder: str | None = None  # None: the folder the server marks \\Sent, else "Sent"
 
     @field_validator("password_env")
     @classmethod

@@ -648,7 +648,7 @@ def status() -> None:
     for col in ("channel", "status", "count"):
         u.add_column(col, justify="right" if col == "count" else "left")
     for (channel, st), n in sorted(rep.touches_by_status.items()):
-        u.add_row(channel, f"{st} ({IN_FLIGHT})" if st == "sending" else st, str(n))
+        u.add_row(channel, f"{st} ({IN_FLIGHT})" if st in ("sending", "queued") else st, str(n))
     out.print(u)
     out.print(
         f"open tasks: {rep.open_tasks}; next touch due: "

@@ -25,7 +25,7 @@ from touchflow.entrypoints.cli.app import (
     parse_now,
     task_app,
 )
-from touchflow.errors import ConfigError
+from touchflow.errors import ConfigError, ConnectorError
 
 cadence_app = typer.Typer(help="Pause and resume whole cadences.", no_args_is_help=True)
 suppress_app = typer.Typer(
@@ -298,6 +298,54 @@ def replies_poll() -> None:
             counts += poll(mailbox, now=parse_now(None))
     out.print(", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) or "no new messages")
     if unopened:
+        raise typer.Exit(1)
+
+
+@app.command("reconcile")
+def reconcile() -> None:
+    """Settle touches whose delivery is unknown, from the reps' Sent folders.
+
+    First the claims of crashed ticks older than the lease are recovered
+    (their in-flight touches become `unknown`, as at the start of a tick);
+    then every `unknown` email touch is looked for, by its Message-ID, in
+    the Sent folder of each IMAP mailbox (`TOUCHFLOW_REPLIES__MAILBOXES` and
+    `mailbox.imap` in config/team.yaml): found means sent. `touchflow
+    replies` (and the poll-replies flow) does the Sent-folder part at every
+    poll. Exit 1 when touches stay `unknown` or a mailbox could not be read.
+    """
+    from touchflow.bootstrap import reply_mailboxes, runtimes, ticker
+    from touchflow.services.replies import reconcile_sent
+    from touchflow.services.status import enrollment_status
+    from touchflow.services.tick import recover_step
+
+    settings = current_settings()
+    now = parse_now(None)
+    with ticker(settings) as tk:
+        recovered = recover_step(tk, now, announce=out.print)["unknown"]
+    engine = engine_for(settings)
+    cache = runtimes(settings)
+    settled = 0
+    unread = 0
+    boxes = reply_mailboxes(settings)
+    for box in boxes:
+        try:
+            with box.open() as mailbox:
+                settled += reconcile_sent(mailbox, engine, cache, now=now)
+        except (ConfigError, ConnectorError) as exc:
+            unread += 1
+            err.print(f"[red]error:[/red] Sent folder not searched: {box.label}: {exc}")
+    left = sum(
+        n
+        for (_ch, st), n in enrollment_status(engine, cache).touches_by_status.items()
+        if st == "unknown"
+    )
+    out.print(
+        f"recovered from crashed ticks: {recovered}; found in Sent folders: {settled} "
+        f"(of {len(boxes)} mailboxes); still unknown: {left}"
+    )
+    if left:
+        out.print("touchflow retry --force resends them (a recipient may get a message twice)")
+    if left or unread:
         raise typer.Exit(1)
 
 
