@@ -47,8 +47,8 @@ __all__ = [
     "decide",
     "median",
     "percentile",
-    "prob_best",
     "prob_b_beats_a",
+    "prob_best",
     "wilson_interval",
 ]
 
@@ -161,7 +161,9 @@ def decide(
     and its probability are shown even while the decision is "not enough data".
     """
     if metric not in DECISION_METRICS:
-        raise ValueError(f"an A/B decision is taken on {' or '.join(DECISION_METRICS)}, not {metric!r}")
+        raise ValueError(
+            f"an A/B decision is taken on {' or '.join(DECISION_METRICS)}, not {metric!r}"
+        )
     probs = prob_best(counts)
     if not probs:
         return Decision(metric, None, None, {}, NOT_ENOUGH_DATA, min_sends, threshold)
