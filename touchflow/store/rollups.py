@@ -44,7 +44,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Engine,
     String,
@@ -359,7 +358,9 @@ def _fold_events(conn: Connection, b: _Batch, ids: list[int]) -> tuple[set[int],
                 events.c.id,
                 events.c.type,
                 events.c.source,
-                events.c.payload,
+                case((events.c.source == "task", events.c.payload["outcome"].as_string())).label(
+                    "outcome"
+                ),
                 events.c.occurred_at,
                 events.c.prospect_id,
                 events.c.touch_key,
@@ -387,7 +388,7 @@ def _fold_events(conn: Connection, b: _Batch, ids: list[int]) -> tuple[set[int],
         units: dict[tuple[str, str], Any] = {}
         for r in rows:
             folded.add(r.id)
-            metric = _event_metric(r.type, r.source, r.payload)
+            metric = _event_metric(r.type, r.source, r.outcome)
             if metric is None:
                 continue
             if metric.startswith("tasks_"):
@@ -403,15 +404,7 @@ def _fold_events(conn: Connection, b: _Batch, ids: list[int]) -> tuple[set[int],
                 elif r.prospect_id is not None:
                     b.first(b.funnel_prospect[r.prospect_id], col, r.occurred_at)
         if units:
-            new = {
-                (u, m)
-                for u, m in conn.execute(
-                    dialect_insert(conn, rollup_seen)
-                    .on_conflict_do_nothing()
-                    .returning(rollup_seen.c.unit, rollup_seen.c.metric),
-                    [{"unit": u, "metric": m} for u, m in units],
-                )
-            }
+            new = _first_seen(conn, list(units))
             counted.extend((r, m) for (u, m), r in units.items() if (u, m) in new)
         for r, metric in counted:
             task_metric = metric.startswith("tasks_")
@@ -430,6 +423,25 @@ def _fold_events(conn: Connection, b: _Batch, ids: list[int]) -> tuple[set[int],
             if r.channel == "email" and metric in DELIVERY_METRICS:
                 b.delivery[(day, r.sender_email or "", _domain(r.email), metric)] += 1
     return folded, set()
+
+
+def _first_seen(conn: Connection, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (unit, metric) pairs not counted before; recorded as counted now.
+
+    Refreshes are serialized (see :func:`refresh`), so a SELECT then a plain
+    INSERT is exact; the driver's executemany keeps it cheap per event.
+    """
+    seen: set[tuple[str, str]] = set()
+    units = sorted({u for u, _ in pairs})
+    for i in range(0, len(units), 2000):
+        part = units[i : i + 2000]
+        q = select(rollup_seen.c.unit, rollup_seen.c.metric).where(rollup_seen.c.unit.in_(part))
+        seen.update((str(u), str(m)) for u, m in conn.execute(q))
+    new = [p for p in pairs if p not in seen]
+    if new:
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        conn.exec_driver_sql(f"INSERT INTO rollup_seen (unit, metric) VALUES ({mark}, {mark})", new)
+    return set(new)
 
 
 def _fold_tasks(conn: Connection, b: _Batch, ids: list[int]) -> tuple[set[int], set[int]]:
@@ -492,20 +504,14 @@ _FOLD = {
 }
 
 
-def _event_metric(type_: str, source: str, payload: Any) -> str | None:
+def _event_metric(type_: str, source: str, outcome: str | None) -> str | None:
     if source == "task" and type_ in ("completed", "skipped"):
-        outcome = payload.get("outcome") if isinstance(payload, dict) else None
         return f"tasks_done:{outcome or type_}"
     return EVENT_METRICS.get(type_)
 
 
 def _domain(email: str | None) -> str:
     return email.rsplit("@", 1)[-1].lower() if email and "@" in email else ""
-
-
-def _earlier(col: Any, at: Any) -> ColumnElement[Any]:
-    """``col`` lowered to ``at`` when NULL or later: the first time wins, in any order."""
-    return case((or_(col.is_(None), col > at), at), else_=col)
 
 
 def _write(conn: Connection, b: _Batch) -> None:
@@ -533,32 +539,53 @@ def _write(conn: Connection, b: _Batch) -> None:
                 for (d, mb, dom, m), n in b.delivery.items()
             ],
         )
+    _write_funnel(conn, b)
+
+
+_TIMES = ("contacted_at", "engaged_at", "replied_at", "meeting_at", "sql_at")
+
+
+def _write_funnel(conn: Connection, b: _Batch) -> None:
+    """Lower the funnel's stage times to this batch's earliest; one UPDATE per changed row."""
+    if not b.funnel and not b.funnel_prospect:
+        return
     f = rollup_funnel.c
-    by_col: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for eid, cols in b.funnel.items():
-        for col, at in cols.items():
-            by_col[col].append({"k": eid, "at": at})
-    for col, params in by_col.items():
+    cols = [f.enrollment_id, f.prospect_id, f.enrolled_at, *(f[c] for c in _TIMES)]
+    current: dict[int, dict[str, Any]] = {}
+    for ids, key in ((sorted(b.funnel), f.enrollment_id),
+                     (sorted(b.funnel_prospect), f.prospect_id)):  # fmt: skip
+        for i in range(0, len(ids), 2000):
+            for found in conn.execute(select(*cols).where(key.in_(ids[i : i + 2000]))):
+                current[found.enrollment_id] = dict(found._mapping)
+    changed: dict[int, dict[str, Any]] = {}
+
+    def lower(row: dict[str, Any], col: str, at: datetime) -> None:
+        if row[col] is None or at < row[col]:
+            row[col] = at
+            changed[row["enrollment_id"]] = row
+
+    for eid, times in b.funnel.items():
+        row = current.get(eid)
+        if row is not None:
+            for col, at in times.items():
+                lower(row, col, at)
+    by_prospect: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in current.values():
+        by_prospect[row["prospect_id"]].append(row)
+    for pid, times in b.funnel_prospect.items():
+        for row in by_prospect.get(pid, []):
+            for col, at in times.items():
+                if col == "sql_at":  # SQL before the enrollment counts from the enrollment on
+                    lower(row, col, max(at, row["enrolled_at"]))
+                elif row["enrolled_at"] <= at:
+                    lower(row, col, at)
+    if changed:
         conn.execute(
             update(rollup_funnel)
             .where(f.enrollment_id == bindparam("k"))
-            .values({col: _earlier(f[col], bindparam("at", type_=f.enrolled_at.type))}),
-            params,
+            .values({c: bindparam(f"v_{c}", type_=f.enrolled_at.type) for c in _TIMES}),
+            [{"k": eid, **{f"v_{c}": row[c] for c in _TIMES}} for eid, row in changed.items()],
         )
-    by_col = defaultdict(list)
-    for pid, cols in b.funnel_prospect.items():
-        for col, at in cols.items():
-            by_col[col].append({"k": pid, "at": at})
-    for col, params in by_col.items():
-        when = bindparam("at", type_=f.enrolled_at.type)
-        if col == "sql_at":
-            # SQL before the enrollment counts from the enrollment on.
-            value = _earlier(f.sql_at, case((f.enrolled_at > when, f.enrolled_at), else_=when))
-            where = f.prospect_id == bindparam("k")
-        else:
-            value = _earlier(f[col], when)
-            where = and_(f.prospect_id == bindparam("k"), f.enrolled_at <= when)
-        conn.execute(update(rollup_funnel).where(where).values({col: value}), params)
 
 
 # -- reading -------------------------------------------------------------------------------
