@@ -236,17 +236,19 @@ FUNNEL_COLUMNS = ["cadence", "stage", "count", "conversion", "median_hours_from_
 def funnel(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     """Per cadence and overall: how many reached each stage, conversion, median time between."""
     start, end = q.window()
-    read = rollups.ledger_funnel_rows if ctx.source == "ledger" else rollups.rollup_funnel_rows
-    rows = read(conn, cadence=q.cadence, owner=q.owner, since=start, until=end)
-    by_cadence: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    by_prospect: dict[int, dict[str, Any]] = {}
-    cols = [c for _, c in FUNNEL_STAGES]
-    for r in rows:
-        by_cadence[r["cadence_id"]].append(r)
-        p = by_prospect.setdefault(r["prospect_id"], dict.fromkeys(cols))
-        for c in cols:  # overall: a prospect's first time at each stage, over its enrollments
-            if r[c] is not None and (p[c] is None or r[c] < p[c]):
-                p[c] = r[c]
+    rows = rollups.funnel_times(conn, cadence=q.cadence, owner=q.owner, since=start, until=end,
+                                ledger=ctx.source == "ledger")  # fmt: skip
+    by_cadence: dict[str, list[list[float | None]]] = defaultdict(list)
+    by_prospect: dict[int, list[float | None]] = {}
+    for cad, pid, times in rows:
+        by_cadence[cad].append(times)
+        p = by_prospect.get(pid)
+        if p is None:
+            by_prospect[pid] = list(times)
+            continue
+        for i, t in enumerate(times):  # overall: a prospect's first time at each stage
+            if t is not None and (p[i] is None or t < p[i]):  # type: ignore[operator]
+                p[i] = t
     out: list[dict[str, Any]] = []
     for cad in sorted(by_cadence):
         out.extend(_funnel_rows(cad, by_cadence[cad]))
@@ -254,29 +256,29 @@ def funnel(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     return Report("funnel", "Funnel", FUNNEL_COLUMNS, out)
 
 
-def _reached(r: dict[str, Any]) -> list[datetime | None]:
+def _reached(times: list[float | None]) -> list[float | None]:
     """Each stage's time; a stage passed on the way to a later one counts as reached then."""
-    times: list[datetime | None] = [r[c] for _, c in FUNNEL_STAGES]
-    later: datetime | None = None
-    for i in range(len(times) - 1, -1, -1):
-        if times[i] is None:
-            times[i] = later
-        later = times[i]
-    return times
+    out = list(times)
+    later: float | None = None
+    for i in range(len(out) - 1, -1, -1):
+        if out[i] is None:
+            out[i] = later
+        later = out[i]
+    return out
 
 
-def _funnel_rows(cadence: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _funnel_rows(cadence: str, rows: list[list[float | None]]) -> list[dict[str, Any]]:
     reached = [_reached(r) for r in rows]
     out = []
     prev_count: int | None = None
     for i, (stage, _) in enumerate(FUNNEL_STAGES):
         count = sum(1 for t in reached if t[i] is not None)
         gaps = [
-            (t[i] - t[i - 1]).total_seconds() / 3600  # type: ignore[operator]
+            max((b - a) / 3600, 0.0)
             for t in reached
-            if i and t[i] is not None and t[i - 1] is not None
+            if i and (b := t[i]) is not None and (a := t[i - 1]) is not None
         ]
-        med = median([max(g, 0.0) for g in gaps]) if i else None
+        med = median(gaps) if i else None
         out.append(
             {
                 "cadence": cadence,

@@ -923,3 +923,60 @@ def ledger_funnel_rows(
         if at is not None:
             row["sql_at"] = max(at, row["enrolled_at"])
     return list(rows.values())
+
+
+FunnelTimes = tuple[str, int, list[float | None]]  # cadence, prospect, epoch seconds per stage
+
+
+def _epoch(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite hands back the stored text
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return float(value.timestamp())
+
+
+def funnel_times(
+    conn: Connection,
+    *,
+    cadence: str | None = None,
+    owner: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    ledger: bool = False,
+) -> list[FunnelTimes]:
+    """Per enrollment: its cadence, prospect and the time of each stage (``enrolled_at`` first).
+
+    From the read model by one plain driver query (a dashboard reads this on
+    every view: no ORM rows, no per-value type processing); ``ledger=True``
+    computes it from the ledger instead (:func:`ledger_funnel_rows`).
+    """
+    cols = ("enrolled_at", *FUNNEL_TIMES)
+    if ledger:
+        rows = ledger_funnel_rows(conn, cadence=cadence, owner=owner, since=since, until=until)
+        return [(r["cadence_id"], r["prospect_id"], [_epoch(r[c]) for c in cols]) for r in rows]
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    where, params = [], []
+
+    def naive(at: datetime) -> Any:
+        plain = at.astimezone(UTC).replace(tzinfo=None)
+        return plain.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else plain
+
+    for clause, value in (
+        (f"cadence_id = {mark}", cadence),
+        (f"owner_email = {mark}", owner),
+        (f"enrolled_at >= {mark}", naive(since) if since else None),
+        (f"enrolled_at < {mark}", naive(until) if until else None),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    sql = f"SELECT cadence_id, prospect_id, {', '.join(cols)} FROM rollup_funnel"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return [
+        (row[0], row[1], [_epoch(v) for v in row[2:]])
+        for row in conn.exec_driver_sql(sql, tuple(params))
+    ]
