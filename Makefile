@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/speed_to_lead.py
+	$(BIN)/python bench/reports.py
 
 clean:
 	rm -rf demo-run .pytest_cache .hypothesis touchflow.db* outbox
