@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from tests.api.conftest import PUBLIC_KEY, sign
@@ -34,6 +34,7 @@ from touchflow.store.db import make_engine
 from touchflow.store.schema import (
     enrollments,
     prospects,
+    rollup_counts,
     route_assignments,
     score_history,
     touches,
@@ -112,6 +113,11 @@ def test_every_figure_of_every_report(world: Any) -> None:
     cli("enroll", "enterprise-outbound", "--all", "--owner", SAM, "--now", "2026-11-30T16:00:00Z")
     cli("run", "--now", "2026-11-30T16:25:00Z")
     with engine.connect() as conn:
+        # The tick refreshed the rollups itself: no report has run yet.
+        sent = conn.execute(
+            select(func.sum(rollup_counts.c.n)).where(rollup_counts.c.metric == "sent")
+        ).scalar()
+        assert sent == 6
         intro = {
             r.email: r
             for r in conn.execute(
