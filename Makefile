@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/speed_to_lead.py
 	$(BIN)/python bench/forecast.py
 	$(BIN)/python bench/guidance_matching.py
+	$(BIN)/python bench/reports.py
 
 clean:
 	rm -rf demo-run .pytest_cache .hypothesis touchflow.db* outbox

@@ -202,6 +202,15 @@ class LeadSettings(BaseModel):
     notify_email: bool = False  # else email the AE through the email transport
 
 
+class ReportSettings(BaseModel):
+    """``touchflow report`` and the dashboard: the A/B decision rule and thresholds."""
+
+    ab_metric: Literal["replies", "meetings"] = "replies"  # never opens (Apple MPP)
+    ab_min_sends: int = Field(default=100, ge=1)  # per variant, before any winner
+    ab_threshold: float = Field(default=0.95, gt=0.5, lt=1)  # P(best) a winner needs
+    spam_threshold: float = Field(default=0.003, gt=0, le=1)  # Gmail/Yahoo sender rules: 0.3%
+
+
 class Settings(BaseSettings):
     """Everything touchflow reads from the environment or ``.env``."""
 
@@ -236,6 +245,7 @@ class Settings(BaseSettings):
     crm: CrmSettings = CrmSettings()
     enrichment: EnrichmentSettings = EnrichmentSettings()
     leads: LeadSettings = LeadSettings()
+    reports: ReportSettings = ReportSettings()
     sendgrid: SendgridSettings = SendgridSettings()
     twilio: TwilioSettings = TwilioSettings()
     transcripts: TranscriptSettings = TranscriptSettings()

@@ -467,3 +467,80 @@ pipeline_snapshots = Table(
     Column("owner_email", String(320)),
     Column("account_domain", String(255)),
 )
+
+# -- reporting read model (rollups.py; docs/reporting.md) ---------------------
+# Maintained from high-water marks over the ledger, events, tasks, enrollments
+# and score history; a mark and the counters it covers commit in one
+# transaction. Missing dimensions are '' (part of the primary key).
+
+rollup_counts = Table(
+    "rollup_counts",
+    metadata,
+    # One counter per UTC day and dimension: sent, delivered, opened, ...,
+    # tasks_created, tasks_done:<outcome> (the metric names in rollups.METRICS).
+    Column("day", Date, primary_key=True),
+    Column("cadence_id", String(100), primary_key=True),
+    Column("step_id", String(100), primary_key=True),
+    Column("variant", String(50), primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    Column("owner_email", String(320), primary_key=True),
+    Column("mailbox", String(320), primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+rollup_delivery = Table(
+    "rollup_delivery",
+    metadata,
+    # Email deliverability per UTC day, sending mailbox and recipient domain.
+    Column("day", Date, primary_key=True),
+    Column("mailbox", String(320), primary_key=True),
+    Column("domain", String(255), primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+rollup_funnel = Table(
+    "rollup_funnel",
+    metadata,
+    # One row per enrollment: when it first reached each stage of the funnel.
+    Column("enrollment_id", Integer, primary_key=True),
+    Column("prospect_id", Integer, nullable=False, index=True),
+    Column("cadence_id", String(100), nullable=False, index=True),
+    Column("owner_email", String(320), nullable=False),
+    Column("enrolled_at", UTCDateTime(), nullable=False),
+    Column("contacted_at", UTCDateTime()),
+    Column("engaged_at", UTCDateTime()),
+    Column("replied_at", UTCDateTime()),
+    Column("meeting_at", UTCDateTime()),
+    Column("sql_at", UTCDateTime()),
+)
+
+rollup_seen = Table(
+    "rollup_seen",
+    metadata,
+    # Outcome events count once per touch (two replies to one email are one reply).
+    Column("unit", String(200), primary_key=True),
+    Column("metric", String(64), primary_key=True),
+)
+
+rollup_marks = Table(
+    "rollup_marks",
+    metadata,
+    # The highest row id of each source folded into the rollups.
+    Column("source", String(32), primary_key=True),
+    Column("mark", Integer, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+rollup_pending = Table(
+    "rollup_pending",
+    metadata,
+    # Rows at or below a mark that are not folded in yet: "gap" (an id not yet
+    # visible: a transaction still open, or a burnt sequence value; dropped
+    # after an hour) or "unsettled" (a touch still sending or unknown).
+    Column("source", String(32), primary_key=True),
+    Column("row_id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("seen_at", UTCDateTime(), nullable=False),
+)

@@ -564,6 +564,7 @@ def run(
     provider's message and a count each; the exit code is then 1.
     """
     from touchflow.bootstrap import ticker
+    from touchflow.services.reporting import refresh
     from touchflow.services.status import due_work, send_failures
     from touchflow.services.tick import recover_step, tick_until_idle
 
@@ -572,6 +573,7 @@ def run(
     engine = engine_for(settings)
     work = due_work(engine, at)
     if work.idle:
+        refresh(engine)  # events may have come in since the last tick
         nxt = f"{work.next_due_at:%Y-%m-%d %H:%M} UTC" if work.next_due_at else "none"
         out.print(f"nothing due at {at:%Y-%m-%d %H:%M} UTC; next touch due: {nxt}")
         return
@@ -583,6 +585,7 @@ def run(
             batch_size or settings.batch_size,
             recover=partial(recover_step, announce=out.print),
         ).as_dict()
+    refresh(engine)  # the rollups are never more than one tick behind
     table = Table(title=f"tick at {at.isoformat()}")
     table.add_column("what")
     table.add_column("count", justify="right")

@@ -22,6 +22,7 @@ from touchflow.entrypoints.flows.tasks import (
     log_summary,
     retry_only_retryable,
 )
+from touchflow.services.reporting import refresh
 from touchflow.services.tick import Ticker, batch_step, recover_step, tick_until_idle
 
 __all__ = ["retry_only_retryable", "run_cadences"]
@@ -55,6 +56,7 @@ def run_cadences(now: datetime | None = None, batch_size: int | None = None) -> 
             recover=recover_claims,
             run_batch=run_batch,
         ).as_dict()
+        refresh(tk.engine)  # the rollups are never more than one tick behind
     log_summary(log, "run_cadences", report, started)
     return report
 

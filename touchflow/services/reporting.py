@@ -1,0 +1,557 @@
+"""Reports: the one service ``touchflow report`` and the dashboard both read.
+
+Each report is a function ``(conn, query, context) -> Report`` registered in
+:data:`REPORTS`; a report is a title, its columns and its rows (plain dicts,
+JSON-ready), so the CLI prints a table, JSON or CSV and the dashboard serves
+the same rows. Counters come from the rollups (:mod:`touchflow.store.rollups`),
+brought up to date first (:func:`refresh`), so a report is never more than the
+rows committed since that refresh behind. ``source="ledger"`` computes the
+same report by straightforward GROUP BYs over the ledger (the tests and the
+benchmark compare the two).
+
+Adding a report (the ``pipeline`` report of deals, the forecast's
+``won_to_date``): write ``def pipeline(conn, q, ctx) -> Report`` reading its
+own read model (deal snapshots), and add it to :data:`REPORTS`; the CLI's
+``touchflow report NAME``, its did-you-mean and its formats, and the
+dashboard's data endpoints follow. The funnel's ``opportunity`` and ``won``
+stages slot in the same way: :data:`FUNNEL_STAGES` lists the stages in order,
+and a stage is a column of ``rollup_funnel`` filled by its source's fold.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select
+
+from touchflow.domain.compliance import CapPolicy
+from touchflow.domain.routing.team import TeamConfig
+from touchflow.domain.statistics import decide, median, percentile, wilson_interval
+from touchflow.errors import TouchflowError
+from touchflow.store import rollups
+from touchflow.store.schema import (
+    enrollments,
+    events,
+    prospects,
+    route_assignments,
+    tasks,
+    touches,
+)
+
+__all__ = [
+    "FUNNEL_STAGES",
+    "REPORTS",
+    "Report",
+    "ReportContext",
+    "ReportQuery",
+    "UnknownReport",
+    "refresh",
+    "run_report",
+]
+
+
+class UnknownReport(TouchflowError):
+    """A report name that is not one of :data:`REPORTS`; ``near`` is the closest one."""
+
+    def __init__(self, name: str, near: str | None) -> None:
+        hint = f"; did you mean {near!r}?" if near else ""
+        super().__init__(f"no report {name!r}{hint} (reports: {', '.join(REPORTS)})")
+        self.name, self.near = name, near
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """The filters every report takes: days (inclusive, UTC), a cadence, an owner."""
+
+    since: date | None = None
+    until: date | None = None
+    cadence: str | None = None
+    owner: str | None = None
+
+    def window(self) -> tuple[datetime | None, datetime | None]:
+        start = datetime.combine(self.since, time(), UTC) if self.since else None
+        end = datetime.combine(self.until + timedelta(days=1), time(), UTC) if self.until else None
+        return start, end
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What reports compare against: caps, the bounce shield, the team, the A/B rule, now."""
+
+    now: datetime
+    caps: CapPolicy
+    shield_threshold: float = 0.05
+    shield_min_sends: int = 50
+    spam_threshold: float = 0.003
+    team: TeamConfig | None = None
+    ab_metric: str = "replies"
+    ab_min_sends: int = 100
+    ab_threshold: float = 0.95
+    source: str = "rollups"  # or "ledger": the same figures by GROUP BY over the ledger
+
+
+@dataclass
+class Report:
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "report": self.name,
+            "title": self.title,
+            "columns": self.columns,
+            "rows": self.rows,
+        }
+
+
+def refresh(engine: Engine, wall: datetime | None = None) -> rollups.RefreshReport:
+    """Bring the rollups up to date (end of every tick, and before a report)."""
+    return rollups.refresh(engine, wall)
+
+
+def run_report(
+    engine: Engine, name: str, query: ReportQuery, ctx: ReportContext, *, fresh: bool = True
+) -> Report:
+    """Report ``name``; refreshes the rollups first unless ``fresh`` is False."""
+    build = REPORTS.get(name)
+    if build is None:
+        near = difflib.get_close_matches(name, list(REPORTS), n=1, cutoff=0.5)
+        raise UnknownReport(name, near[0] if near else None)
+    if fresh and ctx.source == "rollups":
+        refresh(engine)
+    with engine.connect() as conn:
+        return build(conn, query, ctx)
+
+
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 6) if den else None
+
+
+# -- cadences ------------------------------------------------------------------------------
+
+CADENCE_COLUMNS = [
+    "cadence",
+    "step",
+    "variant",
+    "sent",
+    "delivered",
+    "opened",
+    "clicked",
+    "replied",
+    "bounced",
+    "opted_out",
+    "meetings",
+    "reply_rate",
+    "reply_rate_low",
+    "reply_rate_high",
+    "leader",
+    "prob_best",
+    "decision",
+]
+_CADENCE_METRICS = [
+    "sent",
+    "delivered",
+    "opened",
+    "clicked",
+    "replied",
+    "bounced",
+    "opted_out",
+    "meetings",
+]
+
+
+def _counts(
+    conn: Connection, q: ReportQuery, ctx: ReportContext, by: list[str], metrics: list[str] | None
+) -> dict[tuple[Any, ...], dict[str, int]]:
+    read = rollups.ledger_counts if ctx.source == "ledger" else rollups.rollup_totals
+    return read(
+        conn, by, since=q.since, until=q.until, cadence=q.cadence, owner=q.owner, metrics=metrics
+    )
+
+
+def cadences(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
+    """Per cadence, step and variant: counts, reply rate with its 95% interval, the A/B verdict."""
+    got = _counts(conn, q, ctx, ["cadence_id", "step_id", "variant"], _CADENCE_METRICS)
+    rows: list[dict[str, Any]] = []
+    for (cad, step, variant), m in sorted(got.items()):
+        if not cad:
+            continue  # events with no cadence (an unmatched reply) belong to no step
+        row: dict[str, Any] = {"cadence": cad, "step": step, "variant": variant or None}
+        row.update({k: m.get(k, 0) for k in _CADENCE_METRICS})
+        sent, replied = row["sent"], min(row["replied"], row["sent"])
+        low, high = wilson_interval(replied, sent)
+        row.update(
+            reply_rate=_rate(row["replied"], sent),
+            reply_rate_low=round(low, 6),
+            reply_rate_high=round(high, 6),
+            leader=None,
+            prob_best=None,
+            decision=None,
+        )
+        rows.append(row)
+    key = "replied" if ctx.ab_metric == "replies" else "meetings"
+    steps: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row["variant"] is not None:
+            steps[(row["cadence"], row["step"])].append(row)
+    for variants in steps.values():
+        if len(variants) < 2:
+            continue
+        verdict = decide(
+            {r["variant"]: (min(r[key], r["sent"]), r["sent"]) for r in variants},
+            metric=ctx.ab_metric,
+            min_sends=ctx.ab_min_sends,
+            threshold=ctx.ab_threshold,
+        )
+        for r in variants:
+            r.update(
+                leader=verdict.leader,
+                decision=verdict.decision,
+                prob_best=None if verdict.prob_best is None else round(verdict.prob_best, 4),
+            )
+    return Report("cadences", "Cadences: steps and variants", CADENCE_COLUMNS, rows)
+
+
+# -- funnel --------------------------------------------------------------------------------
+
+#: In order; each after the first is a ``rollup_funnel`` column (deals add opportunity, won).
+FUNNEL_STAGES: list[tuple[str, str]] = [
+    ("prospect", "enrolled_at"),
+    ("contacted", "contacted_at"),
+    ("engaged", "engaged_at"),
+    ("replied", "replied_at"),
+    ("meeting", "meeting_at"),
+    ("sql", "sql_at"),
+]
+FUNNEL_COLUMNS = ["cadence", "stage", "count", "conversion", "median_hours_from_previous"]
+
+
+def funnel(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
+    """Per cadence and overall: how many reached each stage, conversion, median time between."""
+    start, end = q.window()
+    rows = rollups.funnel_times(conn, cadence=q.cadence, owner=q.owner, since=start, until=end,
+                                ledger=ctx.source == "ledger")  # fmt: skip
+    by_cadence: dict[str, list[list[float | None]]] = defaultdict(list)
+    by_prospect: dict[int, list[float | None]] = {}
+    for cad, pid, times in rows:
+        by_cadence[cad].append(times)
+        p = by_prospect.get(pid)
+        if p is None:
+            by_prospect[pid] = list(times)
+            continue
+        for i, t in enumerate(times):  # overall: a prospect's first time at each stage
+            if t is not None and (p[i] is None or t < p[i]):  # type: ignore[operator]
+                p[i] = t
+    out: list[dict[str, Any]] = []
+    for cad in sorted(by_cadence):
+        out.extend(_funnel_rows(cad, by_cadence[cad]))
+    out.extend(_funnel_rows("(all)", list(by_prospect.values())))
+    return Report("funnel", "Funnel", FUNNEL_COLUMNS, out)
+
+
+def _reached(times: list[float | None]) -> list[float | None]:
+    """Each stage's time; a stage passed on the way to a later one counts as reached then."""
+    out = list(times)
+    later: float | None = None
+    for i in range(len(out) - 1, -1, -1):
+        if out[i] is None:
+            out[i] = later
+        later = out[i]
+    return out
+
+
+def _funnel_rows(cadence: str, rows: list[list[float | None]]) -> list[dict[str, Any]]:
+    reached = [_reached(r) for r in rows]
+    out = []
+    prev_count: int | None = None
+    for i, (stage, _) in enumerate(FUNNEL_STAGES):
+        count = sum(1 for t in reached if t[i] is not None)
+        gaps = [
+            max((b - a) / 3600, 0.0)
+            for t in reached
+            if i and (b := t[i]) is not None and (a := t[i - 1]) is not None
+        ]
+        med = median(gaps) if i else None
+        out.append(
+            {
+                "cadence": cadence,
+                "stage": stage,
+                "count": count,
+                "conversion": None if prev_count is None else _rate(count, prev_count),
+                "median_hours_from_previous": None if med is None else round(med, 3),
+            }
+        )
+        prev_count = count
+    return out
+
+
+# -- workload ------------------------------------------------------------------------------
+
+WORKLOAD_COLUMNS = [
+    "owner",
+    "role",
+    "open_tasks",
+    "overdue_tasks",
+    "touches_today",
+    "mailbox",
+    "mailbox_daily_cap",
+    "leads_assigned_today",
+    "daily_capacity",
+]
+
+
+def workload(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
+    """Per SDR and AE, now: open and overdue tasks, touches today against the mailbox cap,
+    leads assigned today against capacity (UTC day)."""
+    today = ctx.now.date()
+    day_start = datetime.combine(today, time(), UTC)
+    open_tasks: dict[Any, Any] = dict(
+        conn.execute(
+            select(tasks.c.owner_email, func.count())
+            .where(tasks.c.status == "open")
+            .group_by(tasks.c.owner_email)
+        ).all()
+    )
+    overdue: dict[Any, Any] = dict(
+        conn.execute(
+            select(tasks.c.owner_email, func.count())
+            .where(tasks.c.status == "open", tasks.c.due_at < ctx.now)
+            .group_by(tasks.c.owner_email)
+        ).all()
+    )
+    sent_today: dict[str, int] = defaultdict(int)
+    mailbox_of: dict[str, str] = {}
+    today_q = ReportQuery(since=today, until=today)
+    for (owner, mailbox, channel), m in _counts(
+        conn, today_q, ctx, ["owner_email", "mailbox", "channel"], ["sent"]
+    ).items():
+        if channel == "email":  # the mailbox caps count email
+            sent_today[owner] += m.get("sent", 0)
+        mailbox_of.setdefault(owner, mailbox)
+    assigned: dict[Any, Any] = dict(
+        conn.execute(
+            select(route_assignments.c.assignee_email, func.count())
+            .where(
+                route_assignments.c.assigned_at >= day_start,
+                route_assignments.c.assigned_at < day_start + timedelta(days=1),
+            )
+            .group_by(route_assignments.c.assignee_email)
+        ).all()
+    )
+    members = {m.email: m for m in (ctx.team.members if ctx.team else [])}
+    people = sorted(set(members) | set(open_tasks) | set(sent_today) | set(assigned))
+    rows = []
+    for email in people:
+        if q.owner is not None and email != q.owner:
+            continue
+        member = members.get(email)
+        mailbox = (member.from_address if member else None) or mailbox_of.get(email) or email
+        rows.append(
+            {
+                "owner": email,
+                "role": member.role if member else None,
+                "open_tasks": open_tasks.get(email, 0),
+                "overdue_tasks": overdue.get(email, 0),
+                "touches_today": sent_today.get(email, 0),
+                "mailbox": mailbox,
+                "mailbox_daily_cap": ctx.caps.for_mailbox(mailbox).daily,
+                "leads_assigned_today": assigned.get(email, 0),
+                "daily_capacity": member.daily_capacity if member else None,
+            }
+        )
+    return Report("workload", f"Workload on {today} (UTC)", WORKLOAD_COLUMNS, rows)
+
+
+# -- speed to lead -------------------------------------------------------------------------
+
+SPEED_COLUMNS = [
+    "source",
+    "ae",
+    "leads",
+    "touched",
+    "median_minutes",
+    "p90_minutes",
+    "sla_misses",
+    "rerouted",
+]
+
+
+def _lead_source(fields: Any, sources: Any) -> str:
+    if isinstance(fields, dict):
+        for k in ("lead_source", "source"):
+            if fields.get(k):
+                return str(fields[k])
+    label = (sources or {}).get("email", {}).get("source") if isinstance(sources, dict) else None
+    if not label:
+        return "unknown"
+    return "import" if str(label).startswith("import") else str(label)
+
+
+def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
+    """Per lead source and AE: minutes from the lead's first routing to the AE's first touch.
+
+    Received: the first ``route_assignments`` row of the prospect. The AE: the
+    latest assignment's. The first AE touch: the earliest sent email or text,
+    or completed task, of an enrollment the AE owns. A miss: touched after the
+    first assignment's SLA deadline, or not touched and the deadline passed.
+    """
+    start, end = q.window()
+    ra = route_assignments.c
+    assigns: dict[int, list[Any]] = defaultdict(list)
+    aq = select(
+        ra.prospect_id, ra.assignee_email, ra.status, ra.assigned_at, ra.sla_due_at
+    ).order_by(ra.id)
+    for r in conn.execute(aq):
+        assigns[r.prospect_id].append(r)
+    if not assigns:
+        return Report("speed_to_lead", "Speed to lead", SPEED_COLUMNS, [])
+    pids = list(assigns)
+    info = {
+        r.id: r
+        for r in conn.execute(
+            select(prospects.c.id, prospects.c.fields, prospects.c.field_sources).where(
+                prospects.c.id.in_(pids)
+            )
+        )
+    }
+    first: dict[tuple[int, str], datetime] = {}
+
+    def note(pid: Any, owner: Any, at: Any) -> None:
+        if at is not None and ((pid, owner) not in first or at < first[(pid, owner)]):
+            first[(pid, owner)] = at
+
+    en = enrollments.c
+    for pid, owner, at in conn.execute(
+        select(en.prospect_id, en.owner_email, func.min(touches.c.executed_at))
+        .join(touches, touches.c.enrollment_id == en.id)
+        .where(
+            touches.c.status == "sent",
+            touches.c.channel.in_(["email", "sms"]),
+            en.prospect_id.in_(pids),
+        )
+        .group_by(en.prospect_id, en.owner_email)
+    ):
+        note(pid, owner, at)
+    for pid, owner, at in conn.execute(
+        select(en.prospect_id, en.owner_email, func.min(events.c.occurred_at))
+        .join(events, events.c.enrollment_id == en.id)
+        .where(events.c.source == "task", events.c.type == "completed", en.prospect_id.in_(pids))
+        .group_by(en.prospect_id, en.owner_email)
+    ):
+        note(pid, owner, at)
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for pid, rows in assigns.items():
+        received, ae = rows[0].assigned_at, rows[-1].assignee_email
+        if (start and received < start) or (end and received >= end):
+            continue
+        if q.owner is not None and ae != q.owner:
+            continue
+        source = (
+            _lead_source(info[pid].fields, info[pid].field_sources) if pid in info else "unknown"
+        )
+        g = groups.setdefault((source, ae), {"leads": 0, "mins": [], "misses": 0, "rerouted": 0})
+        g["leads"] += 1
+        g["rerouted"] += sum(1 for r in rows if r.status == "rerouted")
+        touched = first.get((pid, ae))
+        if touched is not None and touched >= received:
+            g["mins"].append((touched - received).total_seconds() / 60)
+        due = rows[0].sla_due_at
+        if due is not None and ((touched is None and ctx.now > due) or (touched and touched > due)):
+            g["misses"] += 1
+    out = []
+    for (source, ae), g in sorted(groups.items()):
+        med, p90 = median(g["mins"]), percentile(g["mins"], 0.9)
+        out.append(
+            {
+                "source": source,
+                "ae": ae,
+                "leads": g["leads"],
+                "touched": len(g["mins"]),
+                "median_minutes": None if med is None else round(med, 2),
+                "p90_minutes": None if p90 is None else round(p90, 2),
+                "sla_misses": g["misses"],
+                "rerouted": g["rerouted"],
+            }
+        )
+    return Report("speed_to_lead", "Speed to lead", SPEED_COLUMNS, out)
+
+
+# -- deliverability ------------------------------------------------------------------------
+
+DELIVERABILITY_COLUMNS = [
+    "mailbox",
+    "domain",
+    "sent",
+    "delivered",
+    "bounced",
+    "spam_reported",
+    "bounce_rate",
+    "spam_rate",
+    "bounce_shield",
+    "spam",
+]
+
+
+def deliverability(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
+    """Email per mailbox (domain ``*``) and per mailbox and recipient domain: bounce and
+    spam-complaint rates against the bounce shield and the 0.3% spam threshold."""
+    read = rollups.ledger_delivery if ctx.source == "ledger" else rollups.rollup_delivery_counts
+    got = read(conn, since=q.since, until=q.until)
+    per_mailbox: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (mailbox, _), m in got.items():
+        for k, v in m.items():
+            per_mailbox[mailbox][k] += v
+    rows = []
+    for mailbox in sorted(per_mailbox):
+        rows.append(_delivery_row(ctx, mailbox, "*", per_mailbox[mailbox]))
+        for (mb, dom), m in sorted(got.items()):
+            if mb == mailbox:
+                rows.append(_delivery_row(ctx, mb, dom, m))
+    return Report("deliverability", "Deliverability (email)", DELIVERABILITY_COLUMNS, rows)
+
+
+def _delivery_row(
+    ctx: ReportContext, mailbox: str, domain: str, m: dict[str, int]
+) -> dict[str, Any]:
+    sent = m.get("sent", 0)
+    bounced, spam = m.get("bounced", 0), m.get("spam_reported", 0)
+    b_rate, s_rate = _rate(bounced, sent), _rate(spam, sent)
+    if sent < ctx.shield_min_sends:
+        shield = f"under {ctx.shield_min_sends} sends"
+    else:
+        shield = "over" if (b_rate or 0) >= ctx.shield_threshold else "ok"
+    return {
+        "mailbox": mailbox,
+        "domain": domain,
+        "sent": sent,
+        "delivered": m.get("delivered", 0),
+        "bounced": bounced,
+        "spam_reported": spam,
+        "bounce_rate": b_rate,
+        "spam_rate": s_rate,
+        "bounce_shield": shield,
+        "spam": f"over {ctx.spam_threshold:.1%}" if (s_rate or 0) >= ctx.spam_threshold else "ok",
+    }
+
+
+ReportFn = Callable[[Connection, ReportQuery, ReportContext], Report]
+
+#: Every report by name. Deals add ``pipeline`` here (see the module docstring).
+REPORTS: dict[str, ReportFn] = {
+    "cadences": cadences,
+    "funnel": funnel,
+    "workload": workload,
+    "speed_to_lead": speed_to_lead,
+    "deliverability": deliverability,
+}
+
+
+def report_names() -> Iterable[str]:
+    return list(REPORTS)
