@@ -365,3 +365,18 @@ lead_requests = Table(
     Column("payload_hash", String(64)),
     Column("state", String(10), nullable=False, server_default="done"),
 )
+
+users = Table(
+    "users",
+    metadata,
+    # Who may sign in to the dashboard (`touchflow users add`). A manager sees
+    # the owners whose `manager_email` is theirs (and team.yaml's `manager:`).
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # admin|manager|rep
+    Column("manager_email", String(320), index=True),
+    # Argon2id (PHC string); null: signs in only through the reverse-proxy header.
+    Column("password_hash", String(200)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)

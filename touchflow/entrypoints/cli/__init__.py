@@ -7,7 +7,7 @@ command module's internals), so any of them can be imported on its own.
 
 from __future__ import annotations
 
-from touchflow.entrypoints.cli import commands, leads, ops  # noqa: F401  (registers commands)
+from touchflow.entrypoints.cli import commands, leads, ops, users  # noqa: F401  (registers commands)
 from touchflow.entrypoints.cli.app import app
 
 __all__ = ["app", "main"]
