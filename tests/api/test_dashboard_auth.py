@@ -208,9 +208,7 @@ def test_filters_narrow_but_never_widen(dash: Dash) -> None:
     assert '<option value="30" selected>' in page.text
 
 
-def test_the_proxy_header_is_believed_only_from_trusted_proxies(
-    db: Engine, tmp_path: Path
-) -> None:
+def test_the_proxy_header_is_believed_only_from_trusted_proxies(db: Engine, tmp_path: Path) -> None:
     trusted = _dash(
         db, tmp_path, auth={"proxy_header": "X-Forwarded-Email", "trusted_proxies": ["testclient"]}
     )

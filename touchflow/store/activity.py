@@ -173,6 +173,6 @@ def daily_counts(
     if cadence is not None:
         sent_q = sent_q.where(enrollments.c.cadence_id == cadence)
         reply_q = reply_q.where(enrollments.c.cadence_id == cadence)
-    sent = {_day(d): int(n) for d, n in conn.execute(sent_q)}
-    replies = {_day(d): int(n) for d, n in conn.execute(reply_q)}
+    sent = {_day(d): int(n) for d, n in conn.execute(sent_q).tuples()}
+    replies = {_day(d): int(n) for d, n in conn.execute(reply_q).tuples()}
     return sent, replies
