@@ -147,8 +147,12 @@ def create_app(
     async def _csrf_refused(request: Request, exc: CsrfRefused) -> Response:
         _log.warning("CSRF token missing or wrong on %s %s", request.method, request.url.path)
         return HTMLResponse(
-            "<h1>403 Forbidden</h1><p>This form has expired or did not come from touchflow. "
-            'Go back, reload the page and try again, or <a href="/signin">sign in</a>.</p>',
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            "<title>Forbidden · touchflow</title>"
+            '<link rel="stylesheet" href="/static/dashboard.css">'
+            '</head><body class="signin"><div class="card signin-form"><h1>403 Forbidden</h1>'
+            "<p>This form has expired or did not come from touchflow. Go back, reload the "
+            'page and try again, or <a href="/signin">sign in</a>.</p></div></body></html>',
             status_code=403,
         )
 

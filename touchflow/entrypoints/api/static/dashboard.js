@@ -15,7 +15,7 @@
         datasets: [
           { label: "touches sent", data: series.sent, backgroundColor: "#93c5fd", yAxisID: "y" },
           { label: "replies", data: series.replies, type: "line", borderColor: "#16a34a",
-            backgroundColor: "#16a34a", tension: 0.25, yAxisID: "y1" },
+            backgroundColor: "#16a34a", yAxisID: "y1" },
         ],
       },
       options: {
@@ -66,7 +66,18 @@
     return li;
   };
 
-  touchflow.activityFeed = function (listId, stateId, owner) {
+  // A reply that arrives live is counted on its day in a daily chart (if the day is shown).
+  touchflow.countReply = function (chart, a) {
+    if (!chart || (a.kind !== "replied" && a.kind !== "sms_reply")) return;
+    const i = chart.data.labels.indexOf(a.at.slice(5, 10));
+    if (i < 0) return;
+    chart.data.datasets[1].data[i] += 1;
+    chart.update();
+    const total = document.querySelector('[data-total="replies"]');
+    if (total) total.textContent = String(Number(total.textContent) + 1);
+  };
+
+  touchflow.activityFeed = function (listId, stateId, owner, onActivity) {
     const list = document.getElementById(listId);
     const state = document.getElementById(stateId);
     return touchflow.subscribe(["activity"], {
@@ -75,6 +86,7 @@
         const empty = list.querySelector(".empty");
         if (empty) empty.remove();
         list.prepend(touchflow.activityItem(a));
+        if (onActivity) onActivity(a);
       },
     }, owner, (on) => {
       state.classList.toggle("on", on);
