@@ -173,6 +173,6 @@ def daily_counts(
     if cadence is not None:
         sent_q = sent_q.where(enrollments.c.cadence_id == cadence)
         reply_q = reply_q.where(enrollments.c.cadence_id == cadence)
-    sent = {_day(d): int(n) for d, n in conn.execute(sent_q).tuples()}
-    replies = {_day(d): int(n) for d, n in conn.execute(reply_q).tuples()}
+    sent = {_day(r[0]): int(r[1]) for r in conn.execute(sent_q)}
+    replies = {_day(r[0]): int(r[1]) for r in conn.execute(reply_q)}
     return sent, replies

@@ -124,6 +124,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(auth.router)
     app.include_router(dashboard.router)
+    app.include_router(dashboard.api_router)
     app.mount("/static", static_files(), name="static")
     metrics = ApiMetrics()
     app.state.metrics = metrics

@@ -19,8 +19,9 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from touchflow import bootstrap
@@ -28,6 +29,7 @@ from touchflow.domain.access import Viewer
 from touchflow.domain.routing.team import TeamConfig
 from touchflow.entrypoints.api.auth import ApiViewer, PageViewer, csrf_token
 from touchflow.entrypoints.api.context import context
+from touchflow.entrypoints.api.contract import errors
 from touchflow.entrypoints.api.live import live_of, sse_stream
 from touchflow.entrypoints.api.pages import NAV, templates
 from touchflow.entrypoints.api.problems import problem
@@ -36,9 +38,10 @@ from touchflow.services.activity import daily_series, recent_activity
 from touchflow.services.users import owner_choices
 from touchflow.settings import Settings
 
-__all__ = ["Filters", "base_context", "router"]
+__all__ = ["Filters", "api_router", "base_context", "router"]
 
 router = APIRouter(include_in_schema=False)
+api_router = APIRouter()  # the JSON routes, in docs/openapi.json
 PERIODS = (7, 14, 30, 90)
 _TOPIC = re.compile(r"^[a-z_]{1,32}(:[A-Za-z0-9_.-]{1,64})?$")
 
@@ -128,13 +131,61 @@ async def overview(
     return templates.TemplateResponse(request, "overview.html", page)
 
 
-@router.get("/api/dashboard/activity")
+class ActivityItem(BaseModel):
+    """One reply, meeting, bounce or opt-out, with whose it is."""
+
+    id: int
+    kind: str = Field(description="events.type: replied, meeting_booked, bounce ...")
+    label: str
+    at: str = Field(description="When it happened (ISO 8601, UTC).")
+    owner: str | None = Field(description="The owner of the prospect's enrollment.")
+    email: str | None
+    name: str | None
+    company: str | None
+    cadence: str | None
+    source: str
+
+
+class DailySeriesOut(BaseModel):
+    """Touches sent and replies per UTC day, oldest first, every day of the period."""
+
+    days: list[str]
+    sent: list[int]
+    replies: list[int]
+
+
+class DashboardActivity(BaseModel):
+    """The overview's data, cut to what the viewer may see."""
+
+    series: DailySeriesOut
+    activity: list[ActivityItem] = Field(description="The newest 20, newest first.")
+
+
+@api_router.get(
+    "/api/dashboard/activity",
+    summary="The dashboard overview's data: touches and replies per day, recent activity",
+    response_model=DashboardActivity,
+    responses=errors(
+        {
+            401: "Not signed in (no session cookie) and no or a wrong X-API-Key.",
+            422: "A query parameter out of its bounds.",
+        }
+    ),
+)
 async def activity_json(
     request: Request,
     viewer: ApiViewer,
-    period: PeriodQ = None,
-    cadence: TextQ = None,
-    owner: TextQ = None,
+    period: Annotated[
+        int | None, Query(ge=1, le=366, description="Days: 7, 14, 30 or 90 (else 14).")
+    ] = None,
+    cadence: Annotated[str | None, Query(max_length=320, description="A cadence id.")] = None,
+    owner: Annotated[
+        str | None, Query(max_length=320, description="An owner's email (within your team).")
+    ] = None,
+    x_api_key: Annotated[
+        str | None,
+        Header(alias="X-API-Key", description="Instead of a signed-in session (scripts)."),
+    ] = None,
 ) -> JSONResponse:
     filters = Filters.of(period, cadence, owner)
     data = await _overview_data(request, viewer, filters)
