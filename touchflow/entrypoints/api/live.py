@@ -36,6 +36,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection
@@ -67,7 +68,9 @@ class LiveEvent:
     owner: str | None
     data: dict[str, Any]
 
-    def sse(self) -> str:
+    @cached_property
+    def text(self) -> str:
+        """The event as SSE text, serialized once however many subscribers receive it."""
         body = json.dumps(self.data, separators=(",", ":"), default=str)
         return f"id: {self.id}\nevent: {self.kind}\ndata: {body}\n\n"
 
@@ -100,7 +103,7 @@ class LiveHub:
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
         self._replay: deque[LiveEvent] = deque(maxlen=replay)
-        self._subscribers: set[Subscriber] = set()
+        self._by_topic: dict[str, set[Subscriber]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- publishing ----------------------------------------------------------
@@ -130,8 +133,8 @@ class LiveHub:
         return event
 
     def _fanout(self, event: LiveEvent) -> None:
-        for sub in list(self._subscribers):
-            if not sub.wants(event):
+        for sub in list(self._by_topic.get(event.topic, ())):
+            if not sub.viewer.can_see(event.owner):
                 continue
             try:
                 sub.queue.put_nowait(event)
@@ -144,7 +147,7 @@ class LiveHub:
         _log.info(
             "live: dropping a slow subscriber of %s (%s)", sorted(sub.topics), sub.viewer.email
         )
-        self._subscribers.discard(sub)
+        self.unsubscribe(sub)
         sub.dropped = True
         self.stats.dropped_subscribers += 1
         while not sub.queue.empty():
@@ -160,7 +163,8 @@ class LiveHub:
         sub = Subscriber(viewer, frozenset(topics), asyncio.Queue(maxsize=self.queue_size))
         with self._lock:
             missed = self._missed(sub, last_event_id)
-            self._subscribers.add(sub)
+        for topic in sub.topics:
+            self._by_topic.setdefault(topic, set()).add(sub)
         return sub, missed
 
     def _missed(self, sub: Subscriber, last_event_id: str | None) -> list[LiveEvent]:
@@ -173,11 +177,19 @@ class LiveHub:
         return [e for e in self._replay if e.seq > after and sub.wants(e)]
 
     def unsubscribe(self, sub: Subscriber) -> None:
-        self._subscribers.discard(sub)
+        for topic in sub.topics:
+            subs = self._by_topic.get(topic)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._by_topic[topic]
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._subscribers)
+        return len({s for subs in self._by_topic.values() for s in subs})
+
+    def has_subscribers(self, topic: str) -> bool:
+        return bool(self._by_topic.get(topic))
 
 
 class ActivityPoller:
@@ -209,7 +221,7 @@ class ActivityPoller:
         try:
             if self._mark is None:
                 self._mark = await run_in_threadpool(self.transaction, start_mark)
-            while self.hub.subscriber_count:
+            while self.hub.has_subscribers("activity"):
                 await asyncio.sleep(self.interval_s)
                 await self.poll_once()
         except asyncio.CancelledError:
@@ -240,7 +252,7 @@ async def sse_stream(
     try:
         yield "retry: 2000\n\n"
         for event in missed:
-            yield event.sse()
+            yield event.text
         while True:
             try:
                 event = await asyncio.wait_for(sub.queue.get(), heartbeat_s)
@@ -249,7 +261,7 @@ async def sse_stream(
                 continue
             if event is None:  # dropped for falling behind
                 return
-            yield event.sse()
+            yield event.text
     finally:
         hub.unsubscribe(sub)
 
