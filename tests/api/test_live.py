@@ -188,3 +188,34 @@ def test_a_row_committed_late_below_the_mark_is_still_published_once(
     assert [c.id for c in changes] == [top - 10] and again == []
     assert [c.owner for c in changes] == [ANA]
     assert LOOKBACK > 10
+
+
+def test_the_poller_outlives_a_failed_query_and_stops_with_no_subscribers(
+    db: Engine, tmp_path: Any
+) -> None:
+    h = _world(db, tmp_path)
+    failures = [1]
+
+    def transaction(fn: Any) -> Any:
+        with db.begin() as conn:
+            result = fn(conn)
+        if fn is not start_mark and failures:
+            failures.pop()
+            raise RuntimeError("the database went away for a moment")
+        return result
+
+    async def run() -> None:
+        hub = LiveHub()
+        poller = ActivityPoller(hub, transaction, interval_s=0.01)
+        sub, _ = hub.subscribe(REP_A, ["activity"])
+        poller.ensure_running()
+        await asyncio.sleep(0.05)  # the mark is taken, a poll failed
+        h.exit_event("ann@acme.example", "reply", MON)
+        event = await asyncio.wait_for(sub.queue.get(), 2.0)
+        assert event is not None and event.data["email"] == "ann@acme.example"
+        assert poller.errors == 1
+        hub.unsubscribe(sub)
+        await asyncio.sleep(0.05)
+        assert poller._task is not None and poller._task.done()
+
+    asyncio.run(run())

@@ -210,24 +210,36 @@ class ActivityPoller:
         self.transaction = transaction
         self.interval_s = interval_s
         self.polls = 0
+        self.errors = 0
         self._task: asyncio.Task[None] | None = None
         self._mark: ActivityMark | None = None
 
     def ensure_running(self) -> None:
+        """Start the loop on the running event loop unless it runs (it ends with no subscribers)."""
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        # The mark is taken when the first viewer arrives (their page has rendered what
+        # came before) and dropped when the last one leaves: a poller restarted an hour
+        # later starts from then, not with an hour of events at once.
         try:
-            if self._mark is None:
-                self._mark = await run_in_threadpool(self.transaction, start_mark)
-            while self.hub.has_subscribers("activity"):
-                await asyncio.sleep(self.interval_s)
+            self._mark = await run_in_threadpool(self.transaction, start_mark)
+        except Exception:
+            _log.exception("live: could not read the activity mark; retrying at the next poll")
+        try:
+            await self._loop()
+        finally:
+            self._mark = None
+
+    async def _loop(self) -> None:
+        while self.hub.has_subscribers("activity"):
+            await asyncio.sleep(self.interval_s)
+            try:
                 await self.poll_once()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the stream must outlive a database hiccup
-            _log.exception("live: the activity poller stopped; the next subscriber restarts it")
+            except Exception:  # a database hiccup: log it, keep the streams, try next interval
+                self.errors += 1
+                _log.exception("live: an activity poll failed; retrying in %ss", self.interval_s)
 
     async def poll_once(self) -> int:
         mark = self._mark
