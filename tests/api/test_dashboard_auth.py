@@ -215,6 +215,13 @@ def test_the_proxy_header_is_believed_only_from_trusted_proxies(db: Engine, tmp_
     with trusted.client:
         ok = trusted.client.get("/dashboard", headers={"X-Forwarded-Email": BEN})
         assert ok.status_code == 200 and BEN in ok.text
+        # Its forms carry a working CSRF token too (the page started a session nonce).
+        token = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', ok.text)
+        assert token, ok.text
+        headers = {"X-Forwarded-Email": BEN, "X-CSRF-Token": token.group(1)}
+        assert trusted.client.post("/signout", headers=headers).status_code == 303
+        forged = {"X-Forwarded-Email": BEN, "X-CSRF-Token": "0" * 64}
+        assert trusted.client.post("/signout", headers=forged).status_code == 403
         # Not a user: no entry, whatever the proxy says.
         stranger = trusted.client.get("/dashboard", headers={"X-Forwarded-Email": "eve@x.example"})
         assert stranger.status_code == 303

@@ -58,8 +58,10 @@ __all__ = [
     "NotSignedIn",
     "api_viewer",
     "check_csrf",
+    "check_csrf_unless_api_key",
     "csrf_token",
     "page_viewer",
+    "render_page",
     "resolve_viewer",
     "router",
 ]
@@ -228,25 +230,40 @@ def signin_redirect(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/signin?next={quote(target, safe='')}", status_code=303)
 
 
-def _signin_page(request: Request, next_url: str, error: str | None, status: int) -> HTMLResponse:
+def render_page(
+    request: Request, name: str, values: dict[str, Any], status: int = 200
+) -> HTMLResponse:
+    """A template answered with this session's CSRF token in ``csrf_token``.
+
+    A browser without a session yet (the sign-in form, a reverse-proxy
+    viewer's first page) gets one here: a nonce in the signed cookie.
+    """
     data = session_of(request)
     fresh = not data.get("n")
     if fresh:
         data = {"n": secrets.token_urlsafe(18)}
-    page = templates.TemplateResponse(
-        request,
-        "signin.html",
-        {
-            "csrf_token": csrf_token(request, str(data["n"])),
-            "next": next_url,
-            "error": error,
-            "proxy_mode": bool(context(request).settings.auth.proxy_header),
-        },
-        status_code=status,
-    )
+    values = {**values, "csrf_token": csrf_token(request, str(data["n"]))}
+    page = templates.TemplateResponse(request, name, values, status_code=status)
     if fresh:
         set_session(request, page, data)
     return page
+
+
+def _signin_page(request: Request, next_url: str, error: str | None, status: int) -> HTMLResponse:
+    values = {
+        "next": next_url,
+        "error": error,
+        "proxy_mode": bool(context(request).settings.auth.proxy_header),
+    }
+    return render_page(request, "signin.html", values, status)
+
+
+async def check_csrf_unless_api_key(request: Request) -> None:
+    """:func:`check_csrf` for routes a script may also call with ``X-API-Key`` (no cookie)."""
+    viewer = await resolve_viewer(request)
+    if viewer is not None and viewer.via == "api_key":
+        return
+    await check_csrf(request)
 
 
 @router.get("/signin", response_class=HTMLResponse)

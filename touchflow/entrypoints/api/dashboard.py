@@ -27,11 +27,11 @@ from sqlalchemy import Connection
 from touchflow import bootstrap
 from touchflow.domain.access import Viewer
 from touchflow.domain.routing.team import TeamConfig
-from touchflow.entrypoints.api.auth import ApiViewer, PageViewer, csrf_token
+from touchflow.entrypoints.api.auth import ApiViewer, PageViewer, render_page
 from touchflow.entrypoints.api.context import context
 from touchflow.entrypoints.api.contract import errors
 from touchflow.entrypoints.api.live import live_of, sse_stream
-from touchflow.entrypoints.api.pages import NAV, templates
+from touchflow.entrypoints.api.pages import NAV
 from touchflow.entrypoints.api.problems import problem
 from touchflow.errors import TouchflowError
 from touchflow.services.activity import daily_series, recent_activity
@@ -85,7 +85,10 @@ def _team(settings: Settings) -> TeamConfig | None:
 def base_context(
     request: Request, viewer: Viewer, filters: Filters, page: str, owners: list[str]
 ) -> dict[str, Any]:
-    """What base.html needs: the viewer, the nav, the filters bar choices, the CSRF token."""
+    """What base.html needs: the viewer, the nav, the filters bar's choices.
+
+    Render with :func:`~touchflow.entrypoints.api.auth.render_page`, which adds the CSRF token.
+    """
     return {
         "viewer": viewer,
         "nav": NAV,
@@ -94,7 +97,6 @@ def base_context(
         "periods": PERIODS,
         "cadences": _cadences(request),
         "owners": owners,
-        "csrf_token": csrf_token(request),
     }
 
 
@@ -128,7 +130,7 @@ async def overview(
     data = await _overview_data(request, viewer, filters)
     page = base_context(request, viewer, filters, "/dashboard", data.pop("owner_choices"))
     page.update(data)
-    return templates.TemplateResponse(request, "overview.html", page)
+    return render_page(request, "overview.html", page)
 
 
 class ActivityItem(BaseModel):
