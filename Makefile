@@ -27,6 +27,7 @@ test: $(STAMP) test-services lint
 # The reply tests run against a real IMAP server: Dovecot from Debian's
 # packages (started by the tests themselves, on a free port, as this user).
 # The speech tests need espeak-ng and sox (Debian packages too).
+# The dashboard's browser tests drive Debian's chromium through Playwright.
 test-services:
 	@test -x /usr/sbin/dovecot || command -v dovecot >/dev/null || { \
 	  echo "installing dovecot-imapd for the IMAP tests"; \
@@ -42,6 +43,12 @@ test-services:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq espeak-ng sox >/dev/null; \
 	} || echo "warning: could not install espeak-ng and sox; the speech tests will be skipped (and fail under CI=true)"
+	@test -x /usr/bin/chromium || { \
+	  echo "installing chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	} || echo "warning: could not install chromium; the browser tests will be skipped (and fail under CI=true)"
 
 # Style, the tiers' import contracts (pyproject [tool.importlinter]) and types.
 lint: $(STAMP)

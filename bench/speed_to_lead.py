@@ -187,6 +187,7 @@ def main() -> None:
         "TOUCHFLOW_CRM__TOKEN": CRM_TOKEN,
         "TOUCHFLOW_CRM__BASE_URL": f"http://127.0.0.1:{crm_port}",
         "TOUCHFLOW_UNSUBSCRIBE_SECRET": "speed-to-lead-secret",
+        "TOUCHFLOW_AUTH__SESSION_SECRET": "speed-to-lead-session-secret",
         **PRODUCTION_SENDER_ENV,
     }
     apis = [

@@ -48,7 +48,7 @@ from touchflow.services.crm_sync import CrmSync, team_owner_ids
 from touchflow.services.leads import LeadServices
 from touchflow.services.replies import poll_mailbox
 from touchflow.services.tick import Ticker
-from touchflow.settings import ImapMailboxSettings, Settings, redact_url
+from touchflow.settings import DEV_SESSION_SECRET, ImapMailboxSettings, Settings, redact_url
 from touchflow.store.cadence_versions import RuntimeCache as RuntimeCache  # for the edges
 from touchflow.store.db import database_problem, make_engine, schema_problem, url_problem
 
@@ -136,6 +136,14 @@ def startup_report(settings: Settings, role: Role) -> StartupReport:
         if settings.unsubscribe_secret.get_secret_value() == DEV_UNSUBSCRIBE_SECRET:
             refusals.append(
                 "TOUCHFLOW_UNSUBSCRIBE_SECRET is the development default: set a secret of your own"
+            )
+        if role == "serve" and settings.auth.session_secret.get_secret_value() in (
+            DEV_SESSION_SECRET,
+            "",
+        ):
+            refusals.append(
+                "TOUCHFLOW_AUTH__SESSION_SECRET is the development default: set a secret of "
+                "your own (it signs the dashboard's session cookies)"
             )
         sample = [
             name

@@ -209,6 +209,34 @@ class ReportSettings(BaseModel):
     ab_min_sends: int = Field(default=100, ge=1)  # per variant, before any winner
     ab_threshold: float = Field(default=0.95, gt=0.5, lt=1)  # P(best) a winner needs
     spam_threshold: float = Field(default=0.003, gt=0, le=1)  # Gmail/Yahoo sender rules: 0.3%
+#: The development session secret: fine locally, refused in production.
+DEV_SESSION_SECRET = "touchflow-development-session-secret"
+
+
+class AuthSettings(BaseModel):
+    """Dashboard sign-in: signed session cookies, or a trusted reverse proxy's header."""
+
+    session_secret: SecretStr = Field(
+        default=SecretStr(DEV_SESSION_SECRET),
+        description="Signs the session cookie and derives CSRF tokens; set it in production.",
+    )
+    session_max_age_s: int = Field(default=12 * 3600, ge=60)
+    # None: Secure when the request came over https; true/false forces it.
+    cookie_secure: bool | None = None
+    # Reverse-proxy mode: the header holding the signed-in email (X-Forwarded-Email,
+    # X-Auth-Request-Email ...), believed only from these peer addresses. The
+    # user must exist (`touchflow users add EMAIL --role ...`, no password).
+    proxy_header: str | None = None
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+
+
+class LiveSettings(BaseModel):
+    """Live updates (server-sent events) of the dashboard and the live call screens."""
+
+    poll_interval_s: float = Field(default=2.0, gt=0)  # one query per process per interval
+    heartbeat_s: float = Field(default=15.0, gt=0)
+    queue_size: int = Field(default=256, ge=1)  # per subscriber; a full queue drops it
+    replay: int = Field(default=1000, ge=0)  # events kept for Last-Event-ID reconnects
 
 
 class Settings(BaseSettings):
@@ -249,6 +277,8 @@ class Settings(BaseSettings):
     sendgrid: SendgridSettings = SendgridSettings()
     twilio: TwilioSettings = TwilioSettings()
     transcripts: TranscriptSettings = TranscriptSettings()
+    auth: AuthSettings = AuthSettings()
+    live: LiveSettings = LiveSettings()
     public_url: str = "http://localhost:8000"
     unsubscribe_secret: SecretStr = Field(
         default=SecretStr(DEV_UNSUBSCRIBE_SECRET),

@@ -544,3 +544,18 @@ rollup_pending = Table(
     Column("kind", String(16), nullable=False),
     Column("seen_at", UTCDateTime(), nullable=False),
 )
+
+users = Table(
+    "users",
+    metadata,
+    # Who may sign in to the dashboard (`touchflow users add`). A manager sees
+    # the owners whose `manager_email` is theirs (and team.yaml's `manager:`).
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # admin|manager|rep
+    Column("manager_email", String(320), index=True),
+    # Argon2id (PHC string); null: signs in only through the reverse-proxy header.
+    Column("password_hash", String(200)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)

@@ -121,6 +121,8 @@ class Member(ConfigModel):
     working_hours: WorkingHours | None = None
     active: bool = True
     mailbox: Mailbox | None = None  # who their email goes out as, and how
+    # Their manager's email: on the dashboard, that manager sees this member's numbers.
+    manager: Email | None = None
 
     @property
     def from_address(self) -> str | None:

@@ -11,6 +11,11 @@
     GET|POST /unsubscribe/{token}       RFC 8058 one-click unsubscribe, no login
     POST /tasks/{task_id}/call          click-to-call (X-API-Key)
     POST /leads                         speed to lead (X-API-Key, Idempotency-Key)
+    GET  /signin, POST /signin, POST /signout   dashboard sign-in (auth.py)
+    GET  /dashboard                 the dashboard (signed-in; dashboard.py)
+    GET  /api/dashboard/activity    its data as JSON (signed-in or X-API-Key)
+    GET  /live/stream               server-sent events (live.py: one hub per process)
+    GET  /static/...                the dashboard's CSS, JS and vendored Chart.js
     GET  /healthz
     GET  /metrics                       Prometheus counters of this process
     GET  /docs, /redoc, /openapi.json   the API reference (assets served locally)
@@ -33,7 +38,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Connection, Engine, text
@@ -42,15 +47,20 @@ from sqlalchemy.exc import DBAPIError
 from touchflow import __version__, bootstrap
 from touchflow.bootstrap import RuntimeCache
 from touchflow.entrypoints.api import (
+    auth,
     call_transcripts,
     calls,
+    dashboard,
     sendgrid_hooks,
     twilio_hooks,
     unsubscribe,
 )
 from touchflow.entrypoints.api import leads as leads_route
+from touchflow.entrypoints.api.auth import CsrfRefused, NotSignedIn, signin_redirect
 from touchflow.entrypoints.api.context import Context, context
 from touchflow.entrypoints.api.contract import HEALTH_RESPONSES, install_openapi
+from touchflow.entrypoints.api.live import ActivityPoller, Live, LiveHub
+from touchflow.entrypoints.api.pages import static_files
 from touchflow.entrypoints.api.problems import HANDLERS, ApiMetrics, ProblemMiddleware, problem
 from touchflow.errors import StoreUnavailable
 from touchflow.ports import CrmConnector, Dialer, Notifier
@@ -102,13 +112,58 @@ def create_app(
         crm=crm,
         notifier=notifier,
     )
-    for module in (sendgrid_hooks, twilio_hooks, call_transcripts, unsubscribe, calls, leads_route):
+    ctx: Context = app.state.touchflow
+    hub = LiveHub(queue_size=settings.live.queue_size, replay=settings.live.replay)
+    app.state.live = Live(
+        hub=hub,
+        poller=ActivityPoller(
+            hub, lambda fn: ctx.transaction_sync(fn, rerun=False), settings.live.poll_interval_s
+        ),
+        heartbeat_s=settings.live.heartbeat_s,
+    )
+    for module in (
+        sendgrid_hooks,
+        twilio_hooks,
+        call_transcripts,
+        unsubscribe,
+        calls,
+        leads_route,
+    ):
         app.include_router(module.router)
+    app.include_router(auth.router)
+    app.include_router(dashboard.router)
+    app.include_router(dashboard.api_router)
+    app.mount("/static", static_files(), name="static")
     metrics = ApiMetrics()
     app.state.metrics = metrics
     app.add_middleware(ProblemMiddleware, metrics=metrics)
     for exc_type, handler in HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
+
+    @app.exception_handler(NotSignedIn)
+    async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
+        if exc.page:
+            return signin_redirect(request)
+        return problem(
+            request,
+            401,
+            "sign in, or send X-API-Key",
+            code="not_signed_in",
+            headers={"WWW-Authenticate": 'Cookie realm="touchflow"'},
+        )
+
+    @app.exception_handler(CsrfRefused)
+    async def _csrf_refused(request: Request, exc: CsrfRefused) -> Response:
+        _log.warning("CSRF token missing or wrong on %s %s", request.method, request.url.path)
+        return HTMLResponse(
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            "<title>Forbidden · touchflow</title>"
+            '<link rel="stylesheet" href="/static/dashboard.css">'
+            '</head><body class="signin"><div class="card signin-form"><h1>403 Forbidden</h1>'
+            "<p>This form has expired or did not come from touchflow. Go back, reload the "
+            'page and try again, or <a href="/signin">sign in</a>.</p></div></body></html>',
+            status_code=403,
+        )
 
     @app.exception_handler(StoreUnavailable)
     async def _unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:

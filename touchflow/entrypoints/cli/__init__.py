@@ -14,6 +14,7 @@ from touchflow.entrypoints.cli import (  # noqa: F401  (registers commands)
     leads,
     ops,
     reports,
+    users,
 )
 from touchflow.entrypoints.cli.app import app
 

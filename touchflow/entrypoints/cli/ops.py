@@ -211,14 +211,17 @@ def serve(
 
     # Refuse unsafe settings here, with a clean message; the app factory checks
     # them again (and logs the missing keys) for deployments that run uvicorn.
-    checked_settings("serve", log=lambda _: None)
+    settings = checked_settings("serve", log=lambda _: None)
+    # Reverse-proxy sign-in trusts a header only from TOUCHFLOW_AUTH__TRUSTED_PROXIES,
+    # so the peer address must be the TCP peer's, not one rewritten from X-Forwarded-For.
+    proxy_headers = not settings.auth.proxy_header
     # By name, not by import: the API is another edge (uvicorn imports it).
     uvicorn.run(
         "touchflow.entrypoints.api.server:app_from_environment",
         factory=True,
         host=host,
         port=port,
-        proxy_headers=True,
+        proxy_headers=proxy_headers,
         server_header=False,
         log_level="info",
         access_log=access_log,
