@@ -67,7 +67,9 @@ class Filters:
 
 
 PeriodQ = Annotated[int | None, Query(ge=1, le=366)]
-TextQ = Annotated[str | None, Query(max_length=320)]
+# No control characters: PostgreSQL refuses NUL in text, and no cadence id or
+# email has one (422 here, rather than a failed query).
+TextQ = Annotated[str | None, Query(max_length=320, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 def _cadences(request: Request) -> list[str]:
