@@ -35,7 +35,7 @@ def test_the_parent_submits_to_the_shard_deployment_prefect_yaml_declares():
     (shard,) = [d for d in spec["deployments"] if d["name"] == "tick-shard"]
     module = importlib.import_module(shard["entrypoint"].split(":")[0][:-3].replace("/", "."))
     flow_obj = getattr(module, shard["entrypoint"].split(":")[1])
-    assert SHARD_DEPLOYMENT == f"{flow_obj.name}/{shard['name']}"
+    assert f"{flow_obj.name}/{shard['name']}" == SHARD_DEPLOYMENT
     # Every shard of a default tick can start at once.
     from touchflow.settings import TickSettings
 

@@ -29,7 +29,8 @@ def test_the_automation_is_created_once_and_watches_touchflow_runs(harness):
     with get_client(sync_client=True) as client:
         (found,) = client.read_automations_by_name(NAME)
     trigger = found.trigger
-    assert trigger.after == {"prefect.flow-run.heartbeat"}
+    # A heartbeat, or Pending: a worker that died before starting the run's process.
+    assert trigger.after == {"prefect.flow-run.heartbeat", "prefect.flow-run.Pending"}
     assert trigger.posture == "Proactive" and trigger.within == SILENCE
     assert trigger.match_related == ResourceSpecification(
         {"prefect.resource.id": f"prefect.tag.{TAG}", "prefect.resource.role": "tag"}

@@ -48,7 +48,8 @@ def test_drain_stops_at_a_short_batch(db, tmp_path):
     report, stopped = drain(h.ticker, MON, 10, run_batch=counted)
     assert (report.claimed, report.sent, stopped) == (25, 25, False)
     assert calls == [10, 10, 10]
-    assert sorted((m.to_addr for m in h.email.sent)) == sorted(f"p{i}@d{i}.example" for i in range(25))
+    sent_to = sorted(m.to_addr for m in h.email.sent)
+    assert sent_to == sorted(f"p{i}@d{i}.example" for i in range(25))
 
 
 def test_drain_stops_between_batches_when_its_budget_is_spent(db, tmp_path):
