@@ -5,7 +5,8 @@ PostgreSQL it is a parent: it settles stale claims (recovery and the bounce
 shield, once per tick), counts what is due and submits up to
 ``TOUCHFLOW_TICK__SHARDS`` runs of the ``tick-shard`` deployment
 (:mod:`touchflow.entrypoints.flows.tick_shard`) with the same ``now``, one per
-batch that is due, then ends. Every worker of the pool takes shards, and each
+batch that is due, then ends (one batch or less it runs itself: a shard's
+process start would cost more than the work). Every worker of the pool takes shards, and each
 shard claims with ``SKIP LOCKED`` until nothing is due
 (:mod:`touchflow.services.shards`).
 
@@ -38,7 +39,7 @@ from touchflow.entrypoints.flows.tasks import (
     log_summary,
     retry_only_retryable,
 )
-from touchflow.services.shards import fans_out, shard_count
+from touchflow.services.shards import drain, fans_out, shard_count
 from touchflow.services.tick import Ticker, batch_step, recover_step, tick_until_idle
 
 __all__ = ["SHARD_DEPLOYMENT", "retry_only_retryable", "run_cadences"]
@@ -76,10 +77,14 @@ def run_cadences(now: datetime | None = None, batch_size: int | None = None) -> 
     batch = batch_size or settings.batch_size
     with bootstrap.ticker(settings) as tk:
         if runtime.deployment.id is not None and fans_out(tk.engine) and settings.tick.shards > 1:
-            report = recover_claims(tk, now)
-            report["shards"] = submit_shards(
-                shard_count(tk.engine, now, settings.tick.shards, batch), now, batch
-            )
+            recovered = recover_claims(tk, now)
+            n = shard_count(tk.engine, now, settings.tick.shards, batch)
+            if n > 1:
+                report = {**recovered, "shards": submit_shards(n, now, batch)}
+            else:  # a batch or less: a shard's process start would cost more than the work
+                done, _ = drain(tk, now, batch, run_batch=run_batch)
+                done.unknown += recovered["unknown"]
+                report = done.as_dict()
         else:
             report = tick_until_idle(
                 tk, now, batch, recover=recover_claims, run_batch=run_batch
