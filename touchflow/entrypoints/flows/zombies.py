@@ -18,7 +18,10 @@ The same rule watches runs a worker took and never started: a worker killed
 between setting a run ``Pending`` and starting its process leaves it
 ``Pending`` with no process and so no heartbeat at all (seen in
 ``tests/e2e/test_prefect_workers.py``: one of a dead worker's two shards). A
-``Pending`` run is expected to say ``Running`` within :data:`SILENCE` too.
+``Pending`` run is expected to say ``Running`` within :data:`SILENCE` too,
+and a ``Running`` one to send its first heartbeat (sent at once on start): a
+process killed before that heartbeat reached the server left nothing else to
+start the watch from.
 
 A crashed tick is safe to leave: the next tick's recovery settles its claims
 from the ledger (see docs/operations.md).
@@ -59,7 +62,11 @@ def zombie_automation(silence: timedelta = SILENCE) -> AutomationCore:
             "mark it Crashed so it releases its deployment concurrency slot."
         ),
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat", "prefect.flow-run.Pending"},
+            after={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Pending",
+                "prefect.flow-run.Running",
+            },
             # Any event of the run: another heartbeat, or a state change whatever its name.
             expect={"prefect.flow-run.*"},
             match=ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"}),
