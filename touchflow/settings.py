@@ -120,6 +120,13 @@ class CapSettings(BaseModel):
     daily: int | None = Field(default=500, ge=1)
 
 
+class TickSettings(BaseModel):
+    """How the scheduled tick splits its work over the Prefect workers (PostgreSQL only)."""
+
+    shards: int = Field(default=4, ge=1, le=64)  # tick-shard flow runs a tick submits at most
+    shard_budget_s: int = Field(default=240, ge=1)  # a shard stops claiming after this long
+
+
 class ComplianceSettings(BaseModel):
     """Deliverability and consent rules enforced when a touch is claimed."""
 
@@ -269,6 +276,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     sender: SenderDefaults = SenderDefaults()
     compliance: ComplianceSettings = ComplianceSettings()
+    tick: TickSettings = TickSettings()
     replies: RepliesSettings = RepliesSettings()
     crm: CrmSettings = CrmSettings()
     enrichment: EnrichmentSettings = EnrichmentSettings()
