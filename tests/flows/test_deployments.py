@@ -25,7 +25,16 @@ def test_every_deployment_entrypoint_is_a_flow():
         assert bool(dep.get("schedules")) == (dep["name"] != "tick-shard"), dep["name"]
         assert dep["work_pool"]["name"] == "touchflow"
         names.add(dep["name"])
-    assert {"run-cadences", "tick-shard", "poll-replies", "sync-crm", "intake", "purge-transcripts"} <= names
+    assert {
+        "run-cadences",
+        "tick-shard",
+        "poll-replies",
+        "sync-crm",
+        "intake",
+        "purge-transcripts",
+        "sync-deals",
+        "snapshot-pipeline",
+    } <= names
 
 
 def test_the_parent_submits_to_the_shard_deployment_prefect_yaml_declares():
