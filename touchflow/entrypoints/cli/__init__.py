@@ -7,7 +7,14 @@ command module's internals), so any of them can be imported on its own.
 
 from __future__ import annotations
 
-from touchflow.entrypoints.cli import commands, deals, guidance, leads, ops  # noqa: F401  (registers commands)
+from touchflow.entrypoints.cli import (  # noqa: F401  (registers commands)
+    commands,
+    deals,
+    forecast,
+    guidance,
+    leads,
+    ops,
+)
 from touchflow.entrypoints.cli.app import app
 
 __all__ = ["app", "main"]
