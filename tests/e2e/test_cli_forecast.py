@@ -87,6 +87,8 @@ def loaded(project: Path, migrated_db_url: str, monkeypatch: pytest.MonkeyPatch)
     assert "close_dates.csv:15: deal_id 'X9' is in neither" in errors
     assert "close_dates.csv:16: close_date '2027-13-10' is not a date" in errors
     assert (project / "close_dates.rejects.csv").exists()
+    again = runner.invoke(app, ["deals", "import", "deals.csv", "--close-dates", "close_dates.csv"])
+    assert "8 unchanged" in again.stdout and "close-date changes: 0 new" in again.stdout
     return project
 
 

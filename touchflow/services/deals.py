@@ -227,15 +227,14 @@ def import_deals(
 
     history: list[StageChange] = []
     dates: list[CloseDateChange] = []
-    known: set[str] | None = None
-    if history_path is not None or close_dates_path is not None:
-        known = _known_ids(engine, set(seen))
-    if history_path is not None and known is not None:
+    has_history = history_path is not None or close_dates_path is not None
+    known = _known_ids(engine, set(seen)) if has_history else set()
+    if history_path is not None:
         history, summary.history_read = _read_changes(
             history_path, STAGE_COLUMNS, lambda v: parse_stage_row(v, pipeline), known, summary,
             write_rejects,
         )  # fmt: skip
-    if close_dates_path is not None and known is not None:
+    if close_dates_path is not None:
         dates, summary.close_dates_read = _read_changes(
             close_dates_path, CLOSE_DATE_COLUMNS, parse_close_date_row, known, summary,
             write_rejects,

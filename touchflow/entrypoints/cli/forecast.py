@@ -148,7 +148,12 @@ def forecast_cmd(
     ] = 2000,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False,
     now: Annotated[
-        str | None, typer.Option("--now", help="Backtest: periods not over by then are skipped.")
+        str | None,
+        typer.Option(
+            "--now",
+            help="Act as if it were this time (default: now): the forecast's as-of without "
+            "--as-of; the backtest skips periods not over by then.",
+        ),
     ] = None,
 ) -> None:
     """What the open pipeline and the deals still to come will win per month or quarter
