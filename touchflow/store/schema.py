@@ -435,6 +435,19 @@ deal_stage_changes = Table(
     Index("ix_deal_stage_changes_entered_at", "entered_at"),
 )
 
+deal_close_dates = Table(
+    "deal_close_dates",
+    metadata,
+    # The deal's expected close date became `close_date` at `changed_at` (a CRM's
+    # field history, or `deals import --close-dates`): recorded once per change.
+    Column("id", Integer, primary_key=True),
+    Column("source", String(20), nullable=False),
+    Column("deal_id", String(100), nullable=False),
+    Column("close_date", Date, nullable=False),
+    Column("changed_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("source", "deal_id", "changed_at", "close_date"),
+)
+
 deal_contacts = Table(
     "deal_contacts",
     metadata,
