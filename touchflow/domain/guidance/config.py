@@ -60,6 +60,15 @@ def _check_language(value: str) -> str:
     )
 
 
+_EVENT = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _check_event(value: str) -> str:
+    if not _EVENT.match(value):
+        raise ValueError(f"{value!r} must be lowercase_with_underscores (an icp.yaml event)")
+    return value
+
+
 def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
@@ -81,6 +90,7 @@ Language = Annotated[str, AfterValidator(_check_language)]
 Phrase = Annotated[str, AfterValidator(_check_phrase)]
 Phrases = Annotated[list[Phrase], BeforeValidator(_one_or_many)]
 Url = Annotated[str, AfterValidator(_check_url)]
+ScoreEvent = Annotated[str, AfterValidator(_check_event)]
 SaidBy = Literal["prospect", "rep", "anyone"]
 
 
@@ -119,6 +129,9 @@ class TrackerSpec(_Model):
     max_per_call: int | None = Field(default=None, ge=1)
     priority: int = 0
     card: str | None = None
+    #: The engagement event a call where this tracker was heard gives the prospect
+    #: (``asked_for_pricing``): its points are in ``config/icp.yaml`` ``engagement.points``.
+    score_event: ScoreEvent | None = None
 
 
 class ChecklistItem(_Model):

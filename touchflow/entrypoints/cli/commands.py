@@ -83,7 +83,9 @@ def validate(
         if rules.require_footer
         else None
     )
-    findings = validate_paths(targets, settings.templates_dir, policy, settings.calendars_file)
+    findings = validate_paths(
+        targets, settings.templates_dir, policy, settings.calendars_file, settings.guidance_file
+    )
     if settings.config_dir in targets:
         findings = sorted(set(findings) | set(config_findings(settings)))
     for finding in findings:
