@@ -23,8 +23,14 @@ def test_every_deployment_entrypoint_is_a_flow():
         assert isinstance(getattr(module, func), Flow), dep["name"]
         assert dep["schedules"] and dep["work_pool"]["name"] == "touchflow"
         names.add(dep["name"])
-    assert {"run-cadences", "poll-replies", "sync-crm", "intake", "purge-transcripts",
-            "summarise-calls"} <= names
+    assert {
+        "run-cadences",
+        "poll-replies",
+        "sync-crm",
+        "intake",
+        "purge-transcripts",
+        "summarise-calls",
+    } <= names
 
 
 def test_every_deployment_sends_heartbeats_the_zombie_automation_watches():

@@ -76,28 +76,43 @@ def seg(sid: str, track: str, seq: int, who: Speaker, text: str, at: datetime,
                              final=final, at=at, language="en-US")  # fmt: skip
 
 
+REP, PROSPECT = Speaker.REP, Speaker.PROSPECT
+IN, OUT = "inbound_track", "outbound_track"
+#: (track, seq, speaker, text, seconds into the call, final)
+PRICING_LINES = [
+    (IN, 1, REP, "Hi Ann, what tools do you use today?", 2, True),
+    (OUT, 1, PROSPECT, "We use Gong for call recording.", 8, True),
+    (OUT, 2, PROSPECT, "How much does it cost per seat?", 20, True),
+    (IN, 2, REP, "It depends on the team size. What is your timeline?", 30, True),
+    # Cut off by the hang-up: the partial still counts.
+    (OUT, 3, PROSPECT, "Probably next quarter, send me the", 41, False),
+]
+QUIET_LINES = [
+    (IN, 1, REP, "Hi Bob, is now a good time?", 1, True),
+    (OUT, 1, PROSPECT, "Not really, call me later.", 5, True),
+]
+
+
+def scripted_call(
+    sid: str, task_id: int | None, t0: datetime, lines: list[Any], stop_after: int | None
+) -> list[Any]:
+    """A call: started, its lines, stopped ``stop_after`` seconds in (None: never stopped)."""
+    out: list[Any] = [
+        TranscriptStarted(call_sid=sid, at=t0, source="twilio", language="en-US", task_id=task_id)
+    ]
+    for track, seq, who, text, secs, final in lines:
+        out.append(seg(sid, track, seq, who, text, t0 + timedelta(seconds=secs), final))
+    if stop_after is not None:
+        out.append(TranscriptStopped(call_sid=sid, at=t0 + timedelta(seconds=stop_after)))
+    return out
+
+
 def pricing_call(sid: str, task_id: int | None, t0: datetime) -> list[Any]:
-    rep, prospect_ = Speaker.REP, Speaker.PROSPECT
-    return [
-        TranscriptStarted(call_sid=sid, at=t0, source="twilio", language="en-US",
-                          task_id=task_id),  # fmt: skip
-        seg(sid, "inbound_track", 1, rep, "Hi Ann, what tools do you use today?", t0 + timedelta(seconds=2)),
-        seg(sid, "outbound_track", 1, prospect_, "We use Gong for call recording.", t0 + timedelta(seconds=8)),
-        seg(sid, "outbound_track", 2, prospect_, "How much does it cost per seat?", t0 + timedelta(seconds=20)),
-        seg(sid, "inbound_track", 2, rep, "It depends on the team size. What is your timeline?", t0 + timedelta(seconds=30)),
-        # Cut off by the hang-up: the partial still counts.
-        seg(sid, "outbound_track", 3, prospect_, "Probably next quarter, send me the", t0 + timedelta(seconds=41), final=False),
-        TranscriptStopped(call_sid=sid, at=t0 + timedelta(seconds=50)),
-    ]  # fmt: skip
+    return scripted_call(sid, task_id, t0, PRICING_LINES, 50)
 
 
 def quiet_call(sid: str, task_id: int | None, t0: datetime) -> list[Any]:
-    return [
-        TranscriptStarted(call_sid=sid, at=t0, source="twilio", task_id=task_id),
-        seg(sid, "inbound_track", 1, Speaker.REP, "Hi Bob, is now a good time?", t0 + timedelta(seconds=1)),
-        seg(sid, "outbound_track", 1, Speaker.PROSPECT, "Not really, call me later.", t0 + timedelta(seconds=5)),
-        TranscriptStopped(call_sid=sid, at=t0 + timedelta(seconds=12)),
-    ]  # fmt: skip
+    return scripted_call(sid, task_id, t0, QUIET_LINES, 12)
 
 
 def _world(db: Any, tmp_path: Any) -> tuple[Harness, dict[str, Any]]:
@@ -121,7 +136,7 @@ def _score(db: Any, email: str) -> int:
 def test_a_stopped_call_is_summarised_on_its_task_once_and_moves_the_score(
     db, tmp_path, guidance, icp
 ):
-    h, tasks_ = _world(db, tmp_path)
+    _, tasks_ = _world(db, tmp_path)
     with db.begin() as conn:
         rescore(conn, icp, CALL_DAY)
     before = _score(db, PRICING)
@@ -224,7 +239,7 @@ def test_the_views_read_trackers_in_the_task_query_and_nothing_without_tasks(
 def test_the_sweep_summarises_dropped_calls_and_ended_ones_that_lost_their_summary(
     db, tmp_path, guidance
 ):
-    h, tasks_ = _world(db, tmp_path)
+    _, tasks_ = _world(db, tmp_path)
     plain = CallTranscripts(db)  # no after-call hook: as if the summary had failed
     dropped = [e for e in pricing_call("CA-dropped", tasks_[PRICING].id, CALL_DAY)
                if not isinstance(e, TranscriptStopped)]  # fmt: skip

@@ -355,9 +355,7 @@ def summary_lines(summary: CallSummary, *, max_questions: int = 10) -> list[str]
         for tracker in summary.trackers:
             lines.append(f"  {tracker.tracker} ({tracker.count}x)")
             for moment in tracker.moments:
-                lines.append(
-                    f"    {_clock(moment.offset_s)} {moment.said_by}: \"{moment.text}\""
-                )
+                lines.append(f'    {_clock(moment.offset_s)} {moment.said_by}: "{moment.text}"')
     else:
         lines.append("Trackers heard: none")
     if summary.checklist:
