@@ -262,3 +262,44 @@ def test_the_sweep_summarises_dropped_calls_and_ended_ones_that_lost_their_summa
     assert summaries.sweep(CALL_DAY + timedelta(hours=1)).summarised == []
     later = summaries.sweep(recent + timedelta(hours=1))
     assert later.summarised == ["CA-live"]
+
+
+@pytest.mark.parametrize("crm_backend", ["fake", "hubspot"])
+def test_the_summary_is_logged_to_the_crm_as_the_call_activity_once(
+    db, tmp_path, guidance, crm_backend
+):
+    from tests.adapters.crm.backends import BACKENDS
+    from touchflow.services.crm_sync import drain_outbox, queue_new_call_summaries
+    from touchflow.store.schema import crm_links
+
+    _, tasks_ = _world(db, tmp_path)
+    CallTranscripts(db, on_ended=CallSummaries(db, guidance).on_ended).publish(
+        pricing_call("CA-crm", tasks_[PRICING].id, CALL_DAY)
+    )
+    later = CALL_DAY + timedelta(minutes=10)
+    with BACKENDS[crm_backend]() as (crm, standin):
+        for _ in range(2):  # queued and drained twice: one activity
+            with db.begin() as conn:
+                queue_new_call_summaries(conn, crm.name, later)
+            report = drain_outbox(db, crm, later)
+            assert report.failed == 0
+        with db.connect() as conn:
+            (activity_id,) = conn.execute(
+                select(crm_links.c.external_id).where(
+                    crm_links.c.kind == "activity", crm_links.c.local_key == "call-summary:CA-crm"
+                )
+            ).scalars()
+        if standin is None:
+            assert crm.count("activity") == 1  # type: ignore[attr-defined]
+            logged = crm.activities[activity_id]  # type: ignore[attr-defined]
+            kind, subject, body = logged["kind"], logged["subject"], logged["body"]
+        else:
+            assert standin.count("activity") == 1
+            record = standin.record("activity", activity_id)
+            kind = record["type"].removesuffix("s")
+            subject, body = record["hs_call_title"], record["hs_call_body"]
+    assert kind == "call"
+    assert subject.startswith("Call summary: ") and "pricing" in subject
+    assert "  pricing (1x)" in body and '0:20 prospect: "How much does it cost per seat?"' in body
+    assert "Checklist (1/5):" in body and "[x] timeline" in body
+    assert "Questions asked: 2 by the rep, 1 by the prospect" in body
