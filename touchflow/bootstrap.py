@@ -865,15 +865,16 @@ def icp_config(settings: Settings) -> IcpConfig | None:
     return load_icp(path) if path.exists() else None
 
 
-def call_summaries(settings: Settings) -> CallSummaries | None:
-    """The after-call summaries over the store; None without ``config/guidance.yaml``."""
+def call_summaries(settings: Settings, engine: Engine | None = None) -> CallSummaries | None:
+    """The after-call summaries over the store (``engine``, default the configured database);
+    None without ``config/guidance.yaml``."""
     guidance = call_guidance(settings)
     if guidance is None:
         return None
     from touchflow.services.call_summaries import CallSummaries
 
     return CallSummaries(
-        database(settings),
+        engine if engine is not None else database(settings),
         guidance,
         icp=icp_config(settings),
         idle=timedelta(minutes=settings.transcripts.summary_idle_minutes),

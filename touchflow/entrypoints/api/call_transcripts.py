@@ -58,7 +58,7 @@ def _after_call(ctx: Context) -> Callable[[list[str], datetime], object] | None:
     (Twilio would only redeliver a stop that is no news by then).
     """
     try:
-        summaries = bootstrap.call_summaries(ctx.settings)
+        summaries = bootstrap.call_summaries(ctx.settings, ctx.engine)
     except TouchflowError as exc:
         _log.error("no after-call summaries: %s", exc)
         return None
