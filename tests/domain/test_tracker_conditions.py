@@ -134,3 +134,31 @@ def test_the_engine_takes_or_skips_a_step_on_what_the_call_heard(tree: Path) -> 
     skipped = decide({"competitor"})
     assert isinstance(skipped, Complete)
     assert [(s.step_id, s.reason) for s in skipped.skipped] == [("nudge", WHEN_FALSE)]
+
+
+def test_simulate_reads_a_tracker_column_on_call_outcomes(tree: Path) -> None:
+    from tests.services.test_call_summaries import BRANCHY
+    from tests.support.harness import SENDER, make_cadence, prospect
+    from touchflow.domain.simulate import read_events_csv, simulate
+
+    events = Path("events.csv")
+    events.write_text(
+        "email,event,at,step,tracker\n"
+        "ann@x.example,connected,2026-12-02T16:00:00Z,call-1,pricing;competitor\n"
+        "bob@x.example,connected,2026-12-02T16:00:00Z,call-1,\n"
+    )
+    cadence = make_cadence(tree / "sim", BRANCHY)
+    people = [prospect("ann@x.example"), prospect("bob@x.example")]
+    start = datetime(2026, 11, 30, 15, tzinfo=UTC)
+    records = simulate(cadence, people, start=start, days=7, sender=SENDER,
+                       events=read_events_csv(events))  # fmt: skip
+    by = {(r["prospect"], r["step"]): r for r in records if "step" in r}
+    assert by[("ann@x.example", "call-1")]["trackers"] == ["pricing", "competitor"]
+    assert by[("ann@x.example", "pricing-follow-up")]["status"] == "sent"
+    assert by[("ann@x.example", "bump")]["status"] == "skipped"
+    assert by[("bob@x.example", "pricing-follow-up")]["status"] == "skipped"
+    assert by[("bob@x.example", "bump")]["status"] == "sent"
+    bad = Path("bad.csv")
+    bad.write_text("email,event,at,tracker\nann@x.example,opened,2026-12-02T16:00:00Z,pricing\n")
+    with pytest.raises(ValueError, match=r"bad\.csv:2: trackers are heard on a call"):
+        read_events_csv(bad)

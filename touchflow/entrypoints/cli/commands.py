@@ -244,7 +244,8 @@ def simulate(
             "--events",
             exists=True,
             dir_okay=False,
-            help="CSV of email,event,at[,step]: exit events, opened/clicked, task outcomes.",
+            help="CSV of email,event,at[,step][,tracker]: exit events, opened/clicked, task "
+            "outcomes (tracker: what a call's summary heard, e.g. pricing;competitor).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
