@@ -102,7 +102,7 @@ def test_a_call_through_the_webhook_reaches_the_task_the_crm_the_cadence_and_the
 ):
     from tests.adapters.crm.backends import hubspot
     from touchflow.domain.scoring import load_icp
-    from touchflow.services.crm_sync import drain_outbox, queue_new_call_summaries
+    from touchflow.services.crm_sync import CrmSync
     from touchflow.store.call_summaries import summary_of_task
     from touchflow.store.scores import rescore
 
@@ -135,19 +135,23 @@ def test_a_call_through_the_webhook_reaches_the_task_the_crm_the_cadence_and_the
     assert world.prospect(PRICING).score == score_before[PRICING] + 25
     assert world.prospect(QUIET).score == score_before[QUIET]
 
-    # The CRM: the summary as the call activity, once, over HTTP to the HubSpot stand-in.
+    # The CRM: the sync queues the summaries with every other activity and logs each as
+    # the call activity, once, over HTTP to the HubSpot stand-in.
     later = CALL_DAY + timedelta(minutes=5)
     with hubspot() as (crm, standin):
         assert standin is not None
+        sync = CrmSync(db, crm, world.harness.runtimes, batch_size=100, max_attempts=3,
+                       owner_change_pause=timedelta(days=3))  # fmt: skip
         for _ in range(2):
-            with db.begin() as conn:
-                queue_new_call_summaries(conn, crm.name, later)
-            assert drain_outbox(db, crm, later).failed == 0
-        assert standin.count("activity") == 2  # Ann's call and Bob's
-        bodies = [
-            standin.record("activity", i)["hs_call_body"]
+            sync.queue(later)
+            assert sync.push(later)["failed"] == 0
+        titles = {
+            i: standin.record("activity", i).get("hs_call_title") or ""
             for i in standin.objects["calls"]  # type: ignore[attr-defined]
-        ]
+        }
+        summaries = [i for i, title in titles.items() if title.startswith("Call summary: ")]
+        assert len(summaries) == 2  # Ann's call and Bob's
+        bodies = [standin.record("activity", i)["hs_call_body"] for i in summaries]
     (ann_body,) = [b for b in bodies if "Call CA-ann" in b]
     assert '0:15 prospect: "How much does it cost per seat?"' in ann_body
 
