@@ -111,6 +111,10 @@ class TranscriptSettings(BaseModel):
     # host with wss:// (ws:// for http://) and /media-stream.
     media_stream_url: str | None = None
     partial_results: bool = True
+    # A live call with no new segment for this long lost its stop event: the
+    # summary sweep (`touchflow guidance summarise`, the summarise_calls flow) ends
+    # and summarises it.
+    summary_idle_minutes: int = Field(default=30, ge=1)
 
 
 class CapSettings(BaseModel):
@@ -313,6 +317,11 @@ class Settings(BaseSettings):
     def calendars_file(self) -> Path:
         """``config/calendars.yaml``: the shared calendars cadences name (need not exist)."""
         return self.config_dir / "calendars.yaml"
+
+    @property
+    def guidance_file(self) -> Path:
+        """``config/guidance.yaml``: call trackers, cards, checklist (need not exist)."""
+        return self.config_dir / "guidance.yaml"
 
     @property
     def calls_file(self) -> Path:

@@ -34,6 +34,7 @@ def test_every_deployment_entrypoint_is_a_flow():
         "purge-transcripts",
         "sync-deals",
         "snapshot-pipeline",
+        "summarise-calls",
     } <= names
 
 

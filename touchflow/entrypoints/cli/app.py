@@ -257,7 +257,9 @@ def cadence_or_exit(settings: Settings, cadence: str) -> Cadence:
     """The cadence given by id or path, or its findings printed and exit code 1."""
     path = cadence_path(settings, cadence)
     try:
-        return load_cadence(path, settings.templates_dir, settings.calendars_file)
+        return load_cadence(
+            path, settings.templates_dir, settings.calendars_file, settings.guidance_file
+        )
     except CadenceError as exc:
         for finding in exc.findings:
             err.print(str(finding), markup=False)
