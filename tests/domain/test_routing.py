@@ -339,11 +339,21 @@ members:
 def test_quota_one_or_per_period_and_the_named_period_wins():
     a, b = team_from_yaml(QUOTA_TEAM, "config/team.yaml").members
     q, start, end = a.quota_for(date(2026, 11, 15))  # type: ignore[misc]
-    assert (q.amount, q.currency, start, end) == (250000, "USD", date(2026, 10, 1), date(2027, 1, 1))
+    assert (q.amount, q.currency, start, end) == (
+        250000,
+        "USD",
+        date(2026, 10, 1),
+        date(2027, 1, 1),
+    )
     q, start, end = b.quota_for(date(2027, 3, 31))  # type: ignore[misc]
     assert (q.period, q.amount, q.currency, start) == ("2027-Q1", 100000, "EUR", date(2027, 1, 1))
     q, start, end = b.quota_for(date(2027, 4, 1))  # type: ignore[misc]
-    assert (q.period, q.amount, start, end) == ("quarter", 200000, date(2027, 4, 1), date(2027, 7, 1))
+    assert (q.period, q.amount, start, end) == (
+        "quarter",
+        200000,
+        date(2027, 4, 1),
+        date(2027, 7, 1),
+    )
     # Two named periods hold 10 Feb: the first listed wins.
     q, start, end = b.quota_for(date(2027, 2, 10))  # type: ignore[misc]
     assert (q.period, start, end) == ("2027-Q1", date(2027, 1, 1), date(2027, 4, 1))
