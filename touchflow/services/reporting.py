@@ -226,7 +226,8 @@ def cadences(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
 
 # -- funnel --------------------------------------------------------------------------------
 
-#: In order; each after the first is a ``rollup_funnel`` column (deals add opportunity, won).
+#: In order; each after the first is a ``rollup_funnel`` column (opportunity and won from
+#: deals: :func:`touchflow.store.rollups.deal_stage_times`).
 FUNNEL_STAGES: list[tuple[str, str]] = [
     ("prospect", "enrolled_at"),
     ("contacted", "contacted_at"),
@@ -234,6 +235,8 @@ FUNNEL_STAGES: list[tuple[str, str]] = [
     ("replied", "replied_at"),
     ("meeting", "meeting_at"),
     ("sql", "sql_at"),
+    ("opportunity", "opportunity_at"),
+    ("won", "won_at"),
 ]
 FUNNEL_COLUMNS = ["cadence", "stage", "count", "conversion", "median_hours_from_previous"]
 

@@ -514,6 +514,11 @@ rollup_funnel = Table(
     Column("replied_at", UTCDateTime()),
     Column("meeting_at", UTCDateTime()),
     Column("sql_at", UTCDateTime()),
+    # From deals (migration 0010): a deal of the prospect's account created after the
+    # first contact, and its win (rollups.deal_stage_times).
+    Column("opportunity_at", UTCDateTime()),
+    Column("won_at", UTCDateTime()),
+    Index("ix_rollup_funnel_owner_email", "owner_email"),
 )
 
 rollup_seen = Table(

@@ -1,0 +1,33 @@
+"""funnel_deals: the funnel's opportunity and won stages, from deals
+
+Revision ID: 0010_funnel_deals
+Revises: 0008_rollups
+Create Date: 2026-12-06
+
+Two columns on ``rollup_funnel``, and an index for the report's ``--owner``
+filter. The ``deals`` and ``deal_stage_changes`` sources have no mark yet, so
+the first refresh after the upgrade folds every deal and fills the columns
+for every enrollment of an account that has one (the backfill).
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010_funnel_deals"
+down_revision = "0008_rollups"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("rollup_funnel") as batch:
+        batch.add_column(sa.Column("opportunity_at", sa.DateTime(), nullable=True))
+        batch.add_column(sa.Column("won_at", sa.DateTime(), nullable=True))
+    op.create_index(op.f("ix_rollup_funnel_owner_email"), "rollup_funnel", ["owner_email"])
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_rollup_funnel_owner_email"), table_name="rollup_funnel")
+    with op.batch_alter_table("rollup_funnel") as batch:
+        batch.drop_column("won_at")
+        batch.drop_column("opportunity_at")
