@@ -860,8 +860,11 @@ def _pivot(rows: Sequence[Any], width: int) -> dict[tuple[Any, ...], dict[str, i
 
 
 def _as_date(v: Any) -> Any:
-    if isinstance(v, str) and len(v) == 10 and v[4] == "-":
-        return date.fromisoformat(v)
+    if isinstance(v, str) and len(v) == 10 and v[4] == v[7] == "-":
+        try:  # SQLite's stored day; a step called "case-study" is not one
+            return date.fromisoformat(v)
+        except ValueError:
+            return v
     return v
 
 
