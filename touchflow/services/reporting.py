@@ -9,13 +9,12 @@ rows committed since that refresh behind. ``source="ledger"`` computes the
 same report by straightforward GROUP BYs over the ledger (the tests and the
 benchmark compare the two).
 
-Adding a report (the ``pipeline`` report of deals, the forecast's
-``won_to_date``): write ``def pipeline(conn, q, ctx) -> Report`` reading its
-own read model (deal snapshots), and add it to :data:`REPORTS`; the CLI's
-``touchflow report NAME``, its did-you-mean and its formats, and the
-dashboard's data endpoints follow. The funnel's ``opportunity`` and ``won``
-stages slot in the same way: :data:`FUNNEL_STAGES` lists the stages in order,
-and a stage is a column of ``rollup_funnel`` filled by its source's fold.
+Adding a report: write ``def name(conn, q, ctx) -> Report`` and add it to
+:data:`REPORTS`; the CLI's ``touchflow report NAME``, its did-you-mean and its
+formats, and the dashboard's data endpoints follow (``pipeline`` is one: the
+deals as they are, with quotas from team.yaml and committee coverage). A
+funnel stage is a column of ``rollup_funnel`` filled by its source's fold, in
+:data:`FUNNEL_STAGES` (``opportunity`` and ``won`` come from deals).
 """
 
 from __future__ import annotations
@@ -715,7 +714,7 @@ def pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
 
 ReportFn = Callable[[Connection, ReportQuery, ReportContext], Report]
 
-#: Every report by name. Deals add ``pipeline`` here (see the module docstring).
+#: Every report by name (see the module docstring).
 REPORTS: dict[str, ReportFn] = {
     "cadences": cadences,
     "funnel": funnel,
