@@ -401,7 +401,7 @@ def run_pg(url: str, args: argparse.Namespace) -> dict[str, Any]:
             upgrade(engine)
             if args.reset:
                 with engine.begin() as conn:
-                    for t in ("rollup_counts", "rollup_delivery", "rollup_funnel",
+                    for t in ("rollup_counts", "rollup_cadence", "rollup_delivery", "rollup_funnel",
                               "rollup_seen", "rollup_marks", "rollup_pending"):  # fmt: skip
                         conn.exec_driver_sql(f"TRUNCATE {t}")
         out.update(_counts(engine))

@@ -17,6 +17,7 @@ from touchflow.store.schema import (
     enrollments,
     events,
     prospects,
+    rollup_cadence,
     rollup_counts,
     rollup_delivery,
     rollup_funnel,
@@ -175,6 +176,7 @@ def _snapshot(engine: Engine) -> tuple[Any, ...]:
     with engine.connect() as conn:
         return (
             sorted(conn.execute(select(rollup_counts)).all()),
+            sorted(conn.execute(select(rollup_cadence)).all()),
             sorted(conn.execute(select(rollup_delivery)).all()),
             sorted(conn.execute(select(rollup_funnel)).all()),
         )
@@ -183,6 +185,8 @@ def _snapshot(engine: Engine) -> tuple[Any, ...]:
 def _assert_equal_to_ledger(engine: Engine) -> None:
     with engine.connect() as conn:
         assert rollups.rollup_totals(conn, DIMS) == rollups.ledger_counts(conn, DIMS)
+        narrow = ["day", "cadence_id", "step_id", "variant"]  # read from rollup_cadence
+        assert rollups.rollup_totals(conn, narrow) == rollups.ledger_counts(conn, narrow)
         assert rollups.rollup_delivery_counts(conn) == rollups.ledger_delivery(conn)
         key = lambda r: r["enrollment_id"]  # noqa: E731
         fast = sorted(rollups.rollup_funnel_rows(conn), key=key)

@@ -71,6 +71,7 @@ from touchflow.store.schema import (
     enrollments,
     events,
     prospects,
+    rollup_cadence,
     rollup_counts,
     rollup_delivery,
     rollup_funnel,
@@ -96,6 +97,8 @@ __all__ = [
 ]
 
 DIMENSIONS = ("cadence_id", "step_id", "variant", "channel", "owner_email", "mailbox")
+# rollup_cadence keeps these (rollup_counts summed over the others): read when they suffice.
+_NARROW = ("cadence_id", "step_id", "variant")
 SOURCES = (
     "enrollments",
     "touches",
@@ -569,6 +572,15 @@ def _domain(email: str | None) -> str:
 def _write(conn: Connection, b: _Batch) -> None:
     keys = ["day", *DIMENSIONS, "metric"]
     _add_counts(conn, "rollup_counts", keys, [(*k, n) for k, n in b.counts.items()])
+    narrow: dict[tuple[Any, ...], int] = defaultdict(int)
+    for (day, cad, step, variant, _, _, _, metric), n in b.counts.items():
+        narrow[(day, cad, step, variant, metric)] += n
+    _add_counts(
+        conn,
+        "rollup_cadence",
+        ["day", *_NARROW, "metric"],
+        [(*k, n) for k, n in narrow.items()],
+    )
     _add_counts(
         conn,
         "rollup_delivery",
@@ -778,7 +790,8 @@ def rollup_totals(
     metrics: Sequence[str] | None = None,
 ) -> dict[tuple[Any, ...], dict[str, int]]:
     """Counters summed over the days in [since, until], grouped ``by`` some of DIMENSIONS/day."""
-    c = rollup_counts.c
+    narrow = owner is None and set(by) <= {"day", *_NARROW}
+    c = rollup_cadence.c if narrow else rollup_counts.c
     cols = [c[name] for name in by]
     q = select(*cols, c.metric, func.sum(c.n)).group_by(*cols, c.metric)
     q = _filtered(q, c, since, until, cadence, owner, metrics)

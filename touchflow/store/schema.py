@@ -489,6 +489,19 @@ rollup_counts = Table(
     Column("n", Integer, nullable=False),
 )
 
+rollup_cadence = Table(
+    "rollup_cadence",
+    metadata,
+    # rollup_counts summed over channel, owner and mailbox (migration 0010): the
+    # cadences report without --owner reads a twelfth of the rows.
+    Column("day", Date, primary_key=True),
+    Column("cadence_id", String(100), primary_key=True),
+    Column("step_id", String(100), primary_key=True),
+    Column("variant", String(50), primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
 rollup_delivery = Table(
     "rollup_delivery",
     metadata,
