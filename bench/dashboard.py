@@ -304,8 +304,15 @@ def _sent(engine: Engine) -> int:
         )
 
 
-def measure(engine: Engine, runs: int, ledger_runs: int, tick: int | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def measure(
+    engine: Engine,
+    runs: int,
+    ledger_runs: int,
+    tick: int | None,
+    only: list[str] | None = None,
+    domain_min_sends: int = 1,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"domain_min_sends": domain_min_sends}
     t0 = time.perf_counter()
     r = rollups.refresh(engine)
     out["backfill_s"] = round(time.perf_counter() - t0, 1)
@@ -326,13 +333,19 @@ def measure(engine: Engine, runs: int, ledger_runs: int, tick: int | None) -> di
         "30d": ReportQuery(since=date(2026, 11, 1), until=date(2026, 11, 30)),
         "owner": ReportQuery(owner=OWNERS[3]),
     }
-    for name in REPORTS:
+    for name in only or list(REPORTS):
         for label, q in windows.items():
             if label != "all" and name not in ("cadences", "funnel", "deliverability"):
                 continue
-            fast_ctx = ReportContext(now=NOW, caps=caps, team=team, pipeline=pipeline)
-            slow_ctx = ReportContext(now=NOW, caps=caps, team=team, pipeline=pipeline,
-                                     source="ledger")  # fmt: skip
+            common: dict[str, Any] = {
+                "now": NOW,
+                "caps": caps,
+                "team": team,
+                "pipeline": pipeline,
+                "domain_min_sends": domain_min_sends,
+            }
+            fast_ctx = ReportContext(**common)
+            slow_ctx = ReportContext(**common, source="ledger")  # fmt: skip
             fast, slow = [], []
             for _ in range(runs):
                 t0 = time.perf_counter()
@@ -401,12 +414,14 @@ def run_pg(url: str, args: argparse.Namespace) -> dict[str, Any]:
             upgrade(engine)
             if args.reset:
                 with engine.begin() as conn:
-                    for t in ("rollup_counts", "rollup_cadence", "rollup_delivery", "rollup_funnel",
+                    for t in ("rollup_counts", "rollup_cadence", "rollup_delivery",
+                              "rollup_funnel",
                               "rollup_seen", "rollup_marks", "rollup_pending"):  # fmt: skip
                         conn.exec_driver_sql(f"TRUNCATE {t}")
         out.update(_counts(engine))
         print("loaded", out, file=sys.stderr, flush=True)
-        out.update(measure(engine, args.runs, args.ledger_runs, args.tick))
+        out.update(measure(engine, args.runs, args.ledger_runs, args.tick, args.only,
+                           args.domain_min_sends))  # fmt: skip
     finally:
         engine.dispose()
         if fresh and not args.keep:
@@ -424,7 +439,8 @@ def run_sqlite(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         sqlite_generate(engine, args.sqlite_enrollments, min(args.deals, 5000))
         out: dict[str, Any] = {"load_s": round(time.perf_counter() - t0, 1), **_counts(engine)}
-        out.update(measure(engine, args.runs, args.ledger_runs, None))
+        out.update(measure(engine, args.runs, args.ledger_runs, None, args.only,
+                           args.domain_min_sends))  # fmt: skip
         engine.dispose()
     return out
 
@@ -443,13 +459,18 @@ def main() -> None:
     ap.add_argument("--schema", help="reuse this schema's history (no generation)")
     ap.add_argument("--reset", action="store_true", help="with --schema: empty the rollups")
     ap.add_argument("--keep", action="store_true", help="keep the generated schema")
+    ap.add_argument("--only", type=lambda v: v.split(","), help="these reports (a,b)")
+    ap.add_argument("--domain-min-sends", type=int, default=1,
+                    help="deliverability: smaller domains are one (other) row")  # fmt: skip
+    ap.add_argument("--no-postgres", action="store_true")
     args = ap.parse_args()
     result: dict[str, Any] = {}
     url = os.environ.get(
         "TOUCHFLOW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/tf_bench_dash"
     )
-    result["postgres"] = run_pg(url, args)
-    print("postgres", json.dumps(result["postgres"]), flush=True)
+    if not args.no_postgres:
+        result["postgres"] = run_pg(url, args)
+        print("postgres", json.dumps(result["postgres"]), flush=True)
     if args.sqlite:
         result["sqlite"] = run_sqlite(args)
         print("sqlite", json.dumps(result["sqlite"]), flush=True)

@@ -91,6 +91,7 @@ class ReportContext:
     shield_threshold: float = 0.05
     shield_min_sends: int = 50
     spam_threshold: float = 0.003
+    domain_min_sends: int = 1  # deliverability: smaller recipient domains are one "(other)" row
     team: TeamConfig | None = None
     ab_metric: str = "replies"
     ab_min_sends: int = 100
@@ -506,21 +507,35 @@ DELIVERABILITY_COLUMNS = [
 ]
 
 
+OTHER_DOMAINS = "(other)"
+
+
 def deliverability(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     """Email per mailbox (domain ``*``) and per mailbox and recipient domain: bounce and
-    spam-complaint rates against the bounce shield and the 0.3% spam threshold."""
+    spam-complaint rates against the bounce shield and the 0.3% spam threshold.
+
+    Domains with fewer than ``ctx.domain_min_sends`` sends from a mailbox are
+    summed into one ``(other)`` row of that mailbox (after its named domains)."""
     read = rollups.ledger_delivery if ctx.source == "ledger" else rollups.rollup_delivery_counts
     got = read(conn, since=q.since, until=q.until)
     per_mailbox: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for (mailbox, _), m in got.items():
+    domains: dict[str, list[tuple[str, dict[str, int]]]] = defaultdict(list)
+    other: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (mailbox, dom), m in got.items():
         for k, v in m.items():
             per_mailbox[mailbox][k] += v
+        if m.get("sent", 0) >= ctx.domain_min_sends:
+            domains[mailbox].append((dom, m))
+        else:
+            for k, v in m.items():
+                other[mailbox][k] += v
     rows = []
     for mailbox in sorted(per_mailbox):
         rows.append(_delivery_row(ctx, mailbox, "*", per_mailbox[mailbox]))
-        for (mb, dom), m in sorted(got.items()):
-            if mb == mailbox:
-                rows.append(_delivery_row(ctx, mb, dom, m))
+        for dom, m in sorted(domains[mailbox], key=lambda x: x[0]):
+            rows.append(_delivery_row(ctx, mailbox, dom, m))
+        if mailbox in other:
+            rows.append(_delivery_row(ctx, mailbox, OTHER_DOMAINS, other[mailbox]))
     return Report("deliverability", "Deliverability (email)", DELIVERABILITY_COLUMNS, rows)
 
 

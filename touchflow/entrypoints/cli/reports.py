@@ -97,6 +97,7 @@ def report(
         shield_threshold=c.bounce_shield_threshold,
         shield_min_sends=c.bounce_shield_min_sends,
         spam_threshold=r.spam_threshold,
+        domain_min_sends=r.domain_min_sends,
         team=team(settings),
         ab_metric=r.ab_metric,
         ab_min_sends=r.ab_min_sends,
