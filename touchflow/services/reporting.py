@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, or_, select
 
 from touchflow.domain.compliance import CapPolicy
-from touchflow.domain.deals import DealOutcome
+from touchflow.domain.deals import DealOutcome, ForecastCategory
 from touchflow.domain.pipeline import Pipeline
 from touchflow.domain.routing.team import TeamConfig, period_label
 from touchflow.domain.statistics import decide, median, percentile, wilson_interval
@@ -686,7 +686,7 @@ def pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     if q.owner is None or not owners:
         owners.append(ALL)
     stage_order = {name: i for i, name in enumerate(p.stage_names)}
-    category_order = [c.value for c in type(p.stages[0].category)]
+    category_order = [c.value for c in ForecastCategory]
     out: list[dict[str, Any]] = []
     for owner in owners:
         keys = sorted(
