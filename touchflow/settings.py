@@ -220,6 +220,10 @@ class ReportSettings(BaseModel):
     ab_min_sends: int = Field(default=100, ge=1)  # per variant, before any winner
     ab_threshold: float = Field(default=0.95, gt=0.5, lt=1)  # P(best) a winner needs
     spam_threshold: float = Field(default=0.003, gt=0, le=1)  # Gmail/Yahoo sender rules: 0.3%
+    # deliverability: recipient domains with fewer sends (per mailbox) are one "(other)" row
+    domain_min_sends: int = Field(default=1, ge=1)
+
+
 #: The development session secret: fine locally, refused in production.
 DEV_SESSION_SECRET = "touchflow-development-session-secret"
 

@@ -324,6 +324,62 @@ def test_team_yaml_errors_name_file_line_col():
     assert any(m.startswith("config/team.yaml:4:") and "PTO ends" in m for m in msgs), msgs
 
 
+QUOTA_TEAM = """\
+members:
+  - {email: a@co.com, name: A, quota: {period: quarter, amount: 250000}}
+  - email: b@co.com
+    name: B
+    quota:
+      - {period: 2027-Q1, amount: 100000, currency: EUR}
+      - {period: 2027-02, amount: 5000}
+      - {period: quarter, amount: 200000}
+"""
+
+
+def test_quota_one_or_per_period_and_the_named_period_wins():
+    a, b = team_from_yaml(QUOTA_TEAM, "config/team.yaml").members
+    q, start, end = a.quota_for(date(2026, 11, 15))  # type: ignore[misc]
+    assert (q.amount, q.currency, start, end) == (
+        250000,
+        "USD",
+        date(2026, 10, 1),
+        date(2027, 1, 1),
+    )
+    q, start, end = b.quota_for(date(2027, 3, 31))  # type: ignore[misc]
+    assert (q.period, q.amount, q.currency, start) == ("2027-Q1", 100000, "EUR", date(2027, 1, 1))
+    q, start, end = b.quota_for(date(2027, 4, 1))  # type: ignore[misc]
+    assert (q.period, q.amount, start, end) == (
+        "quarter",
+        200000,
+        date(2027, 4, 1),
+        date(2027, 7, 1),
+    )
+    # Two named periods hold 10 Feb: the first listed wins.
+    q, start, end = b.quota_for(date(2027, 2, 10))  # type: ignore[misc]
+    assert (q.period, start, end) == ("2027-Q1", date(2027, 1, 1), date(2027, 4, 1))
+    no_quota = team_from_yaml("members:\n  - {email: c@co.com, name: C}\n", "t.yaml")
+    assert no_quota.members[0].quota_for(date(2027, 1, 1)) is None
+
+
+def test_quota_errors_name_file_line_col():
+    text = QUOTA_TEAM.replace("amount: 250000", "amount: -1").replace("2027-02", "2027-13")
+    text = text.replace("currency: EUR", "currency: euro")
+    with pytest.raises(ConfigFileError) as exc:
+        team_from_yaml(text, "config/team.yaml")
+    msgs = _messages(exc)
+    assert any(m.startswith("config/team.yaml:2:") and "greater than or equal to 0" in m
+               for m in msgs), msgs  # fmt: skip
+    assert any(m.startswith("config/team.yaml:6:") and "'euro' is not an ISO currency" in m
+               for m in msgs), msgs  # fmt: skip
+    assert any(m.startswith("config/team.yaml:7:") and "'2027-13' is not a period" in m
+               for m in msgs), msgs  # fmt: skip
+    twice = QUOTA_TEAM.replace("2027-02", "2027-Q1")
+    with pytest.raises(ConfigFileError) as exc:
+        team_from_yaml(twice, "config/team.yaml")
+    assert any(m.startswith("config/team.yaml:7:") and "has two quotas" in m
+               for m in _messages(exc)), _messages(exc)  # fmt: skip
+
+
 def test_yaml_syntax_error_has_position():
     with pytest.raises(ConfigFileError) as exc:
         team_from_yaml("members:\n  - {email: a@co.com, name: [\n", "config/team.yaml")

@@ -315,6 +315,18 @@ def test_every_figure_of_every_report(world: Any) -> None:
         slow = run_report(engine, name, ReportQuery(),
                           ReportContext(now=at, caps=CapPolicy(), source="ledger"))  # fmt: skip
         assert fast.rows == slow.rows, name
+    # Domains under 3 sends from a mailbox: one "(other)" row (all three here, 2 sends each).
+    small = [
+        run_report(engine, "deliverability", ReportQuery(),
+                   ReportContext(now=at, caps=CapPolicy(), domain_min_sends=3, source=src)).rows
+        for src in ("rollups", "ledger")
+    ]  # fmt: skip
+    assert small[0] == small[1]
+    by_domain = {r["domain"]: r for r in small[0] if r["mailbox"] == SAM}
+    assert set(by_domain) == {"*", "(other)"}
+    other = by_domain["(other)"]
+    assert (other["sent"], other["delivered"], other["bounced"], other["spam_reported"]) == (
+        6, 6, 1, 1)  # fmt: skip
 
     # CSV, and an unknown report.
     csv_out = cli("report", "deliverability", "--csv").splitlines()

@@ -68,28 +68,47 @@ class DealCommittee:
         }
 
 
+@dataclass(frozen=True)
+class _Person:
+    email: str
+    title: str | None
+    domain: str | None
+    last: datetime | None
+
+
 def _people(conn: Connection, emails: Sequence[str], domains: Sequence[str]) -> dict[str, Any]:
-    """Prospects by email (those named, and those at the domains who were touched)."""
+    """Prospects by email (those named, and those at the domains who were touched).
+
+    Two steps, so the last-touch aggregate runs over these people's enrollments
+    only (a GROUP BY over the whole ledger per chunk took seconds at 1M touches).
+    """
     p, e, t = prospects, enrollments, touches
-    last_touch = (
-        select(e.c.prospect_id, func.max(t.c.executed_at).label("last"))
-        .join(t, t.c.enrollment_id == e.c.id)
-        .where(t.c.status == "sent")
-        .group_by(e.c.prospect_id)
-        .subquery()
-    )
-    base = select(p.c.email, p.c.title, p.c.domain, last_touch.c.last).outerjoin(
-        last_touch, last_touch.c.prospect_id == p.c.id
-    )
-    out: dict[str, Any] = {}
+    found: dict[int, Any] = {}
     for part in chunks(list(emails)):
-        for r in conn.execute(base.where(p.c.email.in_(list(part)))):
-            out[r.email] = r
+        for r in conn.execute(
+            select(p.c.id, p.c.email, p.c.title, p.c.domain).where(p.c.email.in_(list(part)))
+        ):
+            found[r.id] = r
+    named = set(found)
     for part in chunks(list(domains)):
         for r in conn.execute(
-            base.where(p.c.domain.in_(list(part)), last_touch.c.last.is_not(None))
+            select(p.c.id, p.c.email, p.c.title, p.c.domain).where(p.c.domain.in_(list(part)))
         ):
-            out[r.email] = r
+            found[r.id] = r
+    last: dict[int, datetime] = {}
+    for ids in chunks(sorted(found)):
+        last.update(
+            conn.execute(
+                select(e.c.prospect_id, func.max(t.c.executed_at))
+                .join(t, t.c.enrollment_id == e.c.id)
+                .where(t.c.status == "sent", e.c.prospect_id.in_(list(ids)))
+                .group_by(e.c.prospect_id)
+            ).all()
+        )
+    out: dict[str, Any] = {}
+    for pid, r in found.items():
+        if pid in named or pid in last:  # at a domain: only those who were touched
+            out[r.email] = _Person(r.email, r.title, r.domain, last.get(pid))
     return out
 
 

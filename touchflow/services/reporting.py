@@ -9,13 +9,12 @@ rows committed since that refresh behind. ``source="ledger"`` computes the
 same report by straightforward GROUP BYs over the ledger (the tests and the
 benchmark compare the two).
 
-Adding a report (the ``pipeline`` report of deals, the forecast's
-``won_to_date``): write ``def pipeline(conn, q, ctx) -> Report`` reading its
-own read model (deal snapshots), and add it to :data:`REPORTS`; the CLI's
-``touchflow report NAME``, its did-you-mean and its formats, and the
-dashboard's data endpoints follow. The funnel's ``opportunity`` and ``won``
-stages slot in the same way: :data:`FUNNEL_STAGES` lists the stages in order,
-and a stage is a column of ``rollup_funnel`` filled by its source's fold.
+Adding a report: write ``def name(conn, q, ctx) -> Report`` and add it to
+:data:`REPORTS`; the CLI's ``touchflow report NAME``, its did-you-mean and its
+formats, and the dashboard's data endpoints follow (``pipeline`` is one: the
+deals as they are, with quotas from team.yaml and committee coverage). A
+funnel stage is a column of ``rollup_funnel`` filled by its source's fold, in
+:data:`FUNNEL_STAGES` (``opportunity`` and ``won`` come from deals).
 """
 
 from __future__ import annotations
@@ -27,14 +26,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, or_, select
 
 from touchflow.domain.compliance import CapPolicy
-from touchflow.domain.routing.team import TeamConfig
+from touchflow.domain.deals import DealOutcome, ForecastCategory
+from touchflow.domain.pipeline import Pipeline
+from touchflow.domain.routing.team import TeamConfig, period_label
 from touchflow.domain.statistics import decide, median, percentile, wilson_interval
 from touchflow.errors import TouchflowError
+from touchflow.services.committee import committee_report
 from touchflow.store import rollups
 from touchflow.store.schema import (
+    deals,
     enrollments,
     events,
     prospects,
@@ -88,11 +91,13 @@ class ReportContext:
     shield_threshold: float = 0.05
     shield_min_sends: int = 50
     spam_threshold: float = 0.003
+    domain_min_sends: int = 1  # deliverability: smaller recipient domains are one "(other)" row
     team: TeamConfig | None = None
     ab_metric: str = "replies"
     ab_min_sends: int = 100
     ab_threshold: float = 0.95
     source: str = "rollups"  # or "ledger": the same figures by GROUP BY over the ledger
+    pipeline: Pipeline | None = None  # config/pipeline.yaml: stages, probabilities, rates
 
 
 @dataclass
@@ -221,7 +226,8 @@ def cadences(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
 
 # -- funnel --------------------------------------------------------------------------------
 
-#: In order; each after the first is a ``rollup_funnel`` column (deals add opportunity, won).
+#: In order; each after the first is a ``rollup_funnel`` column (opportunity and won from
+#: deals: :func:`touchflow.store.rollups.deal_stage_times`).
 FUNNEL_STAGES: list[tuple[str, str]] = [
     ("prospect", "enrolled_at"),
     ("contacted", "contacted_at"),
@@ -229,6 +235,8 @@ FUNNEL_STAGES: list[tuple[str, str]] = [
     ("replied", "replied_at"),
     ("meeting", "meeting_at"),
     ("sql", "sql_at"),
+    ("opportunity", "opportunity_at"),
+    ("won", "won_at"),
 ]
 FUNNEL_COLUMNS = ["cadence", "stage", "count", "conversion", "median_hours_from_previous"]
 
@@ -499,21 +507,35 @@ DELIVERABILITY_COLUMNS = [
 ]
 
 
+OTHER_DOMAINS = "(other)"
+
+
 def deliverability(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     """Email per mailbox (domain ``*``) and per mailbox and recipient domain: bounce and
-    spam-complaint rates against the bounce shield and the 0.3% spam threshold."""
+    spam-complaint rates against the bounce shield and the 0.3% spam threshold.
+
+    Domains with fewer than ``ctx.domain_min_sends`` sends from a mailbox are
+    summed into one ``(other)`` row of that mailbox (after its named domains)."""
     read = rollups.ledger_delivery if ctx.source == "ledger" else rollups.rollup_delivery_counts
     got = read(conn, since=q.since, until=q.until)
     per_mailbox: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for (mailbox, _), m in got.items():
+    domains: dict[str, list[tuple[str, dict[str, int]]]] = defaultdict(list)
+    other: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (mailbox, dom), m in got.items():
         for k, v in m.items():
             per_mailbox[mailbox][k] += v
+        if m.get("sent", 0) >= ctx.domain_min_sends:
+            domains[mailbox].append((dom, m))
+        else:
+            for k, v in m.items():
+                other[mailbox][k] += v
     rows = []
     for mailbox in sorted(per_mailbox):
         rows.append(_delivery_row(ctx, mailbox, "*", per_mailbox[mailbox]))
-        for (mb, dom), m in sorted(got.items()):
-            if mb == mailbox:
-                rows.append(_delivery_row(ctx, mb, dom, m))
+        for dom, m in sorted(domains[mailbox], key=lambda x: x[0]):
+            rows.append(_delivery_row(ctx, mailbox, dom, m))
+        if mailbox in other:
+            rows.append(_delivery_row(ctx, mailbox, OTHER_DOMAINS, other[mailbox]))
     return Report("deliverability", "Deliverability (email)", DELIVERABILITY_COLUMNS, rows)
 
 
@@ -541,15 +563,180 @@ def _delivery_row(
     }
 
 
+# -- pipeline ------------------------------------------------------------------------------
+
+PIPELINE_COLUMNS = [
+    "owner",
+    "stage",
+    "category",
+    "deals",
+    "amount",
+    "weighted",
+    "committee_coverage",
+    "single_threaded",
+    "period",
+    "quota",
+    "won",
+    "closing_in_period",
+    "coverage",
+]
+ALL = "(all)"
+NO_OWNER = "(none)"
+
+
+def _money(value: float) -> float:
+    return round(value, 2)
+
+
+def pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
+    """Open deals by owner, stage and forecast category, weighted; coverage against quota;
+    buying-committee coverage. Amounts in the reporting currency (pipeline.yaml).
+
+    Rows per owner (and ``(all)``): one per open stage (pipeline order), one per
+    forecast category (``stage`` = ``(all)``), and a total (``stage`` and
+    ``category`` = ``(all)``) that carries the quota of the period holding
+    ``--from`` (default today): ``won`` in the period, open deals ``closing_in_period``
+    (close date in it) and ``coverage`` = closing_in_period / (quota - won), None
+    without a quota or once it is met.
+    """
+    title = "Pipeline (open deals)"
+    p = ctx.pipeline
+    if p is None:  # no config/pipeline.yaml: no stages to weigh by
+        return Report("pipeline", title + ": no config/pipeline.yaml", PIPELINE_COLUMNS, [])
+    currency = p.forecast.reporting_currency
+    d = deals.c
+    query = select(
+        d.source, d.deal_id, d.owner_email, d.amount, d.currency, d.stage,
+        d.close_date, d.closed_at, d.outcome,
+    )  # fmt: skip
+    if q.owner is not None:
+        query = query.where(d.owner_email == q.owner)
+    rows = conn.execute(query.where(or_(d.outcome.is_(None), d.outcome == "won"))).all()
+    committees = {
+        (c.deal.source, c.deal.deal_id): c.coverage
+        for c in committee_report(conn, p)
+        if q.owner is None or c.deal.owner_email == q.owner
+    }
+    ref = q.since or ctx.now.date()
+    members = {m.email: m for m in (ctx.team.members if ctx.team else [])}
+
+    def convert(amount: float, code: str) -> float:
+        try:
+            return p.convert(amount, code)
+        except KeyError as exc:
+            raise TouchflowError(str(exc.args[0])) from None
+
+    Acc = dict[str, Any]
+
+    def acc() -> Acc:
+        return {"deals": 0, "amount": 0.0, "weighted": 0.0, "scores": [], "single": 0}
+
+    cells: dict[tuple[str, str, str], Acc] = defaultdict(acc)  # (owner, stage, category)
+    periods: dict[str, Acc] = {}
+    for email, member in members.items():
+        found = member.quota_for(ref)
+        if found is not None and (q.owner is None or email == q.owner):
+            quota, start, end = found
+            periods[email] = {
+                "period": period_label(start, quota.kind),
+                "start": start,
+                "end": end,
+                "quota": convert(quota.amount, quota.currency),
+                "won": 0.0,
+                "closing": 0.0,
+            }
+    for r in rows:
+        owner = r.owner_email or NO_OWNER
+        amount = convert(r.amount, r.currency)
+        span = periods.get(owner)
+        if r.outcome == DealOutcome.WON.value:
+            closed = r.closed_at.date() if r.closed_at is not None else r.close_date
+            if span is not None and closed is not None and span["start"] <= closed < span["end"]:
+                span["won"] += amount
+            continue
+        if not p.has_stage(r.stage):
+            raise TouchflowError(p.unknown_stage(r.stage))
+        stage = p.stage(r.stage)
+        due = r.close_date
+        if span is not None and due is not None and span["start"] <= due < span["end"]:
+            span["closing"] += amount
+        cover = committees.get((r.source, r.deal_id))
+        for key in (
+            (owner, stage.name, stage.category.value),
+            (owner, ALL, stage.category.value),
+            (owner, ALL, ALL),
+            (ALL, stage.name, stage.category.value),
+            (ALL, ALL, stage.category.value),
+            (ALL, ALL, ALL),
+        ):
+            a = cells[key]
+            a["deals"] += 1
+            a["amount"] += amount
+            a["weighted"] += amount * stage.probability
+            if cover is not None:
+                a["scores"].append(cover.score)
+                a["single"] += int(cover.single_threaded)
+    if periods:
+        labels = {s["period"] for s in periods.values()}
+        periods[ALL] = {
+            "period": labels.pop() if len(labels) == 1 else "mixed",
+            **{k: sum(s[k] for s in periods.values()) for k in ("quota", "won", "closing")},
+        }
+    owners = sorted({k[0] for k in cells if k[0] != ALL} | set(periods) - {ALL})
+    if q.owner is None or not owners:
+        owners.append(ALL)
+    stage_order = {name: i for i, name in enumerate(p.stage_names)}
+    category_order = [c.value for c in ForecastCategory]
+    out: list[dict[str, Any]] = []
+    for owner in owners:
+        keys = sorted(
+            (k for k in cells if k[0] == owner and k[1] != ALL),
+            key=lambda k: stage_order[k[1]],
+        )
+        keys += sorted(
+            (k for k in cells if k[0] == owner and k[1] == ALL and k[2] != ALL),
+            key=lambda k: category_order.index(k[2]),
+        )
+        keys.append((owner, ALL, ALL))
+        for key in keys:
+            a = cells.get(key) or acc()
+            row: dict[str, Any] = {
+                "owner": owner,
+                "stage": key[1],
+                "category": key[2],
+                "deals": a["deals"],
+                "amount": _money(a["amount"]),
+                "weighted": _money(a["weighted"]),
+                "committee_coverage": round(sum(a["scores"]) / len(a["scores"]), 4)
+                if a["scores"]
+                else None,
+                "single_threaded": a["single"],
+                **dict.fromkeys(["period", "quota", "won", "closing_in_period", "coverage"]),
+            }
+            span = periods.get(owner)
+            if key[1:] == (ALL, ALL) and span is not None:
+                remaining = span["quota"] - span["won"]
+                row.update(
+                    period=span["period"],
+                    quota=_money(span["quota"]),
+                    won=_money(span["won"]),
+                    closing_in_period=_money(span["closing"]),
+                    coverage=round(span["closing"] / remaining, 4) if remaining > 0 else None,
+                )
+            out.append(row)
+    return Report("pipeline", f"{title}, {currency}", PIPELINE_COLUMNS, out)
+
+
 ReportFn = Callable[[Connection, ReportQuery, ReportContext], Report]
 
-#: Every report by name. Deals add ``pipeline`` here (see the module docstring).
+#: Every report by name (see the module docstring).
 REPORTS: dict[str, ReportFn] = {
     "cadences": cadences,
     "funnel": funnel,
     "workload": workload,
     "speed_to_lead": speed_to_lead,
     "deliverability": deliverability,
+    "pipeline": pipeline,
 }
 
 

@@ -66,9 +66,12 @@ from sqlalchemy import (
 from touchflow.store.db import begin_write
 from touchflow.store.prebuilt import dialect_insert
 from touchflow.store.schema import (
+    deal_stage_changes,
+    deals,
     enrollments,
     events,
     prospects,
+    rollup_cadence,
     rollup_counts,
     rollup_delivery,
     rollup_funnel,
@@ -94,7 +97,17 @@ __all__ = [
 ]
 
 DIMENSIONS = ("cadence_id", "step_id", "variant", "channel", "owner_email", "mailbox")
-SOURCES = ("enrollments", "touches", "events", "tasks", "score_history")
+# rollup_cadence keeps these (rollup_counts summed over the others): read when they suffice.
+_NARROW = ("cadence_id", "step_id", "variant")
+SOURCES = (
+    "enrollments",
+    "touches",
+    "events",
+    "tasks",
+    "score_history",
+    "deals",
+    "deal_stage_changes",
+)
 #: Stored event type -> the counter it feeds (vendor-free names, see domain/events.py).
 EVENT_METRICS: Mapping[str, str] = {
     "delivered": "delivered",
@@ -129,6 +142,8 @@ _SOURCE_TABLES = {
     "events": events,
     "tasks": tasks,
     "score_history": score_history,
+    "deals": deals,
+    "deal_stage_changes": deal_stage_changes,
 }
 
 Key = tuple[Any, ...]  # (day, *DIMENSIONS, metric)
@@ -159,6 +174,8 @@ class _Batch:
     funnel_prospect: dict[int, dict[str, datetime]] = field(
         default_factory=lambda: defaultdict(dict)
     )
+    # Account domains with a new deal or stage change: their opportunity/won to recompute.
+    deal_domains: set[str] = field(default_factory=set)
 
     def first(self, into: dict[str, datetime], col: str, at: datetime) -> None:
         if col not in into or at < into[col]:
@@ -503,12 +520,42 @@ def _fold_scores(conn: Connection, b: _Batch, ids: list[int]) -> tuple[set[int],
     return folded, set()
 
 
+def _fold_deals(conn: Connection, b: _Batch, ids: list[int]) -> tuple[set[int], set[int]]:
+    folded: set[int] = set()
+    for part in _chunks(ids):
+        for r in conn.execute(
+            select(deals.c.id, deals.c.account_domain).where(_id_in(conn, deals.c.id, part))
+        ):
+            folded.add(r.id)
+            if r.account_domain:
+                b.deal_domains.add(r.account_domain)
+    return folded, set()
+
+
+def _fold_deal_changes(conn: Connection, b: _Batch, ids: list[int]) -> tuple[set[int], set[int]]:
+    folded: set[int] = set()
+    c = deal_stage_changes.c
+    for part in _chunks(ids):
+        for r in conn.execute(
+            select(c.id, deals.c.account_domain)
+            .select_from(deal_stage_changes)
+            .outerjoin(deals, and_(deals.c.source == c.source, deals.c.deal_id == c.deal_id))
+            .where(_id_in(conn, c.id, part))
+        ):
+            folded.add(r.id)  # a change before its deal: the deal's insert is folded later
+            if r.account_domain:
+                b.deal_domains.add(r.account_domain)
+    return folded, set()
+
+
 _FOLD = {
     "enrollments": _fold_enrollments,
     "touches": _fold_touches,
     "events": _fold_events,
     "tasks": _fold_tasks,
     "score_history": _fold_scores,
+    "deals": _fold_deals,
+    "deal_stage_changes": _fold_deal_changes,
 }
 
 
@@ -525,6 +572,15 @@ def _domain(email: str | None) -> str:
 def _write(conn: Connection, b: _Batch) -> None:
     keys = ["day", *DIMENSIONS, "metric"]
     _add_counts(conn, "rollup_counts", keys, [(*k, n) for k, n in b.counts.items()])
+    narrow: dict[tuple[Any, ...], int] = defaultdict(int)
+    for (day, cad, step, variant, _, _, _, metric), n in b.counts.items():
+        narrow[(day, cad, step, variant, metric)] += n
+    _add_counts(
+        conn,
+        "rollup_cadence",
+        ["day", *_NARROW, "metric"],
+        [(*k, n) for k, n in narrow.items()],
+    )
     _add_counts(
         conn,
         "rollup_delivery",
@@ -574,9 +630,17 @@ _TIMES = ("contacted_at", "engaged_at", "replied_at", "meeting_at", "sql_at")
 
 
 def _write_funnel(conn: Connection, b: _Batch) -> None:
-    """Lower the funnel's stage times to this batch's earliest; one UPDATE per changed row."""
+    """Lower the funnel's stage times to this batch's earliest; one UPDATE per changed row.
+    Then the deal stages of the enrollments first contacted now, and of the accounts
+    whose deals changed (:func:`_attribute_deals`)."""
+    recheck = _lower_funnel(conn, b)
+    if recheck or b.deal_domains:
+        _attribute_deals(conn, recheck, b.deal_domains)
+
+
+def _lower_funnel(conn: Connection, b: _Batch) -> set[int]:
     if not b.funnel and not b.funnel_prospect:
-        return
+        return set()
     f = rollup_funnel.c
     cols = [f.enrollment_id, f.prospect_id, f.enrolled_at, *(f[c] for c in _TIMES)]
     current: dict[int, dict[str, Any]] = {}
@@ -592,11 +656,13 @@ def _write_funnel(conn: Connection, b: _Batch) -> None:
             row[col] = at
             changed[row["enrollment_id"]] = row
 
+    before = {eid: row["contacted_at"] for eid, row in current.items()}
     for eid, times in b.funnel.items():
         row = current.get(eid)
         if row is not None:
             for col, at in times.items():
                 lower(row, col, at)
+    contacted = {eid for eid, row in current.items() if row["contacted_at"] != before[eid]}
     by_prospect: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in current.values():
         by_prospect[row["prospect_id"]].append(row)
@@ -626,6 +692,88 @@ def _write_funnel(conn: Connection, b: _Batch) -> None:
             .values({c: bindparam(f"v_{c}", type_=f.enrolled_at.type) for c in _TIMES}),
             [{"k": eid, **{f"v_{c}": row[c] for c in _TIMES}} for eid, row in changed.items()],
         )
+    return contacted
+
+
+def deal_stage_times(
+    contacted_at: datetime | None, found: Sequence[tuple[datetime, datetime | None]]
+) -> tuple[datetime | None, datetime | None]:
+    """An enrollment's ``opportunity_at`` and ``won_at`` from its account's deals.
+
+    ``found``: (created_at, won_at or None) of each deal of the prospect's
+    account domain. A deal counts when it was created at or after the
+    enrollment's first contact (outreach came first); opportunity = the
+    earliest such creation, won = the earliest such win. Never contacted: none.
+    """
+    if contacted_at is None:
+        return None, None
+    opp = won = None
+    for created, won_at in found:
+        if created < contacted_at:
+            continue
+        if opp is None or created < opp:
+            opp = created
+        if won_at is not None and (won is None or won_at < won):
+            won = won_at
+    return opp, won
+
+
+def _aware(v: Any) -> Any:
+    if isinstance(v, str):
+        v = datetime.fromisoformat(v)
+    if isinstance(v, datetime) and v.tzinfo is None:
+        v = v.replace(tzinfo=UTC)
+    return v
+
+
+def _deals_by_domain(
+    conn: Connection, domains: Iterable[str]
+) -> dict[str, list[tuple[datetime, datetime | None]]]:
+    d = deals.c
+    won = case((d.outcome == "won", func.coalesce(d.closed_at, d.updated_at)))
+    out: dict[str, list[tuple[datetime, datetime | None]]] = defaultdict(list)
+    doms = sorted(set(domains))
+    for i in range(0, len(doms), 2000):
+        q = select(d.account_domain, d.created_at, won.label("won")).where(
+            _id_in(conn, d.account_domain, doms[i : i + 2000])
+        )
+        for dom, created, won_at in conn.execute(q):
+            out[str(dom)].append((_aware(created), _aware(won_at)))
+    return out
+
+
+def _attribute_deals(conn: Connection, enrollment_ids: set[int], domains: set[str]) -> None:
+    """Recompute ``opportunity_at``/``won_at`` of these enrollments and of every enrollment
+    of a prospect at these account domains (:func:`deal_stage_times`)."""
+    f, p = rollup_funnel.c, prospects.c
+    base = select(f.enrollment_id, f.contacted_at, f.opportunity_at, f.won_at, p.domain).join(
+        prospects, p.id == f.prospect_id
+    )
+    rows: dict[int, Any] = {}
+    ids = sorted(enrollment_ids)
+    for i in range(0, len(ids), 2000):
+        for r in conn.execute(base.where(_id_in(conn, f.enrollment_id, ids[i : i + 2000]))):
+            rows[r.enrollment_id] = r
+    doms = sorted(domains)
+    for i in range(0, len(doms), 2000):
+        for r in conn.execute(base.where(_id_in(conn, p.domain, doms[i : i + 2000]))):
+            rows[r.enrollment_id] = r
+    by_domain = _deals_by_domain(conn, {r.domain for r in rows.values() if r.domain})
+    updates = []
+    for eid, r in rows.items():
+        opp, won = deal_stage_times(_aware(r.contacted_at), by_domain.get(r.domain or "", []))
+        if (opp, won) != (_aware(r.opportunity_at), _aware(r.won_at)):
+            updates.append({"k": eid, "v_opp": opp, "v_won": won})
+    for i in range(0, len(updates), 5000):
+        conn.execute(
+            update(rollup_funnel)
+            .where(f.enrollment_id == bindparam("k"))
+            .values(
+                opportunity_at=bindparam("v_opp", type_=f.enrolled_at.type),
+                won_at=bindparam("v_won", type_=f.enrolled_at.type),
+            ),
+            updates[i : i + 5000],
+        )
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -642,7 +790,8 @@ def rollup_totals(
     metrics: Sequence[str] | None = None,
 ) -> dict[tuple[Any, ...], dict[str, int]]:
     """Counters summed over the days in [since, until], grouped ``by`` some of DIMENSIONS/day."""
-    c = rollup_counts.c
+    narrow = owner is None and set(by) <= {"day", *_NARROW}
+    c = rollup_cadence.c if narrow else rollup_counts.c
     cols = [c[name] for name in by]
     q = select(*cols, c.metric, func.sum(c.n)).group_by(*cols, c.metric)
     q = _filtered(q, c, since, until, cadence, owner, metrics)
@@ -724,8 +873,11 @@ def _pivot(rows: Sequence[Any], width: int) -> dict[tuple[Any, ...], dict[str, i
 
 
 def _as_date(v: Any) -> Any:
-    if isinstance(v, str) and len(v) == 10 and v[4] == "-":
-        return date.fromisoformat(v)
+    if isinstance(v, str) and len(v) == 10 and v[4] == v[7] == "-":
+        try:  # SQLite's stored day; a step called "case-study" is not one
+            return date.fromisoformat(v)
+        except ValueError:
+            return v
     return v
 
 
@@ -814,7 +966,15 @@ def _ledger_rows(conn: Connection) -> Any:
     return union_all(touch_rows, event_rows, task_rows)
 
 
-FUNNEL_TIMES = ("contacted_at", "engaged_at", "replied_at", "meeting_at", "sql_at")
+FUNNEL_TIMES = (
+    "contacted_at",
+    "engaged_at",
+    "replied_at",
+    "meeting_at",
+    "sql_at",
+    "opportunity_at",
+    "won_at",
+)
 
 
 def rollup_funnel_rows(
@@ -922,6 +1082,17 @@ def ledger_funnel_rows(
         at = sql.get(row["prospect_id"])
         if at is not None:
             row["sql_at"] = max(at, row["enrolled_at"])
+    domain_of: dict[Any, Any] = dict(
+        conn.execute(
+            select(prospects.c.id, prospects.c.domain).where(
+                prospects.c.id.in_(select(en.c.prospect_id))
+            )
+        ).all()
+    )
+    by_domain = _deals_by_domain(conn, {d for d in domain_of.values() if d})
+    for row in rows.values():
+        found = by_domain.get(domain_of.get(row["prospect_id"]) or "", [])
+        row["opportunity_at"], row["won_at"] = deal_stage_times(_aware(row["contacted_at"]), found)
     return list(rows.values())
 
 

@@ -531,6 +531,19 @@ rollup_counts = Table(
     Column("n", Integer, nullable=False),
 )
 
+rollup_cadence = Table(
+    "rollup_cadence",
+    metadata,
+    # rollup_counts summed over channel, owner and mailbox (migration 0010): the
+    # cadences report without --owner reads a twelfth of the rows.
+    Column("day", Date, primary_key=True),
+    Column("cadence_id", String(100), primary_key=True),
+    Column("step_id", String(100), primary_key=True),
+    Column("variant", String(50), primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
 rollup_delivery = Table(
     "rollup_delivery",
     metadata,
@@ -556,6 +569,11 @@ rollup_funnel = Table(
     Column("replied_at", UTCDateTime()),
     Column("meeting_at", UTCDateTime()),
     Column("sql_at", UTCDateTime()),
+    # From deals (migration 0010): a deal of the prospect's account created after the
+    # first contact, and its win (rollups.deal_stage_times).
+    Column("opportunity_at", UTCDateTime()),
+    Column("won_at", UTCDateTime()),
+    Index("ix_rollup_funnel_owner_email", "owner_email"),
 )
 
 rollup_seen = Table(

@@ -17,12 +17,16 @@
         active: true
         mailbox: {from: ana.souza@yourco.com, title: ..., smtp: {...}, imap: {...}}
                                        # optional: see :mod:`.mailbox`
+        quota: {period: quarter, amount: 250000, currency: USD}
+                                       # or a list: [{period: 2027-Q1, amount: 300000},
+                                       #             {period: quarter, amount: 250000}]
 
 The models below validate it; :mod:`touchflow.domain.routing.loader` reads it.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from functools import cached_property
 from typing import Annotated, Any, Self
@@ -45,7 +49,10 @@ from touchflow.domain.routing.fields import ConfigModel, Email, Role, Segment, T
 from touchflow.domain.routing.mailbox import Mailbox
 from touchflow.domain.yaml_source import YamlDocument
 
-__all__ = ["Member", "TeamConfig"]
+__all__ = ["Member", "Quota", "TeamConfig"]
+
+_QUOTA_PERIOD = re.compile(r"^(?P<year>\d{4})-(?:Q(?P<q>[1-4])|(?P<m>0[1-9]|1[0-2]))$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 def _one_day_or_range(value: Any) -> Any:
@@ -106,6 +113,59 @@ class Pto(ConfigModel):
         return self
 
 
+class Quota(ConfigModel):
+    """A quota: every ``month`` or ``quarter``, or one period (``2027-Q1``, ``2027-03``)."""
+
+    period: str
+    amount: float = Field(ge=0)
+    currency: str = "USD"
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str) -> str:
+        if value not in ("month", "quarter") and not _QUOTA_PERIOD.match(value):
+            raise ValueError(
+                f"{value!r} is not a period: month, quarter, YYYY-Qn (2027-Q1) or YYYY-MM"
+            )
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if not _CURRENCY.match(value):
+            raise ValueError(f"{value!r} is not an ISO currency code (e.g. USD)")
+        return value
+
+    @property
+    def kind(self) -> str:
+        """``month`` or ``quarter``: the length of the period."""
+        if self.period in ("month", "quarter"):
+            return self.period
+        return "quarter" if "Q" in self.period else "month"
+
+    def span(self, day: date) -> tuple[date, date] | None:
+        """The ``[start, end)`` of this quota's period that holds ``day``; None if it does not."""
+        months = 3 if self.kind == "quarter" else 1
+        first = (day.month - 1) // months * months + 1
+        start = date(day.year, first, 1)
+        nxt = first + months
+        end = date(day.year + (nxt - 1) // 12, (nxt - 1) % 12 + 1, 1)
+        if self.period in ("month", "quarter") or self.period == period_label(start, self.kind):
+            return start, end
+        return None
+
+
+def period_label(start: date, kind: str) -> str:
+    """``2027-Q1`` or ``2027-03``: the name of the period starting at ``start``."""
+    if kind == "quarter":
+        return f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+    return f"{start.year}-{start.month:02d}"
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, dict) else value
+
+
 class Member(ConfigModel):
     """One person who can receive leads."""
 
@@ -123,6 +183,31 @@ class Member(ConfigModel):
     mailbox: Mailbox | None = None  # who their email goes out as, and how
     # Their manager's email: on the dashboard, that manager sees this member's numbers.
     manager: Email | None = None
+    # One quota (every month/quarter) or several (one period each, and a default).
+    quota: Annotated[list[Quota], BeforeValidator(_one_or_many)] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _quotas(self) -> Self:
+        seen: dict[str, int] = {}
+        for i, q in enumerate(self.quota):
+            if q.period in seen:
+                raise _at(f"period {q.period!r} has two quotas (also #{seen[q.period] + 1})",
+                          "quota", i, "period")  # fmt: skip
+            seen[q.period] = i
+        return self
+
+    def quota_for(self, day: date) -> tuple[Quota, date, date] | None:
+        """The quota whose period holds ``day`` with that period's ``[start, end)``:
+        the first listed named period (``2027-Q1``) holding it, else the recurring
+        one (``quarter``); None without one."""
+        for recurring in (False, True):
+            for q in self.quota:
+                if (q.period in ("month", "quarter")) != recurring:
+                    continue
+                span = q.span(day)
+                if span is not None:
+                    return q, *span
+        return None
 
     @property
     def from_address(self) -> str | None:

@@ -36,11 +36,17 @@ def report(
     name: Annotated[
         str | None,
         typer.Argument(
-            metavar="NAME", help="cadences, funnel, workload, speed_to_lead or deliverability."
+            metavar="NAME",
+            help="cadences, funnel, workload, speed_to_lead, deliverability or pipeline.",
         ),
     ] = None,
     since: Annotated[
-        str | None, typer.Option("--from", metavar="DATE", help="First day (UTC), YYYY-MM-DD.")
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="DATE",
+            help="First day (UTC), YYYY-MM-DD (pipeline: the quota period holding it).",
+        ),
     ] = None,
     until: Annotated[
         str | None, typer.Option("--to", metavar="DATE", help="Last day (UTC), included.")
@@ -62,7 +68,7 @@ def report(
     variant has TOUCHFLOW_REPORTS__AB_MIN_SENDS sends and the leader
     TOUCHFLOW_REPORTS__AB_THRESHOLD. Opens are shown, never used to decide.
     """
-    from touchflow.bootstrap import cap_policy, team
+    from touchflow.bootstrap import cap_policy, pipeline, team
     from touchflow.services.reporting import (
         REPORTS,
         ReportContext,
@@ -84,16 +90,19 @@ def report(
         raise typer.BadParameter("--to is before --from")
     settings = current_settings()
     c, r = settings.compliance, settings.reports
+    has_pipeline = (settings.config_dir / "pipeline.yaml").exists()
     ctx = ReportContext(
         now=parse_now(now),
         caps=cap_policy(settings),
         shield_threshold=c.bounce_shield_threshold,
         shield_min_sends=c.bounce_shield_min_sends,
         spam_threshold=r.spam_threshold,
+        domain_min_sends=r.domain_min_sends,
         team=team(settings),
         ab_metric=r.ab_metric,
         ab_min_sends=r.ab_min_sends,
         ab_threshold=r.ab_threshold,
+        pipeline=pipeline(settings) if has_pipeline and name == "pipeline" else None,
     )
     query = ReportQuery(since=first, until=last, cadence=cadence, owner=owner)
     result = run_report(engine_for(settings), name, query, ctx)
@@ -116,7 +125,7 @@ def report(
 
 
 _TEXT = {"cadence", "step", "variant", "leader", "decision", "stage", "owner", "role", "mailbox",
-         "source", "ae", "domain", "bounce_shield", "spam"}  # fmt: skip
+         "source", "ae", "domain", "bounce_shield", "spam", "category", "period"}  # fmt: skip
 
 
 def _near(name: str, names: list[str]) -> str | None:
