@@ -55,6 +55,7 @@ from touchflow.store.db import database_problem, make_engine, schema_problem, ur
 if TYPE_CHECKING:  # adapters are imported when built: `preview` loads no vendor SDK
     from touchflow.adapters.imap.replies import ImapMailbox
     from touchflow.adapters.twilio.sms_voice import TwilioSmsSender
+    from touchflow.domain.guidance import Guidance
     from touchflow.domain.pipeline import Pipeline
     from touchflow.domain.routing.mailbox import ImapAccount, Mailbox
     from touchflow.domain.routing.team import Member, TeamConfig
@@ -292,6 +293,26 @@ def team(settings: Settings) -> TeamConfig | None:
     except FileNotFoundError:
         return None
     return _team_at(str(path), stamp)
+
+
+def guidance(settings: Settings) -> Guidance | None:
+    """``config/guidance.yaml`` compiled once per process (and again after an edit).
+
+    None when the file is absent (no live guidance); a ConfigFileError when invalid.
+    """
+    path = settings.config_dir / "guidance.yaml"
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    return _guidance_at(str(path), stamp)
+
+
+@lru_cache(maxsize=2)
+def _guidance_at(path: str, stamp: int) -> Guidance:
+    from touchflow.domain.guidance import load_guidance
+
+    return load_guidance(Path(path))
 
 
 @lru_cache(maxsize=4)

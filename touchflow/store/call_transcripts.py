@@ -22,7 +22,7 @@ from sqlalchemy import Connection, delete, select, update
 
 from touchflow.domain.transcripts import Speaker, TranscriptSegment
 from touchflow.store.prebuilt import dialect_insert
-from touchflow.store.schema import call_segments, call_transcripts, tasks
+from touchflow.store.schema import call_cards, call_segments, call_transcripts, tasks
 
 __all__ = [
     "CallTranscriptRow",
@@ -185,6 +185,7 @@ def purge_before(conn: Connection, cutoff: datetime) -> tuple[int, int]:
     old_calls = select(call_transcripts.c.call_sid).where(
         call_transcripts.c.started_at < cutoff
     )
+    conn.execute(delete(call_cards).where(call_cards.c.call_sid.in_(old_calls)))
     segments = conn.execute(
         delete(call_segments).where(
             call_segments.c.call_sid.in_(old_calls) | (call_segments.c.at < cutoff)

@@ -212,6 +212,9 @@ async def live_stream(
     sub, missed = live.hub.subscribe(viewer, topics, request.headers.get("last-event-id"))
     if "activity" in topics:
         live.poller.ensure_running()
+    call_poller = live.extra.get("call_poller")  # call_screen.py: other processes' cards
+    if call_poller is not None and any(t.startswith("call:") for t in topics):
+        call_poller.ensure_running()
     return StreamingResponse(
         sse_stream(live.hub, sub, missed, live.heartbeat_s),
         media_type="text/event-stream",
