@@ -62,9 +62,7 @@ def _content(seq: int, text: str, *, track: str = "outbound_track", final: bool 
 
 
 def _guidance(world: World, sid: str = SID, **headers: str) -> Any:
-    return world.client.get(
-        f"/api/calls/{sid}/guidance", headers={"X-API-Key": API_KEY, **headers}
-    )
+    return world.client.get(f"/api/calls/{sid}/guidance", headers={"X-API-Key": API_KEY, **headers})
 
 
 def _published(world: World) -> list[Any]:

@@ -45,10 +45,32 @@ from touchflow.domain.guidance import (
 from touchflow.domain.guidance.markdown import markdown_html
 from touchflow.domain.transcripts import TranscriptSegment
 from touchflow.ports import TranscriptEvent, TranscriptStarted, TranscriptStopped
-from touchflow.store.call_cards import call_owner, cards_of, record_card
+from touchflow.store.call_cards import (
+    CallCardRow,
+    LiveCallRow,
+    call_owner,
+    cards_after,
+    cards_of,
+    last_card_id,
+    live_calls,
+    record_card,
+)
 from touchflow.store.call_transcripts import read_transcript
 
-__all__ = ["CARD_KEYS", "CallGuidance", "Publish", "card_data", "guidance_state", "topic_of"]
+__all__ = [
+    "CARD_KEYS",
+    "CallCardRow",
+    "CallGuidance",
+    "LiveCallRow",
+    "Publish",
+    "call_owner",
+    "card_data",
+    "cards_after",
+    "guidance_state",
+    "last_card_id",
+    "live_calls",
+    "topic_of",
+]
 
 _log = logging.getLogger("touchflow.guidance")
 
@@ -261,9 +283,7 @@ class CallGuidance:
             if self._ticker is not None and self._ticker.is_alive():
                 return
             self._stop.clear()
-            self._ticker = threading.Thread(
-                target=self._run, name="guidance-ticker", daemon=True
-            )
+            self._ticker = threading.Thread(target=self._run, name="guidance-ticker", daemon=True)
             self._ticker.start()
 
     def _run(self) -> None:
@@ -304,9 +324,7 @@ def guidance_state(
         return None
     segs = sorted(row.segments, key=lambda s: (s.at, s.track, s.seq))
     stored = cards_of(conn, call_sid)
-    checklist = (
-        {item.id: False for item in guidance.file.checklist} if guidance is not None else {}
-    )
+    checklist = {item.id: False for item in guidance.file.checklist} if guidance is not None else {}
     cards = []
     for c in stored:
         if c.kind == "checklist":
@@ -317,12 +335,9 @@ def guidance_state(
         "call_sid": call_sid,
         "status": "ended" if row.status == "ended" else "live",
         "segments": [
-            TranscriptUpdate(
-                s.call_sid, s.track, s.seq, s.said_by, s.text, s.final, s.at
-            ).to_dict()
+            TranscriptUpdate(s.call_sid, s.track, s.seq, s.said_by, s.text, s.final, s.at).to_dict()
             for s in segs
         ],
         "cards": cards,
         "checklist": checklist,
     }
-

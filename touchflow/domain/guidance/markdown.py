@@ -33,8 +33,9 @@ def _inline(text: str) -> str:
     out = _CODE.sub(keep_code, out)
     # The URL was escaped with the rest (&amp; stays &amp; inside the attribute: correct).
     out = _LINK.sub(
-        lambda m: f'<a href="{m.group(2)}" target="_blank" rel="noopener noreferrer">'
-        f"{m.group(1)}</a>",
+        lambda m: (
+            f'<a href="{m.group(2)}" target="_blank" rel="noopener noreferrer">{m.group(1)}</a>'
+        ),
         out,
     )
     out = _BOLD.sub(r"<strong>\1</strong>", out)
@@ -43,15 +44,37 @@ def _inline(text: str) -> str:
 
 
 def markdown_html(text: str) -> str:
-    """``text`` (a card's Markdown) as HTML that carries no markup of its own."""
+    """``text`` (a card's Markdown) as HTML that carries no markup of its own.
+
+    Lines of a paragraph are joined with a space (soft breaks, as in Markdown); a bullet
+    starts a list item, an indented line after it continues the item.
+    """
     blocks: list[str] = []
-    for block in re.split(r"\n\s*\n", text.strip()):
-        lines = [line.rstrip() for line in block.splitlines() if line.strip()]
-        if not lines:
-            continue
-        if all(_BULLET.match(line) for line in lines):
-            items = "".join(f"<li>{_inline(_BULLET.sub('', line))}</li>" for line in lines)
-            blocks.append(f"<ul>{items}</ul>")
+    para: list[str] = []
+    items: list[list[str]] = []
+
+    def close() -> None:
+        if para:
+            blocks.append(f"<p>{_inline(' '.join(para))}</p>")
+            para.clear()
+        if items:
+            lis = "".join(f"<li>{_inline(' '.join(item))}</li>" for item in items)
+            blocks.append(f"<ul>{lis}</ul>")
+            items.clear()
+
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if not line.strip():
+            close()
+        elif _BULLET.match(line):
+            if para:
+                close()
+            items.append([_BULLET.sub("", line).strip()])
+        elif items and raw[:1].isspace():
+            items[-1].append(line.strip())
         else:
-            blocks.append("<p>" + "<br>".join(_inline(line.strip()) for line in lines) + "</p>")
+            if items:
+                close()
+            para.append(line.strip())
+    close()
     return "".join(blocks)

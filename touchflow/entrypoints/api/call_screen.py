@@ -40,9 +40,16 @@ from touchflow.entrypoints.api.dashboard import Filters, base_context
 from touchflow.entrypoints.api.live import Live, LiveHub
 from touchflow.entrypoints.api.problems import problem
 from touchflow.errors import TouchflowError
-from touchflow.services.call_guidance import CallGuidance, guidance_state, topic_of
+from touchflow.services.call_guidance import (
+    CallGuidance,
+    call_owner,
+    cards_after,
+    guidance_state,
+    last_card_id,
+    live_calls,
+    topic_of,
+)
 from touchflow.services.call_transcripts import CallTranscripts
-from touchflow.store.call_cards import call_owner, cards_after, last_card_id, live_calls
 
 __all__ = ["CallCardPoller", "api_router", "install_guidance", "router"]
 
