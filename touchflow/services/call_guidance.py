@@ -49,6 +49,7 @@ from touchflow.store.call_cards import (
     CallCardRow,
     LiveCallRow,
     call_owner,
+    calls_of_task,
     cards_after,
     cards_of,
     last_card_id,
@@ -64,6 +65,7 @@ __all__ = [
     "LiveCallRow",
     "Publish",
     "call_owner",
+    "call_screens",
     "card_data",
     "cards_after",
     "guidance_state",
@@ -341,3 +343,11 @@ def guidance_state(
         "cards": cards,
         "checklist": checklist,
     }
+
+
+def call_screens(engine: Engine, task_id: int, public_url: str) -> list[tuple[str, str, str]]:
+    """The live screens of a task's calls: (call_sid, live|ended, URL), oldest first."""
+    base = public_url.rstrip("/")
+    with engine.connect() as conn:
+        calls = calls_of_task(conn, task_id)
+    return [(sid, status, f"{base}/calls/{sid}") for sid, status in calls]

@@ -23,6 +23,7 @@ __all__ = [
     "CallCardRow",
     "LiveCallRow",
     "call_owner",
+    "calls_of_task",
     "cards_after",
     "cards_of",
     "last_card_id",
@@ -150,3 +151,13 @@ def live_calls(
         LiveCallRow(r.call_sid, r.task_id, r.owner_email, r.title, r.status, r.started_at, r.cards)
         for r in conn.execute(q)
     ]
+
+
+def calls_of_task(conn: Connection, task_id: int) -> list[tuple[str, str]]:
+    """The task's transcribed calls, oldest first: (call_sid, live|ended)."""
+    rows = conn.execute(
+        select(call_transcripts.c.call_sid, call_transcripts.c.status)
+        .where(call_transcripts.c.task_id == task_id)
+        .order_by(call_transcripts.c.started_at)
+    )
+    return [(r.call_sid, r.status) for r in rows]
