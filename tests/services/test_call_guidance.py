@@ -253,3 +253,58 @@ def test_fifty_concurrent_calls_keep_their_cards_apart_across_reps(db, guidance,
                      if e.topic == topic_of(sid) and e.kind == "card"]  # fmt: skip
             assert cards == CARDS, (sid, name, cards)
         assert _stored_cards(db, sid) == CARDS
+
+
+def test_a_call_that_ends_mid_sentence_counts_what_was_heard(db, guidance, tasks):
+    rec, clock = Recorder(), [T0]
+    svc, port = _service(db, guidance, rec, clock)
+    sid = "CA" + "5" * 32
+    port.publish([TranscriptStarted(sid, T0, "twilio", "en-US", tasks[ANA])])
+    port.publish([_seg(sid, REP, 1, "hi this is sam")])
+    port.publish([_seg(sid, PROSPECT, 1, "ok so what is the price of", final=False,
+                       stability=0.2)])  # fmt: skip
+    assert rec.cards(sid) == []  # an unstable partial fires nothing
+    port.publish([TranscriptStopped(sid, T0 + timedelta(seconds=30))])
+    assert rec.cards(sid) == ["pricing"]
+    assert _stored_cards(db, sid) == ["pricing"]
+    svc.close()
+
+
+def test_another_process_s_cards_reach_this_process_s_screens(db, guidance, tasks):
+    """Process A has the call; a screen on process B gets A's cards from B's poller."""
+    from touchflow.entrypoints.api.call_screen import CallCardPoller
+
+    sid = "CA" + "6" * 32
+
+    async def run() -> tuple[list[Any], list[Any], int]:
+        hub_b = LiveHub()
+        rep_b, _ = hub_b.subscribe(Viewer(BEN, "rep", frozenset({BEN})), [topic_of(sid)])
+        other, _ = hub_b.subscribe(Viewer(ANA, "rep", frozenset({ANA})), [topic_of(sid)])
+
+        def tx(fn: Any) -> Any:
+            with db.begin() as conn:
+                return fn(conn)
+
+        poller = CallCardPoller(hub_b, tx, 0.01)
+        poller._mark = await asyncio.to_thread(tx, lambda conn: 0)
+        svc_a, port_a = _service(db, guidance, Recorder(), [T0], origin="process-a")
+        await asyncio.to_thread(
+            port_a.publish, [TranscriptStarted(sid, T0, "twilio", "en-US", tasks[BEN])]
+        )
+        for s in _script(sid)[:4]:
+            await asyncio.to_thread(port_a.publish, [s])
+        sent = await poller.poll_once()
+        again = await poller.poll_once()  # the high-water mark moved: nothing twice
+        svc_a.close()
+        out = []
+        while not rep_b.queue.empty():
+            out.append(rep_b.queue.get_nowait())
+        leaked = []
+        while not other.queue.empty():
+            leaked.append(other.queue.get_nowait())
+        return out, leaked, sent + again
+
+    got, leaked, sent = asyncio.run(run())
+    assert [e.data["tracker"] for e in got if e.kind == "card"] == CARDS[:3]
+    assert [e.data["item"] for e in got if e.kind == "checklist"] == ["need"]
+    assert leaked == [] and sent == len(got)

@@ -380,7 +380,7 @@ def task_show(
         settings = current_settings()
         out.print(f"call it: touchflow task call {task_id}")
         screens = call_screens(engine_for(settings), task_id, settings.public_url)
-        for sid, status, url in screens:
+        for _sid, status, url in screens:
             out.print(f"live call screen ({status}): {url}", markup=False, soft_wrap=True)
         if not screens:
             base = settings.public_url.rstrip("/")
