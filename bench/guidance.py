@@ -35,14 +35,15 @@ import asyncio
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-import httpx
 import yaml
 from twilio.request_validator import RequestValidator
 
@@ -128,6 +129,8 @@ class Load:
     def __init__(self, base: str, calls: int, rate: float, seconds: float,
                  texts: list[tuple[str, str]]) -> None:  # fmt: skip
         self.base = base
+        self.host, port = base.removeprefix("http://").split(":")
+        self.port = int(port)
         self.sids = [f"CA{n:032x}" for n in range(calls)]
         self.rate = rate
         self.seconds = seconds
@@ -152,28 +155,60 @@ class Load:
         form.update({k: str(v) for k, v in fields.items()})
         return form
 
-    async def _post(self, client: httpx.AsyncClient, form: dict[str, str]) -> None:
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(self.host, self.port)
+
+    async def _post(self, conn: list[Any], form: dict[str, str]) -> None:
+        """One keep-alive POST on the call's own connection (a minimal HTTP/1.1 client: the
+        load generator shares the machine, and httpx cost more CPU than the server)."""
         sig = self.validator.compute_signature(self.base + PATH, form)
+        body = urlencode(form).encode()
+        head = (
+            f"POST {PATH} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\nX-Twilio-Signature: {sig}\r\n\r\n"
+        ).encode()
         try:
-            r = await client.post(PATH, data=form, headers={"X-Twilio-Signature": sig})
-            if r.status_code != 204:
+            if not conn:
+                conn.extend(await self._open())
+            reader, writer = conn
+            writer.write(head + body)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            if length:
+                await reader.readexactly(length)
+            if status != 204:
                 self.errors += 1
-        except httpx.HTTPError:
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
             self.errors += 1
+            conn.clear()
         self.posted += 1
 
-    async def screen(self, client: httpx.AsyncClient, sid: str, stop: asyncio.Event) -> None:
-        async with client.stream(
-            "GET", "/live/stream", params={"topic": f"call:{sid}"},
-            headers={"X-API-Key": API_KEY},
-        ) as r:  # fmt: skip
-            kind = ""
-            async for line in r.aiter_lines():
-                if line.startswith("retry:"):
+    async def screen(self, sid: str, stop: asyncio.Event) -> None:
+        """A screen: the call's SSE stream read line by line (chunk sizes are skipped)."""
+        reader, writer = await self._open()
+        writer.write(
+            (
+                f"GET /live/stream?topic=call%3A{sid} HTTP/1.1\r\n"
+                f"Host: {self.host}:{self.port}\r\nX-API-Key: {API_KEY}\r\n"
+                "Accept: text/event-stream\r\n\r\n"
+            ).encode()
+        )
+        kind = ""
+        try:
+            while not stop.is_set():
+                line = await reader.readline()
+                if not line:
+                    return
+                if line.startswith(b"retry:"):
                     self.connected += 1
-                elif line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: ") and kind in ("card", "transcript"):
+                elif line.startswith(b"event: "):
+                    kind = line[7:].strip().decode()
+                elif line.startswith(b"data: ") and kind in ("card", "transcript"):
                     now = time.perf_counter()
                     data = json.loads(line[6:])
                     if kind == "card":
@@ -186,14 +221,15 @@ class Load:
                         at = self.sent.get((sid, data["track"], data["seq"]))
                         if at is not None:
                             self.transcript_ms.append((now - at) * 1000)
-                if stop.is_set():
-                    return
+        finally:
+            writer.close()
 
-    async def call(self, client: httpx.AsyncClient, n: int, t0: float) -> None:
+    async def call(self, n: int, t0: float) -> None:
         sid = self.sids[n]
         interval = 1.0 / self.rate
         rnd = random.Random(n)
         seqs = {"inbound_track": 0, "outbound_track": 0}
+        conn: list[Any] = []
         i = 0
         due = t0 + rnd.random() * interval
         while due < t0 + self.seconds:
@@ -207,33 +243,28 @@ class Load:
                 TranscriptionData=json.dumps({"transcript": text, "confidence": 0.9}),
             )  # fmt: skip
             self.sent[(sid, track, seqs[track])] = time.perf_counter()
-            await self._post(client, form)
+            await self._post(conn, form)
             i += 1
             due += interval
+        if conn:
+            conn[1].close()
 
     async def run(self) -> None:
-        limits = httpx.Limits(max_connections=len(self.sids) + 10)
-        async with (
-            httpx.AsyncClient(base_url=self.base, timeout=60, limits=limits) as screens,
-            httpx.AsyncClient(base_url=self.base, timeout=60, limits=limits) as hooks,
-        ):
-            for sid in self.sids:
-                await self._post(hooks, self._form(sid, "transcription-started",
-                                                   LanguageCode="en-US"))  # fmt: skip
-            stop = asyncio.Event()
-            readers = [asyncio.create_task(self.screen(screens, s, stop)) for s in self.sids]
-            while self.connected < len(self.sids):
-                await asyncio.sleep(0.05)
-            self.posted = 0
-            t0 = time.perf_counter()
-            self.t0 = t0
-            await asyncio.gather(*(self.call(hooks, n, t0) for n in range(len(self.sids))))
-            self.wall = time.perf_counter() - t0
-            await asyncio.sleep(1.0)  # the last cards in flight
-            stop.set()
-            for task in readers:
-                task.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
+        for sid in self.sids:
+            await self._post([], self._form(sid, "transcription-started", LanguageCode="en-US"))
+        stop = asyncio.Event()
+        readers = [asyncio.create_task(self.screen(s, stop)) for s in self.sids]
+        while self.connected < len(self.sids):
+            await asyncio.sleep(0.05)
+        self.posted = 0
+        t0 = time.perf_counter()
+        await asyncio.gather(*(self.call(n, t0) for n in range(len(self.sids))))
+        self.wall = time.perf_counter() - t0
+        await asyncio.sleep(1.0)  # the last cards in flight
+        stop.set()
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
 
 
 def main() -> None:
@@ -244,6 +275,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--database-url", default=os.environ.get("TOUCHFLOW_TEST_POSTGRES_URL"))
+    ap.add_argument("--profile", help="run the server under py-spy, raw stacks to this file")
     args = ap.parse_args()
     rnd = random.Random(args.seed)
     rules = make_rules(args.trackers, rnd)
@@ -268,9 +300,13 @@ def main() -> None:
         **PRODUCTION_SENDER_ENV,
     }
     log = (tmp / "server.log").open("w")
+    command = [sys.executable, "-m", "touchflow", "serve", "--no-access-log",
+               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    if args.profile:
+        spy = str(Path(sys.executable).parent / "py-spy")
+        command = [spy, "record", "--format", "raw", "-o", args.profile, "--", *command]
     server = subprocess.Popen(
-        [sys.executable, "-m", "touchflow", "serve", "--no-access-log",
-         "--host", "127.0.0.1", "--port", str(port)],
+        command,
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -284,8 +320,8 @@ def main() -> None:
         box = _cpu_s() - box0
         client_cpu = time.process_time() - client_cpu0
     finally:
-        server.terminate()
-        server.wait(10)
+        server.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
+        server.wait(30)
         log.close()
     cost = matching_cost(rules, texts)
     rtf = recogniser_rtf()
