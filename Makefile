@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/speed_to_lead.py
 	$(BIN)/python bench/forecast.py
 	$(BIN)/python bench/guidance_matching.py
+	$(BIN)/python bench/guidance.py
 	$(BIN)/python bench/reports.py
 
 clean:

@@ -324,7 +324,11 @@ def main() -> None:
         server.wait(30)
         log.close()
     cost = matching_cost(rules, texts)
-    rtf = recogniser_rtf()
+    try:
+        rtf: float | None = recogniser_rtf()
+    except Exception as exc:  # espeak-ng / sox missing: `make test-services` installs them
+        print(f"recogniser not measured: {exc}")
+        rtf = None
     segments = load.posted
     result = {
         "trackers": args.trackers,
@@ -349,7 +353,7 @@ def main() -> None:
         "automaton_us": round(cost["automaton_us"], 1),
         "regex_us": round(cost["regex_us"], 1),
         "ratio": round(cost["ratio"], 1),
-        "recogniser_rtf": round(rtf, 3),
+        "recogniser_rtf": round(rtf, 3) if rtf is not None else None,
     }
     print(
         f"{args.calls} calls x {args.rate}/s for {args.seconds:.0f} s, {args.trackers} trackers: "
@@ -361,7 +365,7 @@ def main() -> None:
         f"{result['segments_per_cpu_s']} segments per CPU second; client {client_cpu:.1f} CPU s\n"
         f"matching per segment: automaton {cost['automaton_us']:.1f} us, regex loop "
         f"{cost['regex_us']:.1f} us ({cost['ratio']:.1f}x)\n"
-        f"recogniser real-time factor: {rtf:.3f}"
+        f"recogniser real-time factor: {result['recogniser_rtf']}"
     )
     print(json.dumps(result))
 
