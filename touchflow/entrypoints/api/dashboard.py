@@ -56,10 +56,11 @@ class Filters:
 
     @classmethod
     def of(cls, period: int | None, cadence: str | None, owner: str | None) -> Filters:
+        # A NUL can name no cadence or owner (and PostgreSQL refuses it in a query).
         return cls(
             period if period in PERIODS else 14,
-            (cadence or "").strip() or None,
-            (owner or "").strip().lower() or None,
+            (cadence or "").replace("\x00", "").strip() or None,
+            (owner or "").replace("\x00", "").strip().lower() or None,
         )
 
     def owners(self, viewer: Viewer) -> frozenset[str] | None:
