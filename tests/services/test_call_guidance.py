@@ -94,6 +94,17 @@ def _service(db: Engine, guidance: Guidance, publish: Any, clock: list[datetime]
     return svc, CallTranscripts(db, on_new=svc.on_new)
 
 
+def _run_loop(coro: Any) -> Any:
+    """``asyncio.run`` in a thread of its own: a session-wide loop (Playwright's, in the full
+    suite) may be running in this one."""
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(asyncio.run(coro)))
+    thread.start()
+    thread.join()
+    assert out, "the event loop's coroutine raised (see the thread's traceback)"
+    return out[0]
+
+
 def _stored_cards(db: Engine, sid: str) -> list[str]:
     with db.connect() as conn:
         state = guidance_state(conn, None, sid)
@@ -242,7 +253,7 @@ def test_fifty_concurrent_calls_keep_their_cards_apart_across_reps(db, guidance,
                 out[name].append(sub.queue.get_nowait())
         return out
 
-    got = asyncio.run(run())
+    got = _run_loop(run())
     for rep in (ANA, BEN):
         mine = {topic_of(s) for s in sids if owner_of[s] == rep}
         assert {e.topic for e in got[rep]} == mine  # never another rep's call
@@ -304,7 +315,7 @@ def test_another_process_s_cards_reach_this_process_s_screens(db, guidance, task
             leaked.append(other.queue.get_nowait())
         return out, leaked, sent + again
 
-    got, leaked, sent = asyncio.run(run())
+    got, leaked, sent = _run_loop(run())
     assert [e.data["tracker"] for e in got if e.kind == "card"] == CARDS[:3]
     assert [e.data["item"] for e in got if e.kind == "checklist"] == ["need"]
     assert leaked == [] and sent == len(got)
