@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/forecast.py
 	$(BIN)/python bench/forecast_store.py
 	$(BIN)/python bench/guidance_matching.py
+	$(BIN)/python bench/guidance.py
 	$(BIN)/python bench/reports.py
 
 clean:

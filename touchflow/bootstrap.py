@@ -297,6 +297,26 @@ def team(settings: Settings) -> TeamConfig | None:
     return _team_at(str(path), stamp)
 
 
+def guidance(settings: Settings) -> Guidance | None:
+    """``config/guidance.yaml`` compiled once per process (and again after an edit).
+
+    None when the file is absent (no live guidance); a ConfigFileError when invalid.
+    """
+    path = settings.config_dir / "guidance.yaml"
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    return _guidance_at(str(path), stamp)
+
+
+@lru_cache(maxsize=2)
+def _guidance_at(path: str, stamp: int) -> Guidance:
+    from touchflow.domain.guidance import load_guidance
+
+    return load_guidance(Path(path))
+
+
 @lru_cache(maxsize=4)
 def _team_at(path: str, stamp: int) -> TeamConfig:
     # Keyed on the file's mtime: a tick every 5 minutes reads it once, an edit is seen.

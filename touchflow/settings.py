@@ -252,6 +252,7 @@ class LiveSettings(BaseModel):
     heartbeat_s: float = Field(default=15.0, gt=0)
     queue_size: int = Field(default=256, ge=1)  # per subscriber; a full queue drops it
     replay: int = Field(default=1000, ge=0)  # events kept for Last-Event-ID reconnects
+    guidance_tick_s: float = Field(default=1.0, gt=0)  # not-said-within trackers, reordering
 
 
 class Settings(BaseSettings):

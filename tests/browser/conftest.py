@@ -47,6 +47,8 @@ INSTALL_HINT = (
 PASSWORD = "correct horse battery"
 ANA, BEN, MGR, ADMIN = "ana@x.example", "ben@x.example", "mgr@x.example", "admin@x.example"
 API_KEY = "browser-api-key"
+TWILIO_TOKEN = "browser-twilio-token"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _chromium() -> str:
@@ -160,7 +162,13 @@ def site(browser: Any, migrated_db_url: str, tmp_path: Path) -> Iterator[Site]:
         "TOUCHFLOW_SENDER__EMAIL": "sam@acme.example",
         "TOUCHFLOW_SENDER__OWNER_EMAIL": "sam@acme.example",
         "TOUCHFLOW_UNSUBSCRIBE_MAILTO": "unsubscribe@acme.example",
+        # Signed Twilio callbacks (the live call screen's scripted call) reach this server.
+        "TOUCHFLOW_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "TOUCHFLOW_TWILIO__AUTH_TOKEN": TWILIO_TOKEN,
     }
+    config = tmp_path / "config"
+    config.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "config" / "guidance.yaml", config / "guidance.yaml")
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
         [

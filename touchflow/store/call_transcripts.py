@@ -22,7 +22,7 @@ from sqlalchemy import Connection, delete, select, update
 
 from touchflow.domain.transcripts import Speaker, TranscriptSegment
 from touchflow.store.prebuilt import dialect_insert
-from touchflow.store.schema import call_segments, call_transcripts, tasks
+from touchflow.store.schema import call_cards, call_segments, call_transcripts, tasks
 
 __all__ = [
     "CallTranscriptRow",
@@ -76,13 +76,12 @@ def start_call(
     then fills in what the segment did not know (language, task, consent).
     A ``task_id`` that names no task is not kept (the transcript still is).
     """
-    if task_id is not None and conn.execute(
-        select(tasks.c.id).where(tasks.c.id == task_id)
-    ).first() is None:
-        task_id = None
-    if _ensure(
-        conn, call_sid, at, source, language=language, task_id=task_id, consent=consent
+    if (
+        task_id is not None
+        and conn.execute(select(tasks.c.id).where(tasks.c.id == task_id)).first() is None
     ):
+        task_id = None
+    if _ensure(conn, call_sid, at, source, language=language, task_id=task_id, consent=consent):
         return True
     known = {"language": language, "task_id": task_id, "consent": consent}
     for column, value in known.items():
@@ -182,9 +181,8 @@ def purge_before(conn: Connection, cutoff: datetime) -> tuple[int, int]:
     ran past midnight of its retention day keeps only its newer words).
     Returns (calls, segments) deleted.
     """
-    old_calls = select(call_transcripts.c.call_sid).where(
-        call_transcripts.c.started_at < cutoff
-    )
+    old_calls = select(call_transcripts.c.call_sid).where(call_transcripts.c.started_at < cutoff)
+    conn.execute(delete(call_cards).where(call_cards.c.call_sid.in_(old_calls)))
     segments = conn.execute(
         delete(call_segments).where(
             call_segments.c.call_sid.in_(old_calls) | (call_segments.c.at < cutoff)

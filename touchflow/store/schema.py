@@ -427,6 +427,25 @@ call_tracker_hits = Table(
     Column("at", UTCDateTime(), nullable=False),
 )
 
+call_cards = Table(
+    "call_cards",
+    metadata,
+    # What the live guidance showed on a call: its cards and checklist ticks, in the
+    # order they fired (id: also the live poller's high-water mark across processes).
+    # ``key`` makes a card once per call whichever process fires it: ``card:<tracker>:
+    # <track>:<seq>`` for a phrase heard, ``nudge:<tracker>`` for a not-said-within
+    # tracker, ``check:<item>`` for a checklist tick.
+    Column("id", Integer, primary_key=True),
+    Column("call_sid", ForeignKey("call_transcripts.call_sid"), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # card|checklist
+    Column("tracker", String(100), nullable=False),
+    Column("data", JSON, nullable=False),  # the event as the screen receives it
+    Column("at", UTCDateTime(), nullable=False),  # when it was said (or the deadline)
+    Column("origin", String(32), nullable=False),  # the serve process that fired it
+    UniqueConstraint("call_sid", "key"),
+)
+
 # -- Deals (issue 11): from `touchflow deals import` and each CRM's deal pull. A deal
 # is keyed on (source, deal_id): `csv` or the CRM's name, and that source's id.
 deals = Table(

@@ -15,6 +15,8 @@
     GET  /dashboard                 the dashboard (signed-in; dashboard.py)
     GET  /api/dashboard/activity    its data as JSON (signed-in or X-API-Key)
     GET  /live/stream               server-sent events (live.py: one hub per process)
+    GET  /calls, /calls/{call_sid}  live calls and a call's screen (signed-in; call_screen.py)
+    GET  /api/calls/{call_sid}/guidance  a call's transcript, cards, checklist (JSON)
     GET  /static/...                the dashboard's CSS, JS and vendored Chart.js
     GET  /healthz
     GET  /metrics                       Prometheus counters of this process
@@ -48,6 +50,7 @@ from touchflow import __version__, bootstrap
 from touchflow.bootstrap import RuntimeCache
 from touchflow.entrypoints.api import (
     auth,
+    call_screen,
     call_transcripts,
     calls,
     dashboard,
@@ -133,6 +136,9 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(dashboard.router)
     app.include_router(dashboard.api_router)
+    app.include_router(call_screen.router)
+    app.include_router(call_screen.api_router)
+    call_screen.install_guidance(app, ctx, app.state.live)
     app.mount("/static", static_files(), name="static")
     metrics = ApiMetrics()
     app.state.metrics = metrics

@@ -56,6 +56,8 @@ class Filters:
 
     @classmethod
     def of(cls, period: int | None, cadence: str | None, owner: str | None) -> Filters:
+        # Control characters never get here: every route's query parameters refuse
+        # them (NO_CONTROL_CHARS), since PostgreSQL refuses NUL in a query.
         return cls(
             period if period in PERIODS else 14,
             (cadence or "").strip() or None,
@@ -222,6 +224,9 @@ async def live_stream(
     sub, missed = live.hub.subscribe(viewer, topics, request.headers.get("last-event-id"))
     if "activity" in topics:
         live.poller.ensure_running()
+    call_poller = live.extra.get("call_poller")  # call_screen.py: other processes' cards
+    if call_poller is not None and any(t.startswith("call:") for t in topics):
+        call_poller.ensure_running()
     return StreamingResponse(
         sse_stream(live.hub, sub, missed, live.heartbeat_s),
         media_type="text/event-stream",

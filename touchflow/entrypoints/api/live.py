@@ -188,6 +188,10 @@ class LiveHub:
     def subscriber_count(self) -> int:
         return len({s for subs in self._by_topic.values() for s in subs})
 
+    def topics(self) -> list[str]:
+        """The topics someone is subscribed to right now."""
+        return list(self._by_topic)
+
     def has_subscribers(self, topic: str) -> bool:
         return bool(self._by_topic.get(topic))
 

@@ -22,6 +22,7 @@ templates = Jinja2Templates(directory=str(_HERE / "templates"))
 #: The dashboard's sections: (path, label); a None path is not built yet (shown, not linked).
 NAV: tuple[tuple[str | None, str], ...] = (
     ("/dashboard", "Overview"),
+    ("/calls", "Live calls"),
     (None, "Cadences"),
     (None, "Team"),
     (None, "Deliverability"),

@@ -375,7 +375,17 @@ def task_show(
         f"their time now {local:%a %H:%M} ({zone.key})"
     )
     if row.channel == "call":
+        from touchflow.services.call_guidance import call_screens
+
+        settings = current_settings()
         out.print(f"call it: touchflow task call {task_id}")
+        screens = call_screens(engine_for(settings), task_id, settings.public_url)
+        for _sid, status, url in screens:
+            out.print(f"live call screen ({status}): {url}", markup=False, soft_wrap=True)
+        if not screens:
+            base = settings.public_url.rstrip("/")
+            out.print(f"live call screen: {base}/calls (once the call is connected)",
+                      markup=False, soft_wrap=True)  # fmt: skip
     out.print()
     out.print(row.body or "(no script)", markup=False)
     from touchflow.domain.guidance.summary import summary_lines
