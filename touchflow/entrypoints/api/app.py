@@ -51,6 +51,7 @@ from touchflow.entrypoints.api import (
     call_transcripts,
     calls,
     dashboard,
+    dashboard_pages,
     sendgrid_hooks,
     twilio_hooks,
     unsubscribe,
@@ -64,6 +65,7 @@ from touchflow.entrypoints.api.pages import static_files
 from touchflow.entrypoints.api.problems import HANDLERS, ApiMetrics, ProblemMiddleware, problem
 from touchflow.errors import StoreUnavailable
 from touchflow.ports import CrmConnector, Dialer, Notifier
+from touchflow.services import reporting
 from touchflow.services.leads import LeadServices
 from touchflow.settings import Settings
 
@@ -117,7 +119,11 @@ def create_app(
     app.state.live = Live(
         hub=hub,
         poller=ActivityPoller(
-            hub, lambda fn: ctx.transaction_sync(fn, rerun=False), settings.live.poll_interval_s
+            hub,
+            lambda fn: ctx.transaction_sync(fn, rerun=False),
+            settings.live.poll_interval_s,
+            # one refresh per batch of new activity (per process), never per viewer
+            on_changes=lambda: reporting.refresh(ctx.engine),
         ),
         heartbeat_s=settings.live.heartbeat_s,
     )
@@ -133,6 +139,8 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(dashboard.router)
     app.include_router(dashboard.api_router)
+    app.include_router(dashboard_pages.router)
+    app.include_router(dashboard_pages.api_router)
     app.mount("/static", static_files(), name="static")
     metrics = ApiMetrics()
     app.state.metrics = metrics

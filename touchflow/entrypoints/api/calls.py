@@ -42,9 +42,7 @@ _MAX_BODY = 4096
 class CallIn(BaseModel):
     """Whom to ring first, and the caller id to show."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"agent_number": "+14155550100"}]}
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"agent_number": "+14155550100"}]})
 
     agent_number: str = Field(
         min_length=1, max_length=32, description="The SDR's phone, rung first (E.164)."

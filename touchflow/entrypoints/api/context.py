@@ -94,9 +94,7 @@ def api_key_refusal(ctx: Context, request: Request, what: str) -> JSONResponse |
     """
     expected = ctx.settings.api_key
     if expected is None or not expected.get_secret_value():
-        return problem(
-            request, 503, f"TOUCHFLOW_API_KEY is not set: the API refuses all {what}"
-        )
+        return problem(request, 503, f"TOUCHFLOW_API_KEY is not set: the API refuses all {what}")
     # Header values are latin-1 on the wire; bytes compare safely whatever they hold.
     given = request.headers.get("x-api-key", "").encode("latin-1", "replace")
     if not hmac.compare_digest(given, expected.get_secret_value().encode()):

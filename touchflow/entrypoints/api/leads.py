@@ -85,7 +85,7 @@ class LeadIn(BaseModel):
                     "employees": 850,
                     "utm_source": "webinar",
                 }
-            ]
+            ],
         },
     )
 

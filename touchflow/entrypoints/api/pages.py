@@ -22,11 +22,11 @@ templates = Jinja2Templates(directory=str(_HERE / "templates"))
 #: The dashboard's sections: (path, label); a None path is not built yet (shown, not linked).
 NAV: tuple[tuple[str | None, str], ...] = (
     ("/dashboard", "Overview"),
-    (None, "Cadences"),
-    (None, "Team"),
-    (None, "Deliverability"),
+    ("/dashboard/cadences", "Cadences"),
+    ("/dashboard/team", "Team"),
+    ("/dashboard/deliverability", "Deliverability"),
     (None, "Pipeline"),
-    (None, "Accounts"),
+    ("/dashboard/accounts", "Accounts"),
 )
 
 

@@ -57,9 +57,7 @@ _SIGNATURE = {
 }
 
 
-def _docs(
-    form: Any, answers: dict[int | str, dict[str, Any]], bad: str | None
-) -> dict[str, Any]:
+def _docs(form: Any, answers: dict[int | str, dict[str, Any]], bad: str | None) -> dict[str, Any]:
     refusals = {400: bad, **_REFUSALS} if bad else _REFUSALS
     return {
         "openapi_extra": {**body(_FORM, model_schema(form)), "parameters": [_SIGNATURE]},
@@ -73,9 +71,7 @@ _TWIML = {"description": "TwiML for Twilio.", "content": {_XML: {"schema": {"typ
 Form = list[tuple[str, str]]
 
 
-async def _verified(
-    request: Request, ctx: Context
-) -> tuple[MessagingWebhook, Form] | Response:
+async def _verified(request: Request, ctx: Context) -> tuple[MessagingWebhook, Form] | Response:
     """The adapter and the form of an authentic Twilio request, or the response refusing it."""
     webhook = ctx.adapter("messaging_webhook", bootstrap.messaging_webhook)
     if isinstance(webhook, str):

@@ -62,10 +62,9 @@ def report(
     variant has TOUCHFLOW_REPORTS__AB_MIN_SENDS sends and the leader
     TOUCHFLOW_REPORTS__AB_THRESHOLD. Opens are shown, never used to decide.
     """
-    from touchflow.bootstrap import cap_policy, team
+    from touchflow.bootstrap import report_context
     from touchflow.services.reporting import (
         REPORTS,
-        ReportContext,
         ReportQuery,
         UnknownReport,
         run_report,
@@ -83,18 +82,7 @@ def report(
     if first and last and last < first:
         raise typer.BadParameter("--to is before --from")
     settings = current_settings()
-    c, r = settings.compliance, settings.reports
-    ctx = ReportContext(
-        now=parse_now(now),
-        caps=cap_policy(settings),
-        shield_threshold=c.bounce_shield_threshold,
-        shield_min_sends=c.bounce_shield_min_sends,
-        spam_threshold=r.spam_threshold,
-        team=team(settings),
-        ab_metric=r.ab_metric,
-        ab_min_sends=r.ab_min_sends,
-        ab_threshold=r.ab_threshold,
-    )
+    ctx = report_context(settings, parse_now(now))
     query = ReportQuery(since=first, until=last, cadence=cadence, owner=owner)
     result = run_report(engine_for(settings), name, query, ctx)
     if as_json:
