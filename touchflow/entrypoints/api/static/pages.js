@@ -154,7 +154,8 @@
       { label: "opted out", num: true, value: (r) => num(r.opted_out) },
       { label: "reply rate (95% interval)", key: "reply_rate", num: true,
         value: (r) => pct(r.reply_rate) + " (" + pct(r.reply_rate_low) + "–" + pct(r.reply_rate_high) + ")" },
-      { label: "P(best)", num: true, value: (r) => (r.prob_best === null ? "–" : pct(r.prob_best)) },
+      { label: "P(best)", num: true, title: "the leader's probability of having the highest true rate",
+        value: (r) => (r.prob_best === null || r.leader !== r.variant ? "–" : pct(r.prob_best)) },
       { label: "decision", key: "decision", value: (r) => {
         if (!r.decision) return "–";
         if (r.decision === "not enough data") return badge(r.decision + (r.leader ? " (" + r.leader + " leads)" : ""), "wait");
