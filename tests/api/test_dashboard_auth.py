@@ -44,7 +44,8 @@ def _dash(engine: Engine, tmp_path: Path, **settings: Any) -> Dash:
         (BEN, "rep", None),
     ):
         add_user(engine, email, role, NOW, manager=manager, password=PASSWORD)
-    s = make_settings(**{"cadences_dir": tmp_path, "config_dir": tmp_path / "no-config", **settings})
+    where = {"cadences_dir": tmp_path, "config_dir": tmp_path / "no-config"}
+    s = make_settings(**{**where, **settings})
     app = create_app(s, engine=engine, runtimes=h.runtimes, clock=lambda: NOW)
     return Dash(engine, h, TestClient(app, follow_redirects=False), s)
 

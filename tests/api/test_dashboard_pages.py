@@ -26,7 +26,8 @@ from touchflow.services.deals import import_deals
 from touchflow.services.reporting import ReportQuery, refresh, run_report
 
 PAGES = ("overview", "cadences", "team", "deliverability", "accounts")
-DEALS_CSV = """deal_id,account_domain,owner_email,amount,currency,created_at,close_date,stage,closed_at,outcome
+DEALS_CSV = """\
+deal_id,account_domain,owner_email,amount,currency,created_at,close_date,stage,closed_at,outcome
 D1,acme.example,ana@x.example,50000,USD,2026-10-01T10:00:00Z,2027-01-31,demo,,
 D2,globex.example,ben@x.example,80000,USD,2026-10-05T10:00:00Z,2027-02-28,proposal,,
 """

@@ -24,7 +24,8 @@ PEOPLE = {
     ANA: ["dana@initech.example", "eli@initech.example", "fay@hooli.example", "gus@hooli.example"],
     BEN: ["hal@umbrella.example", "ida@umbrella.example"],
 }
-DEALS_CSV = """deal_id,account_domain,owner_email,amount,currency,created_at,close_date,stage,closed_at,outcome
+DEALS_CSV = """\
+deal_id,account_domain,owner_email,amount,currency,created_at,close_date,stage,closed_at,outcome
 D-100,initech.example,ana@x.example,48000,USD,{created},{close},demo,,
 D-101,hooli.example,ana@x.example,120000,USD,{created},{close},negotiation,,
 D-200,umbrella.example,ben@x.example,75000,USD,{created},{close},proposal,,
@@ -90,7 +91,9 @@ def known(site: Site) -> Site:
     return site
 
 
-def test_the_pages_show_the_reports_numbers_and_follow_the_filters(known: Site, browser: Any) -> None:
+def test_the_pages_show_the_reports_numbers_and_follow_the_filters(
+    known: Site, browser: Any
+) -> None:
     site = known
     everyone = _funnel_of(_report(site, "funnel"))
     bens = _funnel_of(_report(site, "funnel", "--owner", BEN))
@@ -118,7 +121,9 @@ def test_the_pages_show_the_reports_numbers_and_follow_the_filters(known: Site, 
     assert table.count() == len(rows)
     intro = [r for r in rows if r["step"] == "intro"]
     for r in intro:
-        tr = page.locator(f"[data-testid=cadences] tr[data-step=intro][data-variant={r['variant']}]")
+        tr = page.locator(
+            f"[data-testid=cadences] tr[data-step=intro][data-variant={r['variant']}]"
+        )
         assert tr.locator("td[data-col=sent]").inner_text() == str(r["sent"])
         assert tr.locator("td[data-col=replied]").inner_text() == str(r["replied"])
         assert "not enough data" in tr.locator("td[data-col=decision]").inner_text()
@@ -163,9 +168,9 @@ def test_a_manager_sees_their_team_and_a_reply_updates_the_figures_live(
     page.locator("[data-testid=activity-feed] li", has_text="Fay").wait_for(timeout=LIVE_TIMEOUT_MS)
     replied = page.locator("[data-testid=funnel] tr[data-stage=replied] td[data-col=count]")
     want = str(anas["replied"] + 1)
+    cell = "[data-testid=funnel] tr[data-stage=replied] td[data-col=count]"
     page.wait_for_function(
-        f"() => document.querySelector('[data-testid=funnel] tr[data-stage=replied] td[data-col=count]').textContent === '{want}'",
-        timeout=LIVE_TIMEOUT_MS,
+        f"() => document.querySelector('{cell}').textContent === '{want}'", timeout=LIVE_TIMEOUT_MS
     )
     assert replied.inner_text() == want
     assert _funnel_on_page(page) == _funnel_of(_report(site, "funnel", "--owner", ANA))

@@ -81,6 +81,8 @@ for _name, _label in PAGE_TEMPLATES.items():
 
 # -- the JSON data endpoints ---------------------------------------------------------------
 
+_DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
 
 class FiltersOut(BaseModel):
     from_: str = Field(alias="from", description="First day (UTC), included.")
@@ -165,17 +167,27 @@ def _api_route(name: str, model: type[BaseModel]) -> None:
             str | None, Query(max_length=320, description="An owner's email (within your team).")
         ] = None,
         since: Annotated[
-            date | None, Query(alias="from", description="First day (UTC); wins over period.")
+            str | None,
+            Query(
+                alias="from",
+                pattern=_DAY,
+                description="First day (UTC), YYYY-MM-DD; wins over period.",
+            ),
         ] = None,
-        until: Annotated[date | None, Query(alias="to", description="Last day (UTC).")] = None,
+        until: Annotated[
+            str | None, Query(alias="to", pattern=_DAY, description="Last day (UTC), YYYY-MM-DD.")
+        ] = None,
         x_api_key: Annotated[
             str | None,
             Header(alias="X-API-Key", description="Instead of a signed-in session (scripts)."),
         ] = None,
     ) -> Response:
-        if since and until and until < since:
+        first, last = day_or_none(since), day_or_none(until)
+        if (since and first is None) or (until and last is None):
+            return problem(request, 422, "from and to take a date: YYYY-MM-DD")
+        if first and last and last < first:
             return problem(request, 422, "to is before from")
-        filters = _filters(period, cadence, owner, since, until)
+        filters = _filters(period, cadence, owner, first, last)
         return JSONResponse(await dashboard_data(request, viewer, filters, name))
 
     data.__name__ = f"{name}_data"
