@@ -55,6 +55,7 @@ __all__ = [
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter()  # the JSON routes, in docs/openapi.json
 PERIODS = (7, 14, 30, 90)
+MAX_DAYS = 366  # the longest window a page shows (from/to further apart are cut to it)
 _TOPIC = re.compile(r"^[a-z_]{1,32}(:[A-Za-z0-9_.-]{1,64})?$")
 
 
@@ -95,7 +96,7 @@ class Filters:
         """The days shown: ``from``..``to``, else the ``period`` days ending today."""
         until = self.until or today
         since = self.since or (until - timedelta(days=self.period - 1))
-        return since, until
+        return max(since, until - timedelta(days=MAX_DAYS - 1)), until
 
     def query_string(self) -> str:
         """These filters as a query string (links between pages keep them)."""
@@ -184,11 +185,12 @@ async def dashboard_data(
 def _overview_data(request: Request, viewer: Viewer, filters: Filters) -> Any:
     ctx = context(request)
     owners = filters.owners(viewer)
-    today = ctx.now().date()
+    since, until = filters.window(ctx.now().date())
+    days = (until - since).days + 1
     team = team_config(ctx.settings)
 
     def read(conn: Connection) -> dict[str, Any]:
-        series = daily_series(conn, today, filters.period, owners=owners, cadence=filters.cadence)
+        series = daily_series(conn, until, days, owners=owners, cadence=filters.cadence)
         recent = recent_activity(conn, owners, 20)
         return {
             "series": series.as_json(),

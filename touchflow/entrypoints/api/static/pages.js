@@ -175,7 +175,7 @@
         { label: "emails today", data: w.map((r) => r.touches_today), backgroundColor: "#16a34a", stack: "s" },
       ] },
       options: { indexAxis: "y", scales: { x: { beginAtZero: true, stacked: true, ticks: { precision: 0 } }, y: { stacked: true } } },
-    }, w.length > 0, 70 + w.length * 40);
+    }, w.some((r) => r.open_tasks || r.touches_today), 70 + w.length * 40);
     const use = (a, b) => (b ? num(a) + " / " + num(b) : num(a));
     fill("workload-table", w.length ? table(w, [
       { label: "owner", value: (r) => r.owner },
