@@ -181,6 +181,13 @@ def test_a_manager_sees_their_team_and_a_reply_updates_the_figures_live(
     assert sum(map(int, after)) == sum(map(int, before)) + 1
     for p in (page, cadences):
         assert p.evaluate("() => performance.getEntriesByType('navigation').length") == 1
+    # A deal of ana's moves on (a CRM pull or `deals import` records the stage change).
+    moved = site.cwd / "moved.csv"
+    lines = (site.cwd / "deals.csv").read_text().splitlines()
+    moved.write_text("\n".join([lines[0], lines[1].replace(",demo,", ",proposal,")]) + "\n")
+    site.touchflow("deals", "import", str(moved))
+    feed = page.locator("[data-testid=activity-feed]")
+    feed.locator("li", has_text="moved to proposal").wait_for(timeout=LIVE_TIMEOUT_MS)
     site.shot(page, "overview-live-manager")
     site.shot(cadences, "cadences-live-manager")
     context.close()
