@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/speed_to_lead.py
 	$(BIN)/python bench/forecast.py
+	$(BIN)/python bench/forecast_store.py
 	$(BIN)/python bench/guidance_matching.py
 	$(BIN)/python bench/reports.py
 

@@ -77,9 +77,12 @@ def _prospect(row: dict[str, str]) -> Prospect | None:
     return result.to_prospect() if isinstance(result, Normalized) else None
 
 
-def make_db(path: Path, n: int, *, due: bool) -> Any:
-    """A migrated SQLite database with ``n`` prospects enrolled at step 0."""
-    engine = make_engine(f"sqlite:///{path}")
+def make_db(path: Path | str, n: int, *, due: bool) -> Any:
+    """A migrated database with ``n`` prospects enrolled at step 0.
+
+    ``path``: a SQLite file, or a database URL (bench/scaleout.py: PostgreSQL).
+    """
+    engine = make_engine(path if isinstance(path, str) else f"sqlite:///{path}")
     upgrade(engine)
     people = []
     for r in generate_rows(max(1, min(n, 20_000)), seed=11, missing_title_every=0):

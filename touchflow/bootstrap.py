@@ -56,9 +56,12 @@ from touchflow.store.db import database_problem, make_engine, schema_problem, ur
 if TYPE_CHECKING:  # adapters are imported when built: `preview` loads no vendor SDK
     from touchflow.adapters.imap.replies import ImapMailbox
     from touchflow.adapters.twilio.sms_voice import TwilioSmsSender
+    from touchflow.domain.guidance import Guidance
     from touchflow.domain.pipeline import Pipeline
     from touchflow.domain.routing.mailbox import ImapAccount, Mailbox
     from touchflow.domain.routing.team import Member, TeamConfig
+    from touchflow.domain.scoring import IcpConfig
+    from touchflow.services.call_summaries import CallSummaries
 
 _log = logging.getLogger("touchflow")
 
@@ -729,7 +732,9 @@ def lead_services(settings: Settings) -> LeadServices:
     if settings.leads.inbound_cadence:
         path = settings.cadences_dir / f"{settings.leads.inbound_cadence}.yaml"
         inbound = runtimes(settings).add(
-            load_cadence(path, settings.templates_dir, settings.calendars_file)
+            load_cadence(
+                path, settings.templates_dir, settings.calendars_file, settings.guidance_file
+            )
         )
     aliases: dict[str, str] = {}
     if (cfg / "domain_aliases.yaml").exists():
@@ -863,6 +868,49 @@ def calls_config(settings: Settings) -> CallsConfig:
     return calls_config_from_yaml(read_text(path), str(path))
 
 
+def call_guidance(settings: Settings) -> Guidance | None:
+    """``config/guidance.yaml`` compiled (one automaton per process); None when absent.
+
+    Compiled once per file version (keyed on its mtime): every call of the process,
+    live or after the call, shares it. A ConfigFileError (file:line:col) when invalid.
+    """
+    path = settings.guidance_file
+    if not path.exists():
+        return None
+    return _guidance_at(str(path), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=2)
+def _guidance_at(path: str, stamp: int) -> Guidance:
+    from touchflow.domain.guidance import load_guidance
+
+    return load_guidance(Path(path))
+
+
+def icp_config(settings: Settings) -> IcpConfig | None:
+    """``config/icp.yaml``, or None when there is none."""
+    from touchflow.domain.scoring import load_icp
+
+    path = settings.config_dir / "icp.yaml"
+    return load_icp(path) if path.exists() else None
+
+
+def call_summaries(settings: Settings, engine: Engine | None = None) -> CallSummaries | None:
+    """The after-call summaries over the store (``engine``, default the configured database);
+    None without ``config/guidance.yaml``."""
+    guidance = call_guidance(settings)
+    if guidance is None:
+        return None
+    from touchflow.services.call_summaries import CallSummaries
+
+    return CallSummaries(
+        engine if engine is not None else database(settings),
+        guidance,
+        icp=icp_config(settings),
+        idle=timedelta(minutes=settings.transcripts.summary_idle_minutes),
+    )
+
+
 def media_stream_url(settings: Settings) -> str:
     """The wss:// URL Twilio opens the Media Stream to (and signs)."""
     if settings.transcripts.media_stream_url:
@@ -872,9 +920,7 @@ def media_stream_url(settings: Settings) -> str:
     return ("wss" if scheme == "https" else "ws") + "://" + rest + "/media-stream"
 
 
-def media_stream_transcriber(
-    settings: Settings, now: Callable[[], datetime]
-) -> MediaStreamReader:
+def media_stream_transcriber(settings: Settings, now: Callable[[], datetime]) -> MediaStreamReader:
     """One Media Stream connection's reader: the offline recogniser per track.
 
     pocketsphinx with the US-English model its wheel ships (no download).

@@ -111,6 +111,10 @@ class TranscriptSettings(BaseModel):
     # host with wss:// (ws:// for http://) and /media-stream.
     media_stream_url: str | None = None
     partial_results: bool = True
+    # A live call with no new segment for this long lost its stop event: the
+    # summary sweep (`touchflow guidance summarise`, the summarise_calls flow) ends
+    # and summarises it.
+    summary_idle_minutes: int = Field(default=30, ge=1)
 
 
 class CapSettings(BaseModel):
@@ -118,6 +122,13 @@ class CapSettings(BaseModel):
 
     hourly: int | None = Field(default=100, ge=1)
     daily: int | None = Field(default=500, ge=1)
+
+
+class TickSettings(BaseModel):
+    """How the scheduled tick splits its work over the Prefect workers (PostgreSQL only)."""
+
+    shards: int = Field(default=4, ge=1, le=64)  # tick-shard flow runs a tick submits at most
+    shard_budget_s: int = Field(default=240, ge=1)  # a shard stops claiming after this long
 
 
 class ComplianceSettings(BaseModel):
@@ -269,6 +280,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     sender: SenderDefaults = SenderDefaults()
     compliance: ComplianceSettings = ComplianceSettings()
+    tick: TickSettings = TickSettings()
     replies: RepliesSettings = RepliesSettings()
     crm: CrmSettings = CrmSettings()
     enrichment: EnrichmentSettings = EnrichmentSettings()
@@ -305,6 +317,11 @@ class Settings(BaseSettings):
     def calendars_file(self) -> Path:
         """``config/calendars.yaml``: the shared calendars cadences name (need not exist)."""
         return self.config_dir / "calendars.yaml"
+
+    @property
+    def guidance_file(self) -> Path:
+        """``config/guidance.yaml``: call trackers, cards, checklist (need not exist)."""
+        return self.config_dir / "guidance.yaml"
 
     @property
     def calls_file(self) -> Path:

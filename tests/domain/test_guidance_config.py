@@ -139,3 +139,17 @@ def test_yaml_syntax_errors_and_the_wrong_shape() -> None:
 
 def test_an_empty_file_is_no_guidance() -> None:
     assert guidance_from_yaml("", PATH).trackers == {}
+
+
+def test_a_score_event_is_an_icp_event_name_and_is_kept() -> None:
+    text = "trackers:\n  pricing:\n    phrases: {en: [price]}\n    score_event: Asked-For-Pricing\n"
+    (message,) = _messages(text)
+    assert message.startswith("config/guidance.yaml:4:18: error: ")
+    assert "'Asked-For-Pricing' must be lowercase_with_underscores" in message
+    good = guidance_from_yaml(text.replace("Asked-For-Pricing", "asked_for_pricing"))
+    assert good.trackers["pricing"].score_event == "asked_for_pricing"
+    sample = load_guidance(SAMPLE)
+    assert {t.score_event for t in sample.file.trackers.values()} >= {
+        "asked_for_pricing",
+        "competitor_mentioned",
+    }

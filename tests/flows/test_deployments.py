@@ -21,9 +21,35 @@ def test_every_deployment_entrypoint_is_a_flow():
         path, func = dep["entrypoint"].split(":")
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
         assert isinstance(getattr(module, func), Flow), dep["name"]
-        assert dep["schedules"] and dep["work_pool"]["name"] == "touchflow"
+        # Shards are started by run-cadences, never by a schedule.
+        assert bool(dep.get("schedules")) == (dep["name"] != "tick-shard"), dep["name"]
+        assert dep["work_pool"]["name"] == "touchflow"
         names.add(dep["name"])
-    assert {"run-cadences", "poll-replies", "sync-crm", "intake", "purge-transcripts"} <= names
+    assert {
+        "run-cadences",
+        "tick-shard",
+        "poll-replies",
+        "sync-crm",
+        "intake",
+        "purge-transcripts",
+        "sync-deals",
+        "snapshot-pipeline",
+        "summarise-calls",
+    } <= names
+
+
+def test_the_parent_submits_to_the_shard_deployment_prefect_yaml_declares():
+    from touchflow.entrypoints.flows.run_cadences import SHARD_DEPLOYMENT
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    (shard,) = [d for d in spec["deployments"] if d["name"] == "tick-shard"]
+    module = importlib.import_module(shard["entrypoint"].split(":")[0][:-3].replace("/", "."))
+    flow_obj = getattr(module, shard["entrypoint"].split(":")[1])
+    assert f"{flow_obj.name}/{shard['name']}" == SHARD_DEPLOYMENT
+    # Every shard of a default tick can start at once.
+    from touchflow.settings import TickSettings
+
+    assert shard["concurrency_limit"]["limit"] >= TickSettings().shards
 
 
 def test_every_deployment_sends_heartbeats_the_zombie_automation_watches():

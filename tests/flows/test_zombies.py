@@ -29,7 +29,13 @@ def test_the_automation_is_created_once_and_watches_touchflow_runs(harness):
     with get_client(sync_client=True) as client:
         (found,) = client.read_automations_by_name(NAME)
     trigger = found.trigger
-    assert trigger.after == {"prefect.flow-run.heartbeat"}
+    # A heartbeat; Pending (a worker that died before starting the run's process); Running
+    # (a process that died before its first heartbeat reached the server).
+    assert trigger.after == {
+        "prefect.flow-run.heartbeat",
+        "prefect.flow-run.Pending",
+        "prefect.flow-run.Running",
+    }
     assert trigger.posture == "Proactive" and trigger.within == SILENCE
     assert trigger.match_related == ResourceSpecification(
         {"prefect.resource.id": f"prefect.tag.{TAG}", "prefect.resource.role": "tag"}

@@ -27,20 +27,21 @@ from touchflow.demo.data import generate_rows
 from touchflow.domain.deals import Deal, DealOutcome, ForecastCategory, StageChange
 from touchflow.domain.forecasting import CloseDateChange, ForecastPipeline
 
-STAGES = ("prospecting", "discovery", "demo", "proposal", "negotiation", "commit")
+STAGES = ("discovery", "qualification", "demo", "proposal", "negotiation", "commit")
 WON_STAGE, LOST_STAGE = "closed_won", "closed_lost"
-# Book probabilities as a CRM ships them (HubSpot's defaults, spread over six stages).
+# The open stages, book probabilities and categories of config/pipeline.yaml (a test
+# checks they agree): probabilities as a CRM ships them, spread over six stages.
 PROBABILITIES = {
-    "prospecting": 0.10,
-    "discovery": 0.20,
+    "discovery": 0.10,
+    "qualification": 0.20,
     "demo": 0.40,
     "proposal": 0.60,
     "negotiation": 0.80,
     "commit": 0.90,
 }
 CATEGORIES = {
-    "prospecting": ForecastCategory.PIPELINE,
     "discovery": ForecastCategory.PIPELINE,
+    "qualification": ForecastCategory.PIPELINE,
     "demo": ForecastCategory.BEST_CASE,
     "proposal": ForecastCategory.BEST_CASE,
     "negotiation": ForecastCategory.COMMIT,
@@ -63,8 +64,8 @@ REPS = (
 )
 # Per open stage: median days in it, chance to move on, chance to fall back a stage.
 FLOW = {
-    "prospecting": (12, 0.62, 0.0),
-    "discovery": (20, 0.70, 0.04),
+    "discovery": (12, 0.62, 0.0),
+    "qualification": (20, 0.70, 0.04),
     "demo": (22, 0.74, 0.06),
     "proposal": (25, 0.76, 0.08),
     "negotiation": (20, 0.80, 0.07),

@@ -7,7 +7,11 @@ the qualified leads to an in-memory CRM, enrolls them in ``enterprise-outbound``
 leads in ``inbound-fast-follow``), then advances a clock hour by hour and runs
 the ``run_cadences`` flow at every hour where something is due. Between ticks
 the "SDRs" work their due tasks and some prospects reply, bounce, unsubscribe
-or book a meeting, deterministically. Ends with a summary.
+or book a meeting, deterministically. Ends with a summary, then loads three
+years of generated deal history (``demo-run/deals/``) through the service
+``touchflow deals import`` uses, takes a pipeline snapshot, and prints the
+forecast as of 1 December 2026 and the quarterly backtest (touchflow's MAPE
+beside the naive stage-weighted pipeline's and the commit call's).
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import random
 import shutil
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -48,7 +53,7 @@ TASK_OUTCOMES = [
 ]
 
 
-def run_demo(*, prospects: int, days: int, workdir: Path, console: Console) -> dict[str, int]:
+def run_demo(*, prospects: int, days: int, workdir: Path, console: Console) -> dict[str, Any]:
     """Run the demo; return headline counts (also printed as tables)."""
     from touchflow.bootstrap import (
         database,
@@ -134,7 +139,53 @@ def run_demo(*, prospects: int, days: int, workdir: Path, console: Console) -> d
                 _prospects_answer(engine, cache, now, fate, rng)
                 now += timedelta(hours=1)
         received = sink.count
-    return _summary(engine, console, received, ticks, time.monotonic() - t0)
+    counts = _summary(engine, console, received, ticks, time.monotonic() - t0)
+    counts.update(_deals_and_forecast(engine, settings, workdir, console))
+    return counts
+
+
+def _deals_and_forecast(
+    engine, settings: Settings, workdir: Path, console: Console
+) -> dict[str, Any]:
+    """The generated deal history in, a snapshot, the forecast and its backtest out."""
+    from touchflow.bootstrap import pipeline
+    from touchflow.demo import deal_history
+    from touchflow.entrypoints.cli.forecast import forecast_table, print_backtest
+    from touchflow.services.deals import import_deals, take_snapshot
+    from touchflow.services.forecasting import run_backtest, run_forecast
+
+    t0 = time.monotonic()
+    history = deal_history.generate()
+    as_of = history.as_of
+    deals_csv, stages_csv, dates_csv = deal_history.write_csvs(workdir / "deals", history)
+    config = pipeline(settings)
+    loaded = import_deals(
+        engine, deals_csv, config, as_of, history_path=stages_csv, close_dates_path=dates_csv
+    )
+    console.print(f"deal history ({deals_csv.parent}): {loaded}", markup=False)
+    snapped = take_snapshot(engine, as_of.date())
+    console.print(f"pipeline snapshot {as_of.date()}: {snapped} open deals", markup=False)
+    f = run_forecast(engine, config, as_of, periods=2)
+    console.print(forecast_table(f))
+    result = run_backtest(
+        engine, config, start=date(2025, 1, 1), end=date(2026, 12, 31), now=as_of
+    )
+    print_backtest(console, result)
+    console.print(
+        f"[bold]deal history, forecast and backtest in {time.monotonic() - t0:.1f} s; "
+        "the same with `touchflow forecast --as-of 2026-12-01` and "
+        "`touchflow forecast --backtest --from 2025-01-01 --to 2026-12-31 --now 2026-12-01` "
+        f"(TOUCHFLOW_DATABASE_URL=sqlite:///{workdir / 'touchflow.db'})[/bold]"
+    )
+    return {
+        "deals": loaded.counts.new,
+        "open_deals": len(f.deals),
+        "backtest_periods": len(result.periods),
+        "mape_touchflow": result.mape("touchflow"),
+        "mape_naive": result.mape("naive"),
+        "mape_commit": result.mape("commit"),
+        "interval_coverage": result.interval_coverage,
+    }
 
 
 def _qualify(engine, settings: Settings, console: Console) -> None:
@@ -224,7 +275,7 @@ def _prospects_answer(
                 apply_exit_event(conn, cache, pid, kind, now, source="demo")
 
 
-def _summary(engine, console: Console, received: int, ticks: int, seconds: float) -> dict[str, int]:
+def _summary(engine, console: Console, received: int, ticks: int, seconds: float) -> dict[str, Any]:
     with engine.connect() as conn:
         by_day: dict[str, Counter[str]] = {}
         for at, channel, n in conn.execute(

@@ -485,9 +485,14 @@ class _Checker:
     """Checks that involve more than one value, on raw YAML data (tolerates bad parts)."""
 
     def __init__(
-        self, doc: YamlDocument, templates: Mapping[str, str], templates_label: str
+        self,
+        doc: YamlDocument,
+        templates: Mapping[str, str],
+        templates_label: str,
+        trackers: TrackerNames | None = None,
     ) -> None:
         self.doc = doc
+        self.trackers = trackers
         self.templates = templates
         self.templates_label = templates_label
         self.findings: list[Finding] = []
@@ -639,7 +644,7 @@ class _Checker:
             self.add(loc, f"when does not compile: {exc.message}")
             return
         for name in sorted(info.names):
-            why = "conditions can only call touched() and outcome()"
+            why = "conditions can only call touched(), outcome() and tracker()"
             self.add(loc, f"when: unknown name {name!r} ({why})")
         for problem in info.problems:
             self.add(loc, f"when: {problem}")
@@ -670,6 +675,22 @@ class _Checker:
                     loc,
                     f"when: outcome({step_id!r}) is always none: {step_id!r} is a {channel} "
                     "step (outcomes are for call, linkedin and task steps)",
+                )
+        for step_id, name in info.trackers:
+            self._when_step("tracker", step_id, loc, index, ids)
+            channel = channels.get(step_id)
+            if channel in get_args(Channel) and channel != "call":
+                self.add(
+                    loc,
+                    f"when: tracker({step_id!r}, ...) is always false: {step_id!r} is a "
+                    f"{channel} step (trackers are heard on call steps' calls)",
+                )
+            known = self.trackers
+            if known is not None and name not in known.names:
+                self.add(
+                    loc,
+                    f"when: unknown tracker {name!r}{_did_you_mean(name, known.names)} "
+                    f"(the trackers are in {known.path})",
                 )
         for name in info.outcomes:
             if name not in TASK_OUTCOMES:
@@ -750,6 +771,37 @@ class CalendarsSource:
         return cls(str(path), read_text(path) if path.exists() else None)
 
 
+@dataclass(frozen=True)
+class TrackerNames:
+    """The trackers ``tracker()`` conditions may name: those of ``config/guidance.yaml``.
+
+    Without a guidance file there is nothing to check against, so ``tracker()`` names
+    are not checked (the condition is false until a call summary says otherwise);
+    with one, a name it does not define is an error with a did-you-mean.
+    """
+
+    path: str
+    names: tuple[str, ...]
+
+    @classmethod
+    def read(cls, path: Path | None) -> TrackerNames | None:
+        """The tracker ids in the file at ``path``; None when there is no such file.
+
+        Only the ids are read (``trackers:`` keys): the file's own mistakes are
+        ``touchflow validate``'s to report, with the guidance file.
+        """
+        if path is None or not path.exists():
+            return None
+        try:
+            doc = parse_yaml(read_text(path), str(path))
+        except FindingsError:
+            return cls(str(path), ())
+        data = doc.data if isinstance(doc.data, dict) else {}
+        trackers = data.get("trackers")
+        names = tuple(str(k) for k in trackers) if isinstance(trackers, dict) else ()
+        return cls(str(path), names)
+
+
 def _named_calendars(
     doc: YamlDocument, schedule: Schedule, source: CalendarsSource | None
 ) -> tuple[list[CalendarSpec], list[Finding]]:
@@ -796,6 +848,7 @@ def _build(
     templates: Mapping[str, str],
     templates_label: str,
     calendars: CalendarsSource | None = None,
+    trackers: TrackerNames | None = None,
 ) -> Cadence:
     doc = parse_yaml(yaml_text, path)
     findings = list(doc.findings)
@@ -810,7 +863,7 @@ def _build(
         cadence = Cadence.model_validate(doc.data, context={"stem": PurePosixPath(path).stem})
     except ValidationError as exc:
         findings.extend(model_findings(doc, exc, Cadence, name="cadence"))
-    checker = _Checker(doc, templates, templates_label)
+    checker = _Checker(doc, templates, templates_label, trackers)
     checker.check()
     findings.extend(checker.findings)
     specs: list[CalendarSpec] = []
@@ -832,11 +885,18 @@ def _build(
 
 
 @reported_as(CadenceError)
-def load_cadence(path: Path, templates_dir: Path, calendars: Path | None = None) -> Cadence:
+def load_cadence(
+    path: Path,
+    templates_dir: Path,
+    calendars: Path | None = None,
+    guidance: Path | None = None,
+) -> Cadence:
     """Load and validate one cadence file; raise CadenceError with every finding.
 
     ``calendars`` is the calendars file (``config/calendars.yaml``) named calendars are
-    looked up in; it need not exist unless the cadence names one.
+    looked up in; it need not exist unless the cadence names one. ``guidance``
+    (``config/guidance.yaml``) names the trackers ``tracker()`` conditions may use
+    (:class:`TrackerNames`; not checked when it does not exist).
     """
     return _build(
         read_text(path),
@@ -844,6 +904,7 @@ def load_cadence(path: Path, templates_dir: Path, calendars: Path | None = None)
         DirectoryTemplates(templates_dir),
         str(templates_dir),
         CalendarsSource.read(calendars),
+        TrackerNames.read(guidance),
     )
 
 
@@ -865,7 +926,10 @@ def _cadence_files(cadences_dir: Path) -> list[Path]:
 
 @reported_as(CadenceError)
 def load_cadences(
-    cadences_dir: Path, templates_dir: Path, calendars: Path | None = None
+    cadences_dir: Path,
+    templates_dir: Path,
+    calendars: Path | None = None,
+    guidance: Path | None = None,
 ) -> dict[str, Cadence]:
     """Load every ``*.yaml``/``*.yml`` in a directory: ``{id: Cadence}``.
 
@@ -874,11 +938,14 @@ def load_cadences(
     """
     templates = DirectoryTemplates(templates_dir)
     source = CalendarsSource.read(calendars)
+    trackers = TrackerNames.read(guidance)
     cadences: dict[str, Cadence] = {}
     findings: list[Finding] = []
     for path in _cadence_files(cadences_dir):
         try:
-            cadence = _build(read_text(path), str(path), templates, str(templates_dir), source)
+            cadence = _build(
+                read_text(path), str(path), templates, str(templates_dir), source, trackers
+            )
         except FindingsError as exc:
             findings.extend(exc.findings)
             continue
@@ -968,11 +1035,13 @@ def validate_paths(
     templates_dir: Path,
     policy: Callable[[Cadence], list[Finding]] | None = None,
     calendars: Path | None = None,
+    guidance: Path | None = None,
 ) -> list[Finding]:
     """Validate cadences, templates and config files; return every finding, sorted.
 
     ``policy`` adds house rules for each cadence that loaded (the email footer);
-    ``calendars`` is the calendars file cadences name calendars from.
+    ``calendars`` is the calendars file cadences name calendars from, ``guidance`` the
+    guidance file their ``tracker()`` conditions name trackers from.
 
     - a ``.yaml``/``.yml`` file is a cadence, unless it lives under a ``config``
       directory: then ``calendars.yaml`` and ``guidance.yaml`` are checked in full, and
@@ -1002,7 +1071,7 @@ def validate_paths(
                     findings.extend(_validate_yaml_only(file))
                 else:
                     try:
-                        cadence = load_cadence(file, templates_dir, calendars)
+                        cadence = load_cadence(file, templates_dir, calendars, guidance)
                     except CadenceError as exc:
                         findings.extend(exc.findings)
                     else:

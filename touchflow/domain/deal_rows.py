@@ -3,6 +3,8 @@
 ``deals.csv``: ``deal_id,account_domain,owner_email,amount,currency,created_at,
 close_date,stage,closed_at,outcome`` (an optional ``name`` column too).
 ``stages.csv``: ``deal_id,stage,entered_at``.
+``close_dates.csv``: ``deal_id,close_date,changed_at`` (the expected close date
+became ``close_date`` at ``changed_at``).
 
 Times are ISO 8601 (``2027-01-04T09:30:00Z``; a bare date is midnight UTC; a
 time without offset is UTC). ``outcome`` is ``won``, ``lost`` or empty (open);
@@ -18,13 +20,16 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 
 from touchflow.domain.deals import Deal, DealOutcome, StageChange
+from touchflow.domain.forecasting import CloseDateChange
 from touchflow.domain.normalize import checked_email, normalize_domain
 from touchflow.domain.pipeline import Pipeline
 
 __all__ = [
+    "CLOSE_DATE_COLUMNS",
     "DEAL_COLUMNS",
     "STAGE_COLUMNS",
     "RowError",
+    "parse_close_date_row",
     "parse_date",
     "parse_deal_row",
     "parse_stage_row",
@@ -44,6 +49,7 @@ DEAL_COLUMNS = (
     "outcome",
 )
 STAGE_COLUMNS = ("deal_id", "stage", "entered_at")
+CLOSE_DATE_COLUMNS = ("deal_id", "close_date", "changed_at")
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 
 
@@ -157,3 +163,19 @@ def parse_stage_row(values: Mapping[str, str], pipeline: Pipeline) -> StageChang
     if not entered:
         raise RowError("missing_entered_at", "entered_at is empty")
     return StageChange(deal_id, stage, parse_time(entered, "entered_at"))
+
+
+def parse_close_date_row(values: Mapping[str, str]) -> CloseDateChange:
+    """One ``close_dates.csv`` row as a :class:`CloseDateChange`; :class:`RowError` if bad."""
+    deal_id = (values.get("deal_id") or "").strip()
+    if not deal_id:
+        raise RowError("missing_deal_id", "deal_id is empty")
+    day = (values.get("close_date") or "").strip()
+    if not day:
+        raise RowError("missing_close_date", "close_date is empty")
+    changed = (values.get("changed_at") or "").strip()
+    if not changed:
+        raise RowError("missing_changed_at", "changed_at is empty")
+    return CloseDateChange(
+        deal_id, parse_date(day, "close_date"), parse_time(changed, "changed_at")
+    )

@@ -78,6 +78,8 @@ class ExecutedStep:
     subject: str | None = None
     events: set[str] = field(default_factory=lambda: {"sent"})
     outcome: str | None = None  # a task step's outcome once its task is done
+    #: Trackers heard on the calls of a call step's task (their after-call summaries).
+    trackers: set[str] = field(default_factory=set)
 
 
 #: Why the engine skipped a step: its ``when`` was false, or the prospect has
@@ -397,11 +399,14 @@ class CadenceRuntime:
     @staticmethod
     def _facts(
         view: EnrollmentView,
-    ) -> tuple[Callable[[str, str], bool], Callable[[str], str | None]]:
-        """``touched(step, event)`` and ``outcome(step)`` over the enrollment's executed steps.
+    ) -> tuple[Callable[[str, str], bool], Callable[[str], str | None], Callable[[str, str], bool]]:
+        """``touched(step, event)``, ``outcome(step)`` and ``tracker(step, name)`` over the
+        enrollment's executed steps.
 
         A task outcome counts as an event of its step too, so
-        ``touched('call-1', 'connected')`` reads like ``outcome('call-1') == 'connected'``.
+        ``touched('call-1', 'connected')`` reads like ``outcome('call-1') == 'connected'``;
+        ``tracker('call-1', 'pricing')``: the tracker was heard on the call of that step's
+        task (after-call summaries; false before the call was summarised).
         """
         executed = view.executed
 
@@ -413,7 +418,11 @@ class CadenceRuntime:
             done = executed.get(step_id)
             return done.outcome if done is not None else None
 
-        return touched, outcome
+        def tracker(step_id: str, name: str) -> bool:
+            done = executed.get(step_id)
+            return done is not None and name in done.trackers
+
+        return touched, outcome, tracker
 
     def _render(
         self,

@@ -223,7 +223,9 @@ class Renderer:
         The result takes a ``touched(step_id, event) -> bool`` function and an
         ``outcome(step_id) -> str | None`` function (the outcome of a task
         step, None while it has none) and evaluates the expression with
-        ``touched(step_id, event='sent')`` and ``outcome(step_id)`` in scope.
+        ``touched(step_id, event='sent')`` and ``outcome(step_id)`` in scope; a third,
+        ``tracker(step_id, name) -> bool`` (a tracker heard on the call of a call step's
+        task, from its after-call summary), is ``tracker(...)`` (False when not given).
         """
         compiled = self._conditions.get(expr)
         if compiled is None:
@@ -232,21 +234,31 @@ class Renderer:
         def evaluate(
             touched: Callable[[str, str], bool],
             outcome: Callable[[str], str | None] = _no_outcome,
+            tracker: Callable[[str, str], bool] = _no_tracker,
         ) -> bool:
             def touched_in_template(step_id: str, event: str = "sent") -> bool:
                 return bool(touched(step_id, event))
 
-            return bool(compiled(touched=touched_in_template, outcome=outcome))
+            def tracker_in_template(step_id: str, name: str) -> bool:
+                return bool(tracker(step_id, name))
+
+            return bool(
+                compiled(touched=touched_in_template, outcome=outcome, tracker=tracker_in_template)
+            )
 
         return evaluate
 
 
-#: A compiled ``when``: ``(touched, outcome) -> bool`` (see :meth:`Renderer.condition`).
+#: A compiled ``when``: ``(touched, outcome, tracker) -> bool`` (:meth:`Renderer.condition`).
 Condition = Callable[..., bool]
 
 
 def _no_outcome(step_id: str) -> str | None:
     return None
+
+
+def _no_tracker(step_id: str, name: str) -> bool:
+    return False
 
 
 # --------------------------------------------------------------------------- lint
@@ -394,7 +406,8 @@ class ConditionInfo:
     ``outcome_steps`` the step of each ``outcome()`` call; ``outcomes`` the
     string literals an ``outcome()`` call is compared with (``==``, ``!=``,
     ``in``, ``not in``); ``problems`` holds calls that cannot be checked
-    statically; ``names`` other variables used.
+    statically; ``names`` other variables used; ``trackers`` each ``tracker()`` call
+    as ``(step_id, tracker name)``.
     """
 
     calls: list[tuple[str, str]] = field(default_factory=list)
@@ -402,10 +415,11 @@ class ConditionInfo:
     outcomes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
+    trackers: list[tuple[str, str]] = field(default_factory=list)
 
 
 #: The functions a ``when`` expression may call.
-CONDITION_FUNCTIONS = frozenset({"touched", "outcome"})
+CONDITION_FUNCTIONS = frozenset({"touched", "outcome", "tracker"})
 
 
 def parse_condition(expr: str) -> ConditionInfo:
@@ -432,6 +446,17 @@ def parse_condition(expr: str) -> ConditionInfo:
                 info.problems.append("outcome() needs a string literal: outcome('call-1')")
                 continue
             info.outcome_steps.append(step_id)
+        elif _is_call_of(call, "tracker"):
+            pair = [_const_str(a) for a in call.args]
+            if len(pair) != 2 or call.kwargs or call.dyn_args or call.dyn_kwargs:
+                info.problems.append("tracker() takes a step id and a tracker: "
+                                     "tracker('call-1', 'pricing')")  # fmt: skip
+            elif pair[0] is None or pair[1] is None:
+                info.problems.append(
+                    "tracker() needs string literals: tracker('call-1', 'pricing')"
+                )
+            else:
+                info.trackers.append((pair[0], pair[1]))
     for compare in _self_and_descendants(node, nodes.Compare):
         operands = [compare.expr, *(op.expr for op in compare.ops)]
         if not any(isinstance(o, nodes.Call) and _is_call_of(o, "outcome") for o in operands):

@@ -111,6 +111,9 @@ KNOWN_EVENTS: tuple[str, ...] = (
     "bounce",
     "unsubscribe",
     "skipped",
+    # After-call events (a guidance tracker's score_event; any name is allowed).
+    "asked_for_pricing",
+    "competitor_mentioned",
 )
 
 Lifecycle = Literal["lead", "mql", "sql", "disqualified"]

@@ -17,11 +17,15 @@ exactly as in production:
   ``step``, else the task open at that time (the first task due at or before
   it that has no outcome yet). The cadence waits for it, as it waits for the
   SDR. A task the file gives no outcome is done when due (``completed``).
+* an optional ``tracker`` column on a call's outcome names the trackers the
+  after-call summary heard on that call (``pricing;competitor``), for
+  ``tracker('call-1', 'pricing')`` conditions.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -63,6 +67,8 @@ class SimEvent:
     event: str
     step: str | None = field(default=None, compare=False)
     line: int = field(default=0, compare=False)  # its line in the file (0: not from a file)
+    #: Trackers heard on the call this outcome ends (the ``tracker`` column).
+    trackers: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def is_outcome(self) -> bool:
@@ -79,7 +85,7 @@ def parse_instant(text: str) -> datetime:
 
 
 def read_events_csv(path: Path) -> list[SimEvent]:
-    """Read an events CSV (``email,event,at[,step]``); raise ``ValueError`` naming the bad line."""
+    """Read an events CSV (``email,event,at[,step][,tracker]``); ``ValueError`` naming the line."""
     out: list[SimEvent] = []
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
@@ -103,8 +109,14 @@ def read_events_csv(path: Path) -> list[SimEvent]:
                     f"{path}:{reader.line_num}: a step is only for task outcomes, "
                     f"opens and clicks, not {event!r}"
                 )
+            trackers = tuple(t for t in re.split(r"[;|\s]+", row.get("tracker") or "") if t)
+            if trackers and event not in TASK_OUTCOMES:
+                raise ValueError(
+                    f"{path}:{reader.line_num}: trackers are heard on a call: give them with "
+                    f"its outcome (connected, ...), not with {event!r}"
+                )
             email = normalize_email(row["email"] or "")
-            out.append(SimEvent(at, email, event, step, reader.line_num))
+            out.append(SimEvent(at, email, event, step, reader.line_num, trackers))
     return out
 
 
@@ -123,6 +135,8 @@ def _check_steps(cadence: Cadence, events: Iterable[SimEvent]) -> None:
         except KeyError:
             ids = ", ".join(s.id for s in cadence.steps)
             raise ValueError(f"{where}no step {ev.step!r} in {cadence.id} ({ids})") from None
+        if ev.trackers and step.channel != "call":
+            raise ValueError(f"{where}trackers need a call step, not {ev.step!r}")
         if ev.is_outcome and not step.manual:
             raise ValueError(
                 f"{where}{ev.event!r} is a task outcome, but {ev.step!r} is a "
@@ -175,6 +189,7 @@ class _Task:
     record: dict[str, Any]
     done_at: datetime | None = None  # None: waits for the next outcome in the file
     outcome: str = "completed"
+    trackers: tuple[str, ...] = ()
 
 
 class _Run:
@@ -220,7 +235,7 @@ class _Run:
                 at = self.task.done_at
                 if at is None or at > self.end:
                     break  # waits past the end of the run
-                self._finish_task(at, self.task.outcome)
+                self._finish_task(at, self.task.outcome, self.task.trackers)
                 continue
             if self.due is None or self.due > self.end:
                 break
@@ -255,7 +270,7 @@ class _Run:
         executed = self.view.executed
         if ev.is_outcome:
             if self.task is not None and self.task.done_at is None:
-                self._finish_task(ev.at, ev.event)
+                self._finish_task(ev.at, ev.event, ev.trackers)
             else:
                 self._record(ev.at, event=ev.event, status="ignored", reason="no_open_task")
             return
@@ -318,17 +333,24 @@ class _Run:
         named = self.for_step.pop(step.id, None)
         if named is not None:
             task.done_at, task.outcome = max(named.at, due), named.event
+            task.trackers = named.trackers
         elif not any(ev.is_outcome for ev in self.stream):
             task.done_at = due  # no outcome left in the file: done when due
         self.task = task
 
-    def _finish_task(self, at: datetime, outcome: str) -> None:
-        """``touchflow task done --outcome``: record it, then end or advance the enrollment."""
+    def _finish_task(self, at: datetime, outcome: str, trackers: tuple[str, ...] = ()) -> None:
+        """``touchflow task done --outcome``: record it, then end or advance the enrollment.
+
+        ``trackers``: what the call's summary heard (``tracker()`` conditions read them).
+        """
         task, self.task = self.task, None
         assert task is not None
         step_id = task.record["step"]
         task.record.update(outcome=outcome, done_at=_iso(at))
         done = self.view.executed[step_id]
+        if trackers and task.record.get("channel") == "call":
+            task.record["trackers"] = list(trackers)
+            done.trackers.update(trackers)
         done.events.add("skipped" if outcome == "skipped" else "completed")
         done.outcome = outcome
         if outcome == "wrong_number":

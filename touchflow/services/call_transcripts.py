@@ -42,6 +42,9 @@ __all__ = [
 
 #: Who gets the new events after the commit.
 OnNew = Callable[[list[TranscriptEvent]], None]
+#: Who hears that calls ended (their sids, the stop's time), after the commit: the
+#: after-call summary (:class:`touchflow.services.call_summaries.CallSummaries`).
+OnEnded = Callable[[list[str], datetime], object]
 
 
 def record_events(
@@ -86,15 +89,22 @@ class CallTranscripts:
 
     ``source`` names where events come from when a segment arrives before its
     call's start (``twilio`` or ``media_stream``); ``on_new`` is called with
-    what was new, after the commit, when there is anything.
+    what was new, after the commit, when there is anything; ``on_ended`` with the calls
+    whose stop was news (a second stop is not), after ``on_new``.
     """
 
     def __init__(
-        self, engine: Engine, *, source: str = "twilio", on_new: OnNew | None = None
+        self,
+        engine: Engine,
+        *,
+        source: str = "twilio",
+        on_new: OnNew | None = None,
+        on_ended: OnEnded | None = None,
     ) -> None:
         self._engine = engine
         self._source = source
         self.on_new = on_new
+        self.on_ended = on_ended
 
     def publish(self, events: Sequence[TranscriptEvent]) -> list[TranscriptEvent]:
         if not events:
@@ -103,6 +113,9 @@ class CallTranscripts:
             new = record_events(conn, events, source=self._source)
         if new and self.on_new is not None:
             self.on_new(new)
+        stopped = [ev for ev in new if isinstance(ev, TranscriptStopped)]
+        if stopped and self.on_ended is not None:
+            self.on_ended([ev.call_sid for ev in stopped], max(ev.at for ev in stopped))
         return new
 
 

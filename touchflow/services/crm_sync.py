@@ -34,6 +34,7 @@ from touchflow.store.enrollments import apply_exit_event
 from touchflow.store.prebuilt import Insert, dialect_insert, per_dialect
 from touchflow.store.schema import (
     accounts,
+    call_summaries,
     crm_cursors,
     crm_links,
     crm_outbox,
@@ -47,6 +48,8 @@ from touchflow.store.schema import (
 
 PUSH_LEAD = "push_lead"
 LOG_ACTIVITY = "log_activity"
+#: A call's after-call summary as the call activity (key: the call sid).
+LOG_CALL_SUMMARY = "log_call_summary"
 BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -122,6 +125,24 @@ def queue_new_activities(conn: Connection, crm: str, now: datetime, *,
         )
     )
     return _queue_new(conn, crm, LOG_ACTIVITY, list(conn.execute(q).scalars()), now)
+
+
+def queue_new_call_summaries(conn: Connection, crm: str, now: datetime, *,
+                             window: timedelta = timedelta(days=7)) -> int:  # fmt: skip
+    """Queue every after-call summary of the last ``window`` not yet queued; how many.
+
+    Each is logged as a call activity on the prospect's timeline, keyed on the call
+    (``call-summary:<call sid>``): a summary pushed twice is one activity.
+    """
+    queued = select(crm_outbox.c.key).where(
+        crm_outbox.c.crm == crm, crm_outbox.c.operation == LOG_CALL_SUMMARY
+    )
+    q = select(call_summaries.c.call_sid).where(
+        call_summaries.c.created_at >= now - window,
+        call_summaries.c.prospect_id.is_not(None),
+        call_summaries.c.call_sid.not_in(queued),
+    )
+    return _queue_new(conn, crm, LOG_CALL_SUMMARY, list(conn.execute(q).scalars()), now)
 
 
 def _queue_new(conn: Connection, crm: str, operation: str, keys: Sequence[str],
@@ -334,10 +355,13 @@ def drain_outbox(
     if leads:
         _push_leads(engine, connector, people, leads, now, max_attempts, report, owner_ids)
     for row in rows:
-        if row.operation != LOG_ACTIVITY:
+        if row.operation not in (LOG_ACTIVITY, LOG_CALL_SUMMARY):
             continue
         try:
-            _push_activity(engine, connector, row, now)
+            if row.operation == LOG_CALL_SUMMARY:
+                _push_call_summary(engine, connector, row, now)
+            else:
+                _push_activity(engine, connector, row, now)
             _done(engine, [row], now, report)
         except TouchflowError as exc:
             _failed(engine, [row], exc, now, max_attempts, report)
@@ -590,6 +614,57 @@ def _push_activity(engine: Engine, connector: CrmConnector, row: Any, now: datet
         _link(conn, crm, "activity", t.key, activity_id, now)
 
 
+def _person_id(engine: Engine, connector: CrmConnector, email: str, now: datetime) -> str:
+    """The person's CRM id; pushed first when the CRM does not have them yet."""
+    crm = connector.name
+    with engine.connect() as conn:
+        person_id = conn.execute(
+            select(crm_links.c.external_id).where(
+                crm_links.c.crm == crm, crm_links.c.kind == "person",
+                crm_links.c.local_key == email,
+            )
+        ).scalar()  # fmt: skip
+    if person_id is None:
+        person_id = connector.upsert_people([CrmPerson(email=email)])[0]
+        with engine.begin() as conn:
+            _link(conn, crm, "person", email, person_id, now)
+    return str(person_id)
+
+
+def _push_call_summary(engine: Engine, connector: CrmConnector, row: Any, now: datetime) -> None:
+    # Imported here: the guidance package (stemmers, automaton) is for calls only.
+    from touchflow.domain.guidance.summary import CallSummary, summary_lines
+
+    crm = connector.name
+    with engine.connect() as conn:
+        s = conn.execute(
+            select(call_summaries.c.summary, prospects.c.email, tasks.c.title, tasks.c.step_id,
+                   tasks.c.outcome)
+            .join(prospects, prospects.c.id == call_summaries.c.prospect_id)
+            .outerjoin(tasks, tasks.c.id == call_summaries.c.task_id)
+            .where(call_summaries.c.call_sid == row.key)
+        ).one_or_none()  # fmt: skip
+    if s is None:
+        raise FatalError(f"no call summary {row.key}", connector=crm, operation="log_activity")
+    summary = CallSummary.from_dict(s.summary)
+    person_id = _person_id(engine, connector, s.email, now)
+    key = f"call-summary:{row.key}"
+    heard = ", ".join(t.tracker for t in summary.trackers) or "no trackers"
+    activity_id = connector.log_activity(
+        CrmActivity(
+            person_id=person_id,
+            kind="call",
+            subject=f"Call summary: {s.title or s.step_id or row.key} ({heard})"[:250],
+            body="\n".join(summary_lines(summary))[:5000],
+            occurred_at=summary.ended_at,
+            external_key=key,
+            outcome=s.outcome,
+        )
+    )
+    with engine.begin() as conn:
+        _link(conn, crm, "activity", key, activity_id, now)
+
+
 def _mark_done(conn: Connection, rows: Sequence[Any], now: datetime) -> None:
     """Mark outbox rows done, by their unique (crm, operation, key)."""
     by_op: dict[tuple[str, str], list[str]] = {}
@@ -785,7 +860,8 @@ class CrmSync:
     def queue(self, now: datetime) -> int:
         """Queue the touches and completed tasks not yet logged in the CRM; how many."""
         with self.engine.begin() as conn:
-            return queue_new_activities(conn, self.connector.name, now)
+            touches_ = queue_new_activities(conn, self.connector.name, now)
+            return touches_ + queue_new_call_summaries(conn, self.connector.name, now)
 
     def backfill(self, now: datetime) -> int:
         """Queue every routed lead this CRM never had (:func:`queue_backfill`); how many."""

@@ -1,6 +1,7 @@
 """Deals in: ``touchflow deals import`` (CSV files) and the daily pipeline snapshot.
 
-:func:`import_deals` reads ``stages.csv`` (optional) then ``deals.csv`` (columns
+:func:`import_deals` reads ``stages.csv`` and ``close_dates.csv`` (both optional)
+then ``deals.csv`` (columns
 in :mod:`touchflow.domain.deal_rows`), checks every row against
 ``config/pipeline.yaml``, and loads the good rows, history in transactions of
 5,000 rows and deals of 50,000 (:mod:`touchflow.store.deals`: a re-import
@@ -21,29 +22,33 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, select
 
 from touchflow.domain.batching import chunks
 from touchflow.domain.crm import DealPage
 from touchflow.domain.deal_rows import (
+    CLOSE_DATE_COLUMNS,
     DEAL_COLUMNS,
     STAGE_COLUMNS,
     RowError,
+    parse_close_date_row,
     parse_deal_row,
     parse_stage_row,
 )
 from touchflow.domain.deals import Deal, StageChange
+from touchflow.domain.forecasting import CloseDateChange
 from touchflow.domain.pipeline import Pipeline
 from touchflow.errors import ConfigError, ImportFileError
 from touchflow.ports import DealSource
 from touchflow.store.deals import (
     DealCounts,
+    add_close_date_changes,
     add_stage_changes,
     upsert_contacts,
     upsert_deals,
@@ -63,6 +68,7 @@ __all__ = [
 ]
 
 SOURCE = "csv"
+_Change = TypeVar("_Change", StageChange, CloseDateChange)
 # Deals per transaction: each upsert reads the batch's recorded stages once (one scan
 # of the source's rows past a few thousand deals), so fewer, larger batches are faster.
 _DEAL_BATCH = 50_000
@@ -89,8 +95,10 @@ class DealImportSummary:
 
     deals_read: int = 0
     history_read: int = 0
+    close_dates_read: int = 0
     counts: DealCounts = field(default_factory=DealCounts)
     history_added: int = 0
+    close_dates_added: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
     rejects_paths: list[Path] = field(default_factory=list)
 
@@ -103,8 +111,10 @@ class DealImportSummary:
         text = (
             f"deals: {self.deals_read} read, {c.new} new, {c.updated} updated, "
             f"{c.unchanged} unchanged; stage changes: {self.history_added + c.stage_changes} new"
-            f"; {len(self.rejected)} rejected"
         )
+        if self.close_dates_read:
+            text += f"; close-date changes: {self.close_dates_added} new"
+        text += f"; {len(self.rejected)} rejected"
         if self.rejected:
             text += " (" + ", ".join(f"{k} {v}" for k, v in self.reasons.most_common()) + ")"
         return text
@@ -179,9 +189,11 @@ def import_deals(
     now: datetime,
     *,
     history_path: Path | None = None,
+    close_dates_path: Path | None = None,
     write_rejects: bool = True,
 ) -> DealImportSummary:
-    """Load ``deals.csv`` (and ``stages.csv``): good rows in, bad rows aside (see module doc)."""
+    """Load ``deals.csv`` (and ``stages.csv``, ``close_dates.csv``): good rows in, bad rows
+    aside (see module doc)."""
     summary = DealImportSummary()
     deal_header, deal_rows = _rows(deals_path, DEAL_COLUMNS)
     parsed: list[Deal] = []
@@ -214,12 +226,26 @@ def import_deals(
         summary.rejects_paths.append(rejects.path)
 
     history: list[StageChange] = []
+    dates: list[CloseDateChange] = []
+    has_history = history_path is not None or close_dates_path is not None
+    known = _known_ids(engine, set(seen)) if has_history else set()
     if history_path is not None:
-        history = _read_history(engine, history_path, pipeline, set(seen), summary, write_rejects)
+        history, summary.history_read = _read_changes(
+            history_path, STAGE_COLUMNS, lambda v: parse_stage_row(v, pipeline), known, summary,
+            write_rejects,
+        )  # fmt: skip
+    if close_dates_path is not None:
+        dates, summary.close_dates_read = _read_changes(
+            close_dates_path, CLOSE_DATE_COLUMNS, parse_close_date_row, known, summary,
+            write_rejects,
+        )  # fmt: skip
 
     for part in chunks(history, _BATCH):
         with engine.begin() as conn:
             summary.history_added += add_stage_changes(conn, SOURCE, part)
+    for dpart in chunks(dates, _BATCH):
+        with engine.begin() as conn:
+            summary.close_dates_added += add_close_date_changes(conn, SOURCE, dpart)
     for batch in chunks(parsed, _DEAL_BATCH):
         with engine.begin() as conn:
             counts = upsert_deals(
@@ -229,31 +255,38 @@ def import_deals(
     return summary
 
 
-def _read_history(
-    engine: Engine,
-    path: Path,
-    pipeline: Pipeline,
-    in_file: set[str],
-    summary: DealImportSummary,
-    write_rejects: bool,
-) -> list[StageChange]:
-    header, rows = _rows(path, STAGE_COLUMNS)
+def _known_ids(engine: Engine, in_file: set[str]) -> set[str]:
+    """The deal ids a history row may name: those of the file and those imported before."""
     with engine.connect() as conn:
-        known = in_file | set(
+        return in_file | set(
             conn.scalars(select(deals_table.c.deal_id).where(deals_table.c.source == SOURCE))
         )
-    out: list[StageChange] = []
+
+
+def _read_changes(
+    path: Path,
+    columns: tuple[str, ...],
+    parse: Callable[[dict[str, str]], _Change],
+    known: set[str],
+    summary: DealImportSummary,
+    write_rejects: bool,
+) -> tuple[list[_Change], int]:
+    """A history file's (stage or close-date changes) rows of known deals, bad ones aside,
+    and the number of rows read."""
+    header, rows = _rows(path, columns)
+    out: list[_Change] = []
+    read = 0
     rejects = _Rejects(_rejects_path(path) if write_rejects else None, header)
     try:
         for line, cells in rows:
-            summary.history_read += 1
+            read += 1
             values = _values(header, cells)
             try:
                 if values is None:
                     raise RowError(
                         "ragged_row", f"{len(cells)} cells, the header has {len(header)}"
                     )
-                change = parse_stage_row(values, pipeline)
+                change = parse(values)
                 if change.deal_id not in known:
                     raise RowError(
                         "unknown_deal",
@@ -269,7 +302,7 @@ def _read_history(
         rejects.close()
     if rejects.written and rejects.path is not None:
         summary.rejects_paths.append(rejects.path)
-    return out
+    return out, read
 
 
 def take_snapshot(engine: Engine, day: date) -> int:

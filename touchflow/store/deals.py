@@ -13,7 +13,10 @@ nothing the second time:
 * :func:`upsert_contacts` keeps one row per deal and person (email, else CRM id).
 * :func:`write_snapshot` replaces the day's rows: a rerun of a date is the same.
 
-Reads: :func:`open_deals`, :func:`deal_contacts_for`, :func:`deals_as_of` (the
+:func:`add_close_date_changes` records close-date changes the same way.
+
+Reads: :func:`close_date_history` (the recorded close-date changes merged with
+what the snapshots show), :func:`open_deals`, :func:`deal_contacts_for`, :func:`deals_as_of` (the
 pipeline as it was known at a past time: what the forecast backtest replays),
 :func:`snapshot`.
 
@@ -27,7 +30,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
@@ -41,15 +44,24 @@ from touchflow.domain.deals import (
     ForecastCategory,
     StageChange,
 )
+from touchflow.domain.forecasting import CloseDateChange
 from touchflow.domain.pipeline import DealHistory
 from touchflow.store.prebuilt import Insert, per_dialect
-from touchflow.store.schema import deal_contacts, deal_stage_changes, deals, pipeline_snapshots
+from touchflow.store.schema import (
+    deal_close_dates,
+    deal_contacts,
+    deal_stage_changes,
+    deals,
+    pipeline_snapshots,
+)
 
 __all__ = [
     "DealCounts",
     "SnapshotRow",
+    "add_close_date_changes",
     "add_stage_changes",
     "all_deals",
+    "close_date_history",
     "deal_contacts_for",
     "deals_as_of",
     "open_deals",
@@ -250,6 +262,83 @@ def add_stage_changes(conn: Connection, source: str, changes: Iterable[StageChan
     for part in chunks(rows, 1000):
         added += len(conn.execute(stmt, list(part)).all())
     return added
+
+
+@per_dialect
+def _insert_close_dates(insert: Insert) -> Any:
+    return insert(deal_close_dates).on_conflict_do_nothing(
+        index_elements=["source", "deal_id", "changed_at", "close_date"]
+    )
+
+
+def add_close_date_changes(
+    conn: Connection, source: str, changes: Iterable[CloseDateChange]
+) -> int:
+    """Record close-date changes of ``source``'s deals; one already recorded is skipped.
+
+    Returns how many were new.
+    """
+    rows = [
+        {"source": source, "deal_id": c.deal_id, "close_date": c.close_date,
+         "changed_at": c.changed_at}
+        for c in changes
+    ]  # fmt: skip
+    if not rows:
+        return 0
+    stmt = _insert_close_dates(conn).returning(deal_close_dates.c.id)
+    added = 0
+    for part in chunks(rows, 1000):
+        added += len(conn.execute(stmt, list(part)).all())
+    return added
+
+
+def close_date_history(
+    conn: Connection, *, until: datetime | None = None
+) -> dict[Key, list[CloseDateChange]]:
+    """Each deal's close-date changes, oldest first: the recorded ones and the snapshots'.
+
+    A snapshot dated D counts as known at the end of D (the next midnight, UTC):
+    it was taken some time that day. A snapshot's close date becomes a change
+    only where it differs from the close date known just before it, so daily
+    snapshots of an unchanged deal add nothing. A deal with neither has no entry
+    (its record's close date is the only one known). With ``until``, nothing
+    known after it.
+    """
+    t = deal_close_dates
+    query = select(t.c.source, t.c.deal_id, t.c.close_date, t.c.changed_at)
+    if until is not None:
+        query = query.where(t.c.changed_at <= until)
+    merged: dict[Key, list[tuple[datetime, date]]] = defaultdict(list)
+    for r in conn.execute(query):
+        merged[(r.source, r.deal_id)].append((_aware(r.changed_at), r.close_date))
+    s = pipeline_snapshots
+    snaps = select(s.c.source, s.c.deal_id, s.c.close_date, s.c.snapshot_date).where(
+        s.c.close_date.is_not(None)
+    )
+    if until is not None:
+        snaps = snaps.where(s.c.snapshot_date <= _aware(until).date())
+    for r in conn.execute(snaps):
+        known = datetime.combine(r.snapshot_date + _DAY, time(), UTC)
+        if until is not None and known > _aware(until):
+            continue
+        merged[(r.source, r.deal_id)].append((known, r.close_date))
+    out: dict[Key, list[CloseDateChange]] = {}
+    for key, items in merged.items():
+        items.sort()
+        kept: list[CloseDateChange] = []
+        for at, close_date in items:
+            if kept and kept[-1].close_date == close_date:
+                continue
+            kept.append(CloseDateChange(key[1], close_date, at))
+        out[key] = kept
+    return out
+
+
+_DAY = timedelta(days=1)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def upsert_contacts(conn: Connection, source: str, contacts: Iterable[DealContact]) -> int:

@@ -46,6 +46,7 @@ from touchflow.store.cadence_versions import RuntimeCache, save_cadence_version
 from touchflow.store.prebuilt import Insert, per_dialect
 from touchflow.store.prospects import PROSPECT_COLS, prospect_from_row
 from touchflow.store.schema import (
+    call_tracker_hits,
     enrollments,
     events,
     prospects,
@@ -246,16 +247,25 @@ def load_views(
         by_key[t.key] = done
         tasks_made = tasks_made or (t.channel in MANUAL_CHANNELS and t.status == "sent")
     if tasks_made:
-        # The outcomes of done tasks (`outcome('call-1')` in a `when`): one query
-        # for the batch, and none at all for a batch that never made a task.
+        # The outcomes of done tasks (`outcome('call-1')` in a `when`) and the trackers
+        # heard on their calls (`tracker('call-1', 'pricing')`, from after-call
+        # summaries, open tasks too): one query for the batch, and none at all for a
+        # batch that never made a task.
+        hits = call_tracker_hits.c
         for task in conn.execute(
-            select(tasks.c.touch_key, tasks.c.outcome).where(
-                tasks.c.enrollment_id.in_(ids), tasks.c.status != "open"
+            select(tasks.c.touch_key, tasks.c.status, tasks.c.outcome, hits.tracker)
+            .outerjoin(call_tracker_hits, hits.task_id == tasks.c.id)
+            .where(
+                tasks.c.enrollment_id.in_(ids),
+                (tasks.c.status != "open") | hits.tracker.is_not(None),
             )
         ):
             hit = by_key.get(task.touch_key)
             if hit is not None:
-                hit.outcome = task.outcome
+                if task.status != "open":
+                    hit.outcome = task.outcome
+                if task.tracker is not None:
+                    hit.trackers.add(task.tracker)
     if by_key:
         for ev in conn.execute(
             select(events.c.touch_key, events.c.type).where(

@@ -398,6 +398,35 @@ call_segments = Table(
     Column("at", UTCDateTime(), nullable=False, index=True),
 )
 
+call_summaries = Table(
+    "call_summaries",
+    metadata,
+    # The after-call summary of a transcribed call, one per call (a second
+    # summary of the same call replaces the first). Not tied to the transcript:
+    # the summary is the task's record and outlives the transcript's retention.
+    Column("call_sid", String(64), primary_key=True),
+    Column("task_id", ForeignKey("tasks.id"), index=True),  # null when not a task's call
+    Column("enrollment_id", ForeignKey("enrollments.id")),
+    Column("prospect_id", ForeignKey("prospects.id")),
+    Column("summary", JSON, nullable=False),  # CallSummary.to_dict()
+    Column("ended_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+call_tracker_hits = Table(
+    "call_tracker_hits",
+    metadata,
+    # One row per moment a tracker was heard: reporting (which trackers fire
+    # most) and cadence conditions (tracker('call-1', 'pricing')) read these.
+    Column("id", Integer, primary_key=True),
+    Column("call_sid", String(64), nullable=False, index=True),
+    Column("task_id", ForeignKey("tasks.id"), index=True),
+    Column("enrollment_id", ForeignKey("enrollments.id")),
+    Column("tracker", String(100), nullable=False, index=True),
+    Column("said_by", String(8), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+)
+
 # -- Deals (issue 11): from `touchflow deals import` and each CRM's deal pull. A deal
 # is keyed on (source, deal_id): `csv` or the CRM's name, and that source's id.
 deals = Table(
@@ -433,6 +462,19 @@ deal_stage_changes = Table(
     Column("entered_at", UTCDateTime(), nullable=False),
     UniqueConstraint("source", "deal_id", "entered_at", "stage"),
     Index("ix_deal_stage_changes_entered_at", "entered_at"),
+)
+
+deal_close_dates = Table(
+    "deal_close_dates",
+    metadata,
+    # The deal's expected close date became `close_date` at `changed_at` (a CRM's
+    # field history, or `deals import --close-dates`): recorded once per change.
+    Column("id", Integer, primary_key=True),
+    Column("source", String(20), nullable=False),
+    Column("deal_id", String(100), nullable=False),
+    Column("close_date", Date, nullable=False),
+    Column("changed_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("source", "deal_id", "changed_at", "close_date"),
 )
 
 deal_contacts = Table(

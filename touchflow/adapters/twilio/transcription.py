@@ -42,6 +42,7 @@ the rep depends on which leg runs the TwiML: on the click-to-call SDR leg,
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -58,6 +59,13 @@ from touchflow.ports import (
 __all__ = ["TwilioTranscription", "start_transcription"]
 
 SOURCE = "twilio"
+# What the store keeps (call_transcripts / call_segments columns); a Twilio
+# Call SID is 34 characters, a language tag like "en-US" or "fa-IR" a handful.
+_MAX_SID = 64
+_MAX_TRACK = 32
+_MAX_LANGUAGE = 16
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,3}")
+
 _TRACKS = {"inbound": "inbound_track", "outbound": "outbound_track"}
 
 
@@ -136,8 +144,12 @@ class TwilioTranscription:
         call_sid = p.first("CallSid")
         if not kind or not call_sid:
             return "TranscriptionEvent and CallSid are required"
+        if len(call_sid) > _MAX_SID:
+            return f"CallSid is longer than {_MAX_SID} characters"
         at = _parse_time(p.first("Timestamp"), now)
         language = p.first("LanguageCode")
+        if language and (len(language) > _MAX_LANGUAGE or not _LANGUAGE_TAG.fullmatch(language)):
+            return "LanguageCode is not a language tag (BCP 47, e.g. en-US)"
         if kind == "transcription-started":
             return [
                 TranscriptStarted(
@@ -156,6 +168,8 @@ class TwilioTranscription:
         track, seq = p.first("Track"), p.first("SequenceId")
         if not track or not seq or not seq.isdigit():
             return "Track and a numeric SequenceId are required"
+        if len(track) > _MAX_TRACK or len(seq) > 18:
+            return "Track or SequenceId is too long"
         try:
             data = json.loads(p.first("TranscriptionData") or "{}")
         except ValueError:

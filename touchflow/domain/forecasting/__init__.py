@@ -9,6 +9,8 @@ the rate of new deals into per-period expected values and P10/P50/P90;
 
 from touchflow.domain.forecasting._backtest import BacktestPeriod, BacktestResult, backtest
 from touchflow.domain.forecasting._forecast import (
+    DEFAULT_DRAWS,
+    DEFAULT_REPLICAS,
     DealForecast,
     Forecast,
     PeriodForecast,
@@ -41,6 +43,8 @@ from touchflow.domain.forecasting._periods import (
 
 __all__ = [
     "BUCKETS",
+    "DEFAULT_DRAWS",
+    "DEFAULT_REPLICAS",
     "STEP_DAYS",
     "BacktestPeriod",
     "BacktestResult",

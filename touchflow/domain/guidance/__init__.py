@@ -45,6 +45,7 @@ from touchflow.domain.guidance.summary import (
     is_question,
     summarise,
     summarise_session,
+    summary_lines,
 )
 from touchflow.domain.guidance.text import LANGUAGES, Stemmers, normalise, tokens
 
@@ -80,5 +81,6 @@ __all__ = [
     "normalise",
     "summarise",
     "summarise_session",
+    "summary_lines",
     "tokens",
 ]

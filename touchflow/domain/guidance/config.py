@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -34,6 +34,7 @@ __all__ = [
     "guidance_findings",
     "guidance_from_yaml",
     "load_guidance",
+    "score_event_warnings",
 ]
 
 _KEBAB = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -60,6 +61,15 @@ def _check_language(value: str) -> str:
     )
 
 
+_EVENT = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _check_event(value: str) -> str:
+    if not _EVENT.match(value):
+        raise ValueError(f"{value!r} must be lowercase_with_underscores (an icp.yaml event)")
+    return value
+
+
 def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
@@ -81,6 +91,7 @@ Language = Annotated[str, AfterValidator(_check_language)]
 Phrase = Annotated[str, AfterValidator(_check_phrase)]
 Phrases = Annotated[list[Phrase], BeforeValidator(_one_or_many)]
 Url = Annotated[str, AfterValidator(_check_url)]
+ScoreEvent = Annotated[str, AfterValidator(_check_event)]
 SaidBy = Literal["prospect", "rep", "anyone"]
 
 
@@ -119,6 +130,9 @@ class TrackerSpec(_Model):
     max_per_call: int | None = Field(default=None, ge=1)
     priority: int = 0
     card: str | None = None
+    #: The engagement event a call where this tracker was heard gives the prospect
+    #: (``asked_for_pricing``): its points are in ``config/icp.yaml`` ``engagement.points``.
+    score_event: ScoreEvent | None = None
 
 
 class ChecklistItem(_Model):
@@ -241,6 +255,34 @@ def guidance_findings(text: str, path: str) -> list[Finding]:
     except ConfigFileError as exc:
         return exc.findings
     return []
+
+
+def score_event_warnings(
+    text: str, path: str, points: Collection[str], icp_path: str
+) -> list[Finding]:
+    """Warnings for ``score_event`` names ``config/icp.yaml`` gives no points to.
+
+    A warning, not an error: the event is recorded after every call all the same and
+    counts as soon as icp.yaml gives it points. Empty when the guidance file is invalid
+    (its own findings say why).
+    """
+    try:
+        parsed = guidance_from_yaml(text, path)
+    except ConfigFileError:
+        return []
+    doc = parse_yaml(text, path)
+    known = sorted(points)
+    found = []
+    for tracker_id, tracker in parsed.trackers.items():
+        event = tracker.score_event
+        if event is not None and event not in points:
+            finding = doc.finding(
+                ("trackers", tracker_id, "score_event"),
+                f"trackers.{tracker_id}.score_event: {event!r} has no points in "
+                f"{icp_path} engagement.points{_did_you_mean(event, known)}: it scores nothing",
+            )
+            found.append(replace(finding, severity="warning"))
+    return found
 
 
 @dataclass(frozen=True)

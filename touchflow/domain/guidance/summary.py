@@ -42,6 +42,7 @@ __all__ = [
     "is_question",
     "summarise",
     "summarise_session",
+    "summary_lines",
 ]
 
 _SENTENCES = re.compile(r"(?<=[.!?؟。])\s+|[\n;]+")
@@ -335,3 +336,51 @@ def summarise_session(
         session.checklist,
         words_per_second=words_per_second,
     )
+
+
+def _clock(seconds: float) -> str:
+    whole = max(0, round(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def summary_lines(summary: CallSummary, *, max_questions: int = 10) -> list[str]:
+    """The summary as plain text lines: ``touchflow task show`` and the CRM call activity.
+
+    Trackers with the moments they were heard (minute:second into the call, who, what),
+    the checklist, talk ratio, longest monologue and the questions asked.
+    """
+    lines = [f"Call {summary.call_sid}: {_clock(summary.duration_s)} long"]
+    if summary.trackers:
+        lines.append("Trackers heard:")
+        for tracker in summary.trackers:
+            lines.append(f"  {tracker.tracker} ({tracker.count}x)")
+            for moment in tracker.moments:
+                lines.append(f'    {_clock(moment.offset_s)} {moment.said_by}: "{moment.text}"')
+    else:
+        lines.append("Trackers heard: none")
+    if summary.checklist:
+        done = sum(summary.checklist.values())
+        lines.append(f"Checklist ({done}/{len(summary.checklist)}):")
+        for item, ticked in summary.checklist.items():
+            lines.append(f"  [{'x' if ticked else ' '}] {item}")
+    talk = summary.talk
+    lines.append(
+        f"Talk ratio: rep {talk.rep_share:.0%} ({talk.rep_words} words), "
+        f"prospect {talk.prospect_share:.0%} ({talk.prospect_words} words)"
+    )
+    mono = summary.longest_monologue
+    if mono is not None:
+        lines.append(
+            f"Longest monologue: {mono.said_by}, {mono.seconds:.0f} s "
+            f"({mono.segments} segments, {mono.words} words)"
+        )
+    lines.append(
+        f"Questions asked: {summary.questions_by_rep} by the rep, "
+        f"{summary.questions_by_prospect} by the prospect"
+    )
+    for question in summary.questions[:max_questions]:
+        offset = (question.at - summary.started_at).total_seconds()
+        lines.append(f"  {_clock(offset)} {question.said_by}: {question.text}")
+    if len(summary.questions) > max_questions:
+        lines.append(f"  ... {len(summary.questions) - max_questions} more")
+    return lines

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
@@ -29,6 +31,7 @@ from touchflow.entrypoints.api.contract import MAX_ID, TwilioTranscriptionEvent
 from touchflow.entrypoints.api.problems import problem
 from touchflow.entrypoints.api.transcript_plan import TRANSCRIPTION_PATH
 from touchflow.entrypoints.api.twilio_hooks import twilio_docs, verified_twilio
+from touchflow.errors import TouchflowError
 from touchflow.ports import TranscriptEvent
 from touchflow.services.call_transcripts import CallTranscripts
 
@@ -39,11 +42,27 @@ MAX_MESSAGE = 64 * 1024
 
 
 def transcript_stream(ctx: Context) -> CallTranscripts:
-    """The app's transcript port (made on first use)."""
+    """The app's transcript port (made on first use); a call's stop summarises it."""
     stream = ctx.cache.get("call_transcripts")
     if stream is None:
-        stream = ctx.cache["call_transcripts"] = CallTranscripts(ctx.engine, source="twilio")
+        stream = ctx.cache["call_transcripts"] = CallTranscripts(
+            ctx.engine, source="twilio", on_ended=_after_call(ctx)
+        )
     return stream  # type: ignore[no-any-return]
+
+
+def _after_call(ctx: Context) -> Callable[[list[str], datetime], object] | None:
+    """The after-call summary of calls that stopped; None without ``config/guidance.yaml``.
+
+    A summary that fails is logged and left to the sweep: the callback is still a 204
+    (Twilio would only redeliver a stop that is no news by then).
+    """
+    try:
+        summaries = bootstrap.call_summaries(ctx.settings, ctx.engine)
+    except TouchflowError as exc:
+        _log.error("no after-call summaries: %s", exc)
+        return None
+    return None if summaries is None else summaries.on_ended
 
 
 async def _publish(ctx: Context, events: list[TranscriptEvent]) -> list[TranscriptEvent]:

@@ -107,7 +107,10 @@ class Filters:
 
 
 PeriodQ = Annotated[int | None, Query(ge=1, le=366)]
-TextQ = Annotated[str | None, Query(max_length=320)]
+# No control characters: PostgreSQL refuses NUL in text, and no cadence id or
+# email has one (422 here, rather than a failed query).
+NO_CONTROL_CHARS = r"^[^\x00-\x1f\x7f]*$"
+TextQ = Annotated[str | None, Query(max_length=320, pattern=NO_CONTROL_CHARS)]
 
 
 def _cadences(request: Request) -> list[str]:
@@ -266,9 +269,16 @@ async def activity_json(
     period: Annotated[
         int | None, Query(ge=1, le=366, description="Days: 7, 14, 30 or 90 (else 14).")
     ] = None,
-    cadence: Annotated[str | None, Query(max_length=320, description="A cadence id.")] = None,
+    cadence: Annotated[
+        str | None, Query(max_length=320, pattern=NO_CONTROL_CHARS, description="A cadence id.")
+    ] = None,
     owner: Annotated[
-        str | None, Query(max_length=320, description="An owner's email (within your team).")
+        str | None,
+        Query(
+            max_length=320,
+            pattern=NO_CONTROL_CHARS,
+            description="An owner's email (within your team).",
+        ),
     ] = None,
     x_api_key: Annotated[
         str | None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from touchflow.entrypoints.cli import (  # noqa: F401  (registers commands)
     commands,
     deals,
+    forecast,
     guidance,
     leads,
     ops,

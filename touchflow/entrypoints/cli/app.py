@@ -14,15 +14,18 @@ import difflib
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from touchflow.domain.cadence import Cadence, load_cadence
-from touchflow.errors import CadenceError, TouchflowError
+from touchflow.errors import CadenceError, FindingsError, TouchflowError
 from touchflow.settings import Settings
+
+if TYPE_CHECKING:
+    from touchflow.domain.pipeline import Pipeline
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -254,7 +257,9 @@ def cadence_or_exit(settings: Settings, cadence: str) -> Cadence:
     """The cadence given by id or path, or its findings printed and exit code 1."""
     path = cadence_path(settings, cadence)
     try:
-        return load_cadence(path, settings.templates_dir, settings.calendars_file)
+        return load_cadence(
+            path, settings.templates_dir, settings.calendars_file, settings.guidance_file
+        )
     except CadenceError as exc:
         for finding in exc.findings:
             err.print(str(finding), markup=False)
@@ -266,3 +271,19 @@ def engine_for(settings: Settings) -> Any:
     from touchflow.bootstrap import database
 
     return database(settings)
+
+
+def pipeline_or_exit(settings: Settings) -> Pipeline:
+    """config/pipeline.yaml, or its findings printed and exit code 1."""
+    from touchflow.domain.pipeline import load_pipeline
+
+    path = settings.config_dir / "pipeline.yaml"
+    if not path.exists():
+        raise fail(f"no pipeline: {path} does not exist (stages, forecast categories)")
+    try:
+        return load_pipeline(path)
+    except FindingsError as exc:
+        for finding in exc.findings:
+            out.print(str(finding), markup=False, soft_wrap=True)
+        err.print(f"{len(exc.findings)} error(s)")
+        raise typer.Exit(1) from None

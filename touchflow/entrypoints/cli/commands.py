@@ -83,7 +83,9 @@ def validate(
         if rules.require_footer
         else None
     )
-    findings = validate_paths(targets, settings.templates_dir, policy, settings.calendars_file)
+    findings = validate_paths(
+        targets, settings.templates_dir, policy, settings.calendars_file, settings.guidance_file
+    )
     if settings.config_dir in targets:
         findings = sorted(set(findings) | set(config_findings(settings)))
     for finding in findings:
@@ -242,7 +244,8 @@ def simulate(
             "--events",
             exists=True,
             dir_okay=False,
-            help="CSV of email,event,at[,step]: exit events, opened/clicked, task outcomes.",
+            help="CSV of email,event,at[,step][,tracker]: exit events, opened/clicked, task "
+            "outcomes (tracker: what a call's summary heard, e.g. pricing;competitor).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,

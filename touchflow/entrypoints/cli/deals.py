@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -23,34 +23,14 @@ from touchflow.entrypoints.cli.app import (
     fail,
     out,
     parse_now,
+    pipeline_or_exit,
 )
-from touchflow.errors import FindingsError
-from touchflow.settings import Settings
-
-if TYPE_CHECKING:
-    from touchflow.domain.pipeline import Pipeline
 
 deals_app = typer.Typer(
     help="Deals (opportunities): import, sync from the CRM, buying-committee coverage.",
     no_args_is_help=True,
 )
 app.add_typer(deals_app, name="deals")
-
-
-def pipeline_or_exit(settings: Settings) -> Pipeline:
-    """config/pipeline.yaml, or its findings printed and exit code 1."""
-    from touchflow.domain.pipeline import load_pipeline
-
-    path = settings.config_dir / "pipeline.yaml"
-    if not path.exists():
-        raise fail(f"no pipeline: {path} does not exist (stages, forecast categories)")
-    try:
-        return load_pipeline(path)
-    except FindingsError as exc:
-        for finding in exc.findings:
-            out.print(str(finding), markup=False, soft_wrap=True)
-        err.print(f"{len(exc.findings)} error(s)")
-        raise typer.Exit(1) from None
 
 
 @deals_app.command("import")
@@ -71,9 +51,20 @@ def import_deals_cmd(
             "--history", exists=True, dir_okay=False, help="Stage history: deal_id,stage,entered_at"
         ),
     ] = None,
+    close_dates: Annotated[
+        Path | None,
+        typer.Option(
+            "--close-dates",
+            exists=True,
+            dir_okay=False,
+            help="Close-date history: deal_id,close_date,changed_at (keeps the forecast "
+            "backtest's close-date methods honest)",
+        ),
+    ] = None,
     now: Annotated[str | None, typer.Option("--now")] = None,
 ) -> None:
-    """Load deals (and their stage history) from CSV; bad rows go to FILE.rejects.csv.
+    """Load deals (and their stage and close-date history) from CSV; bad rows go to
+    FILE.rejects.csv.
 
     Stages must be those of config/pipeline.yaml. Re-importing the same files changes
     nothing. Exit code 1 when a row was rejected (the good rows are loaded).
@@ -85,7 +76,12 @@ def import_deals_cmd(
     pipeline = pipeline_or_exit(settings)
     try:
         summary = import_deals(
-            engine_for(settings), file, pipeline, parse_now(now), history_path=history
+            engine_for(settings),
+            file,
+            pipeline,
+            parse_now(now),
+            history_path=history,
+            close_dates_path=close_dates,
         )
     except ImportFileError as exc:
         raise fail(str(exc)) from None

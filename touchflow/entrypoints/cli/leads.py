@@ -76,6 +76,8 @@ def config_findings(settings: Settings) -> list:  # type: ignore[type-arg]
     icp = settings.config_dir / "icp.yaml"
     if icp.exists():
         found += icp_findings(icp)
+    if icp.exists() and settings.guidance_file.exists():
+        found += _score_event_warnings(settings, icp)
     if settings.calls_file.exists():
         from touchflow.domain.call_consent import calls_findings
         from touchflow.domain.model_findings import read_text
@@ -94,6 +96,20 @@ def config_findings(settings: Settings) -> list:  # type: ignore[type-arg]
         else:
             found += pool_warnings(router.team, router.routing)
     return found
+
+
+def _score_event_warnings(settings: Settings, icp: Path) -> list:  # type: ignore[type-arg]
+    """Trackers whose ``score_event`` icp.yaml gives no points (guidance.md, after the call)."""
+    from touchflow.domain.guidance.config import score_event_warnings
+    from touchflow.domain.model_findings import read_text
+    from touchflow.domain.scoring import load_icp
+
+    try:
+        points = load_icp(icp).engagement.points
+        text = read_text(settings.guidance_file)
+    except FindingsError:  # the files' own findings say why
+        return []
+    return score_event_warnings(text, str(settings.guidance_file), points, str(icp))
 
 
 @app.command()

@@ -378,3 +378,10 @@ def task_show(
         out.print(f"call it: touchflow task call {task_id}")
     out.print()
     out.print(row.body or "(no script)", markup=False)
+    from touchflow.domain.guidance.summary import summary_lines
+    from touchflow.services.call_summaries import task_summaries
+
+    for stored in task_summaries(engine_for(current_settings()), task_id):
+        out.print()
+        out.print("[bold]After the call[/bold]")
+        out.print("\n".join(summary_lines(stored.summary)), markup=False)

@@ -14,16 +14,29 @@ heartbeat of a run of a touchflow deployment (tag ``touchflow``) it expects
 another event of the same run within :data:`SILENCE`; when none comes it sets
 the run ``Crashed``, which releases the slot at once.
 
+The same rule watches runs a worker took and never started: a worker killed
+between setting a run ``Pending`` and starting its process leaves it
+``Pending`` with no process and so no heartbeat at all (seen in
+``tests/e2e/test_prefect_workers.py``: one of a dead worker's two shards). A
+``Pending`` run is expected to say ``Running`` within :data:`SILENCE` too,
+and a ``Running`` one to send its first heartbeat (sent at once on start): a
+process killed before that heartbeat reached the server left nothing else to
+start the watch from.
+
 A crashed tick is safe to leave: the next tick's recovery settles its claims
 from the ledger (see docs/operations.md).
 
 Create it once per Prefect server (running it again changes nothing)::
 
-    python -m touchflow.entrypoints.flows.zombies
+    python -m touchflow.entrypoints.flows.zombies [--silence SECONDS]
+
+``--silence`` (default 90) must stay above the heartbeat interval, with a
+margin for a busy machine: a run silent for less is alive.
 """
 
 from __future__ import annotations
 
+import argparse
 from datetime import timedelta
 
 from prefect.client.orchestration import get_client
@@ -39,16 +52,21 @@ TAG = "touchflow"
 SILENCE = timedelta(seconds=90)
 
 
-def zombie_automation() -> AutomationCore:
+def zombie_automation(silence: timedelta = SILENCE) -> AutomationCore:
     """The automation, as it should be on the server."""
     return AutomationCore(
         name=NAME,
         description=(
-            "A touchflow flow run silent for 90 s after a heartbeat lost its process: "
+            f"A touchflow flow run silent for {silence.seconds} s after a heartbeat "
+            "(or after Pending) lost its process: "
             "mark it Crashed so it releases its deployment concurrency slot."
         ),
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
+            after={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Pending",
+                "prefect.flow-run.Running",
+            },
             # Any event of the run: another heartbeat, or a state change whatever its name.
             expect={"prefect.flow-run.*"},
             match=ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"}),
@@ -58,23 +76,26 @@ def zombie_automation() -> AutomationCore:
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
-            within=SILENCE,
+            within=silence,
         ),
         actions=[
             ChangeFlowRunState(
                 state=StateType.CRASHED,
-                message=f"no heartbeat for {SILENCE.seconds} s: the flow run's process is gone",
+                message=(
+                    f"no heartbeat (or start) for {silence.seconds} s: "
+                    "the flow run's process is gone"
+                ),
             )
         ],
     )
 
 
-def ensure_zombie_automation() -> str:
+def ensure_zombie_automation(silence: timedelta = SILENCE) -> str:
     """Create the automation on the current Prefect API, or bring it up to date.
 
     Returns what was done: ``created``, ``updated`` or ``unchanged``.
     """
-    wanted = zombie_automation()
+    wanted = zombie_automation(silence)
     with get_client(sync_client=True) as client:
         found = client.read_automations_by_name(NAME)
         if not found:
@@ -88,9 +109,17 @@ def ensure_zombie_automation() -> str:
         return "updated"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """``python -m touchflow.entrypoints.flows.zombies``: ensure the automation; what was done."""
-    print(f"{NAME}: {ensure_zombie_automation()}")
+    parser = argparse.ArgumentParser(prog="python -m touchflow.entrypoints.flows.zombies")
+    parser.add_argument(
+        "--silence",
+        type=int,
+        default=int(SILENCE.total_seconds()),
+        help="seconds without an event after a heartbeat before a run is marked Crashed",
+    )
+    args = parser.parse_args(argv)
+    print(f"{NAME}: {ensure_zombie_automation(timedelta(seconds=args.silence))}")
 
 
 if __name__ == "__main__":
