@@ -25,7 +25,7 @@ from touchflow.domain.pipeline import load_pipeline
 from touchflow.services.deals import import_deals
 from touchflow.services.reporting import ReportQuery, refresh, run_report
 
-PAGES = ("overview", "cadences", "team", "deliverability", "accounts")
+PAGES = ("overview", "cadences", "team", "deliverability", "accounts", "pipeline")
 DEALS_CSV = """\
 deal_id,account_domain,owner_email,amount,currency,created_at,close_date,stage,closed_at,outcome
 D1,acme.example,ana@x.example,50000,USD,2026-10-01T10:00:00Z,2027-01-31,demo,,
@@ -80,6 +80,18 @@ def test_each_viewer_sees_their_own_numbers_a_manager_their_team_an_admin_all(da
     # Deals by their owner: ana's D1, ben's D2, the manager ana's, the admin both.
     deals = {w: sorted(d["deal_id"] for d in s["accounts"]["deals"]) for w, s in seen.items()}
     assert deals == {ANA: ["D1"], BEN: ["D2"], MGR: ["D1"], ADMIN: ["D1", "D2"]}
+    # The forecast is of the deals one may see: ana's 50,000, ben's 80,000.
+    books = {
+        w: sorted(d["deal_id"] for d in s["pipeline"]["forecast"]["deals"]) for w, s in seen.items()
+    }
+    assert books == {ANA: ["D1"], BEN: ["D2"], MGR: ["D1"], ADMIN: ["D1", "D2"]}
+    weighted = {
+        w: sum(p["weighted_pipeline"] for p in s["pipeline"]["forecast"]["periods"])
+        for w, s in seen.items()
+    }
+    assert weighted[ADMIN] == pytest.approx(weighted[ANA] + weighted[BEN]) and weighted[ANA] > 0
+    overview = seen[ANA]["overview"]["forecast"]["periods"]
+    assert sum(p["weighted_pipeline"] for p in overview) == weighted[ANA]
     # Deliverability: a rep sees their touches per mailbox, never the shared mailbox's total.
     rep = seen[ANA]["deliverability"]["rows"]
     assert [(r["domain"], r["sent"]) for r in rep] == [("*", 2)]
@@ -127,11 +139,11 @@ def test_pages_render_for_a_signed_in_viewer_and_nobody_else(dash: Dash) -> None
     for page in PAGES:
         assert dash.client.get(f"/api/dashboard/{page}").status_code == 401
     for path in ("/dashboard/cadences", "/dashboard/team", "/dashboard/deliverability",
-                 "/dashboard/accounts"):  # fmt: skip
+                 "/dashboard/accounts", "/dashboard/pipeline"):  # fmt: skip
         assert dash.client.get(path).status_code == 303
     ana = _as(dash, ANA)
     for path in ("/dashboard/cadences", "/dashboard/team", "/dashboard/deliverability",
-                 "/dashboard/accounts", "/dashboard?from=&to="):  # fmt: skip
+                 "/dashboard/accounts", "/dashboard/pipeline", "/dashboard?from=&to="):  # fmt: skip
         r = ana.get(path + ("&" if "?" in path else "?") + "cadence=&owner=")
         assert r.status_code == 200, (path, r.text[:300])
         assert 'id="page-data"' in r.text and "/static/pages.js" in r.text

@@ -134,7 +134,7 @@ def test_the_pages_show_the_reports_numbers_and_follow_the_filters(
     page.goto(f"{site.url}/dashboard/cadences?cadence=nope")
     page.wait_for_selector("body[data-loaded='1']")
     assert "No data for these filters" in page.locator("#rates-chart").inner_text()
-    for name in ("team", "deliverability", "accounts"):
+    for name in ("team", "deliverability", "accounts", "pipeline"):
         page.goto(f"{site.url}/dashboard/{name}")
         page.wait_for_selector("body[data-loaded='1']")
         site.shot(page, name)
@@ -142,6 +142,11 @@ def test_the_pages_show_the_reports_numbers_and_follow_the_filters(
     page.wait_for_selector("body[data-loaded='1']")
     assert page.locator("[data-testid=accounts] tbody tr").count() == 3
     assert page.locator("[data-stat=deals]").inner_text() == "3"
+    # The forecast page: the open deals' forecast, as `touchflow forecast --json` has it.
+    page.goto(f"{site.url}/dashboard/pipeline")
+    page.wait_for_selector("body[data-loaded='1']")
+    assert page.locator("[data-testid=forecast] tbody tr").count() == 2  # this period, the next
+    assert page.evaluate("() => Chart.getChart('forecast-chart-canvas') !== undefined")
     page.goto(f"{site.url}/dashboard/deliverability")
     sent = _report(site, "deliverability")["rows"]
     shown = page.locator("[data-testid=deliverability] tr[data-domain='*'] td[data-col=sent]")

@@ -15,6 +15,8 @@ their team: no rows).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -22,10 +24,14 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from touchflow.domain.forecasting import backtest, forecast
 from touchflow.domain.pipeline import Pipeline
+from touchflow.errors import TouchflowError
 from touchflow.services.committee import committee_report
+from touchflow.services.forecasting import ForecastInput, forecast_input, forecast_pipeline
 from touchflow.services.reporting import REPORTS, Report, ReportContext, ReportQuery
 from touchflow.store import rollups
+from touchflow.store.activity import deals_version
 
 __all__ = ["PAGES", "DashboardQuery", "page_data"]
 
@@ -119,6 +125,11 @@ def overview(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[st
     }
     if "pipeline" in REPORTS:
         out["pipeline"] = _report(conn, "pipeline", rq, ctx).as_dict()
+    if q.pipeline is not None:
+        got = _forecast(conn, q, ctx, with_backtest=False)
+        out["forecast"] = got["forecast"] and {
+            k: v for k, v in got["forecast"].items() if k != "deals"
+        }
     return out
 
 
@@ -185,6 +196,82 @@ def accounts(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[st
     }
 
 
+#: (deals version, owners, as-of day) -> the forecast and backtest JSON: they change only
+#: when deals do, and a backtest costs seconds; a few entries, per process.
+_FORECASTS: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+_FORECASTS_LOCK = threading.Lock()
+_BACKTEST_DRAWS = 500  # as bench/forecast.py's backtests; the forecast keeps the CLI's 2,000
+
+
+def _forecast(
+    conn: Connection, q: DashboardQuery, ctx: ReportContext, *, with_backtest: bool = True
+) -> dict[str, Any]:
+    """The forecast of this period and the next, and the backtest of the periods before,
+    over the deals the viewer may see (by owner), as ``touchflow forecast`` computes them."""
+    assert q.pipeline is not None
+    key = (deals_version(conn), q.owners, ctx.now.date(), with_backtest)
+    with _FORECASTS_LOCK:
+        hit = _FORECASTS.get(key)
+    if hit is not None:
+        return hit
+    wanted = q.report_query()
+    pipe = forecast_pipeline(q.pipeline)
+    now_in = forecast_input(conn, ctx.now)
+    everything = forecast_input(conn)
+    mine = {d.deal_id for d in everything.deals if wanted.allows(d.owner_email)}
+
+    def cut(data: ForecastInput) -> ForecastInput:
+        if wanted.owner_filter() is None:
+            return data
+        return ForecastInput(
+            [d for d in data.deals if d.deal_id in mine],
+            [c for c in data.changes if c.deal_id in mine],
+            [c for c in data.close_dates if c.deal_id in mine],
+        )
+
+    out: dict[str, Any] = {"forecast": None, "backtest": None, "error": None}
+    try:
+        data = cut(now_in)
+        f = forecast(data.deals, data.changes, ctx.now, pipe, periods=2,
+                     close_date_changes=data.close_dates)  # fmt: skip
+        fj = f.to_json()
+        fj["deals"] = sorted(fj["deals"], key=lambda d: -d["amount"] * d["win_probability"])[:25]
+        out["forecast"] = fj
+        hist = cut(everything)
+        created = [d.created_at.date() for d in hist.deals]
+        if created and with_backtest:
+            start = max(min(created), (ctx.now - timedelta(days=730)).date())
+            result = backtest(hist.deals, hist.changes, pipe, start=start, end=ctx.now.date(),
+                              close_date_changes=hist.close_dates, draws=_BACKTEST_DRAWS,
+                              now=ctx.now)  # fmt: skip
+            out["backtest"] = result.to_json()
+    except TouchflowError as exc:  # a currency without a rate: say so on the page
+        out["error"] = str(exc)
+    with _FORECASTS_LOCK:
+        _FORECASTS[key] = out
+        while len(_FORECASTS) > 16:
+            _FORECASTS.popitem(last=False)
+    return out
+
+
+def pipeline(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[str, Any]:
+    """The pipeline report (when deals have one), the forecast with P10-P90, and its backtest:
+    touchflow's MAPE beside the naive stage-weighted pipeline's and commit's."""
+    out: dict[str, Any] = {
+        "filters": q.as_json(),
+        "configured": q.pipeline is not None,
+        "report": None,
+        "forecast": None,
+        "backtest": None,
+        "error": None,
+    }
+    if "pipeline" in REPORTS:
+        out["report"] = _report(conn, "pipeline", q.report_query(), ctx).as_dict()
+    if q.pipeline is not None:
+        out.update(_forecast(conn, q, ctx))
+    return out
+
+
 PageFn = Callable[[Connection, DashboardQuery, ReportContext], dict[str, Any]]
 
 #: The dashboard's data by page name: GET /api/dashboard/<name> serves each.
@@ -194,6 +281,7 @@ PAGES: dict[str, PageFn] = {
     "team": team,
     "deliverability": deliverability,
     "accounts": accounts,
+    "pipeline": pipeline,
 }
 
 

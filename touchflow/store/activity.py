@@ -31,6 +31,7 @@ __all__ = [
     "activity_rows",
     "daily_counts",
     "deal_change_rows",
+    "deals_version",
     "max_deal_change_id",
     "max_event_id",
 ]
@@ -232,3 +233,10 @@ def deal_change_rows(conn: Connection, *, after_id: int, limit: int = 500) -> li
     )  # fmt: skip
     rows: list[Any] = list(conn.execute(q))
     return [DealChangeRow(*r) for r in rows]
+
+
+def deals_version(conn: Connection) -> tuple[Any, ...]:
+    """Changes whenever a deal or a stage change is written (a forecast cache's key)."""
+    d = deals.c
+    row = conn.execute(select(func.count(d.id), func.max(d.updated_at), func.max(d.id))).one()
+    return (*row, max_deal_change_id(conn))

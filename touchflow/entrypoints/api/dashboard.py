@@ -171,7 +171,7 @@ async def dashboard_data(
         until,
         filters.cadence,
         filters.owners(viewer),
-        _pipeline(request) if name == "accounts" else None,
+        _pipeline(request) if name in ("overview", "accounts", "pipeline") else None,
     )
     rctx = bootstrap.report_context(ctx.settings, now)
     team = team_config(ctx.settings) if choices else None

@@ -25,7 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from touchflow.entrypoints.api.auth import ApiViewer, PageViewer, render_page
 from touchflow.entrypoints.api.contract import errors
 from touchflow.entrypoints.api.dashboard import (
+    NO_CONTROL_CHARS,
     Filters,
+    TextQ,
     base_context,
     dashboard_data,
     day_or_none,
@@ -44,6 +46,7 @@ PAGE_TEMPLATES: dict[str, str] = {
     "team": "Team",
     "deliverability": "Deliverability",
     "accounts": "Accounts",
+    "pipeline": "Pipeline & forecast",
 }
 
 
@@ -59,8 +62,8 @@ def _page_route(name: str, label: str) -> None:
         request: Request,
         viewer: PageViewer,
         period: Annotated[int | None, Query(ge=1, le=366)] = None,
-        cadence: Annotated[str | None, Query(max_length=320)] = None,
-        owner: Annotated[str | None, Query(max_length=320)] = None,
+        cadence: TextQ = None,
+        owner: TextQ = None,
         since: Annotated[str | None, Query(alias="from", max_length=32)] = None,
         until: Annotated[str | None, Query(alias="to", max_length=32)] = None,
     ) -> Response:
@@ -109,6 +112,9 @@ class OverviewPage(BaseModel):
     week: WeekOut
     daily: Row = Field(description="days, sent, replied, meetings per day of the period.")
     pipeline: Row | None = Field(None, description="The pipeline report, when deals are set up.")
+    forecast: Row | None = Field(
+        None, description="This period's and the next's forecast (no per-deal rows)."
+    )
 
 
 class CadencesPage(BaseModel):
@@ -146,12 +152,24 @@ class AccountsPage(BaseModel):
     required_roles: dict[str, float]
 
 
+class PipelinePage(BaseModel):
+    """The pipeline report (if any), the forecast and its backtest (docs/forecast.md)."""
+
+    filters: FiltersOut
+    configured: bool = Field(description="Whether config/pipeline.yaml exists and is valid.")
+    report: Row | None = Field(description="The pipeline report, when it exists.")
+    forecast: Row | None = Field(description="touchflow forecast --json, top 25 deals.")
+    backtest: Row | None = Field(description="touchflow forecast --backtest --json.")
+    error: str | None = Field(description="Why there is no forecast (e.g. a missing rate).")
+
+
 MODELS: dict[str, type[BaseModel]] = {
     "overview": OverviewPage,
     "cadences": CadencesPage,
     "team": TeamPage,
     "deliverability": DeliverabilityPage,
     "accounts": AccountsPage,
+    "pipeline": PipelinePage,
 }
 
 
@@ -162,9 +180,17 @@ def _api_route(name: str, model: type[BaseModel]) -> None:
         period: Annotated[
             int | None, Query(ge=1, le=366, description="The last N days (7, 14, 30, 90; else 14).")
         ] = None,
-        cadence: Annotated[str | None, Query(max_length=320, description="A cadence id.")] = None,
+        cadence: Annotated[
+            str | None,
+            Query(max_length=320, pattern=NO_CONTROL_CHARS, description="A cadence id."),
+        ] = None,
         owner: Annotated[
-            str | None, Query(max_length=320, description="An owner's email (within your team).")
+            str | None,
+            Query(
+                max_length=320,
+                pattern=NO_CONTROL_CHARS,
+                description="An owner's email (within your team).",
+            ),
         ] = None,
         since: Annotated[
             str | None,

@@ -25,7 +25,7 @@ NAV: tuple[tuple[str | None, str], ...] = (
     ("/dashboard/cadences", "Cadences"),
     ("/dashboard/team", "Team"),
     ("/dashboard/deliverability", "Deliverability"),
-    (None, "Pipeline"),
+    ("/dashboard/pipeline", "Pipeline & forecast"),
     ("/dashboard/accounts", "Accounts"),
 )
 

@@ -102,6 +102,16 @@
     const note = document.getElementById("week-range");
     if (note) note.textContent = w.this_week.from + " to " + w.this_week.to + " against " + w.last_week.from + " to " + w.last_week.to;
     if (d.pipeline) pipelineCard(d.pipeline);
+    if (d.forecast && d.forecast.periods.length) {
+      document.getElementById("forecast-card").hidden = false;
+      const cur = d.forecast.currency;
+      fill("forecast-cards", el("div", { class: "stats" }, d.forecast.periods.map((p) =>
+        el("div", { class: "stat", dataPeriod: p.period }, [
+          el("div", { class: "stat-label", text: p.period + " expected" }),
+          el("div", { class: "stat-value", text: money(p.expected, cur) }),
+          el("div", { class: "stat-delta", text: "P10 " + money(p.p10) + " – P90 " + money(p.p90) + " · won to date " + money(p.won_to_date) + " · weighted " + money(p.weighted_pipeline) }),
+        ]))));
+    }
   }
 
   function pipelineCard(p) {
@@ -284,7 +294,86 @@
     ], { rowAttrs: (r) => ({ dataDeal: r.deal_id }) }) : empty("No open deals for these filters."));
   }
 
-  const RENDER = { overview, cadences, team, deliverability, accounts };
+  // -- pipeline & forecast --------------------------------------------------------------
+  function pipeline(d) {
+    const err = document.getElementById("forecast-error");
+    err.hidden = !(d.error || !d.configured);
+    err.textContent = d.error || (d.configured ? "" : "No config/pipeline.yaml: no stages, no forecast.");
+    if (d.report) {
+      document.getElementById("report-card").hidden = false;
+      const cols = d.report.columns;
+      fill("pipeline-report", table(d.report.rows, cols.map((c) => ({ label: c, key: c,
+        num: d.report.rows.length && typeof d.report.rows[0][c] === "number",
+        value: (r) => (typeof r[c] === "number" ? num(r[c]) : r[c] === null ? "–" : String(r[c])) }))));
+    }
+    const f = d.forecast;
+    const cur = f ? f.currency : "";
+    const per = f ? f.periods : [];
+    document.getElementById("forecast-meta").textContent = f ? "as of " + f.as_of.slice(0, 10) + " · " + cur + " · " + f.draws + " draws" : "";
+    chart("forecast-chart", {
+      type: "bar",
+      data: { labels: per.map((p) => p.period), datasets: [
+        { label: "P10-P90", data: per.map((p) => [p.p10, p.p90]), backgroundColor: "rgba(37,99,235,.25)", borderColor: "#2563eb", borderWidth: 1, borderSkipped: false },
+        { label: "expected", type: "line", data: per.map((p) => p.expected), showLine: false, pointStyle: "rectRot", pointRadius: 7, backgroundColor: "#111827", borderColor: "#111827" },
+        { label: "won to date", data: per.map((p) => p.won_to_date), backgroundColor: "#16a34a" },
+        { label: "weighted pipeline", type: "line", data: per.map((p) => p.weighted_pipeline), showLine: false, pointStyle: "line", pointRadius: 14, borderWidth: 3, borderColor: "#f59e0b" },
+        { label: "commit", type: "line", data: per.map((p) => p.commit), showLine: false, pointStyle: "line", pointRadius: 14, borderWidth: 3, borderColor: "#a855f7" },
+      ] },
+      options: { scales: { y: { beginAtZero: true, ticks: { callback: (v) => money(v) } } } },
+    }, per.length > 0);
+    fill("forecast-table", per.length ? table(per, [
+      { label: "period", value: (r) => r.period },
+      { label: "won to date", num: true, value: (r) => money(r.won_to_date) },
+      { label: "expected", key: "expected", num: true, value: (r) => money(r.expected) },
+      { label: "P10 – P90", num: true, value: (r) => money(r.p10) + " – " + money(r.p90) },
+      { label: "weighted", num: true, value: (r) => money(r.weighted_pipeline) },
+      { label: "commit", num: true, value: (r) => money(r.commit) },
+      { label: "best case", num: true, value: (r) => money(r.best_case) },
+    ], { rowAttrs: (r) => ({ dataPeriod: r.period }) }) : empty("No deals to forecast."));
+    const b = d.backtest;
+    const bp = b ? b.periods : [];
+    document.getElementById("backtest-meta").textContent = bp.length ? bp[0].period + " to " + bp[bp.length - 1].period + ", each forecast as of its first day" : "";
+    const pctv = (v) => (v === null || v === undefined ? "–" : v.toFixed(1) + "%");
+    fill("backtest-stats", b && bp.length ? el("div", { class: "stats" }, [
+      ["touchflow MAPE", pctv(b.mape.touchflow), "touchflow"], ["naive (stage-weighted) MAPE", pctv(b.mape.naive), "naive"],
+      ["commit MAPE", pctv(b.mape.commit), "commit"],
+      ["actual within P10-P90", b.interval_coverage === null ? "–" : Math.round(b.interval_coverage * 100) + "% of " + bp.length, "coverage"],
+    ].map(([l, v, k]) => el("div", { class: "stat" }, [el("div", { class: "stat-label", text: l }), el("div", { class: "stat-value", dataMape: k, text: v })]))) : empty("No complete period to backtest yet."));
+    chart("backtest-chart", {
+      type: "bar",
+      data: { labels: bp.map((p) => p.period), datasets: [
+        { label: "touchflow P10-P90", data: bp.map((p) => [p.touchflow.p10, p.touchflow.p90]), backgroundColor: "rgba(37,99,235,.22)", borderColor: "#2563eb", borderWidth: 1, borderSkipped: false },
+        { label: "actual", type: "line", data: bp.map((p) => p.actual), borderColor: "#111827", backgroundColor: "#111827", pointRadius: 4 },
+        { label: "touchflow expected", type: "line", data: bp.map((p) => p.touchflow.expected), borderColor: "#2563eb", borderDash: [4, 3], pointRadius: 3 },
+        { label: "naive", type: "line", data: bp.map((p) => p.naive), borderColor: "#f59e0b", pointRadius: 3 },
+        { label: "commit", type: "line", data: bp.map((p) => p.commit), borderColor: "#a855f7", pointRadius: 3 },
+      ] },
+      options: { scales: { y: { beginAtZero: true, ticks: { callback: (v) => money(v) } } } },
+    }, bp.length > 0);
+    fill("backtest-table", bp.length ? table(bp, [
+      { label: "period", value: (r) => r.period },
+      { label: "actual", num: true, value: (r) => money(r.actual) },
+      { label: "touchflow expected", num: true, value: (r) => money(r.touchflow.expected) },
+      { label: "P10 – P90", num: true, value: (r) => money(r.touchflow.p10) + " – " + money(r.touchflow.p90) },
+      { label: "inside", value: (r) => (r.touchflow.p10 <= r.actual && r.actual <= r.touchflow.p90 ? badge("yes", "win") : badge("no", "lose")) },
+      { label: "naive", num: true, value: (r) => money(r.naive) },
+      { label: "commit", num: true, value: (r) => money(r.commit) },
+    ]) : el("span"));
+    const deals = f ? f.deals : [];
+    const label0 = per.length ? per[0].period : "";
+    fill("forecast-deals", deals.length ? table(deals, [
+      { label: "deal", value: (r) => r.deal_id },
+      { label: "account", value: (r) => r.account_domain || "–" },
+      { label: "owner", value: (r) => r.owner_email || "–" },
+      { label: "stage", value: (r) => r.stage },
+      { label: "amount", num: true, value: (r) => money(r.amount, cur) },
+      { label: "P(close in " + label0 + ")", num: true, value: (r) => pct(r.probabilities[label0], 0) },
+      { label: "P(won ever)", num: true, value: (r) => pct(r.win_probability, 0) },
+      { label: "why", cls: () => "wrap", value: (r) => el("span", { class: "small muted", text: r.reasons.join("; ") }) },
+    ]) : empty("No open deals."));
+  }
+
+  const RENDER = { overview, cadences, team, deliverability, accounts, pipeline };
 
   // Draw page `name` from the embedded data, then again after each batch of live activity.
   tf.reportPage = function (name, dataId, owner, live) {
