@@ -29,6 +29,6 @@ def dashboard_hint(workdir: Path, start: datetime, days: int, port: int = 8000) 
             "",
             f"  then open http://127.0.0.1:{port}/dashboard?from={first}&to={last}",
             "  and sign in as "
-            f"{DEMO_USER} (Cadences, Team, Deliverability and Accounts are in the top bar).",
+            f"{DEMO_USER} (Cadences, Team, Deliverability, Pipeline & forecast and Accounts are in the top bar).",
         ]
     )
