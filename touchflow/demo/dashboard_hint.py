@@ -28,7 +28,7 @@ def dashboard_hint(workdir: Path, start: datetime, days: int, port: int = 8000) 
             f"  .venv/bin/touchflow serve --port {port}",
             "",
             f"  then open http://127.0.0.1:{port}/dashboard?from={first}&to={last}",
-            "  and sign in as "
-            f"{DEMO_USER} (Cadences, Team, Deliverability, Pipeline & forecast and Accounts are in the top bar).",
+            f"  and sign in as {DEMO_USER} (Cadences, Team, Deliverability,"
+            " Pipeline & forecast and Accounts are in the top bar).",
         ]
     )
