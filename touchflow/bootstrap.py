@@ -47,6 +47,7 @@ from touchflow.ports import (
 from touchflow.services.crm_sync import CrmSync, team_owner_ids
 from touchflow.services.leads import LeadServices
 from touchflow.services.replies import poll_mailbox
+from touchflow.services.reporting import ReportContext
 from touchflow.services.tick import Ticker
 from touchflow.settings import DEV_SESSION_SECRET, ImapMailboxSettings, Settings, redact_url
 from touchflow.store.cadence_versions import RuntimeCache as RuntimeCache  # for the edges
@@ -562,6 +563,29 @@ def cap_policy(settings: Settings) -> CapPolicy:
         MailboxCaps(c.mailbox.hourly, c.mailbox.daily),
         {k.lower(): MailboxCaps(v.hourly, v.daily) for k, v in c.mailboxes.items()},
         c.recipient_domain_daily,
+    )
+
+
+def report_context(
+    settings: Settings, now: datetime, *, with_pipeline: bool = True
+) -> ReportContext:
+    """What ``touchflow report`` and the dashboard compare against: caps, shield, team, A/B
+    rule, and the pipeline config (when ``config/pipeline.yaml`` exists and is wanted: the
+    ``pipeline`` report needs it, the others do not read it)."""
+    c, r = settings.compliance, settings.reports
+    has_pipeline = with_pipeline and (settings.config_dir / "pipeline.yaml").exists()
+    return ReportContext(
+        now=now,
+        caps=cap_policy(settings),
+        shield_threshold=c.bounce_shield_threshold,
+        shield_min_sends=c.bounce_shield_min_sends,
+        spam_threshold=r.spam_threshold,
+        domain_min_sends=r.domain_min_sends,
+        team=team(settings),
+        ab_metric=r.ab_metric,
+        ab_min_sends=r.ab_min_sends,
+        ab_threshold=r.ab_threshold,
+        pipeline=pipeline(settings) if has_pipeline else None,
     )
 
 

@@ -44,7 +44,8 @@ def _dash(engine: Engine, tmp_path: Path, **settings: Any) -> Dash:
         (BEN, "rep", None),
     ):
         add_user(engine, email, role, NOW, manager=manager, password=PASSWORD)
-    s = make_settings(cadences_dir=tmp_path, config_dir=tmp_path / "no-config", **settings)
+    where = {"cadences_dir": tmp_path, "config_dir": tmp_path / "no-config"}
+    s = make_settings(**{**where, **settings})
     app = create_app(s, engine=engine, runtimes=h.runtimes, clock=lambda: NOW)
     return Dash(engine, h, TestClient(app, follow_redirects=False), s)
 
@@ -94,7 +95,8 @@ def test_sign_in_sets_a_hardened_session_cookie_and_shows_the_dashboard(dash: Da
     page = dash.client.get("/dashboard")
     assert page.status_code == 200
     assert ANA in page.text and "/static/vendor/chart.umd.min.js" in page.text
-    assert "coming in the next step" in page.text  # the sections not built yet, as nav only
+    for section in ("cadences", "team", "deliverability", "pipeline", "accounts"):
+        assert f'href="/dashboard/{section}?' in page.text  # every section is built
 
 
 def test_cookie_is_secure_when_asked(db: Engine, tmp_path: Path) -> None:

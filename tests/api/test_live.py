@@ -12,8 +12,8 @@ from sqlalchemy import Connection, Engine, event
 from tests.support.harness import Harness, make_cadence, prospect
 from touchflow.domain.access import Viewer
 from touchflow.entrypoints.api.live import ActivityPoller, LiveHub, sse_stream
-from touchflow.services.activity import LOOKBACK, changes_since, start_mark
-from touchflow.store.schema import events
+from touchflow.services.activity import LOOKBACK, changes_since, start_mark, start_marks
+from touchflow.store.schema import deal_stage_changes, deals, events
 
 ANA, BEN = "ana@x.example", "ben@x.example"
 REP_A = Viewer(ANA, "rep", frozenset({ANA}))
@@ -199,7 +199,7 @@ def test_the_poller_outlives_a_failed_query_and_stops_with_no_subscribers(
     def transaction(fn: Any) -> Any:
         with db.begin() as conn:
             result = fn(conn)
-        if fn is not start_mark and failures:
+        if fn is not start_marks and failures:
             failures.pop()
             raise RuntimeError("the database went away for a moment")
         return result
@@ -217,5 +217,49 @@ def test_the_poller_outlives_a_failed_query_and_stops_with_no_subscribers(
         hub.unsubscribe(sub)
         await asyncio.sleep(0.05)
         assert poller._task is not None and poller._task.done()
+
+    asyncio.run(run())
+
+
+def test_deal_stage_changes_go_out_live_to_whoever_may_see_the_deals_owner(
+    db: Engine, tmp_path: Any
+) -> None:
+    _world(db, tmp_path)
+    refreshed: list[int] = []
+
+    def transaction(fn: Any) -> Any:
+        with db.begin() as conn:
+            return fn(conn)
+
+    async def run() -> None:
+        hub = LiveHub()
+        poller = ActivityPoller(hub, transaction, 60, on_changes=lambda: refreshed.append(1))
+        ana, ben = hub.subscribe(REP_A, ["activity"])[0], hub.subscribe(REP_B, ["activity"])[0]
+        assert await poller.poll_once() == 0  # the marks: nothing before now
+        assert refreshed == []
+        with db.begin() as conn:
+            for deal_id, owner in (("D1", ANA), ("D2", BEN)):
+                conn.execute(
+                    deals.insert().values(
+                        source="csv", deal_id=deal_id, name=f"{deal_id} expansion",
+                        account_domain="acme.example", owner_email=owner, amount=5000.0,
+                        currency="USD", stage="demo", forecast_category="best_case",
+                        created_at=MON, updated_at=MON,
+                    )
+                )  # fmt: skip
+                conn.execute(
+                    deal_stage_changes.insert().values(
+                        source="csv", deal_id=deal_id, stage="demo", entered_at=MON
+                    )
+                )
+        assert await poller.poll_once() == 2
+        assert refreshed == [1]  # one refresh of the rollups for the batch, not per viewer
+        got_a, got_b = _drain(ana.queue), _drain(ben.queue)
+        assert [(e.kind, e.data["deal_id"], e.data["stage"]) for e in got_a] == [
+            ("deal", "D1", "demo")
+        ]
+        assert [e.data["deal_id"] for e in got_b] == ["D2"]
+        assert got_a[0].data["label"] == "moved to demo" and got_a[0].data["owner"] == ANA
+        assert await poller.poll_once() == 0
 
     asyncio.run(run())

@@ -5,6 +5,7 @@ checklist; the rep's manager watches it from the live calls page; another rep ca
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -154,7 +155,8 @@ def test_a_scripted_call_shows_cards_in_order_and_ticks_the_checklist(
     boss = browser.new_context().new_page()
     site.sign_in(boss, MGR)
     boss.click("nav.sections >> text=Live calls")
-    boss.wait_for_url(f"{site.url}/calls")
+    # The nav carries the dashboard's filters in the query string.
+    boss.wait_for_url(re.compile(re.escape(f"{site.url}/calls") + r"(\?.*)?$"))
     boss.click(f"a[href='/calls/{SID}']")
     boss.wait_for_selector("#live-state.on", timeout=TIMEOUT_MS)
     assert _cards(boss) == CARDS

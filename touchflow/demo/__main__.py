@@ -12,7 +12,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from touchflow.demo.run import run_demo
+from touchflow.demo.dashboard_hint import dashboard_hint
+from touchflow.demo.run import START, run_demo
 
 
 def main(
@@ -21,12 +22,10 @@ def main(
     workdir: Annotated[Path, typer.Option("--workdir")] = Path("demo-run"),
 ) -> None:
     """Generate sample prospects and run three simulated weeks of ticks to a local sink."""
-    run_demo(
-        prospects=prospects,
-        days=days,
-        workdir=workdir,
-        console=Console(highlight=False, soft_wrap=True),
-    )
+    console = Console(highlight=False, soft_wrap=True)
+    run_demo(prospects=prospects, days=days, workdir=workdir, console=console)
+    console.print()
+    console.print(dashboard_hint(workdir, START, days), markup=False)
 
 
 if __name__ == "__main__":

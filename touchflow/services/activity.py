@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from touchflow.store import activity as store
-from touchflow.store.activity import ACTIVITY_TYPES, ActivityRow
+from touchflow.store.activity import ACTIVITY_TYPES, ActivityRow, DealChangeRow
 
 __all__ = [
     "ACTIVITY_TYPES",
@@ -25,10 +25,14 @@ __all__ = [
     "Activity",
     "ActivityMark",
     "DailySeries",
+    "DealChange",
     "changes_since",
     "daily_series",
+    "deal_changes_since",
+    "deal_start_mark",
     "recent_activity",
     "start_mark",
+    "start_marks",
 ]
 
 #: Event ids re-read below the mark on every poll (late commits).
@@ -115,6 +119,79 @@ def changes_since(conn: Connection, mark: ActivityMark) -> tuple[list[Activity],
     floor = top - LOOKBACK
     seen = frozenset(i for i in (*mark.seen, *(r.id for r in new)) if i > floor)
     return [Activity.of(r) for r in new], ActivityMark(top, seen)
+
+
+@dataclass(frozen=True)
+class DealChange:
+    """A deal moving to a stage: the live feed's ``deal`` events."""
+
+    id: int
+    deal_id: str
+    source: str
+    name: str | None
+    account: str | None
+    owner: str | None
+    stage: str
+    at: datetime
+    amount: float | None
+    currency: str | None
+
+    @classmethod
+    def of(cls, r: DealChangeRow) -> DealChange:
+        return cls(r.id, r.deal_id, r.source, r.name, r.account, r.owner, r.stage, r.entered_at,
+                   r.amount, r.currency)  # fmt: skip
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": "deal_stage",
+            "label": f"moved to {self.stage}",
+            "deal_id": self.deal_id,
+            "source": self.source,
+            "name": self.name,
+            "account": self.account,
+            "owner": self.owner,
+            "stage": self.stage,
+            "at": self.at.isoformat(),
+            "amount": self.amount,
+            "currency": self.currency,
+        }
+
+
+def _advance(mark: ActivityMark, ids: list[int]) -> tuple[list[int], ActivityMark]:
+    """The ids not yet published and the next mark (the same lookback as events)."""
+    new = [i for i in ids if i not in mark.seen]
+    if not new:
+        return [], mark
+    top = max(mark.last_id, max(new))
+    floor = top - LOOKBACK
+    return new, ActivityMark(top, frozenset(i for i in (*mark.seen, *new) if i > floor))
+
+
+def deal_start_mark(conn: Connection) -> ActivityMark:
+    """A mark at the newest deal stage change."""
+    top = store.max_deal_change_id(conn)
+    below = store.deal_change_rows(conn, after_id=max(top - LOOKBACK, 0), limit=5000)
+    return ActivityMark(top, frozenset(r.id for r in below))
+
+
+def deal_changes_since(
+    conn: Connection, mark: ActivityMark
+) -> tuple[list[DealChange], ActivityMark]:
+    """Deal stage changes not yet published since ``mark``, oldest first, and the next mark.
+
+    A bulk import (thousands of changes at once) is read in pages of 5,000 a
+    poll; the feed shows each one, the pages refetch once.
+    """
+    rows = store.deal_change_rows(conn, after_id=max(mark.last_id - LOOKBACK, 0), limit=5000)
+    new, nxt = _advance(mark, [r.id for r in rows])
+    keep = set(new)
+    return [DealChange.of(r) for r in rows if r.id in keep], nxt
+
+
+def start_marks(conn: Connection) -> tuple[ActivityMark, ActivityMark]:
+    """The live poller's two marks: events, and deal stage changes."""
+    return start_mark(conn), deal_start_mark(conn)
 
 
 def recent_activity(

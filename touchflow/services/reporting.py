@@ -69,12 +69,29 @@ class UnknownReport(TouchflowError):
 
 @dataclass(frozen=True)
 class ReportQuery:
-    """The filters every report takes: days (inclusive, UTC), a cadence, an owner."""
+    """The filters every report takes: days (inclusive, UTC), a cadence, an owner.
+
+    ``owners`` is whose rows the reader may see (a dashboard viewer's team,
+    :meth:`~touchflow.domain.access.Viewer.narrowed`); None for everyone's.
+    """
 
     since: date | None = None
     until: date | None = None
     cadence: str | None = None
     owner: str | None = None
+    owners: frozenset[str] | None = None
+
+    def owner_filter(self) -> str | frozenset[str] | None:
+        """``owner`` within ``owners``: one email, a set (maybe empty), or None for everyone."""
+        if self.owners is None:
+            return self.owner
+        return self.owners & {self.owner} if self.owner else self.owners
+
+    def allows(self, owner: str | None) -> bool:
+        wanted = self.owner_filter()
+        if wanted is None:
+            return True
+        return owner == wanted if isinstance(wanted, str) else owner in wanted
 
     def window(self) -> tuple[datetime | None, datetime | None]:
         start = datetime.combine(self.since, time(), UTC) if self.since else None
@@ -177,7 +194,13 @@ def _counts(
 ) -> dict[tuple[Any, ...], dict[str, int]]:
     read = rollups.ledger_counts if ctx.source == "ledger" else rollups.rollup_totals
     return read(
-        conn, by, since=q.since, until=q.until, cadence=q.cadence, owner=q.owner, metrics=metrics
+        conn,
+        by,
+        since=q.since,
+        until=q.until,
+        cadence=q.cadence,
+        owner=q.owner_filter(),
+        metrics=metrics,
     )
 
 
@@ -244,8 +267,8 @@ FUNNEL_COLUMNS = ["cadence", "stage", "count", "conversion", "median_hours_from_
 def funnel(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     """Per cadence and overall: how many reached each stage, conversion, median time between."""
     start, end = q.window()
-    rows = rollups.funnel_times(conn, cadence=q.cadence, owner=q.owner, since=start, until=end,
-                                ledger=ctx.source == "ledger")  # fmt: skip
+    rows = rollups.funnel_times(conn, cadence=q.cadence, owner=q.owner_filter(), since=start,
+                                until=end, ledger=ctx.source == "ledger")  # fmt: skip
     by_cadence: dict[str, list[list[float | None]]] = defaultdict(list)
     by_prospect: dict[int, list[float | None]] = {}
     for cad, pid, times in rows:
@@ -357,7 +380,7 @@ def workload(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     people = sorted(set(members) | set(open_tasks) | set(sent_today) | set(assigned))
     rows = []
     for email in people:
-        if q.owner is not None and email != q.owner:
+        if not q.allows(email):
             continue
         member = members.get(email)
         mailbox = (member.from_address if member else None) or mailbox_of.get(email) or email
@@ -459,7 +482,7 @@ def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repor
         received, ae = rows[0].assigned_at, rows[-1].assignee_email
         if (start and received < start) or (end and received >= end):
             continue
-        if q.owner is not None and ae != q.owner:
+        if not q.allows(ae):
             continue
         source = (
             _lead_source(info[pid].fields, info[pid].field_sources) if pid in info else "unknown"
@@ -515,7 +538,22 @@ def deliverability(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repo
     spam-complaint rates against the bounce shield and the 0.3% spam threshold.
 
     Domains with fewer than ``ctx.domain_min_sends`` sends from a mailbox are
-    summed into one ``(other)`` row of that mailbox (after its named domains)."""
+    summed into one ``(other)`` row of that mailbox (after its named domains).
+
+    Cut to some owners (``--owner``, a dashboard viewer's team), it counts only
+    their touches, per mailbox (the per-domain counters hold no owner): a
+    shared mailbox then shows their share, never their colleagues' sends.
+    """
+    if q.owner_filter() is not None:
+        got = {
+            (mailbox, "*"): m
+            for (mailbox, channel), m in _counts(
+                conn, q, ctx, ["mailbox", "channel"], sorted(rollups.DELIVERY_METRICS)
+            ).items()
+            if channel == "email" and mailbox
+        }
+        rows = [_delivery_row(ctx, mb, dom, m) for (mb, dom), m in sorted(got.items())]
+        return Report("deliverability", "Deliverability (email)", DELIVERABILITY_COLUMNS, rows)
     read = rollups.ledger_delivery if ctx.source == "ledger" else rollups.rollup_delivery_counts
     got = read(conn, since=q.since, until=q.until)
     per_mailbox: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -609,13 +647,17 @@ def pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
         d.source, d.deal_id, d.owner_email, d.amount, d.currency, d.stage,
         d.close_date, d.closed_at, d.outcome,
     )  # fmt: skip
-    if q.owner is not None:
-        query = query.where(d.owner_email == q.owner)
+    # Cut to --owner and to what the viewer may see (a rep: their own deals).
+    wanted = q.owner_filter()
+    if isinstance(wanted, str):
+        query = query.where(d.owner_email == wanted)
+    elif wanted is not None:
+        query = query.where(d.owner_email.in_(sorted(wanted)))
     rows = conn.execute(query.where(or_(d.outcome.is_(None), d.outcome == "won"))).all()
     committees = {
         (c.deal.source, c.deal.deal_id): c.coverage
         for c in committee_report(conn, p)
-        if q.owner is None or c.deal.owner_email == q.owner
+        if q.allows(c.deal.owner_email)
     }
     ref = q.since or ctx.now.date()
     members = {m.email: m for m in (ctx.team.members if ctx.team else [])}
@@ -635,7 +677,7 @@ def pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     periods: dict[str, Acc] = {}
     for email, member in members.items():
         found = member.quota_for(ref)
-        if found is not None and (q.owner is None or email == q.owner):
+        if found is not None and q.allows(email):
             quota, start, end = found
             periods[email] = {
                 "period": period_label(start, quota.kind),
@@ -683,7 +725,7 @@ def pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
             **{k: sum(s[k] for s in periods.values()) for k in ("quota", "won", "closing")},
         }
     owners = sorted({k[0] for k in cells if k[0] != ALL} | set(periods) - {ALL})
-    if q.owner is None or not owners:
+    if not isinstance(wanted, str) or not owners:
         owners.append(ALL)
     stage_order = {name: i for i, name in enumerate(p.stage_names)}
     category_order = [c.value for c in ForecastCategory]

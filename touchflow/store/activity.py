@@ -12,12 +12,29 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Date, String, cast, func, select
+from sqlalchemy import Connection, Date, String, and_, cast, func, select
 from sqlalchemy.sql import ColumnElement
 
-from touchflow.store.schema import enrollments, events, prospects, touches
+from touchflow.store.schema import (
+    deal_stage_changes,
+    deals,
+    enrollments,
+    events,
+    prospects,
+    touches,
+)
 
-__all__ = ["ACTIVITY_TYPES", "ActivityRow", "activity_rows", "daily_counts", "max_event_id"]
+__all__ = [
+    "ACTIVITY_TYPES",
+    "ActivityRow",
+    "DealChangeRow",
+    "activity_rows",
+    "daily_counts",
+    "deal_change_rows",
+    "deals_version",
+    "max_deal_change_id",
+    "max_event_id",
+]
 
 #: The events the live feed shows (events.type as stored).
 ACTIVITY_TYPES: tuple[str, ...] = (
@@ -176,3 +193,50 @@ def daily_counts(
     sent = {_day(r[0]): int(r[1]) for r in conn.execute(sent_q)}
     replies = {_day(r[0]): int(r[1]) for r in conn.execute(reply_q)}
     return sent, replies
+
+
+@dataclass(frozen=True)
+class DealChangeRow:
+    """A deal entering a stage (``deal_stage_changes``), with the deal's owner and amount."""
+
+    id: int
+    source: str
+    deal_id: str
+    stage: str
+    entered_at: datetime
+    name: str | None
+    account: str | None
+    owner: str | None
+    amount: float | None
+    currency: str | None
+
+
+def max_deal_change_id(conn: Connection) -> int:
+    c = deal_stage_changes.c
+    return int(conn.execute(select(func.coalesce(func.max(c.id), 0))).scalar_one())
+
+
+def deal_change_rows(conn: Connection, *, after_id: int, limit: int = 500) -> list[DealChangeRow]:
+    """Stage changes with ``id > after_id``, oldest first (of a deal not stored: no owner)."""
+    c, d = deal_stage_changes.c, deals.c
+    q = (
+        select(
+            c.id, c.source, c.deal_id, c.stage, c.entered_at,
+            d.name, d.account_domain, d.owner_email, d.amount, d.currency,
+        )
+        .select_from(
+            deal_stage_changes.outerjoin(deals, and_(d.source == c.source, d.deal_id == c.deal_id))
+        )
+        .where(c.id > after_id)
+        .order_by(c.id)
+        .limit(limit)
+    )  # fmt: skip
+    rows: list[Any] = list(conn.execute(q))
+    return [DealChangeRow(*r) for r in rows]
+
+
+def deals_version(conn: Connection) -> tuple[Any, ...]:
+    """Changes whenever a deal or a stage change is written (a forecast cache's key)."""
+    d = deals.c
+    row = conn.execute(select(func.count(d.id), func.max(d.updated_at), func.max(d.id))).one()
+    return (*row, max_deal_change_id(conn))

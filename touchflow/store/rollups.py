@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -96,6 +96,8 @@ __all__ = [
     "rollup_totals",
 ]
 
+#: An owner filter: one email, a set of them (a viewer's team), or None for everyone.
+Owners = str | Collection[str] | None
 DIMENSIONS = ("cadence_id", "step_id", "variant", "channel", "owner_email", "mailbox")
 # rollup_cadence keeps these (rollup_counts summed over the others): read when they suffice.
 _NARROW = ("cadence_id", "step_id", "variant")
@@ -786,7 +788,7 @@ def rollup_totals(
     since: date | None = None,
     until: date | None = None,
     cadence: str | None = None,
-    owner: str | None = None,
+    owner: Owners = None,
     metrics: Sequence[str] | None = None,
 ) -> dict[tuple[Any, ...], dict[str, int]]:
     """Counters summed over the days in [since, until], grouped ``by`` some of DIMENSIONS/day."""
@@ -805,7 +807,7 @@ def ledger_counts(
     since: date | None = None,
     until: date | None = None,
     cadence: str | None = None,
-    owner: str | None = None,
+    owner: Owners = None,
     metrics: Sequence[str] | None = None,
 ) -> dict[tuple[Any, ...], dict[str, int]]:
     """The same counters as :func:`rollup_totals`, by a straightforward GROUP BY over the ledger."""
@@ -848,7 +850,7 @@ def _filtered(
     since: date | None,
     until: date | None,
     cadence: str | None,
-    owner: str | None,
+    owner: Owners,
     metrics: Sequence[str] | None,
 ) -> Any:
     if since is not None:
@@ -858,10 +860,15 @@ def _filtered(
     if cadence is not None:
         q = q.where(c.cadence_id == cadence)
     if owner is not None:
-        q = q.where(c.owner_email == owner)
+        q = q.where(_owner_is(c.owner_email, owner))
     if metrics is not None:
         q = q.where(c.metric.in_(list(metrics)))
     return q
+
+
+def _owner_is(col: Any, owner: str | Collection[str]) -> Any:
+    """``col = owner``, or ``col IN owners`` for a viewer's team (an empty set matches nothing)."""
+    return col == owner if isinstance(owner, str) else col.in_(sorted(owner))
 
 
 def _pivot(rows: Sequence[Any], width: int) -> dict[tuple[Any, ...], dict[str, int]]:
@@ -981,7 +988,7 @@ def rollup_funnel_rows(
     conn: Connection,
     *,
     cadence: str | None = None,
-    owner: str | None = None,
+    owner: Owners = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> list[dict[str, Any]]:
@@ -991,7 +998,7 @@ def rollup_funnel_rows(
     if cadence is not None:
         q = q.where(f.cadence_id == cadence)
     if owner is not None:
-        q = q.where(f.owner_email == owner)
+        q = q.where(_owner_is(f.owner_email, owner))
     if since is not None:
         q = q.where(f.enrolled_at >= since)
     if until is not None:
@@ -1005,7 +1012,7 @@ def ledger_funnel_rows(
     conn: Connection,
     *,
     cadence: str | None = None,
-    owner: str | None = None,
+    owner: Owners = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> list[dict[str, Any]]:
@@ -1015,7 +1022,7 @@ def ledger_funnel_rows(
     if cadence is not None:
         q = q.where(en.c.cadence_id == cadence)
     if owner is not None:
-        q = q.where(en.c.owner_email == owner)
+        q = q.where(_owner_is(en.c.owner_email, owner))
     if since is not None:
         q = q.where(en.c.enrolled_at >= since)
     if until is not None:
@@ -1113,7 +1120,7 @@ def funnel_times(
     conn: Connection,
     *,
     cadence: str | None = None,
-    owner: str | None = None,
+    owner: Owners = None,
     since: datetime | None = None,
     until: datetime | None = None,
     ledger: bool = False,
@@ -1129,12 +1136,18 @@ def funnel_times(
         rows = ledger_funnel_rows(conn, cadence=cadence, owner=owner, since=since, until=until)
         return [(r["cadence_id"], r["prospect_id"], [_epoch(r[c]) for c in cols]) for r in rows]
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
 
     def naive(at: datetime) -> Any:
         plain = at.astimezone(UTC).replace(tzinfo=None)
         return plain.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else plain
 
+    if owner is not None and not isinstance(owner, str):  # a viewer's team
+        team = sorted(owner)
+        where.append(f"owner_email IN ({', '.join([mark] * len(team))})" if team else "1 = 0")
+        params.extend(team)
+        owner = None
     for clause, value in (
         (f"cadence_id = {mark}", cadence),
         (f"owner_email = {mark}", owner),

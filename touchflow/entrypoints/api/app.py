@@ -54,6 +54,7 @@ from touchflow.entrypoints.api import (
     call_transcripts,
     calls,
     dashboard,
+    dashboard_pages,
     sendgrid_hooks,
     twilio_hooks,
     unsubscribe,
@@ -67,6 +68,7 @@ from touchflow.entrypoints.api.pages import static_files
 from touchflow.entrypoints.api.problems import HANDLERS, ApiMetrics, ProblemMiddleware, problem
 from touchflow.errors import StoreUnavailable
 from touchflow.ports import CrmConnector, Dialer, Notifier
+from touchflow.services import reporting
 from touchflow.services.leads import LeadServices
 from touchflow.settings import Settings
 
@@ -120,7 +122,11 @@ def create_app(
     app.state.live = Live(
         hub=hub,
         poller=ActivityPoller(
-            hub, lambda fn: ctx.transaction_sync(fn, rerun=False), settings.live.poll_interval_s
+            hub,
+            lambda fn: ctx.transaction_sync(fn, rerun=False),
+            settings.live.poll_interval_s,
+            # one refresh per batch of new activity (per process), never per viewer
+            on_changes=lambda: reporting.refresh(ctx.engine),
         ),
         heartbeat_s=settings.live.heartbeat_s,
     )
@@ -136,6 +142,8 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(dashboard.router)
     app.include_router(dashboard.api_router)
+    app.include_router(dashboard_pages.router)
+    app.include_router(dashboard_pages.api_router)
     app.include_router(call_screen.router)
     app.include_router(call_screen.api_router)
     call_screen.install_guidance(app, ctx, app.state.live)

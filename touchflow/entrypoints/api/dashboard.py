@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -26,6 +28,7 @@ from sqlalchemy import Connection
 
 from touchflow import bootstrap
 from touchflow.domain.access import Viewer
+from touchflow.domain.pipeline import Pipeline
 from touchflow.domain.routing.team import TeamConfig
 from touchflow.entrypoints.api.auth import ApiViewer, PageViewer, render_page
 from touchflow.entrypoints.api.context import context
@@ -35,37 +38,74 @@ from touchflow.entrypoints.api.pages import NAV
 from touchflow.entrypoints.api.problems import problem
 from touchflow.errors import TouchflowError
 from touchflow.services.activity import daily_series, recent_activity
+from touchflow.services.dashboard import DashboardQuery, page_data
 from touchflow.services.users import owner_choices
 from touchflow.settings import Settings
 
-__all__ = ["Filters", "api_router", "base_context", "router"]
+__all__ = [
+    "Filters",
+    "api_router",
+    "base_context",
+    "dashboard_data",
+    "day_or_none",
+    "router",
+    "team_config",
+]
 
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter()  # the JSON routes, in docs/openapi.json
 PERIODS = (7, 14, 30, 90)
+MAX_DAYS = 366  # the longest window a page shows (from/to further apart are cut to it)
 _TOPIC = re.compile(r"^[a-z_]{1,32}(:[A-Za-z0-9_.-]{1,64})?$")
 
 
 @dataclass(frozen=True)
 class Filters:
-    """The filters bar, read from the query string (unknown values fall back to defaults)."""
+    """The filters bar, read from the query string (unknown values fall back to defaults).
+
+    ``from``/``to`` (UTC days, both included) win over ``period`` (the last N days).
+    """
 
     period: int = 14
     cadence: str | None = None
     owner: str | None = None
+    since: date | None = None
+    until: date | None = None
 
     @classmethod
-    def of(cls, period: int | None, cadence: str | None, owner: str | None) -> Filters:
+    def of(
+        cls,
+        period: int | None,
+        cadence: str | None,
+        owner: str | None,
+        since: date | None = None,
+        until: date | None = None,
+    ) -> Filters:
         # Control characters never get here: every route's query parameters refuse
         # them (NO_CONTROL_CHARS), since PostgreSQL refuses NUL in a query.
         return cls(
             period if period in PERIODS else 14,
             (cadence or "").strip() or None,
             (owner or "").strip().lower() or None,
+            since,
+            until,
         )
 
     def owners(self, viewer: Viewer) -> frozenset[str] | None:
         return viewer.narrowed([self.owner] if self.owner else None)
+
+    def window(self, today: date) -> tuple[date, date]:
+        """The days shown: ``from``..``to``, else the ``period`` days ending today."""
+        until = self.until or today
+        since = self.since or (until - timedelta(days=self.period - 1))
+        return max(since, until - timedelta(days=MAX_DAYS - 1)), until
+
+    def query_string(self) -> str:
+        """These filters as a query string (links between pages keep them)."""
+        pairs = [("period", str(self.period))]
+        pairs += [(k, v) for k, v in (("cadence", self.cadence), ("owner", self.owner)) if v]
+        pairs += [(k, d.isoformat()) for k, d in (("from", self.since), ("to", self.until)) if d]
+        return urlencode(pairs)
 
 
 PeriodQ = Annotated[int | None, Query(ge=1, le=366)]
@@ -80,10 +120,18 @@ def _cadences(request: Request) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def _team(settings: Settings) -> TeamConfig | None:
+def team_config(settings: Settings) -> TeamConfig | None:
     try:
         return bootstrap.team(settings)
     except TouchflowError:  # a broken team.yaml only shortens the owner list
+        return None
+
+
+def day_or_none(value: str | None) -> date | None:
+    """A page's ``from``/``to``: a date, or None when empty or not a date (forms send ``from=``)."""
+    try:
+        return date.fromisoformat(value.strip()) if value and value.strip() else None
+    except ValueError:
         return None
 
 
@@ -102,17 +150,52 @@ def base_context(
         "periods": PERIODS,
         "cadences": _cadences(request),
         "owners": owners,
+        "qs": filters.query_string(),
     }
+
+
+def _pipeline(request: Request) -> Pipeline | None:
+    try:
+        return bootstrap.pipeline(context(request).settings)
+    except TouchflowError:  # no or a broken pipeline.yaml: the accounts page says so
+        return None
+
+
+async def dashboard_data(
+    request: Request, viewer: Viewer, filters: Filters, name: str, *, choices: bool = False
+) -> dict[str, Any]:
+    """Page ``name``'s data for ``viewer`` (and the owner choices of the filters bar)."""
+    ctx = context(request)
+    now = ctx.now()
+    since, until = filters.window(now.date())
+    q = DashboardQuery(
+        since,
+        until,
+        filters.cadence,
+        filters.owners(viewer),
+        _pipeline(request) if name in ("overview", "accounts", "pipeline") else None,
+    )
+    rctx = bootstrap.report_context(ctx.settings, now)
+    team = team_config(ctx.settings) if choices else None
+
+    def read(conn: Any) -> dict[str, Any]:
+        data = page_data(conn, name, q, rctx)
+        if choices:
+            data["owner_choices"] = owner_choices(conn, team, viewer)
+        return data
+
+    return await ctx.transaction(read, rerun=False)
 
 
 def _overview_data(request: Request, viewer: Viewer, filters: Filters) -> Any:
     ctx = context(request)
     owners = filters.owners(viewer)
-    today = ctx.now().date()
-    team = _team(ctx.settings)
+    since, until = filters.window(ctx.now().date())
+    days = (until - since).days + 1
+    team = team_config(ctx.settings)
 
     def read(conn: Connection) -> dict[str, Any]:
-        series = daily_series(conn, today, filters.period, owners=owners, cadence=filters.cadence)
+        series = daily_series(conn, until, days, owners=owners, cadence=filters.cadence)
         recent = recent_activity(conn, owners, 20)
         return {
             "series": series.as_json(),
@@ -130,11 +213,14 @@ async def overview(
     period: PeriodQ = None,
     cadence: TextQ = None,
     owner: TextQ = None,
+    since: Annotated[str | None, Query(alias="from", max_length=32)] = None,
+    until: Annotated[str | None, Query(alias="to", max_length=32)] = None,
 ) -> Response:
-    filters = Filters.of(period, cadence, owner)
+    filters = Filters.of(period, cadence, owner, day_or_none(since), day_or_none(until))
     data = await _overview_data(request, viewer, filters)
     page = base_context(request, viewer, filters, "/dashboard", data.pop("owner_choices"))
     page.update(data)
+    page["data"] = await dashboard_data(request, viewer, filters, "overview")
     return render_page(request, "overview.html", page)
 
 

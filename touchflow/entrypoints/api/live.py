@@ -44,7 +44,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from touchflow.domain.access import Viewer
-from touchflow.services.activity import ActivityMark, changes_since, start_mark
+from touchflow.services.activity import (
+    ActivityMark,
+    changes_since,
+    deal_changes_since,
+    start_marks,
+)
 
 __all__ = [
     "ActivityPoller",
@@ -209,14 +214,19 @@ class ActivityPoller:
         hub: LiveHub,
         transaction: Callable[[Callable[[Connection], Any]], Any],
         interval_s: float,
+        on_changes: Callable[[], Any] | None = None,
     ) -> None:
         self.hub = hub
         self.transaction = transaction
         self.interval_s = interval_s
+        # Run (in a worker thread) before a batch of changes is published: the app
+        # brings the rollups up to date, so pages refetching their data see the change.
+        self.on_changes = on_changes
         self.polls = 0
         self.errors = 0
         self._task: asyncio.Task[None] | None = None
         self._mark: ActivityMark | None = None
+        self._deal_mark: ActivityMark | None = None
 
     def ensure_running(self) -> None:
         """Start the loop on the running event loop unless it runs (it ends with no subscribers)."""
@@ -228,13 +238,13 @@ class ActivityPoller:
         # came before) and dropped when the last one leaves: a poller restarted an hour
         # later starts from then, not with an hour of events at once.
         try:
-            self._mark = await run_in_threadpool(self.transaction, start_mark)
+            self._mark, self._deal_mark = await run_in_threadpool(self.transaction, start_marks)
         except Exception:
             _log.exception("live: could not read the activity mark; retrying at the next poll")
         try:
             await self._loop()
         finally:
-            self._mark = None
+            self._mark = self._deal_mark = None
 
     async def _loop(self) -> None:
         while self.hub.has_subscribers("activity"):
@@ -246,16 +256,28 @@ class ActivityPoller:
                 _log.exception("live: an activity poll failed; retrying in %ss", self.interval_s)
 
     async def poll_once(self) -> int:
-        mark = self._mark
-        if mark is None:
-            mark = await run_in_threadpool(self.transaction, start_mark)
-        changes, self._mark = await run_in_threadpool(
-            self.transaction, lambda conn: changes_since(conn, mark)
+        """One read of new events and deal stage changes, published; how many there were."""
+        if self._mark is None or self._deal_mark is None:
+            self._mark, self._deal_mark = await run_in_threadpool(self.transaction, start_marks)
+        mark, deal_mark = self._mark, self._deal_mark
+
+        def read(conn: Connection) -> Any:
+            return changes_since(conn, mark), deal_changes_since(conn, deal_mark)
+
+        (changes, self._mark), (deals, self._deal_mark) = await run_in_threadpool(
+            self.transaction, read
         )
         self.polls += 1
+        if (changes or deals) and self.on_changes is not None:
+            try:
+                await run_in_threadpool(self.on_changes)
+            except Exception:  # the feed still goes out; the figures catch up at the next tick
+                _log.exception("live: bringing the rollups up to date failed")
         for activity in changes:
             self.hub.publish("activity", "activity", activity.as_json(), owner=activity.owner)
-        return len(changes)
+        for deal in deals:
+            self.hub.publish("activity", "deal", deal.as_json(), owner=deal.owner)
+        return len(changes) + len(deals)
 
 
 async def sse_stream(

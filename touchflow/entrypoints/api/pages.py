@@ -22,12 +22,12 @@ templates = Jinja2Templates(directory=str(_HERE / "templates"))
 #: The dashboard's sections: (path, label); a None path is not built yet (shown, not linked).
 NAV: tuple[tuple[str | None, str], ...] = (
     ("/dashboard", "Overview"),
+    ("/dashboard/cadences", "Cadences"),
+    ("/dashboard/team", "Team"),
+    ("/dashboard/deliverability", "Deliverability"),
+    ("/dashboard/pipeline", "Pipeline & forecast"),
+    ("/dashboard/accounts", "Accounts"),
     ("/calls", "Live calls"),
-    (None, "Cadences"),
-    (None, "Team"),
-    (None, "Deliverability"),
-    (None, "Pipeline"),
-    (None, "Accounts"),
 )
 
 

@@ -68,10 +68,9 @@ def report(
     variant has TOUCHFLOW_REPORTS__AB_MIN_SENDS sends and the leader
     TOUCHFLOW_REPORTS__AB_THRESHOLD. Opens are shown, never used to decide.
     """
-    from touchflow.bootstrap import cap_policy, pipeline, team
+    from touchflow.bootstrap import report_context
     from touchflow.services.reporting import (
         REPORTS,
-        ReportContext,
         ReportQuery,
         UnknownReport,
         run_report,
@@ -89,21 +88,7 @@ def report(
     if first and last and last < first:
         raise typer.BadParameter("--to is before --from")
     settings = current_settings()
-    c, r = settings.compliance, settings.reports
-    has_pipeline = (settings.config_dir / "pipeline.yaml").exists()
-    ctx = ReportContext(
-        now=parse_now(now),
-        caps=cap_policy(settings),
-        shield_threshold=c.bounce_shield_threshold,
-        shield_min_sends=c.bounce_shield_min_sends,
-        spam_threshold=r.spam_threshold,
-        domain_min_sends=r.domain_min_sends,
-        team=team(settings),
-        ab_metric=r.ab_metric,
-        ab_min_sends=r.ab_min_sends,
-        ab_threshold=r.ab_threshold,
-        pipeline=pipeline(settings) if has_pipeline and name == "pipeline" else None,
-    )
+    ctx = report_context(settings, parse_now(now), with_pipeline=name == "pipeline")
     query = ReportQuery(since=first, until=last, cadence=cadence, owner=owner)
     result = run_report(engine_for(settings), name, query, ctx)
     if as_json:

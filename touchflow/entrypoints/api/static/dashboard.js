@@ -80,13 +80,22 @@
   touchflow.activityFeed = function (listId, stateId, owner, onActivity) {
     const list = document.getElementById(listId);
     const state = document.getElementById(stateId);
+    const add = (a, key) => {
+      if (list.querySelector('[data-id="' + key + '"]')) return false;
+      const empty = list.querySelector(".empty");
+      if (empty) empty.remove();
+      const li = touchflow.activityItem(a);
+      li.dataset.id = key;
+      list.prepend(li);
+      return true;
+    };
     return touchflow.subscribe(["activity"], {
-      activity: (a) => {
-        if (list.querySelector('[data-id="' + a.id + '"]')) return;
-        const empty = list.querySelector(".empty");
-        if (empty) empty.remove();
-        list.prepend(touchflow.activityItem(a));
-        if (onActivity) onActivity(a);
+      activity: (a) => { if (add(a, a.id) && onActivity) onActivity(a); },
+      // A deal moving to a stage: "Acme expansion (acme.com) moved to negotiation".
+      deal: (d) => {
+        const item = { kind: d.kind, label: d.label, at: d.at, owner: d.owner, cadence: null,
+          name: d.name || d.deal_id, company: d.account, email: null };
+        if (add(item, "deal-" + d.id) && onActivity) onActivity(item);
       },
     }, owner, (on) => {
       state.classList.toggle("on", on);

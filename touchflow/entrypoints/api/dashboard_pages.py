@@ -1,0 +1,236 @@
+"""The dashboard's report pages and their JSON data (thin: the data is services/dashboard.py).
+
+::
+
+    GET /dashboard/<page>           cadences, team, deliverability, accounts (HTML, signed-in)
+    GET /api/dashboard/<page>       overview, cadences, team, deliverability, accounts (JSON)
+
+Every one takes ``from``/``to`` (UTC days, both included; else ``period``,
+the last N days), ``cadence`` and ``owner``, and is cut to the viewer's
+owners. A page embeds its data at render and draws it in the browser
+(``static/dashboard.js``); when the live stream says something happened, it
+fetches its data endpoint again: one read of the rollups per open page per
+batch of activity, never a poll per viewer.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from touchflow.entrypoints.api.auth import ApiViewer, PageViewer, render_page
+from touchflow.entrypoints.api.contract import errors
+from touchflow.entrypoints.api.dashboard import (
+    NO_CONTROL_CHARS,
+    Filters,
+    TextQ,
+    base_context,
+    dashboard_data,
+    day_or_none,
+)
+from touchflow.entrypoints.api.problems import problem
+from touchflow.services.dashboard import PAGES
+
+__all__ = ["MODELS", "PAGE_TEMPLATES", "api_router", "router"]
+
+router = APIRouter(include_in_schema=False)
+api_router = APIRouter()
+
+#: The pages with a template of their own (the overview is dashboard.py's /dashboard).
+PAGE_TEMPLATES: dict[str, str] = {
+    "cadences": "Cadences",
+    "team": "Team",
+    "deliverability": "Deliverability",
+    "accounts": "Accounts",
+    "pipeline": "Pipeline & forecast",
+}
+
+
+def _filters(
+    period: int | None, cadence: str | None, owner: str | None, since: date | None,
+    until: date | None,
+) -> Filters:  # fmt: skip
+    return Filters.of(period, cadence, owner, since, until)
+
+
+def _page_route(name: str, label: str) -> None:
+    async def page(
+        request: Request,
+        viewer: PageViewer,
+        period: Annotated[int | None, Query(ge=1, le=366)] = None,
+        cadence: TextQ = None,
+        owner: TextQ = None,
+        since: Annotated[str | None, Query(alias="from", max_length=32)] = None,
+        until: Annotated[str | None, Query(alias="to", max_length=32)] = None,
+    ) -> Response:
+        filters = _filters(period, cadence, owner, day_or_none(since), day_or_none(until))
+        data = await dashboard_data(request, viewer, filters, name, choices=True)
+        values = base_context(request, viewer, filters, f"/dashboard/{name}",
+                              data.pop("owner_choices"))  # fmt: skip
+        values.update(data=data, page_name=name, title=label)
+        return render_page(request, f"{name}.html", values)
+
+    page.__name__ = f"{name}_page"
+    router.add_api_route(f"/dashboard/{name}", page, methods=["GET"], response_class=HTMLResponse)
+
+
+for _name, _label in PAGE_TEMPLATES.items():
+    _page_route(_name, _label)
+
+
+# -- the JSON data endpoints ---------------------------------------------------------------
+
+_DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+class FiltersOut(BaseModel):
+    from_: str = Field(alias="from", description="First day (UTC), included.")
+    to: str = Field(description="Last day (UTC), included.")
+    cadence: str | None
+    owners: list[str] | None = Field(description="Whose numbers these are; null: everyone's.")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+Row = dict[str, Any]
+
+
+class WeekOut(BaseModel):
+    this_week: Row = Field(description="Monday to today (UTC): sent, replied, meetings.")
+    last_week: Row = Field(description="The same days a week earlier.")
+
+
+class OverviewPage(BaseModel):
+    """The overview: the funnel (all cadences, or the chosen one), this week against last."""
+
+    filters: FiltersOut
+    funnel: list[Row] = Field(description="The funnel report's (all) rows, in stage order.")
+    week: WeekOut
+    daily: Row = Field(description="days, sent, replied, meetings per day of the period.")
+    pipeline: Row | None = Field(None, description="The pipeline report, when deals are set up.")
+    forecast: Row | None = Field(
+        None, description="This period's and the next's forecast (no per-deal rows)."
+    )
+
+
+class CadencesPage(BaseModel):
+    """The cadences report's rows (steps and variants, intervals, the A/B verdict)."""
+
+    filters: FiltersOut
+    rows: list[Row]
+    ab: Row = Field(description="The decision rule: metric, min_sends, threshold.")
+
+
+class TeamPage(BaseModel):
+    """The workload and speed_to_lead reports."""
+
+    filters: FiltersOut
+    workload: list[Row]
+    speed_to_lead: list[Row]
+
+
+class DeliverabilityPage(BaseModel):
+    """The deliverability report with the thresholds it is judged against."""
+
+    filters: FiltersOut
+    rows: list[Row]
+    bounce_shield: Row
+    spam_threshold: float
+
+
+class AccountsPage(BaseModel):
+    """Open deals with their buying committee coverage (``touchflow deals committee``)."""
+
+    filters: FiltersOut
+    configured: bool = Field(description="Whether config/pipeline.yaml exists and is valid.")
+    deals: list[Row]
+    single_threaded: int
+    required_roles: dict[str, float]
+
+
+class PipelinePage(BaseModel):
+    """The pipeline report (if any), the forecast and its backtest (docs/forecast.md)."""
+
+    filters: FiltersOut
+    configured: bool = Field(description="Whether config/pipeline.yaml exists and is valid.")
+    report: Row | None = Field(description="The pipeline report, when it exists.")
+    forecast: Row | None = Field(description="touchflow forecast --json, top 25 deals.")
+    backtest: Row | None = Field(description="touchflow forecast --backtest --json.")
+    error: str | None = Field(description="Why there is no forecast (e.g. a missing rate).")
+
+
+MODELS: dict[str, type[BaseModel]] = {
+    "overview": OverviewPage,
+    "cadences": CadencesPage,
+    "team": TeamPage,
+    "deliverability": DeliverabilityPage,
+    "accounts": AccountsPage,
+    "pipeline": PipelinePage,
+}
+
+
+def _api_route(name: str, model: type[BaseModel]) -> None:
+    async def data(
+        request: Request,
+        viewer: ApiViewer,
+        period: Annotated[
+            int | None, Query(ge=1, le=366, description="The last N days (7, 14, 30, 90; else 14).")
+        ] = None,
+        cadence: Annotated[
+            str | None,
+            Query(max_length=320, pattern=NO_CONTROL_CHARS, description="A cadence id."),
+        ] = None,
+        owner: Annotated[
+            str | None,
+            Query(
+                max_length=320,
+                pattern=NO_CONTROL_CHARS,
+                description="An owner's email (within your team).",
+            ),
+        ] = None,
+        since: Annotated[
+            str | None,
+            Query(
+                alias="from",
+                pattern=_DAY,
+                description="First day (UTC), YYYY-MM-DD; wins over period.",
+            ),
+        ] = None,
+        until: Annotated[
+            str | None, Query(alias="to", pattern=_DAY, description="Last day (UTC), YYYY-MM-DD.")
+        ] = None,
+        x_api_key: Annotated[
+            str | None,
+            Header(alias="X-API-Key", description="Instead of a signed-in session (scripts)."),
+        ] = None,
+    ) -> Response:
+        first, last = day_or_none(since), day_or_none(until)
+        if (since and first is None) or (until and last is None):
+            return problem(request, 422, "from and to take a date: YYYY-MM-DD")
+        if first and last and last < first:
+            return problem(request, 422, "to is before from")
+        filters = _filters(period, cadence, owner, first, last)
+        return JSONResponse(await dashboard_data(request, viewer, filters, name))
+
+    data.__name__ = f"{name}_data"
+    api_router.add_api_route(
+        f"/api/dashboard/{name}",
+        data,
+        methods=["GET"],
+        summary=f"The dashboard's {name} page as data, cut to what the viewer may see",
+        response_model=model,
+        responses=errors(
+            {
+                401: "Not signed in (no session cookie) and no or a wrong X-API-Key.",
+                422: "A query parameter out of its bounds, or to before from.",
+            }
+        ),
+    )
+
+
+for _name in PAGES:
+    _api_route(_name, MODELS[_name])

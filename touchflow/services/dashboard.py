@@ -1,0 +1,289 @@
+"""The dashboard's pages as data: each page is the reports it shows, cut to the viewer.
+
+One function per page, ``(conn, query, ctx) -> dict`` (JSON-ready), built on
+the same reports as ``touchflow report`` (:data:`touchflow.services.reporting.REPORTS`),
+read from the rollups as they stand (the tick refreshes them, and the live
+poller after each batch of new activity): a page view never writes. The
+routes in ``entrypoints/api/dashboard.py`` only parse the filters, pick the
+viewer's owners and serialize what these return.
+
+What a viewer sees is cut in the queries: :attr:`DashboardQuery.owners` is
+:meth:`~touchflow.domain.access.Viewer.narrowed` (None for an admin with no
+owner filter, a set for a manager's team or a rep, empty for an owner outside
+their team: no rows).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from touchflow.domain.forecasting import backtest, forecast
+from touchflow.domain.pipeline import Pipeline
+from touchflow.errors import TouchflowError
+from touchflow.services.committee import committee_report
+from touchflow.services.forecasting import ForecastInput, forecast_input, forecast_pipeline
+from touchflow.services.reporting import REPORTS, Report, ReportContext, ReportQuery
+from touchflow.store import rollups
+from touchflow.store.activity import deals_version
+
+__all__ = ["PAGES", "DashboardQuery", "page_data"]
+
+
+@dataclass(frozen=True)
+class DashboardQuery:
+    """A page's filters: UTC days (both included), a cadence, the owners the viewer may see."""
+
+    since: date
+    until: date
+    cadence: str | None = None
+    owners: frozenset[str] | None = None
+    pipeline: Pipeline | None = None  # config/pipeline.yaml, for the accounts page
+
+    def report_query(self) -> ReportQuery:
+        return ReportQuery(since=self.since, until=self.until, cadence=self.cadence,
+                           owners=self.owners)  # fmt: skip
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "from": self.since.isoformat(),
+            "to": self.until.isoformat(),
+            "cadence": self.cadence,
+            "owners": None if self.owners is None else sorted(self.owners),
+        }
+
+
+def _report(conn: Connection, name: str, q: ReportQuery, ctx: ReportContext) -> Report:
+    """A report from the rollups as they stand (``run_report(..., fresh=False)`` on ``conn``)."""
+    return REPORTS[name](conn, q, ctx)
+
+
+def _week(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[str, Any]:
+    """Sent, replies and meetings this week (Monday to today, UTC) against the same days last week.
+
+    Counted as the rollups count: an outcome on the day of the touch it answers.
+    """
+    today = ctx.now.date()
+    monday = today - timedelta(days=today.weekday())
+    got = rollups.rollup_totals(
+        conn,
+        ["day"],
+        since=monday - timedelta(days=7),
+        until=today,
+        cadence=q.cadence,
+        owner=q.owners,
+        metrics=["sent", "replied", "meetings"],
+    )
+
+    def total(first: date, last: date) -> dict[str, Any]:
+        sums = {"sent": 0, "replied": 0, "meetings": 0}
+        for (day,), m in got.items():
+            if first <= day <= last:
+                for k in sums:
+                    sums[k] += m.get(k, 0)
+        return {"from": first.isoformat(), "to": last.isoformat(), **sums}
+
+    return {
+        "this_week": total(monday, today),
+        "last_week": total(monday - timedelta(days=7), today - timedelta(days=7)),
+    }
+
+
+def _daily(conn: Connection, q: DashboardQuery) -> dict[str, Any]:
+    got = rollups.rollup_totals(
+        conn,
+        ["day"],
+        since=q.since,
+        until=q.until,
+        cadence=q.cadence,
+        owner=q.owners,
+        metrics=["sent", "replied", "meetings"],
+    )
+    days = [q.since + timedelta(days=i) for i in range((q.until - q.since).days + 1)]
+    return {
+        "days": [d.isoformat() for d in days],
+        **{k: [got.get((d,), {}).get(k, 0) for d in days] for k in ("sent", "replied", "meetings")},
+    }
+
+
+def overview(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[str, Any]:
+    """The funnel (all cadences, or the chosen one), this week against last, sends per day."""
+    rq = q.report_query()
+    funnel = _report(conn, "funnel", rq, ctx)
+    overall = [r for r in funnel.rows if r["cadence"] == "(all)"]
+    out: dict[str, Any] = {
+        "filters": q.as_json(),
+        "funnel": overall,
+        "week": _week(conn, q, ctx),
+        "daily": _daily(conn, q),
+    }
+    if "pipeline" in REPORTS:
+        out["pipeline"] = _report(conn, "pipeline", rq, ctx).as_dict()
+    if q.pipeline is not None:
+        got = _forecast(conn, q, ctx, with_backtest=False)
+        out["forecast"] = got["forecast"] and {
+            k: v for k, v in got["forecast"].items() if k != "deals"
+        }
+    return out
+
+
+def cadences(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[str, Any]:
+    """Every step and variant with its reply rate, 95% interval and the A/B verdict."""
+    report = _report(conn, "cadences", q.report_query(), ctx)
+    return {
+        "filters": q.as_json(),
+        "rows": report.rows,
+        "ab": {
+            "metric": ctx.ab_metric,
+            "min_sends": ctx.ab_min_sends,
+            "threshold": ctx.ab_threshold,
+        },
+    }
+
+
+def team(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[str, Any]:
+    """Workload per SDR and AE (now), speed to lead per source and AE (leads in the period)."""
+    rq = q.report_query()
+    return {
+        "filters": q.as_json(),
+        "workload": _report(conn, "workload", rq, ctx).rows,
+        "speed_to_lead": _report(conn, "speed_to_lead", rq, ctx).rows,
+    }
+
+
+def deliverability(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[str, Any]:
+    """Bounce and spam rates per mailbox (and recipient domain) against the shield and 0.3%."""
+    report = _report(conn, "deliverability", q.report_query(), ctx)
+    return {
+        "filters": q.as_json(),
+        "rows": report.rows,
+        "bounce_shield": {
+            "threshold": ctx.shield_threshold,
+            "min_sends": ctx.shield_min_sends,
+        },
+        "spam_threshold": ctx.spam_threshold,
+    }
+
+
+def accounts(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[str, Any]:
+    """Open deals with their buying committee: coverage, missing roles, single-threaded flags.
+
+    A deal is the viewer's when they may see its owner (``deals.owner_email``).
+    """
+    deals: list[dict[str, Any]] = []
+    if q.pipeline is not None:
+        wanted = q.report_query()
+        for d in committee_report(conn, q.pipeline):
+            if wanted.owner_filter() is not None and not wanted.allows(d.deal.owner_email):
+                continue
+            row = d.as_json(ctx.now)
+            row["owner"] = d.deal.owner_email
+            deals.append(row)
+    return {
+        "filters": q.as_json(),
+        "configured": q.pipeline is not None,
+        "deals": deals,
+        "single_threaded": sum(1 for d in deals if d["single_threaded"]),
+        "required_roles": (
+            {r.value: w for r, w in q.pipeline.committee.roles.items()} if q.pipeline else {}
+        ),
+    }
+
+
+#: (deals version, owners, as-of day) -> the forecast and backtest JSON: they change only
+#: when deals do, and a backtest costs seconds; a few entries, per process.
+_FORECASTS: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+_FORECASTS_LOCK = threading.Lock()
+_BACKTEST_DRAWS = 500  # as bench/forecast.py's backtests; the forecast keeps the CLI's 2,000
+
+
+def _forecast(
+    conn: Connection, q: DashboardQuery, ctx: ReportContext, *, with_backtest: bool = True
+) -> dict[str, Any]:
+    """The forecast of this period and the next, and the backtest of the periods before,
+    over the deals the viewer may see (by owner), as ``touchflow forecast`` computes them."""
+    assert q.pipeline is not None
+    key = (deals_version(conn), q.owners, ctx.now.date(), with_backtest)
+    with _FORECASTS_LOCK:
+        hit = _FORECASTS.get(key)
+    if hit is not None:
+        return hit
+    wanted = q.report_query()
+    pipe = forecast_pipeline(q.pipeline)
+    now_in = forecast_input(conn, ctx.now)
+    everything = forecast_input(conn)
+    mine = {d.deal_id for d in everything.deals if wanted.allows(d.owner_email)}
+
+    def cut(data: ForecastInput) -> ForecastInput:
+        if wanted.owner_filter() is None:
+            return data
+        return ForecastInput(
+            [d for d in data.deals if d.deal_id in mine],
+            [c for c in data.changes if c.deal_id in mine],
+            [c for c in data.close_dates if c.deal_id in mine],
+        )
+
+    out: dict[str, Any] = {"forecast": None, "backtest": None, "error": None}
+    try:
+        data = cut(now_in)
+        f = forecast(data.deals, data.changes, ctx.now, pipe, periods=2,
+                     close_date_changes=data.close_dates)  # fmt: skip
+        fj = f.to_json()
+        fj["deals"] = sorted(fj["deals"], key=lambda d: -d["amount"] * d["win_probability"])[:25]
+        out["forecast"] = fj
+        hist = cut(everything)
+        created = [d.created_at.date() for d in hist.deals]
+        if created and with_backtest:
+            start = max(min(created), (ctx.now - timedelta(days=730)).date())
+            result = backtest(hist.deals, hist.changes, pipe, start=start, end=ctx.now.date(),
+                              close_date_changes=hist.close_dates, draws=_BACKTEST_DRAWS,
+                              now=ctx.now)  # fmt: skip
+            out["backtest"] = result.to_json()
+    except TouchflowError as exc:  # a currency without a rate: say so on the page
+        out["error"] = str(exc)
+    with _FORECASTS_LOCK:
+        _FORECASTS[key] = out
+        while len(_FORECASTS) > 16:
+            _FORECASTS.popitem(last=False)
+    return out
+
+
+def pipeline(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[str, Any]:
+    """The pipeline report (when deals have one), the forecast with P10-P90, and its backtest:
+    touchflow's MAPE beside the naive stage-weighted pipeline's and commit's."""
+    out: dict[str, Any] = {
+        "filters": q.as_json(),
+        "configured": q.pipeline is not None,
+        "report": None,
+        "forecast": None,
+        "backtest": None,
+        "error": None,
+    }
+    if "pipeline" in REPORTS:
+        out["report"] = _report(conn, "pipeline", q.report_query(), ctx).as_dict()
+    if q.pipeline is not None:
+        out.update(_forecast(conn, q, ctx))
+    return out
+
+
+PageFn = Callable[[Connection, DashboardQuery, ReportContext], dict[str, Any]]
+
+#: The dashboard's data by page name: GET /api/dashboard/<name> serves each.
+PAGES: dict[str, PageFn] = {
+    "overview": overview,
+    "cadences": cadences,
+    "team": team,
+    "deliverability": deliverability,
+    "accounts": accounts,
+    "pipeline": pipeline,
+}
+
+
+def page_data(conn: Connection, name: str, q: DashboardQuery, ctx: ReportContext) -> dict[str, Any]:
+    return PAGES[name](conn, q, ctx)
