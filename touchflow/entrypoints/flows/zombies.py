@@ -81,6 +81,10 @@ def zombie_automation(silence: timedelta = SILENCE) -> AutomationCore:
         actions=[
             ChangeFlowRunState(
                 state=StateType.CRASHED,
+                # Forced: without it the server may refuse Pending -> Crashed for a run
+                # whose worker died before starting its process (seen: such a run
+                # stayed Pending in the real-server test).
+                force=True,
                 message=(
                     f"no heartbeat (or start) for {silence.seconds} s: "
                     "the flow run's process is gone"
