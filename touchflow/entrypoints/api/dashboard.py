@@ -113,6 +113,16 @@ PeriodQ = Annotated[int | None, Query(ge=1, le=366)]
 # email has one (422 here, rather than a failed query).
 NO_CONTROL_CHARS = r"^[^\x00-\x1f\x7f]*$"
 TextQ = Annotated[str | None, Query(max_length=320, pattern=NO_CONTROL_CHARS)]
+# The JSON data endpoints' filters, documented (one declaration for every endpoint).
+CadenceQ = Annotated[
+    str | None, Query(max_length=320, pattern=NO_CONTROL_CHARS, description="A cadence id.")
+]
+OwnerQ = Annotated[
+    str | None,
+    Query(
+        max_length=320, pattern=NO_CONTROL_CHARS, description="An owner's email (within your team)."
+    ),
+]
 
 
 def _cadences(request: Request) -> list[str]:
@@ -271,17 +281,8 @@ async def activity_json(
     period: Annotated[
         int | None, Query(ge=1, le=366, description="Days: 7, 14, 30 or 90 (else 14).")
     ] = None,
-    cadence: Annotated[
-        str | None, Query(max_length=320, pattern=NO_CONTROL_CHARS, description="A cadence id.")
-    ] = None,
-    owner: Annotated[
-        str | None,
-        Query(
-            max_length=320,
-            pattern=NO_CONTROL_CHARS,
-            description="An owner's email (within your team).",
-        ),
-    ] = None,
+    cadence: CadenceQ = None,
+    owner: OwnerQ = None,
     x_api_key: Annotated[
         str | None,
         Header(alias="X-API-Key", description="Instead of a signed-in session (scripts)."),

@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from touchflow.entrypoints.api.auth import ApiViewer, PageViewer, render_page
 from touchflow.entrypoints.api.contract import errors
 from touchflow.entrypoints.api.dashboard import (
-    NO_CONTROL_CHARS,
+    CadenceQ,
     Filters,
+    OwnerQ,
     TextQ,
     base_context,
     dashboard_data,
@@ -180,18 +181,8 @@ def _api_route(name: str, model: type[BaseModel]) -> None:
         period: Annotated[
             int | None, Query(ge=1, le=366, description="The last N days (7, 14, 30, 90; else 14).")
         ] = None,
-        cadence: Annotated[
-            str | None,
-            Query(max_length=320, pattern=NO_CONTROL_CHARS, description="A cadence id."),
-        ] = None,
-        owner: Annotated[
-            str | None,
-            Query(
-                max_length=320,
-                pattern=NO_CONTROL_CHARS,
-                description="An owner's email (within your team).",
-            ),
-        ] = None,
+        cadence: CadenceQ = None,
+        owner: OwnerQ = None,
         since: Annotated[
             str | None,
             Query(
