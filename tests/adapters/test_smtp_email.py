@@ -339,6 +339,20 @@ def test_drop_after_data_is_delivery_unknown_and_the_batch_goes_on(
         assert sink.connection_count == 2  # the lost connection was replaced
 
 
+def test_the_sink_is_idle_only_once_every_session_has_ended() -> None:
+    """wait_idle() is how a crash test knows the sink will record nothing more."""
+    with LocalSmtpSink() as sink:
+        sink.wait_idle(timeout=5)  # the controller's own startup probe has ended
+        client = smtplib.SMTP(sink.host, sink.port)
+        client.ehlo("client")
+        with pytest.raises(TimeoutError, match="1 SMTP session"):
+            sink.wait_idle(timeout=0.2)
+        client.sendmail("a@example.test", ["b@example.test"], b"Subject: hi\r\n\r\nbody\r\n")
+        client.close()  # no QUIT: the server sees the stream end, as after kill -9
+        sink.wait_idle(timeout=10)
+        assert sink.count == 1
+
+
 def test_a_message_that_cannot_be_built_fails_alone(
     sink: LocalSmtpSink, make_email: MakeEmail
 ) -> None:

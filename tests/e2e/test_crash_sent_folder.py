@@ -50,6 +50,8 @@ def _tick(env: dict[str, str], *, kill_at: int | None, sink: LocalSmtpSink) -> i
             time.sleep(0.0005)
         os.kill(proc.pid, signal.SIGKILL)
     _out, errs = proc.communicate(timeout=120)
+    if kill_at is not None:
+        sink.wait_idle()  # what the dead process had already handed the server is in
     assert kill_at is not None or proc.returncode == 0, errs.decode()
     return proc.returncode
 

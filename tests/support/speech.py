@@ -33,13 +33,18 @@ def require_speech_tools() -> None:
 
 
 def say_mulaw(*phrases: str, pause_s: float = 1.0, speed: int = 150) -> bytes:
-    """The phrases spoken (US English), a pause around each, as raw 8 kHz mu-law."""
+    """The phrases spoken (US English), a pause around each, as raw 8 kHz mu-law.
+
+    ``sox -R`` seeds its dither the same way every run: with sox's default random
+    dither the bytes differ each time, and now and then pocketsphinx hears
+    "well the right" for "what is the price" (a CI run failed on it).
+    """
     require_speech_tools()
     out = b""
     for text in phrases:
         out += subprocess.run(
             ["sh", "-c", 'espeak-ng -v en-us -s "$1" --stdout "$2" | '
-             'sox -t wav - -t raw -r 8000 -e mu-law -b 8 -c 1 - pad "$3" "$3"',
+             'sox -R -t wav - -t raw -r 8000 -e mu-law -b 8 -c 1 - pad "$3" "$3"',
              "say", str(speed), text, str(pause_s / 2)],
             check=True, capture_output=True, timeout=60,
         ).stdout  # fmt: skip

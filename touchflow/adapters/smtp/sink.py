@@ -132,8 +132,32 @@ class _Handler:
         return f"250 2.0.0 Ok: queued as {name}"
 
 
+class _SMTP(SMTP):
+    """aiosmtpd's protocol, telling the sink when a connection's session starts and ends."""
+
+    def __init__(self, sink: LocalSmtpSink, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sink = sink
+
+    async def _handle_client(self) -> None:
+        # A client that dies may leave its last message in the socket buffer: the sink
+        # records it or, once it sees the stream end, drops it (see wait_idle()).
+        self._sink._session(+1)
+        try:
+            await super()._handle_client()
+        finally:
+            self._sink._session(-1)
+
+
 class _Controller(Controller):
     """aiosmtpd's threaded controller, able to bind port 0 and report the port it got."""
+
+    def __init__(self, sink: LocalSmtpSink, **kwargs: Any) -> None:
+        super().__init__(_Handler(sink), **kwargs)
+        self._sink = sink
+
+    def factory(self) -> SMTP:
+        return _SMTP(self._sink, self.handler, **self.SMTP_kwargs)
 
     def _trigger_server(self) -> None:
         if self.port == 0 and self.server is not None and self.server.sockets:
@@ -202,7 +226,9 @@ class LocalSmtpSink:
             smtp_kwargs["auth_required"] = True
             smtp_kwargs["auth_require_tls"] = auth_require_tls
             smtp_kwargs["auth_exclude_mechanism"] = list(auth_exclude)
-        self._controller = _Controller(_Handler(self), hostname=host, port=port, **smtp_kwargs)
+        self._open_sessions = 0
+        self._idle = threading.Condition(self._lock)
+        self._controller = _Controller(self, hostname=host, port=port, **smtp_kwargs)
         self._running = False
 
     # -- lifecycle ---------------------------------------------------------
@@ -287,6 +313,17 @@ class LocalSmtpSink:
         with self._lock:
             return self._auth_failures
 
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until every connection's session has ended.
+
+        A client killed mid-send may have handed the server a whole message that
+        the sink has not processed yet; aiosmtpd either records it or drops it
+        when it sees the stream end. Once idle, what the sink holds is final.
+        """
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._open_sessions == 0, timeout):
+                raise TimeoutError(f"{self._open_sessions} SMTP session(s) still open")
+
     def clear(self) -> None:
         """Forget received messages and counters."""
         with self._lock:
@@ -296,6 +333,11 @@ class LocalSmtpSink:
             self._auth_failures = self._ehlo_count = self._connection_count = 0
 
     # -- called from the server thread -------------------------------------
+
+    def _session(self, delta: int) -> None:
+        with self._idle:
+            self._open_sessions += delta
+            self._idle.notify_all()
 
     def _greeted(self, server: SMTP) -> None:
         with self._lock:
