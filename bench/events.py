@@ -37,9 +37,9 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 
+from touchflow.adapters.sendgrid.webhooks import SignatureVerifier  # noqa: E402
 from touchflow.domain.cadence import load_cadence  # noqa: E402
 from touchflow.entrypoints.api import create_app  # noqa: E402
-from touchflow.entrypoints.api.sendgrid_hooks import SignatureVerifier  # noqa: E402
 from touchflow.settings import Settings  # noqa: E402
 from touchflow.store.cadence_versions import RuntimeCache, save_cadence_version  # noqa: E402
 from touchflow.store.db import make_engine, upgrade  # noqa: E402

@@ -561,6 +561,9 @@ def main() -> None:
     args = parser.parse_args()
     if not args.database_url:
         raise SystemExit("set TOUCHFLOW_TEST_POSTGRES_URL or --database-url (PostgreSQL)")
+    if args.enrollments <= BATCH:
+        # The parent ticks a batch or less inline and starts no shard: nothing to measure.
+        raise SystemExit(f"--enrollments must be over the batch size ({BATCH}) to start shards")
     base = args.database_url
     counts = [int(w) for w in args.workers.split(",")]
     results: dict[str, Any] = {
