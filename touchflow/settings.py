@@ -243,6 +243,12 @@ class AuthSettings(BaseModel):
     # user must exist (`touchflow users add EMAIL --role ...`, no password).
     proxy_header: str | None = None
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # Failed sign-ins (in one serve process) before the form answers 429 for a while:
+    # per email, which stops guessing one password, and per client address, which
+    # stops spraying many accounts from one place.
+    signin_failures_per_email: int = Field(default=5, ge=1)
+    signin_failures_per_address: int = Field(default=30, ge=1)
+    signin_failure_window_s: float = Field(default=900.0, gt=0)
 
 
 class LiveSettings(BaseModel):

@@ -99,6 +99,38 @@ def test_sign_in_sets_a_hardened_session_cookie_and_shows_the_dashboard(dash: Da
         assert f'href="/dashboard/{section}?' in page.text  # every section is built
 
 
+def test_repeated_failed_sign_ins_are_throttled_per_email_then_per_address(
+    db: Engine, tmp_path: Path
+) -> None:
+    auth = {"signin_failures_per_email": 3, "signin_failures_per_address": 5}
+    d = _dash(db, tmp_path, auth=auth)
+    with d.client:
+        for _ in range(3):
+            assert sign_in(d.client, ANA, "guess").status_code == 401
+        locked = sign_in(d.client, "Ana@x.example")  # even the right password, any spelling
+        assert locked.status_code == 429, locked.text
+        assert "Too many failed sign-ins. Try again in 15 minutes." in locked.text
+        assert 890 <= int(locked.headers["retry-after"]) <= 900
+        assert d.client.get("/dashboard").status_code == 303  # not signed in
+        # Another account from the same address still signs in, and a success does not
+        # reset the address's count: two more failures (5 in all) lock the address.
+        assert sign_in(d.client, BEN).status_code == 303
+        other = TestClient(d.client.app, follow_redirects=False)  # same address, no session
+        assert sign_in(other, MGR, "guess").status_code == 401
+        assert sign_in(other, ADMIN, "guess").status_code == 401
+        assert sign_in(other, ADMIN).status_code == 429
+
+
+def test_a_successful_sign_in_clears_its_email_failures(dash: Dash) -> None:
+    for _ in range(4):  # the default allows 5
+        assert sign_in(dash.client, ANA, "guess").status_code == 401
+    assert sign_in(dash.client, ANA).status_code == 303
+    other = TestClient(dash.client.app, follow_redirects=False)
+    for _ in range(4):
+        assert sign_in(other, ANA, "guess").status_code == 401
+    assert sign_in(other, ANA).status_code == 303
+
+
 def test_cookie_is_secure_when_asked(db: Engine, tmp_path: Path) -> None:
     d = _dash(db, tmp_path)
     # Over https the cookie is Secure by itself (TOUCHFLOW_AUTH__COOKIE_SECURE forces it).

@@ -34,7 +34,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
+import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -46,6 +49,8 @@ from starlette.concurrency import run_in_threadpool
 
 from touchflow import bootstrap
 from touchflow.domain.access import Viewer
+from touchflow.domain.prospects import normalize_email
+from touchflow.domain.throttle import FailureThrottle
 from touchflow.entrypoints.api.context import Context, context
 from touchflow.entrypoints.api.pages import templates
 from touchflow.errors import TouchflowError
@@ -273,6 +278,33 @@ async def signin_form(request: Request, next: str | None = None) -> Response:
     return _signin_page(request, _safe_next(next), None, 200)
 
 
+@dataclass(frozen=True)
+class _SigninThrottle:
+    """Failed sign-ins of this process, per email and per client address."""
+
+    by_email: FailureThrottle
+    by_address: FailureThrottle
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> _SigninThrottle:
+        auth = settings.auth
+        window = auth.signin_failure_window_s
+        return cls(
+            FailureThrottle(auth.signin_failures_per_email, window),
+            FailureThrottle(auth.signin_failures_per_address, window),
+        )
+
+
+def _client_address(ctx: Context, request: Request) -> str:
+    """Who is signing in: the TCP peer, or the client a trusted proxy says it forwards."""
+    peer = request.client.host if request.client else ""
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and peer in ctx.settings.auth.trusted_proxies:
+        # The rightmost entry is the one the trusted proxy itself added.
+        return forwarded.rsplit(",", 1)[-1].strip() or peer
+    return peer
+
+
 @router.post("/signin", response_class=HTMLResponse, dependencies=[Depends(check_csrf)])
 async def signin(
     request: Request,
@@ -281,9 +313,30 @@ async def signin(
     next: Annotated[str, Form(max_length=2000)] = "/dashboard",
 ) -> Response:
     ctx = context(request)
+    throttle = ctx.adapter("signin_throttle", _SigninThrottle.from_settings)
+    assert isinstance(throttle, _SigninThrottle)  # building it cannot fail
+    who, address, at = normalize_email(email), _client_address(ctx, request), time.monotonic()
+    wait = max(
+        throttle.by_email.retry_after(who, at) or 0.0,
+        throttle.by_address.retry_after(address, at) or 0.0,
+    )
+    if wait > 0:
+        # Refused before the password is checked: a right guess now teaches nothing.
+        _log.warning("sign-in refused for %r from %s: too many failures", who, address)
+        minutes = math.ceil(wait / 60)
+        page = _signin_page(
+            request, _safe_next(next),
+            f"Too many failed sign-ins. Try again in {minutes} minute{'s' * (minutes != 1)}.",
+            429,
+        )  # fmt: skip
+        page.headers["Retry-After"] = str(math.ceil(wait))
+        return page
     signed_in = await run_in_threadpool(authenticate, ctx.engine, email, password, ctx.now())
     if signed_in is None:
+        throttle.by_email.failed(who, at)
+        throttle.by_address.failed(address, at)
         return _signin_page(request, _safe_next(next), "Wrong email or password.", 401)
+    throttle.by_email.forget(who)  # not the address: one's own account must not reset it
     response = RedirectResponse(_safe_next(next), status_code=303)
     # A new nonce at sign-in: a nonce planted before it (session fixation) is worthless.
     set_session(request, response, {"n": secrets.token_urlsafe(18), "e": signed_in})
