@@ -29,7 +29,7 @@ from touchflow.errors import (
 )
 from touchflow.store.enrollments import enroll
 from touchflow.store.prospects import upsert_prospects
-from touchflow.store.schema import enrollments, events, tasks, touches
+from touchflow.store.schema import enrollments, events, prospects, tasks, touches
 from touchflow.store.status import status
 
 SAT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # a Saturday
@@ -561,3 +561,51 @@ def test_a_crash_leaves_one_sub_batch_unknown_and_the_queued_rest_is_sent_later(
     assert {m.to_addr for m in survivor.sent}.isdisjoint({m.to_addr for m in dying.sent})
     statuses = [t.status for t in _touches(h)]
     assert (statuses.count("sent"), statuses.count("unknown"), len(statuses)) == (25, 10, 35)
+
+
+class _ReplyingMidBatch(FakeEmailSender):
+    """While the first sub-batch is with the provider, two queued prospects answer."""
+
+    def __init__(self, harness_of: list[Harness], at: datetime) -> None:
+        super().__init__()
+        self.harness_of = harness_of
+        self.at = at
+        self.answered: dict[str, str] = {}
+
+    def send_batch(self, messages):
+        if not self.answered:
+            h = self.harness_of[0]
+            with h.engine.connect() as conn:
+                queued = conn.execute(
+                    select(prospects.c.email)
+                    .join(enrollments, enrollments.c.prospect_id == prospects.c.id)
+                    .join(touches, touches.c.enrollment_id == enrollments.c.id)
+                    .where(touches.c.status == "queued")
+                    .order_by(touches.c.key)
+                ).scalars().all()  # fmt: skip
+            self.answered = {queued[0]: "reply", queued[-1]: "unsubscribe"}
+            for email, kind in self.answered.items():
+                h.exit_event(email, kind, self.at)
+        return super().send_batch(messages)
+
+
+def test_a_queued_message_whose_prospect_replied_meanwhile_is_withdrawn_not_sent(db, tmp_path):
+    now = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+    caps = CapPolicy(MailboxCaps(hourly=None, daily=1000), {}, None)
+    holder: list[Harness] = []
+    sender = _ReplyingMidBatch(holder, now)
+    h = Harness(db, make_cadence(tmp_path), email=sender, record_every=10, caps=caps)
+    holder.append(h)
+    h.add([prospect(f"p{i}@x.example") for i in range(35)], SAT)
+    report = h.tick(now, batch=100)
+    assert len(sender.answered) == 2
+    assert (report.sent, report.withdrawn) == (33, 2)
+    sent_to = {m.to_addr for m in sender.sent}
+    assert len(sent_to) == 33 and sent_to.isdisjoint(sender.answered)
+    ended = (("finished", "replied"), ("opted_out", "unsubscribed"))
+    for email, (state, reason) in zip(sender.answered, ended, strict=True):
+        enrollment = h.enrollment(email)
+        assert (enrollment.state, enrollment.reason, enrollment.claimed_at) == (state, reason, None)
+        assert _touches(h, enrollment_id=enrollment.id) == []  # never went: no ledger row
+    assert {t.status for t in _touches(h)} == {"sent"}
+    assert _mailbox_slots(db) == 33  # the withdrawn messages' slots came back

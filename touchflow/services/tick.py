@@ -147,6 +147,7 @@ class TickReport:
     no_phone: int = 0  # text and call steps skipped: no number that takes them
     quiet_hours: int = 0  # texts deferred to the recipient's 08:00
     capped: int = 0  # emails deferred by a send cap
+    withdrawn: int = 0  # queued messages not sent: a reply, opt-out or pause came first
 
     def __iadd__(self, other: TickReport) -> TickReport:
         for f in fields(self):
@@ -405,17 +406,70 @@ class Ticker:
         """
         report = TickReport()
         chunk, rest = self._claim_and_prepare(now, limit, report)
-        if not chunk and rest:
+        while not chunk and rest:
             # Ledger conflicts took the whole first sub-batch: hand over the next one.
             chunk, rest = rest[: self.record_every], rest[self.record_every :]
             with self.engine.begin() as conn:
-                _mark_sending(conn, chunk)
+                chunk, freed = self._hand_over(conn, chunk, report)
+                guards.release_send_counts(conn, now, freed)
         while chunk:
             results = self._send(chunk)
             following, rest = rest[: self.record_every], rest[self.record_every :]
-            self._record(now, chunk, results, report, following)
-            chunk = following
+            chunk = self._record(now, chunk, results, report, following)
+            while not chunk and rest:  # every following message was withdrawn
+                chunk, rest = rest[: self.record_every], rest[self.record_every :]
+                with self.engine.begin() as conn:
+                    chunk, freed = self._hand_over(conn, chunk, report)
+                    guards.release_send_counts(conn, now, freed)
         return report
+
+    def _hand_over(
+        self, conn: Any, chunk: list[_Pending], report: TickReport
+    ) -> tuple[list[_Pending], Counter[tuple[str, str]]]:
+        """Mark the next sub-batch ``sending``: the messages of it that still go, and
+        the cap slots of those withdrawn (the caller releases them, last).
+
+        A message waits ``queued`` while the sub-batches before it go out. A
+        reply, opt-out, bounce or pause that arrived meanwhile released the
+        enrollment's claim: its message is withdrawn (the touch deleted, as it
+        never went) instead of sent.
+        """
+        still_claimed = (
+            select(enrollments.c.id)
+            .where(
+                enrollments.c.id == touches.c.enrollment_id,
+                enrollments.c.claimed_at == touches.c.claimed_at,
+            )
+            .exists()
+        )
+        going: set[str] = set(
+            conn.execute(
+                update(touches)
+                .where(
+                    touches.c.key.in_([p.decision.touch_key for p in chunk]),
+                    touches.c.status == QUEUED,
+                    still_claimed,
+                )
+                .values(status="sending")
+                .returning(touches.c.key)
+            ).scalars()
+        )
+        slots: Counter[tuple[str, str]] = Counter()
+        if len(going) == len(chunk):
+            return chunk, slots
+        withdrawn = [p for p in chunk if p.decision.touch_key not in going]
+        report.withdrawn += len(withdrawn)
+        conn.execute(
+            delete(touches).where(
+                touches.c.key.in_([p.decision.touch_key for p in withdrawn]),
+                touches.c.status == QUEUED,
+            )
+        )
+        if self.caps.enabled:
+            for p in withdrawn:
+                if p.decision.channel == "email":
+                    slots.update(counted_keys(p.view.sender.email.lower(), _domain(p.row)))
+        return [p for p in chunk if p.decision.touch_key in going], slots
 
     def _claim_and_prepare(
         self, now: datetime, limit: int, report: TickReport
@@ -688,8 +742,11 @@ class Ticker:
         results: dict[str, SendResult],
         report: TickReport,
         following: list[_Pending],
-    ) -> None:
-        """Record one sub-batch's outcomes and mark ``following`` ``sending``: one transaction."""
+    ) -> list[_Pending]:
+        """Record one sub-batch's outcomes and hand ``following`` over: one transaction.
+
+        Returns the messages of ``following`` that go (see :meth:`_hand_over`).
+        """
         wall = self.wall()
         touch_updates: list[dict[str, Any]] = []
         enr_updates: list[dict[str, Any]] = []
@@ -775,13 +832,15 @@ class Ticker:
         with self.engine.begin() as conn:
             if touch_updates:
                 fastpath.executemany(conn, _UPDATE_TOUCH_RESULT, touch_updates)
-            if following:
-                _mark_sending(conn, following)
             if enr_updates:
                 # Guarded by the state we left it in: an exit event that arrived
                 # while the message was in flight wins, and is not undone here.
                 # (An exit event that won already released the claim itself.)
                 fastpath.executemany(conn, UPDATE_ENROLLMENT_IF_STATE, enr_updates)
+            going: list[_Pending] = []
+            if following:
+                going, freed = self._hand_over(conn, following, report)
+                unsent.update(freed)
             for p, kind in exits:
                 apply_exit_event(
                     conn,
@@ -801,15 +860,7 @@ class Ticker:
             # Last: it locks count rows a concurrent claim may hold while it waits
             # for nothing of ours, so taking them last cannot deadlock.
             guards.release_send_counts(conn, now, unsent)
-
-
-def _mark_sending(conn: Any, chunk: list[_Pending]) -> None:
-    """The sub-batch about to go to the provider: ``queued`` -> ``sending``."""
-    conn.execute(
-        update(touches)
-        .where(touches.c.key.in_([p.decision.touch_key for p in chunk]), touches.c.status == QUEUED)
-        .values(status="sending")
-    )
+        return going
 
 
 def _retry_at(p: _Pending, err: RetryableError, now: datetime) -> datetime:
