@@ -38,7 +38,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time
-from pathlib import PurePosixPath
 from typing import Annotated, Any, NamedTuple, Self
 
 from pydantic import (
@@ -47,15 +46,17 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from touchflow.domain.calendar import WEEKDAYS, Blackout, SendWindow, country_timezone
 from touchflow.domain.model_findings import at as _at
-from touchflow.domain.model_findings import model_findings, reported_as
-from touchflow.domain.yaml_source import parse_yaml
+from touchflow.domain.model_findings import (
+    findings_of,
+    model_from_yaml,
+    reported_as,
+)
 from touchflow.errors import ConfigFileError, Finding
 
 __all__ = [
@@ -289,32 +290,15 @@ class CalendarsFile(_Model):
 @reported_as(ConfigFileError)
 def calendars_from_yaml(text: str, path: str = "config/calendars.yaml") -> CalendarsFile:
     """Validate ``calendars.yaml`` text; raises ConfigFileError with every ``file:line:col``."""
-    doc = parse_yaml(text, path)
-    findings = list(doc.findings)
-    parsed: CalendarsFile | None = None
-    if doc.data is None:
-        parsed = CalendarsFile()
-    elif not isinstance(doc.data, dict):
-        findings.append(
-            Finding(path, *doc.position_for(()), "calendars.yaml must be a mapping: calendars:")
-        )
-    else:
-        try:
-            parsed = CalendarsFile.model_validate(doc.data)
-        except ValidationError as exc:
-            findings.extend(model_findings(doc, exc, CalendarsFile, name=PurePosixPath(path).stem))
-    if findings or parsed is None:
-        raise ConfigFileError(sorted(set(findings)))
-    return parsed
+    return model_from_yaml(
+        CalendarsFile, text, path,
+        not_a_mapping="calendars.yaml must be a mapping: calendars:", empty_is_default=True,
+    )[0]  # fmt: skip
 
 
 def calendar_findings(text: str, path: str) -> list[Finding]:
     """Every problem of a ``calendars.yaml`` text (empty when it is valid)."""
-    try:
-        calendars_from_yaml(text, path)
-    except ConfigFileError as exc:
-        return exc.findings
-    return []
+    return findings_of(calendars_from_yaml, text, path)
 
 
 # ---------------------------------------------------------------------------- resolving

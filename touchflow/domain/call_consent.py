@@ -34,14 +34,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from touchflow.domain.calendar import country_timezone
-from touchflow.domain.model_findings import model_findings, reported_as
-from touchflow.domain.yaml_source import parse_yaml
+from touchflow.domain.model_findings import (
+    findings_of,
+    model_from_yaml,
+    reported_as,
+)
 from touchflow.errors import ConfigFileError, Finding
 
 __all__ = [
@@ -133,27 +135,11 @@ class CallConsent:
 @reported_as(ConfigFileError)
 def calls_config_from_yaml(text: str, path: str = "config/calls.yaml") -> CallsConfig:
     """Validate ``calls.yaml`` text; raises ConfigFileError with every ``file:line:col``."""
-    doc = parse_yaml(text, path)
-    findings = list(doc.findings)
-    parsed: CallsConfig | None = None
-    if doc.data is None:
-        parsed = CallsConfig()
-    elif not isinstance(doc.data, dict):
-        findings.append(Finding(path, *doc.position_for(()), "calls.yaml must be a mapping"))
-    else:
-        try:
-            parsed = CallsConfig.model_validate(doc.data)
-        except ValidationError as exc:
-            findings.extend(model_findings(doc, exc, CallsConfig, name=PurePosixPath(path).stem))
-    if findings or parsed is None:
-        raise ConfigFileError(sorted(set(findings)))
-    return parsed
+    return model_from_yaml(
+        CallsConfig, text, path, not_a_mapping="calls.yaml must be a mapping", empty_is_default=True
+    )[0]
 
 
 def calls_findings(text: str, path: str) -> list[Finding]:
     """Every problem of a ``calls.yaml`` text (empty when it is valid)."""
-    try:
-        calls_config_from_yaml(text, path)
-    except ConfigFileError as exc:
-        return exc.findings
-    return []
+    return findings_of(calls_config_from_yaml, text, path)

@@ -15,18 +15,30 @@ turns what pydantic reports into findings at the right place in the file:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, get_args, get_origin
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
-from touchflow.domain.yaml_source import YamlDocument
-from touchflow.errors import Finding, FindingsError
+from touchflow.domain.yaml_source import YamlDocument, parse_yaml
+from touchflow.errors import ConfigFileError, Finding, FindingsError
 
-__all__ = ["at", "hint", "label", "model_at", "model_findings", "read_text", "reported_as"]
+__all__ = [
+    "at",
+    "findings_of",
+    "hint",
+    "label",
+    "model_at",
+    "model_findings",
+    "model_from_yaml",
+    "read_text",
+    "reported_as",
+]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def at(message: str, *where: str | int, key: bool = False) -> PydanticCustomError:
@@ -168,3 +180,52 @@ def model_findings(
                 message = f"{message}, got {err['input']!r}"
         findings.append(doc.finding(loc, f"{label(loc, name)}: {message}"))
     return findings
+
+
+def model_from_yaml(
+    model: type[M],
+    text: str,
+    path: str,
+    *,
+    not_a_mapping: str,
+    empty_is_default: bool = False,
+    name: str | None = None,
+    squash: bool = False,
+    checks: Callable[[YamlDocument, M], Iterable[Finding]] | None = None,
+) -> tuple[M, YamlDocument]:
+    """A config file's text validated with ``model``, and its document (positions).
+
+    Raises :class:`~touchflow.errors.ConfigFileError` with every finding, each
+    at its ``file:line:col``: YAML syntax, a file that is not a mapping
+    (``not_a_mapping`` says what it should be), pydantic's errors, then
+    ``checks`` (cross-field rules, run on a valid model only).
+    ``empty_is_default``: an empty file is the model's defaults.
+    """
+    doc = parse_yaml(text, path)
+    findings = list(doc.findings)
+    parsed: M | None = None
+    if doc.data is None and empty_is_default:
+        parsed = model()
+    elif not isinstance(doc.data, dict):
+        findings.append(Finding(path, *doc.position_for(()), not_a_mapping))
+    else:
+        try:
+            parsed = model.model_validate(doc.data)
+        except ValidationError as exc:
+            label_ = name or PurePosixPath(path).stem
+            findings.extend(model_findings(doc, exc, model, name=label_, squash=squash))
+        else:
+            if checks is not None:
+                findings.extend(checks(doc, parsed))
+    if findings or parsed is None:
+        raise ConfigFileError(sorted(set(findings)))
+    return parsed, doc
+
+
+def findings_of(load: Callable[[str, str], object], text: str, path: str) -> list[Finding]:
+    """Every problem ``load`` finds in a config text (empty when it is valid)."""
+    try:
+        load(text, path)
+    except FindingsError as exc:
+        return exc.findings
+    return []

@@ -32,10 +32,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from touchflow.domain.deals import (
     CommitteeRole,
@@ -44,10 +44,16 @@ from touchflow.domain.deals import (
     ForecastCategory,
     StageChange,
 )
-from touchflow.domain.model_findings import at, hint, model_findings, read_text, reported_as
+from touchflow.domain.model_findings import (
+    at,
+    hint,
+    model_from_yaml,
+    read_text,
+    reported_as,
+)
 from touchflow.domain.normalize import DEPARTMENTS, SENIORITIES, classify_title
 from touchflow.domain.routing.fields import ConfigModel
-from touchflow.domain.yaml_source import YamlDocument, parse_yaml
+from touchflow.domain.yaml_source import YamlDocument
 from touchflow.errors import ConfigFileError, Finding, FindingsError
 
 __all__ = [
@@ -321,27 +327,11 @@ def period_bounds(day: date, period: Literal["month", "quarter"]) -> tuple[date,
     return start, end
 
 
-def _load(text: str, path: str) -> tuple[Pipeline | None, list[Finding]]:
-    doc = parse_yaml(text, path)
-    findings = list(doc.findings)
-    if not isinstance(doc.data, dict):
-        findings.append(Finding(path, *doc.position_for(()), f"{path} must be a mapping"))
-        return None, findings
-    try:
-        obj = Pipeline.model_validate(doc.data)
-    except ValidationError as exc:
-        findings.extend(model_findings(doc, exc, Pipeline, name=PurePosixPath(path).stem))
-        return None, findings
-    obj._doc = doc
-    return obj, findings
-
-
 @reported_as(ConfigFileError)
 def pipeline_from_yaml(text: str, path: str = "config/pipeline.yaml") -> Pipeline:
     """Validate pipeline.yaml text; raises ConfigFileError with every ``file:line:col`` finding."""
-    pipeline, findings = _load(text, path)
-    if findings or pipeline is None:
-        raise ConfigFileError(sorted(set(findings)))
+    pipeline, doc = model_from_yaml(Pipeline, text, path, not_a_mapping=f"{path} must be a mapping")
+    pipeline._doc = doc
     return pipeline
 
 

@@ -51,14 +51,17 @@ from pydantic import (
     Field,
     PrivateAttr,
     StrictInt,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from touchflow.domain.model_findings import at as _at
-from touchflow.domain.model_findings import hint, model_findings, read_text, reported_as
-from touchflow.domain.yaml_source import parse_yaml
+from touchflow.domain.model_findings import (
+    hint,
+    model_from_yaml,
+    read_text,
+    reported_as,
+)
 from touchflow.errors import ConfigFileError, Finding, FindingsError
 
 FieldKind = Literal["text", "number", "bool", "list"]
@@ -406,21 +409,11 @@ def icp_version(yaml_text: str) -> str:
 @reported_as(ConfigFileError)
 def load_icp_source(yaml_text: str, path: str) -> IcpConfig:
     """Validate an ICP from text; raise ConfigFileError with every finding (file:line:col)."""
-    doc = parse_yaml(yaml_text, path)
-    findings = list(doc.findings)
-    if not isinstance(doc.data, dict):
-        line, col = doc.position_for(())
-        findings.append(
-            Finding(path, line, col, "icp.yaml must be a mapping with fit, engagement, grades")
-        )
-        raise ConfigFileError(findings)
-    config: IcpConfig | None = None
-    try:
-        config = IcpConfig.model_validate(doc.data)
-    except ValidationError as exc:
-        findings.extend(model_findings(doc, exc, IcpConfig, name="icp", squash=True))
-    if findings or config is None:
-        raise ConfigFileError(sorted(set(findings)))
+    config, _doc = model_from_yaml(
+        IcpConfig, yaml_text, path,
+        not_a_mapping="icp.yaml must be a mapping with fit, engagement, grades",
+        name="icp", squash=True,
+    )  # fmt: skip
     config._version = icp_version(yaml_text)
     config._source_path = path
     return config

@@ -13,14 +13,19 @@ import difflib
 import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from touchflow.domain.guidance.matcher import PhraseMatcher, PhraseRule
 from touchflow.domain.guidance.text import LANGUAGES, Stemmers, language_of, tokens
-from touchflow.domain.model_findings import model_findings, read_text, reported_as
+from touchflow.domain.model_findings import (
+    findings_of,
+    model_from_yaml,
+    read_text,
+    reported_as,
+)
 from touchflow.domain.yaml_source import YamlDocument, parse_yaml
 from touchflow.errors import ConfigFileError, Finding
 
@@ -227,34 +232,16 @@ def _cross_findings(doc: YamlDocument, parsed: GuidanceFile) -> list[Finding]:
 @reported_as(ConfigFileError)
 def guidance_from_yaml(text: str, path: str = "config/guidance.yaml") -> GuidanceFile:
     """Validate ``guidance.yaml`` text; raises ConfigFileError with every ``file:line:col``."""
-    doc = parse_yaml(text, path)
-    findings = list(doc.findings)
-    parsed: GuidanceFile | None = None
-    if doc.data is None:
-        parsed = GuidanceFile()
-    elif not isinstance(doc.data, dict):
-        findings.append(
-            Finding(path, *doc.position_for(()), "guidance.yaml must be a mapping: trackers:")
-        )
-    else:
-        try:
-            parsed = GuidanceFile.model_validate(doc.data)
-        except ValidationError as exc:
-            findings.extend(model_findings(doc, exc, GuidanceFile, name=PurePosixPath(path).stem))
-        else:
-            findings.extend(_cross_findings(doc, parsed))
-    if findings or parsed is None:
-        raise ConfigFileError(sorted(set(findings)))
-    return parsed
+    return model_from_yaml(
+        GuidanceFile, text, path,
+        not_a_mapping="guidance.yaml must be a mapping: trackers:", empty_is_default=True,
+        checks=_cross_findings,
+    )[0]  # fmt: skip
 
 
 def guidance_findings(text: str, path: str) -> list[Finding]:
     """Every problem of a ``guidance.yaml`` text (empty when it is valid)."""
-    try:
-        guidance_from_yaml(text, path)
-    except ConfigFileError as exc:
-        return exc.findings
-    return []
+    return findings_of(guidance_from_yaml, text, path)
 
 
 def score_event_warnings(

@@ -6,54 +6,36 @@
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
+from typing import TypeVar
 
-from pydantic import ValidationError
-
-from touchflow.domain.model_findings import model_findings, read_text, reported_as
+from touchflow.domain.model_findings import model_from_yaml, read_text, reported_as
 from touchflow.domain.routing.router import Router
 from touchflow.domain.routing.rules import RoutingConfig
 from touchflow.domain.routing.team import TeamConfig
-from touchflow.domain.yaml_source import parse_yaml
 from touchflow.errors import ConfigFileError, Finding, FindingsError
 
 __all__ = ["load_router", "routing_from_yaml", "team_from_yaml"]
 
+M = TypeVar("M", TeamConfig, RoutingConfig)
 
-def _load_model(
-    model: type[TeamConfig] | type[RoutingConfig], text: str, path: str
-) -> tuple[Any, list[Finding]]:
-    doc = parse_yaml(text, path)
-    findings = list(doc.findings)
-    if not isinstance(doc.data, dict):
-        findings.append(Finding(path, *doc.position_for(()), f"{path} must be a mapping"))
-        return None, findings
-    try:
-        obj = model.model_validate(doc.data)
-    except ValidationError as exc:
-        findings.extend(model_findings(doc, exc, model, name=PurePosixPath(path).stem))
-        return None, findings
+
+def _load_model(model: type[M], text: str, path: str) -> M:
+    obj, doc = model_from_yaml(model, text, path, not_a_mapping=f"{path} must be a mapping")
     obj._doc = doc
-    return obj, findings
+    return obj
 
 
 @reported_as(ConfigFileError)
 def team_from_yaml(text: str, path: str = "config/team.yaml") -> TeamConfig:
     """Validate team.yaml text; raises ConfigFileError with every ``file:line:col`` finding."""
-    team, findings = _load_model(TeamConfig, text, path)
-    if findings or team is None:
-        raise ConfigFileError(sorted(set(findings)))
-    return team
+    return _load_model(TeamConfig, text, path)
 
 
 @reported_as(ConfigFileError)
 def routing_from_yaml(text: str, path: str = "config/routing.yaml") -> RoutingConfig:
     """Validate routing.yaml text (alone); raises ConfigFileError with every finding."""
-    routing, findings = _load_model(RoutingConfig, text, path)
-    if findings or routing is None:
-        raise ConfigFileError(sorted(set(findings)))
-    return routing
+    return _load_model(RoutingConfig, text, path)
 
 
 def load_router(config_dir: Path) -> Router:
@@ -62,15 +44,16 @@ def load_router(config_dir: Path) -> Router:
     Raises ConfigFileError with the findings of both files together.
     """
     findings: list[Finding] = []
-    loaded = []
-    for name, model in (("team.yaml", TeamConfig), ("routing.yaml", RoutingConfig)):
+
+    def load(model: type[M], name: str) -> M | None:
         path = config_dir / name
         try:
-            obj, found = _load_model(model, read_text(path), str(path))
+            return _load_model(model, read_text(path), str(path))
         except FindingsError as exc:
-            obj, found = None, exc.findings
-        loaded.append(obj)
-        findings.extend(found)
-    if findings:
+            findings.extend(exc.findings)
+            return None
+
+    team, routing = load(TeamConfig, "team.yaml"), load(RoutingConfig, "routing.yaml")
+    if findings or team is None or routing is None:
         raise ConfigFileError(sorted(set(findings)))
-    return Router(loaded[0], loaded[1])
+    return Router(team, routing)
