@@ -82,11 +82,10 @@ def test_keep_alive_one_connection_for_sequential_lookups(standin):
 def test_a_batch_runs_concurrently(standin):
     standin.latency_s = 0.05
     with make(standin, concurrency=8) as enricher:
-        start = time.perf_counter()
         found = enricher.lookup([f"co{i}.example" for i in range(16)])
-        elapsed = time.perf_counter() - start
     assert len(found) == 16
-    assert elapsed < 16 * 0.05 / 2
+    # Concurrent, and never more than the setting allows (how much faster: bench/intake.py).
+    assert 1 < standin.most_in_flight <= 8
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])

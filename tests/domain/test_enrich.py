@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -251,15 +250,13 @@ def test_the_shipped_sample_covers_the_demo_and_flags_competitors():
     assert {f.revenue_band for f in enricher.companies.values()} - {None} <= set(REVENUE_BANDS)
 
 
-def test_offline_lookups_are_fast():
+def test_offline_lookups_collapse_duplicates_and_skip_unknown_domains():
+    # Their speed is measured in bench/intake.py (enrich_s), not asserted here.
     enricher = OfflineEnricher(ROOT / "config" / "firmographics.csv")
     known = list(enricher.companies)
-    domains = [known[i % len(known)] if i % 2 else f"unknown{i}.example" for i in range(100_000)]
-    start = time.perf_counter()
+    domains = [known[i % len(known)] if i % 2 else f"unknown{i}.example" for i in range(10_000)]
     found = enricher.lookup(domains)
-    elapsed = time.perf_counter() - start
-    assert len(found) == len(known)  # keyed by domain: duplicates collapse
-    assert elapsed < 1.0, f"100k lookups took {elapsed:.3f}s"
+    assert set(found) == set(known)  # keyed by domain: duplicates collapse, unknowns absent
 
 
 # -- chain ---------------------------------------------------------------------

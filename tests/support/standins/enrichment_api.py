@@ -32,7 +32,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -150,7 +150,8 @@ class _Handler(JsonHandler):
             standin._closing.wait(scripted.delay_s)
             self.close_connection = True
         elif standin.latency_s:
-            time.sleep(standin.latency_s)
+            with standin._in_flight():
+                time.sleep(standin.latency_s)
         if scripted is not None and scripted.status is not None:
             standin._record(domain, scripted.status, authorized=True)
             headers = {}
@@ -198,6 +199,7 @@ class EnrichmentStandin(BackgroundServer):
         self._scripted: deque[_Scripted] = deque()
         self._requests: list[RecordedRequest] = []
         self._connections = 0
+        self._active = self._most_active = 0
         self._init_server(host, port)
 
     def _make_server(self, address: tuple[str, int]) -> StandinHTTPServer:
@@ -249,6 +251,7 @@ class EnrichmentStandin(BackgroundServer):
             self._scripted.clear()
             self._requests.clear()
             self._connections = 0
+            self._most_active = 0
 
     # -- what happened -------------------------------------------------------
 
@@ -275,6 +278,23 @@ class EnrichmentStandin(BackgroundServer):
             return self._connections
 
     # -- used by the handler -------------------------------------------------
+
+    @property
+    def most_in_flight(self) -> int:
+        """The most requests that were being answered (within ``latency_s``) at once."""
+        with self._lock:
+            return self._most_active
+
+    @contextlib.contextmanager
+    def _in_flight(self) -> Iterator[None]:
+        with self._lock:
+            self._active += 1
+            self._most_active = max(self._most_active, self._active)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
 
     def _next_scripted(self) -> _Scripted | None:
         with self._lock:
