@@ -126,7 +126,7 @@ def pg_generate(engine: Engine, n_enr: int, per: int, n_domains: int, n_deals: i
             SELECT i, i, ({cads})[1 + i % 4], 'v-' || ({cads})[1 + i % 4], 'active', 0, 1,
                    ({owners})[1 + (i / 7) % 12], ({owners})[1 + (i / 7) % 12],
                    TIMESTAMP '{T0}' + (i % {DAYS}) * INTERVAL '1 day'
-                       + (i * 7919 % 36000) * INTERVAL '1 second',
+                       + (i::bigint * 7919 % 36000) * INTERVAL '1 second',
                    TIMESTAMP '{T0}'
             FROM generate_series(1, {n_enr}) i""",
         f"""INSERT INTO touches (id, key, enrollment_id, step_id, channel, variant, status,
