@@ -343,7 +343,10 @@ def test_the_set_based_backfill_equals_the_fold(
         rollups.refresh(engine)
         assert _snapshot(engine) == filled
         with engine.connect() as conn:
-            assert sorted(conn.execute(select(rollup_pending.c.source, rollup_pending.c.kind))) == pending
+            assert (
+                sorted(conn.execute(select(rollup_pending.c.source, rollup_pending.c.kind)))
+                == pending
+            )
         _empty_rollups(engine)
         monkeypatch.setattr(rollup_backfill, "BACKFILL_MIN_ROWS", 0)
         rollups.refresh(engine)

@@ -35,6 +35,7 @@ from touchflow.domain.routing.team import TeamConfig, period_label
 from touchflow.domain.statistics import decide, median, percentile, wilson_interval
 from touchflow.errors import TouchflowError
 from touchflow.services.committee import committee_report
+from touchflow.services.committee_coverage import coverage_by_deal
 from touchflow.store import rollups
 from touchflow.store.schema import (
     deals,
@@ -654,11 +655,18 @@ def pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     elif wanted is not None:
         query = query.where(d.owner_email.in_(sorted(wanted)))
     rows = conn.execute(query.where(or_(d.outcome.is_(None), d.outcome == "won"))).all()
-    committees = {
-        (c.deal.source, c.deal.deal_id): c.coverage
-        for c in committee_report(conn, p)
-        if q.allows(c.deal.owner_email)
-    }
+    # Committee coverage (score, single-threaded) per open deal: the stored read model, or
+    # computed from the deals, contacts and ledger now (the same function fills both).
+    if ctx.source == "ledger":
+        cover_of = {
+            (c.deal.source, c.deal.deal_id): (c.deal.owner_email, c.coverage.score,
+                                               c.coverage.single_threaded)
+            for c in committee_report(conn, p)
+        }  # fmt: skip
+    else:
+        cover_of = coverage_by_deal(conn, p)
+    committees = {k: (score, single) for k, (owner, score, single) in cover_of.items()
+                  if q.allows(owner)}  # fmt: skip
     ref = q.since or ctx.now.date()
     members = {m.email: m for m in (ctx.team.members if ctx.team else [])}
 
@@ -716,8 +724,8 @@ def pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
             a["amount"] += amount
             a["weighted"] += amount * stage.probability
             if cover is not None:
-                a["scores"].append(cover.score)
-                a["single"] += int(cover.single_threaded)
+                a["scores"].append(cover[0])
+                a["single"] += int(cover[1])
     if periods:
         labels = {s["period"] for s in periods.values()}
         periods[ALL] = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, column, func, insert, literal, select, table, text
 
@@ -39,7 +40,7 @@ def wanted(engine: Engine, min_rows: int | None = None) -> bool:
         if conn.execute(text("SELECT 1 FROM rollup_marks LIMIT 1")).first() is not None:
             return False
         # Estimates are enough to choose a path (and cost nothing on 10M rows).
-        n = conn.execute(
+        n: Any = conn.execute(
             text(
                 "SELECT coalesce(sum(greatest(reltuples, 0)), 0) FROM pg_class"
                 " WHERE oid IN (to_regclass('touches'), to_regclass('events'))"
@@ -58,7 +59,9 @@ def backfill(engine: Engine, wall: datetime, report: r.RefreshReport) -> bool:
     with engine.connect() as conn:
         # A session lock (the fold takes the same key per transaction): held before the
         # REPEATABLE READ snapshot is taken, so that snapshot sees any refresh before us.
-        conn.execute(text("SELECT pg_advisory_lock(:a, :b)"), {"a": r._LOCK_SPACE, "b": r._LOCK_KEY})
+        conn.execute(
+            text("SELECT pg_advisory_lock(:a, :b)"), {"a": r._LOCK_SPACE, "b": r._LOCK_KEY}
+        )
         conn.commit()
         try:
             conn.execution_options(isolation_level="REPEATABLE READ")
@@ -120,7 +123,7 @@ def _fill(conn: Connection, wall: datetime, report: r.RefreshReport) -> None:
                 ledger.c.channel == literal("email"),
                 ledger.c.metric.in_(sorted(r.DELIVERY_METRICS)),
             )
-            .group_by(ledger.c.day, ledger.c.mailbox, ledger.c.domain, ledger.c.metric)
+            .group_by(ledger.c.day, ledger.c.mailbox, ledger.c.domain, ledger.c.metric),
         )
     )
     # Outcome events count once per (touch, metric): what later events are checked against.
@@ -130,9 +133,7 @@ def _fill(conn: Connection, wall: datetime, report: r.RefreshReport) -> None:
             ["unit", "metric"],
             select(ledger.c.unit, ledger.c.metric)
             .distinct()
-            .where(
-                ~ledger.c.metric.like("tasks_done:%"), ledger.c.metric.not_in(counted_once)
-            ),
+            .where(~ledger.c.metric.like("tasks_done:%"), ledger.c.metric.not_in(counted_once)),
         )
     )
     _fill_funnel(conn)
@@ -156,7 +157,7 @@ def _naive(at: datetime) -> datetime:
 def _mark(conn: Connection, src: str, wall: datetime, report: r.RefreshReport) -> None:
     """The source's mark at its highest visible id; every invisible id below it a gap."""
     table = r._SOURCE_TABLES[src].name
-    top, n = conn.execute(text(f"SELECT max(id), count(*) FROM {table}")).one()
+    top, n = conn.execute(text(f"SELECT max(id), count(*) FROM {table}")).tuples().one()
     report.rows[src] += int(n)
     if top is None:
         return
@@ -170,9 +171,7 @@ def _mark(conn: Connection, src: str, wall: datetime, report: r.RefreshReport) -
         {"src": src, "wall": _naive(wall)},
     )
     conn.execute(
-        text(
-            "INSERT INTO rollup_marks (source, mark, updated_at) VALUES (:src, :top, :wall)"
-        ),
+        text("INSERT INTO rollup_marks (source, mark, updated_at) VALUES (:src, :top, :wall)"),
         {"src": src, "top": int(top), "wall": _naive(wall)},
     )
 
