@@ -314,6 +314,7 @@ def measure(
     domain_min_sends: int = 1,
     endpoints: bool = True,
     fanout: bool = True,
+    endpoint_runs: int | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"domain_min_sends": domain_min_sends}
     t0 = time.perf_counter()
@@ -354,7 +355,8 @@ def measure(
         print("tick", {k: v for k, v in out.items() if "tick" in k or "idle" in k},
               file=sys.stderr, flush=True)  # fmt: skip
     if endpoints:
-        out["endpoints"] = measure_endpoints(engine, runs, team_yaml)
+        out["endpoints"] = measure_endpoints(engine, endpoint_runs or runs, team_yaml,
+                                             domain_min_sends)  # fmt: skip
     if fanout:
         out["fanout"] = measure_fanout()
     for name in only or list(REPORTS):
@@ -391,10 +393,12 @@ def measure(
 
 
 PAGES = ("overview", "cadences", "team", "deliverability", "accounts", "pipeline")
-SLOW_PAGES = {"accounts": 2}  # every open deal's committee with its people: few runs
+SLOW_PAGES = {"accounts": 1}  # every open deal's committee with its people: one run
 
 
-def measure_endpoints(engine: Engine, runs: int, team_yaml: str) -> dict[str, Any]:
+def measure_endpoints(
+    engine: Engine, runs: int, team_yaml: str, domain_min_sends: int = 1
+) -> dict[str, Any]:
     """p50/p95 of each dashboard data endpoint over HTTP (in-process client, X-API-Key:
     an admin's view), the default 14 days and 30 days and one owner; ``first_ms`` the
     first call (the forecast and its backtest are cached per process after it)."""
@@ -416,6 +420,7 @@ def measure_endpoints(engine: Engine, runs: int, team_yaml: str) -> dict[str, An
             cadences_dir=Path(tmp) / "cadences",
             public_url="http://bench.example",
             unsubscribe_secret="x" * 32,
+            reports={"domain_min_sends": domain_min_sends},
         )
         app = create_app(settings, engine=engine, clock=lambda: NOW)
         with TestClient(app) as client:
@@ -501,7 +506,7 @@ def run_pg(url: str, args: argparse.Namespace) -> dict[str, Any]:
         print("loaded", out, file=sys.stderr, flush=True)
         out.update(measure(engine, args.runs, args.ledger_runs, args.tick, args.only,
                            args.domain_min_sends, not args.no_endpoints,
-                           not args.no_fanout))  # fmt: skip
+                           not args.no_fanout, args.endpoint_runs))  # fmt: skip
     finally:
         engine.dispose()
         if fresh and not args.keep:
@@ -545,6 +550,7 @@ def main() -> None:
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--no-endpoints", action="store_true", help="skip the HTTP data endpoints")
     ap.add_argument("--no-fanout", action="store_true", help="skip the 200 live dashboards")
+    ap.add_argument("--endpoint-runs", type=int, help="runs per data endpoint (--runs)")
     args = ap.parse_args()
     result: dict[str, Any] = {}
     url = os.environ.get(

@@ -157,7 +157,8 @@ def _naive(at: datetime) -> datetime:
 def _mark(conn: Connection, src: str, wall: datetime, report: r.RefreshReport) -> None:
     """The source's mark at its highest visible id; every invisible id below it a gap."""
     table = r._SOURCE_TABLES[src].name
-    top, n = conn.execute(text(f"SELECT max(id), count(*) FROM {table}")).tuples().one()
+    row: Any = conn.execute(text(f"SELECT max(id), count(*) FROM {table}")).one()
+    top, n = row
     report.rows[src] += int(n)
     if top is None:
         return
