@@ -212,7 +212,12 @@ def pg_generate(engine: Engine, n_enr: int, per: int, n_domains: int, n_deals: i
         for sql in stmts:
             t0 = time.perf_counter()
             conn.exec_driver_sql(sql.replace("%", "%%"))
-            print(f"  {sql.split()[0:3]} {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+            words = sql.split()
+            if words[:2] == ["INSERT", "INTO"]:
+                # Statistics now, in this transaction: without them the next INSERT ... SELECT
+                # joins 10M touches to 1M enrollments by a nested loop (hours, not minutes).
+                conn.exec_driver_sql(f"ANALYZE {words[2]}")
+            print(f"  {words[0:3]} {time.perf_counter() - t0:.1f}s", file=sys.stderr)
         conn.exec_driver_sql(
             "UPDATE deals SET forecast_category = CASE stage WHEN 'demo' THEN 'best_case'"
             " WHEN 'proposal' THEN 'best_case' WHEN 'negotiation' THEN 'commit'"

@@ -50,7 +50,7 @@ from touchflow.store.schema import (
     touches,
 )
 
-__all__ = ["coverage_by_deal"]
+__all__ = ["coverage_by_deal", "marks"]
 
 NAME = "committee_coverage"
 UNSETTLED = ("sending", "unknown")
@@ -62,14 +62,14 @@ Coverage = dict[Key, tuple[str | None, float, bool]]
 def coverage_by_deal(conn: Connection, pipeline: Pipeline) -> Coverage:
     """Every open deal's committee coverage score and single-threaded flag, from the read
     model, brought up to date first (in its own transaction) when anything changed."""
-    marks = _marks(conn, pipeline)
+    now_marks = marks(conn, pipeline)
     state = conn.execute(
         select(read_model_state.c.state).where(read_model_state.c.name == NAME)
     ).scalar_one_or_none()
-    if state == marks:
+    if state == now_marks:
         return _read(conn)
     with conn.engine.begin() as w:
-        _update(w, pipeline, state, marks)
+        _update(w, pipeline, state, now_marks)
         return _read(w)
 
 
@@ -89,8 +89,9 @@ def _iso(v: Any) -> str | None:
     return v.isoformat() if isinstance(v, datetime) else str(v)
 
 
-def _marks(conn: Connection, pipeline: Pipeline) -> dict[str, Any]:
-    """What the read model depends on, as it stands (cheap: indexed maxima and counts)."""
+def marks(conn: Connection, pipeline: Pipeline) -> dict[str, Any]:
+    """What the read model depends on, as it stands (cheap: indexed maxima and counts):
+    the deals, their stage changes and contacts, touches, prospects, the configuration."""
     top_touch: int = conn.execute(select(func.max(touches.c.id))).scalar_one() or 0
     unsettled: list[int] = sorted(
         conn.execute(

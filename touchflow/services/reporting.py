@@ -20,7 +20,9 @@ funnel stage is a column of ``rollup_funnel`` filled by its source's fold, in
 from __future__ import annotations
 
 import difflib
-from collections import defaultdict
+import json
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -34,8 +36,8 @@ from touchflow.domain.pipeline import Pipeline
 from touchflow.domain.routing.team import TeamConfig, period_label
 from touchflow.domain.statistics import decide, median, percentile, wilson_interval
 from touchflow.errors import TouchflowError
+from touchflow.services import committee_coverage
 from touchflow.services.committee import committee_report
-from touchflow.services.committee_coverage import coverage_by_deal
 from touchflow.store import rollups
 from touchflow.store.schema import (
     deals,
@@ -627,7 +629,39 @@ def _money(value: float) -> float:
     return round(value, 2)
 
 
+#: (committee marks, query, day, team, pipeline) -> the pipeline report's rows. The report
+#: changes only when deals, their contacts, touched prospects or the configuration do
+#: (committee_coverage.marks covers them all); a few entries, per process.
+_PIPELINE_CACHE: OrderedDict[tuple[Any, ...], Report] = OrderedDict()
+_PIPELINE_LOCK = threading.Lock()
+
+
 def pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
+    """The pipeline report (:func:`_pipeline`), kept per process until its inputs change.
+
+    ``source="ledger"`` always computes it (committee coverage included) anew.
+    """
+    if ctx.pipeline is None or ctx.source == "ledger":
+        return _pipeline(conn, q, ctx)
+    key = (
+        json.dumps(committee_coverage.marks(conn, ctx.pipeline), sort_keys=True),
+        ctx.pipeline.model_dump_json(),
+        q,
+        ctx.now.date(),
+        repr(ctx.team),
+    )
+    with _PIPELINE_LOCK:
+        hit = _PIPELINE_CACHE.get(key)
+    if hit is None:
+        hit = _pipeline(conn, q, ctx)
+        with _PIPELINE_LOCK:
+            _PIPELINE_CACHE[key] = hit
+            while len(_PIPELINE_CACHE) > 32:
+                _PIPELINE_CACHE.popitem(last=False)
+    return Report(hit.name, hit.title, list(hit.columns), [dict(r) for r in hit.rows])
+
+
+def _pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     """Open deals by owner, stage and forecast category, weighted; coverage against quota;
     buying-committee coverage. Amounts in the reporting currency (pipeline.yaml).
 
@@ -664,7 +698,7 @@ def pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
             for c in committee_report(conn, p)
         }  # fmt: skip
     else:
-        cover_of = coverage_by_deal(conn, p)
+        cover_of = committee_coverage.coverage_by_deal(conn, p)
     committees = {k: (score, single) for k, (owner, score, single) in cover_of.items()
                   if q.allows(owner)}  # fmt: skip
     ref = q.since or ctx.now.date()
