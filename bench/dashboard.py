@@ -53,6 +53,7 @@ from sqlalchemy import Engine, create_engine, func, insert, select, text  # noqa
 from touchflow.domain.compliance import CapPolicy  # noqa: E402
 from touchflow.domain.pipeline import load_pipeline  # noqa: E402
 from touchflow.domain.routing import team_from_yaml  # noqa: E402
+from touchflow.services.committee_coverage import coverage_by_deal  # noqa: E402
 from touchflow.services.reporting import (  # noqa: E402
     REPORTS,
     ReportContext,
@@ -126,7 +127,7 @@ def pg_generate(engine: Engine, n_enr: int, per: int, n_domains: int, n_deals: i
             SELECT i, i, ({cads})[1 + i % 4], 'v-' || ({cads})[1 + i % 4], 'active', 0, 1,
                    ({owners})[1 + (i / 7) % 12], ({owners})[1 + (i / 7) % 12],
                    TIMESTAMP '{T0}' + (i % {DAYS}) * INTERVAL '1 day'
-                       + (i * 7919 % 36000) * INTERVAL '1 second',
+                       + (i::bigint * 7919 % 36000) * INTERVAL '1 second',
                    TIMESTAMP '{T0}'
             FROM generate_series(1, {n_enr}) i""",
         f"""INSERT INTO touches (id, key, enrollment_id, step_id, channel, variant, status,
@@ -211,7 +212,12 @@ def pg_generate(engine: Engine, n_enr: int, per: int, n_domains: int, n_deals: i
         for sql in stmts:
             t0 = time.perf_counter()
             conn.exec_driver_sql(sql.replace("%", "%%"))
-            print(f"  {sql.split()[0:3]} {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+            words = sql.split()
+            if words[:2] == ["INSERT", "INTO"]:
+                # Statistics now, in this transaction: without them the next INSERT ... SELECT
+                # joins 10M touches to 1M enrollments by a nested loop (hours, not minutes).
+                conn.exec_driver_sql(f"ANALYZE {words[2]}")
+            print(f"  {words[0:3]} {time.perf_counter() - t0:.1f}s", file=sys.stderr)
         conn.exec_driver_sql(
             "UPDATE deals SET forecast_category = CASE stage WHEN 'demo' THEN 'best_case'"
             " WHEN 'proposal' THEN 'best_case' WHEN 'negotiation' THEN 'commit'"
@@ -311,6 +317,9 @@ def measure(
     tick: int | None,
     only: list[str] | None = None,
     domain_min_sends: int = 1,
+    endpoints: bool = True,
+    fanout: bool = True,
+    endpoint_runs: int | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"domain_min_sends": domain_min_sends}
     t0 = time.perf_counter()
@@ -319,20 +328,42 @@ def measure(
     out["backfill_rounds"] = r.rounds
     print("backfill", out, file=sys.stderr, flush=True)
     pipeline = load_pipeline(ROOT / "config" / "pipeline.yaml")
-    team = team_from_yaml(
-        "members:\n"
-        + "".join(
-            f"  - {{email: {o}, name: R{i}, quota: {{period: quarter, amount: 500000}}}}\n"
-            for i, o in enumerate(OWNERS)
-        ),
-        "bench-team.yaml",
+    t0 = time.perf_counter()
+    with engine.connect() as conn:  # the committee read model's first fill (once)
+        coverage_by_deal(conn, pipeline)
+    out["committee_fill_s"] = round(time.perf_counter() - t0, 1)
+    team_yaml = "members:\n" + "".join(
+        f"  - {{email: {o}, name: R{i}, quota: {{period: quarter, amount: 500000}}}}\n"
+        for i, o in enumerate(OWNERS)
     )
+    team = team_from_yaml(team_yaml, "bench-team.yaml")
     caps = CapPolicy()
     windows = {
         "all": ReportQuery(),
         "30d": ReportQuery(since=date(2026, 11, 1), until=date(2026, 11, 30)),
         "owner": ReportQuery(owner=OWNERS[3]),
     }
+    if tick:
+        before = _sent(engine)
+        pg_tick(engine, tick)
+        t0 = time.perf_counter()
+        r = rollups.refresh(engine)
+        out["refresh_after_tick_s"] = round(time.perf_counter() - t0, 3)
+        out["tick_sent_in_rollups"] = _sent(engine) - before
+        t0 = time.perf_counter()  # the first pipeline report after it: the committee update
+        run_report(engine, "pipeline", ReportQuery(), ReportContext(
+            now=NOW, caps=caps, team=team, pipeline=pipeline), fresh=False)  # fmt: skip
+        out["pipeline_after_tick_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        t0 = time.perf_counter()
+        rollups.refresh(engine)
+        out["refresh_idle_s"] = round(time.perf_counter() - t0, 4)
+        print("tick", {k: v for k, v in out.items() if "tick" in k or "idle" in k},
+              file=sys.stderr, flush=True)  # fmt: skip
+    if endpoints:
+        out["endpoints"] = measure_endpoints(engine, endpoint_runs or runs, team_yaml,
+                                             domain_min_sends)  # fmt: skip
+    if fanout:
+        out["fanout"] = measure_fanout()
     for name in only or list(REPORTS):
         for label, q in windows.items():
             if label != "all" and name not in ("cadences", "funnel", "deliverability"):
@@ -363,17 +394,75 @@ def measure(
                         "speedup_p50": round(s50 / f50, 1) if f50 else None,
                         "rows": len(a.rows)}  # fmt: skip
             print(key, out[key], file=sys.stderr, flush=True)
-    if tick:
-        before = _sent(engine)
-        pg_tick(engine, tick)
-        t0 = time.perf_counter()
-        r = rollups.refresh(engine)
-        out["refresh_after_tick_s"] = round(time.perf_counter() - t0, 3)
-        out["tick_sent_in_rollups"] = _sent(engine) - before
-        t0 = time.perf_counter()
-        rollups.refresh(engine)
-        out["refresh_idle_s"] = round(time.perf_counter() - t0, 4)
     return out
+
+
+PAGES = ("overview", "cadences", "team", "deliverability", "accounts", "pipeline")
+SLOW_PAGES = {"accounts": 1}  # every open deal's committee with its people: one run
+
+
+def measure_endpoints(
+    engine: Engine, runs: int, team_yaml: str, domain_min_sends: int = 1
+) -> dict[str, Any]:
+    """p50/p95 of each dashboard data endpoint over HTTP (in-process client, X-API-Key:
+    an admin's view), the default 14 days and 30 days and one owner; ``first_ms`` the
+    first call (the forecast and its backtest are cached per process after it)."""
+    from fastapi.testclient import TestClient
+
+    from touchflow.entrypoints.api import create_app
+    from touchflow.settings import Settings
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config"
+        config.mkdir()
+        (config / "pipeline.yaml").write_text((ROOT / "config" / "pipeline.yaml").read_text())
+        (config / "team.yaml").write_text(team_yaml)
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            api_key="bench-key",
+            config_dir=config,
+            cadences_dir=Path(tmp) / "cadences",
+            public_url="http://bench.example",
+            unsubscribe_secret="x" * 32,
+            reports={"domain_min_sends": domain_min_sends},
+        )
+        app = create_app(settings, engine=engine, clock=lambda: NOW)
+        with TestClient(app) as client:
+            for name in PAGES:
+                for label, qs in (("", "period=14"), ("[30d]", "period=30"),
+                                  ("[owner]", f"period=30&owner={OWNERS[3]}")):  # fmt: skip
+                    url = f"/api/dashboard/{name}?{qs}"
+                    times, first, size = [], None, 0
+                    for i in range(1 + SLOW_PAGES.get(name, runs)):
+                        t0 = time.perf_counter()
+                        r = client.get(url, headers={"X-API-Key": "bench-key"})
+                        took = time.perf_counter() - t0
+                        assert r.status_code == 200, (url, r.status_code, r.text[:300])
+                        size = len(r.content)
+                        if i == 0:
+                            first = took
+                        else:
+                            times.append(took)
+                    p50, p95 = _ms(times)
+                    out[name + label] = {"p50_ms": p50, "p95_ms": p95,
+                                         "first_ms": round((first or 0) * 1000, 1),
+                                         "bytes": size}  # fmt: skip
+                    print("endpoint", name + label, out[name + label], file=sys.stderr, flush=True)
+    return out
+
+
+def measure_fanout(subscribers: int = 200, events: int = 2000, rate: float = 500.0) -> Any:
+    """bench/live.py's run: CPU per event fanned out to ``subscribers`` live dashboards."""
+    import asyncio
+
+    spec = importlib.util.spec_from_file_location("bench_live", ROOT / "bench" / "live.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    got = asyncio.run(mod.run(subscribers, events, rate))
+    print("fanout", got, file=sys.stderr, flush=True)
+    return got
 
 
 def _counts(engine: Engine) -> dict[str, int]:
@@ -415,13 +504,14 @@ def run_pg(url: str, args: argparse.Namespace) -> dict[str, Any]:
             if args.reset:
                 with engine.begin() as conn:
                     for t in ("rollup_counts", "rollup_cadence", "rollup_delivery",
-                              "rollup_funnel",
-                              "rollup_seen", "rollup_marks", "rollup_pending"):  # fmt: skip
+                              "rollup_funnel", "rollup_seen", "rollup_marks", "rollup_pending",
+                              "committee_coverage", "read_model_state"):  # fmt: skip
                         conn.exec_driver_sql(f"TRUNCATE {t}")
         out.update(_counts(engine))
         print("loaded", out, file=sys.stderr, flush=True)
         out.update(measure(engine, args.runs, args.ledger_runs, args.tick, args.only,
-                           args.domain_min_sends))  # fmt: skip
+                           args.domain_min_sends, not args.no_endpoints,
+                           not args.no_fanout, args.endpoint_runs))  # fmt: skip
     finally:
         engine.dispose()
         if fresh and not args.keep:
@@ -440,7 +530,7 @@ def run_sqlite(args: argparse.Namespace) -> dict[str, Any]:
         sqlite_generate(engine, args.sqlite_enrollments, min(args.deals, 5000))
         out: dict[str, Any] = {"load_s": round(time.perf_counter() - t0, 1), **_counts(engine)}
         out.update(measure(engine, args.runs, args.ledger_runs, None, args.only,
-                           args.domain_min_sends))  # fmt: skip
+                           args.domain_min_sends, not args.no_endpoints, False))  # fmt: skip
         engine.dispose()
     return out
 
@@ -463,6 +553,9 @@ def main() -> None:
     ap.add_argument("--domain-min-sends", type=int, default=1,
                     help="deliverability: smaller domains are one (other) row")  # fmt: skip
     ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--no-endpoints", action="store_true", help="skip the HTTP data endpoints")
+    ap.add_argument("--no-fanout", action="store_true", help="skip the 200 live dashboards")
+    ap.add_argument("--endpoint-runs", type=int, help="runs per data endpoint (--runs)")
     args = ap.parse_args()
     result: dict[str, Any] = {}
     url = os.environ.get(

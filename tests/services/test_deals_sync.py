@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -106,3 +107,62 @@ def test_committee_counts_days_since_the_economic_buyer_was_touched(
     assert d.coverage.economic_buyer_last_touched_at == monday
     assert d.coverage.days_since_economic_buyer_touch(monday + timedelta(days=9, hours=2)) == 9
     assert d.coverage.score == round(5 / 9, 4) and not d.coverage.single_threaded
+
+
+def _stored_equals_computed(db: Engine, pipeline: Pipeline) -> dict[Any, Any]:
+    """The committee read model (brought up to date) equals committee_report computed now."""
+    from touchflow.services.committee_coverage import coverage_by_deal
+
+    with db.connect() as conn:
+        stored = coverage_by_deal(conn, pipeline)
+        computed = {
+            (c.deal.source, c.deal.deal_id): (c.deal.owner_email, c.coverage.score,
+                                               c.coverage.single_threaded)
+            for c in committee_report(conn, pipeline)
+        }  # fmt: skip
+    assert stored == computed
+    return stored
+
+
+def test_the_stored_committee_coverage_follows_touches_titles_contacts_and_deals(
+    db: Engine, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    from touchflow.domain.deals import DealContact
+    from touchflow.store.deals import upsert_contacts
+    from touchflow.store.schema import enrollments, prospects
+
+    crm = FakeCrm()
+    a = crm.add_pipeline_deal("Demo", at=T0, domain="acme.example",
+                              contacts=[("cfo@acme.example", None)])  # fmt: skip
+    sync_deals(db, crm, pipeline, T0)
+    first = _stored_equals_computed(db, pipeline)  # filled once: then kept up to date
+    assert first[("fake", a)][1] == 0.0
+    h = Harness(db, make_cadence(tmp_path / "c"))
+    h.add([prospect("cfo@acme.example", title="Chief Financial Officer"),
+           prospect("eng@acme.example", title="Staff Software Engineer"),
+           prospect("ops@acme.example", title="Office Manager")], T0)  # fmt: skip
+    with db.begin() as conn:
+        ops = conn.scalar(select(prospects.c.id).where(prospects.c.email == "ops@acme.example"))
+        conn.execute(enrollments.delete().where(enrollments.c.prospect_id == ops))
+        conn.execute(prospects.update().values(domain="acme.example"))
+    h.tick(T0)  # the CFO and the engineer touched
+    got = _stored_equals_computed(db, pipeline)
+    assert got[("fake", a)][1:] == (round(5 / 9, 4), False)
+    with db.begin() as conn:  # a new title (an import or enrichment moves updated_at)
+        conn.execute(
+            prospects.update()
+            .where(prospects.c.email == "eng@acme.example")
+            .values(title="Office Manager", updated_at=T0 + timedelta(days=1))
+        )
+    assert _stored_equals_computed(db, pipeline)[("fake", a)][1] != got[("fake", a)][1]
+    with db.begin() as conn:  # the CRM names the engineer's role
+        upsert_contacts(conn, "fake", [
+            DealContact(a, "eng@acme.example", CommitteeRole.TECHNICAL_EVALUATOR, None, False)
+        ])  # fmt: skip
+    assert _stored_equals_computed(db, pipeline)[("fake", a)][1] == round(5 / 9, 4)
+    b = crm.add_pipeline_deal("Discovery", at=T0 + timedelta(days=2), domain="acme.example")
+    sync_deals(db, crm, pipeline, T0 + timedelta(days=2))
+    assert ("fake", b) in _stored_equals_computed(db, pipeline)
+    crm.move_deal(a, "Won", at=T0 + timedelta(days=3), outcome=DealOutcome.WON)
+    sync_deals(db, crm, pipeline, T0 + timedelta(days=3))
+    assert ("fake", a) not in _stored_equals_computed(db, pipeline)  # closed: no longer open

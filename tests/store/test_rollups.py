@@ -21,7 +21,9 @@ from touchflow.store.schema import (
     rollup_counts,
     rollup_delivery,
     rollup_funnel,
+    rollup_marks,
     rollup_pending,
+    rollup_seen,
     score_history,
     tasks,
     touches,
@@ -294,5 +296,63 @@ def test_a_row_committed_late_below_the_mark_is_counted(pg_migrated_url: str) ->
         with engine.connect() as conn:
             got = rollups.rollup_totals(conn, ["cadence_id"], metrics=["replied"])
         assert got[("",)]["replied"] == 2
+    finally:
+        engine.dispose()
+
+
+def _empty_rollups(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for t in (rollup_counts, rollup_cadence, rollup_delivery, rollup_funnel, rollup_seen,
+                  rollup_marks, rollup_pending):  # fmt: skip
+            conn.execute(t.delete())
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_set_based_backfill_equals_the_fold(
+    pg_migrated_url: str, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first refresh over a large history (INSERT ... SELECT) fills what the fold would,
+    and the fold carries on from its marks, gaps and unsettled touches."""
+    from touchflow.store import rollup_backfill
+    from touchflow.store.db import make_engine
+
+    engine = make_engine(pg_migrated_url)
+    try:
+        with engine.begin() as conn:
+            _seed(conn)
+        history = History(engine, seed)
+        for _ in range(30):
+            history.step()
+        with engine.connect() as conn:  # a burnt id: a gap below the mark
+            conn.execute(
+                insert(events).values(type="replied", source="x", occurred_at=T0, created_at=T0)
+            )
+            conn.rollback()
+        history.step()
+        monkeypatch.setattr(rollup_backfill, "BACKFILL_MIN_ROWS", 0)
+        assert rollup_backfill.wanted(engine)
+        rollups.refresh(engine)
+        assert not rollup_backfill.wanted(engine)  # once: the marks are set
+        _assert_equal_to_ledger(engine)
+        with engine.connect() as conn:
+            pending = sorted(conn.execute(select(rollup_pending.c.source, rollup_pending.c.kind)))
+        filled = _snapshot(engine)
+        monkeypatch.setattr(rollup_backfill, "BACKFILL_MIN_ROWS", 10**9)
+        _empty_rollups(engine)
+        rollups.refresh(engine)
+        assert _snapshot(engine) == filled
+        with engine.connect() as conn:
+            assert (
+                sorted(conn.execute(select(rollup_pending.c.source, rollup_pending.c.kind)))
+                == pending
+            )
+        _empty_rollups(engine)
+        monkeypatch.setattr(rollup_backfill, "BACKFILL_MIN_ROWS", 0)
+        rollups.refresh(engine)
+        for _ in range(15):  # and after it, the fold
+            history.step()
+            rollups.refresh(engine)
+        _assert_equal_to_ledger(engine)
     finally:
         engine.dispose()

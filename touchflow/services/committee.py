@@ -113,10 +113,15 @@ def _people(conn: Connection, emails: Sequence[str], domains: Sequence[str]) -> 
 
 
 def committee_report(
-    conn: Connection, pipeline: Pipeline, *, account_domain: str | None = None
+    conn: Connection,
+    pipeline: Pipeline,
+    *,
+    account_domain: str | None = None,
+    only: Sequence[Deal] | None = None,
 ) -> list[DealCommittee]:
-    """Every open deal (of one account, if given) with its committee, by account then id."""
-    found = open_deals(conn, account_domain=account_domain)
+    """Every open deal (of one account, if given; or the ``only`` deals) with its committee,
+    by account then id."""
+    found = list(only) if only is not None else open_deals(conn, account_domain=account_domain)
     keys = [(d.source, d.deal_id) for d in found]
     contacts = deal_contacts_for(conn, keys)
     emails = sorted({c.email for cs in contacts.values() for c in cs if c.email})

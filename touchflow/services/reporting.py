@@ -20,7 +20,9 @@ funnel stage is a column of ``rollup_funnel`` filled by its source's fold, in
 from __future__ import annotations
 
 import difflib
-from collections import defaultdict
+import json
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -34,6 +36,7 @@ from touchflow.domain.pipeline import Pipeline
 from touchflow.domain.routing.team import TeamConfig, period_label
 from touchflow.domain.statistics import decide, median, percentile, wilson_interval
 from touchflow.errors import TouchflowError
+from touchflow.services import committee_coverage
 from touchflow.services.committee import committee_report
 from touchflow.store import rollups
 from touchflow.store.schema import (
@@ -626,7 +629,39 @@ def _money(value: float) -> float:
     return round(value, 2)
 
 
+#: (committee marks, query, day, team, pipeline) -> the pipeline report's rows. The report
+#: changes only when deals, their contacts, touched prospects or the configuration do
+#: (committee_coverage.marks covers them all); a few entries, per process.
+_PIPELINE_CACHE: OrderedDict[tuple[Any, ...], Report] = OrderedDict()
+_PIPELINE_LOCK = threading.Lock()
+
+
 def pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
+    """The pipeline report (:func:`_pipeline`), kept per process until its inputs change.
+
+    ``source="ledger"`` always computes it (committee coverage included) anew.
+    """
+    if ctx.pipeline is None or ctx.source == "ledger":
+        return _pipeline(conn, q, ctx)
+    key = (
+        json.dumps(committee_coverage.marks(conn, ctx.pipeline), sort_keys=True),
+        ctx.pipeline.model_dump_json(),
+        q,
+        ctx.now.date(),
+        repr(ctx.team),
+    )
+    with _PIPELINE_LOCK:
+        hit = _PIPELINE_CACHE.get(key)
+    if hit is None:
+        hit = _pipeline(conn, q, ctx)
+        with _PIPELINE_LOCK:
+            _PIPELINE_CACHE[key] = hit
+            while len(_PIPELINE_CACHE) > 32:
+                _PIPELINE_CACHE.popitem(last=False)
+    return Report(hit.name, hit.title, list(hit.columns), [dict(r) for r in hit.rows])
+
+
+def _pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     """Open deals by owner, stage and forecast category, weighted; coverage against quota;
     buying-committee coverage. Amounts in the reporting currency (pipeline.yaml).
 
@@ -654,11 +689,18 @@ def pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     elif wanted is not None:
         query = query.where(d.owner_email.in_(sorted(wanted)))
     rows = conn.execute(query.where(or_(d.outcome.is_(None), d.outcome == "won"))).all()
-    committees = {
-        (c.deal.source, c.deal.deal_id): c.coverage
-        for c in committee_report(conn, p)
-        if q.allows(c.deal.owner_email)
-    }
+    # Committee coverage (score, single-threaded) per open deal: the stored read model, or
+    # computed from the deals, contacts and ledger now (the same function fills both).
+    if ctx.source == "ledger":
+        cover_of = {
+            (c.deal.source, c.deal.deal_id): (c.deal.owner_email, c.coverage.score,
+                                               c.coverage.single_threaded)
+            for c in committee_report(conn, p)
+        }  # fmt: skip
+    else:
+        cover_of = committee_coverage.coverage_by_deal(conn, p)
+    committees = {k: (score, single) for k, (owner, score, single) in cover_of.items()
+                  if q.allows(owner)}  # fmt: skip
     ref = q.since or ctx.now.date()
     members = {m.email: m for m in (ctx.team.members if ctx.team else [])}
 
@@ -716,8 +758,8 @@ def pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
             a["amount"] += amount
             a["weighted"] += amount * stage.probability
             if cover is not None:
-                a["scores"].append(cover.score)
-                a["single"] += int(cover.single_threaded)
+                a["scores"].append(cover[0])
+                a["single"] += int(cover[1])
     if periods:
         labels = {s["period"] for s in periods.values()}
         periods[ALL] = {

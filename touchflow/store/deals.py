@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
 
 from touchflow.domain.batching import chunks
 from touchflow.domain.deals import (
@@ -117,14 +117,21 @@ def _insert_changes(insert: Insert) -> Any:
 @per_dialect
 def _upsert_contact(insert: Insert) -> Any:
     stmt = insert(deal_contacts)
+    t, new = deal_contacts.c, stmt.excluded
+    changed = [
+        t[c].is_distinct_from(new[c]) for c in ("email", "crm_contact_id", "role", "inferred")
+    ]
+    # updated_at moves only when something did: the committee read model's mark.
     return stmt.on_conflict_do_update(
         index_elements=["source", "deal_id", "contact_key"],
         set_={
-            "email": stmt.excluded.email,
-            "crm_contact_id": stmt.excluded.crm_contact_id,
-            "role": stmt.excluded.role,
-            "inferred": stmt.excluded.inferred,
+            "email": new.email,
+            "crm_contact_id": new.crm_contact_id,
+            "role": new.role,
+            "inferred": new.inferred,
+            "updated_at": new.updated_at,
         },
+        where=or_(*changed),
     )
 
 
@@ -347,6 +354,7 @@ def upsert_contacts(conn: Connection, source: str, contacts: Iterable[DealContac
     A contact with neither an email nor a CRM id is skipped. Returns rows written.
     """
     rows = []
+    now = datetime.now(UTC)
     for c in contacts:
         email = c.email.strip().lower() if c.email else None
         key = email or (f"crm:{c.crm_contact_id}" if c.crm_contact_id else None)
@@ -355,6 +363,7 @@ def upsert_contacts(conn: Connection, source: str, contacts: Iterable[DealContac
         rows.append({
             "source": source, "deal_id": c.deal_id, "contact_key": key, "email": email,
             "crm_contact_id": c.crm_contact_id, "role": c.role.value, "inferred": c.inferred,
+            "updated_at": now,
         })  # fmt: skip
     stmt = _upsert_contact(conn)
     for part in chunks(rows, 1000):
@@ -559,3 +568,18 @@ def snapshot_dates(conn: Connection) -> list[date]:
     """Every date a snapshot was taken, oldest first."""
     s = pipeline_snapshots
     return list(conn.scalars(select(s.c.snapshot_date).distinct().order_by(s.c.snapshot_date)))
+
+
+def open_deals_at(
+    conn: Connection, *, domains: Sequence[str] = (), keys: Sequence[Key] = ()
+) -> list[Deal]:
+    """Open deals at these account domains or with these keys (no duplicates)."""
+    found: dict[Key, Deal] = {}
+    for part in chunks(sorted(set(domains)), 1000):
+        q = select(deals).where(deals.c.outcome.is_(None), deals.c.account_domain.in_(list(part)))
+        for r in conn.execute(q):
+            found[(r.source, r.deal_id)] = _deal(r)
+    open_only = select(deals).where(deals.c.outcome.is_(None))
+    for r in _rows_for_keys(conn, open_only, deals, list(set(keys))):
+        found[(r.source, r.deal_id)] = _deal(r)
+    return list(found.values())

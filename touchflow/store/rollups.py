@@ -188,6 +188,10 @@ def refresh(engine: Engine, wall: datetime | None = None) -> RefreshReport:
     """Bring the rollups up to date; rerunning it (or two at once) counts nothing twice."""
     started = time.perf_counter()
     report = RefreshReport()
+    from touchflow.store import rollup_backfill  # it builds on this module's queries
+
+    if rollup_backfill.wanted(engine):
+        rollup_backfill.backfill(engine, wall or datetime.now(UTC), report)
     while True:
         with begin_write(engine) as conn:
             if conn.dialect.name == "postgresql":

@@ -96,7 +96,7 @@ prospects = Table(
     Column("ae_email", String(320), index=True),
     Column("crm_person_id", String(100)),
     Column("created_at", UTCDateTime(), nullable=False),
-    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False, index=True),
 )
 
 cadence_versions = Table(
@@ -468,6 +468,7 @@ deals = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("source", "deal_id"),
     Index("ix_deals_outcome", "outcome"),
+    Index("ix_deals_updated_at", "updated_at"),
 )
 
 deal_stage_changes = Table(
@@ -509,7 +510,30 @@ deal_contacts = Table(
     Column("crm_contact_id", String(100)),
     Column("role", String(32), nullable=False),
     Column("inferred", Boolean, nullable=False),
+    # When the row last changed (migration 0014): the committee read model's mark.
+    Column("updated_at", UTCDateTime(), index=True),
     UniqueConstraint("source", "deal_id", "contact_key"),
+)
+
+committee_coverage = Table(
+    "committee_coverage",
+    metadata,
+    # Buying-committee coverage of each open deal (services/committee.coverage_by_deal),
+    # kept up to date from marks instead of computed per pipeline report.
+    Column("source", String(20), primary_key=True),
+    Column("deal_id", String(100), primary_key=True),
+    Column("account_domain", String(255)),
+    Column("owner_email", String(320)),
+    Column("score", Float, nullable=False),
+    Column("single_threaded", Boolean, nullable=False),
+)
+
+read_model_state = Table(
+    "read_model_state",
+    metadata,
+    # A read model's marks: what it has folded in (committee_coverage's, by name).
+    Column("name", String(64), primary_key=True),
+    Column("state", JSON, nullable=False),
 )
 
 pipeline_snapshots = Table(
