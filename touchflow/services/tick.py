@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy import Engine, Integer, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from touchflow.domain.compliance import (
@@ -83,6 +83,7 @@ from touchflow.store.enrollments import (
     load_views,
     update_enrollments,
 )
+from touchflow.store.prebuilt import by_dialect, one_of, values_param
 from touchflow.store.schema import enrollments, tasks, touches
 
 _log = logging.getLogger(__name__)
@@ -124,6 +125,26 @@ _UPDATE_TOUCH_RESULT = (
         error=bindparam("error"),
     )
 )
+
+
+# The claim's writes and reads over a batch's ids, built once per dialect (one_of:
+# the id list is one parameter).
+@by_dialect
+def _claim(dialect: str) -> Any:
+    return (
+        update(enrollments)
+        .where(one_of(enrollments.c.id, "ids", Integer(), dialect))
+        .values(claimed_at=bindparam("wall"))
+    )
+
+
+@by_dialect
+def _won(dialect: str) -> Any:
+    """The touch keys this claim inserted (its token): the others were taken already."""
+    return select(touches.c.key).where(
+        one_of(touches.c.enrollment_id, "ids", Integer(), dialect),
+        touches.c.claim_token == bindparam("token"),
+    )
 
 
 @dataclass
@@ -450,9 +471,8 @@ class Ticker:
                 # The reservation: the counts stay locked from their read to this commit.
                 guards.add_send_counts(conn, now, checks.gate.admitted)
             # The claim: mark every picked enrollment before anything is inserted.
-            conn.execute(
-                update(enrollments).where(enrollments.c.id.in_(ids)).values(claimed_at=batch.wall)
-            )
+            id_list = values_param(conn, ids)
+            conn.execute(_claim(conn), {"ids": id_list, "wall": batch.wall})
             first = {c.decision.touch_key for c in batch.candidates[: self.record_every]}
             if len(batch.candidates) > len(first):
                 for t in batch.touches:
@@ -460,11 +480,7 @@ class Ticker:
                         t["status"] = QUEUED
             fastpath.executemany(conn, _INSERT_TOUCH[conn.dialect.name], batch.touches)
             won: set[str] = set(
-                conn.execute(
-                    select(touches.c.key).where(
-                        touches.c.enrollment_id.in_(ids), touches.c.claim_token == batch.token
-                    )
-                ).scalars()
+                conn.execute(_won(conn), {"ids": id_list, "token": batch.token}).scalars()
             )
             task_rows = [t for t in batch.tasks if t["touch_key"] in won]
             if task_rows:
@@ -803,12 +819,21 @@ class Ticker:
             guards.release_send_counts(conn, now, unsent)
 
 
+# One row per touch through the fastpath: building an ``IN (...)`` statement per
+# sub-batch cost more than the update itself (~8 % of a tick, profiled).
+_MARK_SENDING = (
+    update(touches)
+    .where(touches.c.key == bindparam("b_key"), touches.c.status == bindparam("b_from"))
+    .values(status=bindparam("to_status"))
+)
+
+
 def _mark_sending(conn: Any, chunk: list[_Pending]) -> None:
     """The sub-batch about to go to the provider: ``queued`` -> ``sending``."""
-    conn.execute(
-        update(touches)
-        .where(touches.c.key.in_([p.decision.touch_key for p in chunk]), touches.c.status == QUEUED)
-        .values(status="sending")
+    fastpath.executemany(
+        conn,
+        _MARK_SENDING,
+        [{"b_key": p.decision.touch_key, "b_from": QUEUED, "to_status": "sending"} for p in chunk],
     )
 
 
