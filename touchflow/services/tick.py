@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy import Engine, Integer, String, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from touchflow.domain.compliance import (
@@ -83,6 +83,7 @@ from touchflow.store.enrollments import (
     load_views,
     update_enrollments,
 )
+from touchflow.store.prebuilt import by_dialect, one_of, values_param
 from touchflow.store.schema import enrollments, tasks, touches
 
 _log = logging.getLogger(__name__)
@@ -124,6 +125,54 @@ _UPDATE_TOUCH_RESULT = (
         error=bindparam("error"),
     )
 )
+
+
+# The claim's writes and reads over a batch's ids, built once per dialect (one_of:
+# the id list is one parameter).
+@by_dialect
+def _claim(dialect: str) -> Any:
+    return (
+        update(enrollments)
+        .where(one_of(enrollments.c.id, "ids", Integer(), dialect))
+        .values(claimed_at=bindparam("wall"))
+    )
+
+
+@by_dialect
+def _won(dialect: str) -> Any:
+    """The touch keys this claim inserted (its token): the others were taken already."""
+    return select(touches.c.key).where(
+        one_of(touches.c.enrollment_id, "ids", Integer(), dialect),
+        touches.c.claim_token == bindparam("token"),
+    )
+
+
+@by_dialect
+def _mark_going(dialect: str) -> Any:
+    """Queued touches -> ``sending`` while their enrollment still holds this claim."""
+    still_claimed = (
+        select(enrollments.c.id)
+        .where(
+            enrollments.c.id == touches.c.enrollment_id,
+            enrollments.c.claimed_at == touches.c.claimed_at,
+        )
+        .exists()
+    )
+    return (
+        update(touches)
+        .where(one_of(touches.c.key, "keys", String(), dialect), touches.c.status == QUEUED)
+        .where(still_claimed)
+        .values(status="sending")
+        .returning(touches.c.key)
+    )
+
+
+@by_dialect
+def _withdraw(dialect: str) -> Any:
+    """Queued touches that will not go: deleted, as they never left."""
+    return delete(touches).where(
+        one_of(touches.c.key, "keys", String(), dialect), touches.c.status == QUEUED
+    )
 
 
 @dataclass
@@ -434,37 +483,15 @@ class Ticker:
         enrollment's claim: its message is withdrawn (the touch deleted, as it
         never went) instead of sent.
         """
-        still_claimed = (
-            select(enrollments.c.id)
-            .where(
-                enrollments.c.id == touches.c.enrollment_id,
-                enrollments.c.claimed_at == touches.c.claimed_at,
-            )
-            .exists()
-        )
-        going: set[str] = set(
-            conn.execute(
-                update(touches)
-                .where(
-                    touches.c.key.in_([p.decision.touch_key for p in chunk]),
-                    touches.c.status == QUEUED,
-                    still_claimed,
-                )
-                .values(status="sending")
-                .returning(touches.c.key)
-            ).scalars()
-        )
+        keys = values_param(conn, [p.decision.touch_key for p in chunk])
+        going: set[str] = set(conn.execute(_mark_going(conn), {"keys": keys}).scalars())
         slots: Counter[tuple[str, str]] = Counter()
         if len(going) == len(chunk):
             return chunk, slots
         withdrawn = [p for p in chunk if p.decision.touch_key not in going]
         report.withdrawn += len(withdrawn)
-        conn.execute(
-            delete(touches).where(
-                touches.c.key.in_([p.decision.touch_key for p in withdrawn]),
-                touches.c.status == QUEUED,
-            )
-        )
+        gone = values_param(conn, [p.decision.touch_key for p in withdrawn])
+        conn.execute(_withdraw(conn), {"keys": gone})
         if self.caps.enabled:
             for p in withdrawn:
                 if p.decision.channel == "email":
@@ -504,9 +531,8 @@ class Ticker:
                 # The reservation: the counts stay locked from their read to this commit.
                 guards.add_send_counts(conn, now, checks.gate.admitted)
             # The claim: mark every picked enrollment before anything is inserted.
-            conn.execute(
-                update(enrollments).where(enrollments.c.id.in_(ids)).values(claimed_at=batch.wall)
-            )
+            id_list = values_param(conn, ids)
+            conn.execute(_claim(conn), {"ids": id_list, "wall": batch.wall})
             first = {c.decision.touch_key for c in batch.candidates[: self.record_every]}
             if len(batch.candidates) > len(first):
                 for t in batch.touches:
@@ -514,11 +540,7 @@ class Ticker:
                         t["status"] = QUEUED
             fastpath.executemany(conn, _INSERT_TOUCH[conn.dialect.name], batch.touches)
             won: set[str] = set(
-                conn.execute(
-                    select(touches.c.key).where(
-                        touches.c.enrollment_id.in_(ids), touches.c.claim_token == batch.token
-                    )
-                ).scalars()
+                conn.execute(_won(conn), {"ids": id_list, "token": batch.token}).scalars()
             )
             task_rows = [t for t in batch.tasks if t["touch_key"] in won]
             if task_rows:

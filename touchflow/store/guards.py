@@ -22,6 +22,7 @@ from typing import Any, cast
 from sqlalchemy import (
     Connection,
     ScalarResult,
+    String,
     and_,
     bindparam,
     func,
@@ -35,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from touchflow.domain.compliance import BounceShield, SendCounts, bucket_of, window_starts
 from touchflow.domain.enrollment import OPEN, State
 from touchflow.store import fastpath
+from touchflow.store.prebuilt import by_dialect, one_of, values_param
 from touchflow.store.schema import cadence_pauses, enrollments, send_counts, suppressions, touches
 
 
@@ -47,6 +49,23 @@ class Suppressed:
     phones: frozenset[str]
 
 
+# Built once (the tick asks for every batch; building the statement cost more
+# than running it): an empty list matches nothing.
+@by_dialect
+def _suppressed(dialect: str) -> Any:
+    return select(suppressions.c.kind, suppressions.c.value).where(
+        or_(
+            *(
+                and_(
+                    suppressions.c.kind == kind,
+                    one_of(suppressions.c.value, kind, String(), dialect),
+                )
+                for kind in ("email", "domain", "phone")
+            )
+        )
+    )
+
+
 def suppressed(
     conn: Connection, emails: Iterable[str], domains: Iterable[str], phones: Iterable[str]
 ) -> Suppressed:
@@ -56,17 +75,14 @@ def suppressed(
         "domain": {d.lower() for d in domains if d},
         "phone": {p for p in phones if p},
     }
-    clauses = [
-        and_(suppressions.c.kind == kind, suppressions.c.value.in_(sorted(values)))
-        for kind, values in wanted.items()
-        if values
-    ]
     found: dict[str, set[str]] = {"email": set(), "domain": set(), "phone": set()}
-    if clauses:
+    if any(wanted.values()):
         # Rows unpack as `object` to mypy: SQLAlchemy cannot type untyped Table columns.
         for kind, value in cast(
             "Iterable[tuple[str, str]]",
-            conn.execute(select(suppressions.c.kind, suppressions.c.value).where(or_(*clauses))),
+            conn.execute(
+                _suppressed(conn), {k: values_param(conn, sorted(v)) for k, v in wanted.items()}
+            ),
         ):
             found[kind].add(value)
     return Suppressed(
