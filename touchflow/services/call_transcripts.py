@@ -106,6 +106,11 @@ class CallTranscripts:
         self.on_new = on_new
         self.on_ended = on_ended
 
+    @property
+    def source(self) -> str:
+        """Where a segment comes from when it arrives before its call's start."""
+        return self._source
+
     def publish(self, events: Sequence[TranscriptEvent]) -> list[TranscriptEvent]:
         if not events:
             return []

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection, delete, select, update
 
 from touchflow.domain.transcripts import Speaker, TranscriptSegment
-from touchflow.store.prebuilt import dialect_insert
+from touchflow.store.prebuilt import dialect_insert, per_dialect
 from touchflow.store.schema import call_cards, call_segments, call_transcripts, tasks
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "read_transcript",
     "start_call",
     "upsert_segment",
+    "upsert_segments",
 ]
 
 
@@ -133,6 +136,78 @@ def upsert_segment(conn: Connection, seg: TranscriptSegment, *, source: str) -> 
         & (ins.excluded.final.is_(True) | (ins.excluded.text != stored.text)),
     ).returning(stored.seq)
     return conn.execute(stmt).first() is not None
+
+
+def _segment_values(seg: TranscriptSegment) -> dict[str, Any]:
+    return {
+        "call_sid": seg.call_sid,
+        "track": seg.track,
+        "seq": seg.seq,
+        "said_by": seg.said_by.value,
+        "text": seg.text,
+        "final": seg.final,
+        "stability": seg.stability,
+        "confidence": seg.confidence,
+        "language": seg.language,
+        "at": seg.at,
+    }
+
+
+@per_dialect
+def _ensure_calls(insert: Any) -> Any:
+    return insert(call_transcripts).on_conflict_do_nothing(index_elements=["call_sid"])
+
+
+def upsert_segments(
+    conn: Connection, segs: Sequence[TranscriptSegment], *, source: str
+) -> list[bool]:
+    """:func:`upsert_segment` for many segments in a few statements; whether each changed.
+
+    The group-commit writer's batch: one INSERT for the calls not stored yet, then one
+    multi-row upsert per round, a round holding each ``(call_sid, track, seq)`` at most
+    once (a key delivered twice in one batch goes to the next round, so the second is
+    judged against the first, exactly as two single upserts would be). The rule of what
+    replaces what is :func:`upsert_segment`'s, in the same SQL.
+    """
+    if not segs:
+        return []
+    first: dict[str, TranscriptSegment] = {}
+    for seg in segs:
+        first.setdefault(seg.call_sid, seg)
+    conn.execute(
+        _ensure_calls(conn),
+        [
+            {"call_sid": sid, "status": "live", "source": source, "started_at": seg.at}
+            for sid, seg in first.items()
+        ],
+    )
+    changed = [False] * len(segs)
+    todo = list(range(len(segs)))
+    stored = call_segments.c
+    while todo:
+        keys: set[tuple[str, str, int]] = set()
+        now: list[int] = []
+        later: list[int] = []
+        for i in todo:
+            key = (segs[i].call_sid, segs[i].track, segs[i].seq)
+            (later if key in keys else now).append(i)
+            keys.add(key)
+        ins = dialect_insert(conn, call_segments).values([_segment_values(segs[i]) for i in now])
+        stmt = ins.on_conflict_do_update(
+            index_elements=["call_sid", "track", "seq"],
+            set_={k: ins.excluded[k] for k in _UPDATED},
+            where=(stored.final.is_(False))
+            & (ins.excluded.final.is_(True) | (ins.excluded.text != stored.text)),
+        ).returning(stored.call_sid, stored.track, stored.seq)
+        hit = {(r.call_sid, r.track, r.seq) for r in conn.execute(stmt)}
+        for i in now:
+            changed[i] = (segs[i].call_sid, segs[i].track, segs[i].seq) in hit
+        todo = later
+    return changed
+
+
+#: The columns a later version of a segment replaces.
+_UPDATED = ("said_by", "text", "final", "stability", "confidence", "language", "at")
 
 
 def read_transcript(conn: Connection, call_sid: str) -> CallTranscriptRow | None:

@@ -34,6 +34,7 @@ from touchflow.entrypoints.api.twilio_hooks import twilio_docs, verified_twilio
 from touchflow.errors import TouchflowError
 from touchflow.ports import TranscriptEvent
 from touchflow.services.call_transcripts import CallTranscripts
+from touchflow.services.transcript_writer import TranscriptWriter
 
 router = APIRouter()
 _log = logging.getLogger("touchflow.api.transcripts")
@@ -51,6 +52,20 @@ def transcript_stream(ctx: Context) -> CallTranscripts:
     return stream  # type: ignore[no-any-return]
 
 
+def transcript_writer(ctx: Context) -> TranscriptWriter:
+    """The app's group-commit writer over :func:`transcript_stream` (made on first use).
+
+    Transcription callbacks are recorded through it: one transaction for every callback
+    that arrived while the previous one committed (``touchflow.services.transcript_writer``).
+    """
+    writer = ctx.cache.get("transcript_writer")
+    if writer is None:
+        writer = ctx.cache["transcript_writer"] = TranscriptWriter(
+            ctx.engine, transcript_stream(ctx)
+        )
+    return writer  # type: ignore[no-any-return]
+
+
 def _after_call(ctx: Context) -> Callable[[list[str], datetime], object] | None:
     """The after-call summary of calls that stopped; None without ``config/guidance.yaml``.
 
@@ -66,9 +81,10 @@ def _after_call(ctx: Context) -> Callable[[list[str], datetime], object] | None:
 
 
 async def _publish(ctx: Context, events: list[TranscriptEvent]) -> list[TranscriptEvent]:
+    """Record ``events`` (the group-commit writer): the new ones, once committed."""
     if not events:
         return []
-    return await run_in_threadpool(transcript_stream(ctx).publish, events)
+    return await transcript_writer(ctx).submit_async(events)
 
 
 @router.post(
@@ -101,6 +117,8 @@ async def twilio_transcription(
     events = webhook.transcription_events(items, ctx.now(), task_id=task_id, consent=consent)
     if isinstance(events, str):
         return problem(request, 400, events)
+    # Answered once the events (and the cards they fired) are committed; the cards
+    # reached the screens when they fired, before that commit.
     await _publish(ctx, events)
     return Response(status_code=204)
 
