@@ -174,9 +174,7 @@ class TranscriptWriter:
     # ------------------------------------------------------------------ the thread
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(
-                target=self._run, name="transcript-writer", daemon=True
-            )
+            self._thread = threading.Thread(target=self._run, name="transcript-writer", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
