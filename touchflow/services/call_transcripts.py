@@ -129,10 +129,7 @@ def read_call_transcript(conn: Connection, call_sid: str) -> CallTranscriptRow |
     return read_transcript(conn, call_sid)
 
 
-
-def purge_transcripts(
-    conn: Connection, now: datetime, retention_days: int
-) -> tuple[int, int]:
+def purge_transcripts(conn: Connection, now: datetime, retention_days: int) -> tuple[int, int]:
     """Delete transcripts older than ``retention_days``: (calls, segments) deleted."""
     if retention_days < 0:
         raise ValueError("retention_days must be 0 or more")

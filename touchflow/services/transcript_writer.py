@@ -90,9 +90,9 @@ def record_batch(
     # Handed on in the order applied: starts, segments, stops (as record_events does).
     out: list[list[TranscriptEvent]] = [[] for _ in batches]
     for b, i, _ in flat:
-        ev = new.get((b, i))
-        if ev is not None:
-            out[b].append(ev)
+        got = new.get((b, i))
+        if got is not None:
+            out[b].append(got)
     return out
 
 
@@ -202,10 +202,11 @@ class TranscriptWriter:
         self, batch: list[_Pending], cards: list[dict[str, Any]], waiting: list[_Pending]
     ) -> list[_Pending]:
         source = self._port.source
+        news: list[list[TranscriptEvent] | None]
         try:
             with self._engine.begin() as conn:
                 record_cards(conn, cards)
-                news = record_batch(conn, [p.events for p in batch], source=source)
+                news = list(record_batch(conn, [p.events for p in batch], source=source))
         except Exception as exc:
             # One bad publish must not fail the others: each alone, the cards alone.
             _log.warning("transcript writer: batch of %d failed (%s); one by one", len(batch), exc)

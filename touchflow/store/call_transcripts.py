@@ -14,11 +14,10 @@ in as arguments.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-from collections.abc import Sequence
 
 from sqlalchemy import Connection, delete, select, update
 
