@@ -265,8 +265,10 @@ def main() -> None:
             proc.wait(10)
 
     def is_error(kind: str, status: str) -> bool:
-        return not status.isdigit() or int(status) >= 500 or (
-            int(status) >= 400 and int(status) not in EXPECTED.get(kind, set())
+        return (
+            not status.isdigit()
+            or int(status) >= 500
+            or (int(status) >= 400 and int(status) not in EXPECTED.get(kind, set()))
         )
 
     out = {
@@ -279,8 +281,10 @@ def main() -> None:
         ),
         "errors_by_status": dict(
             sum(
-                (Counter({s: n for s, n in c.items() if is_error(k, s)})
-                 for k, c in statuses.items()),
+                (
+                    Counter({s: n for s, n in c.items() if is_error(k, s)})
+                    for k, c in statuses.items()
+                ),
                 Counter(),
             )
         ),

@@ -160,9 +160,7 @@ def _reads_environment(path: Path) -> bool:
 
 
 def test_only_the_composition_root_reads_the_environment() -> None:
-    readers = {
-        str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py") if _reads_environment(p)
-    }
+    readers = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py") if _reads_environment(p)}
     assert readers == {"touchflow/bootstrap.py"}
 
 

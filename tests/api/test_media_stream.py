@@ -112,9 +112,7 @@ def _offline(audio: dict[str, bytes]) -> list[tuple[str, int, str]]:
         for m in media_messages(data, track):
             events += reader.message(json.loads(m))
     events += reader.finish(stopped=True)
-    return sorted(
-        (e.track, e.seq, e.text) for e in events if not isinstance(e, TranscriptStopped)
-    )
+    return sorted((e.track, e.seq, e.text) for e in events if not isinstance(e, TranscriptStopped))
 
 
 def test_a_forged_or_unsigned_upgrade_is_refused_before_accept_and_stores_nothing(served):

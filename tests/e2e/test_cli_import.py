@@ -84,6 +84,5 @@ def test_rows_of_one_email_are_merged_and_conflicts_printed_with_both_lines(proj
     assert "2 new" in result.stdout
     assert "1 duplicates merged (1 conflicts) of 3 rows" in result.stdout
     assert (
-        "conflict: ann@acme.com: title differs between line 2 ('VP Sales', kept) "
-        "and line 4 ('CEO')"
+        "conflict: ann@acme.com: title differs between line 2 ('VP Sales', kept) and line 4 ('CEO')"
     ) in result.output

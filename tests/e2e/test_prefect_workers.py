@@ -155,6 +155,7 @@ def test_a_tick_fans_out_over_two_workers_and_survives_kill_minus_nine(
 
         # ---- 1. one tick, four shards, both workers
         parent, _ = _tick(cluster, MON)
+
         def monday_shards() -> list[dict] | None:
             runs = _shards_of(cluster, parent["id"])
             done = len(runs) == SHARDS and all(state(r) == "COMPLETED" for r in runs)

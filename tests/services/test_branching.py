@@ -74,9 +74,7 @@ def test_bundled_cadence_texts_only_when_the_call_did_not_connect(h: Harness) ->
     assert texted == ["+12125550120", "+12125550121"]
 
 
-def test_no_phone_skips_the_call_and_the_text_and_the_cadence_goes_on(
-    db, tmp_path: Path
-) -> None:
+def test_no_phone_skips_the_call_and_the_text_and_the_cadence_goes_on(db, tmp_path: Path) -> None:
     """Before, the text step held the enrollment `pending: missing_data:prospect.phone` for
     good (the breakup never went) and a call task was made with no number to call."""
     h = Harness(db, make_cadence(tmp_path))  # intro, call-1, bump, nudge (sms), breakup

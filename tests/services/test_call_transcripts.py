@@ -109,3 +109,50 @@ def test_purge_deletes_transcripts_past_retention_only(db):
         assert conn.execute(select(call_transcripts.c.call_sid)).scalars().all() == [recent]
     with pytest.raises(ValueError), db.begin() as conn:
         purge_transcripts(conn, T0, -1)
+
+
+def test_the_group_commit_writer_stores_and_hands_on_what_one_by_one_would(db):
+    """Many publishes in one batch (repeats, a partial and its final, out of order, two
+    calls, a start after its segments) give the rows and the new events that publishing
+    them one by one gives."""
+    from touchflow.services.transcript_writer import TranscriptWriter, record_batch
+
+    other = "CA" + "2" * 32
+    rnd = random.Random(3)
+    publishes = [
+        [seg(2, "two")], [seg(1, "one", final=False)], [seg(1, "one")], [seg(1, "one")],
+        [seg(1, "on", final=False)], [seg(3, "x", sid=other), seg(1, "y", sid=other)],
+        [seg(2, "two")], [TranscriptStarted(call_sid=other, at=T0, source="twilio",
+                                            language="en-US")],
+        [seg(4, "four", track="inbound_track"), seg(4, "four", track="inbound_track")],
+    ]  # fmt: skip
+    expected = []
+    one_by_one = CallTranscripts(db)
+    for events in publishes:
+        expected.append(one_by_one.publish(events))
+    want = {sid: _stored(db, sid) for sid in (SID, other)}
+    with db.begin() as conn:
+        purge_transcripts(conn, T0 + timedelta(days=400), 0)
+    with db.begin() as conn:
+        got = record_batch(conn, publishes, source="twilio")
+    # Within one batch a segment's repeat is judged against the first: the same verdicts.
+    # Only the start differs: a batch applies starts first (as one publish does), so it
+    # made the call's row (news) where, one by one, a segment had made it already.
+    assert got[:7] == expected[:7] and got[8] == expected[8]
+    assert expected[7] == [] and [type(e).__name__ for e in got[7]] == ["TranscriptStarted"]
+    for sid, row in want.items():
+        assert _stored(db, sid).segments == row.segments
+
+    seen: list = []
+    stream = CallTranscripts(db, on_new=seen.append)
+    writer = TranscriptWriter(db, stream)
+    done: list = []
+    shuffled = [[seg(9, "late")], [seg(8, "eight")], [seg(9, "late")]]
+    rnd.shuffle(shuffled)
+    for events in shuffled:
+        writer.submit(events, done.append)
+    assert writer.flush()
+    writer.close()
+    assert sorted(len(d) for d in done[:3]) == [0, 1, 1]  # the repeat is no news
+    assert [s.seq for s in _stored(db).segments if s.track == "outbound_track"] == [1, 2, 8, 9]
+    assert sorted(e.seq for batch in seen for e in batch) == [8, 9]

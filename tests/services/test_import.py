@@ -419,9 +419,7 @@ def test_a_messy_international_file_loads(db: Engine, tmp_path: Path):
     rejects = tmp_path / "messe.rejects.csv"
 
     # Batches of two: the repeated rows are merged across batch boundaries.
-    summary = run_import(
-        db, path, now=NOW, mapping=MESSY_MAP, rejects_path=rejects, batch_size=2
-    )
+    summary = run_import(db, path, now=NOW, mapping=MESSY_MAP, rejects_path=rejects, batch_size=2)
 
     assert (summary.rows_read, summary.new, summary.duplicates) == (9, 6, 2)
     assert summary.rejected == {"invalid_timezone": 1}
@@ -568,7 +566,9 @@ def test_a_local_phone_is_read_in_its_accounts_country(db: Engine, tmp_path: Pat
             )
         )
     path = tmp_path / "jp.csv"
-    path.write_text("email,phone\nyuki@kaisha.example,03-1234-5678\nken@other.example,03-1234-5678\n")
+    path.write_text(
+        "email,phone\nyuki@kaisha.example,03-1234-5678\nken@other.example,03-1234-5678\n"
+    )
 
     summary = run_import(db, path, now=NOW)
 

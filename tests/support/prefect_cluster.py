@@ -73,11 +73,7 @@ class PrefectCluster:
     @property
     def env(self) -> dict[str, str]:
         """The environment of every Prefect process here: this server, quiet, no scheduler."""
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("PREFECT_", "TOUCHFLOW_"))
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TOUCHFLOW_"))}
         env.update(
             {
                 "PREFECT_HOME": str(self.home),

@@ -167,9 +167,7 @@ def _deals_and_forecast(
     console.print(f"pipeline snapshot {as_of.date()}: {snapped} open deals", markup=False)
     f = run_forecast(engine, config, as_of, periods=2)
     console.print(forecast_table(f))
-    result = run_backtest(
-        engine, config, start=date(2025, 1, 1), end=date(2026, 12, 31), now=as_of
-    )
+    result = run_backtest(engine, config, start=date(2025, 1, 1), end=date(2026, 12, 31), now=as_of)
     print_backtest(console, result)
     console.print(
         f"[bold]deal history, forecast and backtest in {time.monotonic() - t0:.1f} s; "

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,6 +79,10 @@ _log = logging.getLogger("touchflow.guidance")
 
 #: The live hub's publish: (topic, kind, data, owner).
 Publish = Callable[[str, str, dict[str, Any], str | None], None]
+#: Where cards go to be stored later (the group-commit writer): ``record_card``'s columns.
+CardSink = Callable[[list[dict[str, Any]]], None]
+#: How many calls' shown card keys a process remembers (the cross-process dedupe).
+_SHOWN_CALLS = 10_000
 
 
 def topic_of(call_sid: str) -> str:
@@ -145,6 +150,10 @@ class CallGuidance:
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
         self.rebuilt = 0
+        #: Set (the serve app, with the group-commit writer): cards are published when they
+        #: fire and their rows handed here, instead of a transaction per segment first.
+        self.sink: CardSink | None = None
+        self._shown: OrderedDict[str, set[str]] = OrderedDict()
 
     # ------------------------------------------------------------------ in
     def on_new(self, events: list[TranscriptEvent]) -> None:
@@ -215,14 +224,45 @@ class CallGuidance:
             for seg in old:
                 events += live.session.receive(seg, now)
             # Replayed: only cards and ticks not yet stored are shown (the rest are).
-            self._emit(live, [e for e in events if not isinstance(e, TranscriptUpdate)])
+            self._emit(
+                live, [e for e in events if not isinstance(e, TranscriptUpdate)], store_first=True
+            )
         return live
 
     # ------------------------------------------------------------------ out
-    def _emit(self, live: _Live, events: Iterable[GuidanceEvent]) -> None:
-        """Record cards and ticks, then publish what is new (call's lock held: in order)."""
+    def mark_shown(self, call_sid: str, key: str) -> bool:
+        """Remember that this process showed ``key`` of the call; False if it already had.
+
+        The card poller asks before publishing a row another process stored, and the
+        group-commit path before publishing a card it fired: a card reaches a screen of
+        this process once, whichever process fired it first.
+        """
+        with self._lock:
+            keys = self._shown.get(call_sid)
+            if keys is None:
+                keys = self._shown[call_sid] = set()
+                if len(self._shown) > _SHOWN_CALLS:
+                    self._shown.popitem(last=False)
+            else:
+                self._shown.move_to_end(call_sid)
+            if key in keys:
+                return False
+            keys.add(key)
+            return True
+
+    def _emit(
+        self, live: _Live, events: Iterable[GuidanceEvent], *, store_first: bool = False
+    ) -> None:
+        """Record cards and ticks, then publish what is new (call's lock held: in order).
+
+        With a :attr:`sink` (and not ``store_first``: a rebuild's replay must know what is
+        stored), cards and ticks are published at once and their rows go to the sink.
+        """
         events = list(events)
         if not events:
+            return
+        if self.sink is not None and not store_first:
+            self._emit_now(live, events, self.sink)
             return
         sid = live.session.call_sid
         stored = [e for e in events if isinstance(e, CardFired | ChecklistChanged)]
@@ -245,6 +285,7 @@ class CallGuidance:
                         continue
                     if got is not None:
                         new_ids.add(i)
+                        self.mark_shown(sid, data["key"])
         topic = topic_of(sid)
         for i, ev in enumerate(events):
             if isinstance(ev, TranscriptUpdate):
@@ -256,9 +297,38 @@ class CallGuidance:
                 if i in new_ids:
                     self._publish(topic, "checklist", _check_data(ev), live.owner)
             elif isinstance(ev, CallEnded):
-                self._publish(topic, "ended", {"at": ev.at.isoformat()}, live.owner)
-                with self._lock:
-                    self._sessions.pop(sid, None)
+                self._ended(live, ev)
+
+    def _ended(self, live: _Live, ev: CallEnded) -> None:
+        sid = live.session.call_sid
+        self._publish(topic_of(sid), "ended", {"at": ev.at.isoformat()}, live.owner)
+        with self._lock:
+            self._sessions.pop(sid, None)
+
+    def _emit_now(self, live: _Live, events: list[GuidanceEvent], sink: CardSink) -> None:
+        """Publish in order now; the rows of new cards and ticks to ``sink`` (stored later)."""
+        sid = live.session.call_sid
+        topic = topic_of(sid)
+        rows: list[dict[str, Any]] = []
+        for ev in events:
+            if isinstance(ev, TranscriptUpdate):
+                self._publish(topic, "transcript", ev.to_dict(), live.owner)
+            elif isinstance(ev, CardFired | ChecklistChanged):
+                kind, data = (
+                    ("card", card_data(ev)) if isinstance(ev, CardFired)
+                    else ("checklist", _check_data(ev))
+                )  # fmt: skip
+                if not self.mark_shown(sid, data["key"]):
+                    continue  # shown already (another process fired it first: the poller)
+                rows.append({
+                    "call_sid": sid, "key": data["key"], "kind": kind, "tracker": ev.tracker,
+                    "data": data, "at": ev.at, "origin": self.origin,
+                })  # fmt: skip
+                self._publish(topic, kind, data, live.owner)
+            elif isinstance(ev, CallEnded):
+                self._ended(live, ev)
+        if rows:
+            sink(rows)
 
     # ------------------------------------------------------------------ the ticker
     def tick(self) -> int:

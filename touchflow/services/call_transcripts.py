@@ -106,6 +106,11 @@ class CallTranscripts:
         self.on_new = on_new
         self.on_ended = on_ended
 
+    @property
+    def source(self) -> str:
+        """Where a segment comes from when it arrives before its call's start."""
+        return self._source
+
     def publish(self, events: Sequence[TranscriptEvent]) -> list[TranscriptEvent]:
         if not events:
             return []
@@ -124,10 +129,7 @@ def read_call_transcript(conn: Connection, call_sid: str) -> CallTranscriptRow |
     return read_transcript(conn, call_sid)
 
 
-
-def purge_transcripts(
-    conn: Connection, now: datetime, retention_days: int
-) -> tuple[int, int]:
+def purge_transcripts(conn: Connection, now: datetime, retention_days: int) -> tuple[int, int]:
     """Delete transcripts older than ``retention_days``: (calls, segments) deleted."""
     if retention_days < 0:
         raise ValueError("retention_days must be 0 or more")

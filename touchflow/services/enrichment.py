@@ -86,6 +86,7 @@ _UPDATE_ACCOUNT = (
     )
 )
 
+
 def _prospect_update(*columns: str) -> Any:
     return (
         update(prospects)

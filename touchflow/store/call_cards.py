@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from touchflow.store.prebuilt import dialect_insert
+from touchflow.store.prebuilt import dialect_insert, per_dialect
 from touchflow.store.schema import call_cards, call_transcripts, tasks
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "last_card_id",
     "live_calls",
     "record_card",
+    "record_cards",
 ]
 
 
@@ -77,6 +78,21 @@ def record_card(
     )
     row = conn.execute(stmt).first()
     return None if row is None else int(row[0])
+
+
+@per_dialect
+def _insert_cards(insert: Any) -> Any:
+    return insert(call_cards).on_conflict_do_nothing(index_elements=["call_sid", "key"])
+
+
+def record_cards(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Store many cards and ticks at once (``record_card``'s columns), each key once.
+
+    For the group-commit writer: the cards were shown when they fired; a key already
+    stored (a second process, a replay) is left as it is.
+    """
+    if rows:
+        conn.execute(_insert_cards(conn), list(rows))
 
 
 def _row(r: Any, owner: str | None = None) -> CallCardRow:

@@ -14,14 +14,15 @@ in as arguments.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
 from touchflow.domain.transcripts import Speaker, TranscriptSegment
-from touchflow.store.prebuilt import dialect_insert
+from touchflow.store.prebuilt import dialect_insert, per_dialect
 from touchflow.store.schema import call_cards, call_segments, call_transcripts, tasks
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "read_transcript",
     "start_call",
     "upsert_segment",
+    "upsert_segments",
 ]
 
 
@@ -133,6 +135,114 @@ def upsert_segment(conn: Connection, seg: TranscriptSegment, *, source: str) -> 
         & (ins.excluded.final.is_(True) | (ins.excluded.text != stored.text)),
     ).returning(stored.seq)
     return conn.execute(stmt).first() is not None
+
+
+def _segment_values(seg: TranscriptSegment) -> dict[str, Any]:
+    return {
+        "call_sid": seg.call_sid,
+        "track": seg.track,
+        "seq": seg.seq,
+        "said_by": seg.said_by.value,
+        "text": seg.text,
+        "final": seg.final,
+        "stability": seg.stability,
+        "confidence": seg.confidence,
+        "language": seg.language,
+        "at": seg.at,
+    }
+
+
+@per_dialect
+def _ensure_calls(insert: Any) -> Any:
+    return insert(call_transcripts).on_conflict_do_nothing(index_elements=["call_sid"])
+
+
+def upsert_segments(
+    conn: Connection, segs: Sequence[TranscriptSegment], *, source: str
+) -> list[bool]:
+    """:func:`upsert_segment` for many segments in a few statements; whether each changed.
+
+    The group-commit writer's batch: one INSERT for the calls not stored yet, then one
+    multi-row upsert per round, a round holding each ``(call_sid, track, seq)`` at most
+    once (a key delivered twice in one batch goes to the next round, so the second is
+    judged against the first, exactly as two single upserts would be). The rule of what
+    replaces what is :func:`upsert_segment`'s, in the same SQL.
+    """
+    if not segs:
+        return []
+    first: dict[str, TranscriptSegment] = {}
+    for seg in segs:
+        first.setdefault(seg.call_sid, seg)
+    conn.execute(
+        _ensure_calls(conn),
+        [
+            {"call_sid": sid, "status": "live", "source": source, "started_at": seg.at}
+            for sid, seg in first.items()
+        ],
+    )
+    changed = [False] * len(segs)
+    todo = list(range(len(segs)))
+    stored = call_segments.c
+    while todo:
+        keys: set[tuple[str, str, int]] = set()
+        now: list[int] = []
+        later: list[int] = []
+        for i in todo:
+            key = (segs[i].call_sid, segs[i].track, segs[i].seq)
+            (later if key in keys else now).append(i)
+            keys.add(key)
+        rows = [_segment_values(segs[i]) for i in now]
+        if conn.dialect.name == "postgresql":
+            hit = _upsert_unnest(conn, rows)
+        else:
+            ins = dialect_insert(conn, call_segments).values(rows)
+            stmt = ins.on_conflict_do_update(
+                index_elements=["call_sid", "track", "seq"],
+                set_={k: ins.excluded[k] for k in _UPDATED},
+                where=(stored.final.is_(False))
+                & (ins.excluded.final.is_(True) | (ins.excluded.text != stored.text)),
+            ).returning(stored.call_sid, stored.track, stored.seq)
+            hit = {(r.call_sid, r.track, r.seq) for r in conn.execute(stmt)}
+        for i in now:
+            changed[i] = (segs[i].call_sid, segs[i].track, segs[i].seq) in hit
+        todo = later
+    return changed
+
+
+#: The columns a later version of a segment replaces.
+_UPDATED = ("said_by", "text", "final", "stability", "confidence", "language", "at")
+#: PostgreSQL: one statement text whatever the number of rows (arrays, unnest), so it is
+#: parsed and planned once per connection; a multi-row VALUES list is a new statement for
+#: every batch size, and compiling it cost more than the write. The WHERE is
+#: :func:`upsert_segment`'s rule.
+_UNNEST_TYPES = (
+    ("call_sid", "text"), ("track", "text"), ("seq", "integer"), ("said_by", "text"),
+    ("text", "text"), ("final", "boolean"), ("stability", "float8"),
+    ("confidence", "float8"), ("language", "text"), ("at", "timestamp"),
+)  # fmt: skip
+_UNNEST_SQL = (
+    "INSERT INTO call_segments ({cols}) SELECT * FROM unnest({arrays}) "
+    "ON CONFLICT (call_sid, track, seq) DO UPDATE SET {sets} "
+    "WHERE call_segments.final IS false "
+    "AND (excluded.final IS true OR excluded.text <> call_segments.text) "
+    "RETURNING call_sid, track, seq"
+).format(
+    cols=", ".join(f'"{c}"' for c, _ in _UNNEST_TYPES),
+    arrays=", ".join(f"%({c})s::{t}[]" for c, t in _UNNEST_TYPES),
+    sets=", ".join(f'"{c}" = excluded."{c}"' for c in _UPDATED),
+)
+
+
+def _upsert_unnest(conn: Connection, rows: list[dict[str, Any]]) -> set[tuple[str, str, int]]:
+    """The multi-row upsert on PostgreSQL; the keys it inserted or replaced."""
+    params: dict[str, list[Any]] = {c: [] for c, _ in _UNNEST_TYPES}
+    for row in rows:
+        for c, _ in _UNNEST_TYPES:
+            params[c].append(row[c])
+    # The column is naive UTC (UTCDateTime); the driver gets it as that type would.
+    params["at"] = [at.astimezone(UTC).replace(tzinfo=None) for at in params["at"]]
+    result = conn.exec_driver_sql(_UNNEST_SQL, params)
+    return {(r[0], r[1], int(r[2])) for r in result}
 
 
 def read_transcript(conn: Connection, call_sid: str) -> CallTranscriptRow | None:

@@ -150,6 +150,9 @@ def create_app(
     app.mount("/static", static_files(), name="static")
     metrics = ApiMetrics()
     app.state.metrics = metrics
+    # The per-segment transcription callback skips FastAPI's routing (inside the request
+    # id and error handling of ProblemMiddleware, which wraps it).
+    app.add_middleware(call_transcripts.TranscriptionFastPath)
     app.add_middleware(ProblemMiddleware, metrics=metrics)
     for exc_type, handler in HANDLERS.items():
         app.add_exception_handler(exc_type, handler)

@@ -34,7 +34,7 @@ from touchflow import bootstrap
 from touchflow.domain.access import Viewer
 from touchflow.domain.guidance import Guidance
 from touchflow.entrypoints.api.auth import ApiViewer, PageViewer, render_page
-from touchflow.entrypoints.api.call_transcripts import transcript_stream
+from touchflow.entrypoints.api.call_transcripts import transcript_stream, transcript_writer
 from touchflow.entrypoints.api.context import Context, context
 from touchflow.entrypoints.api.contract import errors
 from touchflow.entrypoints.api.dashboard import Filters, base_context
@@ -101,13 +101,19 @@ def install_guidance(app: FastAPI, ctx: Context, live: Live) -> CallGuidance | N
     # The one transcript port of the app: its stop hook makes the after-call summary.
     stream = transcript_stream(ctx)
     stream.on_new = service.on_new
+    # Callbacks are recorded by the group-commit writer: cards are shown when they fire
+    # and stored with its next commit.
+    writer = transcript_writer(ctx)
+    service.sink = writer.record_cards
     ctx.cache["call_guidance"] = service
     live.extra["call_poller"] = CallCardPoller(
         hub,
         lambda fn: ctx.transaction_sync(fn, rerun=False),
         ctx.settings.live.poll_interval_s,
+        seen=service.mark_shown,
     )
     app.router.on_shutdown.append(service.close)
+    app.router.on_shutdown.append(writer.close)
     return service
 
 
@@ -124,10 +130,13 @@ class CallCardPoller:
         hub: LiveHub,
         transaction: Callable[[Callable[[Connection], Any]], Any],
         interval_s: float,
+        seen: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.hub = hub
         self.transaction = transaction
         self.interval_s = interval_s
+        # (call_sid, key) -> False when this process showed that card already.
+        self.seen = seen
         self._task: asyncio.Task[None] | None = None
         self._mark: int | None = None
 
@@ -158,6 +167,8 @@ class CallCardPoller:
             self._mark = row.id
             if row.origin == self.hub.epoch:
                 continue
+            if self.seen is not None and not self.seen(row.call_sid, row.key):
+                continue  # this process fired the same card itself (a redelivery here)
             self.hub.publish(topic_of(row.call_sid), row.kind, row.data, owner=row.owner)
             sent += 1
         return sent

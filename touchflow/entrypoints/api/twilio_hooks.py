@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy import Connection
@@ -80,15 +81,23 @@ async def _verified(request: Request, ctx: Context) -> tuple[MessagingWebhook, F
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > MAX_FORM:
         return problem(request, 413, f"a Twilio form is at most {MAX_FORM} bytes")
-    try:
-        form = await request.form(max_part_size=MAX_FORM)
-    except Exception:  # a body the form parser chokes on cannot carry a valid signature
-        return problem(request, 403, "signature check failed")
     items: Form = []
-    for key, value in form.multi_items():
-        if isinstance(value, UploadFile):  # Twilio never uploads files
+    if request.headers.get("content-type", "").partition(";")[0].strip().lower() == _FORM:
+        # What Twilio sends: read directly (as Starlette's form parser reads it: latin-1,
+        # then %-escapes as UTF-8), a few times cheaper than the general parser.
+        raw = await request.body()
+        if len(raw) > MAX_FORM:
+            return problem(request, 413, f"a Twilio form is at most {MAX_FORM} bytes")
+        items = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+    else:
+        try:
+            form = await request.form(max_part_size=MAX_FORM)
+        except Exception:  # a body the form parser chokes on cannot carry a valid signature
             return problem(request, 403, "signature check failed")
-        items.append((key, value))
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):  # Twilio never uploads files
+                return problem(request, 403, "signature check failed")
+            items.append((key, value))
     url = ctx.settings.public_url.rstrip("/") + request.url.path
     if request.url.query:
         url += "?" + request.url.query
