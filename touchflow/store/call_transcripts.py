@@ -113,28 +113,23 @@ def end_call(conn: Connection, call_sid: str, at: datetime, *, source: str) -> b
 def upsert_segment(conn: Connection, seg: TranscriptSegment, *, source: str) -> bool:
     """Store one segment; whether it changed what is stored (see the module docstring)."""
     _ensure(conn, seg.call_sid, seg.at, source)
-    values = {
-        "call_sid": seg.call_sid,
-        "track": seg.track,
-        "seq": seg.seq,
-        "said_by": seg.said_by.value,
-        "text": seg.text,
-        "final": seg.final,
-        "stability": seg.stability,
-        "confidence": seg.confidence,
-        "language": seg.language,
-        "at": seg.at,
-    }
-    ins = dialect_insert(conn, call_segments).values(**values)
+    return bool(_upsert(conn, [_segment_values(seg)]))
+
+
+def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> set[tuple[str, str, int]]:
+    """The upsert of ``rows`` (distinct keys); the keys it inserted or replaced.
+
+    A final is never overwritten; a partial only by a final or other words.
+    """
+    ins = dialect_insert(conn, call_segments).values(rows)
     stored = call_segments.c
     stmt = ins.on_conflict_do_update(
         index_elements=["call_sid", "track", "seq"],
-        set_={k: ins.excluded[k] for k in values if k not in ("call_sid", "track", "seq")},
-        # A final is never overwritten; a partial only by a final or other words.
+        set_={k: ins.excluded[k] for k in _UPDATED},
         where=(stored.final.is_(False))
         & (ins.excluded.final.is_(True) | (ins.excluded.text != stored.text)),
-    ).returning(stored.seq)
-    return conn.execute(stmt).first() is not None
+    ).returning(stored.call_sid, stored.track, stored.seq)
+    return {(r.call_sid, r.track, r.seq) for r in conn.execute(stmt)}
 
 
 def _segment_values(seg: TranscriptSegment) -> dict[str, Any]:
@@ -182,7 +177,6 @@ def upsert_segments(
     )
     changed = [False] * len(segs)
     todo = list(range(len(segs)))
-    stored = call_segments.c
     while todo:
         keys: set[tuple[str, str, int]] = set()
         now: list[int] = []
@@ -192,17 +186,8 @@ def upsert_segments(
             (later if key in keys else now).append(i)
             keys.add(key)
         rows = [_segment_values(segs[i]) for i in now]
-        if conn.dialect.name == "postgresql":
-            hit = _upsert_unnest(conn, rows)
-        else:
-            ins = dialect_insert(conn, call_segments).values(rows)
-            stmt = ins.on_conflict_do_update(
-                index_elements=["call_sid", "track", "seq"],
-                set_={k: ins.excluded[k] for k in _UPDATED},
-                where=(stored.final.is_(False))
-                & (ins.excluded.final.is_(True) | (ins.excluded.text != stored.text)),
-            ).returning(stored.call_sid, stored.track, stored.seq)
-            hit = {(r.call_sid, r.track, r.seq) for r in conn.execute(stmt)}
+        pg = conn.dialect.name == "postgresql"
+        hit = _upsert_unnest(conn, rows) if pg else _upsert(conn, rows)
         for i in now:
             changed[i] = (segs[i].call_sid, segs[i].track, segs[i].seq) in hit
         todo = later
