@@ -364,7 +364,12 @@ def measure(
                                              domain_min_sends)  # fmt: skip
     if fanout:
         out["fanout"] = measure_fanout()
-    for name in only or list(REPORTS):
+    # "deliverability:worst": the dashboard's view (per mailbox its 20 worst recipient domains).
+    names = [*(only or list(REPORTS))]
+    if "deliverability" in names:
+        names.insert(names.index("deliverability") + 1, "deliverability:worst")
+    for key_name in names:
+        name, _, variant = key_name.partition(":")
         for label, q in windows.items():
             if label != "all" and name not in ("cadences", "funnel", "deliverability"):
                 continue
@@ -374,6 +379,7 @@ def measure(
                 "team": team,
                 "pipeline": pipeline,
                 "domain_min_sends": domain_min_sends,
+                "domain_top": 20 if variant == "worst" else None,
             }
             fast_ctx = ReportContext(**common)
             slow_ctx = ReportContext(**common, source="ledger")  # fmt: skip
@@ -389,7 +395,7 @@ def measure(
             assert a.rows == s.rows, f"{name}/{label}: rollups and ledger disagree"
             f50, f95 = _ms(fast)
             s50, s95 = _ms(slow)
-            key = name if label == "all" else f"{name}[{label}]"
+            key = key_name if label == "all" else f"{key_name}[{label}]"
             out[key] = {"p50_ms": f50, "p95_ms": f95, "ledger_p50_ms": s50, "ledger_p95_ms": s95,
                         "speedup_p50": round(s50 / f50, 1) if f50 else None,
                         "rows": len(a.rows)}  # fmt: skip
@@ -405,7 +411,8 @@ def measure_endpoints(
     engine: Engine, runs: int, team_yaml: str, domain_min_sends: int = 1
 ) -> dict[str, Any]:
     """p50/p95 of each dashboard data endpoint over HTTP (in-process client, X-API-Key:
-    an admin's view), the default 14 days and 30 days and one owner; ``first_ms`` the
+    an admin's view), the default 14 days, 30 and 90 days (the longest preset), the
+    longest window a page takes (366 days: ``from``/``to``) and one owner; ``first_ms`` the
     first call (the forecast and its backtest are cached per process after it)."""
     from fastapi.testclient import TestClient
 
@@ -430,7 +437,9 @@ def measure_endpoints(
         app = create_app(settings, engine=engine, clock=lambda: NOW)
         with TestClient(app) as client:
             for name in PAGES:
-                for label, qs in (("", "period=14"), ("[30d]", "period=30"),
+                year = f"from={NOW.date() - timedelta(days=365)}&to={NOW.date()}"  # the longest
+                for label, qs in (("", "period=14"), ("[30d]", "period=30"), ("[90d]", "period=90"),
+                                  ("[366d]", year),
                                   ("[owner]", f"period=30&owner={OWNERS[3]}")):  # fmt: skip
                     url = f"/api/dashboard/{name}?{qs}"
                     times, first, size = [], None, 0
@@ -499,6 +508,9 @@ def run_pg(url: str, args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             pg_generate(engine, args.enrollments, args.per, args.domains, args.deals)
             out["load_s"] = round(time.perf_counter() - t0, 1)
+            if args.generate_only:
+                out.update(_counts(engine))
+                return out
         else:
             upgrade(engine)
             if args.reset:
@@ -514,7 +526,7 @@ def run_pg(url: str, args: argparse.Namespace) -> dict[str, Any]:
                            not args.no_fanout, args.endpoint_runs))  # fmt: skip
     finally:
         engine.dispose()
-        if fresh and not args.keep:
+        if fresh and not (args.keep or args.generate_only):
             with admin.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
@@ -549,6 +561,11 @@ def main() -> None:
     ap.add_argument("--schema", help="reuse this schema's history (no generation)")
     ap.add_argument("--reset", action="store_true", help="with --schema: empty the rollups")
     ap.add_argument("--keep", action="store_true", help="keep the generated schema")
+    ap.add_argument(
+        "--generate-only",
+        action="store_true",
+        help="generate a history into a kept schema and stop (reuse: --schema)",
+    )
     ap.add_argument("--only", type=lambda v: v.split(","), help="these reports (a,b)")
     ap.add_argument("--domain-min-sends", type=int, default=1,
                     help="deliverability: smaller domains are one (other) row")  # fmt: skip

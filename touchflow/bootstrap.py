@@ -581,6 +581,7 @@ def report_context(
         shield_min_sends=c.bounce_shield_min_sends,
         spam_threshold=r.spam_threshold,
         domain_min_sends=r.domain_min_sends,
+        dashboard_domain_top=r.dashboard_domain_top,
         team=team(settings),
         ab_metric=r.ab_metric,
         ab_min_sends=r.ab_min_sends,

@@ -222,6 +222,9 @@ class ReportSettings(BaseModel):
     spam_threshold: float = Field(default=0.003, gt=0, le=1)  # Gmail/Yahoo sender rules: 0.3%
     # deliverability: recipient domains with fewer sends (per mailbox) are one "(other)" row
     domain_min_sends: int = Field(default=1, ge=1)
+    # the dashboard's deliverability page: per mailbox, the N recipient domains with the
+    # most bounces and spam complaints (the rest one "(other)" row)
+    dashboard_domain_top: int = Field(default=20, ge=1)
 
 
 #: The development session secret: fine locally, refused in production.

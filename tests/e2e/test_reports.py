@@ -304,6 +304,17 @@ def test_every_figure_of_every_report(world: Any) -> None:
         row = dl[(SAM, f"acme{d}.example")]
         assert row["sent"] == 2 and row["delivered"] == 2
         assert row["bounced"] == int(d == 2) and row["spam_reported"] == int(d == 1)
+    # The dashboard's view: per mailbox its worst domain (acme1's complaint and acme2's bounce
+    # tie at one: by name), the rest one (other) row that makes up the mailbox's total.
+    worst = [
+        (r["domain"], r["sent"], r["bounced"], r["spam_reported"])
+        for r in report("deliverability", "--worst-domains", "1")
+        if r["mailbox"] == SAM
+    ]
+    assert worst == [("*", 6, 1, 1), ("acme1.example", 2, 0, 1), ("(other)", 4, 1, 0)]
+    five = report("deliverability", "--worst-domains", "5")
+    assert [r["domain"] for r in five if r["mailbox"] == SAM] == [
+        "*", "acme1.example", "acme2.example", "(other)"]  # fmt: skip
 
     # The same figures straight from the ledger; a refresh finds nothing new.
     from touchflow.domain.compliance import CapPolicy

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
+from touchflow.domain.compliance import CapPolicy
+from touchflow.services.reporting import ReportContext, ReportQuery, deliverability
 from touchflow.store import rollups
 from touchflow.store.schema import (
     cadence_versions,
@@ -356,3 +359,50 @@ def test_the_set_based_backfill_equals_the_fold(
         _assert_equal_to_ledger(engine)
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_the_worst_recipient_domains_read_from_rollups_equal_the_ledger(
+    db: Engine, seed: int
+) -> None:
+    """The dashboard's deliverability (per mailbox, its N worst recipient domains) from the
+    rollups' problem counters equals the same rule over the ledger, and adds up."""
+    with db.begin() as conn:
+        _seed(conn)
+    history = History(db, seed)
+    for _ in range(60):
+        history.step()
+    rollups.refresh(db)
+    ctx = ReportContext(now=T0, caps=CapPolicy())
+    ledger = replace(ctx, source="ledger")
+    with db.connect() as conn:
+        full = {
+            (r["mailbox"], r["domain"]): r for r in deliverability(conn, ReportQuery(), ctx).rows
+        }
+        for top in (1, 2, 10):
+            for q in (ReportQuery(), ReportQuery(since=(T0 + timedelta(days=3)).date())):
+                fast = deliverability(conn, q, replace(ctx, domain_top=top)).rows
+                slow = deliverability(conn, q, replace(ledger, domain_top=top)).rows
+                assert fast == slow, (top, q)
+                if q != ReportQuery():
+                    continue
+                totals = {r["mailbox"]: r for r in fast if r["domain"] == "*"}
+                # The mailboxes' totals are the every-domain report's.
+                assert totals == {mb: r for (mb, d), r in full.items() if d == "*"}
+                for mailbox, total in totals.items():
+                    mine = [r for r in fast if r["mailbox"] == mailbox and r["domain"] != "*"]
+                    listed = [r for r in mine if r["domain"] != "(other)"]
+                    assert len(listed) <= top
+                    for metric in ("sent", "delivered", "bounced", "spam_reported"):
+                        assert sum(r[metric] for r in mine) == total[metric], (mailbox, metric)
+                    bad = [r["bounced"] + r["spam_reported"] for r in listed]
+                    assert bad == sorted(bad, reverse=True) and all(bad)
+                    # Nothing left out is worse than what is listed.
+                    rest = [r["bounced"] + r["spam_reported"] for (mb, d), r in full.items()
+                            if mb == mailbox and d not in ("*", "(other)")
+                            and d not in {x["domain"] for x in listed}]  # fmt: skip
+                    assert not bad or max(rest, default=0) <= bad[-1]
+        # Not vacuous: some mailbox lists a domain and has an (other) row at top=1.
+        one = deliverability(conn, ReportQuery(), replace(ctx, domain_top=1)).rows
+        assert any(r["domain"] not in ("*", "(other)") for r in one)
+        assert any(r["domain"] == "(other)" for r in one)

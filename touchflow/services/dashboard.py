@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -158,11 +158,14 @@ def team(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[str, A
 
 
 def deliverability(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[str, Any]:
-    """Bounce and spam rates per mailbox (and recipient domain) against the shield and 0.3%."""
-    report = _report(conn, "deliverability", q.report_query(), ctx)
+    """Bounce and spam rates per mailbox against the shield and 0.3%, and per mailbox its
+    recipient domains with the most bounces and spam complaints (``dashboard_domain_top``)."""
+    top = ctx.dashboard_domain_top
+    report = _report(conn, "deliverability", q.report_query(), replace(ctx, domain_top=top))
     return {
         "filters": q.as_json(),
         "rows": report.rows,
+        "domains_per_mailbox": top,
         "bounce_shield": {
             "threshold": ctx.shield_threshold,
             "min_sends": ctx.shield_min_sends,

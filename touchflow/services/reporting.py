@@ -112,6 +112,10 @@ class ReportContext:
     shield_min_sends: int = 50
     spam_threshold: float = 0.003
     domain_min_sends: int = 1  # deliverability: smaller recipient domains are one "(other)" row
+    # deliverability: per mailbox only the N recipient domains with the most bounces and spam
+    # complaints, the rest one "(other)" row; None: every domain (domain_min_sends applies)
+    domain_top: int | None = None
+    dashboard_domain_top: int = 20  # what the dashboard's deliverability page sets domain_top to
     team: TeamConfig | None = None
     ab_metric: str = "replies"
     ab_min_sends: int = 100
@@ -264,12 +268,41 @@ FUNNEL_STAGES: list[tuple[str, str]] = [
     ("opportunity", "opportunity_at"),
     ("won", "won_at"),
 ]
+ALL = "(all)"  # the overall row of the funnel, and the pipeline's totals
 FUNNEL_COLUMNS = ["cadence", "stage", "count", "conversion", "median_hours_from_previous"]
 
 
 def funnel(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
-    """Per cadence and overall: how many reached each stage, conversion, median time between."""
+    """Per cadence and overall: how many reached each stage, conversion, median time between.
+
+    On PostgreSQL the read model is summarized in the database
+    (:func:`~touchflow.store.rollups.funnel_summary`: one row per cadence, not one
+    per enrollment); elsewhere, and from the ledger, the enrollments' stage times
+    are summarized here by the same rules (:func:`_summary`), to the same figures.
+    """
     start, end = q.window()
+    if ctx.source == "rollups" and conn.dialect.name == "postgresql":
+        got = rollups.funnel_summary(conn, cadence=q.cadence, owner=q.owner_filter(),
+                                     since=start, until=end)  # fmt: skip
+        by_label = {ALL if cad is None else cad: summary for cad, summary in got.items()}
+        if ALL not in by_label:  # nothing enrolled: every stage 0, as below
+            by_label[ALL] = _summary([])
+    else:
+        by_label = _python_summaries(conn, q, ctx, start, end)
+    out: list[dict[str, Any]] = []
+    for label in [*sorted(k for k in by_label if k != ALL), ALL]:
+        counts, medians = by_label[label]
+        out.extend(_funnel_rows(label, counts, medians))
+    return Report("funnel", "Funnel", FUNNEL_COLUMNS, out)
+
+
+def _python_summaries(
+    conn: Connection,
+    q: ReportQuery,
+    ctx: ReportContext,
+    start: datetime | None,
+    end: datetime | None,
+) -> dict[str, rollups.FunnelSummary]:
     rows = rollups.funnel_times(conn, cadence=q.cadence, owner=q.owner_filter(), since=start,
                                 until=end, ledger=ctx.source == "ledger")  # fmt: skip
     by_cadence: dict[str, list[list[float | None]]] = defaultdict(list)
@@ -283,11 +316,9 @@ def funnel(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
         for i, t in enumerate(times):  # overall: a prospect's first time at each stage
             if t is not None and (p[i] is None or t < p[i]):  # type: ignore[operator]
                 p[i] = t
-    out: list[dict[str, Any]] = []
-    for cad in sorted(by_cadence):
-        out.extend(_funnel_rows(cad, by_cadence[cad]))
-    out.extend(_funnel_rows("(all)", list(by_prospect.values())))
-    return Report("funnel", "Funnel", FUNNEL_COLUMNS, out)
+    out = {cad: _summary(rows) for cad, rows in by_cadence.items()}
+    out[ALL] = _summary(list(by_prospect.values()))
+    return out
 
 
 def _reached(times: list[float | None]) -> list[float | None]:
@@ -301,18 +332,30 @@ def _reached(times: list[float | None]) -> list[float | None]:
     return out
 
 
-def _funnel_rows(cadence: str, rows: list[list[float | None]]) -> list[dict[str, Any]]:
+def _summary(rows: list[list[float | None]]) -> rollups.FunnelSummary:
+    """Per stage: how many reached it, and the median hours from the stage before (None first).
+
+    The rules :func:`~touchflow.store.rollups.funnel_summary` states in SQL.
+    """
     reached = [_reached(r) for r in rows]
-    out = []
-    prev_count: int | None = None
-    for i, (stage, _) in enumerate(FUNNEL_STAGES):
-        count = sum(1 for t in reached if t[i] is not None)
+    counts, medians = [], []
+    for i in range(len(FUNNEL_STAGES)):
+        counts.append(sum(1 for t in reached if t[i] is not None))
         gaps = [
             max((b - a) / 3600, 0.0)
             for t in reached
             if i and (b := t[i]) is not None and (a := t[i - 1]) is not None
         ]
-        med = median(gaps) if i else None
+        medians.append(median(gaps) if i else None)
+    return counts, medians
+
+
+def _funnel_rows(
+    cadence: str, counts: list[int], medians: list[float | None]
+) -> list[dict[str, Any]]:
+    out = []
+    prev_count: int | None = None
+    for (stage, _), count, med in zip(FUNNEL_STAGES, counts, medians, strict=True):
         out.append(
             {
                 "cadence": cadence,
@@ -557,6 +600,8 @@ def deliverability(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repo
         }
         rows = [_delivery_row(ctx, mb, dom, m) for (mb, dom), m in sorted(got.items())]
         return Report("deliverability", "Deliverability (email)", DELIVERABILITY_COLUMNS, rows)
+    if ctx.domain_top is not None:
+        return _worst_domains(conn, q, ctx, ctx.domain_top)
     read = rollups.ledger_delivery if ctx.source == "ledger" else rollups.rollup_delivery_counts
     got = read(conn, since=q.since, until=q.until)
     per_mailbox: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -578,6 +623,65 @@ def deliverability(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repo
         if mailbox in other:
             rows.append(_delivery_row(ctx, mailbox, OTHER_DOMAINS, other[mailbox]))
     return Report("deliverability", "Deliverability (email)", DELIVERABILITY_COLUMNS, rows)
+
+
+def _worst_domains(conn: Connection, q: ReportQuery, ctx: ReportContext, top: int) -> Report:
+    """Per mailbox: its totals, its ``top`` recipient domains by bounces plus spam complaints
+    (most first, then by name; a domain with neither is not listed), and one ``(other)`` row
+    for the rest of its sends.
+
+    The rollups read only the window's bounce and complaint counters, then the chosen
+    domains' (:func:`~touchflow.store.rollups.rollup_delivery_problems`), and the
+    mailboxes' totals from the per-mailbox counters: a dashboard page costs the problems,
+    not the recipient domains, however many there are. The ledger path sums every
+    domain and picks by the same rule (:func:`_pick_worst`).
+    """
+    totals = {
+        mailbox: m
+        for (mailbox, channel), m in _counts(
+            conn, q, ctx, ["mailbox", "channel"], sorted(rollups.DELIVERY_METRICS)
+        ).items()
+        if channel == "email"
+    }
+    if ctx.source == "ledger":
+        every = rollups.ledger_delivery(conn, since=q.since, until=q.until)
+        problems = {
+            k: n
+            for k, m in every.items()
+            if (n := sum(m.get(p, 0) for p in rollups.PROBLEM_METRICS))
+        }
+        chosen = _pick_worst(problems, top)
+        got = {k: every[k] for k in chosen}
+    else:
+        problems = rollups.rollup_delivery_problems(conn, since=q.since, until=q.until)
+        chosen = _pick_worst(problems, top)
+        found = rollups.rollup_delivery_counts(
+            conn, since=q.since, until=q.until, domains={d for _, d in chosen}
+        )
+        got = {k: m for k, m in found.items() if k in chosen}
+    rows = []
+    for mailbox in sorted(totals):
+        total = totals[mailbox]
+        rows.append(_delivery_row(ctx, mailbox, "*", total))
+        listed = sorted((k for k in got if k[0] == mailbox), key=lambda k: (-problems[k], k[1]))
+        rest = dict(total)
+        for key in listed:
+            rows.append(_delivery_row(ctx, mailbox, key[1], got[key]))
+            for metric, n in got[key].items():
+                rest[metric] = rest.get(metric, 0) - n
+        if any(rest.values()):
+            rows.append(_delivery_row(ctx, mailbox, OTHER_DOMAINS, rest))
+    title = f"Deliverability (email): per mailbox, its {top} worst recipient domains"
+    return Report("deliverability", title, DELIVERABILITY_COLUMNS, rows)
+
+
+def _pick_worst(problems: dict[tuple[str, str], int], top: int) -> set[tuple[str, str]]:
+    """Per mailbox, the ``top`` (mailbox, domain) pairs with the most problems (ties: by name)."""
+    by_mailbox: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for (mailbox, domain), n in problems.items():
+        if n > 0:
+            by_mailbox[mailbox].append((-n, domain))
+    return {(mb, dom) for mb, ranked in by_mailbox.items() for _, dom in sorted(ranked)[:top]}
 
 
 def _delivery_row(
@@ -621,7 +725,6 @@ PIPELINE_COLUMNS = [
     "closing_in_period",
     "coverage",
 ]
-ALL = "(all)"
 NO_OWNER = "(none)"
 
 

@@ -596,6 +596,10 @@ rollup_delivery = Table(
     Column("domain", String(255), primary_key=True),
     Column("metric", String(64), primary_key=True),
     Column("n", Integer, nullable=False),
+    # The dashboard (migration 0015): a window's bounces and spam complaints without
+    # reading its sends, then the chosen domains' counters.
+    Index("ix_rollup_delivery_metric_day", "metric", "day"),
+    Index("ix_rollup_delivery_domain_day", "domain", "day"),
 )
 
 rollup_funnel = Table(
@@ -617,6 +621,8 @@ rollup_funnel = Table(
     Column("opportunity_at", UTCDateTime()),
     Column("won_at", UTCDateTime()),
     Index("ix_rollup_funnel_owner_email", "owner_email"),
+    # A dashboard's window (migration 0015): the enrollments of its days, not all of them.
+    Index("ix_rollup_funnel_enrolled_at", "enrolled_at"),
 )
 
 rollup_seen = Table(

@@ -139,6 +139,10 @@ class DeliverabilityPage(BaseModel):
 
     filters: FiltersOut
     rows: list[Row]
+    domains_per_mailbox: int = Field(
+        description="Per mailbox, the recipient domains listed: those with the most bounces"
+        " and spam complaints, at most this many; the rest are one (other) row."
+    )
     bounce_shield: Row
     spam_threshold: float
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from dataclasses import replace
 from datetime import date
 from typing import Annotated, Any
 
@@ -59,6 +60,16 @@ def report(
         str | None,
         typer.Option("--now", metavar="ISO8601", help="Today for workload and SLA (default: now)."),
     ] = None,
+    worst_domains: Annotated[
+        int | None,
+        typer.Option(
+            "--worst-domains",
+            metavar="N",
+            min=1,
+            help="deliverability: per mailbox only its N recipient domains with the most bounces"
+            " and spam complaints, the rest one (other) row (the dashboard's view).",
+        ),
+    ] = None,
 ) -> None:
     """Metrics from one source of truth: the rollups, brought up to date first.
 
@@ -89,6 +100,8 @@ def report(
         raise typer.BadParameter("--to is before --from")
     settings = current_settings()
     ctx = report_context(settings, parse_now(now), with_pipeline=name == "pipeline")
+    if worst_domains is not None:
+        ctx = replace(ctx, domain_top=worst_domains)
     query = ReportQuery(since=first, until=last, cadence=cadence, owner=owner)
     result = run_report(engine_for(settings), name, query, ctx)
     if as_json:
