@@ -37,6 +37,7 @@ from touchflow.store.schema import (
     rollup_counts,
     route_assignments,
     score_history,
+    tasks,
     touches,
 )
 
@@ -151,8 +152,21 @@ def test_every_figure_of_every_report(world: Any) -> None:
     cli("run", "--now", "2026-12-02T20:00:00Z")  # call tasks for p0 and p5 (p4 opted out)
     tasks_out = cli("tasks", "--owner", SAM)
     assert "Tasks (open): 2" in tasks_out
-    cli("task", "done", "1", "--outcome", "meeting_booked", "--now", "2026-12-02T20:30:00Z")
-    cli("task", "done", "2", "--outcome", "voicemail", "--now", "2026-12-02T20:40:00Z")
+    # Which task is whose: the tick creates them in no promised order among touches due
+    # at the same moment (task 1 was p5's in some runs).
+    with engine.connect() as conn:
+        task_of = dict(
+            conn.execute(
+                select(prospects.c.email, tasks.c.id)
+                .join(enrollments, enrollments.c.prospect_id == prospects.c.id)
+                .join(tasks, tasks.c.enrollment_id == enrollments.c.id)
+            ).all()
+        )
+    assert set(task_of) == {PEOPLE[0], PEOPLE[5]}
+    cli("task", "done", str(task_of[PEOPLE[0]]), "--outcome", "meeting_booked",
+        "--now", "2026-12-02T20:30:00Z")  # fmt: skip
+    cli("task", "done", str(task_of[PEOPLE[5]]), "--outcome", "voicemail",
+        "--now", "2026-12-02T20:40:00Z")  # fmt: skip
 
     # Two inbound leads: scored, routed to an AE, enrolled in inbound-fast-follow.
     clock[0] = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
 from touchflow.domain.compliance import CapPolicy
-from touchflow.services.reporting import ReportContext, ReportQuery, deliverability
+from touchflow.services.reporting import ReportContext, ReportQuery, deliverability, funnel
 from touchflow.store import rollups
 from touchflow.store.schema import (
     cadence_versions,
@@ -406,3 +406,40 @@ def test_the_worst_recipient_domains_read_from_rollups_equal_the_ledger(
         one = deliverability(conn, ReportQuery(), replace(ctx, domain_top=1)).rows
         assert any(r["domain"] not in ("*", "(other)") for r in one)
         assert any(r["domain"] == "(other)" for r in one)
+
+
+def test_the_generation_moves_with_every_refresh_that_changed_something(db: Engine) -> None:
+    """A funnel read between two refreshes is served again (the same generation); a refresh
+    that folded anything moves the generation, and the next read sees what it folded."""
+    with db.begin() as conn:
+        _seed(conn)
+    history = History(db, 9)
+    for _ in range(10):
+        history.step()
+    ctx = ReportContext(now=T0, caps=CapPolicy())
+    with db.connect() as conn:
+        assert rollups.generation(conn) is None  # never refreshed: nothing to key on
+    rollups.refresh(db)
+    with db.connect() as conn:
+        first = rollups.generation(conn)
+        before = funnel(conn, ReportQuery(), ctx).rows
+    assert first is not None
+    rollups.refresh(db)  # nothing new
+    with db.connect() as conn:
+        assert rollups.generation(conn) == first
+        assert funnel(conn, ReportQuery(), ctx).rows == before
+    while True:  # until a step enrolls someone new
+        enrolled = len(history.enrollments)
+        history.step()
+        if len(history.enrollments) > enrolled:
+            break
+    rollups.refresh(db)
+    with db.connect() as conn:
+        assert rollups.generation(conn) != first
+        after = funnel(conn, ReportQuery(), ctx).rows
+        ledger = funnel(conn, ReportQuery(), replace(ctx, source="ledger")).rows
+    assert after == ledger and after != before
+    prospects_row = lambda rows: next(  # noqa: E731
+        r for r in rows if r["cadence"] == "(all)" and r["stage"] == "prospect"
+    )
+    assert prospects_row(after)["count"] > prospects_row(before)["count"]

@@ -281,19 +281,51 @@ def funnel(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     are summarized here by the same rules (:func:`_summary`), to the same figures.
     """
     start, end = q.window()
-    if ctx.source == "rollups" and conn.dialect.name == "postgresql":
-        got = rollups.funnel_summary(conn, cadence=q.cadence, owner=q.owner_filter(),
-                                     since=start, until=end)  # fmt: skip
-        by_label = {ALL if cad is None else cad: summary for cad, summary in got.items()}
-        if ALL not in by_label:  # nothing enrolled: every stage 0, as below
-            by_label[ALL] = _summary([])
-    else:
+    if ctx.source == "ledger":
         by_label = _python_summaries(conn, q, ctx, start, end)
+    else:
+        by_label = _funnel_from_rollups(conn, q, ctx, start, end)
     out: list[dict[str, Any]] = []
     for label in [*sorted(k for k in by_label if k != ALL), ALL]:
         counts, medians = by_label[label]
         out.extend(_funnel_rows(label, counts, medians))
     return Report("funnel", "Funnel", FUNNEL_COLUMNS, out)
+
+
+#: (database, rollups generation, filters) -> the funnel's summaries: a page view between
+#: two refreshes (a live dashboard's viewers after each batch) reads one row, not the
+#: window's enrollments. Refreshes change the generation (rollups.generation).
+_FUNNEL_CACHE: OrderedDict[tuple[Any, ...], dict[str, rollups.FunnelSummary]] = OrderedDict()
+_FUNNEL_LOCK = threading.Lock()
+
+
+def _funnel_from_rollups(
+    conn: Connection,
+    q: ReportQuery,
+    ctx: ReportContext,
+    start: datetime | None,
+    end: datetime | None,
+) -> dict[str, rollups.FunnelSummary]:
+    gen = rollups.generation(conn)  # read first: what follows is at least this new
+    key = (conn.engine.url.render_as_string(), gen, q.cadence, q.owner_filter(), start, end)
+    with _FUNNEL_LOCK:
+        hit = _FUNNEL_CACHE.get(key) if gen is not None else None
+    if hit is not None:
+        return hit
+    if conn.dialect.name == "postgresql":
+        got = rollups.funnel_summary(conn, cadence=q.cadence, owner=q.owner_filter(),
+                                     since=start, until=end)  # fmt: skip
+        by_label = {ALL if cad is None else cad: summary for cad, summary in got.items()}
+        if ALL not in by_label:  # nothing enrolled: every stage 0, as in Python
+            by_label[ALL] = _summary([])
+    else:
+        by_label = _python_summaries(conn, q, ctx, start, end)
+    if gen is not None:
+        with _FUNNEL_LOCK:
+            _FUNNEL_CACHE[key] = by_label
+            while len(_FUNNEL_CACHE) > 64:
+                _FUNNEL_CACHE.popitem(last=False)
+    return by_label
 
 
 def _python_summaries(

@@ -76,9 +76,15 @@ def backfill(engine: Engine, wall: datetime, report: r.RefreshReport) -> bool:
                 text("SELECT pg_advisory_unlock(:a, :b)"), {"a": r._LOCK_SPACE, "b": r._LOCK_KEY}
             )
             conn.commit()
+    with engine.connect() as conn:  # the planner's statistics of the tables just filled
+        conn.exec_driver_sql(f"ANALYZE {', '.join(_FILLED)}")
+        conn.commit()
     report.rounds += 1
     report.seconds = time.perf_counter() - started
     return True
+
+
+_FILLED = ("rollup_counts", "rollup_cadence", "rollup_delivery", "rollup_seen", "rollup_funnel")
 
 
 def _fill(conn: Connection, wall: datetime, report: r.RefreshReport) -> None:
@@ -139,6 +145,7 @@ def _fill(conn: Connection, wall: datetime, report: r.RefreshReport) -> None:
     _fill_funnel(conn)
     for src in r.SOURCES:
         _mark(conn, src, wall, report)
+    r.bump_generation(conn, wall)
     conn.execute(
         text(
             "INSERT INTO rollup_pending (source, row_id, kind, seen_at)"

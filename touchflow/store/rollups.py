@@ -36,6 +36,7 @@ over the ledger: the tests hold the two equal, the benchmark compares them.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -89,6 +90,8 @@ __all__ = [
     "GAP_TTL",
     "SOURCES",
     "RefreshReport",
+    "bump_generation",
+    "generation",
     "ledger_counts",
     "ledger_delivery",
     "refresh",
@@ -216,6 +219,7 @@ def _round(conn: Connection, wall: datetime, report: RefreshReport) -> bool:
     for row in conn.execute(select(rollup_pending)):
         pending[row.source][row.row_id] = (row.kind, row.seen_at)
     batch = _Batch()
+    before = dict(report.rows)
     more = False
     new_pending: list[dict[str, Any]] = []
     done_pending: list[dict[str, Any]] = []
@@ -273,8 +277,38 @@ def _round(conn: Connection, wall: datetime, report: RefreshReport) -> bool:
                 index_elements=["source"], set_={"mark": mark, "updated_at": wall}
             )
         )
+    if new_marks or any(report.rows[src] != before[src] for src in SOURCES):
+        bump_generation(conn, wall)
     report.pending = conn.execute(select(func.count()).select_from(rollup_pending)).scalar_one()
     return more
+
+
+#: ``rollup_marks``' row that changes with every refresh round that changed the rollups.
+GENERATION = "generation"
+
+
+def bump_generation(conn: Connection, wall: datetime) -> None:
+    """A new random generation: whatever was read from the rollups before is older.
+
+    Random, not a counter: emptied and rebuilt rollups (a reset, a test's fresh
+    schema) never hand out a generation seen before.
+    """
+    value = secrets.randbelow(2**31 - 2) + 1
+    stmt = dialect_insert(conn, rollup_marks).values(source=GENERATION, mark=value, updated_at=wall)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["source"], set_={"mark": value, "updated_at": wall}
+        )
+    )
+
+
+def generation(conn: Connection) -> int | None:
+    """The rollups' generation (None before the first refresh): a cache key for what is
+    read from them, since a refresh changes them only together with it."""
+    got = conn.execute(
+        select(rollup_marks.c.mark).where(rollup_marks.c.source == GENERATION)
+    ).scalar_one_or_none()
+    return None if got is None else int(got)
 
 
 # -- folding each source ---------------------------------------------------------------
@@ -1267,6 +1301,9 @@ def funnel_summary(
         r AS (SELECT grp, {reached} FROM u)
         SELECT grp, {counts}, {medians} FROM r GROUP BY grp"""
     out: dict[str | None, FunnelSummary] = {}
+    # Room to sort and group a year of enrollments in memory (4MB spills to disk), for
+    # this transaction only.
+    conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
     for row in conn.exec_driver_sql(sql, tuple(params)):
         got: list[Any] = list(row)
         gaps: list[float | None] = [None, *got[n + 1 :]]
