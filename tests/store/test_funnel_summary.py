@@ -75,7 +75,15 @@ def test_the_database_summary_equals_the_python_one(pg_migrated_url: str, seed: 
                 assert {reporting.ALL if k is None else k: v for k, v in in_db.items()} == {
                     k: v for k, v in in_python.items() if k != reporting.ALL or in_db
                 }, q
+                alone = rollups.funnel_summary(
+                    conn, cadence=q.cadence, owner=q.owner_filter(), since=start, until=end,
+                    per_cadence=False,
+                )  # fmt: skip
+                assert alone == {k: v for k, v in in_db.items() if k is None}
                 rows = reporting.funnel(conn, q, ctx).rows
+                assert reporting.funnel_overall(conn, q, ctx).rows == [
+                    r for r in rows if r["cadence"] == reporting.ALL
+                ]
                 assert rows[-len(reporting.FUNNEL_STAGES) :] == reporting._funnel_rows(
                     reporting.ALL, *in_python[reporting.ALL]
                 )

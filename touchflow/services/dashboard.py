@@ -29,7 +29,13 @@ from touchflow.domain.pipeline import Pipeline
 from touchflow.errors import TouchflowError
 from touchflow.services.committee import committee_report
 from touchflow.services.forecasting import ForecastInput, forecast_input, forecast_pipeline
-from touchflow.services.reporting import REPORTS, Report, ReportContext, ReportQuery
+from touchflow.services.reporting import (
+    REPORTS,
+    Report,
+    ReportContext,
+    ReportQuery,
+    funnel_overall,
+)
 from touchflow.store import rollups
 from touchflow.store.activity import deals_version
 
@@ -115,11 +121,9 @@ def _daily(conn: Connection, q: DashboardQuery) -> dict[str, Any]:
 def overview(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[str, Any]:
     """The funnel (all cadences, or the chosen one), this week against last, sends per day."""
     rq = q.report_query()
-    funnel = _report(conn, "funnel", rq, ctx)
-    overall = [r for r in funnel.rows if r["cadence"] == "(all)"]
     out: dict[str, Any] = {
         "filters": q.as_json(),
-        "funnel": overall,
+        "funnel": funnel_overall(conn, rq, ctx).rows,
         "week": _week(conn, q, ctx),
         "daily": _daily(conn, q),
     }

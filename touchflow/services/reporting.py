@@ -56,6 +56,7 @@ __all__ = [
     "ReportContext",
     "ReportQuery",
     "UnknownReport",
+    "funnel_overall",
     "refresh",
     "run_report",
 ]
@@ -280,13 +281,24 @@ def funnel(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     per enrollment); elsewhere, and from the ledger, the enrollments' stage times
     are summarized here by the same rules (:func:`_summary`), to the same figures.
     """
+    return _funnel(conn, q, ctx, per_cadence=True)
+
+
+def funnel_overall(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
+    """The funnel's ``(all)`` rows only, as :func:`funnel` has them (the dashboard's overview:
+    on PostgreSQL half the work)."""
+    return _funnel(conn, q, ctx, per_cadence=False)
+
+
+def _funnel(conn: Connection, q: ReportQuery, ctx: ReportContext, *, per_cadence: bool) -> Report:
     start, end = q.window()
     if ctx.source == "ledger":
         by_label = _python_summaries(conn, q, ctx, start, end)
     else:
-        by_label = _funnel_from_rollups(conn, q, ctx, start, end)
+        by_label = _funnel_from_rollups(conn, q, ctx, start, end, per_cadence)
+    labels = sorted(k for k in by_label if k != ALL) if per_cadence else []
     out: list[dict[str, Any]] = []
-    for label in [*sorted(k for k in by_label if k != ALL), ALL]:
+    for label in [*labels, ALL]:
         counts, medians = by_label[label]
         out.extend(_funnel_rows(label, counts, medians))
     return Report("funnel", "Funnel", FUNNEL_COLUMNS, out)
@@ -305,16 +317,18 @@ def _funnel_from_rollups(
     ctx: ReportContext,
     start: datetime | None,
     end: datetime | None,
+    per_cadence: bool,
 ) -> dict[str, rollups.FunnelSummary]:
     gen = rollups.generation(conn)  # read first: what follows is at least this new
-    key = (conn.engine.url.render_as_string(), gen, q.cadence, q.owner_filter(), start, end)
+    url = conn.engine.url.render_as_string()
+    key = (url, gen, q.cadence, q.owner_filter(), start, end, per_cadence)
     with _FUNNEL_LOCK:
         hit = _FUNNEL_CACHE.get(key) if gen is not None else None
     if hit is not None:
         return hit
     if conn.dialect.name == "postgresql":
         got = rollups.funnel_summary(conn, cadence=q.cadence, owner=q.owner_filter(),
-                                     since=start, until=end)  # fmt: skip
+                                     since=start, until=end, per_cadence=per_cadence)  # fmt: skip
         by_label = {ALL if cad is None else cad: summary for cad, summary in got.items()}
         if ALL not in by_label:  # nothing enrolled: every stage 0, as in Python
             by_label[ALL] = _summary([])

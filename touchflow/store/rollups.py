@@ -1255,8 +1255,10 @@ def funnel_summary(
     owner: Owners = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    per_cadence: bool = True,
 ) -> dict[str | None, FunnelSummary]:
-    """The funnel per cadence and overall (key None), summarized by PostgreSQL in one query.
+    """The funnel per cadence and overall (key None), summarized by PostgreSQL in one query;
+    overall only if not ``per_cadence`` (half the work: the dashboard's overview).
 
     The rules, as ``services.reporting._summary`` applies them to the rows of
     :func:`funnel_times` (the same figures, to the bit: the same float operations
@@ -1276,9 +1278,11 @@ def funnel_summary(
     cols = ("enrolled_at", *FUNNEL_TIMES)
     n = len(cols)
     where, params = _funnel_where(conn, cadence, owner, since, until)
-    epochs = ", ".join(f"EXTRACT(EPOCH FROM {c})::float8 AS t{i}" for i, c in enumerate(cols))
+    # date_part, not EXTRACT: float8 straight away (EXTRACT's numeric costs ~10%), and the
+    # same double as Python's timestamp(): whole microseconds / 1e6, correctly rounded.
+    epochs = ", ".join(f"date_part('epoch', {c}) AS t{i}" for i, c in enumerate(cols))
     ts = ", ".join(f"t{i}" for i in range(n))
-    mins = ", ".join(f"MIN(t{i})" for i in range(n))
+    mins = ", ".join(f"MIN(t{i}) AS t{i}" for i in range(n))
     reached = ", ".join(
         (f"COALESCE({', '.join(f't{j}' for j in range(i, n))})" if i < n - 1 else f"t{i}")
         + f" AS r{i}"
@@ -1294,9 +1298,8 @@ def funnel_summary(
     sql = f"""
         WITH f AS (SELECT cadence_id, prospect_id, {epochs} FROM rollup_funnel{where}),
         u AS (
-            SELECT cadence_id AS grp, {ts} FROM f
-            UNION ALL
-            SELECT NULL, {mins} FROM f GROUP BY prospect_id
+            {f"SELECT cadence_id AS grp, {ts} FROM f UNION ALL" if per_cadence else ""}
+            SELECT NULL AS grp, {mins} FROM f GROUP BY prospect_id
         ),
         r AS (SELECT grp, {reached} FROM u)
         SELECT grp, {counts}, {medians} FROM r GROUP BY grp"""
