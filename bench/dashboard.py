@@ -102,6 +102,21 @@ CATEGORY = {"discovery": "pipeline", "qualification": "pipeline", "demo": "best_
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
+# Every sent email's events at EMAIL_EVENTS' rates (bench_rates). The draw names the
+# touch (``+ 0 * t.id``): a condition on bench_rates alone is evaluated where bench_rates
+# is scanned, and a materialized scan drew once for all 10M touches (every email
+# delivered, none opened, replied or bounced: the first 1M run, 2026-12-06).
+EMAIL_EVENTS_SQL = """INSERT INTO events (prospect_id, enrollment_id, touch_key, type,
+        occurred_at, source, provider_event_id, payload, created_at)
+    SELECT e.prospect_id, t.enrollment_id, t.key, r.type,
+           t.executed_at + (r.ord + 1) * INTERVAL '47 minutes',
+           'sendgrid', t.id || ':' || r.ord, '{}',
+           t.executed_at + (r.ord + 1) * INTERVAL '47 minutes'
+    FROM touches t JOIN enrollments e ON e.id = t.enrollment_id
+    CROSS JOIN bench_rates r
+    WHERE t.channel = 'email' AND t.status = 'sent' AND random() + 0 * t.id < r.rate"""
+
+
 def _arr(values: list[str]) -> str:
     return "ARRAY[" + ", ".join(f"'{v}'" for v in values) + "]"
 
@@ -144,15 +159,7 @@ def pg_generate(engine: Engine, n_enr: int, per: int, n_domains: int, n_deals: i
         """CREATE TEMP TABLE bench_rates (type text, rate float8, ord int)""",
         "INSERT INTO bench_rates VALUES "
         + ", ".join(f"('{t}', {r}, {i})" for i, (t, r) in enumerate(EMAIL_EVENTS)),
-        """INSERT INTO events (prospect_id, enrollment_id, touch_key, type, occurred_at, source,
-                provider_event_id, payload, created_at)
-            SELECT e.prospect_id, t.enrollment_id, t.key, r.type,
-                   t.executed_at + (r.ord + 1) * INTERVAL '47 minutes',
-                   'sendgrid', t.id || ':' || r.ord, '{}',
-                   t.executed_at + (r.ord + 1) * INTERVAL '47 minutes'
-            FROM touches t JOIN enrollments e ON e.id = t.enrollment_id
-            JOIN bench_rates r ON random() < r.rate
-            WHERE t.channel = 'email' AND t.status = 'sent'""",
+        EMAIL_EVENTS_SQL,
         """INSERT INTO events (prospect_id, enrollment_id, touch_key, type, occurred_at, source,
                 provider_event_id, payload, created_at)
             SELECT e.prospect_id, t.enrollment_id, t.key, 'sms_delivered',
