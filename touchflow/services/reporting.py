@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, or_, select
+from sqlalchemy import Connection, Engine, exists, func, or_, select
 
+from touchflow.domain.batching import IN_LIMIT, chunks
 from touchflow.domain.compliance import CapPolicy
 from touchflow.domain.deals import DealOutcome, ForecastCategory
 from touchflow.domain.pipeline import Pipeline
@@ -506,16 +507,110 @@ def _lead_source(fields: Any, sources: Any) -> str:
 def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     """Per lead source and AE: minutes from the lead's first routing to the AE's first touch.
 
-    Received: the first ``route_assignments`` row of the prospect. The AE: the
-    latest assignment's. The first AE touch: the earliest sent email or text,
-    or completed task, of an enrollment the AE owns. A miss: touched after the
-    first assignment's SLA deadline, or not touched and the deadline passed.
+    Received: the first ``route_assignments`` row of the prospect (by id). The
+    AE: the latest assignment's. The first AE touch: the earliest sent email or
+    text, or completed task, of an enrollment the AE owns. A miss: touched after
+    the first assignment's SLA deadline, or not touched and the deadline passed.
+
+    Window first: only the leads received in the window whose AE the reader may
+    see are read (indexed probes: migration 0015), then their assignments,
+    fields and first touches. ``source="ledger"`` reads every assignment and
+    cuts in Python (:func:`_speed_to_lead_scan`); the tests compare the two.
     """
+    if ctx.source == "ledger":
+        return _speed_to_lead_scan(conn, q, ctx)
+    wanted = q.owner_filter()
+    if wanted is not None and not isinstance(wanted, str) and not wanted:
+        return Report("speed_to_lead", "Speed to lead", SPEED_COLUMNS, [])
     start, end = q.window()
+    ra = route_assignments.c
+    earlier, later = route_assignments.alias("earlier"), route_assignments.alias("later")
+    latest = route_assignments.alias("latest")
+    # A lead is received when its first assignment is: no assignment of it before this one.
+    leads = select(ra.prospect_id).where(
+        ~exists().where(earlier.c.prospect_id == ra.prospect_id, earlier.c.id < ra.id)
+    )
+    if start is not None:
+        leads = leads.where(ra.assigned_at >= start)
+    if end is not None:
+        leads = leads.where(ra.assigned_at < end)
+    if wanted is not None:  # the AE (the latest assignment's) is one the reader may see
+        ae_ok = (
+            latest.c.assignee_email == wanted
+            if isinstance(wanted, str)
+            else latest.c.assignee_email.in_(sorted(wanted))
+        )
+        leads = leads.where(
+            exists().where(
+                latest.c.prospect_id == ra.prospect_id,
+                ae_ok,
+                ~exists().where(
+                    later.c.prospect_id == latest.c.prospect_id, later.c.id > latest.c.id
+                ),
+            )
+        )
+    pids = sorted(set(conn.execute(leads).scalars()))
+    assigns: dict[int, list[Any]] = defaultdict(list)
+    info: dict[int, Any] = {}
+    first: dict[tuple[int, str], datetime] = {}
+    en = enrollments.c
+    for part in chunks(pids, IN_LIMIT // 2):  # the task query names them twice
+        ids = list(part)
+        aq = select(ra.id, ra.prospect_id, ra.assignee_email, ra.status, ra.assigned_at,
+                    ra.sla_due_at).where(ra.prospect_id.in_(ids))  # fmt: skip
+        for r in conn.execute(aq):
+            assigns[r.prospect_id].append(r)
+        info.update(
+            (r.id, r)
+            for r in conn.execute(
+                select(prospects.c.id, prospects.c.fields, prospects.c.field_sources).where(
+                    prospects.c.id.in_(ids)
+                )
+            )
+        )
+        sent = conn.execute(
+            select(en.prospect_id, en.owner_email, func.min(touches.c.executed_at))
+            .join(touches, touches.c.enrollment_id == en.id)
+            .where(
+                touches.c.status == "sent",
+                touches.c.channel.in_(["email", "sms"]),
+                en.prospect_id.in_(ids),
+            )
+            .group_by(en.prospect_id, en.owner_email)
+        )
+        # A task's completion names its enrollment's prospect (store/tasks.py): found by
+        # the indexed prospect id, joined to the enrollment for its owner.
+        done = conn.execute(
+            select(en.prospect_id, en.owner_email, func.min(events.c.occurred_at))
+            .join(events, events.c.enrollment_id == en.id)
+            .where(
+                events.c.prospect_id.in_(ids),
+                events.c.source == "task",
+                events.c.type == "completed",
+                en.prospect_id.in_(ids),
+            )
+            .group_by(en.prospect_id, en.owner_email)
+        )
+        for rows in (sent, done):
+            for pid, owner, at in rows:
+                _note_first(first, pid, owner, at)
+    for rows in assigns.values():
+        rows.sort(key=lambda r: r.id)
+    return _speed_report(assigns, info, first, q, ctx)
+
+
+def _note_first(first: dict[tuple[int, str], datetime], pid: Any, owner: Any, at: Any) -> None:
+    if at is not None and ((pid, owner) not in first or at < first[(pid, owner)]):
+        first[(pid, owner)] = at
+
+
+def _speed_to_lead_scan(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
+    """:func:`speed_to_lead` the straightforward way: every assignment, every assigned
+    prospect's fields and first touches, cut to the window and the owners in Python."""
     ra = route_assignments.c
     assigns: dict[int, list[Any]] = defaultdict(list)
     aq = select(
-        ra.prospect_id, ra.assignee_email, ra.status, ra.assigned_at, ra.sla_due_at
+        ra.id, ra.prospect_id, ra.assignee_email, ra.status, ra.assigned_at, ra.sla_due_at
     ).order_by(ra.id)
     for r in conn.execute(aq):
         assigns[r.prospect_id].append(r)
@@ -531,11 +626,6 @@ def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repor
         )
     }
     first: dict[tuple[int, str], datetime] = {}
-
-    def note(pid: Any, owner: Any, at: Any) -> None:
-        if at is not None and ((pid, owner) not in first or at < first[(pid, owner)]):
-            first[(pid, owner)] = at
-
     en = enrollments.c
     for pid, owner, at in conn.execute(
         select(en.prospect_id, en.owner_email, func.min(touches.c.executed_at))
@@ -547,21 +637,35 @@ def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repor
         )
         .group_by(en.prospect_id, en.owner_email)
     ):
-        note(pid, owner, at)
+        _note_first(first, pid, owner, at)
     for pid, owner, at in conn.execute(
         select(en.prospect_id, en.owner_email, func.min(events.c.occurred_at))
         .join(events, events.c.enrollment_id == en.id)
         .where(events.c.source == "task", events.c.type == "completed", en.prospect_id.in_(pids))
         .group_by(en.prospect_id, en.owner_email)
     ):
-        note(pid, owner, at)
+        _note_first(first, pid, owner, at)
+    start, end = q.window()
+    kept = {
+        pid: rows
+        for pid, rows in assigns.items()
+        if not ((start and rows[0].assigned_at < start) or (end and rows[0].assigned_at >= end))
+        and q.allows(rows[-1].assignee_email)
+    }
+    return _speed_report(kept, info, first, q, ctx)
+
+
+def _speed_report(
+    assigns: dict[int, list[Any]],
+    info: dict[int, Any],
+    first: dict[tuple[int, str], datetime],
+    q: ReportQuery,
+    ctx: ReportContext,
+) -> Report:
+    """The rows from each lead's assignments (id order), fields and first touch per owner."""
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for pid, rows in assigns.items():
         received, ae = rows[0].assigned_at, rows[-1].assignee_email
-        if (start and received < start) or (end and received >= end):
-            continue
-        if not q.allows(ae):
-            continue
         source = (
             _lead_source(info[pid].fields, info[pid].field_sources) if pid in info else "unknown"
         )

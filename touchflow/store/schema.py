@@ -298,6 +298,10 @@ route_assignments = Table(
     Column("rerouted_at", UTCDateTime()),
     Index("ix_route_assignments_assignee_email_assigned_at", "assignee_email", "assigned_at"),
     Index("ix_route_assignments_status_sla_due_at", "status", "sla_due_at"),
+    # Speed to lead reads a window's leads first (migration 0015): received in it, and
+    # the first or latest assignment of a prospect (by id).
+    Index("ix_route_assignments_assigned_at", "assigned_at"),
+    Index("ix_route_assignments_prospect_id_id", "prospect_id", "id"),
 )
 
 routing_ledger = Table(

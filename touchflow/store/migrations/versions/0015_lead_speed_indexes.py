@@ -1,0 +1,32 @@
+"""speed to lead, window first: route assignments by time, and by prospect in id order
+
+Revision ID: 0015_lead_speed_indexes
+Revises: 0014_dashboard_read_models
+Create Date: 2026-12-06
+"""
+
+from alembic import op
+
+revision = "0015_lead_speed_indexes"
+down_revision = "0014_dashboard_read_models"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # The leads received in a window (their first assignment's time), and whether an
+    # assignment is a prospect's first or latest (an index-only probe by prospect and id).
+    op.create_index(
+        "ix_route_assignments_assigned_at", "route_assignments", ["assigned_at"], unique=False
+    )
+    op.create_index(
+        "ix_route_assignments_prospect_id_id",
+        "route_assignments",
+        ["prospect_id", "id"],
+        unique=False,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_route_assignments_prospect_id_id", table_name="route_assignments")
+    op.drop_index("ix_route_assignments_assigned_at", table_name="route_assignments")
