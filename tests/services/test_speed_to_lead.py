@@ -27,7 +27,7 @@ from touchflow.store.schema import (
 
 AE1, AE2, AE3 = "ae1@yourco.example", "ae2@yourco.example", "ae3@yourco.example"
 NOW = datetime(2026, 12, 10, 12, 0, tzinfo=UTC)
-DEC = {"since": date(2026, 12, 1), "until": date(2026, 12, 10)}
+DEC = ReportQuery(since=date(2026, 12, 1), until=date(2026, 12, 10))
 
 
 def at(day: int, hour: int, minute: int = 0, month: int = 12) -> datetime:
@@ -55,11 +55,12 @@ def leads(db: Engine) -> Engine:
                 assigned_at=when, sla_due_at=due))  # fmt: skip
 
         def enroll(pid: int, owner: str) -> int:
-            return int(conn.execute(insert(enrollments).values(
+            key: Any = conn.execute(insert(enrollments).values(
                 prospect_id=pid, cadence_id=owner, cadence_version=f"v-{owner}",
                 state="active", step_index=0, attempt=1, owner_email=owner, sender_email=owner,
                 enrolled_at=at(1, 0, month=1), updated_at=at(1, 0, month=1))
-            ).inserted_primary_key[0])  # fmt: skip
+            ).inserted_primary_key  # fmt: skip
+            return int(key[0])
 
         def touch(eid: int, channel: str, when: datetime, status: str = "sent") -> None:
             n = next(touch_no)
@@ -115,7 +116,7 @@ def _rows(engine: Engine, q: ReportQuery, source: str) -> list[dict[str, Any]]:
 
 QUERIES = [
     ReportQuery(),
-    ReportQuery(**DEC),
+    DEC,
     ReportQuery(since=date(2026, 11, 30)),
     ReportQuery(until=date(2026, 11, 30)),
     ReportQuery(since=date(2026, 12, 2), until=date(2026, 12, 2)),
@@ -133,7 +134,7 @@ def test_window_first_is_the_scan(leads: Engine, q: ReportQuery) -> None:
 
 
 def test_the_figures_of_a_window(leads: Engine) -> None:
-    rows = {(r["source"], r["ae"]): r for r in _rows(leads, ReportQuery(**DEC), "rollups")}
+    rows = {(r["source"], r["ae"]): r for r in _rows(leads, DEC, "rollups")}
     assert set(rows) == {("web", AE1), ("import", AE2), ("web", AE2), ("unknown", AE1)}
     web1 = rows[("web", AE1)]  # leads 1 and 6 (6 texted before it came in: not counted)
     assert (web1["leads"], web1["touched"], web1["sla_misses"], web1["rerouted"]) == (2, 1, 0, 0)

@@ -83,8 +83,8 @@ def coverage_totals(
             query = query.where(c.owner_email == owners)
         elif owners is not None:
             query = query.where(c.owner_email.in_(sorted(owners)))
-        single, avg = conn.execute(query).one()
-        return int(single or 0), None if avg is None else float(avg)
+        row: Any = conn.execute(query).one()
+        return int(row[0] or 0), None if row[1] is None else float(row[1])
 
     return _fresh(conn, pipeline, read)
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, exists, func, or_, select
 
-from touchflow.domain.batching import IN_LIMIT, chunks
+from touchflow.domain.batching import chunks
 from touchflow.domain.compliance import CapPolicy
 from touchflow.domain.deals import DealOutcome, ForecastCategory
 from touchflow.domain.pipeline import Pipeline
@@ -514,8 +514,9 @@ def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repor
 
     Window first: only the leads received in the window whose AE the reader may
     see are read (indexed probes: migration 0015), then their assignments,
-    fields and first touches. ``source="ledger"`` reads every assignment and
-    cuts in Python (:func:`_speed_to_lead_scan`); the tests compare the two.
+    fields, and the first touches of their AE's enrollments. ``source="ledger"``
+    reads every assignment and cuts in Python (:func:`_speed_to_lead_scan`); the
+    tests compare the two.
     """
     if ctx.source == "ledger":
         return _speed_to_lead_scan(conn, q, ctx)
@@ -549,17 +550,21 @@ def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repor
                 ),
             )
         )
-    pids = sorted(set(conn.execute(leads).scalars()))
+    pids: list[int] = sorted(set(conn.execute(leads).scalars()))
     assigns: dict[int, list[Any]] = defaultdict(list)
     info: dict[int, Any] = {}
     first: dict[tuple[int, str], datetime] = {}
     en = enrollments.c
-    for part in chunks(pids, IN_LIMIT // 2):  # the task query names them twice
+    ev = events.c
+    for part in chunks(pids):
         ids = list(part)
         aq = select(ra.id, ra.prospect_id, ra.assignee_email, ra.status, ra.assigned_at,
                     ra.sla_due_at).where(ra.prospect_id.in_(ids))  # fmt: skip
+        last: dict[int, Any] = {}  # each lead's latest assignment: its AE's
         for r in conn.execute(aq):
             assigns[r.prospect_id].append(r)
+            if r.prospect_id not in last or r.id > last[r.prospect_id].id:
+                last[r.prospect_id] = r
         info.update(
             (r.id, r)
             for r in conn.execute(
@@ -568,32 +573,37 @@ def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repor
                 )
             )
         )
-        sent = conn.execute(
-            select(en.prospect_id, en.owner_email, func.min(touches.c.executed_at))
-            .join(touches, touches.c.enrollment_id == en.id)
-            .where(
-                touches.c.status == "sent",
-                touches.c.channel.in_(["email", "sms"]),
-                en.prospect_id.in_(ids),
+        # Only the AE's enrollments count: look them up by prospect (indexed), then their
+        # touches by enrollment (indexed) and task completions (the partial index, 0015).
+        owned = {
+            r.id: (r.prospect_id, r.owner_email)
+            for r in conn.execute(
+                select(en.id, en.prospect_id, en.owner_email).where(en.prospect_id.in_(ids))
             )
-            .group_by(en.prospect_id, en.owner_email)
-        )
-        # A task's completion names its enrollment's prospect (store/tasks.py): found by
-        # the indexed prospect id, joined to the enrollment for its owner.
-        done = conn.execute(
-            select(en.prospect_id, en.owner_email, func.min(events.c.occurred_at))
-            .join(events, events.c.enrollment_id == en.id)
-            .where(
-                events.c.prospect_id.in_(ids),
-                events.c.source == "task",
-                events.c.type == "completed",
-                en.prospect_id.in_(ids),
+            if r.owner_email == last[r.prospect_id].assignee_email
+        }
+        for eids in chunks(sorted(owned)):
+            sent = conn.execute(
+                select(touches.c.enrollment_id, func.min(touches.c.executed_at))
+                .where(
+                    touches.c.enrollment_id.in_(list(eids)),
+                    touches.c.status == "sent",
+                    touches.c.channel.in_(["email", "sms"]),
+                )
+                .group_by(touches.c.enrollment_id)
             )
-            .group_by(en.prospect_id, en.owner_email)
-        )
-        for rows in (sent, done):
-            for pid, owner, at in rows:
-                _note_first(first, pid, owner, at)
+            done = conn.execute(
+                select(ev.enrollment_id, func.min(ev.occurred_at))
+                .where(
+                    ev.enrollment_id.in_(list(eids)),
+                    ev.source == "task",
+                    ev.type == "completed",
+                )
+                .group_by(ev.enrollment_id)
+            )
+            for found in (sent, done):
+                for eid, at in found:
+                    _note_first(first, *owned[eid], at)
     for rows in assigns.values():
         rows.sort(key=lambda r: r.id)
     return _speed_report(assigns, info, first, q, ctx)

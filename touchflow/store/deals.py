@@ -34,7 +34,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from touchflow.domain.batching import chunks
 from touchflow.domain.deals import (
@@ -403,7 +412,7 @@ def open_deals_page(
     """One page of the open deals of ``owners`` (an email, a set, None: everyone's) and how
     many there are in all. Biggest first: amount descending, then source and id, a total
     order, so consecutive pages neither repeat nor skip a deal."""
-    cond = [deals.c.outcome.is_(None)]
+    cond: list[ColumnElement[bool]] = [deals.c.outcome.is_(None)]
     if isinstance(owners, str):
         cond.append(deals.c.owner_email == owners)
     elif owners is not None:

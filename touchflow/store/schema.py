@@ -206,6 +206,14 @@ events = Table(
     Column("provider_event_id", String(200), unique=True),
     Column("payload", JSON),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Speed to lead's first completed task of an enrollment (migration 0015): partial.
+    Index(
+        "ix_events_task_completed_enrollment_id",
+        "enrollment_id",
+        "occurred_at",
+        sqlite_where=text("source = 'task' AND type = 'completed'"),
+        postgresql_where=text("source = 'task' AND type = 'completed'"),
+    ),
 )
 
 suppressions = Table(
