@@ -30,7 +30,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, exists, func, or_, select
 
-from touchflow.domain.batching import chunks
 from touchflow.domain.compliance import CapPolicy
 from touchflow.domain.deals import DealOutcome, ForecastCategory
 from touchflow.domain.pipeline import Pipeline
@@ -524,89 +523,85 @@ def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repor
     if wanted is not None and not isinstance(wanted, str) and not wanted:
         return Report("speed_to_lead", "Speed to lead", SPEED_COLUMNS, [])
     start, end = q.window()
-    ra = route_assignments.c
+    # One row per lead: its first assignment (none before it) in the window, its latest
+    # (none after it) naming the AE, and per lead indexed subqueries for the rest.
+    first_a, last_a = route_assignments.alias("first_a"), route_assignments.alias("last_a")
     earlier, later = route_assignments.alias("earlier"), route_assignments.alias("later")
-    latest = route_assignments.alias("latest")
-    # A lead is received when its first assignment is: no assignment of it before this one.
-    leads = select(ra.prospect_id).where(
-        ~exists().where(earlier.c.prospect_id == ra.prospect_id, earlier.c.id < ra.id)
+    rr, en, t, ev = route_assignments.alias("rr"), enrollments.c, touches.c, events.c
+    pid, ae = first_a.c.prospect_id, last_a.c.assignee_email
+    rerouted = (
+        select(func.count())
+        .select_from(rr)
+        .where(rr.c.prospect_id == pid, rr.c.status == "rerouted")
+        .scalar_subquery()
+    )
+    first_sent = (  # the AE's enrollments' first sent email or text
+        select(func.min(t.executed_at))
+        .select_from(enrollments.join(touches, t.enrollment_id == en.id))
+        .where(
+            en.prospect_id == pid,
+            en.owner_email == ae,
+            t.status == "sent",
+            t.channel.in_(["email", "sms"]),
+        )
+        .scalar_subquery()
+    )
+    first_done = (  # and their first completed task (the partial index, 0015)
+        select(func.min(ev.occurred_at))
+        .select_from(enrollments.join(events, ev.enrollment_id == en.id))
+        .where(
+            en.prospect_id == pid, en.owner_email == ae, ev.source == "task", ev.type == "completed"
+        )
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            pid,
+            first_a.c.assigned_at,
+            first_a.c.sla_due_at,
+            ae,
+            rerouted.label("rerouted"),
+            first_sent.label("first_sent"),
+            first_done.label("first_done"),
+            prospects.c.fields,
+            prospects.c.field_sources,
+        )
+        .select_from(
+            first_a.join(last_a, last_a.c.prospect_id == pid).outerjoin(
+                prospects, prospects.c.id == pid
+            )
+        )
+        .where(
+            ~exists().where(earlier.c.prospect_id == pid, earlier.c.id < first_a.c.id),
+            ~exists().where(later.c.prospect_id == pid, later.c.id > last_a.c.id),
+        )
     )
     if start is not None:
-        leads = leads.where(ra.assigned_at >= start)
+        query = query.where(first_a.c.assigned_at >= start)
     if end is not None:
-        leads = leads.where(ra.assigned_at < end)
-    if wanted is not None:  # the AE (the latest assignment's) is one the reader may see
-        ae_ok = (
-            latest.c.assignee_email == wanted
-            if isinstance(wanted, str)
-            else latest.c.assignee_email.in_(sorted(wanted))
+        query = query.where(first_a.c.assigned_at < end)
+    if wanted is not None:  # the AE is one the reader may see
+        query = query.where(ae == wanted if isinstance(wanted, str) else ae.in_(sorted(wanted)))
+    leads = []
+    for r in conn.execute(query):
+        touched = min((x for x in (r.first_sent, r.first_done) if x is not None), default=None)
+        source = _lead_source(r.fields, r.field_sources)
+        leads.append(
+            _Lead(source, r.assignee_email, r.assigned_at, r.sla_due_at, r.rerouted, touched)
         )
-        leads = leads.where(
-            exists().where(
-                latest.c.prospect_id == ra.prospect_id,
-                ae_ok,
-                ~exists().where(
-                    later.c.prospect_id == latest.c.prospect_id, later.c.id > latest.c.id
-                ),
-            )
-        )
-    pids: list[int] = sorted(set(conn.execute(leads).scalars()))
-    assigns: dict[int, list[Any]] = defaultdict(list)
-    info: dict[int, Any] = {}
-    first: dict[tuple[int, str], datetime] = {}
-    en = enrollments.c
-    ev = events.c
-    for part in chunks(pids):
-        ids = list(part)
-        aq = select(ra.id, ra.prospect_id, ra.assignee_email, ra.status, ra.assigned_at,
-                    ra.sla_due_at).where(ra.prospect_id.in_(ids))  # fmt: skip
-        last: dict[int, Any] = {}  # each lead's latest assignment: its AE's
-        for r in conn.execute(aq):
-            assigns[r.prospect_id].append(r)
-            if r.prospect_id not in last or r.id > last[r.prospect_id].id:
-                last[r.prospect_id] = r
-        info.update(
-            (r.id, r)
-            for r in conn.execute(
-                select(prospects.c.id, prospects.c.fields, prospects.c.field_sources).where(
-                    prospects.c.id.in_(ids)
-                )
-            )
-        )
-        # Only the AE's enrollments count: look them up by prospect (indexed), then their
-        # touches by enrollment (indexed) and task completions (the partial index, 0015).
-        owned = {
-            r.id: (r.prospect_id, r.owner_email)
-            for r in conn.execute(
-                select(en.id, en.prospect_id, en.owner_email).where(en.prospect_id.in_(ids))
-            )
-            if r.owner_email == last[r.prospect_id].assignee_email
-        }
-        for eids in chunks(sorted(owned)):
-            sent = conn.execute(
-                select(touches.c.enrollment_id, func.min(touches.c.executed_at))
-                .where(
-                    touches.c.enrollment_id.in_(list(eids)),
-                    touches.c.status == "sent",
-                    touches.c.channel.in_(["email", "sms"]),
-                )
-                .group_by(touches.c.enrollment_id)
-            )
-            done = conn.execute(
-                select(ev.enrollment_id, func.min(ev.occurred_at))
-                .where(
-                    ev.enrollment_id.in_(list(eids)),
-                    ev.source == "task",
-                    ev.type == "completed",
-                )
-                .group_by(ev.enrollment_id)
-            )
-            for found in (sent, done):
-                for eid, at in found:
-                    _note_first(first, *owned[eid], at)
-    for rows in assigns.values():
-        rows.sort(key=lambda r: r.id)
-    return _speed_report(assigns, info, first, q, ctx)
+    return _speed_report(leads, ctx)
+
+
+@dataclass(frozen=True)
+class _Lead:
+    """A lead as speed to lead counts it."""
+
+    source: str
+    ae: str
+    received: datetime
+    due: datetime | None
+    rerouted: int
+    touched: datetime | None  # the AE's first touch
 
 
 def _note_first(first: dict[tuple[int, str], datetime], pid: Any, owner: Any, at: Any) -> None:
@@ -656,36 +651,35 @@ def _speed_to_lead_scan(conn: Connection, q: ReportQuery, ctx: ReportContext) ->
     ):
         _note_first(first, pid, owner, at)
     start, end = q.window()
-    kept = {
-        pid: rows
-        for pid, rows in assigns.items()
-        if not ((start and rows[0].assigned_at < start) or (end and rows[0].assigned_at >= end))
-        and q.allows(rows[-1].assignee_email)
-    }
-    return _speed_report(kept, info, first, q, ctx)
-
-
-def _speed_report(
-    assigns: dict[int, list[Any]],
-    info: dict[int, Any],
-    first: dict[tuple[int, str], datetime],
-    q: ReportQuery,
-    ctx: ReportContext,
-) -> Report:
-    """The rows from each lead's assignments (id order), fields and first touch per owner."""
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    leads = []
     for pid, rows in assigns.items():
         received, ae = rows[0].assigned_at, rows[-1].assignee_email
+        if (start and received < start) or (end and received >= end):
+            continue
+        if not q.allows(ae):
+            continue
         source = (
             _lead_source(info[pid].fields, info[pid].field_sources) if pid in info else "unknown"
         )
-        g = groups.setdefault((source, ae), {"leads": 0, "mins": [], "misses": 0, "rerouted": 0})
+        rerouted = sum(1 for r in rows if r.status == "rerouted")
+        leads.append(
+            _Lead(source, ae, received, rows[0].sla_due_at, rerouted, first.get((pid, ae)))
+        )
+    return _speed_report(leads, ctx)
+
+
+def _speed_report(leads: Iterable[_Lead], ctx: ReportContext) -> Report:
+    """The rows: per source and AE, the leads, minutes to the first touch, misses, reroutes."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for lead in leads:
+        received, touched, due = lead.received, lead.touched, lead.due
+        g = groups.setdefault(
+            (lead.source, lead.ae), {"leads": 0, "mins": [], "misses": 0, "rerouted": 0}
+        )
         g["leads"] += 1
-        g["rerouted"] += sum(1 for r in rows if r.status == "rerouted")
-        touched = first.get((pid, ae))
+        g["rerouted"] += lead.rerouted
         if touched is not None and touched >= received:
             g["mins"].append((touched - received).total_seconds() / 60)
-        due = rows[0].sla_due_at
         if due is not None and ((touched is None and ctx.now > due) or (touched and touched > due)):
             g["misses"] += 1
     out = []
