@@ -2,7 +2,7 @@
 task completions by enrollment
 
 Revision ID: 0015_lead_speed_indexes
-Revises: 0014_dashboard_read_models
+Revises: 0015_read_model_windows
 Create Date: 2026-12-06
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_lead_speed_indexes"
-down_revision = "0014_dashboard_read_models"
+down_revision = "0015_read_model_windows"
 branch_labels = None
 depends_on = None
 
