@@ -100,11 +100,10 @@ def _people(conn: Connection, emails: Sequence[str], domains: Sequence[str]) -> 
     # (130 ms a page of 50 deals at 200,000 enrollments, growing with the table).
     whose: dict[int, int] = {}
     for ids in chunks(sorted(found)):
-        whose.update(
-            conn.execute(select(e.c.id, e.c.prospect_id).where(e.c.prospect_id.in_(list(ids))))
-            .tuples()
-            .all()
+        mine: Any = conn.execute(
+            select(e.c.id, e.c.prospect_id).where(e.c.prospect_id.in_(list(ids)))
         )
+        whose.update((eid, pid) for eid, pid in mine)
     last: dict[int, datetime] = {}
     for eids in chunks(sorted(whose)):
         latest: Any = conn.execute(
