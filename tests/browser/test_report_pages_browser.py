@@ -142,6 +142,20 @@ def test_the_pages_show_the_reports_numbers_and_follow_the_filters(
     page.wait_for_selector("body[data-loaded='1']")
     assert page.locator("[data-testid=accounts] tbody tr").count() == 3
     assert page.locator("[data-stat=deals]").inner_text() == "3"
+    # Two deals a page: the count is still all three; "next" keeps the filters.
+    page.goto(f"{site.url}/dashboard/accounts?period=30&limit=2")
+    page.wait_for_selector("body[data-loaded='1']")
+    assert page.locator("[data-testid=accounts] tbody tr").count() == 2
+    assert page.locator("[data-stat=deals]").inner_text() == "3"
+    assert page.locator("[data-testid=accounts-prev]").count() == 0
+    with page.expect_navigation():
+        page.click("[data-testid=accounts-next]")
+    page.wait_for_selector("body[data-loaded='1']")
+    assert "period=30" in page.url and "limit=2" in page.url and "offset=2" in page.url
+    assert page.locator("[data-testid=accounts] tbody tr").count() == 1
+    assert page.locator("[data-testid=accounts-range]").inner_text() == "3–3 of 3"
+    assert page.locator("[data-testid=accounts-next]").count() == 0
+    assert page.locator("[data-testid=accounts-prev]").count() == 1
     # The forecast page: the open deals' forecast, as `touchflow forecast --json` has it.
     page.goto(f"{site.url}/dashboard/pipeline")
     page.wait_for_selector("body[data-loaded='1']")

@@ -79,8 +79,8 @@ class _Person:
 def _people(conn: Connection, emails: Sequence[str], domains: Sequence[str]) -> dict[str, Any]:
     """Prospects by email (those named, and those at the domains who were touched).
 
-    Two steps, so the last-touch aggregate runs over these people's enrollments
-    only (a GROUP BY over the whole ledger per chunk took seconds at 1M touches).
+    The last-touch aggregate runs over these people's enrollments only (a GROUP BY
+    over the whole ledger per chunk took seconds at 1M touches).
     """
     p, e, t = prospects, enrollments, touches
     found: dict[int, Any] = {}
@@ -95,16 +95,26 @@ def _people(conn: Connection, emails: Sequence[str], domains: Sequence[str]) -> 
             select(p.c.id, p.c.email, p.c.title, p.c.domain).where(p.c.domain.in_(list(part)))
         ):
             found[r.id] = r
-    last: dict[int, datetime] = {}
+    # Their enrollments by prospect, then the enrollments' latest sent touch: two index
+    # lookups. A join filtered by prospect was planned as a scan of every enrollment
+    # (130 ms a page of 50 deals at 200,000 enrollments, growing with the table).
+    whose: dict[int, int] = {}
     for ids in chunks(sorted(found)):
-        last.update(
-            conn.execute(
-                select(e.c.prospect_id, func.max(t.c.executed_at))
-                .join(t, t.c.enrollment_id == e.c.id)
-                .where(t.c.status == "sent", e.c.prospect_id.in_(list(ids)))
-                .group_by(e.c.prospect_id)
-            ).all()
+        mine: Any = conn.execute(
+            select(e.c.id, e.c.prospect_id).where(e.c.prospect_id.in_(list(ids)))
         )
+        whose.update((eid, pid) for eid, pid in mine)
+    last: dict[int, datetime] = {}
+    for eids in chunks(sorted(whose)):
+        latest: Any = conn.execute(
+            select(t.c.enrollment_id, func.max(t.c.executed_at))
+            .where(t.c.status == "sent", t.c.enrollment_id.in_(list(eids)))
+            .group_by(t.c.enrollment_id)
+        )
+        for eid, at in latest:
+            pid = whose[eid]
+            if at is not None and (pid not in last or at > last[pid]):
+                last[pid] = at
     out: dict[str, Any] = {}
     for pid, r in found.items():
         if pid in named or pid in last:  # at a domain: only those who were touched

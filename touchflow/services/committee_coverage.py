@@ -28,9 +28,9 @@ bench/dashboard.py compare the two).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, tuple_
 
@@ -50,10 +50,11 @@ from touchflow.store.schema import (
     touches,
 )
 
-__all__ = ["coverage_by_deal", "marks"]
+__all__ = ["coverage_by_deal", "coverage_totals", "marks"]
 
 NAME = "committee_coverage"
 UNSETTLED = ("sending", "unknown")
+T = TypeVar("T")
 Key = tuple[str, str]
 #: (source, deal_id) -> (owner email, coverage score, single-threaded)
 Coverage = dict[Key, tuple[str | None, float, bool]]
@@ -62,15 +63,44 @@ Coverage = dict[Key, tuple[str | None, float, bool]]
 def coverage_by_deal(conn: Connection, pipeline: Pipeline) -> Coverage:
     """Every open deal's committee coverage score and single-threaded flag, from the read
     model, brought up to date first (in its own transaction) when anything changed."""
+    return _fresh(conn, pipeline, _read)
+
+
+def coverage_totals(
+    conn: Connection, pipeline: Pipeline, owners: str | frozenset[str] | None
+) -> tuple[int, float | None]:
+    """Over the open deals of ``owners`` (an email, a set, None: everyone's), from the read
+    model brought up to date first: how many are single-threaded, their average score."""
+    if owners is not None and not isinstance(owners, str) and not owners:
+        return 0, None
+    c = committee_coverage.c
+
+    def read(conn: Connection) -> tuple[int, float | None]:
+        query = select(
+            func.count().filter(c.single_threaded.is_(True)), func.avg(c.score)
+        ).select_from(committee_coverage)
+        if isinstance(owners, str):
+            query = query.where(c.owner_email == owners)
+        elif owners is not None:
+            query = query.where(c.owner_email.in_(sorted(owners)))
+        row: Any = conn.execute(query).one()
+        return int(row[0] or 0), None if row[1] is None else float(row[1])
+
+    return _fresh(conn, pipeline, read)
+
+
+def _fresh(conn: Connection, pipeline: Pipeline, read: Callable[[Connection], T]) -> T:
+    """``read`` of the read model, brought up to date first (in its own transaction, read
+    there too) when anything changed since its marks."""
     now_marks = marks(conn, pipeline)
     state = conn.execute(
         select(read_model_state.c.state).where(read_model_state.c.name == NAME)
     ).scalar_one_or_none()
     if state == now_marks:
-        return _read(conn)
+        return read(conn)
     with conn.engine.begin() as w:
         _update(w, pipeline, state, now_marks)
-        return _read(w)
+        return read(w)
 
 
 def _read(conn: Connection) -> Coverage:

@@ -28,6 +28,7 @@ from touchflow.domain.forecasting import backtest, forecast
 from touchflow.domain.pipeline import Pipeline
 from touchflow.errors import TouchflowError
 from touchflow.services.committee import committee_report
+from touchflow.services.committee_coverage import coverage_totals
 from touchflow.services.forecasting import ForecastInput, forecast_input, forecast_pipeline
 from touchflow.services.reporting import (
     REPORTS,
@@ -38,8 +39,13 @@ from touchflow.services.reporting import (
 )
 from touchflow.store import rollups
 from touchflow.store.activity import deals_version
+from touchflow.store.deals import open_deals_page
 
-__all__ = ["PAGES", "DashboardQuery", "page_data"]
+__all__ = ["ACCOUNTS_PAGE", "ACCOUNTS_PAGE_MAX", "PAGES", "DashboardQuery", "page_data"]
+
+
+ACCOUNTS_PAGE = 50  # deals per accounts page unless asked (at most ACCOUNTS_PAGE_MAX)
+ACCOUNTS_PAGE_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class DashboardQuery:
     cadence: str | None = None
     owners: frozenset[str] | None = None
     pipeline: Pipeline | None = None  # config/pipeline.yaml, for the accounts page
+    limit: int = ACCOUNTS_PAGE  # the accounts page: deals per page, and the first one's index
+    offset: int = 0
 
     def report_query(self) -> ReportQuery:
         return ReportQuery(since=self.since, until=self.until, cadence=self.cadence,
@@ -179,24 +187,43 @@ def deliverability(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> d
 
 
 def accounts(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[str, Any]:
-    """Open deals with their buying committee: coverage, missing roles, single-threaded flags.
+    """One page of the open deals with their buying committee: coverage, missing roles,
+    single-threaded flags; biggest first (amount descending, then source and deal id).
 
-    A deal is the viewer's when they may see its owner (``deals.owner_email``).
+    A deal is the viewer's when they may see its owner (``deals.owner_email``), cut
+    in the query before paging. Only the page's committees are computed; ``total``,
+    ``single_threaded`` and ``average_coverage`` count every deal the viewer may see
+    (the last two from the committee read model, ``committee_coverage``).
     """
+    limit = max(1, min(q.limit, ACCOUNTS_PAGE_MAX))
+    offset = max(0, q.offset)
     deals: list[dict[str, Any]] = []
+    total, single, average = 0, 0, None
     if q.pipeline is not None:
-        wanted = q.report_query()
-        for d in committee_report(conn, q.pipeline):
-            if wanted.owner_filter() is not None and not wanted.allows(d.deal.owner_email):
-                continue
+        owners = q.report_query().owner_filter()
+        page, total = open_deals_page(conn, owners=owners, limit=limit, offset=offset)
+        order = {(d.source, d.deal_id): i for i, d in enumerate(page)}
+        found = committee_report(conn, q.pipeline, only=page) if page else []
+        for d in sorted(found, key=lambda d: order[(d.deal.source, d.deal.deal_id)]):
             row = d.as_json(ctx.now)
             row["owner"] = d.deal.owner_email
             deals.append(row)
+        single, average = coverage_totals(conn, q.pipeline, owners)
+    last = (total - 1) // limit * limit if total else 0  # the last page's offset
     return {
         "filters": q.as_json(),
         "configured": q.pipeline is not None,
         "deals": deals,
-        "single_threaded": sum(1 for d in deals if d["single_threaded"]),
+        "total": total,
+        "single_threaded": single,
+        "average_coverage": None if average is None else round(average, 4),
+        "page": {
+            "limit": limit,
+            "offset": offset,
+            "order": "amount desc, source, deal_id",
+            "next_offset": offset + limit if offset + limit < total else None,
+            "prev_offset": max(0, min(offset - limit, last)) if offset > 0 else None,
+        },
         "required_roles": (
             {r.value: w for r, w in q.pipeline.committee.roles.items()} if q.pipeline else {}
         ),

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, or_, select
+from sqlalchemy import Connection, Engine, exists, func, or_, select
 
 from touchflow.domain.compliance import CapPolicy
 from touchflow.domain.deals import DealOutcome, ForecastCategory
@@ -520,16 +520,116 @@ def _lead_source(fields: Any, sources: Any) -> str:
 def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     """Per lead source and AE: minutes from the lead's first routing to the AE's first touch.
 
-    Received: the first ``route_assignments`` row of the prospect. The AE: the
-    latest assignment's. The first AE touch: the earliest sent email or text,
-    or completed task, of an enrollment the AE owns. A miss: touched after the
-    first assignment's SLA deadline, or not touched and the deadline passed.
+    Received: the first ``route_assignments`` row of the prospect (by id). The
+    AE: the latest assignment's. The first AE touch: the earliest sent email or
+    text, or completed task, of an enrollment the AE owns. A miss: touched after
+    the first assignment's SLA deadline, or not touched and the deadline passed.
+
+    Window first: only the leads received in the window whose AE the reader may
+    see are read (indexed probes: migration 0015), then their assignments,
+    fields, and the first touches of their AE's enrollments. ``source="ledger"``
+    reads every assignment and cuts in Python (:func:`_speed_to_lead_scan`); the
+    tests compare the two.
     """
+    if ctx.source == "ledger":
+        return _speed_to_lead_scan(conn, q, ctx)
+    wanted = q.owner_filter()
+    if wanted is not None and not isinstance(wanted, str) and not wanted:
+        return Report("speed_to_lead", "Speed to lead", SPEED_COLUMNS, [])
     start, end = q.window()
+    # One row per lead: its first assignment (none before it) in the window, its latest
+    # (none after it) naming the AE, and per lead indexed subqueries for the rest.
+    first_a, last_a = route_assignments.alias("first_a"), route_assignments.alias("last_a")
+    earlier, later = route_assignments.alias("earlier"), route_assignments.alias("later")
+    rr, en, t, ev = route_assignments.alias("rr"), enrollments.c, touches.c, events.c
+    pid, ae = first_a.c.prospect_id, last_a.c.assignee_email
+    rerouted = (
+        select(func.count())
+        .select_from(rr)
+        .where(rr.c.prospect_id == pid, rr.c.status == "rerouted")
+        .scalar_subquery()
+    )
+    first_sent = (  # the AE's enrollments' first sent email or text
+        select(func.min(t.executed_at))
+        .select_from(enrollments.join(touches, t.enrollment_id == en.id))
+        .where(
+            en.prospect_id == pid,
+            en.owner_email == ae,
+            t.status == "sent",
+            t.channel.in_(["email", "sms"]),
+        )
+        .scalar_subquery()
+    )
+    first_done = (  # and their first completed task (the partial index, 0015)
+        select(func.min(ev.occurred_at))
+        .select_from(enrollments.join(events, ev.enrollment_id == en.id))
+        .where(
+            en.prospect_id == pid, en.owner_email == ae, ev.source == "task", ev.type == "completed"
+        )
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            pid,
+            first_a.c.assigned_at,
+            first_a.c.sla_due_at,
+            ae,
+            rerouted.label("rerouted"),
+            first_sent.label("first_sent"),
+            first_done.label("first_done"),
+            prospects.c.fields,
+            prospects.c.field_sources,
+        )
+        .select_from(
+            first_a.join(last_a, last_a.c.prospect_id == pid).outerjoin(
+                prospects, prospects.c.id == pid
+            )
+        )
+        .where(
+            ~exists().where(earlier.c.prospect_id == pid, earlier.c.id < first_a.c.id),
+            ~exists().where(later.c.prospect_id == pid, later.c.id > last_a.c.id),
+        )
+    )
+    if start is not None:
+        query = query.where(first_a.c.assigned_at >= start)
+    if end is not None:
+        query = query.where(first_a.c.assigned_at < end)
+    if wanted is not None:  # the AE is one the reader may see
+        query = query.where(ae == wanted if isinstance(wanted, str) else ae.in_(sorted(wanted)))
+    leads = []
+    for r in conn.execute(query):
+        touched = min((x for x in (r.first_sent, r.first_done) if x is not None), default=None)
+        source = _lead_source(r.fields, r.field_sources)
+        leads.append(
+            _Lead(source, r.assignee_email, r.assigned_at, r.sla_due_at, r.rerouted, touched)
+        )
+    return _speed_report(leads, ctx)
+
+
+@dataclass(frozen=True)
+class _Lead:
+    """A lead as speed to lead counts it."""
+
+    source: str
+    ae: str
+    received: datetime
+    due: datetime | None
+    rerouted: int
+    touched: datetime | None  # the AE's first touch
+
+
+def _note_first(first: dict[tuple[int, str], datetime], pid: Any, owner: Any, at: Any) -> None:
+    if at is not None and ((pid, owner) not in first or at < first[(pid, owner)]):
+        first[(pid, owner)] = at
+
+
+def _speed_to_lead_scan(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
+    """:func:`speed_to_lead` the straightforward way: every assignment, every assigned
+    prospect's fields and first touches, cut to the window and the owners in Python."""
     ra = route_assignments.c
     assigns: dict[int, list[Any]] = defaultdict(list)
     aq = select(
-        ra.prospect_id, ra.assignee_email, ra.status, ra.assigned_at, ra.sla_due_at
+        ra.id, ra.prospect_id, ra.assignee_email, ra.status, ra.assigned_at, ra.sla_due_at
     ).order_by(ra.id)
     for r in conn.execute(aq):
         assigns[r.prospect_id].append(r)
@@ -545,11 +645,6 @@ def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repor
         )
     }
     first: dict[tuple[int, str], datetime] = {}
-
-    def note(pid: Any, owner: Any, at: Any) -> None:
-        if at is not None and ((pid, owner) not in first or at < first[(pid, owner)]):
-            first[(pid, owner)] = at
-
     en = enrollments.c
     for pid, owner, at in conn.execute(
         select(en.prospect_id, en.owner_email, func.min(touches.c.executed_at))
@@ -561,15 +656,16 @@ def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repor
         )
         .group_by(en.prospect_id, en.owner_email)
     ):
-        note(pid, owner, at)
+        _note_first(first, pid, owner, at)
     for pid, owner, at in conn.execute(
         select(en.prospect_id, en.owner_email, func.min(events.c.occurred_at))
         .join(events, events.c.enrollment_id == en.id)
         .where(events.c.source == "task", events.c.type == "completed", en.prospect_id.in_(pids))
         .group_by(en.prospect_id, en.owner_email)
     ):
-        note(pid, owner, at)
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
+        _note_first(first, pid, owner, at)
+    start, end = q.window()
+    leads = []
     for pid, rows in assigns.items():
         received, ae = rows[0].assigned_at, rows[-1].assignee_email
         if (start and received < start) or (end and received >= end):
@@ -579,13 +675,25 @@ def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repor
         source = (
             _lead_source(info[pid].fields, info[pid].field_sources) if pid in info else "unknown"
         )
-        g = groups.setdefault((source, ae), {"leads": 0, "mins": [], "misses": 0, "rerouted": 0})
+        rerouted = sum(1 for r in rows if r.status == "rerouted")
+        leads.append(
+            _Lead(source, ae, received, rows[0].sla_due_at, rerouted, first.get((pid, ae)))
+        )
+    return _speed_report(leads, ctx)
+
+
+def _speed_report(leads: Iterable[_Lead], ctx: ReportContext) -> Report:
+    """The rows: per source and AE, the leads, minutes to the first touch, misses, reroutes."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for lead in leads:
+        received, touched, due = lead.received, lead.touched, lead.due
+        g = groups.setdefault(
+            (lead.source, lead.ae), {"leads": 0, "mins": [], "misses": 0, "rerouted": 0}
+        )
         g["leads"] += 1
-        g["rerouted"] += sum(1 for r in rows if r.status == "rerouted")
-        touched = first.get((pid, ae))
+        g["rerouted"] += lead.rerouted
         if touched is not None and touched >= received:
             g["mins"].append((touched - received).total_seconds() / 60)
-        due = rows[0].sla_due_at
         if due is not None and ((touched is None and ctx.now > due) or (touched and touched > due)):
             g["misses"] += 1
     out = []

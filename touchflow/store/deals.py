@@ -16,7 +16,8 @@ nothing the second time:
 :func:`add_close_date_changes` records close-date changes the same way.
 
 Reads: :func:`close_date_history` (the recorded close-date changes merged with
-what the snapshots show), :func:`open_deals`, :func:`deal_contacts_for`, :func:`deals_as_of` (the
+what the snapshots show), :func:`open_deals` (and a page of them,
+:func:`open_deals_page`), :func:`deal_contacts_for`, :func:`deals_as_of` (the
 pipeline as it was known at a past time: what the forecast backtest replays),
 :func:`snapshot`.
 
@@ -33,7 +34,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from touchflow.domain.batching import chunks
 from touchflow.domain.deals import (
@@ -394,6 +404,30 @@ def open_deals(conn: Connection, *, account_domain: str | None = None) -> list[D
     if account_domain is not None:
         query = query.where(deals.c.account_domain == account_domain)
     return [_deal(r) for r in conn.execute(query.order_by(deals.c.source, deals.c.deal_id))]
+
+
+def open_deals_page(
+    conn: Connection, *, owners: str | frozenset[str] | None, limit: int, offset: int
+) -> tuple[list[Deal], int]:
+    """One page of the open deals of ``owners`` (an email, a set, None: everyone's) and how
+    many there are in all. Biggest first: amount descending, then source and id, a total
+    order, so consecutive pages neither repeat nor skip a deal."""
+    cond: list[ColumnElement[bool]] = [deals.c.outcome.is_(None)]
+    if isinstance(owners, str):
+        cond.append(deals.c.owner_email == owners)
+    elif owners is not None:
+        if not owners:
+            return [], 0
+        cond.append(deals.c.owner_email.in_(sorted(owners)))
+    total = int(conn.execute(select(func.count()).select_from(deals).where(*cond)).scalar_one())
+    query = (
+        select(deals)
+        .where(*cond)
+        .order_by(deals.c.amount.desc(), deals.c.source, deals.c.deal_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [_deal(r) for r in conn.execute(query)], total
 
 
 def all_deals(conn: Connection) -> list[Deal]:

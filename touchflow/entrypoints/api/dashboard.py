@@ -38,16 +38,24 @@ from touchflow.entrypoints.api.pages import NAV
 from touchflow.entrypoints.api.problems import problem
 from touchflow.errors import TouchflowError
 from touchflow.services.activity import daily_series, recent_activity
-from touchflow.services.dashboard import DashboardQuery, page_data
+from touchflow.services.dashboard import (
+    ACCOUNTS_PAGE,
+    ACCOUNTS_PAGE_MAX,
+    DashboardQuery,
+    page_data,
+)
 from touchflow.services.users import owner_choices
 from touchflow.settings import Settings
 
 __all__ = [
     "Filters",
+    "Paging",
     "api_router",
     "base_context",
     "dashboard_data",
     "day_or_none",
+    "no_paging",
+    "paging",
     "router",
     "team_config",
 ]
@@ -106,6 +114,35 @@ class Filters:
         pairs += [(k, v) for k, v in (("cadence", self.cadence), ("owner", self.owner)) if v]
         pairs += [(k, d.isoformat()) for k, d in (("from", self.since), ("to", self.until)) if d]
         return urlencode(pairs)
+
+
+@dataclass(frozen=True)
+class Paging:
+    """The accounts page's slice of the open deals: ``limit`` deals from the ``offset``-th."""
+
+    limit: int = ACCOUNTS_PAGE
+    offset: int = 0
+
+    def query_string(self) -> str:
+        return urlencode([("limit", str(self.limit)), ("offset", str(self.offset))])
+
+
+def paging(
+    limit: Annotated[
+        int,
+        Query(ge=1, le=ACCOUNTS_PAGE_MAX, description="Deals per page (biggest amount first)."),
+    ] = ACCOUNTS_PAGE,
+    offset: Annotated[
+        int, Query(ge=0, le=10_000_000, description="How many deals to skip (the page's start).")
+    ] = 0,
+) -> Paging:
+    """The paged pages' ``limit`` and ``offset`` query parameters (a FastAPI dependency)."""
+    return Paging(limit, offset)
+
+
+def no_paging() -> Paging:
+    """For the pages that are not paged: no query parameters."""
+    return Paging()
 
 
 PeriodQ = Annotated[int | None, Query(ge=1, le=366)]
@@ -172,9 +209,17 @@ def _pipeline(request: Request) -> Pipeline | None:
 
 
 async def dashboard_data(
-    request: Request, viewer: Viewer, filters: Filters, name: str, *, choices: bool = False
+    request: Request,
+    viewer: Viewer,
+    filters: Filters,
+    name: str,
+    *,
+    choices: bool = False,
+    paging: Paging | None = None,
 ) -> dict[str, Any]:
-    """Page ``name``'s data for ``viewer`` (and the owner choices of the filters bar)."""
+    """Page ``name``'s data for ``viewer`` (and the owner choices of the filters bar);
+    ``paging``: which of the accounts page's deals."""
+    paging = paging or Paging()
     ctx = context(request)
     now = ctx.now()
     since, until = filters.window(now.date())
@@ -184,6 +229,8 @@ async def dashboard_data(
         filters.cadence,
         filters.owners(viewer),
         _pipeline(request) if name in ("overview", "accounts", "pipeline") else None,
+        limit=paging.limit,
+        offset=paging.offset,
     )
     rctx = bootstrap.report_context(ctx.settings, now)
     team = team_config(ctx.settings) if choices else None

@@ -7,7 +7,8 @@
 
 Every one takes ``from``/``to`` (UTC days, both included; else ``period``,
 the last N days), ``cadence`` and ``owner``, and is cut to the viewer's
-owners. A page embeds its data at render and draws it in the browser
+owners; the accounts page also ``limit`` (50, at most 500) and ``offset``.
+A page embeds its data at render and draws it in the browser
 (``static/dashboard.js``); when the live stream says something happened, it
 fetches its data endpoint again: one read of the rollups per open page per
 batch of activity, never a poll per viewer.
@@ -18,7 +19,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,10 +29,13 @@ from touchflow.entrypoints.api.dashboard import (
     CadenceQ,
     Filters,
     OwnerQ,
+    Paging,
     TextQ,
     base_context,
     dashboard_data,
     day_or_none,
+    no_paging,
+    paging,
 )
 from touchflow.entrypoints.api.problems import problem
 from touchflow.services.dashboard import PAGES
@@ -50,6 +54,9 @@ PAGE_TEMPLATES: dict[str, str] = {
     "pipeline": "Pipeline & forecast",
 }
 
+#: The pages that take ``limit`` and ``offset`` (the accounts page: one row per open deal).
+PAGED = frozenset({"accounts"})
+
 
 def _filters(
     period: int | None, cadence: str | None, owner: str | None, since: date | None,
@@ -67,9 +74,10 @@ def _page_route(name: str, label: str) -> None:
         owner: TextQ = None,
         since: Annotated[str | None, Query(alias="from", max_length=32)] = None,
         until: Annotated[str | None, Query(alias="to", max_length=32)] = None,
+        slice_: Paging = Depends(paging if name in PAGED else no_paging),
     ) -> Response:
         filters = _filters(period, cadence, owner, day_or_none(since), day_or_none(until))
-        data = await dashboard_data(request, viewer, filters, name, choices=True)
+        data = await dashboard_data(request, viewer, filters, name, choices=True, paging=slice_)
         values = base_context(request, viewer, filters, f"/dashboard/{name}",
                               data.pop("owner_choices"))  # fmt: skip
         values.update(data=data, page_name=name, title=label)
@@ -147,13 +155,27 @@ class DeliverabilityPage(BaseModel):
     spam_threshold: float
 
 
+class PageOut(BaseModel):
+    """Which slice of the rows this is, and where the next and previous ones start."""
+
+    limit: int = Field(description="Rows per page.")
+    offset: int = Field(description="Rows skipped before this page.")
+    order: str = Field(description="The order the rows are paged in.")
+    next_offset: int | None = Field(description="The next page's offset; null on the last.")
+    prev_offset: int | None = Field(description="The previous page's offset; null on the first.")
+
+
 class AccountsPage(BaseModel):
-    """Open deals with their buying committee coverage (``touchflow deals committee``)."""
+    """A page of the open deals with their buying committee coverage (``touchflow deals
+    committee``), biggest amount first; the counts are over all the viewer's open deals."""
 
     filters: FiltersOut
     configured: bool = Field(description="Whether config/pipeline.yaml exists and is valid.")
-    deals: list[Row]
-    single_threaded: int
+    deals: list[Row] = Field(description="This page's deals (amount desc, source, deal_id).")
+    total: int = Field(description="Open deals the viewer may see (every page).")
+    single_threaded: int = Field(description="Of those, how many are single-threaded.")
+    average_coverage: float | None = Field(description="Their average committee coverage.")
+    page: PageOut
     required_roles: dict[str, float]
 
 
@@ -202,6 +224,7 @@ def _api_route(name: str, model: type[BaseModel]) -> None:
             str | None,
             Header(alias="X-API-Key", description="Instead of a signed-in session (scripts)."),
         ] = None,
+        slice_: Paging = Depends(paging if name in PAGED else no_paging),
     ) -> Response:
         first, last = day_or_none(since), day_or_none(until)
         if (since and first is None) or (until and last is None):
@@ -209,7 +232,7 @@ def _api_route(name: str, model: type[BaseModel]) -> None:
         if first and last and last < first:
             return problem(request, 422, "to is before from")
         filters = _filters(period, cadence, owner, first, last)
-        return JSONResponse(await dashboard_data(request, viewer, filters, name))
+        return JSONResponse(await dashboard_data(request, viewer, filters, name, paging=slice_))
 
     data.__name__ = f"{name}_data"
     api_router.add_api_route(

@@ -261,9 +261,12 @@
     const deals = d.deals;
     const note = document.getElementById("accounts-note");
     if (note) note.textContent = d.configured ? "" : "No config/pipeline.yaml: the committee's roles and weights are not set.";
-    const avg = deals.length ? deals.reduce((a, r) => a + r.coverage, 0) / deals.length : null;
+    // The counts are over every open deal the viewer may see; the rows are one page of them.
+    const avg = d.average_coverage;
+    const range = document.getElementById("accounts-range");
+    if (range) range.textContent = deals.length ? (d.page.offset + 1) + "–" + (d.page.offset + deals.length) + " of " + num(d.total) : "none here, " + num(d.total) + " in all";
     fill("accounts-stats", el("div", { class: "stats" }, [
-      el("div", { class: "stat" }, [el("div", { class: "stat-label", text: "open deals" }), el("div", { class: "stat-value", dataStat: "deals", text: num(deals.length) })]),
+      el("div", { class: "stat" }, [el("div", { class: "stat-label", text: "open deals" }), el("div", { class: "stat-value", dataStat: "deals", text: num(d.total) })]),
       el("div", { class: "stat" }, [el("div", { class: "stat-label", text: "single-threaded" }), el("div", { class: "stat-value" + (d.single_threaded ? " bad" : ""), dataStat: "single", text: num(d.single_threaded) })]),
       el("div", { class: "stat" }, [el("div", { class: "stat-label", text: "average committee coverage" }), el("div", { class: "stat-value", text: pct(avg, 0) })]),
     ]));
