@@ -206,7 +206,7 @@ events = Table(
     Column("provider_event_id", String(200), unique=True),
     Column("payload", JSON),
     Column("created_at", UTCDateTime(), nullable=False),
-    # Speed to lead's first completed task of an enrollment (migration 0015): partial.
+    # Speed to lead's first completed task of an enrollment (migration 0016): partial.
     Index(
         "ix_events_task_completed_enrollment_id",
         "enrollment_id",
@@ -306,7 +306,7 @@ route_assignments = Table(
     Column("rerouted_at", UTCDateTime()),
     Index("ix_route_assignments_assignee_email_assigned_at", "assignee_email", "assigned_at"),
     Index("ix_route_assignments_status_sla_due_at", "status", "sla_due_at"),
-    # Speed to lead reads a window's leads first (migration 0015): received in it, and
+    # Speed to lead reads a window's leads first (migration 0016): received in it, and
     # the first or latest assignment of a prospect (by id).
     Index("ix_route_assignments_assigned_at", "assigned_at"),
     Index("ix_route_assignments_prospect_id_id", "prospect_id", "id"),

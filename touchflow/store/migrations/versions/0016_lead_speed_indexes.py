@@ -1,7 +1,7 @@
 """speed to lead, window first: route assignments by time and by prospect in id order,
 task completions by enrollment
 
-Revision ID: 0015_lead_speed_indexes
+Revision ID: 0016_lead_speed_indexes
 Revises: 0015_read_model_windows
 Create Date: 2026-12-06
 """
@@ -9,7 +9,7 @@ Create Date: 2026-12-06
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015_lead_speed_indexes"
+revision = "0016_lead_speed_indexes"
 down_revision = "0015_read_model_windows"
 branch_labels = None
 depends_on = None
