@@ -526,7 +526,7 @@ def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repor
     the first assignment's SLA deadline, or not touched and the deadline passed.
 
     Window first: only the leads received in the window whose AE the reader may
-    see are read (indexed probes: migration 0015), then their assignments,
+    see are read (indexed probes: migration 0016), then their assignments,
     fields, and the first touches of their AE's enrollments. ``source="ledger"``
     reads every assignment and cuts in Python (:func:`_speed_to_lead_scan`); the
     tests compare the two.
@@ -560,7 +560,7 @@ def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repor
         )
         .scalar_subquery()
     )
-    first_done = (  # and their first completed task (the partial index, 0015)
+    first_done = (  # and their first completed task (the partial index, 0016)
         select(func.min(ev.occurred_at))
         .select_from(enrollments.join(events, ev.enrollment_id == en.id))
         .where(
