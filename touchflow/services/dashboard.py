@@ -3,7 +3,10 @@
 One function per page, ``(conn, query, ctx) -> dict`` (JSON-ready), built on
 the same reports as ``touchflow report`` (:data:`touchflow.services.reporting.REPORTS`),
 read from the rollups as they stand (the tick refreshes them, and the live
-poller after each batch of new activity): a page view never writes. The
+poller after each batch of new activity): a page view never writes the rollups.
+It may write one read model: the first read of committee coverage after its
+marks moved (the pipeline report, the accounts page) brings it up to date in
+its own transaction (``services/committee_coverage``). The
 routes in ``entrypoints/api/dashboard.py`` only parse the filters, pick the
 viewer's owners and serialize what these return.
 
