@@ -222,6 +222,9 @@ class ReportSettings(BaseModel):
     spam_threshold: float = Field(default=0.003, gt=0, le=1)  # Gmail/Yahoo sender rules: 0.3%
     # deliverability: recipient domains with fewer sends (per mailbox) are one "(other)" row
     domain_min_sends: int = Field(default=1, ge=1)
+    # How long a dashboard page waits for a forecast it had to start computing before it
+    # shows the latest stored one (marked stale) or "computing" (docs/forecast.md).
+    forecast_wait_s: float = Field(default=3.0, ge=0, le=120)
 
 
 #: The development session secret: fine locally, refused in production.

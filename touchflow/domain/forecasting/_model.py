@@ -17,8 +17,8 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 from statistics import median
 
 from touchflow.domain.deals import DealOutcome
@@ -263,7 +263,11 @@ def observe(history: KnownHistory, stages: tuple[str, ...]) -> Observations:
     if memo is not None and settled:
         tally: _Tally | None = memo.get(("tally", stages))
         done = 0 if tally is None else len(tally.deals)
-        if tally is None or done > len(settled) or (done and tally.deals[-1] is not settled[done - 1]):
+        if (
+            tally is None
+            or done > len(settled)
+            or (done and tally.deals[-1] is not settled[done - 1])
+        ):
             tally = memo[("tally", stages)] = _Tally([], {}, [[] for _ in range(n)])
             done = 0
         for deal in settled[done:]:

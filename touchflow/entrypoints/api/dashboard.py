@@ -184,6 +184,7 @@ async def dashboard_data(
         filters.cadence,
         filters.owners(viewer),
         _pipeline(request) if name in ("overview", "accounts", "pipeline") else None,
+        forecast_wait=ctx.settings.reports.forecast_wait_s,
     )
     rctx = bootstrap.report_context(ctx.settings, now)
     team = team_config(ctx.settings) if choices else None
