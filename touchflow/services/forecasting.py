@@ -424,6 +424,16 @@ def dashboard_forecast(
     found = stored.fresh_result(conn, key)
     if found is not None:
         return {**found.result, "forecast_status": _status("fresh", found, key)}
+    if conn.dialect.name == "sqlite":
+        # SQLite (one small installation, one writer): a second connection would wait
+        # on this request's transaction; compute here, on it, and store with it.
+        result = compute_dashboard_forecast(conn, pipe, owners, now)
+        at = _wall()
+        stored.store_result(conn, key, now, at, result)
+        return {
+            **result,
+            "forecast_status": _status("fresh", stored.StoredForecast(key, now, at, result), key),
+        }
     running = _start(conn.engine, pipe, owners, key, now, background=True)
     waited = running is not None and running.done.wait(WAIT_SECONDS if wait is None else wait)
     if waited and running is not None and running.result is not None:

@@ -91,8 +91,12 @@ def latest_result(conn: Connection, scope: str, settings_key: str) -> StoredFore
 
 @per_dialect
 def _insert_claim(insert: Any) -> Any:
-    return insert(forecast_results).on_conflict_do_nothing(
-        index_elements=["scope", "settings_key", "as_of_day", "deals_version"]
+    return (
+        insert(forecast_results)
+        .on_conflict_do_nothing(
+            index_elements=["scope", "settings_key", "as_of_day", "deals_version"]
+        )
+        .returning(forecast_results.c.scope)  # a row back: this caller inserted it
     )
 
 
@@ -113,7 +117,7 @@ def claim(conn: Connection, key: ForecastKey, now: datetime, stale_after: timede
             "started_at": now,
         },
     )
-    if got.rowcount == 1:
+    if got.first() is not None:
         return True
     c = forecast_results.c
     taken = conn.execute(
@@ -141,7 +145,7 @@ def store_result(
         .values(status=DONE, as_of=as_of, computed_at=computed_at, result=result)
     )
     if done.rowcount == 0:  # the claim was taken over and finished first, or never made
-        conn.execute(
+        conn.execute(  # (returns a row or none: nothing to read)
             _insert_claim(conn),
             {
                 "scope": key.scope,
