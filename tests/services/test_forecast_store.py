@@ -78,9 +78,12 @@ def slow_compute(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     return state
 
 
-def _wait_done(db: Engine, pipeline: Pipeline, now: datetime) -> dict[str, Any]:
+def _wait_done(db: Engine, pipeline: Pipeline, now: datetime, owners: Any = None) -> dict[str, Any]:
+    """The view after the background computations of this process are over."""
+    for running in list(forecasting._RUNNING.values()):
+        assert running.done.wait(60)
     with db.connect() as conn:
-        return forecasting.dashboard_forecast(conn, pipeline, None, now, wait=60)
+        return forecasting.dashboard_forecast(conn, pipeline, owners, now, wait=0)
 
 
 def test_a_deal_change_makes_the_stored_forecast_stale_and_one_computation_runs(
@@ -127,9 +130,7 @@ def test_nothing_stored_yet_says_computing(
                                              wait=0)  # fmt: skip
     assert got["forecast"] is None and got["forecast_status"]["state"] == "computing"
     slow_compute["go"].set()
-    with db.connect() as conn:
-        got = forecasting.dashboard_forecast(conn, pipeline, frozenset({"ana@x.example"}), NOW,
-                                             wait=60)  # fmt: skip
+    got = _wait_done(db, pipeline, NOW, frozenset({"ana@x.example"}))
     assert got["forecast_status"]["state"] == "fresh"
     assert [d["deal_id"] for d in got["forecast"]["deals"]] == ["D1"]  # ana's only
     assert slow_compute["calls"] == 1

@@ -315,6 +315,7 @@ class _Running:
 
     done: threading.Event = field(default_factory=threading.Event)
     result: stored.StoredForecast | None = None
+    waiters: int = 0  # page views that waited for it: only the first one does
 
 
 _RUNNING: dict[stored.ForecastKey, _Running] = {}
@@ -435,7 +436,13 @@ def dashboard_forecast(
             "forecast_status": _status("fresh", stored.StoredForecast(key, now, at, result), key),
         }
     running = _start(conn.engine, pipe, owners, key, now, background=True)
-    waited = running is not None and running.done.wait(WAIT_SECONDS if wait is None else wait)
+    waited = False
+    if running is not None:
+        with _RUNNING_LOCK:
+            first = running.waiters == 0
+            running.waiters += 1
+        # Only the view that started it waits: the others get the stale one at once.
+        waited = first and running.done.wait(WAIT_SECONDS if wait is None else wait)
     if waited and running is not None and running.result is not None:
         return {**running.result.result, "forecast_status": _status("fresh", running.result, key)}
     latest = stored.latest_result(conn, key.scope, key.settings_key)
