@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from touchflow.domain.deals import Deal, DealOutcome, ForecastCategory, StageChange
 from touchflow.domain.forecasting._periods import GRANULARITIES, Granularity, utc
@@ -136,8 +136,7 @@ def cut_history(
     return HistoryIndex(deals, changes, close_date_changes).cut(as_of)
 
 
-@dataclass(frozen=True)
-class _Indexed:
+class _Indexed(NamedTuple):  # a tuple: 50,000 of them are made per index
     """One deal with its changes sorted once: a cut is a binary search, not a sort."""
 
     deal: Deal
