@@ -225,6 +225,9 @@ class ReportSettings(BaseModel):
     # the dashboard's deliverability page: per mailbox, the N recipient domains with the
     # most bounces and spam complaints (the rest one "(other)" row)
     dashboard_domain_top: int = Field(default=20, ge=1)
+    # How long a dashboard page waits for a forecast it had to start computing before it
+    # shows the latest stored one (marked stale) or "computing" (docs/forecast.md).
+    forecast_wait_s: float = Field(default=3.0, ge=0, le=120)
 
 
 #: The development session secret: fine locally, refused in production.

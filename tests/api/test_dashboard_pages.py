@@ -39,7 +39,8 @@ def dash(db: Engine, tmp_path: Path) -> Iterator[Dash]:
     config = tmp_path / "config"
     config.mkdir()
     shutil.copy(ROOT / "config" / "pipeline.yaml", config / "pipeline.yaml")
-    d = _dash(db, tmp_path, config_dir=config)
+    # The pages wait for the forecast they start (a test is not a page that reloads later).
+    d = _dash(db, tmp_path, config_dir=config, reports={"forecast_wait_s": 60})
     # A reply from one of ana's prospects, and two open deals (ana's and ben's).
     d.harness.exit_event("ann@acme.example", "reply", NOW)
     (tmp_path / "deals.csv").write_text(DEALS_CSV)

@@ -156,6 +156,7 @@ def site(browser: Any, migrated_db_url: str, tmp_path: Path) -> Iterator[Site]:
         "TOUCHFLOW_CONFIG_DIR": str(tmp_path / "config"),
         "TOUCHFLOW_API_KEY": API_KEY,
         "TOUCHFLOW_LIVE__POLL_INTERVAL_S": "0.2",
+        "TOUCHFLOW_REPORTS__FORECAST_WAIT_S": "120",  # the forecast page waits for it
         # PostgreSQL runs as production: secrets and a sender of our own.
         "TOUCHFLOW_AUTH__SESSION_SECRET": "browser-test-session-secret",
         "TOUCHFLOW_UNSUBSCRIBE_SECRET": "browser-test-unsubscribe-secret",

@@ -18,8 +18,6 @@ their team: no rows).
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -27,12 +25,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from touchflow.domain.forecasting import backtest, forecast
 from touchflow.domain.pipeline import Pipeline
-from touchflow.errors import TouchflowError
 from touchflow.services.committee import committee_report
 from touchflow.services.committee_coverage import coverage_totals
-from touchflow.services.forecasting import ForecastInput, forecast_input, forecast_pipeline
+from touchflow.services.forecasting import dashboard_forecast
 from touchflow.services.reporting import (
     REPORTS,
     Report,
@@ -41,7 +37,6 @@ from touchflow.services.reporting import (
     funnel_overall,
 )
 from touchflow.store import rollups
-from touchflow.store.activity import deals_version
 from touchflow.store.deals import open_deals_page
 
 __all__ = ["ACCOUNTS_PAGE", "ACCOUNTS_PAGE_MAX", "PAGES", "DashboardQuery", "page_data"]
@@ -62,6 +57,7 @@ class DashboardQuery:
     pipeline: Pipeline | None = None  # config/pipeline.yaml, for the accounts page
     limit: int = ACCOUNTS_PAGE  # the accounts page: deals per page, and the first one's index
     offset: int = 0
+    forecast_wait: float | None = None  # seconds a page waits for a forecast it started
 
     def report_query(self) -> ReportQuery:
         return ReportQuery(since=self.since, until=self.until, cadence=self.cadence,
@@ -141,10 +137,11 @@ def overview(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[st
     if "pipeline" in REPORTS:
         out["pipeline"] = _report(conn, "pipeline", rq, ctx).as_dict()
     if q.pipeline is not None:
-        got = _forecast(conn, q, ctx, with_backtest=False)
+        got = _forecast(conn, q, ctx)
         out["forecast"] = got["forecast"] and {
             k: v for k, v in got["forecast"].items() if k != "deals"
         }
+        out["forecast_status"] = got["forecast_status"]
     return out
 
 
@@ -233,62 +230,16 @@ def accounts(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[st
     }
 
 
-#: (deals version, owners, as-of day) -> the forecast and backtest JSON: they change only
-#: when deals do, and a backtest costs seconds; a few entries, per process.
-_FORECASTS: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
-_FORECASTS_LOCK = threading.Lock()
-_BACKTEST_DRAWS = 500  # as bench/forecast.py's backtests; the forecast keeps the CLI's 2,000
-
-
-def _forecast(
-    conn: Connection, q: DashboardQuery, ctx: ReportContext, *, with_backtest: bool = True
-) -> dict[str, Any]:
+def _forecast(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[str, Any]:
     """The forecast of this period and the next, and the backtest of the periods before,
-    over the deals the viewer may see (by owner), as ``touchflow forecast`` computes them."""
+    over the deals the viewer may see (by owner), as ``touchflow forecast`` computes them.
+
+    Read from the stored results (:func:`~touchflow.services.forecasting.dashboard_forecast`):
+    ``forecast_status`` says whether it is fresh, stale (with its as-of and
+    computed times) or still computing; a page view never computes it itself.
+    """
     assert q.pipeline is not None
-    key = (deals_version(conn), q.owners, ctx.now.date(), with_backtest)
-    with _FORECASTS_LOCK:
-        hit = _FORECASTS.get(key)
-    if hit is not None:
-        return hit
-    wanted = q.report_query()
-    pipe = forecast_pipeline(q.pipeline)
-    now_in = forecast_input(conn, ctx.now)
-    everything = forecast_input(conn)
-    mine = {d.deal_id for d in everything.deals if wanted.allows(d.owner_email)}
-
-    def cut(data: ForecastInput) -> ForecastInput:
-        if wanted.owner_filter() is None:
-            return data
-        return ForecastInput(
-            [d for d in data.deals if d.deal_id in mine],
-            [c for c in data.changes if c.deal_id in mine],
-            [c for c in data.close_dates if c.deal_id in mine],
-        )
-
-    out: dict[str, Any] = {"forecast": None, "backtest": None, "error": None}
-    try:
-        data = cut(now_in)
-        f = forecast(data.deals, data.changes, ctx.now, pipe, periods=2,
-                     close_date_changes=data.close_dates)  # fmt: skip
-        fj = f.to_json()
-        fj["deals"] = sorted(fj["deals"], key=lambda d: -d["amount"] * d["win_probability"])[:25]
-        out["forecast"] = fj
-        hist = cut(everything)
-        created = [d.created_at.date() for d in hist.deals]
-        if created and with_backtest:
-            start = max(min(created), (ctx.now - timedelta(days=730)).date())
-            result = backtest(hist.deals, hist.changes, pipe, start=start, end=ctx.now.date(),
-                              close_date_changes=hist.close_dates, draws=_BACKTEST_DRAWS,
-                              now=ctx.now)  # fmt: skip
-            out["backtest"] = result.to_json()
-    except TouchflowError as exc:  # a currency without a rate: say so on the page
-        out["error"] = str(exc)
-    with _FORECASTS_LOCK:
-        _FORECASTS[key] = out
-        while len(_FORECASTS) > 16:
-            _FORECASTS.popitem(last=False)
-    return out
+    return dashboard_forecast(conn, q.pipeline, q.owners, ctx.now, wait=q.forecast_wait)
 
 
 def pipeline(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[str, Any]:
@@ -301,6 +252,7 @@ def pipeline(conn: Connection, q: DashboardQuery, ctx: ReportContext) -> dict[st
         "forecast": None,
         "backtest": None,
         "error": None,
+        "forecast_status": None,
     }
     if "pipeline" in REPORTS:
         out["report"] = _report(conn, "pipeline", q.report_query(), ctx).as_dict()

@@ -680,3 +680,22 @@ users = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+forecast_results = Table(
+    "forecast_results",
+    metadata,
+    # The dashboard's forecast and backtest (services/forecasting.py), computed once per
+    # key and shared by every process: the viewer scope ("all" or a hash of the owners),
+    # the settings that change the numbers, the as-of day and the deals' version.
+    # status "computing" is a claim (one computation per key), "done" has the result.
+    Column("scope", String(64), primary_key=True),
+    Column("settings_key", String(64), primary_key=True),
+    Column("as_of_day", Date, primary_key=True),
+    Column("deals_version", String(200), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),  # wall clock of the claim
+    Column("as_of", UTCDateTime()),  # the moment the forecast is as of
+    Column("computed_at", UTCDateTime()),  # wall clock
+    Column("result", JSON),
+    Index("ix_forecast_results_latest", "scope", "settings_key", "computed_at"),
+)

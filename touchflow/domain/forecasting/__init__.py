@@ -21,6 +21,7 @@ from touchflow.domain.forecasting._forecast import (
 from touchflow.domain.forecasting._history import (
     CloseDateChange,
     ForecastPipeline,
+    HistoryIndex,
     KnownDeal,
     KnownHistory,
     cut_history,
@@ -53,6 +54,7 @@ __all__ = [
     "Forecast",
     "ForecastPipeline",
     "Granularity",
+    "HistoryIndex",
     "KnownDeal",
     "KnownHistory",
     "Period",

@@ -1,6 +1,7 @@
 """Replay history: forecast each period as of its first day, compare with what was won.
 
-Each period's forecast sees only ``cut_history(..., period.start)``; the
+Each period's forecast sees only ``cut_history(..., period.start)`` (a
+:class:`HistoryIndex` cut: the same history, sorted once for all periods); the
 actual is the amount of deals won with ``closed_at`` inside the period. The
 same run scores touchflow's expected value, the naive stage-weighted pipeline
 (open deals with a close date in the period x their stage's book probability)
@@ -17,7 +18,7 @@ from typing import Any
 
 from touchflow.domain.deals import Deal, DealOutcome, StageChange
 from touchflow.domain.forecasting._forecast import DEFAULT_DRAWS, DEFAULT_REPLICAS, forecast_known
-from touchflow.domain.forecasting._history import CloseDateChange, ForecastPipeline, cut_history
+from touchflow.domain.forecasting._history import CloseDateChange, ForecastPipeline, HistoryIndex
 from touchflow.domain.forecasting._periods import Period, periods_starting_between, utc
 
 METHODS = ("touchflow", "naive", "commit")
@@ -112,12 +113,17 @@ def backtest(
 
     With ``now``, periods not over by then are left out: their actual is not known yet.
     """
-    dated = tuple(close_date_changes)
+    index = HistoryIndex(deals, changes, close_date_changes)  # sorted once, cut per period
+    won = [
+        (utc(d.closed_at), pipeline.convert(d.amount, d.currency))
+        for d in deals
+        if d.outcome is DealOutcome.WON and d.closed_at is not None
+    ]
     rows: list[BacktestPeriod] = []
     for period in periods_starting_between(start, end, pipeline.period):
         if now is not None and period.end_at > utc(now):
             continue
-        history = cut_history(deals, changes, period.start_at, close_date_changes=dated)
+        history = index.cut(period.start_at)
         # The seed depends on the period only: a period's result does not move
         # when the backtest's range does.
         f = forecast_known(
@@ -127,15 +133,11 @@ def backtest(
             draws=draws,
             seed=seed ^ zlib.crc32(period.label.encode()),
             replicas=replicas,
+            explain=False,
         )
         one = f.periods[0]
-        actual = sum(
-            pipeline.convert(d.amount, d.currency)
-            for d in deals
-            if d.outcome is DealOutcome.WON
-            and d.closed_at is not None
-            and period.contains(utc(d.closed_at))
-        )
+        start_at, end_at = period.start_at, period.end_at
+        actual = sum(amount for at, amount in won if start_at <= at < end_at)
         rows.append(
             BacktestPeriod(
                 period=period,

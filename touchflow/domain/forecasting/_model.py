@@ -18,6 +18,7 @@ import itertools
 import random
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from statistics import median
 
 from touchflow.domain.deals import DealOutcome
@@ -201,31 +202,88 @@ class Observations:
     kinds: tuple[tuple[tuple[int, int, int, int], int], ...]
     durations: tuple[tuple[int, ...], ...]
 
+    @cached_property
+    def typical_days(self) -> tuple[float | None, ...]:
+        """Median days of the finished stays per stage (once: the refits share it)."""
+        return tuple(float(median(d)) if d else None for d in self.durations)
+
+
+_Counted = tuple[tuple[tuple[int, int, int, int], int | None], ...]
+
+
+def _count_stays(
+    deal: KnownDeal, stages: tuple[str, ...], pos: dict[str, int], as_of: datetime
+) -> _Counted:
+    """The deal's stays as (kind key, days of a finished stay or None)."""
+    k = BUCKETS
+    out: list[tuple[tuple[int, int, int, int], int | None]] = []
+    for stay in stays_of(deal, stages, as_of):
+        s = pos[stay.stage]
+        days = (stay.end - stay.start).days
+        if stay.dest is not None:
+            # A finished stay of d days is round(d / STEP_DAYS) steps (at
+            # least one): the step model then takes as long as the history did.
+            covered = max(1, steps_in(days))
+            out.append(((s, covered, min(covered - 1, k - 1), pos[stay.dest]), days))
+        else:
+            out.append(((s, survived(days), -1, -1), None))
+    return tuple(out)
+
+
+@dataclass
+class _Tally:
+    """Stays counted so far: ``kinds`` and finished ``durations``, over ``deals``."""
+
+    deals: list[KnownDeal]
+    kinds: dict[tuple[int, int, int, int], int]
+    durations: list[list[int]]
+
+    def add(self, counted: _Counted) -> None:
+        kinds, durations = self.kinds, self.durations
+        for key, days in counted:
+            kinds[key] = kinds.get(key, 0) + 1
+            if days is not None:
+                durations[key[0]].append(days)
+
 
 def observe(history: KnownHistory, stages: tuple[str, ...]) -> Observations:
-    """Turn the history's stays into counts, once (the bootstrap's refits reuse them)."""
-    n, k = len(stages), BUCKETS
+    """Turn the history's stays into counts, once (the bootstrap's refits reuse them).
+
+    A settled decided deal's stays no longer depend on the cut: cuts of one
+    :class:`HistoryIndex` (its ``memo``) count them once, as a running tally
+    the later cuts extend (counts add up in any order, and a median does not
+    depend on it: the same observations as counting every deal anew).
+    """
+    n = len(stages)
     pos = {s: i for i, s in enumerate(stages)}
     pos[WON], pos[LOST] = n, n + 1
-    kinds: dict[tuple[int, int, int, int], int] = {}
-    durations: list[list[int]] = [[] for _ in range(n)]
+    as_of = history.as_of
+    memo, settled = history.memo, history.settled
+    skip: set[int] = set()
+    if memo is not None and settled:
+        tally: _Tally | None = memo.get(("tally", stages))
+        done = 0 if tally is None else len(tally.deals)
+        if (
+            tally is None
+            or done > len(settled)
+            or (done and tally.deals[-1] is not settled[done - 1])
+        ):
+            tally = memo[("tally", stages)] = _Tally([], {}, [[] for _ in range(n)])
+            done = 0
+        for deal in settled[done:]:
+            tally.add(_count_stays(deal, stages, pos, as_of))
+            tally.deals.append(deal)
+        skip = {id(d) for d in settled}
+        local = _Tally([], dict(tally.kinds), [list(d) for d in tally.durations])
+    else:
+        local = _Tally([], {}, [[] for _ in range(n)])
     for deal in history.deals:
-        for stay in stays_of(deal, stages, history.as_of):
-            s = pos[stay.stage]
-            days = (stay.end - stay.start).days
-            if stay.dest is not None:
-                # A finished stay of d days is round(d / STEP_DAYS) steps (at
-                # least one): the step model then takes as long as the history did.
-                covered = max(1, steps_in(days))
-                key = (s, covered, min(covered - 1, k - 1), pos[stay.dest])
-                durations[s].append(days)
-            else:
-                key = (s, survived(days), -1, -1)
-            kinds[key] = kinds.get(key, 0) + 1
+        if id(deal) not in skip:
+            local.add(_count_stays(deal, stages, pos, as_of))
     return Observations(
         stages=stages,
-        kinds=tuple(sorted(kinds.items())),
-        durations=tuple(tuple(d) for d in durations),
+        kinds=tuple(sorted(local.kinds.items())),
+        durations=tuple(tuple(d) for d in local.durations),
     )
 
 
@@ -256,7 +314,6 @@ def estimate(
         diff[s][0] += w
         diff[s][min(covered, k - 1)] -= w
         tail[s] += w * max(0, covered - (k - 1))
-    durations = obs.durations
     exposure = []
     for s in range(n):
         run, row = 0.0, []
@@ -297,10 +354,10 @@ def estimate(
                 continue
             rows.append(tuple((exits[s][b][d] + prior * base[d]) / (x + prior) for d in range(nd)))
         hazards.append(tuple(rows))
-    typical = tuple(float(median(d)) if d else None for d in durations)
+    typical = obs.typical_days
     return StageModel(
         stages=stages,
         hazards=tuple(hazards),
         typical_days=typical,
-        finished_stays=tuple(len(d) for d in durations),
+        finished_stays=tuple(len(d) for d in obs.durations),
     )

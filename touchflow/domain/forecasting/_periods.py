@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Literal
 
 Granularity = Literal["month", "quarter"]
@@ -40,6 +41,7 @@ def _check(kind: str) -> None:
         raise ValueError(f"period must be 'month' or 'quarter', not {kind!r}")
 
 
+@lru_cache(maxsize=4096)  # the forecast asks for the same days' periods over and over
 def period_containing(day: date, kind: Granularity) -> Period:
     """The month or quarter that ``day`` falls in."""
     _check(kind)

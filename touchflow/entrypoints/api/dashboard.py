@@ -231,6 +231,7 @@ async def dashboard_data(
         _pipeline(request) if name in ("overview", "accounts", "pipeline") else None,
         limit=paging.limit,
         offset=paging.offset,
+        forecast_wait=ctx.settings.reports.forecast_wait_s,
     )
     rctx = bootstrap.report_context(ctx.settings, now)
     team = team_config(ctx.settings) if choices else None

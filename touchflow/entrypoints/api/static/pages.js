@@ -312,7 +312,14 @@
     const f = d.forecast;
     const cur = f ? f.currency : "";
     const per = f ? f.periods : [];
-    document.getElementById("forecast-meta").textContent = f ? "as of " + f.as_of.slice(0, 10) + " · " + cur + " · " + f.draws + " draws" : "";
+    // The stored forecast's state (docs/forecast.md): never show a stale one as fresh.
+    const st = d.forecast_status;
+    let meta = f ? "as of " + f.as_of.slice(0, 10) + " · " + cur + " · " + f.draws + " draws" : "";
+    if (st && st.state === "stale") meta = "STALE: as of " + st.as_of.slice(0, 16).replace("T", " ") + " UTC, computed " + st.computed_at.slice(0, 16).replace("T", " ") + " UTC (" + st.reason + ") · " + cur;
+    if (st && st.state === "computing") meta = "computing the forecast: it appears here when ready";
+    const metaEl = document.getElementById("forecast-meta");
+    metaEl.textContent = meta;
+    metaEl.dataset.state = st ? st.state : "";
     chart("forecast-chart", {
       type: "bar",
       data: { labels: per.map((p) => p.period), datasets: [
@@ -392,6 +399,11 @@
         .catch(() => {});
     };
     const schedule = () => { if (!timer) timer = setTimeout(refetch, 300); };  // one fetch per burst
+    // A forecast still computing (or stale while the new one is): ask again in 10 s, one
+    // stored-row read per ask, until it is fresh.
+    const pending = () => data.forecast_status && data.forecast_status.state !== "fresh";
+    const poll = () => { if (pending()) setTimeout(() => { refetch(); setTimeout(poll, 500); }, 10000); };
+    poll();
     if (live !== false) {
       const state = document.getElementById("live-state");
       tf.subscribe(["activity"], { activity: schedule, deal: schedule }, owner, (on) => {
