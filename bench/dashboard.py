@@ -373,7 +373,7 @@ def measure(
     if fanout:
         out["fanout"] = measure_fanout()
     # "deliverability:worst": the dashboard's view (per mailbox its 20 worst recipient domains).
-    names = [*(only or list(REPORTS))]
+    names = [] if only == ["none"] else [*(only or list(REPORTS))]
     if "deliverability" in names:
         names.insert(names.index("deliverability") + 1, "deliverability:worst")
     for key_name in names:
@@ -585,7 +585,7 @@ def main() -> None:
         action="store_true",
         help="generate a history into a kept schema and stop (reuse: --schema)",
     )
-    ap.add_argument("--only", type=lambda v: v.split(","), help="these reports (a,b)")
+    ap.add_argument("--only", type=lambda v: v.split(","), help="these reports (a,b; none: only the backfill, tick and endpoints)")
     ap.add_argument("--domain-min-sends", type=int, default=1,
                     help="deliverability: smaller domains are one (other) row")  # fmt: skip
     ap.add_argument("--no-postgres", action="store_true")
