@@ -585,7 +585,11 @@ def main() -> None:
         action="store_true",
         help="generate a history into a kept schema and stop (reuse: --schema)",
     )
-    ap.add_argument("--only", type=lambda v: v.split(","), help="these reports (a,b; none: only the backfill, tick and endpoints)")
+    ap.add_argument(
+        "--only",
+        type=lambda v: v.split(","),
+        help="these reports (a,b; none: only the backfill, the tick and the endpoints)",
+    )
     ap.add_argument("--domain-min-sends", type=int, default=1,
                     help="deliverability: smaller domains are one (other) row")  # fmt: skip
     ap.add_argument("--no-postgres", action="store_true")
