@@ -543,7 +543,8 @@ def run_pg(url: str, args: argparse.Namespace) -> dict[str, Any]:
             if args.reset:
                 with engine.begin() as conn:
                     for t in ("rollup_counts", "rollup_cadence", "rollup_delivery",
-                              "rollup_funnel", "rollup_seen", "rollup_marks", "rollup_pending",
+                              "rollup_mailbox", "rollup_funnel", "rollup_seen", "rollup_marks",
+                              "rollup_pending",
                               "committee_coverage", "read_model_state"):  # fmt: skip
                         conn.exec_driver_sql(f"TRUNCATE {t}")
         out.update(_counts(engine))

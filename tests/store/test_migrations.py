@@ -57,3 +57,42 @@ def test_enrollments_held_for_a_missing_phone_are_released(db_url):
     assert rows[1].next_due_at > then
     # Other missing data still waits for the data.
     assert rows[2].reason == "missing_data:prospect.title" and rows[2].next_due_at is None
+
+
+def test_the_mailbox_rollup_is_filled_from_the_delivery_rollup(db_url):
+    """0018: rollup_mailbox starts as rollup_delivery summed over the recipient domains."""
+    from datetime import date
+
+    from sqlalchemy import text
+
+    from touchflow.store import rollups
+    from touchflow.store.db import make_engine, upgrade
+
+    engine = make_engine(db_url)
+    upgrade(engine, "0017_forecast_results")
+    rows = [
+        (date(2026, 11, 30), "sam@yourco.com", "acme.example", "sent", 3),
+        (date(2026, 11, 30), "sam@yourco.com", "globex.example", "sent", 2),
+        (date(2026, 11, 30), "sam@yourco.com", "globex.example", "bounced", 1),
+        (date(2026, 12, 1), "sam@yourco.com", "acme.example", "sent", 4),
+        (date(2026, 11, 30), "lena@yourco.com", "acme.example", "sent", 5),
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO rollup_delivery (day, mailbox, domain, metric, n)"
+                " VALUES (:d, :mb, :dom, :m, :n)"
+            ),
+            [{"d": d, "mb": mb, "dom": dom, "m": m, "n": n} for d, mb, dom, m, n in rows],
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert rollups.rollup_mailbox_counts(conn) == {
+            "sam@yourco.com": {"sent": 9, "bounced": 1},
+            "lena@yourco.com": {"sent": 5},
+        }
+        assert rollups.rollup_mailbox_counts(conn, until=date(2026, 11, 30)) == {
+            "sam@yourco.com": {"sent": 5, "bounced": 1},
+            "lena@yourco.com": {"sent": 5},
+        }
+    engine.dispose()

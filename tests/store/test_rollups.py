@@ -24,6 +24,7 @@ from touchflow.store.schema import (
     rollup_counts,
     rollup_delivery,
     rollup_funnel,
+    rollup_mailbox,
     rollup_marks,
     rollup_pending,
     rollup_seen,
@@ -183,6 +184,7 @@ def _snapshot(engine: Engine) -> tuple[Any, ...]:
             sorted(conn.execute(select(rollup_counts)).all()),
             sorted(conn.execute(select(rollup_cadence)).all()),
             sorted(conn.execute(select(rollup_delivery)).all()),
+            sorted(conn.execute(select(rollup_mailbox)).all()),
             sorted(conn.execute(select(rollup_funnel)).all()),
         )
 
@@ -192,7 +194,14 @@ def _assert_equal_to_ledger(engine: Engine) -> None:
         assert rollups.rollup_totals(conn, DIMS) == rollups.ledger_counts(conn, DIMS)
         narrow = ["day", "cadence_id", "step_id", "variant"]  # read from rollup_cadence
         assert rollups.rollup_totals(conn, narrow) == rollups.ledger_counts(conn, narrow)
-        assert rollups.rollup_delivery_counts(conn) == rollups.ledger_delivery(conn)
+        delivery = rollups.ledger_delivery(conn)
+        assert rollups.rollup_delivery_counts(conn) == delivery
+        per_mailbox: dict[str, dict[str, int]] = {}
+        for (mailbox, _), m in delivery.items():
+            for metric, n in m.items():
+                mine = per_mailbox.setdefault(mailbox, {})
+                mine[metric] = mine.get(metric, 0) + n
+        assert rollups.rollup_mailbox_counts(conn) == per_mailbox
         key = lambda r: r["enrollment_id"]  # noqa: E731
         fast = sorted(rollups.rollup_funnel_rows(conn), key=key)
         slow = sorted(rollups.ledger_funnel_rows(conn), key=key)
@@ -305,8 +314,8 @@ def test_a_row_committed_late_below_the_mark_is_counted(pg_migrated_url: str) ->
 
 def _empty_rollups(engine: Engine) -> None:
     with engine.begin() as conn:
-        for t in (rollup_counts, rollup_cadence, rollup_delivery, rollup_funnel, rollup_seen,
-                  rollup_marks, rollup_pending):  # fmt: skip
+        for t in (rollup_counts, rollup_cadence, rollup_delivery, rollup_mailbox, rollup_funnel,
+                  rollup_seen, rollup_marks, rollup_pending):  # fmt: skip
             conn.execute(t.delete())
 
 

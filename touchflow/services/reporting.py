@@ -786,19 +786,16 @@ def _worst_domains(conn: Connection, q: ReportQuery, ctx: ReportContext, top: in
 
     The rollups read only the window's bounce and complaint counters, then the chosen
     domains' (:func:`~touchflow.store.rollups.rollup_delivery_problems`), and the
-    mailboxes' totals from the per-mailbox counters: a dashboard page costs the problems,
-    not the recipient domains, however many there are. The ledger path sums every
-    domain and picks by the same rule (:func:`_pick_worst`).
+    mailboxes' totals from ``rollup_mailbox`` (a row per day, mailbox and counter): a
+    dashboard page costs the problems, not the recipient domains, however many there
+    are. The ledger path sums every domain and picks by the same rule (:func:`_pick_worst`).
     """
-    totals = {
-        mailbox: m
-        for (mailbox, channel), m in _counts(
-            conn, q, ctx, ["mailbox", "channel"], sorted(rollups.DELIVERY_METRICS)
-        ).items()
-        if channel == "email"
-    }
     if ctx.source == "ledger":
         every = rollups.ledger_delivery(conn, since=q.since, until=q.until)
+        totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for (mailbox, _), m in every.items():
+            for metric, n in m.items():
+                totals[mailbox][metric] += n
         problems = {
             k: n
             for k, m in every.items()
@@ -807,6 +804,7 @@ def _worst_domains(conn: Connection, q: ReportQuery, ctx: ReportContext, top: in
         chosen = _pick_worst(problems, top)
         got = {k: every[k] for k in chosen}
     else:
+        totals = rollups.rollup_mailbox_counts(conn, since=q.since, until=q.until)
         problems = rollups.rollup_delivery_problems(conn, since=q.since, until=q.until)
         chosen = _pick_worst(problems, top)
         found = rollups.rollup_delivery_counts(

@@ -21,7 +21,13 @@ from typing import Any
 from sqlalchemy import Connection, Engine, column, func, insert, literal, select, table, text
 
 from touchflow.store import rollups as r
-from touchflow.store.schema import rollup_cadence, rollup_counts, rollup_delivery, rollup_seen
+from touchflow.store.schema import (
+    rollup_cadence,
+    rollup_counts,
+    rollup_delivery,
+    rollup_mailbox,
+    rollup_seen,
+)
 
 __all__ = ["BACKFILL_MIN_ROWS", "backfill", "wanted"]
 
@@ -84,7 +90,14 @@ def backfill(engine: Engine, wall: datetime, report: r.RefreshReport) -> bool:
     return True
 
 
-_FILLED = ("rollup_counts", "rollup_cadence", "rollup_delivery", "rollup_seen", "rollup_funnel")
+_FILLED = (
+    "rollup_counts",
+    "rollup_cadence",
+    "rollup_delivery",
+    "rollup_mailbox",
+    "rollup_seen",
+    "rollup_funnel",
+)
 
 
 def _fill(conn: Connection, wall: datetime, report: r.RefreshReport) -> None:
@@ -130,6 +143,13 @@ def _fill(conn: Connection, wall: datetime, report: r.RefreshReport) -> None:
                 ledger.c.metric.in_(sorted(r.DELIVERY_METRICS)),
             )
             .group_by(ledger.c.day, ledger.c.mailbox, ledger.c.domain, ledger.c.metric),
+        )
+    )
+    d = rollup_delivery.c
+    conn.execute(
+        insert(rollup_mailbox).from_select(
+            ["day", "mailbox", "metric", "n"],
+            select(d.day, d.mailbox, d.metric, func.sum(d.n)).group_by(d.day, d.mailbox, d.metric),
         )
     )
     # Outcome events count once per (touch, metric): what later events are checked against.

@@ -76,6 +76,7 @@ from touchflow.store.schema import (
     rollup_counts,
     rollup_delivery,
     rollup_funnel,
+    rollup_mailbox,
     rollup_marks,
     rollup_pending,
     rollup_seen,
@@ -97,6 +98,7 @@ __all__ = [
     "refresh",
     "rollup_delivery_counts",
     "rollup_delivery_problems",
+    "rollup_mailbox_counts",
     "rollup_totals",
 ]
 
@@ -628,6 +630,15 @@ def _write(conn: Connection, b: _Batch) -> None:
         ["day", "mailbox", "domain", "metric"],
         [(*k, n) for k, n in b.delivery.items()],
     )
+    per_mailbox: dict[tuple[Any, ...], int] = defaultdict(int)
+    for (day, mailbox, _, metric), n in b.delivery.items():
+        per_mailbox[(day, mailbox, metric)] += n
+    _add_counts(
+        conn,
+        "rollup_mailbox",
+        ["day", "mailbox", "metric"],
+        [(*k, n) for k, n in per_mailbox.items()],
+    )
     _write_funnel(conn, b)
 
 
@@ -873,6 +884,16 @@ def rollup_delivery_counts(
         q = q.where(c.domain.in_(sorted(domains)))
     q = _filtered(q, c, since, until, None, None, None)
     return _pivot(conn.execute(q).all(), 2)
+
+
+def rollup_mailbox_counts(
+    conn: Connection, *, since: date | None = None, until: date | None = None
+) -> dict[str, dict[str, int]]:
+    """Email deliverability counters per sending mailbox, every recipient domain summed."""
+    c = rollup_mailbox.c
+    q = select(c.mailbox, c.metric, func.sum(c.n)).group_by(c.mailbox, c.metric)
+    q = _filtered(q, c, since, until, None, None, None)
+    return {mailbox: m for (mailbox,), m in _pivot(conn.execute(q).all(), 1).items()}
 
 
 #: The deliverability counters that make a recipient domain worth a look.

@@ -614,6 +614,17 @@ rollup_delivery = Table(
     Index("ix_rollup_delivery_domain_day", "domain", "day"),
 )
 
+rollup_mailbox = Table(
+    "rollup_mailbox",
+    metadata,
+    # rollup_delivery summed over the recipient domain (migration 0018): a mailbox's
+    # totals over a year read ~22,000 rows, not every (day, mailbox, domain) one.
+    Column("day", Date, primary_key=True),
+    Column("mailbox", String(320), primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
 rollup_funnel = Table(
     "rollup_funnel",
     metadata,
