@@ -342,7 +342,8 @@ def _deal_forecast(
     probs = list(by_state[s][b])
     eventual = eventual_by_state[s][b]
     category = pipeline.category(d.stage)
-    if not explain:
+
+    def result(to_close: int | None, why: tuple[str, ...]) -> DealForecast:
         return DealForecast(
             deal_id=d.deal_id,
             owner_email=d.owner_email,
@@ -355,10 +356,13 @@ def _deal_forecast(
             days_in_stage=days,
             typical_days_in_stage=typical,
             close_date=d.close_date,
-            days_to_close_date=None,
+            days_to_close_date=to_close,
             close_date_pushes=d.close_date_pushes,
-            reasons=(),
+            reasons=why,
         )
+
+    if not explain:  # a backtest's forecasts: no reasons, no days to the close date
+        return result(None, ())
     reasons.insert(
         0,
         f"{d.stage} ({category.value}): {eventual:.0%} chance of being won from here "
@@ -397,22 +401,7 @@ def _deal_forecast(
             f"owner {d.owner_email} won {_rate_text(*owner_rates[d.owner_email])} of closed deals "
             f"(team {team})"
         )
-    return DealForecast(
-        deal_id=d.deal_id,
-        owner_email=d.owner_email,
-        account_domain=d.account_domain,
-        stage=d.stage,
-        category=category,
-        amount=amount,
-        probabilities=tuple(probs),
-        win_probability=eventual,
-        days_in_stage=days,
-        typical_days_in_stage=typical,
-        close_date=d.close_date,
-        days_to_close_date=to_close,
-        close_date_pushes=d.close_date_pushes,
-        reasons=tuple(reasons),
-    )
+    return result(to_close, tuple(reasons))
 
 
 def _half_month_of_quarter(moment: datetime) -> int:
