@@ -38,6 +38,7 @@ from touchflow.domain.batching import chunks
 from touchflow.domain.pipeline import Pipeline
 from touchflow.services.committee import committee_report
 from touchflow.store.deals import open_deals_at
+from touchflow.store.filters import owner_is
 from touchflow.store.prebuilt import dialect_insert
 from touchflow.store.schema import (
     committee_coverage,
@@ -79,10 +80,8 @@ def coverage_totals(
         query = select(
             func.count().filter(c.single_threaded.is_(True)), func.avg(c.score)
         ).select_from(committee_coverage)
-        if isinstance(owners, str):
-            query = query.where(c.owner_email == owners)
-        elif owners is not None:
-            query = query.where(c.owner_email.in_(sorted(owners)))
+        if owners is not None:
+            query = query.where(owner_is(c.owner_email, owners))
         row: Any = conn.execute(query).one()
         return int(row[0] or 0), None if row[1] is None else float(row[1])
 

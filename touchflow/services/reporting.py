@@ -39,6 +39,7 @@ from touchflow.errors import TouchflowError
 from touchflow.services import committee_coverage
 from touchflow.services.committee import committee_report
 from touchflow.store import rollups
+from touchflow.store.filters import owner_is
 from touchflow.store.schema import (
     deals,
     enrollments,
@@ -599,7 +600,7 @@ def speed_to_lead(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repor
     if end is not None:
         query = query.where(first_a.c.assigned_at < end)
     if wanted is not None:  # the AE is one the reader may see
-        query = query.where(ae == wanted if isinstance(wanted, str) else ae.in_(sorted(wanted)))
+        query = query.where(owner_is(ae, wanted))
     leads = []
     for r in conn.execute(query):
         touched = min((x for x in (r.first_sent, r.first_done) if x is not None), default=None)
@@ -943,10 +944,8 @@ def _pipeline(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Report:
     )  # fmt: skip
     # Cut to --owner and to what the viewer may see (a rep: their own deals).
     wanted = q.owner_filter()
-    if isinstance(wanted, str):
-        query = query.where(d.owner_email == wanted)
-    elif wanted is not None:
-        query = query.where(d.owner_email.in_(sorted(wanted)))
+    if wanted is not None:
+        query = query.where(owner_is(d.owner_email, wanted))
     rows = conn.execute(query.where(or_(d.outcome.is_(None), d.outcome == "won"))).all()
     # Committee coverage (score, single-threaded) per open deal: the stored read model, or
     # computed from the deals, contacts and ledger now (the same function fills both).

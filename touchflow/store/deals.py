@@ -56,6 +56,7 @@ from touchflow.domain.deals import (
 )
 from touchflow.domain.forecasting import CloseDateChange
 from touchflow.domain.pipeline import DealHistory
+from touchflow.store.filters import owner_is
 from touchflow.store.prebuilt import Insert, per_dialect
 from touchflow.store.schema import (
     deal_close_dates,
@@ -413,12 +414,10 @@ def open_deals_page(
     many there are in all. Biggest first: amount descending, then source and id, a total
     order, so consecutive pages neither repeat nor skip a deal."""
     cond: list[ColumnElement[bool]] = [deals.c.outcome.is_(None)]
-    if isinstance(owners, str):
-        cond.append(deals.c.owner_email == owners)
-    elif owners is not None:
+    if owners is not None:
         if not owners:
             return [], 0
-        cond.append(deals.c.owner_email.in_(sorted(owners)))
+        cond.append(owner_is(deals.c.owner_email, owners))
     total = int(conn.execute(select(func.count()).select_from(deals).where(*cond)).scalar_one())
     query = (
         select(deals)

@@ -65,6 +65,7 @@ from sqlalchemy import (
 )
 
 from touchflow.store.db import begin_write
+from touchflow.store.filters import owner_is
 from touchflow.store.prebuilt import dialect_insert
 from touchflow.store.schema import (
     deal_stage_changes,
@@ -948,15 +949,10 @@ def _filtered(
     if cadence is not None:
         q = q.where(c.cadence_id == cadence)
     if owner is not None:
-        q = q.where(_owner_is(c.owner_email, owner))
+        q = q.where(owner_is(c.owner_email, owner))
     if metrics is not None:
         q = q.where(c.metric.in_(list(metrics)))
     return q
-
-
-def _owner_is(col: Any, owner: str | Collection[str]) -> Any:
-    """``col = owner``, or ``col IN owners`` for a viewer's team (an empty set matches nothing)."""
-    return col == owner if isinstance(owner, str) else col.in_(sorted(owner))
 
 
 def _pivot(rows: Sequence[Any], width: int) -> dict[tuple[Any, ...], dict[str, int]]:
@@ -1086,7 +1082,7 @@ def rollup_funnel_rows(
     if cadence is not None:
         q = q.where(f.cadence_id == cadence)
     if owner is not None:
-        q = q.where(_owner_is(f.owner_email, owner))
+        q = q.where(owner_is(f.owner_email, owner))
     if since is not None:
         q = q.where(f.enrolled_at >= since)
     if until is not None:
@@ -1110,7 +1106,7 @@ def ledger_funnel_rows(
     if cadence is not None:
         q = q.where(en.c.cadence_id == cadence)
     if owner is not None:
-        q = q.where(_owner_is(en.c.owner_email, owner))
+        q = q.where(owner_is(en.c.owner_email, owner))
     if since is not None:
         q = q.where(en.c.enrolled_at >= since)
     if until is not None:
