@@ -763,12 +763,10 @@ def deliverability(conn: Connection, q: ReportQuery, ctx: ReportContext) -> Repo
         return _worst_domains(conn, q, ctx, ctx.domain_top)
     read = rollups.ledger_delivery if ctx.source == "ledger" else rollups.rollup_delivery_counts
     got = read(conn, since=q.since, until=q.until)
-    per_mailbox: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    per_mailbox = _per_mailbox(got)
     domains: dict[str, list[tuple[str, dict[str, int]]]] = defaultdict(list)
     other: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for (mailbox, dom), m in got.items():
-        for k, v in m.items():
-            per_mailbox[mailbox][k] += v
         if m.get("sent", 0) >= ctx.domain_min_sends:
             domains[mailbox].append((dom, m))
         else:
@@ -797,10 +795,7 @@ def _worst_domains(conn: Connection, q: ReportQuery, ctx: ReportContext, top: in
     """
     if ctx.source == "ledger":
         every = rollups.ledger_delivery(conn, since=q.since, until=q.until)
-        totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for (mailbox, _), m in every.items():
-            for metric, n in m.items():
-                totals[mailbox][metric] += n
+        totals = _per_mailbox(every)
         problems = {
             k: n
             for k, m in every.items()
@@ -830,6 +825,17 @@ def _worst_domains(conn: Connection, q: ReportQuery, ctx: ReportContext, top: in
             rows.append(_delivery_row(ctx, mailbox, OTHER_DOMAINS, rest))
     title = f"Deliverability (email): per mailbox, its {top} worst recipient domains"
     return Report("deliverability", title, DELIVERABILITY_COLUMNS, rows)
+
+
+def _per_mailbox(
+    delivery: dict[tuple[str, str], dict[str, int]],
+) -> dict[str, dict[str, int]]:
+    """Counters per (mailbox, recipient domain) summed per mailbox (``rollup_mailbox``'s rule)."""
+    out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (mailbox, _), m in delivery.items():
+        for metric, n in m.items():
+            out[mailbox][metric] += n
+    return out
 
 
 def _pick_worst(problems: dict[tuple[str, str], int], top: int) -> set[tuple[str, str]]:
