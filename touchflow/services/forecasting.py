@@ -456,8 +456,9 @@ def dashboard_forecast(
 
 def refresh_stored_forecast(engine: Engine, pipeline: Pipeline, now: datetime) -> bool:
     """Compute and store the everyone-scope (admin) forecast as of ``now`` unless it is
-    stored or being computed; True when this call computed it. The daily snapshot and
-    the rollup refresh that saw deal changes call it: the first page view finds it ready."""
+    stored or being computed; True when this call computed it. The daily snapshot
+    (the flow and ``touchflow snapshot``) calls it: the day's first page view finds it
+    ready. A deal change during the day is computed on the next page view."""
     pipe = forecast_pipeline(pipeline)
     with engine.connect() as conn:
         key = forecast_key(conn, pipe, None, now)

@@ -10,7 +10,7 @@ one is computed. See docs/forecast.md ("On the dashboard").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -43,14 +43,13 @@ class ForecastKey:
     as_of_day: date
     deals_version: str
 
+    def columns(self) -> dict[str, Any]:
+        """The key's columns of ``forecast_results`` (named as the fields)."""
+        return asdict(self)
+
     def where(self) -> Any:
         c = forecast_results.c
-        return and_(
-            c.scope == self.scope,
-            c.settings_key == self.settings_key,
-            c.as_of_day == self.as_of_day,
-            c.deals_version == self.deals_version,
-        )
+        return and_(*(c[name] == value for name, value in self.columns().items()))
 
 
 @dataclass(frozen=True)
@@ -107,15 +106,7 @@ def claim(conn: Connection, key: ForecastKey, now: datetime, stale_after: timede
     ``stale_after``. Commit right after: the claim is what the others see.
     """
     got = conn.execute(
-        _insert_claim(conn),
-        {
-            "scope": key.scope,
-            "settings_key": key.settings_key,
-            "as_of_day": key.as_of_day,
-            "deals_version": key.deals_version,
-            "status": COMPUTING,
-            "started_at": now,
-        },
+        _insert_claim(conn), {**key.columns(), "status": COMPUTING, "started_at": now}
     )
     if got.first() is not None:
         return True
@@ -147,29 +138,14 @@ def store_result(
     if done.rowcount == 0:  # the claim was taken over and finished first, or never made
         conn.execute(  # (returns a row or none: nothing to read)
             _insert_claim(conn),
-            {
-                "scope": key.scope,
-                "settings_key": key.settings_key,
-                "as_of_day": key.as_of_day,
-                "deals_version": key.deals_version,
-                "status": DONE,
-                "started_at": computed_at,
-                "as_of": as_of,
-                "computed_at": computed_at,
-                "result": result,
-            },
-        )
+            {**key.columns(), "status": DONE, "started_at": computed_at, "as_of": as_of,
+             "computed_at": computed_at, "result": result},
+        )  # fmt: skip
     rows = conn.execute(
         select(c.as_of_day, c.deals_version, c.computed_at)
         .where(c.scope == key.scope, c.settings_key == key.settings_key, c.status == DONE)
         .order_by(c.computed_at.desc())
     ).all()
     for old in rows[KEEP:]:
-        conn.execute(
-            delete(forecast_results).where(
-                c.scope == key.scope,
-                c.settings_key == key.settings_key,
-                c.as_of_day == old.as_of_day,
-                c.deals_version == old.deals_version,
-            )
-        )
+        gone = replace(key, as_of_day=old.as_of_day, deals_version=old.deals_version)
+        conn.execute(delete(forecast_results).where(gone.where()))
